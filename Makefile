@@ -1,0 +1,76 @@
+# Lethe: the two commands are `make demo` (the main job on the embedded bench) and
+# `make test` (every test). Both run `make setup` first, which installs what is missing
+# and builds; a second `make setup` with nothing changed does nothing.
+SHELL := /bin/bash
+ROOT := $(abspath .)
+VENV ?= $(ROOT)/.venv
+PYTHON ?= $(VENV)/bin/python
+BUILD ?= $(ROOT)/build
+JOBS ?= $(shell nproc)
+HOST_PYTHON ?= python3
+
+APT_PACKAGES := build-essential cmake ninja-build ccache pkg-config zlib1g-dev \
+  libgtest-dev libgmock-dev nlohmann-json3-dev libstb-dev libcli11-dev \
+  dataset-fashion-mnist fonts-dejavu-core
+
+export CCACHE_DIR ?= $(HOME)/.cache/ccache
+export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup system-packages venv configure build test test-native test-python test-all demo clean help
+
+help:
+	@echo "make setup   install what is missing (apt packages, .venv with torch), configure and build"
+	@echo "make test    setup, then every test (GoogleTest via ctest, then pytest)"
+	@echo "make demo    setup, then run the quickstart workflow on the embedded bench"
+	@echo "make build   rebuild only (PYTHON=/path/to/python builds _lethe for another interpreter)"
+
+setup: system-packages venv build
+
+# Installs the Debian packages that are missing (all present: no apt call at all).
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "setup: installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# The project venv; reinstalls only when requirements-dev.txt changes.
+venv: $(VENV)/.requirements-installed
+$(VENV)/.requirements-installed: requirements-dev.txt
+	@test -x $(VENV)/bin/python || $(HOST_PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --no-build-isolation -r requirements-dev.txt
+	@touch $@
+
+configure: $(BUILD)/build.ninja
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
+	  -DPython3_EXECUTABLE=$(PYTHON) -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: setup
+	$(MAKE) test-native test-python
+
+test-native:
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -LE slow
+
+test-python:
+	$(PYTHON) -m pytest tests/python -q -m "not slow"
+
+# Everything, including tests labelled slow.
+test-all: setup
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+	$(PYTHON) -m pytest tests/python -q
+
+demo: setup
+	@echo "demo: the quickstart workflow is not built yet (see the open issue 'The graph');"
+	@echo "      for now, \`$(BUILD)/lethe --help\` lists what the native core can do."
+	$(BUILD)/lethe --version
+
+clean:
+	rm -rf $(BUILD) python_bridge/_lethe*.so

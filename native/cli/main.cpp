@@ -1,0 +1,36 @@
+// The `lethe` command line: one program for everything the nodes can do headless.
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.hpp"
+#include "core/error.hpp"
+#include "core/runtime.hpp"
+
+int main(int argc, char** argv) {
+  lethe::init_threads();
+  CLI::App app{"Lethe: remove data and concepts from image diffusion models.\n"
+               "Runs ComfyUI workflow JSON headless and exposes the native core's tools.",
+               "lethe"};
+  app.set_version_flag("--version", lethe::build_info());
+  app.require_subcommand(0, 1);
+  lethe::cli::register_commands(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (app.get_subcommands().empty()) {
+    std::cout << app.help();
+    return 0;
+  }
+  try {
+    return lethe::cli::run_selected(app);
+  } catch (const lethe::Cancelled& e) {
+    std::cerr << "lethe: cancelled: " << e.what() << "\n";
+    return 130;
+  } catch (const std::exception& e) {
+    std::cerr << "lethe: error: " << e.what() << "\n";
+    return 1;
+  }
+}

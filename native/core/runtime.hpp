@@ -1,0 +1,22 @@
+// Process-wide runtime set-up: version string and torch thread count.
+#pragma once
+
+#include <string>
+
+namespace lethe {
+
+// Semantic version of the native core, e.g. "0.1.0".
+std::string version();
+
+// A one-line build description: version, torch version, C++ ABI.
+std::string build_info();
+
+// Number of CPU cores this process may run on (sched affinity, then hardware count).
+int available_cores();
+
+// Sets torch's intra-op thread count to `threads` (0 = available_cores()) and returns it.
+// Every entry point (CLI, Python module) calls this once at start-up: torch may default
+// to fewer threads than the machine has.
+int init_threads(int threads = 0);
+
+}  // namespace lethe

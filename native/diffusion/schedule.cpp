@@ -1,0 +1,124 @@
+#include "diffusion/schedule.hpp"
+
+#include <cmath>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "core/error.hpp"
+
+namespace lethe::diffusion {
+
+void ScheduleConfig::validate(const std::string& where) const {
+  check(beta_schedule == "linear" || beta_schedule == "scaled_linear" || beta_schedule == "squaredcos_cap_v2",
+        where, ".beta_schedule: unknown schedule '", beta_schedule,
+        "'; known: linear, scaled_linear, squaredcos_cap_v2");
+  check(num_train_timesteps >= 2, where, ".num_train_timesteps: expected >= 2, got ", num_train_timesteps);
+  check(beta_start > 0 && beta_end > 0 && beta_start < 1 && beta_end < 1, where,
+        ": beta_start and beta_end must be in (0, 1), got ", beta_start, " and ", beta_end);
+  check(prediction_type == "epsilon" || prediction_type == "v_prediction" || prediction_type == "sample", where,
+        ".prediction_type: unknown '", prediction_type, "'; known: epsilon, v_prediction, sample");
+}
+
+ScheduleConfig ScheduleConfig::stable_diffusion() {
+  ScheduleConfig config;
+  config.beta_schedule = "scaled_linear";
+  config.beta_start = 0.00085;
+  config.beta_end = 0.012;
+  return config;
+}
+
+NoiseSchedule::NoiseSchedule(const ScheduleConfig& config) : config_(config) {
+  config_.validate("noise schedule");
+  // The tables are computed the way diffusers computes them (float32 linspace and cumprod),
+  // so a model trained with diffusers sees exactly the abar it was trained with.
+  const int64_t steps = config.num_train_timesteps;
+  if (config.beta_schedule == "linear") {
+    betas_ = at::linspace(config.beta_start, config.beta_end, steps, at::kFloat);
+  } else if (config.beta_schedule == "scaled_linear") {
+    betas_ = at::linspace(std::sqrt(config.beta_start), std::sqrt(config.beta_end), steps, at::kFloat).pow(2);
+  } else {  // squaredcos_cap_v2 (Nichol & Dhariwal), capped at 0.999, computed in float64
+    auto alpha_bar = [](double s) {
+      const double angle = (s + 0.008) / 1.008 * M_PI / 2.0;
+      return std::cos(angle) * std::cos(angle);
+    };
+    std::vector<double> betas(static_cast<size_t>(steps));
+    for (int64_t t = 0; t < steps; ++t) {
+      const double t1 = static_cast<double>(t) / steps, t2 = static_cast<double>(t + 1) / steps;
+      betas[t] = std::min(1.0 - alpha_bar(t2) / alpha_bar(t1), 0.999);
+    }
+    betas_ = at::tensor(betas, at::kDouble).to(at::kFloat);
+  }
+  alphas_cumprod_ = at::cumprod(1.0 - betas_, 0);                    // [T] float32
+  sqrt_alphas_cumprod_ = alphas_cumprod_.sqrt();
+  sqrt_one_minus_alphas_cumprod_ = (1.0 - alphas_cumprod_).sqrt();
+}
+
+double NoiseSchedule::alpha_cumprod(int64_t t) const {
+  check(t < num_timesteps(), "timestep ", t, " out of range [0, ", num_timesteps(), ")");
+  return t < 0 ? 1.0 : alphas_cumprod_[t].item<double>();
+}
+
+at::Tensor NoiseSchedule::gather(const at::Tensor& table, const at::Tensor& t, int64_t rank) const {
+  check(t.dim() == 1, "timesteps must be a 1-D tensor [B], got ", t.sizes());
+  at::Tensor index = t.to(at::kCPU, at::kLong);
+  check(index.numel() == 0 || (index.min().item<int64_t>() >= 0 && index.max().item<int64_t>() < num_timesteps()),
+        "timesteps out of range [0, ", num_timesteps(), ")");
+  std::vector<int64_t> shape(static_cast<size_t>(rank), 1);
+  shape[0] = t.size(0);
+  return table.index_select(0, index).view(shape).to(t.device());  // [B, 1, ..., 1]
+}
+
+at::Tensor NoiseSchedule::sqrt_alpha_cumprod(const at::Tensor& t, int64_t rank) const {
+  return gather(sqrt_alphas_cumprod_, t, rank);
+}
+at::Tensor NoiseSchedule::sqrt_one_minus_alpha_cumprod(const at::Tensor& t, int64_t rank) const {
+  return gather(sqrt_one_minus_alphas_cumprod_, t, rank);
+}
+
+at::Tensor NoiseSchedule::add_noise(const at::Tensor& x0, const at::Tensor& noise, const at::Tensor& t) const {
+  const int64_t rank = x0.dim();
+  return sqrt_alpha_cumprod(t, rank).to(x0.dtype()) * x0 + sqrt_one_minus_alpha_cumprod(t, rank).to(x0.dtype()) * noise;
+}
+
+at::Tensor NoiseSchedule::eps_from_x0(const at::Tensor& x_t, const at::Tensor& x0, const at::Tensor& t) const {
+  const int64_t rank = x_t.dim();
+  return (x_t - sqrt_alpha_cumprod(t, rank) * x0) / sqrt_one_minus_alpha_cumprod(t, rank);
+}
+
+at::Tensor NoiseSchedule::x0_from_eps(const at::Tensor& x_t, const at::Tensor& eps, const at::Tensor& t) const {
+  const int64_t rank = x_t.dim();
+  return (x_t - sqrt_one_minus_alpha_cumprod(t, rank) * eps) / sqrt_alpha_cumprod(t, rank);
+}
+
+at::Tensor NoiseSchedule::v_from_eps(const at::Tensor& x0, const at::Tensor& eps, const at::Tensor& t) const {
+  const int64_t rank = x0.dim();
+  return sqrt_alpha_cumprod(t, rank) * eps - sqrt_one_minus_alpha_cumprod(t, rank) * x0;
+}
+
+at::Tensor NoiseSchedule::eps_from_v(const at::Tensor& x_t, const at::Tensor& v, const at::Tensor& t) const {
+  const int64_t rank = x_t.dim();
+  return sqrt_one_minus_alpha_cumprod(t, rank) * x_t + sqrt_alpha_cumprod(t, rank) * v;
+}
+
+at::Tensor NoiseSchedule::x0_from_v(const at::Tensor& x_t, const at::Tensor& v, const at::Tensor& t) const {
+  const int64_t rank = x_t.dim();
+  return sqrt_alpha_cumprod(t, rank) * x_t - sqrt_one_minus_alpha_cumprod(t, rank) * v;
+}
+
+std::pair<at::Tensor, at::Tensor> NoiseSchedule::split_prediction(const at::Tensor& x_t,
+                                                                  const at::Tensor& model_output,
+                                                                  const at::Tensor& t) const {
+  if (config_.prediction_type == "epsilon") return {x0_from_eps(x_t, model_output, t), model_output};
+  if (config_.prediction_type == "v_prediction")
+    return {x0_from_v(x_t, model_output, t), eps_from_v(x_t, model_output, t)};
+  return {model_output, eps_from_x0(x_t, model_output, t)};  // "sample"
+}
+
+at::Tensor NoiseSchedule::training_target(const at::Tensor& x0, const at::Tensor& eps, const at::Tensor& t) const {
+  if (config_.prediction_type == "epsilon") return eps;
+  if (config_.prediction_type == "v_prediction") return v_from_eps(x0, eps, t);
+  return x0;
+}
+
+}  // namespace lethe::diffusion

@@ -1,0 +1,67 @@
+// The safetensors file format (https://github.com/huggingface/safetensors): an 8-byte
+// little-endian header length N, N bytes of JSON header, then the raw tensor bytes.
+//
+// Reading memory-maps the file copy-on-write, validates the whole header before any
+// tensor is touched, and hands out tensors that view the mapping (or copies when a
+// tensor's bytes are not aligned for its dtype). Writing is atomic.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+namespace lethe::io {
+
+using Metadata = std::map<std::string, std::string>;
+
+struct TensorEntry {
+  std::string dtype;            // safetensors dtype name: "F32", "BF16", "I64", ...
+  std::vector<int64_t> shape;   // may be empty (a scalar)
+  uint64_t begin = 0;           // byte offsets relative to the start of the data section
+  uint64_t end = 0;
+};
+
+class SafetensorsFile {
+ public:
+  // Maps and validates `path`. Throws lethe::Error naming the file and the problem for
+  // any malformed file (truncation, header length past the end, bad JSON, unknown dtype,
+  // shape/offset disagreement, overlapping, gapped or out-of-range offsets).
+  static SafetensorsFile open(const std::filesystem::path& path);
+
+  const std::filesystem::path& path() const { return path_; }
+  const Metadata& metadata() const { return metadata_; }
+  // Tensor names in the order of their data offsets.
+  const std::vector<std::string>& names() const { return names_; }
+  bool contains(const std::string& name) const { return entries_.count(name) > 0; }
+  const TensorEntry& entry(const std::string& name) const;
+  // The tensor `name` on the CPU. It shares memory with the private mapping: writes to it
+  // never reach the file.
+  at::Tensor tensor(const std::string& name) const;
+  std::map<std::string, at::Tensor> tensors() const;
+
+ private:
+  struct Mapping;
+  std::filesystem::path path_;
+  std::shared_ptr<Mapping> mapping_;
+  const uint8_t* data_ = nullptr;  // start of the data section
+  Metadata metadata_;
+  std::map<std::string, TensorEntry> entries_;
+  std::vector<std::string> names_;
+};
+
+// Writes tensors (any device and layout; stored contiguous, in name order) and string
+// metadata to `path` atomically. Names must be non-empty; "__metadata__" is reserved.
+void save_safetensors(const std::filesystem::path& path, const std::map<std::string, at::Tensor>& tensors,
+                      const Metadata& metadata = {});
+
+// The safetensors dtype name for a torch scalar type, and back. Throw for unsupported ones.
+std::string safetensors_dtype_name(at::ScalarType type);
+at::ScalarType scalar_type_from_safetensors(const std::string& name, const std::string& where);
+
+}  // namespace lethe::io

@@ -1,0 +1,110 @@
+#include "models/layers.hpp"
+
+#include <cmath>
+
+#include <ATen/ATen.h>
+
+#include "core/error.hpp"
+
+namespace lethe::models {
+
+namespace {
+
+void uniform_init(at::Tensor& tensor, double bound, at::Generator& generator) {
+  at::NoGradGuard no_grad;
+  tensor.uniform_(-bound, bound, generator);
+}
+
+// y += scale * up(down(x)) for a linear adapter.
+at::Tensor apply_linear_adapter(const at::Tensor& x, const LowRankAdapter& adapter) {
+  at::Tensor hidden = at::linear(x.to(adapter.down.scalar_type()), adapter.down);  // [..., r]
+  return at::linear(hidden, adapter.up).mul(adapter.scale);                       // [..., out]
+}
+
+}  // namespace
+
+LinearLayerImpl::LinearLayerImpl(int64_t in, int64_t out, bool has_bias, const at::TensorOptions& options)
+    : in_features(in), out_features(out) {
+  weight = register_parameter("weight", at::empty({out, in}, options));
+  if (has_bias) bias = register_parameter("bias", at::empty({out}, options));
+}
+
+void LinearLayerImpl::reset_parameters(at::Generator& generator) {
+  const double bound = 1.0 / std::sqrt(static_cast<double>(in_features));
+  uniform_init(weight, bound, generator);
+  if (bias.defined()) uniform_init(bias, bound, generator);
+}
+
+at::Tensor LinearLayerImpl::forward(const at::Tensor& x) {
+  at::Tensor y = at::linear(x.to(weight.scalar_type()), weight, bias);
+  if (adapter) y = y + apply_linear_adapter(x, *adapter).to(y.scalar_type());
+  return y;
+}
+
+Conv2dLayerImpl::Conv2dLayerImpl(int64_t in, int64_t out, int64_t kernel_size, int64_t stride_, int64_t padding_,
+                                 const at::TensorOptions& options)
+    : in_channels(in), out_channels(out), kernel(kernel_size), stride(stride_), padding(padding_) {
+  weight = register_parameter("weight", at::empty({out, in, kernel, kernel}, options));
+  bias = register_parameter("bias", at::empty({out}, options));
+}
+
+void Conv2dLayerImpl::reset_parameters(at::Generator& generator) {
+  const double bound = 1.0 / std::sqrt(static_cast<double>(in_channels * kernel * kernel));
+  uniform_init(weight, bound, generator);
+  uniform_init(bias, bound, generator);
+}
+
+at::Tensor Conv2dLayerImpl::forward(const at::Tensor& x) {
+  at::Tensor y = at::conv2d(x.to(weight.scalar_type()), weight, bias, {stride, stride}, {padding, padding});
+  if (adapter) {
+    // down: a conv with the base kernel geometry to rank channels; up: a 1x1 conv back.
+    at::Tensor hidden = at::conv2d(x.to(adapter->down.scalar_type()), adapter->down, {}, {stride, stride},
+                                   {padding, padding});                  // [B, r, H', W']
+    y = y + at::conv2d(hidden, adapter->up).mul(adapter->scale).to(y.scalar_type());  // [B, out, H', W']
+  }
+  return y;
+}
+
+GroupNormLayerImpl::GroupNormLayerImpl(int64_t groups_, int64_t channels, double eps_,
+                                       const at::TensorOptions& options)
+    : groups(groups_), eps(eps_) {
+  check(channels % groups == 0, "GroupNorm: ", channels, " channels are not divisible into ", groups, " groups");
+  weight = register_parameter("weight", at::empty({channels}, options));
+  bias = register_parameter("bias", at::empty({channels}, options));
+}
+
+void GroupNormLayerImpl::reset_parameters() {
+  at::NoGradGuard no_grad;
+  weight.fill_(1.0);
+  bias.zero_();
+}
+
+at::Tensor GroupNormLayerImpl::forward(const at::Tensor& x) {
+  return at::group_norm(x.to(weight.scalar_type()), groups, weight, bias, eps);
+}
+
+LayerNormLayerImpl::LayerNormLayerImpl(int64_t features, double eps_, const at::TensorOptions& options) : eps(eps_) {
+  weight = register_parameter("weight", at::empty({features}, options));
+  bias = register_parameter("bias", at::empty({features}, options));
+}
+
+void LayerNormLayerImpl::reset_parameters() {
+  at::NoGradGuard no_grad;
+  weight.fill_(1.0);
+  bias.zero_();
+}
+
+at::Tensor LayerNormLayerImpl::forward(const at::Tensor& x) {
+  return at::layer_norm(x.to(weight.scalar_type()), {weight.size(0)}, weight, bias, eps);
+}
+
+void reset_all_parameters(torch::nn::Module& module, at::Generator& generator) {
+  for (const auto& child : module.modules(/*include_self=*/true)) {
+    if (auto* linear = dynamic_cast<LinearLayerImpl*>(child.get())) linear->reset_parameters(generator);
+    if (auto* conv = dynamic_cast<Conv2dLayerImpl*>(child.get())) conv->reset_parameters(generator);
+    if (auto* group_norm = dynamic_cast<GroupNormLayerImpl*>(child.get())) group_norm->reset_parameters();
+    if (auto* layer_norm = dynamic_cast<LayerNormLayerImpl*>(child.get())) layer_norm->reset_parameters();
+  }
+}
+
+}  // namespace lethe::models

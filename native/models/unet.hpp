@@ -1,0 +1,138 @@
+// The native UNet in the Stable Diffusion (LDM, openaimodel.py) layout. Module names are
+// the checkpoint's state-dict keys: time_embed.{0,2}, input_blocks.N.M...,
+// middle_block.{0,1,2}, output_blocks.N.M..., out.{0,2}; so reading this file and reading
+// the weights file are the same act.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include "models/layers.hpp"
+#include "models/unet_config.hpp"
+
+namespace lethe::models {
+
+// A layer of a TimestepEmbedSequential: sees the feature map, the timestep embedding and
+// the text context; each kind uses what it needs.
+class UNetLayer : public torch::nn::Module {
+ public:
+  virtual at::Tensor forward(const at::Tensor& x, const at::Tensor& emb, const at::Tensor& context) = 0;
+};
+
+class ResBlockImpl : public UNetLayer {
+ public:
+  ResBlockImpl(int64_t channels, int64_t emb_channels, int64_t out_channels, const UNetConfig& config,
+               const at::TensorOptions& options);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& emb, const at::Tensor& context) override;
+
+  GroupNormLayer in_norm{nullptr};     // in_layers.0
+  Conv2dLayer in_conv{nullptr};        // in_layers.2
+  LinearLayer emb_linear{nullptr};     // emb_layers.1
+  GroupNormLayer out_norm{nullptr};    // out_layers.0
+  Conv2dLayer out_conv{nullptr};       // out_layers.3 (zero-initialised)
+  Conv2dLayer skip{nullptr};           // skip_connection (1x1) when channels change
+  bool scale_shift;
+};
+TORCH_MODULE(ResBlock);
+
+class CrossAttentionImpl : public torch::nn::Module {
+ public:
+  CrossAttentionImpl(int64_t query_dim, int64_t context_dim, int64_t heads, int64_t head_dim,
+                     const at::TensorOptions& options);
+  // x [B, N, query_dim], context [B, L, context_dim] (undefined = self-attention)
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& context);
+
+  int64_t heads, head_dim;
+  LinearLayer to_q{nullptr}, to_k{nullptr}, to_v{nullptr};
+  LinearLayer to_out{nullptr};  // to_out.0
+};
+TORCH_MODULE(CrossAttention);
+
+class TransformerBlockImpl : public torch::nn::Module {
+ public:
+  TransformerBlockImpl(int64_t dim, int64_t context_dim, int64_t heads, int64_t head_dim,
+                       const at::TensorOptions& options);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& context);  // [B, N, dim]
+
+  CrossAttention attn1{nullptr}, attn2{nullptr};
+  LinearLayer ff_in{nullptr};   // ff.net.0.proj (GEGLU: dim -> 2 * 4 dim)
+  LinearLayer ff_out{nullptr};  // ff.net.2 (4 dim -> dim)
+  LayerNormLayer norm1{nullptr}, norm2{nullptr}, norm3{nullptr};
+};
+TORCH_MODULE(TransformerBlock);
+
+class SpatialTransformerImpl : public UNetLayer {
+ public:
+  SpatialTransformerImpl(int64_t channels, const UNetConfig& config, const at::TensorOptions& options);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& emb, const at::Tensor& context) override;
+
+  bool linear_projection;
+  GroupNormLayer norm{nullptr};
+  std::shared_ptr<torch::nn::Module> proj_in, proj_out;  // Conv2dLayer (1x1) or LinearLayer
+  std::vector<TransformerBlock> blocks;                  // transformer_blocks.K
+};
+TORCH_MODULE(SpatialTransformer);
+
+class DownsampleImpl : public UNetLayer {
+ public:
+  DownsampleImpl(int64_t channels, const at::TensorOptions& options);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& emb, const at::Tensor& context) override;
+  Conv2dLayer op{nullptr};  // 3x3, stride 2
+};
+TORCH_MODULE(Downsample);
+
+class UpsampleImpl : public UNetLayer {
+ public:
+  UpsampleImpl(int64_t channels, const at::TensorOptions& options);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& emb, const at::Tensor& context) override;
+  Conv2dLayer conv{nullptr};  // nearest x2, then 3x3
+};
+TORCH_MODULE(Upsample);
+
+class InputConvImpl : public UNetLayer {
+ public:
+  InputConvImpl(int64_t in_channels, int64_t out_channels, const at::TensorOptions& options);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& emb, const at::Tensor& context) override;
+  Conv2dLayer conv{nullptr};
+};
+
+// LDM's TimestepEmbedSequential: layers named "0", "1", ...
+class TimestepSequentialImpl : public torch::nn::Module {
+ public:
+  void append(std::shared_ptr<UNetLayer> layer);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& emb, const at::Tensor& context);
+  std::vector<std::shared_ptr<UNetLayer>> layers;
+};
+TORCH_MODULE(TimestepSequential);
+
+class UNetImpl : public torch::nn::Module {
+ public:
+  explicit UNetImpl(const UNetConfig& config, const at::TensorOptions& options = {});
+  // x_t [B, in, H, W] (H, W divisible by 2^(levels-1)), t [B] (int or float timesteps),
+  // context [B, L, context_dim] -> [B, out, H, W]
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& context);
+  // Re-initialises all weights from a seed (PyTorch defaults; zero-initialised output convs).
+  void initialize(uint64_t seed);
+  const UNetConfig& config() const { return config_; }
+
+  // Runs each input/middle/output block under activation checkpointing while grad mode is
+  // on: activations are recomputed in backward instead of stored.
+  bool gradient_checkpointing = false;
+
+ private:
+  UNetConfig config_;
+  LinearLayer time_embed_in{nullptr}, time_embed_out{nullptr};  // time_embed.0, time_embed.2
+  std::vector<TimestepSequential> input_blocks, output_blocks;
+  TimestepSequential middle_block{nullptr};
+  GroupNormLayer out_norm{nullptr};  // out.0
+  Conv2dLayer out_conv{nullptr};     // out.2
+};
+TORCH_MODULE(UNet);
+
+// Sinusoidal timestep embedding as in LDM: [cos(t f), sin(t f)], f_i = 10000^(-i/half).
+at::Tensor timestep_embedding(const at::Tensor& t, int64_t dim, double max_period = 10000.0);  // [B] -> [B, dim]
+
+}  // namespace lethe::models

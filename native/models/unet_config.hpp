@@ -1,0 +1,86 @@
+// The configuration of the LDM-layout UNet and its detection from a checkpoint's
+// key/shape table (which keys exist and their shapes), as stable-diffusion.cpp does.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "io/json_config.hpp"
+
+namespace lethe::models {
+
+struct UNetConfig {
+  int64_t in_channels = 4;
+  int64_t out_channels = 4;
+  int64_t model_channels = 320;
+  std::vector<int64_t> channel_mult = {1, 2, 4, 4};
+  int64_t num_res_blocks = 2;
+  std::vector<int64_t> attention_levels = {0, 1, 2};  // levels (indices into channel_mult) with transformers
+  int64_t transformer_depth = 1;
+  bool middle_attention = true;
+  int64_t context_dim = 768;
+  int64_t num_heads = 8;           // used when num_head_channels == -1
+  int64_t num_head_channels = -1;  // fixed head width (SD2: 64); -1 = use num_heads
+  bool use_linear_in_transformer = false;
+  bool use_scale_shift_norm = false;
+  int64_t norm_groups = 32;
+
+  template <typename Visitor>
+  void visit(Visitor& v) {
+    v("in_channels", in_channels);
+    v("out_channels", out_channels);
+    v("model_channels", model_channels);
+    v("channel_mult", channel_mult);
+    v("num_res_blocks", num_res_blocks);
+    v("attention_levels", attention_levels);
+    v("transformer_depth", transformer_depth);
+    v("middle_attention", middle_attention);
+    v("context_dim", context_dim);
+    v("num_heads", num_heads);
+    v("num_head_channels", num_head_channels);
+    v("use_linear_in_transformer", use_linear_in_transformer);
+    v("use_scale_shift_norm", use_scale_shift_norm);
+    v("norm_groups", norm_groups);
+  }
+  void validate(const std::string& where) const;
+
+  bool has_attention(int64_t level) const;
+  // (heads, head width) for a transformer over `channels` channels.
+  std::pair<int64_t, int64_t> heads_for(int64_t channels) const;
+
+  static UNetConfig sd15();
+  static UNetConfig sd21();
+};
+
+bool operator==(const UNetConfig& a, const UNetConfig& b);
+
+// Key -> shape, the form in which a checkpoint describes itself.
+using ShapeTable = std::map<std::string, std::vector<int64_t>>;
+
+// What weights cannot tell: the number of attention heads and the GroupNorm group count.
+// Defaults follow the SD family: context width 768 -> 8 heads (SD1.x), 1024 -> 64-wide
+// heads (SD2.x); other widths need a hint (Lethe's own files carry the full config in
+// their metadata).
+struct UNetHints {
+  std::optional<int64_t> num_heads;
+  std::optional<int64_t> num_head_channels;
+  std::optional<int64_t> norm_groups;
+};
+
+// Derives the config from `shapes` (UNet keys without prefix), then checks the whole table
+// against the shapes that config implies. Throws lethe::Error naming the offending key
+// (and both shapes) for a wrong shape, a missing or an unexpected key. `where` names the
+// source (file path) in messages.
+UNetConfig detect_unet_config(const ShapeTable& shapes, const UNetHints& hints, const std::string& where);
+
+// The key/shape table a config implies (built on the meta device, nothing allocated).
+ShapeTable unet_shape_table(const UNetConfig& config);
+
+// Compares two tables; throws naming missing keys, unexpected keys and shape mismatches.
+void check_shape_table(const ShapeTable& expected, const ShapeTable& got, const std::string& where);
+
+std::string shape_text(const std::vector<int64_t>& shape);
+
+}  // namespace lethe::models

@@ -1,0 +1,81 @@
+#include <torch/version.h>
+
+#include "bindings.hpp"
+#include "core/runtime.hpp"
+#include "diffusion/sampler.hpp"
+#include "diffusion/schedule.hpp"
+#include "io/json_config.hpp"
+#include "io/safetensors.hpp"
+
+namespace lethe::bridge {
+
+void bind_core(py::module_& m) {
+  m.def("version", &lethe::version, "Version of the native core.");
+  m.def("build_info", &lethe::build_info, "Version, torch version and ABI the module was built with.");
+  m.def("torch_version", [] { return std::string(TORCH_VERSION); }, "The torch version _lethe was compiled against.");
+  m.def("init_threads", &lethe::init_threads, py::arg("threads") = 0,
+        "Set torch's thread count (0 = the cores this process may use); returns the count.");
+  m.def("available_cores", &lethe::available_cores);
+
+  m.def("identity", [](const at::Tensor& tensor) { return tensor; }, py::arg("tensor"),
+        "Returns the same tensor from native code (no copy).");
+  m.def(
+      "scale_",
+      [](at::Tensor tensor, double factor) {
+        py::gil_scoped_release release;
+        tensor.mul_(factor);
+        return tensor;
+      },
+      py::arg("tensor"), py::arg("factor"), "Multiplies a tensor in place in native code.");
+
+  m.def(
+      "save_safetensors",
+      [](const std::string& path, const std::map<std::string, at::Tensor>& tensors, const io::Metadata& metadata) {
+        py::gil_scoped_release release;
+        io::save_safetensors(path, tensors, metadata);
+      },
+      py::arg("path"), py::arg("tensors"), py::arg("metadata") = io::Metadata{});
+  m.def(
+      "load_safetensors",
+      [](const std::string& path) {
+        auto file = io::SafetensorsFile::open(path);
+        return py::make_tuple(file.tensors(), file.metadata());
+      },
+      py::arg("path"), "Returns (tensors, metadata). Tensors view a private copy-on-write mapping.");
+
+  using diffusion::NoiseSchedule;
+  py::class_<NoiseSchedule>(m, "NoiseSchedule")
+      .def(py::init([](const std::string& config_json) {
+             return NoiseSchedule(io::read_config<diffusion::ScheduleConfig>(
+                 io::parse_json(config_json, "NoiseSchedule config"), "NoiseSchedule config"));
+           }),
+           py::arg("config_json") = "{}")
+      .def_property_readonly("betas", &NoiseSchedule::betas)
+      .def_property_readonly("alphas_cumprod", &NoiseSchedule::alphas_cumprod)
+      .def("add_noise", &NoiseSchedule::add_noise)
+      .def("training_target", &NoiseSchedule::training_target);
+  m.def("inference_timesteps", &diffusion::inference_timesteps, py::arg("num_train_timesteps"), py::arg("steps"),
+        py::arg("spacing") = "leading", py::arg("steps_offset") = 0);
+  m.def(
+      "ddim_step",
+      [](const NoiseSchedule& schedule, const at::Tensor& model_output, int64_t t, int64_t t_prev,
+         const at::Tensor& x_t, double eta, const std::optional<at::Tensor>& noise, double clip_sample_range) {
+        auto result = diffusion::ddim_step(schedule, model_output, t, t_prev, x_t, eta, noise.value_or(at::Tensor()),
+                                           clip_sample_range);
+        return py::make_tuple(result.prev_sample, result.pred_original_sample);
+      },
+      py::arg("schedule"), py::arg("model_output"), py::arg("t"), py::arg("t_prev"), py::arg("x_t"),
+      py::arg("eta") = 0.0, py::arg("noise") = py::none(), py::arg("clip_sample_range") = 0.0);
+  m.def(
+      "ddpm_step",
+      [](const NoiseSchedule& schedule, const at::Tensor& model_output, int64_t t, int64_t t_prev,
+         const at::Tensor& x_t, const at::Tensor& noise, const std::string& variance_type, double clip_sample_range) {
+        auto result = diffusion::ddpm_step(schedule, model_output, t, t_prev, x_t, noise, variance_type,
+                                           clip_sample_range);
+        return py::make_tuple(result.prev_sample, result.pred_original_sample);
+      },
+      py::arg("schedule"), py::arg("model_output"), py::arg("t"), py::arg("t_prev"), py::arg("x_t"),
+      py::arg("noise"), py::arg("variance_type") = "fixed_small", py::arg("clip_sample_range") = 0.0);
+}
+
+}  // namespace lethe::bridge

@@ -1,0 +1,53 @@
+#include "bindings.hpp"
+#include "io/json_config.hpp"
+#include "models/state_dict.hpp"
+#include "models/unet_file.hpp"
+
+namespace lethe::bridge {
+
+void bind_models(py::module_& m) {
+  using models::UNetImpl;
+  m.def(
+      "detect_unet_config",
+      [](const models::ShapeTable& shapes, std::optional<int64_t> num_heads, std::optional<int64_t> num_head_channels,
+         std::optional<int64_t> norm_groups) {
+        return io::to_json(models::detect_unet_config(shapes, {num_heads, num_head_channels, norm_groups}, "shape table"))
+            .dump();
+      },
+      py::arg("shapes"), py::arg("num_heads") = py::none(), py::arg("num_head_channels") = py::none(),
+      py::arg("norm_groups") = py::none(), "Detect the UNet config (JSON) from a {key: shape} table.");
+
+  py::class_<UNetImpl, std::shared_ptr<UNetImpl>>(m, "UNet", "The native LDM-layout UNet.")
+      .def_static(
+          "load",
+          [](const std::string& path, std::optional<int64_t> num_heads, std::optional<int64_t> num_head_channels,
+             std::optional<int64_t> norm_groups) {
+            models::UNetHints hints{num_heads, num_head_channels, norm_groups};
+            py::gil_scoped_release release;
+            return models::load_unet(path, hints).unet.ptr();
+          },
+          py::arg("path"), py::arg("num_heads") = py::none(), py::arg("num_head_channels") = py::none(),
+          py::arg("norm_groups") = py::none(),
+          "Load the UNet of a .safetensors checkpoint strictly, config detected from the weights.")
+      .def(
+          "forward",
+          [](UNetImpl& self, const at::Tensor& x, const at::Tensor& t, const at::Tensor& context) {
+            py::gil_scoped_release release;
+            return self.forward(x, t, context);
+          },
+          py::arg("x"), py::arg("t"), py::arg("context"), "x_t [B,C,H,W], t [B], context [B,L,D] -> [B,C,H,W]")
+      .def("config_json", [](const UNetImpl& self) { return io::to_json(self.config()).dump(); })
+      .def("state_dict", [](const UNetImpl& self) { return models::state_dict(self); },
+           "Detached views of the weights, by checkpoint key.")
+      .def(
+          "named_parameters",
+          [](const UNetImpl& self) {
+            std::map<std::string, at::Tensor> out;
+            for (const auto& item : self.named_parameters()) out[item.key()] = item.value();
+            return out;
+          },
+          "The parameter tensors themselves (they carry .grad after backward).")
+      .def_readwrite("gradient_checkpointing", &UNetImpl::gradient_checkpointing);
+}
+
+}  // namespace lethe::bridge

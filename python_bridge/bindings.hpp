@@ -1,0 +1,13 @@
+// The pieces of the `_lethe` module, one function per area of the native core.
+#pragma once
+
+#include <torch/extension.h>
+
+namespace lethe::bridge {
+
+namespace py = pybind11;
+
+void bind_core(py::module_& m);      // version, threads, tensor hand-over, io, diffusion math
+void bind_models(py::module_& m);    // UNet and config detection
+
+}  // namespace lethe::bridge

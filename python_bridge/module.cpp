@@ -1,0 +1,14 @@
+// The pybind11 module `_lethe`: hands tensors and objects between Python and the native
+// core. No algorithm lives here; every function forwards to native/. Long calls release
+// the GIL.
+#include "bindings.hpp"
+
+#include "core/error.hpp"
+
+PYBIND11_MODULE(_lethe, m) {
+  m.doc() = "Lethe native core (libtorch). Use it through the `lethe` ComfyUI pack or python_bridge.";
+  pybind11::register_exception<lethe::Cancelled>(m, "Cancelled");
+  pybind11::register_exception<lethe::Error>(m, "LetheError", PyExc_RuntimeError);
+  lethe::bridge::bind_core(m);
+  lethe::bridge::bind_models(m);
+}

@@ -1,0 +1,35 @@
+#include "test_helpers.hpp"
+
+#include <atomic>
+#include <unistd.h>
+
+#include "core/error.hpp"
+
+namespace lethe::testing {
+
+TempDir::TempDir() {
+  static std::atomic<int> counter{0};
+  path_ = std::filesystem::temp_directory_path() /
+          ("lethe-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+  std::filesystem::remove_all(path_);
+  std::filesystem::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+void expect_error(const std::function<void()>& body, const std::vector<std::string>& fragments) {
+  try {
+    body();
+  } catch (const lethe::Error& error) {
+    const std::string message = error.what();
+    for (const std::string& fragment : fragments)
+      EXPECT_NE(message.find(fragment), std::string::npos) << "message: " << message << "\nmissing: " << fragment;
+    return;
+  }
+  ADD_FAILURE() << "expected a lethe::Error mentioning '" << (fragments.empty() ? "" : fragments[0]) << "'";
+}
+
+}  // namespace lethe::testing

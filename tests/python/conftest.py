@@ -1,0 +1,30 @@
+"""pytest set-up: the repository root on sys.path, seeded torch, and the native module."""
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+BUILD = os.environ.get("LETHE_BUILD", os.path.join(ROOT, "build"))
+LETHE_EXE = os.path.join(BUILD, "lethe")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: long tests, run by `make test-all`")
+    config.addinivalue_line("markers", "gpu: needs a CUDA device; skipped without one")
+
+
+@pytest.fixture
+def lethe():
+    from python_bridge import _lethe
+
+    return _lethe
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    import torch
+
+    torch.manual_seed(0)

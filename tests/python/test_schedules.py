@@ -1,0 +1,114 @@
+"""Noise schedules and sampler steps against diffusers (the reference implementation) and
+the fixture values of shared/reference/methods.md."""
+import json
+
+import pytest
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler
+
+SCHEDULES = [
+    ("linear", 1e-4, 0.02),
+    ("scaled_linear", 0.00085, 0.012),
+    ("squaredcos_cap_v2", 1e-4, 0.02),
+]
+
+
+def native(lethe, name, start, end, prediction="epsilon"):
+    config = {"beta_schedule": name, "beta_start": start, "beta_end": end, "prediction_type": prediction}
+    return lethe.NoiseSchedule(json.dumps(config))
+
+
+@pytest.mark.parametrize("name,start,end", SCHEDULES)
+def test_betas_and_alphas_cumprod_match_diffusers(lethe, name, start, end):
+    ref = DDPMScheduler(num_train_timesteps=1000, beta_schedule=name, beta_start=start, beta_end=end)
+    ours = native(lethe, name, start, end)
+    assert torch.allclose(ours.betas, ref.betas, atol=1e-6, rtol=0)
+    assert torch.allclose(ours.alphas_cumprod, ref.alphas_cumprod, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name,start,end,fixture", [
+    ("linear", 1e-4, 0.02, (0.99990000, 0.078587, 4.0358e-5)),
+    ("scaled_linear", 0.00085, 0.012, (0.99915000, 0.277670, 4.6601e-3)),
+    ("squaredcos_cap_v2", 1e-4, 0.02, (0.99995872, 0.493844, 2.4288e-9)),
+])
+def test_alphas_cumprod_match_reference_table(lethe, name, start, end, fixture):
+    abar = native(lethe, name, start, end).alphas_cumprod.double()
+    for t, expected in zip((0, 499, 999), fixture):
+        assert abar[t].item() == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("spacing", ["leading", "trailing", "linspace"])
+@pytest.mark.parametrize("steps", [1, 25, 50, 1000])
+def test_inference_timesteps_match_diffusers(lethe, spacing, steps):
+    ref = DDIMScheduler(num_train_timesteps=1000, timestep_spacing=spacing, steps_offset=1 if spacing == "leading" else 0)
+    ref.set_timesteps(steps)
+    offset = 1 if spacing == "leading" else 0
+    if spacing == "leading" and steps == 1000:
+        offset = 0  # 999 + 1 would leave the schedule
+        ref = DDIMScheduler(num_train_timesteps=1000, timestep_spacing=spacing, steps_offset=0)
+        ref.set_timesteps(steps)
+    assert lethe.inference_timesteps(1000, steps, spacing, offset) == ref.timesteps.tolist()
+
+
+@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction", "sample"])
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("name,start,end", SCHEDULES)
+def test_ddim_step_matches_diffusers(lethe, prediction, eta, name, start, end):
+    ref = DDIMScheduler(num_train_timesteps=1000, beta_schedule=name, beta_start=start, beta_end=end,
+                        prediction_type=prediction, clip_sample=False, set_alpha_to_one=True)
+    ref.set_timesteps(50)
+    ours = native(lethe, name, start, end, prediction)
+    g = torch.Generator().manual_seed(3)
+    for t in (ref.timesteps[0].item(), ref.timesteps[25].item(), ref.timesteps[-1].item()):
+        x = torch.randn(2, 3, 8, 8, generator=g)
+        out = torch.randn(2, 3, 8, 8, generator=g)
+        noise = torch.randn(2, 3, 8, 8, generator=g)
+        expected = ref.step(out, t, x, eta=eta, variance_noise=noise).prev_sample
+        t_prev = t - 1000 // 50
+        got, _ = lethe.ddim_step(ours, out, t, t_prev, x, eta, noise)
+        assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5), (t, (got - expected).abs().max())
+
+
+def test_ddim_step_clip_sample_matches_diffusers(lethe):
+    ref = DDIMScheduler(num_train_timesteps=1000, clip_sample=True, clip_sample_range=1.0)
+    ref.set_timesteps(10)
+    ours = native(lethe, "linear", 1e-4, 0.02)
+    x, out = torch.randn(2, 1, 4, 4) * 3, torch.randn(2, 1, 4, 4)
+    t = ref.timesteps[3].item()
+    expected = ref.step(out, t, x, eta=0.0).prev_sample
+    got, _ = lethe.ddim_step(ours, out, t, t - 100, x, 0.0, None, 1.0)
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("variance", ["fixed_small", "fixed_large"])
+@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
+@pytest.mark.parametrize("name,start,end", SCHEDULES)
+def test_ddpm_step_matches_diffusers_with_fixed_noise(lethe, variance, prediction, name, start, end):
+    ref = DDPMScheduler(num_train_timesteps=1000, beta_schedule=name, beta_start=start, beta_end=end,
+                        variance_type=variance, prediction_type=prediction, clip_sample=False)
+    ours = native(lethe, name, start, end, prediction)
+    g = torch.Generator().manual_seed(5)
+    for t in (999, 500, 1, 0):
+        x = torch.randn(2, 3, 8, 8, generator=g)
+        out = torch.randn(2, 3, 8, 8, generator=g)
+        # diffusers draws the step noise from the generator; draw the same noise for Lethe.
+        noise = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(t))
+        expected = ref.step(out, t, x, generator=torch.Generator().manual_seed(t)).prev_sample
+        got, _ = lethe.ddpm_step(ours, out, t, t - 1, x, noise, variance)
+        assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5), (t, (got - expected).abs().max())
+
+
+def test_add_noise_matches_diffusers(lethe):
+    ref = DDPMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    ours = native(lethe, "scaled_linear", 0.00085, 0.012)
+    x0, noise = torch.randn(4, 4, 8, 8), torch.randn(4, 4, 8, 8)
+    t = torch.tensor([0, 10, 500, 999])
+    assert torch.allclose(ours.add_noise(x0, noise, t), ref.add_noise(x0, noise, t), atol=1e-6)
+    assert torch.allclose(ours.training_target(x0, noise, t), noise)
+
+
+def test_v_target_matches_diffusers(lethe):
+    ref = DDPMScheduler(num_train_timesteps=1000, prediction_type="v_prediction")
+    ours = native(lethe, "linear", 1e-4, 0.02, "v_prediction")
+    x0, noise, t = torch.randn(3, 2, 4, 4), torch.randn(3, 2, 4, 4), torch.tensor([3, 300, 900])
+    assert torch.allclose(ours.training_target(x0, noise, t), ref.get_velocity(x0, noise, t), atol=1e-6)
