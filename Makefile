@@ -9,7 +9,7 @@ BUILD ?= $(ROOT)/build
 JOBS ?= $(shell nproc)
 HOST_PYTHON ?= python3
 
-APT_PACKAGES := build-essential cmake ninja-build ccache pkg-config zlib1g-dev \
+APT_PACKAGES := build-essential cmake ninja-build ccache pkg-config zlib1g-dev libssl-dev \
   libgtest-dev libgmock-dev nlohmann-json3-dev libstb-dev libcli11-dev \
   dataset-fashion-mnist fonts-dejavu-core
 

@@ -19,6 +19,15 @@ void bind_models(py::module_& m) {
 
   py::class_<UNetImpl, std::shared_ptr<UNetImpl>>(m, "UNet", "The native LDM-layout UNet.")
       .def_static(
+          "create",
+          [](const std::string& config_json, uint64_t seed) {
+            auto config = io::read_config<models::UNetConfig>(io::parse_json(config_json, "UNet config"), "UNet config");
+            auto unet = models::UNet(config);
+            unet->initialize(seed);
+            return unet.ptr();
+          },
+          py::arg("config_json"), py::arg("seed") = 0, "A freshly initialised UNet from a JSON config.")
+      .def_static(
           "load",
           [](const std::string& path, std::optional<int64_t> num_heads, std::optional<int64_t> num_head_channels,
              std::optional<int64_t> norm_groups) {

@@ -1,0 +1,35 @@
+// `lethe bench ...`: build, train and check the embedded Fashion-MNIST artist bench.
+#include <iostream>
+#include <memory>
+
+#include "bench/bench_training.hpp"
+#include "cli/commands.hpp"
+#include "cli/progress_bar.hpp"
+#include "io/json_config.hpp"
+
+namespace lethe::cli {
+
+void add_bench_commands(CLI::App& app) {
+  auto* bench = app.add_subcommand("bench", "The embedded Fashion-MNIST artist bench: train and check its models");
+
+  auto* diffusion = bench->add_subcommand("train-diffusion", "Train the bench diffusion model (base or retrained)");
+  auto config = std::make_shared<bench::DiffusionTrainingConfig>();
+  auto out = std::make_shared<std::string>();
+  diffusion->add_option("--variant", config->variant, "base (with the forget set) or retrained (without)")
+      ->check(CLI::IsMember({"base", "retrained"}));
+  diffusion->add_option("--out", *out, "output .safetensors (a .card.json is written beside it)")->required();
+  diffusion->add_option("--steps", config->steps, "optimizer steps")->capture_default_str();
+  diffusion->add_option("--batch-size", config->batch_size, "batch size")->capture_default_str();
+  diffusion->add_option("--learning-rate", config->learning_rate, "peak learning rate")->capture_default_str();
+  diffusion->add_option("--seed", config->seed, "seed (initialisation, batches, noise)")->capture_default_str();
+  diffusion->add_option("--forget-repeats", config->bench.forget_repeats, "copies of each artist image")
+      ->capture_default_str();
+  set_action(diffusion, [config, out]() {
+    auto card = bench::train_bench_diffusion(*config, *out, terminal_progress("train " + config->variant));
+    card.erase("loss_curve");
+    std::cout << card.dump(2) << "\n";
+    return 0;
+  });
+}
+
+}  // namespace lethe::cli

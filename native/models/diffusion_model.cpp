@@ -1,0 +1,134 @@
+#include "models/diffusion_model.hpp"
+
+#include <ATen/ATen.h>
+
+#include "core/error.hpp"
+#include "io/hash.hpp"
+#include "io/json_config.hpp"
+#include "models/state_dict.hpp"
+#include "models/unet_file.hpp"
+
+namespace lethe::models {
+
+namespace {
+constexpr const char* kTextEncoderConfigKey = "lethe.text_encoder_config";
+constexpr const char* kScheduleKey = "lethe.schedule";
+}  // namespace
+
+DiffusionModel::DiffusionModel(UNet unet, TokenEncoder text_encoder, diffusion::ScheduleConfig schedule)
+    : unet_(std::move(unet)), text_encoder_(std::move(text_encoder)), schedule_(schedule), noise_schedule_(schedule) {}
+
+std::shared_ptr<DiffusionModel> DiffusionModel::load(const std::filesystem::path& path, const ModelLoadOptions& options) {
+  const std::string where = str("model '", path.string(), "'");
+  const io::SafetensorsFile file = io::SafetensorsFile::open(path);
+  const io::Metadata& metadata = file.metadata();
+  const at::TensorOptions tensor_options = at::TensorOptions().dtype(options.dtype).device(options.device);
+
+  // SD checkpoints also hold the VAE and CLIP (first_stage_model.*, cond_stage_model.*):
+  // those are the host's business and are skipped; the UNet part loads strictly.
+  const std::string prefix = find_unet_prefix(file);
+  UNet unet(detect_unet_config(file, options.hints), tensor_options);
+  TensorMap unet_weights, encoder_weights;
+  for (const std::string& name : file.names()) {
+    if (name.rfind("text_encoder.", 0) == 0) {
+      encoder_weights[name.substr(13)] = file.tensor(name);
+    } else if (prefix.empty()) {
+      unet_weights[name] = file.tensor(name);
+    } else if (name.compare(0, prefix.size(), prefix) == 0) {
+      unet_weights[name.substr(prefix.size())] = file.tensor(name);
+    }
+  }
+  load_state_dict_strict(*unet, unet_weights, where);
+
+  TokenEncoder encoder{nullptr};
+  if (auto found = metadata.find(kTextEncoderConfigKey); found != metadata.end()) {
+    auto config = io::read_config<TokenEncoderConfig>(io::parse_json(found->second, where),
+                                                      str(where, " metadata ", kTextEncoderConfigKey));
+    encoder = TokenEncoder(config, tensor_options);
+    load_state_dict_strict(*encoder, encoder_weights, where + " (text_encoder)");
+  } else {
+    check(encoder_weights.empty(), where, ": has text_encoder.* weights but no ", kTextEncoderConfigKey, " metadata");
+  }
+
+  diffusion::ScheduleConfig schedule = diffusion::ScheduleConfig::stable_diffusion();
+  if (auto found = metadata.find(kScheduleKey); found != metadata.end())
+    schedule = io::read_config<diffusion::ScheduleConfig>(io::parse_json(found->second, where),
+                                                          str(where, " metadata ", kScheduleKey));
+  if (options.schedule) schedule = *options.schedule;
+
+  auto model = std::make_shared<DiffusionModel>(std::move(unet), std::move(encoder), schedule);
+  model->source_path = path.string();
+  model->source_sha256 = io::sha256_file(path);
+  model->source_metadata = metadata;
+  return model;
+}
+
+std::map<std::string, at::Tensor> DiffusionModel::weights() const {
+  TensorMap out = state_dict(*unet_, "diffusion_model.");
+  if (has_text_encoder()) {
+    TensorMap encoder = state_dict(*text_encoder_, "text_encoder.");
+    out.insert(encoder.begin(), encoder.end());
+  }
+  return out;
+}
+
+io::Metadata DiffusionModel::format_metadata() const {
+  io::Metadata out;
+  out["lethe.format"] = kModelFormat;
+  out[kUNetConfigMetadataKey] = io::to_json(unet_->config()).dump();
+  out[kScheduleKey] = io::to_json(schedule_).dump();
+  if (has_text_encoder()) out[kTextEncoderConfigKey] = io::to_json(text_encoder_->config()).dump();
+  return out;
+}
+
+void DiffusionModel::save(const std::filesystem::path& path, const io::Metadata& metadata) const {
+  io::Metadata all = metadata;
+  for (const auto& [key, value] : format_metadata()) all[key] = value;
+  io::save_safetensors(path, weights(), all);
+}
+
+at::Tensor DiffusionModel::predict(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& context) {
+  return unet_->forward(x_t, t, context);
+}
+
+std::vector<at::Tensor> DiffusionModel::trainable_parameters() {
+  std::vector<at::Tensor> out;
+  for (const auto& parameter : unet_->parameters())
+    if (parameter.requires_grad()) out.push_back(parameter);
+  if (has_text_encoder())
+    for (const auto& parameter : text_encoder_->parameters())
+      if (parameter.requires_grad()) out.push_back(parameter);
+  return out;
+}
+
+at::Tensor DiffusionModel::context_for(const std::vector<std::string>& captions) {
+  check(has_text_encoder(), "this model has no token encoder (a Stable Diffusion UNet takes its context from the "
+                            "host's CLIP: pass CONDITIONING instead of captions)");
+  return text_encoder_->encode(captions);
+}
+
+std::shared_ptr<DiffusionModel> DiffusionModel::frozen_copy() const {
+  const at::Tensor reference = unet_->parameters().front();
+  const at::TensorOptions options = at::TensorOptions().dtype(reference.scalar_type()).device(reference.device());
+  UNet unet(unet_->config(), options);
+  load_state_dict_strict(*unet, state_dict(*unet_), "frozen copy");
+  TokenEncoder encoder{nullptr};
+  if (has_text_encoder()) {
+    encoder = TokenEncoder(text_encoder_->config(), options);
+    load_state_dict_strict(*encoder, state_dict(*text_encoder_), "frozen copy");
+  }
+  auto copy = std::make_shared<DiffusionModel>(std::move(unet), std::move(encoder), schedule_);
+  copy->source_path = source_path;
+  copy->source_sha256 = source_sha256;
+  copy->source_metadata = source_metadata;
+  copy->set_requires_grad(false);
+  return copy;
+}
+
+void DiffusionModel::set_requires_grad(bool requires_grad) {
+  for (auto& parameter : unet_->parameters()) parameter.set_requires_grad(requires_grad);
+  if (has_text_encoder())
+    for (auto& parameter : text_encoder_->parameters()) parameter.set_requires_grad(requires_grad);
+}
+
+}  // namespace lethe::models

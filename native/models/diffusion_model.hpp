@@ -1,0 +1,74 @@
+// A diffusion model as Lethe trains, samples and saves it: the UNet, the optional token
+// encoder of the embedded bench model, and the noise schedule it was trained with.
+//
+// File format (.safetensors): UNet weights under "diffusion_model.", token encoder weights
+// under "text_encoder."; metadata "lethe.format" = "lethe-model/1", "lethe.unet_config",
+// "lethe.text_encoder_config" and "lethe.schedule" (JSON), plus free-form provenance
+// (objective, steps, seed, source model hash, ...). Stable Diffusion checkpoints load too
+// (their UNet only; contexts then come from the host's CLIP).
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "diffusion/schedule.hpp"
+#include "io/safetensors.hpp"
+#include "models/denoiser.hpp"
+#include "models/text_encoder.hpp"
+#include "models/unet.hpp"
+
+namespace lethe::models {
+
+inline constexpr const char* kModelFormat = "lethe-model/1";
+
+struct ModelLoadOptions {
+  at::ScalarType dtype = at::kFloat;
+  at::Device device = at::kCPU;
+  std::optional<diffusion::ScheduleConfig> schedule;  // overrides the file's (or SD's default)
+  UNetHints hints;
+};
+
+class DiffusionModel : public Denoiser {
+ public:
+  DiffusionModel(UNet unet, TokenEncoder text_encoder, diffusion::ScheduleConfig schedule);
+
+  static std::shared_ptr<DiffusionModel> load(const std::filesystem::path& path, const ModelLoadOptions& options = {});
+  // Saves atomically; `metadata` is added to the format keys. Adapters are not saved here
+  // (see lora.hpp); call merge or save the adapters separately.
+  void save(const std::filesystem::path& path, const io::Metadata& metadata = {}) const;
+
+  at::Tensor predict(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& context) override;
+  std::string prediction_type() const override { return schedule_.prediction_type; }
+  std::vector<at::Tensor> trainable_parameters() override;
+
+  // Context [B, L, D] for captions (needs the token encoder; errors otherwise).
+  at::Tensor context_for(const std::vector<std::string>& captions);
+  bool has_text_encoder() const { return !text_encoder_.is_empty(); }
+
+  // A deep copy with its own weights (for frozen reference models), gradients off.
+  std::shared_ptr<DiffusionModel> frozen_copy() const;
+  // Gradients on or off for every weight (UNet and token encoder).
+  void set_requires_grad(bool requires_grad);
+
+  UNet& unet() { return unet_; }
+  TokenEncoder& text_encoder() { return text_encoder_; }
+  const diffusion::ScheduleConfig& schedule_config() const { return schedule_; }
+  const diffusion::NoiseSchedule& schedule() const { return noise_schedule_; }
+  // Where the model came from (file path and SHA-256), empty for a fresh model.
+  std::string source_path, source_sha256;
+  io::Metadata source_metadata;
+
+  // All weights by file key ("diffusion_model.*", "text_encoder.*").
+  std::map<std::string, at::Tensor> weights() const;
+  io::Metadata format_metadata() const;
+
+ private:
+  UNet unet_;
+  TokenEncoder text_encoder_;
+  diffusion::ScheduleConfig schedule_;
+  diffusion::NoiseSchedule noise_schedule_;
+};
+
+}  // namespace lethe::models

@@ -1,0 +1,38 @@
+#include "unlearn/examples.hpp"
+
+#include <ATen/ATen.h>
+
+#include "core/error.hpp"
+
+namespace lethe::unlearn {
+
+void ExampleSet::validate() const {
+  check(images.defined() && images.dim() == 4 && images.size(0) > 0, name, ": expected images [N, C, H, W] with N > 0, got ",
+        images.defined() ? images.sizes() : at::IntArrayRef{});
+  const int64_t n = images.size(0);
+  check(masks.defined() && masks.dim() == 4 && masks.size(0) == n && masks.size(1) == 1 &&
+            masks.size(2) == images.size(2) && masks.size(3) == images.size(3),
+        name, ": masks must be [", n, ", 1, ", images.size(2), ", ", images.size(3), "], got ",
+        masks.defined() ? masks.sizes() : at::IntArrayRef{});
+  check(captions.empty() || static_cast<int64_t>(captions.size()) == n, name, ": ", captions.size(),
+        " captions for ", n, " images");
+  check(!contexts.defined() || (contexts.dim() == 3 && (contexts.size(0) == n || contexts.size(0) == 1)), name,
+        ": contexts must be [", n, ", L, D] or [1, L, D], got ", contexts.defined() ? contexts.sizes() : at::IntArrayRef{});
+  check(!captions.empty() || contexts.defined(), name, ": needs captions or contexts");
+}
+
+ExampleBatch ExampleSet::batch(const std::vector<int64_t>& indices) const {
+  at::Tensor index = at::tensor(indices, at::kLong).to(images.device());
+  ExampleBatch out;
+  out.images = images.index_select(0, index);
+  out.masks = masks.index_select(0, index);
+  for (int64_t i : indices)
+    if (!captions.empty()) out.captions.push_back(captions[i]);
+  if (contexts.defined()) {
+    out.contexts = contexts.size(0) == 1 ? contexts.expand({static_cast<int64_t>(indices.size()), -1, -1})
+                                         : contexts.index_select(0, index.to(contexts.device()));
+  }
+  return out;
+}
+
+}  // namespace lethe::unlearn

@@ -1,0 +1,37 @@
+// Training examples as objectives consume them: images in model space (pixels in [-1, 1]
+// for the embedded model, VAE latents for Stable Diffusion), spatial masks, and either
+// captions (models with Lethe's token encoder) or precomputed contexts (prompts the host
+// encoded, e.g. ComfyUI CONDITIONING).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+namespace lethe::unlearn {
+
+struct ExampleBatch {
+  at::Tensor images;                  // [B, C, H, W]
+  at::Tensor masks;                   // [B, 1, H, W] in [0, 1]
+  std::vector<std::string> captions;  // B captions, or empty when `contexts` is set
+  at::Tensor contexts;                // [B, L, D] or undefined
+  int64_t size() const { return images.size(0); }
+};
+
+struct ExampleSet {
+  std::string name;                   // "forget set", "retain set", ... (for messages)
+  at::Tensor images;                  // [N, C, H, W]
+  at::Tensor masks;                   // [N, 1, H, W]; ones where there is no mask
+  std::vector<std::string> captions;  // N captions or empty
+  at::Tensor contexts;                // [N, L, D], [1, L, D] (shared) or undefined
+
+  int64_t size() const { return images.defined() ? images.size(0) : 0; }
+  bool empty() const { return size() == 0; }
+  // Rows `indices` as a batch (contexts broadcast when shared).
+  ExampleBatch batch(const std::vector<int64_t>& indices) const;
+  // Checks shapes agree; errors name the set.
+  void validate() const;
+};
+
+}  // namespace lethe::unlearn

@@ -1,0 +1,155 @@
+#include "unlearn/objective.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "core/error.hpp"
+
+namespace lethe::unlearn {
+
+namespace {
+
+struct Entry {
+  std::string description;
+  ObjectiveFactory factory;
+};
+
+std::map<std::string, Entry>& objective_registry() {
+  static std::map<std::string, Entry> registry;
+  return registry;
+}
+
+}  // namespace
+
+void register_objective(const std::string& name, const std::string& description, ObjectiveFactory factory) {
+  auto& registry = objective_registry();
+  check(!registry.count(name), "objective '", name, "' is registered twice; known objectives: ",
+        join(objective_names()));
+  registry.emplace(name, Entry{description, std::move(factory)});
+}
+
+std::vector<std::string> objective_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, entry] : objective_registry()) names.push_back(name);
+  return names;
+}
+
+std::string objective_description(const std::string& name) {
+  register_builtin_objectives();
+  auto found = objective_registry().find(name);
+  check(found != objective_registry().end(), "unknown objective '", name, "'; known: ", join(objective_names()));
+  return found->second.description;
+}
+
+std::unique_ptr<Objective> make_objective(const std::string& name, const nlohmann::json& config, const std::string& where) {
+  register_builtin_objectives();
+  auto found = objective_registry().find(name);
+  check(found != objective_registry().end(), where, ": unknown objective '", name, "'; known: ", join(objective_names()));
+  return found->second.factory(config.is_null() ? nlohmann::json::object() : config, where);
+}
+
+// ---------------------------------------------------------------- context
+ExampleBatch ObjectiveContext::next_from(const std::string& name, const ExampleSet& set) {
+  check(!set.empty(), "this objective needs a ", name, " set, but it is empty");
+  auto found = batchers_.find(name);
+  if (found == batchers_.end()) {
+    const uint64_t stream = name == "forget" ? 1 : name == "retain" ? 2 : 3;
+    found = batchers_.emplace(name, data::Batcher(set.size(), batch_size, seed_ * 1000003ULL + stream)).first;
+  }
+  return set.batch(found->second.next());
+}
+
+ExampleBatch ObjectiveContext::next_forget() { return next_from("forget", data->forget); }
+ExampleBatch ObjectiveContext::next_retain() { return next_from("retain", data->retain); }
+ExampleBatch ObjectiveContext::next_anchor() { return next_from("anchor", data->anchor); }
+
+at::Tensor ObjectiveContext::context(const ExampleBatch& batch) const {
+  if (batch.contexts.defined()) return batch.contexts;
+  check(static_cast<bool>(encode_captions), "captions given but this model has no text encoder");
+  return encode_captions(batch.captions);
+}
+
+at::Tensor ObjectiveContext::target_context(int64_t count) const {
+  if (data->target_contexts.defined()) {
+    const at::Tensor& contexts = data->target_contexts;
+    return contexts.size(0) == 1 ? contexts.expand({count, -1, -1}) : contexts.narrow(0, 0, count);
+  }
+  check(!data->target_captions.empty(), "concept unlearning needs a target caption (the concept to erase)");
+  std::vector<std::string> captions;
+  for (int64_t i = 0; i < count; ++i) captions.push_back(data->target_captions[i % data->target_captions.size()]);
+  return encode_captions(captions);
+}
+
+at::Tensor ObjectiveContext::noise_like(const at::Tensor& x) {
+  return at::randn(x.sizes(), generator, at::kFloat).to(x.options());
+}
+
+at::Tensor ObjectiveContext::uniform_timesteps(int64_t count) {
+  return at::randint(0, schedule->num_timesteps(), {count}, generator, at::kLong);
+}
+
+std::map<std::string, data::Batcher::State> ObjectiveContext::stream_states() const {
+  std::map<std::string, data::Batcher::State> out;
+  for (const auto& [name, batcher] : batchers_) out[name] = batcher.state();
+  return out;
+}
+
+void ObjectiveContext::restore_streams(const std::map<std::string, data::Batcher::State>& states) {
+  for (const auto& [name, state] : states) {
+    const ExampleSet& set = name == "forget" ? data->forget : name == "retain" ? data->retain : data->anchor;
+    next_from(name, set);  // creates the batcher
+    batchers_.at(name).restore(state);
+  }
+}
+
+void ObjectiveContext::reset_streams(uint64_t seed) {
+  batchers_.clear();
+  seed_ = seed;
+}
+
+// ---------------------------------------------------------------- helpers
+at::Tensor forget_error(const at::Tensor& residual, const at::Tensor& masks, const FrequencySelection& frequency) {
+  at::Tensor masked = masks.defined() ? residual * masks.to(residual.dtype()) : residual;  // [B, C, H, W]
+  return frequency.filtered_energy(masked);                                              // [B]
+}
+
+std::vector<at::Tensor> take_gradients(const std::vector<at::Tensor>& parameters) {
+  std::vector<at::Tensor> out;
+  out.reserve(parameters.size());
+  for (const at::Tensor& parameter : parameters) {
+    at::Tensor grad = parameter.grad();
+    out.push_back(grad.defined() ? grad.clone() : at::zeros_like(parameter));
+    if (grad.defined()) grad.zero_();
+  }
+  return out;
+}
+
+void add_gradients(const std::vector<at::Tensor>& parameters, const std::vector<at::Tensor>& buffers, double scale) {
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < parameters.size(); ++i) {
+    at::Tensor parameter = parameters[i];
+    if (!parameter.grad().defined()) parameter.mutable_grad() = at::zeros_like(parameter);
+    parameter.mutable_grad().add_(buffers[i], scale);
+  }
+}
+
+double norm_of(const std::vector<at::Tensor>& buffers) {
+  double total = 0;
+  for (const at::Tensor& buffer : buffers) total += buffer.to(at::kDouble).pow(2).sum().item<double>();
+  return std::sqrt(total);
+}
+
+double dot_of(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b) {
+  double total = 0;
+  for (size_t i = 0; i < a.size(); ++i) total += (a[i].to(at::kDouble) * b[i].to(at::kDouble)).sum().item<double>();
+  return total;
+}
+
+double global_grad_norm(const std::vector<at::Tensor>& parameters) {
+  double total = 0;
+  for (const at::Tensor& parameter : parameters)
+    if (parameter.grad().defined()) total += parameter.grad().to(at::kDouble).pow(2).sum().item<double>();
+  return std::sqrt(total);
+}
+
+}  // namespace lethe::unlearn

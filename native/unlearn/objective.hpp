@@ -1,0 +1,125 @@
+// Unlearning objectives: the loss terms of one (micro-)batch and how their gradients are
+// combined. Objectives are created by name from a registry with a JSON config (unknown
+// keys rejected); shared/reference/methods.md gives every formula.
+//
+// The trainer calls, per optimizer step: begin_step, micro_step once per gradient-
+// accumulation micro-batch (each accumulates into the parameters' .grad or the
+// objective's own buffers), then finish_step, which leaves the final gradient in .grad.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
+
+#include "data/batching.hpp"
+#include "diffusion/schedule.hpp"
+#include "models/denoiser.hpp"
+#include "unlearn/examples.hpp"
+#include "unlearn/frequency_selection.hpp"
+#include "unlearn/timestep_selection.hpp"
+
+namespace lethe::unlearn {
+
+using LossTerms = std::map<std::string, double>;
+
+// What an unlearning run works on.
+struct TaskData {
+  ExampleSet forget;                        // data to remove (data unlearning)
+  ExampleSet retain;                        // data to keep
+  ExampleSet anchor;                        // concept unlearning: x_0 sources, with the anchor condition c
+  std::vector<std::string> target_captions; // concept unlearning: the erased condition c* (1 or N)
+  at::Tensor target_contexts;               // ... or as host-encoded contexts [1 or N, L, D]
+};
+
+// The state an objective sees. Streams of examples are deterministic (seeded batchers
+// whose state the trainer checkpoints).
+class ObjectiveContext {
+ public:
+  models::Denoiser* model = nullptr;        // trainable
+  models::Denoiser* reference = nullptr;    // frozen copy of the starting model, when needed
+  const diffusion::NoiseSchedule* schedule = nullptr;
+  const TaskData* data = nullptr;
+  const TimestepSelection* timesteps = nullptr;
+  const FrequencySelection* frequency = nullptr;
+  at::Generator generator;                  // t, eps, Bernoulli draws
+  int64_t batch_size = 1;                   // micro-batch size
+  int64_t accumulation_steps = 1;
+  int64_t step = 0;                         // optimizer step being computed
+  std::vector<at::Tensor> parameters;       // trainable tensors
+  // Resolves captions to contexts (the embedded token encoder); host models give contexts.
+  std::function<at::Tensor(const std::vector<std::string>&)> encode_captions;
+
+  ExampleBatch next_forget();
+  ExampleBatch next_retain();
+  ExampleBatch next_anchor();
+  // Context for a batch (its contexts, or its encoded captions).
+  at::Tensor context(const ExampleBatch& batch) const;
+  // Context of the erased concept c* for `count` samples.
+  at::Tensor target_context(int64_t count) const;
+
+  // Gaussian noise and uniform timesteps from the run's generator.
+  at::Tensor noise_like(const at::Tensor& x);
+  at::Tensor uniform_timesteps(int64_t count);
+
+  // Batcher state (for checkpoints): name -> (epoch, position).
+  std::map<std::string, data::Batcher::State> stream_states() const;
+  void restore_streams(const std::map<std::string, data::Batcher::State>& states);
+  void reset_streams(uint64_t seed);
+
+ private:
+  ExampleBatch next_from(const std::string& name, const ExampleSet& set);
+  std::map<std::string, data::Batcher> batchers_;
+  uint64_t seed_ = 0;
+};
+
+class Objective {
+ public:
+  virtual ~Objective() = default;
+  virtual std::string name() const = 0;
+  virtual nlohmann::json config_json() const = 0;
+  virtual bool needs_reference() const { return false; }
+  virtual bool needs_forget() const { return false; }
+  virtual bool needs_retain() const { return false; }
+  virtual bool needs_anchor() const { return false; }
+  virtual void begin_step(ObjectiveContext& context) {}
+  // Computes one micro-batch: accumulates gradients, returns its loss terms (already
+  // divided by the accumulation count, so the trainer sums them).
+  virtual LossTerms micro_step(ObjectiveContext& context) = 0;
+  // Combines what the micro-steps accumulated into the parameters' .grad; may add terms
+  // (gradient norms, rescale factors).
+  virtual void finish_step(ObjectiveContext& context, LossTerms& terms) {}
+};
+
+using ObjectiveFactory = std::function<std::unique_ptr<Objective>(const nlohmann::json& config, const std::string& where)>;
+
+// Registry keyed by name. Unknown or duplicate names are errors listing the known ones.
+void register_objective(const std::string& name, const std::string& description, ObjectiveFactory factory);
+std::unique_ptr<Objective> make_objective(const std::string& name, const nlohmann::json& config = nlohmann::json::object(),
+                                          const std::string& where = "objective");
+std::vector<std::string> objective_names();
+std::string objective_description(const std::string& name);
+// Registers Lethe's built-in objectives (idempotent).
+void register_builtin_objectives();
+
+// ---- helpers shared by objectives ----
+
+// Per-sample forget-term error of a residual [B, C, H, W] -> [B]: the spatial masks
+// multiply the residual, then the frequency selection's filtered energy (or sum_d r^2).
+at::Tensor forget_error(const at::Tensor& residual, const at::Tensor& masks, const FrequencySelection& frequency);
+
+// Global L2 norm over all parameters' .grad.
+double global_grad_norm(const std::vector<at::Tensor>& parameters);
+
+// .grad of each parameter, copied (undefined grads become zeros), then .grad is zeroed.
+std::vector<at::Tensor> take_gradients(const std::vector<at::Tensor>& parameters);
+// Adds `scale * buffers[i]` into parameters[i].grad.
+void add_gradients(const std::vector<at::Tensor>& parameters, const std::vector<at::Tensor>& buffers, double scale);
+double norm_of(const std::vector<at::Tensor>& buffers);
+double dot_of(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b);
+
+}  // namespace lethe::unlearn

@@ -1,0 +1,12 @@
+#include "unlearn/objectives/registry.hpp"
+
+#include <mutex>
+
+namespace lethe::unlearn {
+
+void register_builtin_objectives() {
+  static std::once_flag once;
+  std::call_once(once, [] { register_denoise_objectives(); });
+}
+
+}  // namespace lethe::unlearn

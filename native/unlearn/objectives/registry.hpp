@@ -1,0 +1,10 @@
+// Registration hooks of the built-in objectives, one per family (one file each).
+#pragma once
+
+#include "unlearn/objective.hpp"
+
+namespace lethe::unlearn {
+
+void register_denoise_objectives();
+
+}  // namespace lethe::unlearn

@@ -1,0 +1,59 @@
+#include "unlearn/timestep_selection.hpp"
+
+#include <cmath>
+
+#include <ATen/ATen.h>
+
+#include "core/error.hpp"
+
+namespace lethe::unlearn {
+
+void TimestepSelectionConfig::validate(const std::string& where) const {
+  check(t_min >= 0 && t_min < t_max, where, ": expected 0 <= t_min < t_max, got [", t_min, ", ", t_max, ")");
+  check(weighting == "uniform" || weighting == "snr" || weighting == "min_snr" || weighting == "hann", where,
+        ".weighting: unknown '", weighting, "'; known: uniform, snr, min_snr, hann");
+  check(min_snr_gamma > 0, where, ".min_snr_gamma: expected > 0, got ", min_snr_gamma);
+}
+
+TimestepSelection::TimestepSelection(const TimestepSelectionConfig& config, const diffusion::NoiseSchedule& schedule)
+    : config_(config), num_timesteps_(schedule.num_timesteps()) {
+  config_.validate("timestep selection");
+  check(config.t_max <= num_timesteps_, "timestep selection: t_max ", config.t_max, " exceeds the schedule's ",
+        num_timesteps_, " steps");
+  at::Tensor abar = schedule.alphas_cumprod().to(at::kDouble);
+  at::Tensor snr = abar / (1.0 - abar);  // [T]
+  at::Tensor t = at::arange(num_timesteps_, at::kDouble);
+  at::Tensor inside = (t >= config.t_min).logical_and(t < config.t_max).to(at::kDouble);
+  at::Tensor shape;
+  if (config.weighting == "uniform") {
+    shape = at::ones_like(t);
+  } else if (config.weighting == "snr") {
+    shape = snr;
+  } else if (config.weighting == "min_snr") {  // Hang et al.: min(SNR, gamma) / SNR
+    shape = at::clamp_max(snr, config.min_snr_gamma) / snr;
+  } else {  // hann: a smooth bump over the window, zero at its edges
+    const double width = static_cast<double>(config.t_max - config.t_min);
+    shape = at::sin(M_PI * (t - config.t_min + 0.5) / width).pow(2);
+  }
+  at::Tensor weights = shape * inside;
+  weights = weights / (weights.sum() / inside.sum());  // mean 1 over the window
+  table_ = weights.to(at::kFloat);
+}
+
+at::Tensor TimestepSelection::sample(int64_t count, at::Generator& generator) const {
+  return at::randint(config_.t_min, config_.t_max, {count}, generator, at::kLong);
+}
+
+at::Tensor TimestepSelection::sample_full(int64_t count, at::Generator& generator) const {
+  return at::randint(0, num_timesteps_, {count}, generator, at::kLong);
+}
+
+at::Tensor TimestepSelection::weight(const at::Tensor& t) const {
+  return table_.index_select(0, t.to(at::kCPU, at::kLong)).to(t.device());
+}
+
+bool TimestepSelection::is_full_range() const {
+  return config_.t_min == 0 && config_.t_max == num_timesteps_ && config_.weighting == "uniform";
+}
+
+}  // namespace lethe::unlearn

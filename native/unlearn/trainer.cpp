@@ -1,0 +1,235 @@
+#include "unlearn/trainer.hpp"
+
+#include <cmath>
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+
+#include "core/error.hpp"
+#include "io/safetensors.hpp"
+
+namespace lethe::unlearn {
+
+namespace fs = std::filesystem;
+
+void OptimizerConfig::validate(const std::string& where) const {
+  check(learning_rate > 0, where, ".learning_rate: expected > 0, got ", learning_rate);
+  check(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1, where, ": betas must be in [0, 1), got ", beta1, ", ", beta2);
+  check(weight_decay >= 0, where, ".weight_decay: expected >= 0, got ", weight_decay);
+  check(lr_schedule == "constant" || lr_schedule == "cosine", where, ".lr_schedule: unknown '", lr_schedule,
+        "'; known: constant, cosine");
+  check(warmup_steps >= 0, where, ".warmup_steps: expected >= 0, got ", warmup_steps);
+  check(min_lr_ratio >= 0 && min_lr_ratio <= 1, where, ".min_lr_ratio: expected in [0, 1], got ", min_lr_ratio);
+  check(grad_clip >= 0, where, ".grad_clip: expected >= 0 (0 = off), got ", grad_clip);
+}
+
+double OptimizerConfig::rate_at(int64_t step, int64_t total) const {
+  if (step < warmup_steps) return learning_rate * static_cast<double>(step + 1) / static_cast<double>(warmup_steps);
+  if (lr_schedule == "constant") return learning_rate;
+  const double span = std::max<int64_t>(1, total - warmup_steps);
+  const double progress = std::min(1.0, static_cast<double>(step - warmup_steps) / span);
+  return learning_rate * (min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + std::cos(M_PI * progress)));
+}
+
+void TrainerConfig::validate(const std::string& where) const {
+  check(steps >= 1, where, ".steps: expected >= 1, got ", steps);
+  check(batch_size >= 1, where, ".batch_size: expected >= 1, got ", batch_size);
+  check(gradient_accumulation >= 1, where, ".gradient_accumulation: expected >= 1, got ", gradient_accumulation);
+  check(ema_decay >= 0 && ema_decay < 1, where, ".ema_decay: expected in [0, 1), got ", ema_decay);
+  check(checkpoint_every >= 0, where, ".checkpoint_every: expected >= 0, got ", checkpoint_every);
+  optimizer.validate(where + ".optimizer");
+}
+
+struct Trainer::Optimizer {
+  std::unique_ptr<torch::optim::AdamW> adam;
+};
+
+Trainer::Trainer(TrainerConfig config, NamedTensors parameters, Objective& objective, ObjectiveContext& context)
+    : config_(std::move(config)), parameters_(std::move(parameters)), objective_(objective), context_(context),
+      optimizer_(std::make_unique<Optimizer>()) {
+  config_.validate("trainer");
+  check(!parameters_.empty(), "trainer: nothing to train (no trainable parameters)");
+  std::vector<at::Tensor> tensors;
+  for (const auto& [name, tensor] : parameters_) {
+    check(tensor.requires_grad(), "trainer: parameter '", name, "' does not require grad");
+    tensors.push_back(tensor);
+  }
+  const auto& o = config_.optimizer;
+  optimizer_->adam = std::make_unique<torch::optim::AdamW>(
+      tensors, torch::optim::AdamWOptions(o.learning_rate).betas({o.beta1, o.beta2}).eps(o.eps).weight_decay(o.weight_decay));
+  context_.parameters = tensors;
+  context_.batch_size = config_.batch_size;
+  context_.accumulation_steps = config_.gradient_accumulation;
+  context_.generator = at::make_generator<at::CPUGeneratorImpl>(config_.seed);
+  context_.reset_streams(config_.seed);
+  if (config_.ema_decay > 0) {
+    at::NoGradGuard no_grad;
+    for (const auto& [name, tensor] : parameters_) ema_.push_back(tensor.detach().clone());
+  }
+}
+
+Trainer::~Trainer() = default;
+
+nlohmann::json Trainer::identity() const {
+  nlohmann::json out = io::to_json(config_);
+  out.erase("steps");  // a run may be resumed with more steps
+  out.erase("checkpoint_every");
+  out["objective"] = objective_.name();
+  out["objective_config"] = objective_.config_json();
+  std::vector<std::string> names;
+  for (const auto& [name, tensor] : parameters_) names.push_back(name);
+  out["parameters"] = names;
+  return out;
+}
+
+void Trainer::save_checkpoint(const fs::path& path, int64_t step, const std::vector<LossTerms>& history,
+                              double seconds) {
+  std::map<std::string, at::Tensor> tensors;
+  auto& state = optimizer_->adam->state();
+  int64_t adam_steps = 0;
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    const auto& [name, tensor] = parameters_[i];
+    tensors["param/" + name] = tensor.detach();
+    auto found = state.find(tensor.unsafeGetTensorImpl());
+    if (found != state.end()) {
+      auto& adam = static_cast<torch::optim::AdamWParamState&>(*found->second);
+      tensors["adam/exp_avg/" + name] = adam.exp_avg();
+      tensors["adam/exp_avg_sq/" + name] = adam.exp_avg_sq();
+      adam_steps = adam.step();
+    }
+    if (!ema_.empty()) tensors["ema/" + name] = ema_[i];
+  }
+  tensors["rng/generator"] = context_.generator.get_state();
+  nlohmann::json streams = nlohmann::json::object();
+  for (const auto& [name, s] : context_.stream_states()) streams[name] = {s.epoch, s.position};
+  nlohmann::json history_json = history;
+  io::Metadata metadata = {{"lethe.checkpoint", "1"},
+                           {"step", std::to_string(step)},
+                           {"adam_step", std::to_string(adam_steps)},
+                           {"identity", identity().dump()},
+                           {"streams", streams.dump()},
+                           {"history", history_json.dump()},
+                           {"seconds", std::to_string(seconds)}};
+  io::save_safetensors(path, tensors, metadata);
+}
+
+int64_t Trainer::load_checkpoint(const fs::path& path, std::vector<LossTerms>& history, double& seconds) {
+  const std::string where = str("checkpoint '", path.string(), "'");
+  const io::SafetensorsFile file = io::SafetensorsFile::open(path);
+  const io::Metadata& metadata = file.metadata();
+  check(metadata.count("lethe.checkpoint") && metadata.count("identity"), where, ": not a Lethe training checkpoint");
+  const nlohmann::json saved = io::parse_json(metadata.at("identity"), where);
+  check(saved == identity(), where, ": was written by a different run (configuration ", saved.dump(),
+        ") than this one (", identity().dump(), "); delete it or use another output folder");
+  at::NoGradGuard no_grad;
+  auto& state = optimizer_->adam->state();
+  const int64_t adam_steps = std::stoll(metadata.at("adam_step"));
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    const auto& [name, tensor] = parameters_[i];
+    tensor.detach().copy_(file.tensor("param/" + name));
+    if (file.contains("adam/exp_avg/" + name)) {
+      auto adam = std::make_unique<torch::optim::AdamWParamState>();
+      adam->step(adam_steps);
+      adam->exp_avg(file.tensor("adam/exp_avg/" + name).clone().to(tensor.device()));
+      adam->exp_avg_sq(file.tensor("adam/exp_avg_sq/" + name).clone().to(tensor.device()));
+      state[tensor.unsafeGetTensorImpl()] = std::move(adam);
+    }
+    if (!ema_.empty()) ema_[i].copy_(file.tensor("ema/" + name));
+  }
+  context_.generator.set_state(file.tensor("rng/generator").clone());
+  std::map<std::string, data::Batcher::State> streams;
+  const nlohmann::json saved_streams = io::parse_json(metadata.at("streams"), where);
+  for (const auto& [name, value] : saved_streams.items())
+    streams[name] = {value[0].get<int64_t>(), value[1].get<int64_t>()};
+  context_.restore_streams(streams);
+  history = io::parse_json(metadata.at("history"), where).get<std::vector<LossTerms>>();
+  seconds = std::stod(metadata.at("seconds"));
+  return std::stoll(metadata.at("step"));
+}
+
+TrainOutcome Trainer::run(const fs::path& checkpoint, const ProgressCallback& progress, bool resume, int64_t stop_after) {
+  TrainOutcome outcome;
+  const auto started = std::chrono::steady_clock::now();
+  int64_t step = 0;
+  double previous_seconds = 0.0;
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(); };
+  if (!checkpoint.empty() && resume && fs::exists(checkpoint)) {
+    step = load_checkpoint(checkpoint, outcome.history, previous_seconds);
+    outcome.resumed = true;
+  }
+  c10::InferenceMode enable_autograd(false);  // ComfyUI runs nodes under inference mode
+  at::AutoGradMode grad_mode(true);
+  const int64_t last = stop_after >= 0 ? std::min(stop_after, config_.steps) : config_.steps;
+  ProgressReporter reporter(progress, "train", config_.steps, step);
+  auto finish = [&](int64_t steps_done) {
+    outcome.steps_done = steps_done;
+    outcome.finished = steps_done >= config_.steps;
+    outcome.seconds = elapsed();
+    outcome.total_seconds = previous_seconds + outcome.seconds;
+  };
+
+  bool saved = false;  // the NaN guard saves before throwing
+  while (step < last) {
+    try {
+      context_.step = step;
+      optimizer_->adam->zero_grad(/*set_to_none=*/true);
+      objective_.begin_step(context_);
+      LossTerms terms;
+      for (int64_t micro = 0; micro < config_.gradient_accumulation; ++micro)
+        for (const auto& [name, value] : objective_.micro_step(context_)) terms[name] += value;
+      objective_.finish_step(context_, terms);
+
+      // NaN/Inf guard: nothing has been updated yet, so the current weights are the last good ones.
+      for (const auto& [name, value] : terms)
+        if (!std::isfinite(value)) {
+          if (!checkpoint.empty()) save_checkpoint(checkpoint, step, outcome.history, previous_seconds + elapsed());
+          saved = true;
+          throw Error(str("training step ", step, ": loss term '", name, "' is ", value, "; stopped before updating",
+                          checkpoint.empty() ? "" : str(", last good state saved to '", checkpoint.string(), "'")));
+        }
+      const double grad_norm = global_grad_norm(context_.parameters);
+      if (!std::isfinite(grad_norm)) {
+        if (!checkpoint.empty()) save_checkpoint(checkpoint, step, outcome.history, previous_seconds + elapsed());
+        saved = true;
+        throw Error(str("training step ", step, ": gradient norm is ", grad_norm, " (objective '", objective_.name(),
+                        "'); stopped before updating",
+                        checkpoint.empty() ? "" : str(", last good state saved to '", checkpoint.string(), "'")));
+      }
+      terms["grad_norm"] = grad_norm;
+      if (config_.optimizer.grad_clip > 0)
+        torch::nn::utils::clip_grad_norm_(context_.parameters, config_.optimizer.grad_clip);
+      const double rate = config_.optimizer.rate_at(step, config_.steps);
+      for (auto& group : optimizer_->adam->param_groups()) group.options().set_lr(rate);
+      terms["lr"] = rate;
+      optimizer_->adam->step();
+      if (!ema_.empty()) {
+        at::NoGradGuard no_grad;
+        for (size_t i = 0; i < ema_.size(); ++i)
+          ema_[i].mul_(config_.ema_decay).add_(parameters_[i].second.detach(), 1.0 - config_.ema_decay);
+      }
+      outcome.history.push_back(terms);
+      ++step;
+      if (!checkpoint.empty() && config_.checkpoint_every > 0 && step % config_.checkpoint_every == 0 && step < last)
+        save_checkpoint(checkpoint, step, outcome.history, previous_seconds + elapsed());
+      reporter.update(step, terms);
+    } catch (...) {
+      // Cancelled, crashed or stopped by the guard: keep a resumable checkpoint of the
+      // completed steps (the weights are those after the last completed step).
+      if (!checkpoint.empty() && !saved) save_checkpoint(checkpoint, step, outcome.history, previous_seconds + elapsed());
+      throw;
+    }
+  }
+  if (!checkpoint.empty() && step < config_.steps) save_checkpoint(checkpoint, step, outcome.history, previous_seconds + elapsed());
+  finish(step);
+  return outcome;
+}
+
+void Trainer::apply_ema() {
+  if (ema_.empty()) return;
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < ema_.size(); ++i) parameters_[i].second.detach().copy_(ema_[i]);
+}
+
+}  // namespace lethe::unlearn

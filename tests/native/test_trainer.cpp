@@ -1,0 +1,226 @@
+// The trainer: bitwise determinism from the seed, resume reproducing the uninterrupted run,
+// the NaN/Inf guard keeping the last good checkpoint, cancel leaving a checkpoint, and the
+// learning-rate schedule.
+#include <cmath>
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "core/error.hpp"
+#include "io/safetensors.hpp"
+#include "models/diffusion_model.hpp"
+#include "test_helpers.hpp"
+#include "unlearn/trainer.hpp"
+
+using namespace lethe;
+using lethe::testing::expect_error;
+using lethe::testing::TempDir;
+
+namespace {
+
+models::UNetConfig tiny_unet() {
+  models::UNetConfig config;
+  config.in_channels = 1;
+  config.out_channels = 1;
+  config.model_channels = 8;
+  config.channel_mult = {1, 2};
+  config.num_res_blocks = 1;
+  config.attention_levels = {1};
+  config.context_dim = 8;
+  config.num_heads = 2;
+  config.norm_groups = 4;
+  return config;
+}
+
+// A model, its data and a context, ready for a Trainer.
+struct Fixture {
+  std::shared_ptr<models::DiffusionModel> model;
+  unlearn::TaskData data;
+  unlearn::ObjectiveContext context;
+
+  explicit Fixture(uint64_t init_seed = 3) {
+    models::UNet unet(tiny_unet());
+    unet->initialize(init_seed);
+    model = std::make_shared<models::DiffusionModel>(unet, models::TokenEncoder{nullptr}, diffusion::ScheduleConfig{});
+    at::Generator g = at::make_generator<at::CPUGeneratorImpl>(11);
+    data.retain.name = "retain set";
+    data.retain.images = at::rand({24, 1, 8, 8}, g) * 2 - 1;
+    data.retain.masks = at::ones({24, 1, 8, 8});
+    data.retain.contexts = at::randn({24, 3, 8}, g);
+    context.model = model.get();
+    context.schedule = &model->schedule();
+    context.data = &data;
+  }
+  unlearn::NamedTensors parameters() {
+    unlearn::NamedTensors out;
+    for (const auto& item : model->unet()->named_parameters()) out.emplace_back(item.key(), item.value());
+    return out;
+  }
+  std::map<std::string, at::Tensor> weights() { return model->weights(); }
+};
+
+unlearn::TrainerConfig small_config(int64_t steps) {
+  unlearn::TrainerConfig config;
+  config.steps = steps;
+  config.batch_size = 4;
+  config.gradient_accumulation = 2;
+  config.seed = 5;
+  config.ema_decay = 0.9;
+  config.optimizer.learning_rate = 1e-3;
+  config.optimizer.lr_schedule = "cosine";
+  config.optimizer.warmup_steps = 2;
+  return config;
+}
+
+void expect_same_weights(const std::map<std::string, at::Tensor>& a, const std::map<std::string, at::Tensor>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [key, tensor] : a) EXPECT_TRUE(at::equal(tensor, b.at(key))) << key;
+}
+
+// Returns NaN from the given step on (to exercise the guard).
+class NanAtStep : public unlearn::Objective {
+ public:
+  explicit NanAtStep(int64_t step) : step_(step) {}
+  std::string name() const override { return "nan_at_step"; }
+  nlohmann::json config_json() const override { return {{"step", step_}}; }
+  unlearn::LossTerms micro_step(unlearn::ObjectiveContext& context) override {
+    auto batch = context.next_retain();
+    at::Tensor t = context.uniform_timesteps(batch.size());
+    at::Tensor out = context.model->predict(batch.images, t, batch.contexts);
+    at::Tensor loss = out.pow(2).mean();
+    if (context.step >= step_) loss = loss * std::nan("");
+    loss.backward();
+    return {{"poisoned", loss.item<double>()}};
+  }
+
+ private:
+  int64_t step_;
+};
+
+}  // namespace
+
+TEST(Trainer, SameSeedGivesBitwiseIdenticalWeights) {
+  std::map<std::string, at::Tensor> results[2];
+  for (int run = 0; run < 2; ++run) {
+    Fixture f;
+    auto objective = unlearn::make_objective("denoise");
+    unlearn::Trainer trainer(small_config(5), f.parameters(), *objective, f.context);
+    auto outcome = trainer.run("");
+    EXPECT_EQ(outcome.steps_done, 5);
+    EXPECT_TRUE(outcome.finished);
+    results[run] = f.weights();
+  }
+  expect_same_weights(results[0], results[1]);
+  Fixture untouched;
+  bool changed = false;
+  for (const auto& [key, tensor] : untouched.weights()) changed = changed || !at::equal(tensor, results[0].at(key));
+  EXPECT_TRUE(changed);
+}
+
+TEST(Trainer, StopAndResumeEqualsUninterruptedRun) {
+  TempDir dir;
+  Fixture straight;
+  auto objective = unlearn::make_objective("denoise");
+  unlearn::Trainer(small_config(7), straight.parameters(), *objective, straight.context).run("");
+
+  Fixture interrupted;
+  const auto checkpoint = dir / "run.checkpoint.safetensors";
+  {
+    unlearn::Trainer first(small_config(7), interrupted.parameters(), *objective, interrupted.context);
+    auto outcome = first.run(checkpoint, {}, true, /*stop_after=*/3);
+    EXPECT_EQ(outcome.steps_done, 3);
+    EXPECT_FALSE(outcome.finished);
+  }
+  ASSERT_TRUE(std::filesystem::exists(checkpoint));
+  Fixture resumed(/*init_seed=*/99);  // different initial weights: the checkpoint must override them
+  unlearn::Trainer second(small_config(7), resumed.parameters(), *objective, resumed.context);
+  auto outcome = second.run(checkpoint);
+  EXPECT_TRUE(outcome.resumed);
+  EXPECT_EQ(outcome.steps_done, 7);
+  EXPECT_EQ(outcome.history.size(), 7u);
+  expect_same_weights(straight.weights(), resumed.weights());
+}
+
+TEST(Trainer, NanStopsWithTheStepAndTermAndKeepsTheLastGoodCheckpoint) {
+  TempDir dir;
+  Fixture f;
+  NanAtStep objective(2);
+  auto config = small_config(6);
+  config.gradient_accumulation = 1;
+  const auto checkpoint = dir / "nan.checkpoint.safetensors";
+  unlearn::Trainer trainer(config, f.parameters(), objective, f.context);
+  expect_error([&] { trainer.run(checkpoint); }, {"step 2", "'poisoned'", "nan", "last good state"});
+  auto file = io::SafetensorsFile::open(checkpoint);
+  EXPECT_EQ(file.metadata().at("step"), "2");
+  // The saved weights are finite (the state after step 1).
+  for (const auto& name : file.names())
+    if (name.rfind("param/", 0) == 0) EXPECT_TRUE(at::isfinite(file.tensor(name)).all().item<bool>()) << name;
+}
+
+TEST(Trainer, CancelLeavesAResumableCheckpoint) {
+  TempDir dir;
+  Fixture f;
+  auto objective = unlearn::make_objective("denoise");
+  const auto checkpoint = dir / "cancel.checkpoint.safetensors";
+  unlearn::Trainer trainer(small_config(8), f.parameters(), *objective, f.context);
+  int64_t seen = 0;
+  EXPECT_THROW(trainer.run(checkpoint,
+                           [&](const ProgressEvent& event) {
+                             seen = event.step;
+                             if (event.step == 3) throw Cancelled("user pressed cancel");
+                           }),
+               Cancelled);
+  EXPECT_EQ(seen, 3);
+  EXPECT_EQ(io::SafetensorsFile::open(checkpoint).metadata().at("step"), "3");
+  Fixture resumed;
+  unlearn::Trainer again(small_config(8), resumed.parameters(), *objective, resumed.context);
+  EXPECT_EQ(again.run(checkpoint).steps_done, 8);
+}
+
+TEST(Trainer, CheckpointFromAnotherConfigurationIsRefused) {
+  TempDir dir;
+  Fixture f;
+  auto objective = unlearn::make_objective("denoise");
+  const auto checkpoint = dir / "c.safetensors";
+  unlearn::Trainer(small_config(4), f.parameters(), *objective, f.context).run(checkpoint, {}, true, 2);
+  auto other = small_config(4);
+  other.optimizer.learning_rate = 5e-4;
+  Fixture g;
+  unlearn::Trainer trainer(other, g.parameters(), *objective, g.context);
+  expect_error([&] { trainer.run(checkpoint); }, {"different run"});
+}
+
+TEST(Trainer, ProgressReportsLossTermsAndTiming) {
+  Fixture f;
+  auto objective = unlearn::make_objective("denoise");
+  std::vector<ProgressEvent> events;
+  unlearn::Trainer(small_config(3), f.parameters(), *objective, f.context).run("", [&](const ProgressEvent& e) {
+    events.push_back(e);
+  });
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events.back().step, 3);
+  EXPECT_EQ(events.back().total, 3);
+  EXPECT_TRUE(events.back().values.count("loss"));
+  EXPECT_TRUE(events.back().values.count("grad_norm"));
+  EXPECT_GT(events.back().seconds_per_step, 0.0);
+}
+
+TEST(OptimizerConfig, WarmupThenCosineMatchesTheClosedForm) {
+  unlearn::OptimizerConfig config;
+  config.learning_rate = 1.0;
+  config.warmup_steps = 4;
+  config.lr_schedule = "cosine";
+  config.min_lr_ratio = 0.1;
+  EXPECT_DOUBLE_EQ(config.rate_at(0, 104), 0.25);
+  EXPECT_DOUBLE_EQ(config.rate_at(3, 104), 1.0);
+  EXPECT_DOUBLE_EQ(config.rate_at(4, 104), 1.0);
+  EXPECT_NEAR(config.rate_at(54, 104), 0.1 + 0.9 * 0.5, 1e-12);
+  EXPECT_NEAR(config.rate_at(104, 104), 0.1, 1e-12);
+  config.lr_schedule = "constant";
+  EXPECT_DOUBLE_EQ(config.rate_at(50, 104), 1.0);
+}
+
+TEST(Objectives, RegistryRejectsUnknownNamesAndKeys) {
+  expect_error([] { unlearn::make_objective("sis"); }, {"unknown objective 'sis'", "denoise"});
+  expect_error([] { unlearn::make_objective("denoise", {{"reductio", "mean"}}); }, {"unknown key 'reductio'", "reduction"});
+}
