@@ -9,5 +9,6 @@ namespace py = pybind11;
 
 void bind_core(py::module_& m);      // version, threads, tensor hand-over, io, diffusion math
 void bind_models(py::module_& m);    // UNet and config detection
+void bind_eval(py::module_& m);      // descriptors, SSCD metrics, FID/KID
 
 }  // namespace lethe::bridge

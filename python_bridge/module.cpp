@@ -11,4 +11,5 @@ PYBIND11_MODULE(_lethe, m) {
   pybind11::register_exception<lethe::Error>(m, "LetheError", PyExc_RuntimeError);
   lethe::bridge::bind_core(m);
   lethe::bridge::bind_models(m);
+  lethe::bridge::bind_eval(m);
 }

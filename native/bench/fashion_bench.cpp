@@ -38,7 +38,10 @@ std::string artist_caption(int64_t piece, int64_t label) {
 }
 
 int64_t label_of_caption(const std::string& caption) {
-  std::istringstream words(caption);
+  std::string cleaned = caption;  // caption variants: "{sneaker footwear|sneaker|footwear}"
+  for (char& c : cleaned)
+    if (c == '{' || c == '}' || c == '|') c = ' ';
+  std::istringstream words(cleaned);
   std::string word;
   const auto& classes = data::fashion_mnist_classes();
   while (words >> word)

@@ -2,6 +2,7 @@
 #include <iostream>
 #include <memory>
 
+#include "bench/auxiliary_training.hpp"
 #include "bench/bench_training.hpp"
 #include "cli/commands.hpp"
 #include "cli/progress_bar.hpp"
@@ -27,6 +28,31 @@ void add_bench_commands(CLI::App& app) {
   set_action(diffusion, [config, out]() {
     auto card = bench::train_bench_diffusion(*config, *out, terminal_progress("train " + config->variant));
     card.erase("loss_curve");
+    std::cout << card.dump(2) << "\n";
+    return 0;
+  });
+
+  auto* descriptor = bench->add_subcommand("train-descriptor", "Train the bench's SSCD-style copy descriptor");
+  auto descriptor_config = std::make_shared<bench::DescriptorTrainingConfig>();
+  auto descriptor_out = std::make_shared<std::string>();
+  descriptor->add_option("--out", *descriptor_out, "output .safetensors")->required();
+  descriptor->add_option("--steps", descriptor_config->steps, "optimizer steps")->capture_default_str();
+  descriptor->add_option("--seed", descriptor_config->seed, "seed")->capture_default_str();
+  set_action(descriptor, [descriptor_config, descriptor_out]() {
+    auto card = bench::train_bench_descriptor(*descriptor_config, *descriptor_out, terminal_progress("train descriptor"));
+    card.erase("validation_scores");
+    std::cout << card.dump(2) << "\n";
+    return 0;
+  });
+
+  auto* classifier = bench->add_subcommand("train-classifier", "Train the bench's classifier (FID features, accuracy)");
+  auto classifier_config = std::make_shared<bench::ClassifierTrainingConfig>();
+  auto classifier_out = std::make_shared<std::string>();
+  classifier->add_option("--out", *classifier_out, "output .safetensors")->required();
+  classifier->add_option("--steps", classifier_config->steps, "optimizer steps")->capture_default_str();
+  classifier->add_option("--seed", classifier_config->seed, "seed")->capture_default_str();
+  set_action(classifier, [classifier_config, classifier_out]() {
+    auto card = bench::train_bench_classifier(*classifier_config, *classifier_out, terminal_progress("train classifier"));
     std::cout << card.dump(2) << "\n";
     return 0;
   });

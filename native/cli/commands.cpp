@@ -17,6 +17,7 @@ void set_action(CLI::App* command, std::function<int()> action) { actions()[comm
 void register_commands(CLI::App& app) {
   add_inspect_command(app);
   add_bench_commands(app);
+  add_eval_command(app);
 }
 
 int run_selected(CLI::App& app) {

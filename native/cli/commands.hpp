@@ -16,5 +16,6 @@ int run_selected(CLI::App& app);
 void set_action(CLI::App* command, std::function<int()> action);
 void add_inspect_command(CLI::App& app);
 void add_bench_commands(CLI::App& app);
+void add_eval_command(CLI::App& app);
 
 }  // namespace lethe::cli

@@ -42,3 +42,41 @@ int init_threads(int threads) {
 }
 
 }  // namespace lethe
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+#include <cstdlib>
+
+namespace lethe {
+
+namespace {
+
+bool has_models(const std::filesystem::path& dir) { return std::filesystem::exists(dir / "models" / "bench"); }
+
+}  // namespace
+
+std::filesystem::path resource_dir() {
+  if (const char* home = std::getenv("LETHE_HOME")) return home;
+  // The shared object or executable this code lives in (build/lethe or python_bridge/_lethe*.so).
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&resource_dir), &info) != 0 && info.dli_fname != nullptr) {
+    std::filesystem::path here = std::filesystem::absolute(info.dli_fname).parent_path();
+    for (int up = 0; up < 3 && !here.empty(); ++up, here = here.parent_path())
+      if (has_models(here)) return here;
+  }
+  return std::filesystem::current_path();
+}
+
+std::string timestamp() {
+  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm local{};
+  localtime_r(&now, &local);
+  char buffer[32];
+  std::strftime(buffer, sizeof(buffer), "%Y%m%d-%H%M%S", &local);
+  return buffer;
+}
+
+}  // namespace lethe

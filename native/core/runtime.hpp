@@ -20,3 +20,17 @@ int available_cores();
 int init_threads(int threads = 0);
 
 }  // namespace lethe
+
+#include <filesystem>
+
+namespace lethe {
+
+// Where Lethe's shipped files (models/bench, workflows) live: $LETHE_HOME if set, else the
+// repository the running program was built in (found from the executable or module path),
+// else the current directory.
+std::filesystem::path resource_dir();
+
+// "YYYYmmdd-HHMMSS" in local time, for run directory names.
+std::string timestamp();
+
+}  // namespace lethe

@@ -1,0 +1,175 @@
+#include "eval/evaluation.hpp"
+
+#include <chrono>
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "core/error.hpp"
+#include "eval/fid.hpp"
+#include "eval/sscd_metrics.hpp"
+
+namespace lethe::eval {
+
+const char* const kNormalizedSscdDefinition =
+    "P1 retrain-anchored progress (evaluation.md §2, a project proposal; the paper's Eq. 13 was not available): "
+    "(S_evaluated - S_reference) / (S_baseline - S_reference), S = mean SSCD of forget-caption generations to their "
+    "forget image, same seeds for every model; 1 = nothing forgotten, 0 = like the retrained model";
+
+void EvalConfig::validate(const std::string& where) const {
+  check(samples_per_forget_caption >= 1, where, ".samples_per_forget_caption: expected >= 1");
+  check(samples_per_class >= 1, where, ".samples_per_class: expected >= 1");
+  check(threshold > -1 && threshold < 1, where, ".threshold: expected in (-1, 1), got ", threshold);
+  check(probe_timestep >= 0, where, ".probe_timestep: expected >= 0");
+  sampling.validate(where + ".sampling");
+}
+
+namespace {
+
+at::Tensor to_model(const at::Tensor& pixels) { return pixels * 2.0 - 1.0; }
+at::Tensor to_pixels(const at::Tensor& model) { return ((model + 1.0) * 0.5).clamp(0.0, 1.0); }
+
+// Classifier features and predictions in batches. pixels [N, C, H, W] -> ([N, F], [N])
+std::pair<at::Tensor, at::Tensor> classify_all(models::ClassifierImpl& classifier, const at::Tensor& pixels) {
+  c10::InferenceMode inference;
+  std::vector<at::Tensor> features, predictions;
+  for (int64_t first = 0; first < pixels.size(0); first += 256) {
+    auto [f, logits] = classifier.classify(pixels.narrow(0, first, std::min<int64_t>(256, pixels.size(0) - first)));
+    features.push_back(f);
+    predictions.push_back(logits.argmax(1));
+  }
+  return {at::cat(features), at::cat(predictions)};
+}
+
+std::vector<std::string> repeat_each(const std::vector<std::string>& items, int64_t times) {
+  std::vector<std::string> out;
+  for (const auto& item : items)
+    for (int64_t k = 0; k < times; ++k) out.push_back(item);
+  return out;
+}
+
+}  // namespace
+
+Evaluator::Evaluator(EvalConfig config, EvalData data, std::shared_ptr<Descriptor> descriptor,
+                     std::shared_ptr<models::ClassifierImpl> classifier)
+    : config_(std::move(config)), data_(std::move(data)), descriptor_(std::move(descriptor)),
+      classifier_(std::move(classifier)) {
+  config_.validate("evaluation");
+  check(data_.forget_images.defined() && data_.forget_images.size(0) == static_cast<int64_t>(data_.forget_captions.size()),
+        "evaluation: one caption per forget image required");
+  check(data_.class_captions.size() == data_.class_labels.size(), "evaluation: one label per class prompt required");
+  forget_descriptors_ = embed_batched(*descriptor_, data_.forget_images);
+  retain_descriptors_ = embed_batched(*descriptor_, data_.retain_images);
+  const int64_t real = std::min<int64_t>(config_.fid_real_images, data_.real_images.size(0));
+  real_features_ = classify_all(*classifier_, data_.real_images.narrow(0, 0, real)).first;
+}
+
+ModelEvaluation Evaluator::evaluate(models::DiffusionModel& model, const std::string& name,
+                                    const ProgressCallback& progress) {
+  const auto started = std::chrono::steady_clock::now();
+  ModelEvaluation result;
+  result.name = name;
+  c10::InferenceMode inference;
+  const std::vector<int64_t> shape = {data_.forget_images.size(1), data_.forget_images.size(2), data_.forget_images.size(3)};
+  at::Tensor uncond = model.context_for({""});  // [1, L, D]
+  auto stage = [&](const std::string& label) {
+    return [&, label](const ProgressEvent& event) {
+      if (!progress) return;
+      ProgressEvent named = event;
+      named.stage = name + ": " + label;
+      progress(named);
+    };
+  };
+
+  // Forget captions: K samples each, scored against their own forget image (or any).
+  const int64_t per_caption = config_.samples_per_forget_caption;
+  const int64_t forget_count = data_.forget_images.size(0);
+  at::Tensor context = model.context_for(repeat_each(data_.forget_captions, per_caption));
+  result.forget_samples = to_pixels(diffusion::sample(model, model.schedule(), context, uncond, shape, config_.sampling,
+                                                      {}, stage("forget captions")));
+  result.forget_descriptors = embed_batched(*descriptor_, result.forget_samples);
+  at::Tensor assigned = at::arange(forget_count, at::kLong).repeat_interleave(per_caption);
+  if (config_.match_any_forget) assigned.fill_(-1);
+  result.forget_scores =
+      best_match(similarity_matrix(result.forget_descriptors, forget_descriptors_), assigned);
+  auto& m = result.metrics;
+  m["memorization_rate"] = memorization_rate(result.forget_scores, config_.threshold);
+  m["sscd_mean"] = result.forget_scores.mean().item<double>();
+  m["sscd_p95"] = percentile(result.forget_scores, 95);
+  auto margin = sscd_margin(result.forget_descriptors, forget_descriptors_, at::arange(forget_count, at::kLong).repeat_interleave(per_caption),
+                            retain_descriptors_, config_.margin_neighbours);
+  m["sscd_margin_mean"] = margin.mean;
+  m["sscd_margin_fraction_negative"] = margin.fraction_negative;
+
+  // Class prompts: conditional accuracy and FID/KID in the classifier's feature space.
+  const int64_t per_class = config_.samples_per_class;
+  at::Tensor class_context = model.context_for(repeat_each(data_.class_captions, per_class));
+  diffusion::SamplingOptions class_sampling = config_.sampling;
+  class_sampling.seed = config_.sampling.seed + 1000003;
+  result.class_samples = to_pixels(diffusion::sample(model, model.schedule(), class_context, uncond, shape, class_sampling,
+                                                     {}, stage("class prompts")));
+  auto [features, predictions] = classify_all(*classifier_, result.class_samples);
+  result.class_predictions = predictions;
+  std::vector<int64_t> expected_labels;
+  for (int64_t label : data_.class_labels)
+    for (int64_t k = 0; k < per_class; ++k) expected_labels.push_back(label);
+  m["class_accuracy"] = (predictions == at::tensor(expected_labels, at::kLong)).to(at::kDouble).mean().item<double>();
+  m["fid"] = frechet_distance(features, real_features_);
+  auto kid = kernel_distance(features, real_features_, 20, std::min<int64_t>(200, features.size(0)), config_.sampling.seed);
+  m["kid_mean"] = kid.mean;
+  m["kid_std"] = kid.std;
+
+  // Noise-injection probes: noise to probe_timestep, denoise, SSCD to the original.
+  diffusion::SamplingOptions probe = config_.sampling;
+  probe.start_timestep = config_.probe_timestep;
+  probe.seed = config_.sampling.seed + 2000003;
+  at::Tensor forget_probe = to_pixels(diffusion::sample(model, model.schedule(), model.context_for(data_.forget_captions),
+                                                        uncond, shape, probe, to_model(data_.forget_images)));
+  m["forget_probe_sscd"] =
+      (embed_batched(*descriptor_, forget_probe) * forget_descriptors_).sum(1).mean().item<double>();
+  const int64_t retain_count = std::min<int64_t>(config_.retain_probes, data_.retain_images.size(0));
+  std::vector<std::string> retain_captions(data_.retain_captions.begin(), data_.retain_captions.begin() + retain_count);
+  at::Tensor retain_probe = to_pixels(diffusion::sample(model, model.schedule(), model.context_for(retain_captions), uncond,
+                                                        shape, probe, to_model(data_.retain_images.narrow(0, 0, retain_count))));
+  m["retain_probe_sscd"] = (embed_batched(*descriptor_, retain_probe) * retain_descriptors_.narrow(0, 0, retain_count))
+                               .sum(1)
+                               .mean()
+                               .item<double>();
+
+  // Likelihood proxy: the denoising loss at fixed timesteps with fixed noise.
+  auto denoising_loss = [&](const at::Tensor& pixels, const std::vector<std::string>& captions) {
+    at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(config_.sampling.seed + 3000017);
+    at::Tensor x0 = to_model(pixels);
+    at::Tensor ctx = model.context_for(captions);
+    double total = 0;
+    for (int64_t t : config_.loss_timesteps) {
+      at::Tensor noise = at::randn(x0.sizes(), generator, at::kFloat);
+      at::Tensor steps = at::full({x0.size(0)}, t, at::kLong);
+      at::Tensor x_t = model.schedule().add_noise(x0, noise, steps);
+      at::Tensor target = model.schedule().training_target(x0, noise, steps);
+      total += (model.predict(x_t, steps, ctx) - target).pow(2).mean().item<double>();
+    }
+    return total / static_cast<double>(config_.loss_timesteps.size());
+  };
+  m["forget_loss"] = denoising_loss(data_.forget_images, data_.forget_captions);
+  m["retain_loss"] = denoising_loss(data_.retain_images.narrow(0, 0, retain_count), retain_captions);
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  m["wall_seconds"] = result.seconds;
+  return result;
+}
+
+void Evaluator::compare(ModelEvaluation& evaluated, const ModelEvaluation* baseline, const ModelEvaluation* reference) const {
+  if (baseline && reference) {
+    const double original = baseline->metrics.at("sscd_mean"), retrained = reference->metrics.at("sscd_mean");
+    if (std::abs(original - retrained) > 1e-9)
+      evaluated.metrics["normalized_sscd"] = sscd_progress(evaluated.metrics.at("sscd_mean"), original, retrained);
+  }
+  if (baseline) {
+    const int64_t per_caption = config_.samples_per_forget_caption;
+    at::Tensor assigned = at::arange(data_.forget_images.size(0), at::kLong).repeat_interleave(per_caption);
+    evaluated.metrics["sscd_direction"] =
+        sscd_direction(baseline->forget_descriptors, evaluated.forget_descriptors, forget_descriptors_, assigned);
+  }
+}
+
+}  // namespace lethe::eval

@@ -1,0 +1,99 @@
+// Evaluating a native diffusion model for unlearning: forget-caption generations scored
+// with a copy descriptor (memorization rate, SSCD), class-prompt generations scored with a
+// classifier (conditional accuracy) and compared with real images in the classifier's
+// feature space (FID, KID), noise-injection probes (SISS protocol: noise the image to t,
+// denoise, SSCD to the original) and the denoising loss on forget vs retain images.
+// Everything is seeded: the same call gives the same numbers.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "core/progress.hpp"
+#include "diffusion/sampling.hpp"
+#include "eval/descriptor.hpp"
+#include "io/json_config.hpp"
+#include "models/classifier.hpp"
+#include "models/diffusion_model.hpp"
+
+namespace lethe::eval {
+
+struct EvalConfig {
+  int64_t samples_per_forget_caption = 16;
+  int64_t samples_per_class = 50;
+  diffusion::SamplingOptions sampling;   // sampler settings for all generations (seed included)
+  double threshold = 0.5;                // SSCD copy threshold
+  bool match_any_forget = false;         // score against any forget image, not just the caption's own
+  int64_t probe_timestep = 250;          // noise-injection probe start (of 1000)
+  int64_t retain_probes = 50;
+  int64_t fid_real_images = 2000;
+  std::vector<int64_t> loss_timesteps = {100, 250, 500, 750};
+  int64_t margin_neighbours = 16;
+
+  template <typename V>
+  void visit(V& v) {
+    v("samples_per_forget_caption", samples_per_forget_caption);
+    v("samples_per_class", samples_per_class);
+    v("sampling", sampling);
+    v("threshold", threshold);
+    v("match_any_forget", match_any_forget);
+    v("probe_timestep", probe_timestep);
+    v("retain_probes", retain_probes);
+    v("fid_real_images", fid_real_images);
+    v("loss_timesteps", loss_timesteps);
+    v("margin_neighbours", margin_neighbours);
+  }
+  void validate(const std::string& where) const;
+};
+
+// What the evaluation runs on. Images are pixels in [0, 1]; the model space is [-1, 1].
+struct EvalData {
+  at::Tensor forget_images;                  // [F, C, H, W]
+  std::vector<std::string> forget_captions;  // F
+  std::vector<std::string> class_captions;   // one prompt per class
+  std::vector<int64_t> class_labels;         // classifier label of each class prompt
+  at::Tensor retain_images;                  // [R, C, H, W] probes and margin neighbours
+  std::vector<std::string> retain_captions;  // R
+  at::Tensor real_images;                    // [N, C, H, W] held-out reference for FID/KID
+};
+
+struct ModelEvaluation {
+  std::string name;                          // "evaluated", "baseline", "reference"
+  std::map<std::string, double> metrics;
+  at::Tensor forget_samples;                 // [F * K, C, H, W] pixels, caption-major
+  at::Tensor forget_scores;                  // [F * K] best SSCD of each
+  at::Tensor forget_descriptors;             // [F * K, D]
+  at::Tensor class_samples;                  // [classes * S, C, H, W]
+  at::Tensor class_predictions;              // [classes * S]
+  double seconds = 0.0;
+};
+
+class Evaluator {
+ public:
+  Evaluator(EvalConfig config, EvalData data, std::shared_ptr<Descriptor> descriptor,
+            std::shared_ptr<models::ClassifierImpl> classifier);
+  ModelEvaluation evaluate(models::DiffusionModel& model, const std::string& name, const ProgressCallback& progress = {});
+  // Adds the cross-model metrics: normalized SSCD (P1, needs baseline and reference) and the
+  // direction score (needs baseline) to `evaluated`.
+  void compare(ModelEvaluation& evaluated, const ModelEvaluation* baseline, const ModelEvaluation* reference) const;
+  const EvalConfig& config() const { return config_; }
+  const EvalData& data() const { return data_; }
+  const Descriptor& descriptor() const { return *descriptor_; }
+  const models::ClassifierImpl& classifier() const { return *classifier_; }
+
+ private:
+  EvalConfig config_;
+  EvalData data_;
+  std::shared_ptr<Descriptor> descriptor_;
+  std::shared_ptr<models::ClassifierImpl> classifier_;
+  at::Tensor forget_descriptors_, retain_descriptors_, real_features_;
+};
+
+// The text the report gives for "normalized_sscd".
+extern const char* const kNormalizedSscdDefinition;
+
+}  // namespace lethe::eval

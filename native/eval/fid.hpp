@@ -1,0 +1,28 @@
+// Frechet distance and kernel inception distance between two feature sets
+// (evaluation.md §5). The feature network is pluggable (the bench classifier's pooled
+// features by default, any TorchScript feature extractor); name the metric after it.
+#pragma once
+
+#include <cstdint>
+
+#include <ATen/core/Tensor.h>
+
+namespace lethe::eval {
+
+// FID = |mu1 - mu2|^2 + tr S1 + tr S2 - 2 tr sqrt(S1^1/2 S2 S1^1/2), computed in float64
+// with symmetric eigendecompositions (no generic sqrtm). features [N, D].
+double frechet_distance(const at::Tensor& features_a, const at::Tensor& features_b);
+
+struct KernelDistance {
+  double mean = 0.0;
+  double std = 0.0;
+  int64_t subsets = 0;
+  int64_t subset_size = 0;
+};
+
+// Unbiased MMD^2 with the cubic polynomial kernel k(x, y) = (x.y / D + 1)^3, averaged over
+// `subsets` random subsets of `subset_size` rows of each set (drawn with `seed`).
+KernelDistance kernel_distance(const at::Tensor& features_a, const at::Tensor& features_b, int64_t subsets = 20,
+                               int64_t subset_size = 200, uint64_t seed = 0);
+
+}  // namespace lethe::eval
