@@ -10,5 +10,6 @@ namespace py = pybind11;
 void bind_core(py::module_& m);      // version, threads, tensor hand-over, io, diffusion math
 void bind_models(py::module_& m);    // UNet and config detection
 void bind_eval(py::module_& m);      // descriptors, SSCD metrics, FID/KID
+void bind_unlearn(py::module_& m);   // objectives' loss functions and selections
 
 }  // namespace lethe::bridge

@@ -108,6 +108,28 @@ void ObjectiveContext::reset_streams(uint64_t seed) {
 }
 
 // ---------------------------------------------------------------- helpers
+at::Tensor forget_timesteps(ObjectiveContext& context, int64_t count) {
+  return context.timesteps ? context.timesteps->sample(count, context.generator) : context.uniform_timesteps(count);
+}
+
+at::Tensor forget_time_weight(const ObjectiveContext& context, const at::Tensor& t) {
+  return context.timesteps ? context.timesteps->weight(t) : at::ones({t.size(0)});
+}
+
+const FrequencySelection& frequency_of(const ObjectiveContext& context) {
+  static const FrequencySelection none{FrequencySelectionConfig{}};
+  return context.frequency ? *context.frequency : none;
+}
+
+int64_t elements_per_sample(const at::Tensor& x) { return x.numel() / std::max<int64_t>(1, x.size(0)); }
+
+bool same_condition(const ExampleBatch& a, const ExampleBatch& b) {
+  if (a.contexts.defined() || b.contexts.defined())
+    return a.contexts.defined() && b.contexts.defined() && a.contexts.sizes() == b.contexts.sizes() &&
+           at::equal(a.contexts, b.contexts);
+  return a.captions == b.captions;
+}
+
 at::Tensor forget_error(const at::Tensor& residual, const at::Tensor& masks, const FrequencySelection& frequency) {
   at::Tensor masked = masks.defined() ? residual * masks.to(residual.dtype()) : residual;  // [B, C, H, W]
   return frequency.filtered_energy(masked);                                              // [B]

@@ -93,6 +93,10 @@ class Objective {
   // Combines what the micro-steps accumulated into the parameters' .grad; may add terms
   // (gradient norms, rescale factors).
   virtual void finish_step(ObjectiveContext& context, LossTerms& terms) {}
+  // State that must survive a resume (e.g. a temperature fixed at step 0); saved in
+  // training checkpoints.
+  virtual nlohmann::json state() const { return nlohmann::json::object(); }
+  virtual void restore(const nlohmann::json& state) {}
 };
 
 using ObjectiveFactory = std::function<std::unique_ptr<Objective>(const nlohmann::json& config, const std::string& where)>;
@@ -107,6 +111,17 @@ std::string objective_description(const std::string& name);
 void register_builtin_objectives();
 
 // ---- helpers shared by objectives ----
+
+// Forget-term timesteps: drawn from the timestep selection's window (full range without
+// one), and the per-sample forget weight m(t) (ones without a selection).
+at::Tensor forget_timesteps(ObjectiveContext& context, int64_t count);
+at::Tensor forget_time_weight(const ObjectiveContext& context, const at::Tensor& t);
+// The frequency selection in force ("none" when the context has none).
+const FrequencySelection& frequency_of(const ObjectiveContext& context);
+// Elements per sample of x [B, ...].
+int64_t elements_per_sample(const at::Tensor& x);
+// Whether two batches carry the same conditions (so one forward can serve both).
+bool same_condition(const ExampleBatch& a, const ExampleBatch& b);
 
 // Per-sample forget-term error of a residual [B, C, H, W] -> [B]: the spatial masks
 // multiply the residual, then the frequency selection's filtered energy (or sum_d r^2).

@@ -111,7 +111,8 @@ void Trainer::save_checkpoint(const fs::path& path, int64_t step, const std::vec
                            {"identity", identity().dump()},
                            {"streams", streams.dump()},
                            {"history", history_json.dump()},
-                           {"seconds", std::to_string(seconds)}};
+                           {"seconds", std::to_string(seconds)},
+                           {"objective_state", objective_.state().dump()}};
   io::save_safetensors(path, tensors, metadata);
 }
 
@@ -146,6 +147,7 @@ int64_t Trainer::load_checkpoint(const fs::path& path, std::vector<LossTerms>& h
   context_.restore_streams(streams);
   history = io::parse_json(metadata.at("history"), where).get<std::vector<LossTerms>>();
   seconds = std::stod(metadata.at("seconds"));
+  objective_.restore(io::parse_json(metadata.at("objective_state"), where));
   return std::stoll(metadata.at("step"));
 }
 

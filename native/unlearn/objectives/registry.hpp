@@ -6,5 +6,8 @@
 namespace lethe::unlearn {
 
 void register_denoise_objectives();
+void register_data_unlearning_objectives();
+void register_preference_objectives();
+void register_concept_objectives();
 
 }  // namespace lethe::unlearn

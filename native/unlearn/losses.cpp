@@ -1,0 +1,140 @@
+#include "unlearn/losses.hpp"
+
+#include <cmath>
+
+#include <ATen/ATen.h>
+
+#include "core/error.hpp"
+#include "unlearn/objective.hpp"
+
+namespace lethe::unlearn {
+
+std::pair<at::Tensor, at::Tensor> siss_weights(const at::Tensor& m, const at::Tensor& x, const at::Tensor& a,
+                                               const at::Tensor& gamma, const at::Tensor& sigma, double lambda) {
+  check(lambda > 0 && lambda < 1, "SISS: lambda must be in (0, 1), got ", lambda);
+  at::NoGradGuard no_grad;
+  at::Tensor m64 = m.to(at::kDouble), g = gamma.to(at::kDouble), s = sigma.to(at::kDouble);
+  std::vector<int64_t> dims;
+  for (int64_t d = 1; d < m.dim(); ++d) dims.push_back(d);
+  at::Tensor variance = (2.0 * s * s).flatten();                                       // [B]
+  at::Tensor d_x = (m64 - g * x.to(at::kDouble)).pow(2).sum(dims) / variance;          // [B]
+  at::Tensor d_a = (m64 - g * a.to(at::kDouble)).pow(2).sum(dims) / variance;          // [B]
+  const double logit = std::log(lambda / (1.0 - lambda));
+  at::Tensor delta = d_x - d_a;
+  at::Tensor w_x = at::sigmoid(-(delta + logit)) / (1.0 - lambda);
+  at::Tensor w_a = at::sigmoid(delta + logit) / lambda;
+  return {w_x.to(at::kFloat), w_a.to(at::kFloat)};
+}
+
+SissTerms siss_losses(const at::Tensor& prediction_x, const at::Tensor& prediction_a, const at::Tensor& m,
+                      const at::Tensor& x, const at::Tensor& a, const at::Tensor& gamma, const at::Tensor& sigma,
+                      double lambda, const at::Tensor& time_weight, const at::Tensor& masks,
+                      const FrequencySelection& frequency) {
+  SissTerms terms;
+  std::tie(terms.weight_x, terms.weight_a) = siss_weights(m, x, a, gamma, sigma, lambda);
+  at::Tensor eps_x = ((m - gamma * x) / sigma).detach();  // [B, ...]
+  at::Tensor eps_a = ((m - gamma * a) / sigma).detach();
+  at::Tensor retain_error = (prediction_x.to(at::kFloat) - eps_x).pow(2).flatten(1).sum(1);    // [B]
+  at::Tensor forget_error_ = forget_error(prediction_a.to(at::kFloat) - eps_a, masks, frequency);  // [B]
+  terms.retain = (terms.weight_x * retain_error).mean();
+  at::Tensor forget_weight = terms.weight_a * (time_weight.defined() ? time_weight.to(at::kFloat) : at::ones_like(terms.weight_a));
+  // Never multiply an inf by a zero weight: zero-weight samples contribute exactly 0.
+  terms.forget = at::where(forget_weight > 0, forget_weight * forget_error_, at::zeros_like(forget_error_)).mean();
+  return terms;
+}
+
+std::tuple<std::vector<at::Tensor>, double, double> siss_combine(const std::vector<at::Tensor>& retain_gradient,
+                                                                 const std::vector<at::Tensor>& forget_gradient,
+                                                                 double scaling_norm) {
+  const double retain_norm = norm_of(retain_gradient), forget_norm = norm_of(forget_gradient);
+  const double factor = forget_norm < 1e-12 ? 0.0 : scaling_norm / forget_norm;
+  std::vector<at::Tensor> out;
+  for (size_t i = 0; i < retain_gradient.size(); ++i) out.push_back(retain_gradient[i] - factor * forget_gradient[i]);
+  return {out, retain_norm, forget_norm};
+}
+
+std::pair<std::vector<at::Tensor>, double> erasediff_combine(const std::vector<at::Tensor>& retain_gradient,
+                                                             const std::vector<at::Tensor>& forget_gradient, double eta) {
+  const double forget_norm = norm_of(forget_gradient);
+  double factor = 0.0;
+  if (forget_norm > 1e-12) factor = std::max(eta - dot_of(retain_gradient, forget_gradient) / (forget_norm * forget_norm), 0.0);
+  std::vector<at::Tensor> out;
+  for (size_t i = 0; i < retain_gradient.size(); ++i) out.push_back(retain_gradient[i] + factor * forget_gradient[i]);
+  return {out, factor};
+}
+
+at::Tensor npo_loss(const at::Tensor& error, const at::Tensor& reference_error, double beta, double beta_k) {
+  check(beta > 0 && beta_k > 0, "NPO: beta and beta_k must be > 0, got ", beta, " and ", beta_k);
+  return (2.0 / beta * at::softplus(-beta_k * (error - reference_error.detach()))).mean();
+}
+
+std::pair<at::Tensor, double> dpo_loss(const at::Tensor& winner_error, const at::Tensor& loser_error,
+                                       const at::Tensor& reference_winner_error, const at::Tensor& reference_loser_error,
+                                       double beta) {
+  check(beta > 0, "DPO: beta must be > 0, got ", beta);
+  at::Tensor z = -(beta / 2.0) * ((winner_error - loser_error) -
+                                  (reference_winner_error.detach() - reference_loser_error.detach()));  // [B]
+  const double accuracy = (z > 0).to(at::kDouble).mean().item<double>();
+  return {at::softplus(-z).mean(), accuracy};
+}
+
+const std::vector<std::string>& f_divergence_names() {
+  static const std::vector<std::string> names = {"mse", "kl", "reverse_kl", "js", "hellinger", "chi2", "alpha"};
+  return names;
+}
+
+double f_divergence_curvature(const std::string& divergence, double alpha) {
+  if (divergence == "js") return 0.25;
+  if (divergence == "hellinger") return 0.5;
+  if (divergence == "chi2") return 2.0;
+  if (divergence == "alpha") return 1.0;
+  check(divergence == "kl" || divergence == "reverse_kl" || divergence == "mse", "unknown f-divergence '", divergence,
+        "'; known: ", join(f_divergence_names()));
+  return 1.0;
+}
+
+namespace {
+
+// Gauss-Hermite nodes and weights for E_{z ~ N(0,1)} f(z) = sum_i w_i f(sqrt(2) x_i) / sqrt(pi),
+// 32 points, computed once with the Golub-Welsch eigenvalue method.
+const std::pair<at::Tensor, at::Tensor>& normal_quadrature() {
+  static const std::pair<at::Tensor, at::Tensor> rule = [] {
+    const int64_t n = 32;
+    at::Tensor jacobi = at::zeros({n, n}, at::kDouble);
+    for (int64_t i = 1; i < n; ++i) {
+      const double b = std::sqrt(i / 2.0);
+      jacobi[i][i - 1] = b;
+      jacobi[i - 1][i] = b;
+    }
+    auto [nodes, vectors] = at::linalg_eigh(jacobi);
+    at::Tensor weights = vectors[0].pow(2);  // already normalised to sum 1 (w_i / sqrt(pi))
+    return std::make_pair((nodes * std::sqrt(2.0)).to(at::kFloat), weights.to(at::kFloat));
+  }();
+  return rule;
+}
+
+}  // namespace
+
+at::Tensor f_divergence(const at::Tensor& error, const std::string& divergence, double tau, double alpha) {
+  check(tau > 0, "f-divergence: tau must be > 0, got ", tau);
+  if (divergence == "mse") return error;
+  at::Tensor q = error / tau;  // [B]
+  if (divergence == "kl" || divergence == "reverse_kl") return q;  // equal-variance Gaussians: both D2 / 2
+  if (divergence == "hellinger") return 2.0 * (1.0 - at::exp(-q / 4.0));
+  if (divergence == "chi2") return at::exp(at::clamp_max(2.0 * q, 80.0)) - 1.0;
+  if (divergence == "alpha") {
+    check(alpha > 0 && alpha < 1, "alpha divergence: alpha must be in (0, 1), got ", alpha);
+    const double c = alpha * (1.0 - alpha);
+    return (1.0 - at::exp(-c * q)) / c;
+  }
+  if (divergence == "js") {
+    const auto& [nodes, weights] = normal_quadrature();
+    at::Tensor safe = q.clamp_min(1e-8);                                       // no infinite slope at q = 0
+    at::Tensor s = at::sqrt(2.0 * safe).unsqueeze(1);                          // [B, 1]
+    at::Tensor inner = at::softplus(-s * nodes.to(q.device()).unsqueeze(0) - safe.unsqueeze(1));  // [B, 32]
+    return std::log(2.0) - (inner * weights.to(q.device()).unsqueeze(0)).sum(1);
+  }
+  throw Error(str("unknown f-divergence '", divergence, "'; known: ", join(f_divergence_names())));
+}
+
+}  // namespace lethe::unlearn

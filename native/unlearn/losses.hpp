@@ -1,0 +1,71 @@
+// The loss formulas of every unlearning objective as plain differentiable functions on
+// tensors (shared/reference/methods.md §2-§5). Objectives compose them with data and
+// models; tests compare each with a PyTorch reference written from methods.md, values and
+// gradients.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "unlearn/frequency_selection.hpp"
+
+namespace lethe::unlearn {
+
+// SISS importance weights (methods.md §2.1, stable log-space form), no gradient:
+// Delta = d_x - d_a with d_y = sum_d (m - gamma y)^2 / (2 sigma^2);
+// w_x = sigmoid(-(Delta + logit(lambda))) / (1 - lambda), w_a = sigmoid(Delta + logit(lambda)) / lambda.
+// m, x, a [B, ...]; gamma, sigma [B, 1, ...]. Returns ([B], [B]).
+std::pair<at::Tensor, at::Tensor> siss_weights(const at::Tensor& m, const at::Tensor& x, const at::Tensor& a,
+                                               const at::Tensor& gamma, const at::Tensor& sigma, double lambda);
+
+// SISS loss terms on a mixture batch: prediction_x = eps_theta(m, t, c_x), prediction_a =
+// eps_theta(m, t, c_a) (the same tensor when the conditions agree); targets
+// eps_x = (m - gamma x) / sigma, eps_a = (m - gamma a) / sigma.
+// L_x = mean_B w_x sum_d (p_x - eps_x)^2, L_a = mean_B w_a time_weight forget_error(p_a - eps_a).
+struct SissTerms {
+  at::Tensor retain;   // L_x
+  at::Tensor forget;   // L_a
+  at::Tensor weight_x, weight_a;
+};
+SissTerms siss_losses(const at::Tensor& prediction_x, const at::Tensor& prediction_a, const at::Tensor& m,
+                      const at::Tensor& x, const at::Tensor& a, const at::Tensor& gamma, const at::Tensor& sigma,
+                      double lambda, const at::Tensor& time_weight, const at::Tensor& masks,
+                      const FrequencySelection& frequency);
+
+// g = g_x - (scaling_norm / |g_a|) g_a (the SISS repository's rescale); g_a is dropped
+// when |g_a| < 1e-12 (nothing to rescale). Returns (g, |g_x|, |g_a|).
+std::tuple<std::vector<at::Tensor>, double, double> siss_combine(const std::vector<at::Tensor>& retain_gradient,
+                                                                 const std::vector<at::Tensor>& forget_gradient,
+                                                                 double scaling_norm);
+
+// EraseDiff (SISS repository): g = g_x + max(eta - <g_x, g_a> / |g_a|^2, 0) g_a.
+// Returns (g, factor).
+std::pair<std::vector<at::Tensor>, double> erasediff_combine(const std::vector<at::Tensor>& retain_gradient,
+                                                             const std::vector<at::Tensor>& forget_gradient, double eta);
+
+// NPO (methods.md §4.2): L = mean_B (2 / beta) softplus(-beta_k (e_theta - e_ref)), with
+// beta_k = beta * k. e_theta, e_ref [B] per-sample errors (e_ref without gradient).
+at::Tensor npo_loss(const at::Tensor& error, const at::Tensor& reference_error, double beta, double beta_k);
+
+// Diffusion-DPO (methods.md §4.1): z = -(beta / 2) ((e_w - e_l) - (r_w - r_l)),
+// L = mean_B softplus(-z). Returns (loss, implicit accuracy mean(z > 0)).
+std::pair<at::Tensor, double> dpo_loss(const at::Tensor& winner_error, const at::Tensor& loser_error,
+                                       const at::Tensor& reference_winner_error, const at::Tensor& reference_loser_error,
+                                       double beta);
+
+// f-divergence concept losses (methods.md §5, project choice): per sample q = error / tau
+// where error is the mean squared gap between the trained prediction under the target
+// concept and the frozen prediction under the anchor; D2 = 2q.
+//   mse: error (no tau); kl, reverse_kl: q; hellinger: 2 (1 - exp(-q/4));
+//   chi2: exp(min(2q, 80)) - 1; js: log 2 - E_z softplus(-sqrt(2q) z - q) (Gauss-Hermite);
+//   alpha: (1 - exp(-alpha (1 - alpha) q)) / (alpha (1 - alpha)).
+// error [B] -> loss per sample [B].
+at::Tensor f_divergence(const at::Tensor& error, const std::string& divergence, double tau, double alpha = 0.5);
+const std::vector<std::string>& f_divergence_names();
+// f''(1) of each divergence's generator (the local curvature that sets stable step sizes).
+double f_divergence_curvature(const std::string& divergence, double alpha = 0.5);
+
+}  // namespace lethe::unlearn

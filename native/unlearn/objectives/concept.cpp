@@ -1,0 +1,105 @@
+// Concept unlearning with f-divergences and an anchor (methods.md §5): x_t is built from
+// anchor images; the trainable model's prediction under the erased concept c* is pulled
+// towards the frozen model's prediction under the anchor c (a near class or a
+// superclass), with the divergence choosing how large mismatches are weighted.
+#include <ATen/ATen.h>
+
+#include "core/error.hpp"
+#include "io/json_config.hpp"
+#include "unlearn/losses.hpp"
+#include "unlearn/objectives/registry.hpp"
+
+namespace lethe::unlearn {
+
+namespace {
+
+struct FDivergenceConfig {
+  std::string divergence = "js";   // mse | kl | reverse_kl | js | hellinger | chi2 | alpha
+  double tau = 1.0;                // temperature of q = error / tau
+  bool tau_auto = false;           // set tau at the first step so the batch median of q/4 is 1
+  double alpha = 0.5;              // for divergence = alpha
+  double preservation_weight = 0.0;  // Concept Ablation's prior preservation on anchor images
+
+  template <typename V>
+  void visit(V& v) {
+    v("divergence", divergence);
+    v("tau", tau);
+    v("tau_auto", tau_auto);
+    v("alpha", alpha);
+    v("preservation_weight", preservation_weight);
+  }
+  void validate(const std::string& where) const {
+    bool known = false;
+    for (const auto& name : f_divergence_names()) known = known || name == divergence;
+    check(known, where, ".divergence: unknown '", divergence, "'; known: ", join(f_divergence_names()));
+    check(tau > 0, where, ".tau: expected > 0, got ", tau);
+    check(preservation_weight >= 0, where, ".preservation_weight: expected >= 0");
+  }
+};
+
+class FDivergence : public Objective {
+ public:
+  explicit FDivergence(FDivergenceConfig config) : config_(std::move(config)), tau_(config_.tau) {}
+  std::string name() const override { return "f_divergence"; }
+  nlohmann::json config_json() const override { return io::to_json(config_); }
+  bool needs_reference() const override { return true; }
+  bool needs_anchor() const override { return true; }
+  nlohmann::json state() const override { return {{"tau", tau_}, {"tau_fixed", tau_fixed_}}; }
+  void restore(const nlohmann::json& state) override {
+    tau_ = state.at("tau").get<double>();
+    tau_fixed_ = state.at("tau_fixed").get<bool>();
+  }
+
+  LossTerms micro_step(ObjectiveContext& context) override {
+    const double scale = 1.0 / static_cast<double>(context.accumulation_steps);
+    ExampleBatch anchor = context.next_anchor();
+    const at::Tensor& x0 = anchor.images;
+    at::Tensor t = forget_timesteps(context, x0.size(0));
+    at::Tensor eps = context.noise_like(x0);
+    at::Tensor x_t = context.schedule->add_noise(x0, eps, t);
+    at::Tensor c_anchor = context.context(anchor);
+    at::Tensor c_target = context.target_context(x0.size(0));
+    check(context.reference != nullptr, "f-divergence unlearning needs the frozen original model");
+    at::Tensor anchored;
+    {
+      at::NoGradGuard no_grad;
+      anchored = context.reference->predict(x_t, t, c_anchor).to(at::kFloat);  // sg(eps_Phi(x_t, t, c))
+    }
+    at::Tensor prediction = context.model->predict(x_t, t, c_target).to(at::kFloat);
+    at::Tensor error = forget_error(prediction - anchored, anchor.masks, frequency_of(context)) /
+                       static_cast<double>(elements_per_sample(x0));  // [B] mean squared gap
+    if (config_.tau_auto && !tau_fixed_) {
+      tau_ = std::max(1e-12, error.detach().median().item<double>() / 4.0);
+      tau_fixed_ = true;
+    }
+    at::Tensor weight = forget_time_weight(context, t).to(x0.device());
+    at::Tensor loss = (weight * f_divergence(error, config_.divergence, tau_, config_.alpha)).mean();
+    LossTerms terms = {{"divergence", loss.item<double>() * scale}, {"gap", error.mean().item<double>() * scale}};
+    if (config_.preservation_weight > 0) {
+      at::Tensor preserved = context.model->predict(x_t, t, c_anchor).to(at::kFloat);
+      at::Tensor preservation = (preserved - context.schedule->training_target(x0, eps, t)).pow(2).mean();
+      loss = loss + config_.preservation_weight * preservation;
+      terms["preservation"] = preservation.item<double>() * scale;
+    }
+    (loss * scale).backward();
+    terms["tau"] = tau_ * scale;
+    return terms;
+  }
+
+ private:
+  FDivergenceConfig config_;
+  double tau_;
+  bool tau_fixed_ = false;
+};
+
+}  // namespace
+
+void register_concept_objectives() {
+  register_objective("f_divergence", "concept erasure: an f-divergence (mse, kl, reverse_kl, js, hellinger, chi2, alpha) "
+                                     "between the trained model under the target and the frozen model under the anchor",
+                     [](const nlohmann::json& json, const std::string& where) {
+                       return std::make_unique<FDivergence>(io::read_config<FDivergenceConfig>(json, where));
+                     });
+}
+
+}  // namespace lethe::unlearn

@@ -1,0 +1,266 @@
+"""Every objective's loss formula and gradient against a PyTorch/NumPy reference written
+from shared/reference/methods.md, plus the property tests of the engine issue (SISS
+importance-weight expectations by Monte Carlo, f-divergence equilibria, MSE vs KL)."""
+import json
+import math
+
+import numpy as np
+import pytest
+import scipy.integrate
+import scipy.stats
+import torch
+
+
+def fft_mask(h, w, cutoff):
+    fy = torch.fft.fftfreq(h).view(h, 1)
+    fx = torch.fft.fftfreq(w).view(1, w)
+    return ((fy**2 + fx**2).sqrt() <= cutoff * 0.5 + 1e-12).float()
+
+
+def energy_reference(residual, masks=None, lowpass=None):
+    r = residual if masks is None else residual * masks
+    if lowpass is None:
+        return (r**2).flatten(1).sum(1)
+    spectrum = torch.fft.fft2(r, norm="ortho")
+    return (fft_mask(r.shape[-2], r.shape[-1], lowpass) * spectrum.abs() ** 2).flatten(1).sum(1)
+
+
+def lowpass_json(cutoff):
+    return json.dumps({"filter": "lowpass", "cutoff": cutoff})
+
+
+def test_frequency_energy_matches_numpy_fft(lethe):
+    r = torch.randn(3, 2, 8, 10, dtype=torch.float32)
+    for cutoff in (0.25, 0.5, 0.75):
+        spectrum = np.fft.fft2(r.numpy().astype(np.float64), norm="ortho")
+        fy, fx = np.fft.fftfreq(8)[:, None], np.fft.fftfreq(10)[None, :]
+        mask = (np.sqrt(fy**2 + fx**2) <= cutoff * 0.5 + 1e-12)
+        expected = (np.abs(spectrum) ** 2 * mask).reshape(3, -1).sum(1)
+        got = lethe.frequency_energy(r, lowpass_json(cutoff))
+        assert np.allclose(got.numpy(), expected, rtol=1e-5, atol=1e-5)
+    # no filter: Parseval, the plain sum of squares
+    assert torch.allclose(lethe.frequency_energy(r, "{}"), (r**2).flatten(1).sum(1))
+
+
+def siss_reference(p_x, p_a, m, x, a, gamma, sigma, lam, time_weight, masks, lowpass):
+    """methods.md §2.1 steps 3-5 in the repository's weight form, then §3's low-pass on l_a."""
+    dims = tuple(range(1, m.dim()))
+    eps_x, eps_a = (m - gamma * x) / sigma, (m - gamma * a) / sigma
+    var = 2 * sigma.flatten() ** 2
+    d_x = ((m - gamma * x) ** 2).sum(dims).double() / var
+    d_a = ((m - gamma * a) ** 2).sum(dims).double() / var
+    delta = d_x - d_a
+    w_x = (1 / ((1 - lam) + lam * torch.exp(delta))).float()
+    w_a = (1 / ((1 - lam) * torch.exp(-delta) + lam)).float()
+    l_x = (w_x * ((p_x - eps_x) ** 2).sum(dims)).mean()
+    l_a = (w_a * time_weight * energy_reference(p_a - eps_a, masks, lowpass)).mean()
+    return l_x, l_a
+
+
+def siss_case(seed, same_prediction):
+    g = torch.Generator().manual_seed(seed)
+    shape = (6, 2, 8, 8)
+    x, a, eps = (torch.randn(*shape, generator=g) * 0.5 for _ in range(3))
+    abar = torch.rand(6, generator=g).clamp(0.2, 0.95).view(6, 1, 1, 1)
+    gamma, sigma = abar.sqrt(), (1 - abar).sqrt()
+    pick = torch.rand(6, generator=g).view(6, 1, 1, 1) < 0.5
+    m = torch.where(pick, gamma * a + sigma * eps, gamma * x + sigma * eps)
+    p_x = torch.randn(*shape, generator=g).requires_grad_(True)
+    p_a = p_x if same_prediction else torch.randn(*shape, generator=g).requires_grad_(True)
+    time_weight = torch.tensor([1.0, 0.0, 1.0, 2.0, 0.5, 1.0])
+    masks = (torch.rand(6, 1, 8, 8, generator=g) > 0.3).float()
+    return p_x, p_a, m, x, a, gamma, sigma, time_weight, masks
+
+
+@pytest.mark.parametrize("same_prediction", [True, False])
+@pytest.mark.parametrize("lowpass", [None, 0.5])
+def test_siss_losses_and_gradients_match_reference(lethe, same_prediction, lowpass):
+    p_x, p_a, m, x, a, gamma, sigma, tw, masks = siss_case(3, same_prediction)
+    freq = lowpass_json(lowpass) if lowpass else "{}"
+    ours = lethe.siss_losses(p_x, p_a, m, x, a, gamma, sigma, 0.5, tw, masks, freq)
+    ref = siss_reference(p_x, p_a, m, x, a, gamma, sigma, 0.5, tw, masks, lowpass)
+    for got, expected in zip(ours, ref):
+        assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+        leaves = [p_x] if same_prediction else [p_x, p_a]
+        g_ours = torch.autograd.grad(got, leaves, retain_graph=True, allow_unused=True)
+        g_ref = torch.autograd.grad(expected, leaves, retain_graph=True, allow_unused=True)
+        for go, gr in zip(g_ours, g_ref):
+            if gr is None:
+                assert go is None or go.abs().max() == 0
+            else:
+                assert torch.allclose(go, gr, rtol=1e-5, atol=1e-5)
+
+
+def test_siss_weights_are_a_partition_of_unity(lethe):
+    p_x, p_a, m, x, a, gamma, sigma, *_ = siss_case(5, True)
+    for lam in (0.1, 0.5, 0.9):
+        w_x, w_a = lethe.siss_weights(m, x, a, gamma, sigma, lam)
+        assert torch.allclose((1 - lam) * w_x + lam * w_a, torch.ones(6), atol=1e-6)
+
+
+def test_siss_weights_never_nan_at_small_t(lethe):
+    x, a = torch.zeros(2, 1, 4, 4), torch.ones(2, 1, 4, 4) * 3
+    gamma, sigma = torch.ones(2, 1, 1, 1), torch.full((2, 1, 1, 1), 1e-4)  # t ~ 0: Delta is astronomically large
+    m = gamma * x + sigma * torch.randn(2, 1, 4, 4)
+    w_x, w_a = lethe.siss_weights(m, x, a, gamma, sigma, 0.5)
+    assert torch.isfinite(w_x).all() and torch.isfinite(w_a).all()
+    assert torch.allclose(w_x, torch.full((2,), 2.0)) and torch.allclose(w_a, torch.zeros(2))
+
+
+def test_siss_importance_weights_have_the_stated_expectation(lethe):
+    """E_{m ~ q_lambda}[w_x f(m)] = E_{m ~ q(.|x)}[f(m)] and likewise for a (methods.md §2.1)."""
+    g = torch.Generator().manual_seed(7)
+    n, lam = 200_000, 0.3
+    x = torch.tensor([0.4, -0.2, 0.1, 0.3]).view(1, 4, 1, 1)
+    a = torch.tensor([-0.3, 0.5, 0.2, -0.1]).view(1, 4, 1, 1)
+    abar = 0.6
+    gamma, sigma = torch.full((n, 1, 1, 1), math.sqrt(abar)), torch.full((n, 1, 1, 1), math.sqrt(1 - abar))
+    eps = torch.randn(n, 4, 1, 1, generator=g)
+    from_a = (torch.rand(n, 1, 1, 1, generator=g) < lam)
+    m = torch.where(from_a, gamma * a + sigma * eps, gamma * x + sigma * eps)
+    w_x, w_a = lethe.siss_weights(m, x.expand(n, -1, -1, -1), a.expand(n, -1, -1, -1), gamma, sigma, lam)
+    assert w_x.double().mean().item() == pytest.approx(1.0, abs=0.01)
+    assert w_a.double().mean().item() == pytest.approx(1.0, abs=0.02)
+    first_moment_x = (w_x.view(n, 1) * m.view(n, 4)).double().mean(0)
+    first_moment_a = (w_a.view(n, 1) * m.view(n, 4)).double().mean(0)
+    assert torch.allclose(first_moment_x, (math.sqrt(abar) * x).view(4).double(), atol=0.01)
+    assert torch.allclose(first_moment_a, (math.sqrt(abar) * a).view(4).double(), atol=0.02)
+
+
+def test_siss_combine_rescales_the_forget_gradient_to_the_scaling_norm(lethe):
+    g_x = [torch.randn(3, 4), torch.randn(5)]
+    g_a = [torch.randn(3, 4), torch.randn(5)]
+    out, norm_x, norm_a = lethe.siss_combine(g_x, g_a, 5.0)
+    flat_a = torch.cat([t.flatten() for t in g_a])
+    assert norm_a == pytest.approx(flat_a.norm().item(), rel=1e-6)
+    for o, x_, a_ in zip(out, g_x, g_a):
+        assert torch.allclose(o, x_ - 5.0 / flat_a.norm() * a_, atol=1e-6)
+    zero, _, _ = lethe.siss_combine(g_x, [torch.zeros(3, 4), torch.zeros(5)], 5.0)
+    assert all(torch.equal(o, x_) for o, x_ in zip(zero, g_x))  # nothing in the window: no rescale
+
+
+def test_erasediff_combine_matches_reference(lethe):
+    g_x = [torch.tensor([1.0, 0.0])]
+    g_a = [torch.tensor([-1.0, 1.0])]  # <g_x, g_a> = -1, |g_a|^2 = 2: factor = eta + 0.5
+    out, factor = lethe.erasediff_combine(g_x, g_a, 1e-3)
+    assert factor == pytest.approx(0.501)
+    assert torch.allclose(out[0], g_x[0] + 0.501 * g_a[0])
+    out, factor = lethe.erasediff_combine(g_x, [torch.tensor([1.0, 0.0])], 1e-3)  # aligned: no correction
+    assert factor == 0.0 and torch.equal(out[0], g_x[0])
+
+
+def test_npo_loss_and_gradient_match_reference(lethe):
+    g = torch.Generator().manual_seed(2)
+    error = (torch.rand(8, generator=g) * 0.2).requires_grad_(True)
+    reference = torch.rand(8, generator=g) * 0.2
+    beta, beta_k = 0.1, 2500.0
+    ours = lethe.npo_loss(error, reference, beta, beta_k)
+    # L = -(2/beta) log sigmoid(beta k (e_theta - e_ref))  (methods.md §4.2)
+    expected = (-(2 / beta) * torch.nn.functional.logsigmoid(beta_k * (error - reference))).mean()
+    assert ours.item() == pytest.approx(expected.item(), rel=1e-5)
+    (g_ours,) = torch.autograd.grad(ours, error)
+    # gradient = -2k sigmoid(-beta k (e - e_ref)) / B with k = beta_k / beta
+    k = beta_k / beta
+    g_closed = -2 * k * torch.sigmoid(-beta_k * (error - reference)).detach() / 8
+    assert torch.allclose(g_ours, g_closed, rtol=1e-5)
+
+
+def test_dpo_loss_and_gradient_match_reference(lethe):
+    g = torch.Generator().manual_seed(3)
+    e_w, e_l = (torch.rand(5, generator=g) * 0.1).requires_grad_(True), (torch.rand(5, generator=g) * 0.1).requires_grad_(True)
+    r_w, r_l = torch.rand(5, generator=g) * 0.1, torch.rand(5, generator=g) * 0.1
+    beta = 50.0
+    loss, accuracy = lethe.dpo_loss(e_w, e_l, r_w, r_l, beta)
+    z = -(beta / 2) * ((e_w - e_l) - (r_w - r_l))
+    expected = -torch.nn.functional.logsigmoid(z).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert accuracy == pytest.approx((z > 0).float().mean().item())
+    grads = torch.autograd.grad(loss, [e_w, e_l], retain_graph=True)
+    ref = torch.autograd.grad(expected, [e_w, e_l])
+    for a, b in zip(grads, ref):
+        assert torch.allclose(a, b, rtol=1e-5)
+
+
+def js_direct(d2):
+    """Jensen-Shannon divergence between N(0,1) and N(sqrt(D2),1), integrated numerically."""
+    mu = math.sqrt(d2)
+    p = lambda v: scipy.stats.norm.pdf(v)
+    q = lambda v: scipy.stats.norm.pdf(v, mu)
+    def integrand(v):
+        m = 0.5 * (p(v) + q(v))
+        out = 0.0
+        if p(v) > 0:
+            out += 0.5 * p(v) * math.log(p(v) / m)
+        if q(v) > 0:
+            out += 0.5 * q(v) * math.log(q(v) / m)
+        return out
+    return scipy.integrate.quad(integrand, -12, 12 + mu, limit=200)[0]
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.05])
+def test_f_divergence_closed_forms(lethe, tau):
+    error = torch.tensor([0.0, 0.003, 0.02, 0.1, 0.4], dtype=torch.float32)
+    q = error / tau
+    expected = {
+        "mse": error,
+        "kl": q,
+        "reverse_kl": q,
+        "hellinger": 2 * (1 - torch.exp(-q / 4)),
+        "chi2": torch.exp(torch.clamp(2 * q, max=80)) - 1,
+        "alpha": (1 - torch.exp(-0.25 * q)) / 0.25,
+    }
+    for name, value in expected.items():
+        assert torch.allclose(lethe.f_divergence(error, name, tau), value, rtol=1e-5, atol=1e-7), name
+
+
+def test_js_matches_direct_integration(lethe):
+    for q in (0.01, 0.1, 0.5, 2.0):
+        got = lethe.f_divergence(torch.tensor([q]), "js", 1.0).item()
+        assert got == pytest.approx(js_direct(2 * q), rel=1e-4, abs=1e-7), q
+
+
+@pytest.mark.parametrize("name", ["mse", "kl", "reverse_kl", "js", "hellinger", "chi2", "alpha"])
+def test_f_divergence_equilibrium_has_zero_loss_and_gradient(lethe, name):
+    prediction = torch.randn(3, 1, 4, 4)
+    anchor = prediction.clone()
+    p = prediction.clone().requires_grad_(True)
+    error = ((p - anchor) ** 2).flatten(1).mean(1)
+    loss = lethe.f_divergence(error, name, 1.0).mean()
+    (grad,) = torch.autograd.grad(loss, p)
+    assert abs(loss.item()) < 1e-6 and grad.abs().max().item() == 0.0
+
+
+def test_mse_equals_gaussian_kl_times_tau(lethe):
+    error = torch.rand(6)
+    for tau in (0.5, 1.0, 3.0):
+        assert torch.allclose(lethe.f_divergence(error, "mse", tau), tau * lethe.f_divergence(error, "kl", tau))
+
+
+def test_f_divergence_gradients_have_the_stated_shapes(lethe):
+    q = torch.tensor([0.05, 0.3, 1.2], requires_grad=True)
+    (g_h,) = torch.autograd.grad(lethe.f_divergence(q, "hellinger", 1.0).sum(), q)
+    assert torch.allclose(g_h, torch.exp(-q.detach() / 4) / 2, rtol=1e-5)
+    (g_c,) = torch.autograd.grad(lethe.f_divergence(q, "chi2", 1.0).sum(), q)
+    assert torch.allclose(g_c, 2 * torch.exp(2 * q.detach()), rtol=1e-5)
+
+
+def test_js_slope_near_zero_is_a_quarter(lethe):
+    q = torch.tensor([1e-3], requires_grad=True)
+    (g,) = torch.autograd.grad(lethe.f_divergence(q, "js").sum(), q)
+    assert g.item() == pytest.approx(0.25, rel=0.02)  # JS ~ D2/8 = q/4 near 0
+
+
+def test_unknown_divergence_lists_the_known_ones(lethe):
+    with pytest.raises(lethe.LetheError, match="known: mse, kl, reverse_kl, js"):
+        lethe.f_divergence(torch.ones(1), "jensen")
+
+
+def test_objective_registry_and_configs(lethe):
+    names = lethe.objective_names()
+    for expected in ["siss", "siss_no_is", "neggrad", "naive_deletion", "erasediff", "npo", "dpo", "f_divergence", "denoise"]:
+        assert expected in names
+    assert json.loads(lethe.objective_config("siss"))["lambda"] == 0.5
+    with pytest.raises(lethe.LetheError, match="unknown key 'lamda'"):
+        lethe.objective_config("siss", json.dumps({"lamda": 0.3}))
+    with pytest.raises(lethe.LetheError, match=r"lambda: expected in \(0, 1\)"):
+        lethe.objective_config("siss", json.dumps({"lambda": 1.5}))
