@@ -2,9 +2,13 @@
 
 #include <ATen/ATen.h>
 
+#include "core/error.hpp"
 #include "core/runtime.hpp"
 #include "data/batching.hpp"
 #include "data/idx.hpp"
+#include "eval/report.hpp"
+
+#include <chrono>
 
 namespace lethe::bench {
 
@@ -45,6 +49,42 @@ eval::EvalConfig bench_eval_config() {
   config.retain_probes = 50;
   config.fid_real_images = 2000;
   return config;
+}
+
+nlohmann::json evaluate_on_bench(const std::vector<NamedModel>& models, const std::filesystem::path& out,
+                                 const eval::EvalConfig& config, std::shared_ptr<eval::Descriptor> descriptor,
+                                 std::shared_ptr<models::ClassifierImpl> classifier, const ProgressCallback& progress) {
+  check(!models.empty(), "evaluation: no model to evaluate");
+  const auto started = std::chrono::steady_clock::now();
+  const auto dir = bench_model_dir();
+  if (!descriptor) descriptor = eval::load_descriptor(dir / "descriptor.safetensors");
+  if (!classifier) {
+    classifier = models::ClassifierImpl::load(dir / "classifier.safetensors");
+    classifier->eval();
+  }
+  FashionBench fashion = build_fashion_bench();
+  eval::Evaluator evaluator(config, bench_eval_data(fashion, config.retain_probes, config.sampling.seed), descriptor,
+                            classifier);
+  std::vector<std::unique_ptr<eval::ModelEvaluation>> results;
+  nlohmann::json files;
+  const eval::ModelEvaluation* baseline = nullptr;
+  const eval::ModelEvaluation* reference = nullptr;
+  for (const NamedModel& entry : models) {
+    files[entry.name] = {{"path", entry.model->source_path}, {"sha256", entry.model->source_sha256}};
+    results.push_back(std::make_unique<eval::ModelEvaluation>(evaluator.evaluate(*entry.model, entry.name, progress)));
+    if (entry.name == "baseline") baseline = results.back().get();
+    if (entry.name == "reference") reference = results.back().get();
+  }
+  for (auto& result : results)
+    if (result.get() != baseline && result.get() != reference) evaluator.compare(*result, baseline, reference);
+  if (baseline && reference) {  // by definition of P1
+    const_cast<eval::ModelEvaluation*>(baseline)->metrics["normalized_sscd"] = 1.0;
+    const_cast<eval::ModelEvaluation*>(reference)->metrics["normalized_sscd"] = 0.0;
+  }
+  std::vector<const eval::ModelEvaluation*> views;
+  for (auto& result : results) views.push_back(result.get());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return eval::write_report(out, evaluator, views, seconds, {{"model_files", files}});
 }
 
 }  // namespace lethe::bench

@@ -19,4 +19,18 @@ eval::EvalData bench_eval_data(const FashionBench& bench, int64_t retain_probes 
 // 3, the copy threshold justified in models/README.md.
 eval::EvalConfig bench_eval_config();
 
+struct NamedModel {
+  std::string name;  // "evaluated", "baseline", "reference"
+  std::shared_ptr<models::DiffusionModel> model;
+};
+
+// Evaluates models on the bench (the first is the evaluated one; optional "baseline" and
+// "reference" entries add normalized SSCD and the direction score), writes report.json and
+// report.png into `out` and returns the report. descriptor / classifier default to the
+// shipped bench ones.
+nlohmann::json evaluate_on_bench(const std::vector<NamedModel>& models, const std::filesystem::path& out,
+                                 const eval::EvalConfig& config, std::shared_ptr<eval::Descriptor> descriptor = nullptr,
+                                 std::shared_ptr<models::ClassifierImpl> classifier = nullptr,
+                                 const ProgressCallback& progress = {});
+
 }  // namespace lethe::bench

@@ -24,43 +24,6 @@ struct EvalOptions {
 
 }  // namespace
 
-nlohmann::json run_bench_evaluation(const std::string& model, const std::string& baseline, const std::string& reference,
-                                    const std::filesystem::path& out, const eval::EvalConfig& config,
-                                    const std::string& descriptor_path, const std::string& classifier_path) {
-  const auto started = std::chrono::steady_clock::now();
-  const auto dir = bench::bench_model_dir();
-  auto descriptor = eval::load_descriptor(descriptor_path.empty() ? dir / "descriptor.safetensors" : std::filesystem::path(descriptor_path));
-  auto classifier = models::ClassifierImpl::load(classifier_path.empty() ? dir / "classifier.safetensors" : std::filesystem::path(classifier_path));
-  classifier->eval();
-  bench::FashionBench fashion = bench::build_fashion_bench();
-  eval::Evaluator evaluator(config, bench::bench_eval_data(fashion, config.retain_probes, config.sampling.seed), descriptor,
-                            classifier);
-  std::vector<std::unique_ptr<eval::ModelEvaluation>> results;
-  std::vector<std::pair<std::string, std::string>> entries = {{"evaluated", model}};
-  if (!baseline.empty()) entries.emplace_back("baseline", baseline);
-  if (!reference.empty()) entries.emplace_back("reference", reference);
-  nlohmann::json files;
-  for (const auto& [name, path] : entries) {
-    auto loaded = models::DiffusionModel::load(path);
-    files[name] = {{"path", path}, {"sha256", loaded->source_sha256}};
-    results.push_back(std::make_unique<eval::ModelEvaluation>(
-        evaluator.evaluate(*loaded, name, terminal_progress("eval " + name))));
-  }
-  const eval::ModelEvaluation* base = baseline.empty() ? nullptr : results[1].get();
-  const eval::ModelEvaluation* ref = reference.empty() ? nullptr : results.back().get();
-  for (auto& result : results) {
-    if (result.get() != base && result.get() != ref) evaluator.compare(*result, base, ref);
-  }
-  if (base && ref) {  // by definition
-    results[1]->metrics["normalized_sscd"] = 1.0;
-    results.back()->metrics["normalized_sscd"] = 0.0;
-  }
-  std::vector<const eval::ModelEvaluation*> views;
-  for (auto& result : results) views.push_back(result.get());
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  return eval::write_report(out, evaluator, views, seconds, {{"model_files", files}});
-}
-
 void add_eval_command(CLI::App& app) {
   auto* command = app.add_subcommand("eval", "Evaluate a model on the embedded bench: memorization (SSCD), normalized "
                                              "SSCD, FID/KID, class accuracy, probes and losses; writes report.json/png");
@@ -85,8 +48,17 @@ void add_eval_command(CLI::App& app) {
     if (options->samples_per_class > 0) config.samples_per_class = options->samples_per_class;
     const std::filesystem::path out = options->out.empty() ? std::filesystem::path("out") / ("eval-" + timestamp())
                                                            : std::filesystem::path(options->out);
-    auto report = run_bench_evaluation(options->model, options->baseline, options->reference, out, config,
-                                       options->descriptor, options->classifier);
+    std::vector<bench::NamedModel> entries = {{"evaluated", models::DiffusionModel::load(options->model)}};
+    if (!options->baseline.empty()) entries.push_back({"baseline", models::DiffusionModel::load(options->baseline)});
+    if (!options->reference.empty()) entries.push_back({"reference", models::DiffusionModel::load(options->reference)});
+    std::shared_ptr<eval::Descriptor> descriptor;
+    if (!options->descriptor.empty()) descriptor = eval::load_descriptor(options->descriptor);
+    std::shared_ptr<models::ClassifierImpl> classifier;
+    if (!options->classifier.empty()) {
+      classifier = models::ClassifierImpl::load(options->classifier);
+      classifier->eval();
+    }
+    auto report = bench::evaluate_on_bench(entries, out, config, descriptor, classifier, terminal_progress("eval"));
     std::cout << "report: " << (out / "report.json").string() << "\npicture: " << (out / "report.png").string() << "\n";
     for (const auto& [name, metrics] : report["models"].items())
       std::cout << name << ": memorization_rate " << metrics["memorization_rate"] << ", fid " << metrics["fid"]

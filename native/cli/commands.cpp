@@ -18,6 +18,8 @@ void register_commands(CLI::App& app) {
   add_inspect_command(app);
   add_bench_commands(app);
   add_eval_command(app);
+  add_unlearn_command(app);
+  add_graph_commands(app);
 }
 
 int run_selected(CLI::App& app) {

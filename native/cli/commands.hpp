@@ -17,5 +17,7 @@ void set_action(CLI::App* command, std::function<int()> action);
 void add_inspect_command(CLI::App& app);
 void add_bench_commands(CLI::App& app);
 void add_eval_command(CLI::App& app);
+void add_unlearn_command(CLI::App& app);
+void add_graph_commands(CLI::App& app);
 
 }  // namespace lethe::cli

@@ -2,6 +2,7 @@
 
 #include <sched.h>
 
+#include <cstdlib>
 #include <thread>
 
 #include <ATen/Parallel.h>
@@ -36,6 +37,12 @@ int available_cores() {
 
 int init_threads(int threads) {
   check(threads >= 0, "init_threads: thread count must be >= 0, got ", threads);
+  if (threads == 0) {
+    if (const char* text = std::getenv("LETHE_THREADS")) {
+      threads = std::atoi(text);
+      check(threads > 0, "LETHE_THREADS must be a positive integer, got '", text, "'");
+    }
+  }
   int wanted = threads == 0 ? available_cores() : threads;
   if (at::get_num_threads() != wanted) at::set_num_threads(wanted);
   return at::get_num_threads();

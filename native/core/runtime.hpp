@@ -14,7 +14,8 @@ std::string build_info();
 // Number of CPU cores this process may run on (sched affinity, then hardware count).
 int available_cores();
 
-// Sets torch's intra-op thread count to `threads` (0 = available_cores()) and returns it.
+// Sets torch's intra-op thread count to `threads` (0 = $LETHE_THREADS if set, else
+// available_cores()) and returns it.
 // Every entry point (CLI, Python module) calls this once at start-up: torch may default
 // to fewer threads than the machine has.
 int init_threads(int threads = 0);

@@ -113,7 +113,13 @@ ModelEvaluation Evaluator::evaluate(models::DiffusionModel& model, const std::st
   std::vector<int64_t> expected_labels;
   for (int64_t label : data_.class_labels)
     for (int64_t k = 0; k < per_class; ++k) expected_labels.push_back(label);
-  m["class_accuracy"] = (predictions == at::tensor(expected_labels, at::kLong)).to(at::kDouble).mean().item<double>();
+  at::Tensor correct = (predictions == at::tensor(expected_labels, at::kLong)).to(at::kDouble);  // [classes * S]
+  m["class_accuracy"] = correct.mean().item<double>();
+  for (size_t c = 0; c < data_.class_captions.size(); ++c) {
+    const std::string& caption = data_.class_captions[c];
+    const std::string name = caption.substr(0, caption.find(' '));
+    m["class_accuracy_" + name] = correct.narrow(0, static_cast<int64_t>(c) * per_class, per_class).mean().item<double>();
+  }
   m["fid"] = frechet_distance(features, real_features_);
   auto kid = kernel_distance(features, real_features_, 20, std::min<int64_t>(200, features.size(0)), config_.sampling.seed);
   m["kid_mean"] = kid.mean;

@@ -53,6 +53,7 @@ class DiffusionModel : public Denoiser {
   void set_requires_grad(bool requires_grad);
 
   UNet& unet() { return unet_; }
+  const UNet& unet() const { return unet_; }
   TokenEncoder& text_encoder() { return text_encoder_; }
   const diffusion::ScheduleConfig& schedule_config() const { return schedule_; }
   const diffusion::NoiseSchedule& schedule() const { return noise_schedule_; }

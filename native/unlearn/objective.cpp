@@ -4,6 +4,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "core/error.hpp"
+#include "unlearn/caption_variants.hpp"
 
 namespace lethe::unlearn {
 
@@ -63,20 +64,24 @@ ExampleBatch ObjectiveContext::next_forget() { return next_from("forget", data->
 ExampleBatch ObjectiveContext::next_retain() { return next_from("retain", data->retain); }
 ExampleBatch ObjectiveContext::next_anchor() { return next_from("anchor", data->anchor); }
 
-at::Tensor ObjectiveContext::context(const ExampleBatch& batch) const {
+at::Tensor ObjectiveContext::context(const ExampleBatch& batch) {
   if (batch.contexts.defined()) return batch.contexts;
   check(static_cast<bool>(encode_captions), "captions given but this model has no text encoder");
-  return encode_captions(batch.captions);
+  std::vector<std::string> captions;
+  captions.reserve(batch.captions.size());
+  for (const std::string& caption : batch.captions) captions.push_back(choose_caption_variant(caption, generator));
+  return encode_captions(captions);
 }
 
-at::Tensor ObjectiveContext::target_context(int64_t count) const {
+at::Tensor ObjectiveContext::target_context(int64_t count) {
   if (data->target_contexts.defined()) {
     const at::Tensor& contexts = data->target_contexts;
     return contexts.size(0) == 1 ? contexts.expand({count, -1, -1}) : contexts.narrow(0, 0, count);
   }
   check(!data->target_captions.empty(), "concept unlearning needs a target caption (the concept to erase)");
   std::vector<std::string> captions;
-  for (int64_t i = 0; i < count; ++i) captions.push_back(data->target_captions[i % data->target_captions.size()]);
+  for (int64_t i = 0; i < count; ++i)
+    captions.push_back(choose_caption_variant(data->target_captions[i % data->target_captions.size()], generator));
   return encode_captions(captions);
 }
 

@@ -57,10 +57,12 @@ class ObjectiveContext {
   ExampleBatch next_forget();
   ExampleBatch next_retain();
   ExampleBatch next_anchor();
-  // Context for a batch (its contexts, or its encoded captions).
-  at::Tensor context(const ExampleBatch& batch) const;
-  // Context of the erased concept c* for `count` samples.
-  at::Tensor target_context(int64_t count) const;
+  // Context for a batch: its contexts, or its encoded captions ({a|b} variants drawn per
+  // sample from the run's generator).
+  at::Tensor context(const ExampleBatch& batch);
+  // Context of the erased concept c* for `count` samples ({a|b} caption variants are drawn
+  // per sample).
+  at::Tensor target_context(int64_t count);
 
   // Gaussian noise and uniform timesteps from the run's generator.
   at::Tensor noise_like(const at::Tensor& x);

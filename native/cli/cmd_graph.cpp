@@ -1,0 +1,93 @@
+// `lethe run WORKFLOW.json`, `lethe nodes`, `lethe convert`: the node graph, headless.
+#include <iostream>
+#include <memory>
+
+#include "cli/commands.hpp"
+#include "cli/progress_bar.hpp"
+#include "core/error.hpp"
+#include "core/runtime.hpp"
+#include "graph/executor.hpp"
+#include "graph/node_registry.hpp"
+#include "io/json_config.hpp"
+
+namespace lethe::cli {
+
+namespace {
+
+// The README's node table: one row per node (name, category, inputs, outputs).
+std::string markdown_node_list() {
+  std::string out = "| node | category | inputs | outputs | what it does |\n|---|---|---|---|---|\n";
+  for (const std::string& name : graph::node_names(false)) {
+    const graph::NodeSchema& schema = graph::node_schema(name);
+    std::vector<std::string> inputs, outputs;
+    for (const auto& spec : schema.inputs)
+      inputs.push_back(str(spec.name, spec.required ? "" : "?", ": ", spec.type == "COMBO" ? "choice" : spec.type));
+    for (const auto& spec : schema.outputs) outputs.push_back(str(spec.name, ": ", spec.type));
+    const size_t sentence = schema.description.find(". ");
+    std::string description = sentence == std::string::npos ? schema.description : schema.description.substr(0, sentence + 1);
+    out += str("| `", name, "` | ", schema.category, " | ", join(inputs, ", "), " | ", join(outputs, ", "), " | ",
+               description, " |\n");
+  }
+  return out;
+}
+
+}  // namespace
+
+void add_graph_commands(CLI::App& app) {
+  auto* run = app.add_subcommand("run", "Run a ComfyUI workflow (UI format 0.4 or 1, or API format) headless");
+  auto workflow = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  auto overrides = std::make_shared<std::vector<std::string>>();
+  run->add_option("workflow", *workflow, "the workflow .json")->required()->check(CLI::ExistingFile);
+  run->add_option("--out", *out, "run folder (default out/<workflow>-<timestamp>)");
+  run->add_option("--set", *overrides, "override an input: NODE_ID.INPUT=VALUE (repeatable)");
+  set_action(run, [workflow, out, overrides]() {
+    graph::ApiGraph graph = graph::parse_workflow(io::read_json_file(*workflow), *workflow);
+    for (const auto& assignment : *overrides) graph::apply_override(graph, assignment);
+    graph::RunOptions options;
+    options.run_directory = out->empty() ? std::filesystem::path("out") /
+                                               (std::filesystem::path(*workflow).stem().string() + "-" + timestamp())
+                                         : std::filesystem::path(*out);
+    options.progress = terminal_progress("run");
+    std::cerr << "lethe run: " << *workflow << " -> " << options.run_directory.string() << "\n";
+    auto result = graph::run_workflow(graph, options);
+    for (const auto& [id, entry] : result.record["nodes"].items()) {
+      std::cout << "node " << id << " " << entry["class_type"].get<std::string>() << ": "
+                << entry["seconds"].get<double>() << " s";
+      for (const auto& text : entry["texts"]) std::cout << " | " << text.get<std::string>();
+      std::cout << "\n";
+    }
+    std::cout << "run folder: " << result.run_directory.string() << "\n";
+    return 0;
+  });
+
+  auto* nodes = app.add_subcommand("nodes", "List the native nodes (--json: ComfyUI /object_info shape)");
+  auto as_json = std::make_shared<bool>(false);
+  auto as_markdown = std::make_shared<bool>(false);
+  auto headless = std::make_shared<bool>(false);
+  nodes->add_flag("--json", *as_json, "print the schemas as JSON");
+  nodes->add_flag("--markdown", *as_markdown, "print the README node table");
+  nodes->add_flag("--headless", *headless, "include the headless stand-ins for ComfyUI core nodes");
+  set_action(nodes, [as_json, as_markdown, headless]() {
+    if (*as_json) {
+      std::cout << graph::schemas_json(*headless).dump(2) << "\n";
+    } else if (*as_markdown) {
+      std::cout << markdown_node_list();
+    } else {
+      graph::register_builtin_nodes();
+      for (const auto& name : graph::node_names(*headless))
+        std::cout << name << "  [" << graph::node_schema(name).category << "]  " << graph::node_schema(name).display_name << "\n";
+    }
+    return 0;
+  });
+
+  auto* convert = app.add_subcommand("convert", "Print a workflow's API-format graph (as the ComfyUI frontend converts it)");
+  auto convert_file = std::make_shared<std::string>();
+  convert->add_option("workflow", *convert_file, "the workflow .json")->required()->check(CLI::ExistingFile);
+  set_action(convert, [convert_file]() {
+    std::cout << graph::to_api_json(graph::parse_workflow(io::read_json_file(*convert_file), *convert_file)).dump(2) << "\n";
+    return 0;
+  });
+}
+
+}  // namespace lethe::cli

@@ -1,0 +1,103 @@
+#include "graph/nodes/node_helpers.hpp"
+
+#include <ATen/ATen.h>
+
+#include "core/error.hpp"
+
+namespace lethe::graph::nodes {
+
+InputSpec int_input(const std::string& name, int64_t value, int64_t min, int64_t max, const std::string& tooltip) {
+  InputSpec spec;
+  spec.name = name;
+  spec.type = "INT";
+  spec.default_value = value;
+  spec.min = static_cast<double>(min);
+  spec.max = static_cast<double>(max);
+  spec.step = 1;
+  spec.tooltip = tooltip;
+  return spec;
+}
+
+InputSpec seed_input(const std::string& name, const std::string& tooltip) {
+  InputSpec spec = int_input(name, 0, 0, 0x7FFFFFFFFFFFFFFFLL, tooltip);
+  spec.seed = true;
+  return spec;
+}
+
+InputSpec float_input(const std::string& name, double value, double min, double max, double step,
+                      const std::string& tooltip) {
+  InputSpec spec;
+  spec.name = name;
+  spec.type = "FLOAT";
+  spec.default_value = value;
+  spec.min = min;
+  spec.max = max;
+  spec.step = step;
+  spec.tooltip = tooltip;
+  return spec;
+}
+
+InputSpec string_input(const std::string& name, const std::string& value, const std::string& tooltip, bool multiline) {
+  InputSpec spec;
+  spec.name = name;
+  spec.type = "STRING";
+  spec.default_value = value;
+  spec.tooltip = tooltip;
+  spec.multiline = multiline;
+  return spec;
+}
+
+InputSpec bool_input(const std::string& name, bool value, const std::string& tooltip) {
+  InputSpec spec;
+  spec.name = name;
+  spec.type = "BOOLEAN";
+  spec.default_value = value;
+  spec.tooltip = tooltip;
+  return spec;
+}
+
+InputSpec combo_input(const std::string& name, const std::vector<std::string>& options, const std::string& value,
+                      const std::string& tooltip) {
+  InputSpec spec;
+  spec.name = name;
+  spec.type = "COMBO";
+  spec.options = options;
+  spec.default_value = value;
+  spec.tooltip = tooltip;
+  return spec;
+}
+
+InputSpec socket(const std::string& name, const std::string& type, const std::string& tooltip, bool required) {
+  InputSpec spec;
+  spec.name = name;
+  spec.type = type;
+  spec.tooltip = tooltip;
+  spec.required = required;
+  return spec;
+}
+
+at::Tensor to_comfy_image(const at::Tensor& pixels) {
+  check(pixels.dim() == 4 && (pixels.size(1) == 1 || pixels.size(1) == 3), "expected pixels [B, 1 or 3, H, W], got ",
+        pixels.sizes());
+  return pixels.detach().to(at::kCPU, at::kFloat).clamp(0, 1).expand({-1, 3, -1, -1}).permute({0, 2, 3, 1}).contiguous();
+}
+
+at::Tensor from_comfy_image(const at::Tensor& image, int64_t channels, const std::string& where) {
+  check(image.dim() == 4 && (image.size(3) == 1 || image.size(3) == 3 || image.size(3) == 4), where,
+        ": expected an IMAGE [B, H, W, C] with C in {1, 3, 4}, got ", image.sizes());
+  at::Tensor x = image.to(at::kFloat).narrow(3, 0, std::min<int64_t>(image.size(3), 3)).permute({0, 3, 1, 2});  // [B, C, H, W]
+  if (channels == 1 && x.size(1) == 3)
+    x = (0.299 * x.select(1, 0) + 0.587 * x.select(1, 1) + 0.114 * x.select(1, 2)).unsqueeze(1);
+  if (channels == 3 && x.size(1) == 1) x = x.expand({-1, 3, -1, -1});
+  return x.contiguous();
+}
+
+Value dataset_value(unlearn::ExampleSet set) {
+  return Value(graph::types::kDataset, std::make_shared<unlearn::ExampleSet>(std::move(set)));
+}
+
+Value image_value(const at::Tensor& pixels) { return Value::tensor(graph::types::kImage, to_comfy_image(pixels)); }
+
+Value json_value(const std::string& type, nlohmann::json value) { return Value::json(type, std::move(value)); }
+
+}  // namespace lethe::graph::nodes

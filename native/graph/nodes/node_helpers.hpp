@@ -1,0 +1,44 @@
+// Small helpers shared by the node definitions: input spec builders, ComfyUI layout
+// conversions, and the Lethe object types that travel between nodes.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "graph/node_registry.hpp"
+#include "unlearn/examples.hpp"
+
+namespace lethe::graph::nodes {
+
+InputSpec int_input(const std::string& name, int64_t value, int64_t min, int64_t max, const std::string& tooltip);
+InputSpec seed_input(const std::string& name, const std::string& tooltip);
+InputSpec float_input(const std::string& name, double value, double min, double max, double step,
+                      const std::string& tooltip);
+InputSpec string_input(const std::string& name, const std::string& value, const std::string& tooltip,
+                       bool multiline = false);
+InputSpec bool_input(const std::string& name, bool value, const std::string& tooltip);
+InputSpec combo_input(const std::string& name, const std::vector<std::string>& options, const std::string& value,
+                      const std::string& tooltip);
+InputSpec socket(const std::string& name, const std::string& type, const std::string& tooltip, bool required = true);
+
+// ComfyUI IMAGE [B, H, W, 3] <-> Lethe pixels [B, C, H, W] in [0, 1]. Grayscale is repeated
+// to 3 channels on the way out and converted to luma on the way in when `channels` is 1.
+at::Tensor to_comfy_image(const at::Tensor& pixels);
+at::Tensor from_comfy_image(const at::Tensor& image, int64_t channels, const std::string& where);
+
+// An objective chosen by an objective node: a registry name and its config.
+struct ObjectiveSpec {
+  std::string name;
+  nlohmann::json config;
+};
+
+// Datasets travel as shared pointers (they can be large); an empty one has no images.
+using DatasetPtr = std::shared_ptr<unlearn::ExampleSet>;
+Value dataset_value(unlearn::ExampleSet set);
+Value image_value(const at::Tensor& pixels);  // pixels [B, C, H, W] -> IMAGE
+Value json_value(const std::string& type, nlohmann::json value);
+
+}  // namespace lethe::graph::nodes

@@ -1,0 +1,132 @@
+#include "models/lora.hpp"
+
+#include <cmath>
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "core/error.hpp"
+#include "models/layers.hpp"
+#include "models/unet_config.hpp"
+
+namespace lethe::models {
+
+void LoraConfig::validate(const std::string& where) const {
+  check(rank >= 1, where, ".rank: expected >= 1, got ", rank);
+  check(alpha > 0, where, ".alpha: expected > 0, got ", alpha);
+  check(!targets.empty(), where, ".targets: expected at least one layer pattern");
+}
+
+struct LoraSet::Layer {
+  std::string path;
+  LinearLayerImpl* linear = nullptr;
+  Conv2dLayerImpl* conv = nullptr;
+  std::shared_ptr<LowRankAdapter> adapter;
+};
+
+namespace {
+
+bool ends_with(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+         (text.size() == suffix.size() || text[text.size() - suffix.size() - 1] == '.');
+}
+
+}  // namespace
+
+LoraSet::LoraSet(torch::nn::Module& model, const LoraConfig& config, uint64_t seed) : config_(config) {
+  config_.validate("LoRA");
+  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (const auto& item : model.named_modules()) {
+    const std::string& path = item.key();
+    bool wanted = false;
+    for (const auto& target : config_.targets) wanted = wanted || ends_with(path, target);
+    if (!wanted) continue;
+    Layer layer;
+    layer.path = path;
+    at::Tensor weight;
+    if (auto* linear = dynamic_cast<LinearLayerImpl*>(item.value().get())) {
+      layer.linear = linear;
+      weight = linear->weight;
+    } else if (auto* conv = dynamic_cast<Conv2dLayerImpl*>(item.value().get())) {
+      layer.conv = conv;
+      weight = conv->weight;
+    } else {
+      continue;  // a container whose name matches; its layers are matched on their own paths
+    }
+    check(!(layer.linear ? layer.linear->adapter : layer.conv->adapter), "LoRA: layer '", path, "' already has an adapter");
+    const auto options = weight.options().dtype(at::kFloat);
+    const int64_t out = weight.size(0), in = weight.size(1), rank = config_.rank;
+    auto adapter = std::make_shared<LowRankAdapter>();
+    adapter->scale = config_.alpha / static_cast<double>(rank);
+    const double fan_in = static_cast<double>(weight.numel() / out);
+    if (layer.linear) {
+      adapter->down = at::empty({rank, in}, options);
+      adapter->up = at::zeros({out, rank}, options);
+    } else {
+      adapter->down = at::empty({rank, in, weight.size(2), weight.size(3)}, options);
+      adapter->up = at::zeros({out, rank, 1, 1}, options);
+    }
+    {
+      at::NoGradGuard no_grad;
+      adapter->down.uniform_(-1.0 / std::sqrt(fan_in), 1.0 / std::sqrt(fan_in), generator);
+    }
+    adapter->down.requires_grad_(true);
+    adapter->up.requires_grad_(true);
+    layer.adapter = adapter;
+    (layer.linear ? layer.linear->adapter : layer.conv->adapter) = adapter;
+    layers_.push_back(layer);
+  }
+  check(!layers_.empty(), "LoRA: no layer matches the targets ", join(config_.targets),
+        " (targets are suffixes of LDM module paths such as 'attn2.to_k')");
+}
+
+LoraSet::~LoraSet() = default;
+
+size_t LoraSet::size() const { return layers_.size(); }
+
+std::vector<std::pair<std::string, at::Tensor>> LoraSet::parameters() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const Layer& layer : layers_) {
+    out.emplace_back(layer.path + ".lora_down.weight", layer.adapter->down);
+    out.emplace_back(layer.path + ".lora_up.weight", layer.adapter->up);
+  }
+  return out;
+}
+
+std::map<std::string, at::Tensor> LoraSet::tensors() const {
+  std::map<std::string, at::Tensor> out;
+  for (const auto& [name, tensor] : parameters()) out[name] = tensor.detach();
+  for (const Layer& layer : layers_) out[layer.path + ".alpha"] = at::tensor(static_cast<float>(config_.alpha));
+  return out;
+}
+
+void LoraSet::load(const std::map<std::string, at::Tensor>& tensors, const std::string& where) {
+  ShapeTable expected, got;
+  for (const auto& [name, tensor] : this->tensors()) expected[name] = tensor.sizes().vec();
+  for (const auto& [name, tensor] : tensors) got[name] = tensor.sizes().vec();
+  check_shape_table(expected, got, where);
+  at::NoGradGuard no_grad;
+  for (const Layer& layer : layers_) {
+    layer.adapter->down.copy_(tensors.at(layer.path + ".lora_down.weight"));
+    layer.adapter->up.copy_(tensors.at(layer.path + ".lora_up.weight"));
+    const double alpha = tensors.at(layer.path + ".alpha").item<double>();
+    layer.adapter->scale = alpha / static_cast<double>(layer.adapter->rank());
+  }
+}
+
+void LoraSet::merge() {
+  at::NoGradGuard no_grad;
+  for (Layer& layer : layers_) {
+    at::Tensor& weight = layer.linear ? layer.linear->weight : layer.conv->weight;
+    // delta = scale * up.flatten(1) @ down.flatten(1), reshaped to the weight (ComfyUI's rule)
+    at::Tensor delta = layer.adapter->up.flatten(1).matmul(layer.adapter->down.flatten(1)).mul(layer.adapter->scale);
+    weight.add_(delta.reshape(weight.sizes()).to(weight.scalar_type()));
+  }
+  detach();
+}
+
+void LoraSet::detach() {
+  for (Layer& layer : layers_) (layer.linear ? layer.linear->adapter : layer.conv->adapter).reset();
+}
+
+}  // namespace lethe::models

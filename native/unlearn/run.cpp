@@ -1,0 +1,296 @@
+#include "unlearn/run.hpp"
+
+#include <ATen/ATen.h>
+
+#include "bench/bench_evaluation.hpp"
+#include "bench/fashion_bench.hpp"
+#include "core/error.hpp"
+#include "core/runtime.hpp"
+#include "data/idx.hpp"
+#include "data/image_folder.hpp"
+#include "eval/canvas.hpp"
+#include "io/atomic_file.hpp"
+#include "io/hash.hpp"
+
+namespace lethe::unlearn {
+
+namespace fs = std::filesystem;
+
+void DataConfig::validate(const std::string& where) const {
+  check(preset == "bench" || preset == "folders", where, ".preset: expected bench or folders, got '", preset, "'");
+  check(task == "data" || task == "concept", where, ".task: expected data or concept, got '", task, "'");
+  for (int64_t piece : forget_pieces)
+    check(piece >= 0 && piece < 10, where, ".forget_pieces: artist pieces are 0..9, got ", piece);
+  check(retain_limit >= 0, where, ".retain_limit: expected >= 0");
+}
+
+void RunConfig::validate(const std::string& where) const {
+  data.validate(where + ".data");
+  check(trainable == "full" || trainable == "lora", where, ".trainable: expected full or lora, got '", trainable, "'");
+  timesteps.validate(where + ".timesteps");
+  frequency.validate(where + ".frequency");
+  trainer.validate(where + ".trainer");
+  lora.validate(where + ".lora");
+}
+
+RunConfig RunConfig::defaults() {
+  RunConfig config;
+  config.trainer.steps = 100;
+  config.trainer.batch_size = 16;
+  config.trainer.optimizer.learning_rate = 1e-4;
+  config.trainer.optimizer.weight_decay = 0.0;
+  config.trainer.optimizer.grad_clip = 1.0;
+  return config;
+}
+
+namespace {
+
+ExampleSet folder_set(const std::string& folder, const std::string& role, const models::DiffusionModel& model,
+                      bool resize) {
+  data::ImageFolderOptions options;
+  options.role = role;
+  options.channels = static_cast<int>(model.unet()->config().in_channels);
+  options.resize = resize;
+  data::ImageSet images = data::load_image_folder(folder, options);
+  ExampleSet set;
+  set.name = str(role, " '", folder, "'");
+  set.images = images.images * 2.0 - 1.0;
+  set.masks = images.masks;
+  set.captions = images.captions;
+  for (size_t i = 0; i < set.captions.size(); ++i)
+    check(!model.has_text_encoder() || !set.captions[i].empty(), set.name, ": image '", images.names[i],
+          "' has no caption (put it in '", fs::path(images.names[i]).stem().string(), ".txt')");
+  set.validate();
+  return set;
+}
+
+ExampleSet subset(const ExampleSet& set, const std::vector<int64_t>& indices, const std::string& name) {
+  ExampleBatch batch = set.batch(indices);
+  ExampleSet out;
+  out.name = name;
+  out.images = batch.images;
+  out.masks = batch.masks;
+  out.captions = batch.captions;
+  out.contexts = batch.contexts;
+  return out;
+}
+
+}  // namespace
+
+namespace {
+
+void limit_retain(TaskData& data, int64_t limit) {
+  if (limit <= 0 || data.retain.size() <= limit) return;
+  std::vector<int64_t> first(static_cast<size_t>(limit));
+  for (int64_t i = 0; i < limit; ++i) first[i] = i;
+  data.retain = subset(data.retain, first, data.retain.name);
+}
+
+}  // namespace
+
+TaskData bench_task_data(const DataConfig& config) {
+  config.validate("data");
+  TaskData data;
+  bench::FashionBench fashion = bench::build_fashion_bench();
+  data.retain = fashion.train_clean;
+  if (config.task == "data") {
+    std::vector<int64_t> pieces = config.forget_pieces;
+    if (pieces.empty())
+      for (int64_t i = 0; i < fashion.forget.size(); ++i) pieces.push_back(i);
+    data.forget = subset(fashion.forget, pieces, "forget set (bench artist pieces)");
+  } else {
+    // Concept: erase a class; x_t from real images of the anchor (a class, or the other
+    // classes of a superclass), captioned with the anchor.
+    const auto& classes = data::fashion_mnist_classes();
+    int64_t target = -1;
+    for (int64_t label = 0; label < 10; ++label)
+      if (classes[label] == config.concept_name) target = label;
+    check(target >= 0, "data.concept: unknown class '", config.concept_name, "'; known: ", join(classes));
+    std::vector<int64_t> anchor_labels;
+    std::string anchor_caption;
+    for (int64_t label = 0; label < 10; ++label)
+      if (classes[label] == config.anchor) anchor_labels = {label};
+    if (!anchor_labels.empty()) {
+      check(anchor_labels[0] != target, "data.anchor: the anchor must differ from the erased class '", config.concept_name, "'");
+      anchor_caption = bench::class_caption(anchor_labels[0]);
+    } else {
+      for (int64_t label = 0; label < 10; ++label)
+        if (label != target && bench::superclass_of(label) == config.anchor) anchor_labels.push_back(label);
+      check(!anchor_labels.empty(), "data.anchor: '", config.anchor,
+            "' is neither a class nor a superclass with other classes (superclasses: top, bottom, onepiece, "
+            "footwear, accessory)");
+      anchor_caption = config.anchor;
+    }
+    std::vector<int64_t> rows;
+    auto labels = fashion.train_labels.accessor<int64_t, 1>();
+    for (int64_t i = 0; i < fashion.train_labels.size(0) && rows.size() < 2000; ++i)
+      for (int64_t label : anchor_labels)
+        if (labels[i] == label) rows.push_back(i);
+    at::Tensor pixels = fashion.train_images.index_select(0, at::tensor(rows, at::kLong));
+    data.anchor.name = "anchor set (" + config.anchor + ")";
+    data.anchor.images = bench::to_model_space(pixels);
+    data.anchor.masks = at::ones({pixels.size(0), 1, pixels.size(2), pixels.size(3)});
+    data.anchor.captions.assign(rows.size(), anchor_caption);
+    data.target_captions = {"{" + bench::class_caption(target) + "|" + classes[target] + "}"};
+  }
+  limit_retain(data, config.retain_limit);
+  return data;
+}
+
+TaskData load_task_data(const DataConfig& config, const models::DiffusionModel& model) {
+  config.validate("data");
+  if (config.preset == "bench") return bench_task_data(config);
+  TaskData data;
+  if (!config.forget_folder.empty()) data.forget = folder_set(config.forget_folder, "forget set", model, config.resize);
+  if (!config.retain_folder.empty()) data.retain = folder_set(config.retain_folder, "retain set", model, config.resize);
+  if (!config.anchor_folder.empty()) data.anchor = folder_set(config.anchor_folder, "anchor set", model, config.resize);
+  data.target_captions = config.target_captions;
+  limit_retain(data, config.retain_limit);
+  return data;
+}
+
+void draw_loss_curves(const std::vector<LossTerms>& history, const fs::path& png, const std::string& title) {
+  std::map<std::string, std::vector<double>> curves;
+  for (const auto& terms : history)
+    for (const auto& [name, value] : terms)
+      if (name != "lr" && name.find("accuracy") == std::string::npos && name != "tau" && name != "forget_share")
+        curves[name].push_back(value);
+  std::vector<eval::Series> series;
+  for (auto& [name, values] : curves) series.push_back({name, values, {}});
+  const int panels = static_cast<int>(series.size());
+  eval::Canvas canvas(760, std::max(1, panels) * 220 + 20);
+  for (int i = 0; i < panels; ++i)
+    eval::draw_line_chart(canvas, {10, 10 + i * 220, 740, 210}, i == 0 ? title + ": " + series[i].label : series[i].label,
+                          {series[i]}, "step", false);
+  canvas.save_png(png);
+}
+
+namespace {
+
+void draw_selections(const TimestepSelection& timesteps, const FrequencySelection& frequency, int64_t height, int64_t width,
+                     const fs::path& directory) {
+  eval::Canvas canvas(900, 300);
+  std::vector<double> weights(timesteps.table().data_ptr<float>(), timesteps.table().data_ptr<float>() + timesteps.table().numel());
+  eval::draw_line_chart(canvas, {10, 10, 560, 280}, "forget weight over t (timestep selection)", {{"m(t)", weights, {}}}, "t");
+  canvas.text("frequency mask (centre = DC)", 600, 16, 14, eval::colors::black, true);
+  const int scale = std::max(1, static_cast<int>(240 / std::max(height, width)));
+  canvas.paste(frequency.mask_image(height, width), 600, 44, scale);
+  canvas.text(frequency.config().filter + " " + frequency.config().shape + " " + frequency.config().profile +
+                  (frequency.enabled() ? str(" cutoff ", frequency.config().cutoff) : ""),
+              600, 44 + static_cast<int>(height) * scale + 6, 12);
+  canvas.save_png(directory / "selections.png");
+}
+
+}  // namespace
+
+RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progress,
+                         std::shared_ptr<models::DiffusionModel> model, const TaskData* given_data) {
+  RunConfig config = input;
+  if (config.model.empty() && !model) config.model = (bench::bench_model_dir() / "base.safetensors").string();
+  if (config.output.empty()) config.output = (fs::path("out") / ("unlearn-" + timestamp())).string();
+  config.validate("unlearning run");
+  const fs::path directory = config.output;
+  check(!fs::exists(directory / "summary.json"), "unlearning run: output folder '", directory.string(),
+        "' already holds a finished run; choose another output folder (nothing is overwritten)");
+  fs::create_directories(directory);
+  if (!config.model.empty() && fs::exists(config.model))
+    check(fs::weakly_canonical(config.model).parent_path() != fs::weakly_canonical(directory) ||
+              fs::path(config.model).filename() != "model.safetensors",
+          "unlearning run: the output folder '", directory.string(), "' would overwrite the input model");
+
+  std::shared_ptr<models::DiffusionModel> source = model ? model : models::DiffusionModel::load(config.model);
+  auto trained = source->frozen_copy();  // the run trains a copy; the input stays untouched
+  trained->source_path = source->source_path;
+  trained->source_sha256 = source->source_sha256;
+  trained->unet()->gradient_checkpointing = config.gradient_checkpointing;
+
+  TaskData data = given_data ? *given_data : load_task_data(config.data, *source);
+  auto objective = make_objective(config.objective, config.objective_config, "objective " + config.objective);
+  check(!objective->needs_forget() || !data.forget.empty(), "objective '", config.objective, "' needs a forget set");
+  check(!objective->needs_retain() || !data.retain.empty(), "objective '", config.objective, "' needs a retain set");
+  check(!objective->needs_anchor() || !data.anchor.empty(), "objective '", config.objective,
+        "' needs an anchor set (concept task)");
+
+  std::shared_ptr<models::DiffusionModel> reference;
+  if (objective->needs_reference()) reference = source->frozen_copy();
+
+  TimestepSelection timesteps(config.timesteps, trained->schedule());
+  FrequencySelection frequency(config.frequency);
+  ObjectiveContext context;
+  context.model = trained.get();
+  context.reference = reference.get();
+  context.schedule = &trained->schedule();
+  context.data = &data;
+  context.timesteps = &timesteps;
+  context.frequency = &frequency;
+  if (trained->has_text_encoder())
+    context.encode_captions = [trained](const std::vector<std::string>& captions) { return trained->context_for(captions); };
+
+  NamedTensors parameters;
+  std::unique_ptr<models::LoraSet> lora;
+  if (config.trainable == "lora") {
+    lora = std::make_unique<models::LoraSet>(*trained->unet(), config.lora, config.trainer.seed + 17);
+    parameters = lora->parameters();
+  } else {
+    trained->unet()->train();
+    for (const auto& item : trained->unet()->named_parameters()) {
+      item.value().set_requires_grad(true);
+      parameters.emplace_back("diffusion_model." + item.key(), item.value());
+    }
+  }
+
+  const int64_t height = data.forget.empty() ? data.anchor.images.size(2) : data.forget.images.size(2);
+  const int64_t width = data.forget.empty() ? data.anchor.images.size(3) : data.forget.images.size(3);
+  draw_selections(timesteps, frequency, height, width, directory);
+  nlohmann::json resolved = io::to_json(config);
+  resolved["objective_config"] = objective->config_json();
+  io::write_json_file(directory / "config.json", resolved);
+
+  Trainer trainer(config.trainer, parameters, *objective, context);
+  TrainOutcome outcome = trainer.run(directory / "checkpoint.safetensors", progress);
+
+  RunResult result;
+  result.directory = directory;
+  io::Metadata metadata = {{"objective", config.objective},
+                           {"objective_config", objective->config_json().dump()},
+                           {"timesteps", io::to_json(config.timesteps).dump()},
+                           {"frequency", io::to_json(config.frequency).dump()},
+                           {"trainable", config.trainable},
+                           {"steps", std::to_string(outcome.steps_done)},
+                           {"seed", std::to_string(config.trainer.seed)},
+                           {"source_model", source->source_path},
+                           {"source_model_sha256", source->source_sha256}};
+  if (lora) {
+    result.lora_file = directory / "lora.safetensors";
+    io::Metadata lora_metadata = metadata;
+    lora_metadata["lora_config"] = io::to_json(config.lora).dump();
+    io::save_safetensors(result.lora_file, lora->tensors(), lora_metadata);
+    lora->merge();
+  }
+  trained->set_requires_grad(false);
+  result.model_file = directory / "model.safetensors";
+  trained->save(result.model_file, metadata);
+  trained->source_path = result.model_file.string();
+  trained->source_sha256 = io::sha256_file(result.model_file);
+  trained->source_metadata = metadata;
+  draw_loss_curves(outcome.history, directory / "loss.png", config.objective);
+  std::error_code ignored;
+  fs::remove(directory / "checkpoint.safetensors", ignored);
+
+  nlohmann::json summary;
+  summary["objective"] = config.objective;
+  summary["steps"] = outcome.steps_done;
+  summary["samples_seen"] = outcome.steps_done * config.trainer.batch_size * config.trainer.gradient_accumulation;
+  summary["wall_seconds"] = outcome.total_seconds;
+  summary["seconds_per_step"] = outcome.steps_done > 0 ? outcome.total_seconds / outcome.steps_done : 0.0;
+  summary["resumed"] = outcome.resumed;
+  summary["final_terms"] = outcome.history.empty() ? nlohmann::json::object() : nlohmann::json(outcome.history.back());
+  summary["model_file"] = result.model_file.string();
+  if (lora) summary["lora_file"] = result.lora_file.string();
+  io::write_json_file(directory / "summary.json", summary);
+  result.summary = summary;
+  result.model = trained;
+  return result;
+}
+
+}  // namespace lethe::unlearn

@@ -1,0 +1,110 @@
+// One unlearning run, end to end: load the model and data, build the objective and
+// selections, train (full parameters or LoRA) with the trainer, and write the run folder:
+// the unlearned model (.safetensors with metadata naming objective, selections, steps,
+// seed and the source model's hash), the resolved config, a loss-curve PNG, the
+// frequency-mask and timestep-weight pictures, and a summary. Inputs are never
+// overwritten; a cancelled run leaves checkpoint.safetensors and resumes from it.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/progress.hpp"
+#include "io/json_config.hpp"
+#include "models/diffusion_model.hpp"
+#include "models/lora.hpp"
+#include "unlearn/frequency_selection.hpp"
+#include "unlearn/objective.hpp"
+#include "unlearn/timestep_selection.hpp"
+#include "unlearn/trainer.hpp"
+
+namespace lethe::unlearn {
+
+struct DataConfig {
+  std::string preset = "bench";          // bench | folders
+  std::string task = "data";             // data (remove forget images) | concept (erase a concept)
+  // bench, data task: which artist pieces to forget (empty = all ten)
+  std::vector<int64_t> forget_pieces;
+  // bench, concept task: the class to erase and its anchor (a class name or a superclass)
+  std::string concept_name = "sneaker";
+  std::string anchor = "footwear";
+  // folders preset: image folders (captions from name.txt, masks from name.mask.png)
+  std::string forget_folder, retain_folder, anchor_folder;
+  std::vector<std::string> target_captions;  // folders, concept task: the erased condition
+  bool resize = false;
+  int64_t retain_limit = 0;              // use at most this many retain images (0 = all)
+
+  template <typename V>
+  void visit(V& v) {
+    v("preset", preset);
+    v("task", task);
+    v("forget_pieces", forget_pieces);
+    v("concept", concept_name);
+    v("anchor", anchor);
+    v("forget_folder", forget_folder);
+    v("retain_folder", retain_folder);
+    v("anchor_folder", anchor_folder);
+    v("target_captions", target_captions);
+    v("resize", resize);
+    v("retain_limit", retain_limit);
+  }
+  void validate(const std::string& where) const;
+};
+
+struct RunConfig {
+  std::string model;                     // .safetensors (default: the bench base model)
+  DataConfig data;
+  std::string objective = "siss";
+  nlohmann::json objective_config = nlohmann::json::object();
+  TimestepSelectionConfig timesteps;
+  FrequencySelectionConfig frequency;
+  TrainerConfig trainer;
+  std::string trainable = "full";        // full | lora
+  models::LoraConfig lora;
+  bool gradient_checkpointing = false;
+  std::string output;                    // run folder (default out/unlearn-<timestamp>)
+
+  template <typename V>
+  void visit(V& v) {
+    v("model", model);
+    v("data", data);
+    v("objective", objective);
+    v("objective_config", objective_config);
+    v("timesteps", timesteps);
+    v("frequency", frequency);
+    v("trainer", trainer);
+    v("trainable", trainable);
+    v("lora", lora);
+    v("gradient_checkpointing", gradient_checkpointing);
+    v("output", output);
+  }
+  void validate(const std::string& where) const;
+  // Unlearning defaults: 100 steps of batch 16, AdamW 1e-4 constant, clip 1.
+  static RunConfig defaults();
+};
+
+struct RunResult {
+  std::filesystem::path directory;
+  std::filesystem::path model_file;       // the unlearned model (full weights)
+  std::filesystem::path lora_file;        // the adapters, when trainable = lora
+  nlohmann::json summary;
+  std::shared_ptr<models::DiffusionModel> model;  // the unlearned model, in memory
+};
+
+// Builds the task's data for `model` (pixels to model space, captions or contexts).
+TaskData load_task_data(const DataConfig& config, const models::DiffusionModel& model);
+// The bench preset's data (no model needed): the artist forget set or a class concept
+// with its anchor, and the retain set (retain_limit applied).
+TaskData bench_task_data(const DataConfig& config);
+
+// Runs the whole job. `model` may be given in memory (the node graph does); otherwise it is
+// loaded from config.model. The model passed in is not modified: the run trains a copy.
+RunResult run_unlearning(const RunConfig& config, const ProgressCallback& progress = {},
+                         std::shared_ptr<models::DiffusionModel> model = nullptr, const TaskData* data = nullptr);
+
+// Draws the loss curves of a run history (one line per loss term).
+void draw_loss_curves(const std::vector<LossTerms>& history, const std::filesystem::path& png, const std::string& title);
+
+}  // namespace lethe::unlearn

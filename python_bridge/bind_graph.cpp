@@ -1,0 +1,119 @@
+#include "bindings.hpp"
+#include "graph/node_registry.hpp"
+#include "graph/workflow.hpp"
+#include "io/json_config.hpp"
+
+namespace lethe::bridge {
+
+namespace {
+
+// A Python object into a node input of the given spec: tensors (IMAGE, MASK, ...) cross
+// without copying unless they are inference tensors (ComfyUI runs nodes under
+// torch.inference_mode(); autograd cannot use those, so they are cloned as normal tensors),
+// widget values become JSON, Lethe objects pass through.
+graph::Value to_value(const py::handle& object, const graph::InputSpec& spec, const std::string& where) {
+  if (py::isinstance<graph::Value>(object)) return object.cast<graph::Value>();
+  if (THPVariable_Check(object.ptr())) {
+    at::Tensor tensor = object.cast<at::Tensor>();
+    if (tensor.is_inference()) {
+      c10::InferenceMode normal(false);
+      tensor = tensor.clone();
+    }
+    return graph::Value::tensor(spec.type, tensor);
+  }
+  if (py::isinstance<py::bool_>(object)) return graph::Value::json(spec.type, object.cast<bool>());
+  if (py::isinstance<py::int_>(object)) return graph::Value::json(spec.type, object.cast<int64_t>());
+  if (py::isinstance<py::float_>(object)) return graph::Value::json(spec.type, object.cast<double>());
+  if (py::isinstance<py::str>(object)) return graph::Value::json(spec.type, object.cast<std::string>());
+  throw Error(str(where, ": cannot pass a Python ", std::string(py::str(object.get_type().attr("__name__"))),
+                  " as ", spec.type));
+}
+
+py::object from_value(const graph::Value& value) {
+  if (value.is_json()) {
+    const auto& json = value.as<nlohmann::json>("output");
+    if (json.is_boolean()) return py::bool_(json.get<bool>());
+    if (json.is_number_integer()) return py::int_(json.get<int64_t>());
+    if (json.is_number()) return py::float_(json.get<double>());
+    if (json.is_string()) return py::str(json.get<std::string>());
+    return py::str(json.dump());
+  }
+  if (value.type() == graph::types::kImage || value.type() == graph::types::kMask)
+    return py::cast(value.as<at::Tensor>("output"));
+  return py::cast(value);
+}
+
+}  // namespace
+
+void bind_graph(py::module_& m) {
+  py::class_<graph::Value>(m, "Value", "A Lethe object travelling between nodes (model, dataset, selection, ...).")
+      .def_property_readonly("type", &graph::Value::type)
+      .def("__repr__", [](const graph::Value& v) { return "<lethe " + v.type() + ">"; });
+
+  m.def("node_schemas_json", [](bool include_headless) { return graph::schemas_json(include_headless).dump(); },
+        py::arg("include_headless") = false, "Every node schema, in the shape of ComfyUI's /object_info.");
+  m.def(
+      "convert_workflow",
+      [](const std::string& text) {
+        return graph::to_api_json(graph::parse_workflow(io::parse_json(text, "workflow"), "workflow")).dump();
+      },
+      py::arg("workflow_json"), "A workflow (UI or API format) as API-format JSON.");
+
+  m.def(
+      "run_node",
+      [](const std::string& name, const py::dict& inputs, const std::string& node_id, const std::string& run_directory,
+         const py::object& progress) {
+        const graph::NodeSchema& schema = graph::node_schema(name);
+        std::map<std::string, graph::Value> values;
+        for (const auto& item : inputs) {
+          const std::string key = item.first.cast<std::string>();
+          const graph::InputSpec* spec = schema.input(key);
+          check(spec != nullptr, "node ", node_id, " (", name, "): unknown input '", key, "'");
+          if (!item.second.is_none())
+            values[key] = to_value(item.second, *spec, str("node ", node_id, " (", name, ") input '", key, "'"));
+        }
+        for (auto& [key, value] : values) {
+          const graph::InputSpec* spec = schema.input(key);
+          if (spec->is_widget())
+            value = graph::Value::json(spec->type, graph::check_widget_value(*spec, value.as<nlohmann::json>(key),
+                                                                             str("node ", node_id, " (", name, ") input '", key, "'")));
+        }
+        graph::NodeContext context;
+        context.node_id = node_id;
+        context.run_directory = run_directory;
+        if (!progress.is_none()) {
+          context.progress = [progress](const ProgressEvent& event) {
+            py::gil_scoped_acquire acquire;
+            py::dict info;
+            info["stage"] = event.stage;
+            info["step"] = event.step;
+            info["total"] = event.total;
+            info["seconds_per_step"] = event.seconds_per_step;
+            info["eta_seconds"] = event.eta_seconds;
+            info["values"] = event.values;
+            progress(info);  // may raise (ComfyUI's interrupt): propagates through native code
+          };
+        }
+        std::vector<graph::Value> outputs;
+        {
+          py::gil_scoped_release release;
+          outputs = graph::run_node(name, context, graph::NodeInputs(schema, values, node_id));
+        }
+        py::tuple result(outputs.size());
+        for (size_t i = 0; i < outputs.size(); ++i) result[i] = from_value(outputs[i]);
+        py::dict ui;
+        py::list previews;
+        for (const auto& [label, images] : context.previews) previews.append(py::make_tuple(label, images));
+        ui["previews"] = previews;
+        ui["texts"] = context.texts;
+        std::vector<std::string> files;
+        for (const auto& file : context.files) files.push_back(file.string());
+        ui["files"] = files;
+        return py::make_tuple(result, ui);
+      },
+      py::arg("name"), py::arg("inputs"), py::arg("node_id") = "0", py::arg("run_directory") = ".",
+      py::arg("progress") = py::none(),
+      "Runs a native node. Inputs: tensors, widget values or lethe Values. Returns (outputs, ui).");
+}
+
+}  // namespace lethe::bridge
