@@ -17,12 +17,15 @@ export CCACHE_DIR ?= $(HOME)/.cache/ccache
 export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup system-packages venv configure build test test-native test-python test-all demo clean help
+.PHONY: setup system-packages venv configure build test test-native test-python test-all demo bench bench-models bench-check clean help
 
 help:
 	@echo "make setup   install what is missing (apt packages, .venv with torch), configure and build"
 	@echo "make test    setup, then every test (GoogleTest via ctest, then pytest)"
 	@echo "make demo    setup, then run the quickstart workflow on the embedded bench"
+	@echo "make bench   native vs Python reference speed and memory (bench/results.json)"
+	@echo "make bench-models  retrain the four embedded bench models and re-measure them"
+	@echo "make bench-check   measure the committed bench models (models/bench/report.json)"
 	@echo "make build   rebuild only (PYTHON=/path/to/python builds _lethe for another interpreter)"
 
 setup: system-packages venv build
@@ -67,10 +70,30 @@ test-all: setup
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 	$(PYTHON) -m pytest tests/python -q
 
+# The main job: the quickstart workflow (SISS with time-frequency selection on the bench's
+# artist forget set, sampled, SSCD-scored and evaluated against base and retrained).
+DEMO_OUT ?= $(ROOT)/out/quickstart-$(shell date +%Y%m%d-%H%M%S)
 demo: setup
-	@echo "demo: the quickstart workflow is not built yet (see the open issue 'The graph');"
-	@echo "      for now, \`$(BUILD)/lethe --help\` lists what the native core can do."
-	$(BUILD)/lethe --version
+	@for m in base retrained descriptor classifier; do test -f models/bench/$$m.safetensors || \
+	  { echo "demo: models/bench/$$m.safetensors is missing: run \`make bench-models\`"; exit 1; }; done
+	$(BUILD)/lethe run workflows/quickstart.json --out $(DEMO_OUT)
+
+# Retrains the four bench models from scratch (about 3 hours on 2 cores; each run resumes
+# from its checkpoint if interrupted), then measures them (models/bench/report.json).
+bench-models: setup
+	$(BUILD)/lethe bench train-diffusion --variant base --out models/bench/base.safetensors
+	$(BUILD)/lethe bench train-diffusion --variant retrained --out models/bench/retrained.safetensors
+	$(BUILD)/lethe bench train-descriptor --out models/bench/descriptor.safetensors
+	$(BUILD)/lethe bench train-classifier --out models/bench/classifier.safetensors
+	$(MAKE) bench-check
+
+# Native vs the Python eager reference, side by side (bench/results.json, README table).
+bench: setup
+	$(PYTHON) bench/run_bench.py
+
+# Measures the committed bench models against their targets (a few minutes).
+bench-check: setup
+	$(BUILD)/lethe bench check --out models/bench
 
 clean:
 	rm -rf $(BUILD) python_bridge/_lethe*.so

@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 
-from .comfy_glue import ProgressReporter, output_directory, save_previews
+from .comfy_glue import ProgressReporter, output_directory, resolve_path, save_previews
 
 try:
     from ..python_bridge import _lethe
@@ -25,7 +25,7 @@ def _changed_token(kwargs):
     """IS_CHANGED for nodes that read files: the listing, sizes and mtimes of their paths."""
     digest = hashlib.sha256()
     for key in ("folder", "path"):
-        path = kwargs.get(key)
+        path = resolve_path(kwargs.get(key))
         if not isinstance(path, str) or not path:
             continue
         if os.path.isdir(path):
@@ -42,10 +42,13 @@ def _make_class(name, schema):
     inputs = schema["input"]
     reads_files = any(key in ("folder", "path") for group in inputs.values() for key in group)
 
+    order = schema["input_order"]  # the schema JSON's objects are key-sorted; this is the declared order
+
     def INPUT_TYPES(cls):  # noqa: N802 (ComfyUI's name)
+        # ComfyUI maps a UI workflow's widgets_values by this order: it must be the declared one.
         return {
-            "required": {k: tuple(v) for k, v in inputs["required"].items()},
-            "optional": {k: tuple(v) for k, v in inputs["optional"].items()},
+            "required": {k: tuple(inputs["required"][k]) for k in order["required"]},
+            "optional": {k: tuple(inputs["optional"][k]) for k in order["optional"]},
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
@@ -53,6 +56,9 @@ def _make_class(name, schema):
         import torch
 
         node_id = str(unique_id if unique_id is not None else name)
+        for key in ("folder", "path"):
+            if key in kwargs:
+                kwargs[key] = resolve_path(kwargs[key])
         run_directory = output_directory()
         with torch.inference_mode(False), torch.enable_grad():
             outputs, ui = _lethe.run_node(name, kwargs, node_id, run_directory, ProgressReporter(node_id))

@@ -4,6 +4,22 @@ the output folder, and preview images in the temp folder."""
 import os
 
 
+def resolve_path(value):
+    """A relative folder/file path as a ComfyUI user means it: relative to ComfyUI's folder
+    (where input/ and output/ live), else to the input folder; unchanged if neither exists
+    (the native node then names the path it could not find)."""
+    if not isinstance(value, str) or not value or os.path.isabs(value) or os.path.exists(value):
+        return value
+    try:
+        import folder_paths
+    except ImportError:
+        return value
+    for base in (getattr(folder_paths, "base_path", None), folder_paths.get_input_directory()):
+        if base and os.path.exists(os.path.join(base, value)):
+            return os.path.join(base, value)
+    return value
+
+
 def output_directory():
     """ComfyUI's output folder + /lethe (runs, saved models, reports)."""
     try:

@@ -59,13 +59,15 @@ void bind_core(py::module_& m) {
   m.def(
       "ddim_step",
       [](const NoiseSchedule& schedule, const at::Tensor& model_output, int64_t t, int64_t t_prev,
-         const at::Tensor& x_t, double eta, const std::optional<at::Tensor>& noise, double clip_sample_range) {
+         const at::Tensor& x_t, double eta, const std::optional<at::Tensor>& noise, double clip_sample_range,
+         bool use_clipped_model_output) {
         auto result = diffusion::ddim_step(schedule, model_output, t, t_prev, x_t, eta, noise.value_or(at::Tensor()),
-                                           clip_sample_range);
+                                           clip_sample_range, use_clipped_model_output);
         return py::make_tuple(result.prev_sample, result.pred_original_sample);
       },
       py::arg("schedule"), py::arg("model_output"), py::arg("t"), py::arg("t_prev"), py::arg("x_t"),
-      py::arg("eta") = 0.0, py::arg("noise") = py::none(), py::arg("clip_sample_range") = 0.0);
+      py::arg("eta") = 0.0, py::arg("noise") = py::none(), py::arg("clip_sample_range") = 0.0,
+      py::arg("use_clipped_model_output") = false);
   m.def(
       "ddpm_step",
       [](const NoiseSchedule& schedule, const at::Tensor& model_output, int64_t t, int64_t t_prev,

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "bench/auxiliary_training.hpp"
+#include "bench/bench_check.hpp"
 #include "bench/bench_training.hpp"
 #include "cli/commands.hpp"
 #include "cli/progress_bar.hpp"
@@ -55,6 +56,28 @@ void add_bench_commands(CLI::App& app) {
     auto card = bench::train_bench_classifier(*classifier_config, *classifier_out, terminal_progress("train classifier"));
     std::cout << card.dump(2) << "\n";
     return 0;
+  });
+
+  auto* checker = bench->add_subcommand(
+      "check", "Measure the bench models against the bench targets (memorization, quality, descriptor, classifier)");
+  auto check_options = std::make_shared<bench::BenchCheckOptions>();
+  auto check_out = std::make_shared<std::string>("models/bench");
+  auto models_dir = std::make_shared<std::string>();
+  checker->add_flag("--quick", check_options->quick, "hashes + a small sample of each property (under a minute)");
+  checker->add_option("--out", *check_out, "folder for report.json and its pictures")->capture_default_str();
+  checker->add_option("--models", *models_dir, "folder holding the four models (default: the shipped models/bench)");
+  checker->add_option("--samples-per-caption", check_options->samples_per_caption, "generations per forget caption")
+      ->capture_default_str();
+  checker->add_option("--samples-per-class", check_options->samples_per_class, "generations per class prompt")
+      ->capture_default_str();
+  set_action(checker, [check_options, check_out, models_dir]() {
+    check_options->out = *check_out;
+    check_options->models = *models_dir;
+    auto report = bench::check_bench(*check_options, terminal_progress("bench check"));
+    report.erase("metrics");
+    std::cout << report.dump(2) << "\n";
+    std::cout << "report: " << (check_options->out / "report.json").string() << (report["pass"].get<bool>() ? "  (all targets met)" : "  (TARGETS MISSED)") << "\n";
+    return report["pass"].get<bool>() ? 0 : 1;
   });
 }
 

@@ -1,4 +1,5 @@
 // `lethe run WORKFLOW.json`, `lethe nodes`, `lethe convert`: the node graph, headless.
+#include <cctype>
 #include <iostream>
 #include <memory>
 
@@ -23,7 +24,14 @@ std::string markdown_node_list() {
     for (const auto& spec : schema.inputs)
       inputs.push_back(str(spec.name, spec.required ? "" : "?", ": ", spec.type == "COMBO" ? "choice" : spec.type));
     for (const auto& spec : schema.outputs) outputs.push_back(str(spec.name, ": ", spec.type));
-    const size_t sentence = schema.description.find(". ");
+    // The first sentence: up to ". " followed by a capital letter (not "e.g. " or "et al. ").
+    size_t sentence = std::string::npos;
+    for (size_t at = schema.description.find(". "); at != std::string::npos; at = schema.description.find(". ", at + 1)) {
+      if (at + 2 < schema.description.size() && std::isupper(static_cast<unsigned char>(schema.description[at + 2]))) {
+        sentence = at;
+        break;
+      }
+    }
     std::string description = sentence == std::string::npos ? schema.description : schema.description.substr(0, sentence + 1);
     out += str("| `", name, "` | ", schema.category, " | ", join(inputs, ", "), " | ", join(outputs, ", "), " | ",
                description, " |\n");
@@ -57,6 +65,10 @@ void add_graph_commands(CLI::App& app) {
       for (const auto& text : entry["texts"]) std::cout << " | " << text.get<std::string>();
       std::cout << "\n";
     }
+    for (const auto& [id, entry] : result.record["nodes"].items())
+      for (const auto& file : entry.value("files", nlohmann::json::array()))
+        if (std::filesystem::path(file.get<std::string>()).filename() == "report.png")
+          std::cout << "report: " << (result.run_directory / file.get<std::string>()).string() << "\n";
     std::cout << "run folder: " << result.run_directory.string() << "\n";
     return 0;
   });

@@ -20,6 +20,7 @@ void register_commands(CLI::App& app) {
   add_eval_command(app);
   add_unlearn_command(app);
   add_graph_commands(app);
+  add_perf_command(app);
 }
 
 int run_selected(CLI::App& app) {

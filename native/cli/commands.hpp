@@ -19,5 +19,6 @@ void add_bench_commands(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_unlearn_command(CLI::App& app);
 void add_graph_commands(CLI::App& app);
+void add_perf_command(CLI::App& app);
 
 }  // namespace lethe::cli

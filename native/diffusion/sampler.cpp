@@ -49,7 +49,8 @@ std::pair<at::Tensor, at::Tensor> split_prediction(const std::string& prediction
 }  // namespace
 
 StepResult ddim_step(const NoiseSchedule& schedule, const at::Tensor& model_output, int64_t t, int64_t t_prev,
-                     const at::Tensor& x_t, double eta, const at::Tensor& noise, double clip_sample_range) {
+                     const at::Tensor& x_t, double eta, const at::Tensor& noise, double clip_sample_range,
+                     bool use_clipped_model_output) {
   check(t_prev < t, "ddim_step: t_prev (", t_prev, ") must be below t (", t, ")");
   // Step coefficients in float32 from the float32 tables, as diffusers computes them.
   const float abar_t = static_cast<float>(schedule.alpha_cumprod(t));
@@ -57,6 +58,7 @@ StepResult ddim_step(const NoiseSchedule& schedule, const at::Tensor& model_outp
   auto [x0, eps] = split_prediction(schedule.config().prediction_type, abar_t, x_t, model_output);
   if (clip_sample_range > 0) {
     x0 = x0.clamp(-clip_sample_range, clip_sample_range);
+    if (use_clipped_model_output) eps = (x_t - std::sqrt(abar_t) * x0) / std::sqrt(1.0f - abar_t);
   }
   const float variance = (1.0f - abar_prev) / (1.0f - abar_t) * (1.0f - abar_t / abar_prev);
   const float std_dev = static_cast<float>(eta) * std::sqrt(variance);

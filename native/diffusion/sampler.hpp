@@ -26,10 +26,13 @@ struct StepResult {
 
 // DDIM step t -> t_prev (t_prev < 0: use abar = 1). x_t, model_output [B, ...]; t and t_prev
 // are shared by the batch. eta > 0 needs `noise` shaped like x_t. clip_sample_range > 0
-// clamps x0_hat to [-r, r] (diffusers' clip_sample).
+// clamps x0_hat to [-r, r] (diffusers' clip_sample). use_clipped_model_output re-derives
+// eps from the clipped x0_hat (GLIDE; diffusers' argument of the same name): without it, a
+// guided eps that disagrees with the clipped x0_hat pushes every step further out and
+// strongly guided DDIM samples saturate.
 StepResult ddim_step(const NoiseSchedule& schedule, const at::Tensor& model_output, int64_t t, int64_t t_prev,
                      const at::Tensor& x_t, double eta = 0.0, const at::Tensor& noise = {},
-                     double clip_sample_range = 0.0);
+                     double clip_sample_range = 0.0, bool use_clipped_model_output = false);
 
 // DDPM ancestral step t -> t_prev (usually t - 1). variance_type "fixed_small" (posterior
 // variance) or "fixed_large" (beta_t). No noise is added at t = 0.

@@ -97,7 +97,8 @@ at::Tensor sample(models::Denoiser& model, const NoiseSchedule& schedule, const 
       if (options.sampler == "ddpm" || options.eta > 0)
         noise = per_sample_noise(shape, first, count, options.seed + static_cast<uint64_t>(t) + 1, 1, tensor_options);
       x = options.sampler == "ddim"
-              ? ddim_step(schedule, output, t, t_prev, x, options.eta, noise, options.clip_sample_range).prev_sample
+              ? ddim_step(schedule, output, t, t_prev, x, options.eta, noise, options.clip_sample_range,
+                          options.use_clipped_model_output).prev_sample
               : ddpm_step(schedule, output, t, t_prev, x, noise, "fixed_small", options.clip_sample_range).prev_sample;
       reporter.update(++done);
     }

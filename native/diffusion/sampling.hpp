@@ -27,6 +27,7 @@ struct SamplingOptions {
   uint64_t seed = 0;
   int64_t batch_size = 64;
   double clip_sample_range = 1.0; // clamp x0_hat to [-r, r]; 0 = off
+  bool use_clipped_model_output = true;  // DDIM: eps from the clipped x0_hat (see ddim_step)
   int64_t start_timestep = -1;    // >= 0 with init images: noise them to this t and denoise
 
   template <typename Visitor>
@@ -40,6 +41,7 @@ struct SamplingOptions {
     v("seed", seed);
     v("batch_size", batch_size);
     v("clip_sample_range", clip_sample_range);
+    v("use_clipped_model_output", use_clipped_model_output);
     v("start_timestep", start_timestep);
   }
   void validate(const std::string& where) const;

@@ -121,6 +121,8 @@ int64_t Trainer::load_checkpoint(const fs::path& path, std::vector<LossTerms>& h
   const io::SafetensorsFile file = io::SafetensorsFile::open(path);
   const io::Metadata& metadata = file.metadata();
   check(metadata.count("lethe.checkpoint") && metadata.count("identity"), where, ": not a Lethe training checkpoint");
+  for (const char* key : {"step", "adam_step", "streams", "history", "seconds"})
+    check(metadata.count(key), where, ": metadata key '", key, "' is missing (truncated or foreign checkpoint)");
   const nlohmann::json saved = io::parse_json(metadata.at("identity"), where);
   check(saved == identity(), where, ": was written by a different run (configuration ", saved.dump(),
         ") than this one (", identity().dump(), "); delete it or use another output folder");
@@ -147,7 +149,14 @@ int64_t Trainer::load_checkpoint(const fs::path& path, std::vector<LossTerms>& h
   context_.restore_streams(streams);
   history = io::parse_json(metadata.at("history"), where).get<std::vector<LossTerms>>();
   seconds = std::stod(metadata.at("seconds"));
-  objective_.restore(io::parse_json(metadata.at("objective_state"), where));
+  // Checkpoints written before objectives kept state have no "objective_state": accept
+  // them only for objectives that have none.
+  if (metadata.count("objective_state")) {
+    objective_.restore(io::parse_json(metadata.at("objective_state"), where));
+  } else {
+    check(objective_.state().empty(), where, ": has no 'objective_state' but objective '", objective_.name(),
+          "' keeps one (", objective_.state().dump(), ")");
+  }
   return std::stoll(metadata.at("step"));
 }
 

@@ -69,14 +69,17 @@ def test_ddim_step_matches_diffusers(lethe, prediction, eta, name, start, end):
         assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5), (t, (got - expected).abs().max())
 
 
-def test_ddim_step_clip_sample_matches_diffusers(lethe):
+@pytest.mark.parametrize("use_clipped", [False, True])
+@pytest.mark.parametrize("eta", [0.0, 0.5])
+def test_ddim_step_clip_sample_matches_diffusers(lethe, use_clipped, eta):
     ref = DDIMScheduler(num_train_timesteps=1000, clip_sample=True, clip_sample_range=1.0)
     ref.set_timesteps(10)
     ours = native(lethe, "linear", 1e-4, 0.02)
-    x, out = torch.randn(2, 1, 4, 4) * 3, torch.randn(2, 1, 4, 4)
+    x, out, noise = torch.randn(2, 1, 4, 4) * 3, torch.randn(2, 1, 4, 4), torch.randn(2, 1, 4, 4)
     t = ref.timesteps[3].item()
-    expected = ref.step(out, t, x, eta=0.0).prev_sample
-    got, _ = lethe.ddim_step(ours, out, t, t - 100, x, 0.0, None, 1.0)
+    expected = ref.step(out, t, x, eta=eta, use_clipped_model_output=use_clipped, variance_noise=noise).prev_sample
+    got, x0 = lethe.ddim_step(ours, out, t, t - 100, x, eta, noise, 1.0, use_clipped)
+    assert x0.abs().max() <= 1.0 and (x / 3).abs().max() > 0.5  # the clip is exercised
     assert torch.allclose(got, expected, atol=1e-5)
 
 

@@ -3,6 +3,8 @@
 // evaluation with its report.
 #include <ATen/ATen.h>
 
+#include <cstdio>
+
 #include "bench/bench_evaluation.hpp"
 #include "data/image.hpp"
 #include "eval/canvas.hpp"
@@ -146,6 +148,22 @@ void register_scoring_nodes() {
       summary += str(name, ": memorization_rate ", metrics["memorization_rate"].dump(), ", fid ", metrics["fid"].dump(),
                      ", class_accuracy ", metrics["class_accuracy"].dump(), "\n");
     context.texts.push_back(summary);
+    if (report["models"].contains("baseline")) {  // the one-line before/after
+      const auto& before = report["models"]["baseline"];
+      const auto& after = report["models"]["evaluated"];
+      auto fixed = [](const nlohmann::json& value, int digits) {
+        char text[32];
+        std::snprintf(text, sizeof(text), "%.*f", digits, value.get<double>());
+        return std::string(text);
+      };
+      std::string line = str("before -> after: memorization rate ", fixed(before["memorization_rate"], 2), " -> ",
+                             fixed(after["memorization_rate"], 2), ", FID ", fixed(before["fid"], 2), " -> ",
+                             fixed(after["fid"], 2));
+      if (report["models"].contains("reference"))
+        line += str(" (retrained: ", fixed(report["models"]["reference"]["memorization_rate"], 2), ", ",
+                    fixed(report["models"]["reference"]["fid"], 2), ")");
+      context.texts.push_back(line);
+    }
     context.files.push_back(out / "report.json");
     context.files.push_back(out / "report.png");
     at::Tensor picture = data::read_image(out / "report.png", 3).unsqueeze(0);

@@ -1,0 +1,147 @@
+"""The Python way of doing what `lethe perf` does natively: diffusers' UNet2DConditionModel
+in eager PyTorch with the bench UNet's configuration and the same weights, one SISS step
+(two forwards, two gradients, rescaled forget gradient, clip, AdamW: the same work as
+Lethe's SISS objective) and a plain loop over the UNet and DDIMScheduler for sampling.
+
+Run by bench/run_bench.py in its own process (so its peak RSS is its own). Prints JSON.
+Also `--write-unet PATH` writes the model's weights in the LDM layout for the native side.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "python"))
+
+from ldm_convert import diffusers_to_ldm  # noqa: E402
+from test_objective_losses import siss_reference  # noqa: E402 (the loss written from methods.md)
+
+
+def bench_unet(seed=0):
+    """diffusers' twin of bench_unet_config(): 32 channels x (1, 2, 2), one res block per
+    level, attention (head width 32) at the coarsest level and in the middle, context 64."""
+    from diffusers import UNet2DConditionModel
+
+    torch.manual_seed(seed)
+    return UNet2DConditionModel(
+        sample_size=28, in_channels=1, out_channels=1, block_out_channels=(32, 64, 64),
+        down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"), layers_per_block=1,
+        cross_attention_dim=64, attention_head_dim=2, norm_num_groups=8, use_linear_projection=False,
+    )
+
+
+def write_unet(path):
+    from safetensors.torch import save_file
+
+    unet = bench_unet()
+    with torch.no_grad():  # non-trivial weights everywhere (zero-initialised output layers too)
+        for p in unet.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    ldm = diffusers_to_ldm(unet.state_dict(), 1, [True, False, False])
+    save_file({f"model.diffusion_model.{k}": v.contiguous() for k, v in ldm.items()}, path)
+    torch.save(unet.state_dict(), path + ".diffusers.pt")
+
+
+def siss_step(unet, optimizer, params, alphas_cumprod, x, a, c_x, c_a, generator, lam=0.5, scaling_norm=5.0):
+    n = x.shape[0]
+    t = torch.randint(0, 1000, (n,), generator=generator)
+    eps = torch.randn(x.shape, generator=generator)
+    gamma = alphas_cumprod[t].sqrt().view(n, 1, 1, 1)
+    sigma = (1 - alphas_cumprod[t]).sqrt().view(n, 1, 1, 1)
+    from_forget = (torch.rand(n, generator=generator) < lam).view(n, 1, 1, 1)
+    m = torch.where(from_forget, gamma * a + sigma * eps, gamma * x + sigma * eps)
+    p_x = unet(m, t, encoder_hidden_states=c_x).sample
+    p_a = unet(m, t, encoder_hidden_states=c_a).sample
+    l_x, l_a = siss_reference(p_x, p_a, m, x, a, gamma, sigma, lam, torch.ones(n), None, None)
+    g_x = torch.autograd.grad(l_x, params, retain_graph=True)
+    g_a = torch.autograd.grad(l_a, params)
+    norm_a = torch.cat([g.flatten() for g in g_a]).norm()
+    for p, gx, ga in zip(params, g_x, g_a):
+        p.grad = gx - scaling_norm / norm_a * ga
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--write-unet")
+    parser.add_argument("--unet-state")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--timed", type=int, default=20)
+    parser.add_argument("--sample-batch", type=int, default=64)
+    parser.add_argument("--sample-steps", type=int, default=25)
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.write_unet:
+        write_unet(args.write_unet)
+        return
+
+    from diffusers import DDIMScheduler
+    from torch.utils.flop_counter import FlopCounterMode
+
+    unet = bench_unet()
+    unet.load_state_dict(torch.load(args.unet_state))
+    unet.train()
+    params = [p for p in unet.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
+    alphas_cumprod = DDIMScheduler(num_train_timesteps=1000).alphas_cumprod
+    g = torch.Generator().manual_seed(7)
+    x = torch.rand(args.batch, 1, 28, 28, generator=g) * 2 - 1
+    a = torch.rand(args.batch, 1, 28, 28, generator=g) * 2 - 1
+    c_x = torch.randn(args.batch, 8, 64, generator=g)
+    c_a = torch.randn(args.batch, 8, 64, generator=g)
+
+    def step():
+        siss_step(unet, optimizer, params, alphas_cumprod, x, a, c_x, c_a, g)
+
+    for _ in range(args.warmup):
+        step()
+    times = []
+    for _ in range(args.timed):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    with FlopCounterMode(display=False) as counter:
+        step()
+    flops = counter.get_total_flops()
+
+    # Sampling: 25-step DDIM with classifier-free guidance (uncond + cond in one batch).
+    unet.eval()
+    scheduler = DDIMScheduler(num_train_timesteps=1000)
+    scheduler.set_timesteps(args.sample_steps)
+    context = torch.randn(args.sample_batch, 8, 64, generator=g)
+    uncond = torch.zeros(args.sample_batch, 8, 64)
+
+    def sample(batch):
+        latents = torch.randn(batch, 1, 28, 28, generator=g)
+        with torch.inference_mode():
+            for t in scheduler.timesteps:
+                both = unet(torch.cat([latents, latents]), t, encoder_hidden_states=torch.cat([uncond[:batch], context[:batch]])).sample
+                e_u, e_c = both.chunk(2)
+                latents = scheduler.step(e_u + 3.0 * (e_c - e_u), t, latents).prev_sample
+        return latents
+
+    sample(2)
+    start = time.perf_counter()
+    sample(args.sample_batch)
+    sample_seconds = time.perf_counter() - start
+    print(json.dumps({
+        "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "train_step": {"batch": args.batch, "timed_steps": args.timed, "median_seconds": statistics.median(times),
+                       "flops": flops},
+        "sampling": {"batch": args.sample_batch, "steps": args.sample_steps, "seconds": sample_seconds,
+                     "images_per_second": args.sample_batch / sample_seconds},
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""README tables generated from measured JSON (and the node registry), never typed:
+
+  nodes         <- `lethe nodes --markdown`
+
+  bench-models  <- models/bench/report.json   (`lethe bench check`, `make bench-check`)
+  performance   <- bench/results.json          (`make bench`)
+
+    .venv/bin/python bench/readme_tables.py          # rewrite README.md's sections
+    .venv/bin/python bench/readme_tables.py --check  # exit 1 if README.md is stale (a test runs this)
+
+Each section sits between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in README.md.
+"""
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+README = os.path.join(ROOT, "README.md")
+
+
+def _pct(value):
+    return f"{100 * value:.1f}%"
+
+
+def bench_models_table(report):
+    m, q, d, c = report["memorization"], report["quality"], report["descriptor"], report["classifier"]
+    t = report["targets"]
+    mark = lambda ok: "yes" if ok else "**no**"  # noqa: E731
+    lines = [
+        f"Measured by `lethe bench check` (threshold {report['threshold']}, {m['samples_per_caption']} samples per forget "
+        f"caption, DDIM {m['sampling']['steps']} steps, guidance {m['sampling']['guidance']}, seed {m['sampling']['seed']}; "
+        f"{report['seconds']:.0f} s on {report['threads']} threads).",
+        "",
+        "| property | measured | target | met |",
+        "|---|---|---|---|",
+        f"| `base` memorization, worst forget caption | {_pct(m['base_min'])} (overall {_pct(m['base_overall'])}) | ≥ {_pct(t['base_memorization_min'])} each | {mark(m['base_min'] >= t['base_memorization_min'])} |",
+        f"| `retrained` memorization, worst forget caption | {_pct(m['retrained_max'])} (overall {_pct(m['retrained_overall'])}) | ≤ {_pct(t['retrained_memorization_max'])} each | {mark(m['retrained_max'] <= t['retrained_memorization_max'])} |",
+        f"| `base` class-conditional accuracy ({q['samples_per_class']} per class) | {_pct(q['base_class_accuracy'])} | ≥ {_pct(t['base_class_accuracy_min'])} | {mark(q['base_class_accuracy'] >= t['base_class_accuracy_min'])} |",
+        f"| FID (classifier features, vs {q['fid_real_images']} test images): base / retrained | {q['fid_base']:.2f} / {q['fid_retrained']:.2f} (ratio {q['fid_ratio']:.3f}) | ratio ≤ {t['fid_ratio_max']} | {mark(q['fid_ratio'] <= t['fid_ratio_max'])} |",
+        f"| descriptor: augmented copy ranks first among {d['database']} test images | {_pct(d['recall_at_1'])} of {d['queries']} (micro AP {d['micro_average_precision']:.3f}) | ≥ {_pct(t['descriptor_recall_min'])} | {mark(d['recall_at_1'] >= t['descriptor_recall_min'])} |",
+        f"| classifier accuracy, Fashion-MNIST test ({c['test_images']}) | {_pct(c['accuracy'])} | ≥ {_pct(t['classifier_accuracy_min'])} | {mark(c['accuracy'] >= t['classifier_accuracy_min'])} |",
+        "",
+        "| model | steps | training wall time | SHA-256 |",
+        "|---|---|---|---|",
+    ]
+    for name, entry in report["models"].items():
+        wall = entry.get("wall_seconds")
+        lines.append(f"| `{name}` | {entry.get('steps')} | {wall / 60:.0f} min | `{entry['sha256'][:16]}…` |" if wall
+                     else f"| `{name}` | {entry.get('steps')} | | `{entry['sha256'][:16]}…` |")
+    return "\n".join(lines)
+
+
+def performance_table(results):
+    sys.path.insert(0, HERE)
+    from run_bench import markdown_table
+
+    return markdown_table(results)
+
+
+SECTIONS = {
+    "bench-models": (os.path.join(ROOT, "models", "bench", "report.json"), bench_models_table),
+    "performance": (os.path.join(HERE, "results.json"), performance_table),
+}
+
+
+def node_list():
+    import subprocess
+
+    lethe = os.environ.get("LETHE_EXE", os.path.join(ROOT, "build", "lethe"))
+    return subprocess.run([lethe, "nodes", "--markdown"], capture_output=True, text=True, check=True).stdout.rstrip()
+
+
+def _replace(text, name, body):
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    if begin not in text:
+        return text
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return head + begin + "\n" + body + "\n" + end + tail
+
+
+def render(text):
+    text = _replace(text, "nodes", node_list())
+    for name, (source, make) in SECTIONS.items():
+        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+        if begin not in text or not os.path.exists(source):
+            continue
+        with open(source) as f:
+            data = json.load(f)
+        if data.get("mode") == "quick" or data.get("tiny"):
+            continue  # smoke-test output is never shown
+        text = _replace(text, name, make(data))
+    return text
+
+
+def main():
+    with open(README) as f:
+        current = f.read()
+    wanted = render(current)
+    if "--check" in sys.argv:
+        if wanted != current:
+            raise SystemExit("README.md's generated tables are stale: run .venv/bin/python bench/readme_tables.py")
+        return
+    if wanted != current:
+        with open(README + ".tmp", "w") as f:
+            f.write(wanted)
+        os.replace(README + ".tmp", README)
+        print("README.md tables updated")
+
+
+if __name__ == "__main__":
+    main()

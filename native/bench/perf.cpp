@@ -1,0 +1,225 @@
+#include "bench/perf.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <torch/version.h>
+
+#include "bench/fashion_bench.hpp"
+#include "core/error.hpp"
+#include "core/runtime.hpp"
+#include "diffusion/sampling.hpp"
+#include "eval/canvas.hpp"
+#include "eval/descriptor.hpp"
+#include "io/json_config.hpp"
+#include "models/copy_descriptor.hpp"
+#include "models/diffusion_model.hpp"
+#include "unlearn/run.hpp"
+
+namespace lethe::bench {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+double median(std::vector<double> values) {
+  check(!values.empty(), "perf: no timings");
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+// Median seconds of `repeats` calls of `work` after two warm-up calls.
+template <typename F>
+double time_median(F&& work, int repeats) {
+  work();
+  work();
+  std::vector<double> times;
+  for (int i = 0; i < repeats; ++i) {
+    const auto start = Clock::now();
+    work();
+    times.push_back(seconds_since(start));
+  }
+  return median(times);
+}
+
+json machine_facts() {
+  std::string cpu = "unknown";
+  std::ifstream info("/proc/cpuinfo");
+  for (std::string line; std::getline(info, line);) {
+    if (line.rfind("model name", 0) == 0) {
+      cpu = line.substr(line.find(':') + 2);
+      break;
+    }
+  }
+  return {{"cpu", cpu}, {"cores", available_cores()}, {"threads", at::get_num_threads()},
+          {"torch", TORCH_VERSION}, {"lethe", version()}};
+}
+
+json ceilings(int64_t n) {
+  c10::InferenceMode inference;
+  at::Tensor a = at::randn({n, n}), b = at::randn({n, n});
+  const double matmul = time_median([&] { at::mm(a, b); }, 10);
+  // A convolution shaped like the bench UNet's widest level: 64 -> 64 channels, 3x3, 14x14, batch 64.
+  at::Tensor x = at::randn({64, 64, 14, 14}), w = at::randn({64, 64, 3, 3});
+  const double conv = time_median([&] { at::conv2d(x, w, {}, 1, 1); }, 10);
+  const double matmul_flops = 2.0 * n * n * n;
+  const double conv_flops = 2.0 * 64 * 64 * 14 * 14 * 64 * 9;
+  return {{"matmul_size", n},
+          {"matmul_gflops", matmul_flops / matmul / 1e9},
+          {"conv_shape", "x [64, 64, 14, 14] * w [64, 64, 3, 3], padding 1"},
+          {"conv_gflops", conv_flops / conv / 1e9}};
+}
+
+// Synthetic SISS data of the given size: distinct random contexts per example, so the two
+// SISS forwards (retain and forget condition) both run, as in the Python reference.
+unlearn::TaskData synthetic_data(int64_t count, int64_t channels, int64_t size, int64_t length, int64_t dim, uint64_t seed) {
+  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(seed);
+  auto make = [&](const std::string& name) {
+    unlearn::ExampleSet set;
+    set.name = name;
+    set.images = at::rand({count, channels, size, size}, g) * 2.0 - 1.0;
+    set.masks = at::ones({count, 1, size, size});
+    set.contexts = at::randn({count, length, dim}, g);
+    return set;
+  };
+  unlearn::TaskData data;
+  data.forget = make("forget set");
+  data.retain = make("retain set");
+  return data;
+}
+
+// Median seconds per SISS step (default objective settings, full parameters, AdamW) on
+// `model`: the trainer's own loop, timed between consecutive step reports.
+double siss_step_seconds(const std::shared_ptr<models::DiffusionModel>& model, int64_t batch, int64_t size,
+                         const PerfOptions& options, const fs::path& scratch) {
+  unlearn::TaskData data = synthetic_data(std::max<int64_t>(batch * 2, 16), options.channels, size,
+                                          options.context_length, options.context_dim, 7);
+  unlearn::RunConfig config = unlearn::RunConfig::defaults();
+  config.objective = "siss";
+  config.trainer.batch_size = batch;
+  config.trainer.steps = options.warmup_steps + options.timed_steps;
+  config.output = (scratch / ("siss-b" + std::to_string(batch) + "-s" + std::to_string(size))).string();
+  std::error_code ignored;
+  fs::remove_all(config.output, ignored);
+  std::vector<double> times;
+  auto last = Clock::now();
+  int64_t seen = 0;
+  auto progress = [&](const ProgressEvent& event) {
+    if (event.stage.find("train") == std::string::npos && event.stage.find("unlearn") == std::string::npos) return;
+    const auto now = Clock::now();
+    if (event.step > seen) {
+      if (event.step > options.warmup_steps) times.push_back(std::chrono::duration<double>(now - last).count());
+      seen = event.step;
+    }
+    last = now;
+  };
+  unlearn::run_unlearning(config, progress, model, &data);
+  fs::remove_all(config.output, ignored);
+  check(static_cast<int64_t>(times.size()) >= 1, "perf: the trainer reported no timed steps");
+  return median(times);
+}
+
+}  // namespace
+
+json run_perf(const PerfOptions& options) {
+  fs::create_directories(options.out);
+  const fs::path scratch = options.out / "scratch";
+  json out;
+  out["machine"] = machine_facts();
+  out["ceiling"] = ceilings(options.ceiling_size);
+
+  models::ModelLoadOptions load;
+  load.hints.norm_groups = bench_unet_config().norm_groups;
+  load.hints.num_head_channels = bench_unet_config().num_head_channels;
+  auto model = models::DiffusionModel::load(options.unet, load);
+  int64_t parameters = 0;
+  for (const auto& p : model->unet()->parameters()) parameters += p.numel();
+  out["unet_parameters"] = parameters;
+
+  // 1. Training step at the reference shape.
+  const double step = siss_step_seconds(model, options.train_batch, options.image_size, options, scratch);
+  out["train_step"] = {{"objective", "siss"}, {"batch", options.train_batch}, {"image_size", options.image_size},
+                       {"timed_steps", options.timed_steps}, {"warmup_steps", options.warmup_steps},
+                       {"median_seconds", step}};
+
+  // 2. Sampling: 25-step DDIM with guidance (two UNet passes per step), batch 64.
+  {
+    at::Generator g = at::make_generator<at::CPUGeneratorImpl>(3);
+    at::Tensor context = at::randn({options.sample_batch, options.context_length, options.context_dim}, g);
+    at::Tensor uncond = at::zeros({1, options.context_length, options.context_dim});
+    diffusion::SamplingOptions sampling;
+    sampling.steps = options.sample_steps;
+    sampling.guidance = 3.0;
+    sampling.batch_size = options.sample_batch;
+    const std::vector<int64_t> shape = {options.channels, options.image_size, options.image_size};
+    diffusion::sample(*model, model->schedule(), context.narrow(0, 0, 2), uncond, shape, sampling);  // warm-up
+    const auto start = Clock::now();
+    diffusion::sample(*model, model->schedule(), context, uncond, shape, sampling);
+    const double seconds = seconds_since(start);
+    out["sampling"] = {{"sampler", "ddim"}, {"steps", options.sample_steps}, {"guidance", 3.0},
+                       {"batch", options.sample_batch}, {"seconds", seconds},
+                       {"images_per_second", options.sample_batch / seconds}};
+  }
+
+  // 3. Scoring: copy-descriptor throughput at batch 64.
+  {
+    std::shared_ptr<eval::Descriptor> descriptor;
+    if (!options.descriptor.empty()) {
+      descriptor = eval::load_descriptor(options.descriptor);
+    } else {
+      models::CopyDescriptorConfig config;
+      config.trunk.widths = {16, 32, 64};
+      config.embedding_dim = 128;
+      auto module = std::make_shared<models::CopyDescriptorImpl>(config);
+      module->initialize(0);
+      const fs::path file = scratch / "descriptor.safetensors";
+      fs::create_directories(scratch);
+      module->save(file);
+      descriptor = eval::load_descriptor(file);
+    }
+    at::Tensor images = at::rand({options.score_batch, options.channels, options.image_size, options.image_size});
+    const double seconds = time_median([&] { descriptor->embed(images); }, static_cast<int>(options.score_batches));
+    out["scoring"] = {{"descriptor", options.descriptor.empty() ? "random bench-shaped" : options.descriptor.string()},
+                      {"batch", options.score_batch}, {"seconds_per_batch", seconds},
+                      {"images_per_second", options.score_batch / seconds}};
+  }
+
+  // 4. Scaling of the training step with batch and image size.
+  json scaling = json::array();
+  std::vector<eval::Series> lines;
+  PerfOptions short_run = options;
+  short_run.warmup_steps = 2;
+  short_run.timed_steps = options.scaling_steps;
+  for (int64_t size : options.scaling_sizes) {
+    eval::Series series{"image " + std::to_string(size) + "x" + std::to_string(size), {}, {}};
+    for (int64_t batch : options.scaling_batches) {
+      const double seconds = siss_step_seconds(model, batch, size, short_run, scratch);
+      scaling.push_back({{"batch", batch}, {"image_size", size}, {"median_seconds", seconds},
+                         {"seconds_per_image", seconds / batch}});
+      series.x.push_back(static_cast<double>(batch));
+      series.values.push_back(seconds);
+    }
+    lines.push_back(series);
+  }
+  out["scaling"] = scaling;
+  {
+    eval::Canvas canvas(760, 460);
+    eval::draw_line_chart(canvas, {20, 20, 720, 420}, "SISS step seconds vs batch (native)", lines, "batch");
+    canvas.save_png(options.out / "scaling.png");
+  }
+  std::error_code ignored;
+  fs::remove_all(scratch, ignored);
+  io::write_json_file(options.out / "perf.json", out);
+  return out;
+}
+
+}  // namespace lethe::bench

@@ -1,0 +1,34 @@
+// `lethe perf`: the native side of `make bench` (bench/run_bench.py runs the Python
+// reference and joins both). Measures, in one process: the machine's matmul and conv
+// GFLOP/s (libtorch), one SISS training step of a UNet (median of timed steps after
+// warm-up, the time between consecutive step reports of the real trainer), batch/size
+// scaling of that step, 25-step DDIM sampling throughput and copy-descriptor throughput.
+#pragma once
+
+#include <filesystem>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace lethe::bench {
+
+struct PerfOptions {
+  std::filesystem::path unet;             // UNet .safetensors (LDM keys); written by the Python harness
+  std::filesystem::path descriptor;       // copy descriptor .safetensors (empty: a random bench-shaped one)
+  std::filesystem::path out;              // folder: perf.json and scaling.png
+  int64_t context_length = 8, context_dim = 64;
+  int64_t image_size = 28, channels = 1;
+  int64_t train_batch = 32;
+  int64_t warmup_steps = 3, timed_steps = 20;
+  int64_t sample_batch = 64, sample_steps = 25;
+  int64_t score_batch = 64, score_batches = 10;
+  std::vector<int64_t> scaling_batches = {8, 16, 32, 64};
+  std::vector<int64_t> scaling_sizes = {32, 64};
+  int64_t scaling_steps = 8;              // timed steps per scaling point (after warm-up)
+  int64_t ceiling_size = 1024;            // square matmul size
+};
+
+// Runs everything and writes out/perf.json (returned).
+nlohmann::json run_perf(const PerfOptions& options);
+
+}  // namespace lethe::bench

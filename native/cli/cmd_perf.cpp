@@ -1,0 +1,46 @@
+// `lethe perf`: native performance measurements for `make bench` (bench/run_bench.py).
+#include <iostream>
+#include <memory>
+
+#include "bench/perf.hpp"
+#include "cli/commands.hpp"
+
+namespace lethe::cli {
+
+void add_perf_command(CLI::App& app) {
+  auto* perf = app.add_subcommand("perf", "Measure native speed (training step, sampling, scoring, scaling, ceilings); "
+                                          "used by `make bench`");
+  auto options = std::make_shared<bench::PerfOptions>();
+  auto unet = std::make_shared<std::string>();
+  auto descriptor = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  auto tiny = std::make_shared<bool>(false);
+  perf->add_option("--unet", *unet, "UNet .safetensors (LDM keys)")->required()->check(CLI::ExistingFile);
+  perf->add_option("--descriptor", *descriptor, "copy descriptor .safetensors (default: a random bench-shaped one)");
+  perf->add_option("--out", *out, "folder for perf.json and scaling.png")->required();
+  perf->add_option("--batch", options->train_batch, "training-step batch")->capture_default_str();
+  perf->add_option("--timed-steps", options->timed_steps, "timed training steps (after warm-up)")->capture_default_str();
+  perf->add_flag("--tiny", *tiny, "tiny sizes (the smoke test): nothing is meaningful but every path runs");
+  set_action(perf, [options, unet, descriptor, out, tiny]() {
+    options->unet = *unet;
+    options->descriptor = *descriptor;
+    options->out = *out;
+    if (*tiny) {
+      options->train_batch = 2;
+      options->warmup_steps = 1;
+      options->timed_steps = 2;
+      options->sample_batch = 2;
+      options->sample_steps = 2;
+      options->score_batch = 2;
+      options->score_batches = 1;
+      options->scaling_batches = {1, 2};
+      options->scaling_sizes = {16};
+      options->scaling_steps = 1;
+      options->ceiling_size = 64;
+    }
+    std::cout << bench::run_perf(*options).dump(2) << "\n";
+    return 0;
+  });
+}
+
+}  // namespace lethe::cli

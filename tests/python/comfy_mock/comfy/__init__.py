@@ -1,0 +1,1 @@
+"""Mock of ComfyUI's `comfy` package (see ../README.md)."""

@@ -1,0 +1,67 @@
+"""Mock of ComfyUI's nodes.py: the core PreviewImage node and the custom-node loader."""
+import importlib.util
+import os
+import sys
+
+import folder_paths
+
+NODE_CLASS_MAPPINGS = {}
+NODE_DISPLAY_NAME_MAPPINGS = {}
+LOADED_MODULE_DIRS = {}
+
+
+class PreviewImage:
+    """Core PreviewImage: writes IMAGE [B,H,W,C] batches as PNGs in the temp folder."""
+
+    @classmethod
+    def INPUT_TYPES(cls):  # noqa: N802
+        return {"required": {"images": ("IMAGE",)}, "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}}
+
+    RETURN_TYPES = ()
+    FUNCTION = "save_images"
+    OUTPUT_NODE = True
+    CATEGORY = "image"
+
+    def save_images(self, images, prompt=None, extra_pnginfo=None):
+        import numpy as np
+        from PIL import Image
+
+        assert images.dim() == 4 and images.shape[-1] in (1, 3, 4), f"IMAGE must be [B,H,W,C], got {tuple(images.shape)}"
+        full, filename, counter, subfolder, _ = folder_paths.get_save_image_path(
+            "ComfyUI_temp_mock", folder_paths.get_temp_directory(), images.shape[2], images.shape[1]
+        )
+        results = []
+        for image in images:
+            array = (255.0 * image.cpu().numpy()).clip(0, 255).astype(np.uint8)
+            name = f"{filename}_{counter:05}_.png"
+            Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).save(os.path.join(full, name))
+            results.append({"filename": name, "subfolder": subfolder, "type": "temp"})
+            counter += 1
+        return {"ui": {"images": results}}
+
+
+NODE_CLASS_MAPPINGS["PreviewImage"] = PreviewImage
+NODE_DISPLAY_NAME_MAPPINGS["PreviewImage"] = "Preview Image"
+CORE_NODES = set(NODE_CLASS_MAPPINGS)
+
+
+def load_custom_node(module_path):
+    """As ComfyUI's nodes.py:load_custom_node for a folder: import <dir>/__init__.py as a package
+    named after its absolute path ("." → "_x_"), then register V1 mappings, core names first."""
+    module_name = os.path.basename(module_path)
+    spec = importlib.util.spec_from_file_location(
+        module_path.replace(".", "_x_"), os.path.join(module_path, "__init__.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_path.replace(".", "_x_")] = module
+    spec.loader.exec_module(module)
+    LOADED_MODULE_DIRS[spec.name] = os.path.abspath(module_path)
+    mappings = getattr(module, "NODE_CLASS_MAPPINGS", None)
+    if mappings is None:
+        raise RuntimeError(f"Skip {module_path} module for custom nodes due to the lack of NODE_CLASS_MAPPINGS.")
+    for name, node_class in mappings.items():
+        if name not in CORE_NODES:  # a core id is silently skipped
+            NODE_CLASS_MAPPINGS[name] = node_class
+            node_class.RELATIVE_PYTHON_MODULE = f"custom_nodes.{module_name}"
+    NODE_DISPLAY_NAME_MAPPINGS.update(getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", {}) or {})
+    return module

@@ -1,0 +1,196 @@
+"""The pack inside (a mock of) ComfyUI: loaded as ComfyUI loads a custom_nodes folder, its
+V1 classes checked against the contract, the shipped workflows converted by the frontend's
+rules and executed through the node classes on a worker thread under inference mode,
+progress and interrupt through ComfyUI's progress bar, the GIL released while native code runs.
+
+Each test runs in a fresh interpreter: ComfyUI imports the pack as a package named after its
+path, and the native module must not also be imported under its test-suite name there."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import ROOT
+
+MOCK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "comfy_mock")
+BENCH = os.path.join(ROOT, "models", "bench")
+HAVE_BENCH = all(os.path.exists(os.path.join(BENCH, f"{n}.safetensors")) for n in ("base", "retrained", "descriptor", "classifier"))
+needs_bench = pytest.mark.skipif(not HAVE_BENCH, reason="bench models not trained yet (make bench-models)")
+
+PRELUDE = """
+import json, os, sys
+sys.path.insert(0, {mock!r})
+import folder_paths
+folder_paths.set_base({base!r})
+import torch
+import comfy.model_management, comfy.utils, nodes, executor
+pack = nodes.load_custom_node({root!r})
+native = sys.modules[{root!r}.replace(".", "_x_") + ".nodes"]._lethe
+"""
+
+# Small step counts for every shipped workflow (node id → inputs), as `lethe run --set` would.
+SMALL = {
+    "quickstart": {"1": {"retain_limit": 64}, "7": {"steps": 2, "batch_size": 4}, "8": {"samples_per_prompt": 1, "steps": 2},
+                   "10": {"samples_per_caption": 1, "samples_per_class": 1}},
+    "concept-erasure": {"1": {"retain_limit": 64}, "4": {"steps": 2, "batch_size": 4}, "5": {"samples_per_prompt": 1, "steps": 2},
+                        "7": {"samples_per_caption": 1, "samples_per_class": 1}},
+    "compare-objectives": {"1": {"retain_limit": 64}, "7": {"steps": 2, "batch_size": 4}, "8": {"steps": 2, "batch_size": 4},
+                           "9": {"steps": 2, "batch_size": 4}, "10": {"samples_per_caption": 1, "samples_per_class": 1}},
+    "score-folder": {},
+}
+
+
+def comfy(tmp_path, body):
+    """Runs `body` after the prelude in a fresh interpreter (cwd = the mock ComfyUI base);
+    returns the JSON object it prints on its last line."""
+    base = str(tmp_path / "comfyui")
+    os.makedirs(base, exist_ok=True)
+    script = PRELUDE.format(mock=MOCK, base=base, root=ROOT) + textwrap.dedent(body)
+    env = dict(os.environ, PYTHONPATH="")
+    done = subprocess.run([sys.executable, "-c", script], cwd=base, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_pack_loads_as_comfyui_loads_it(tmp_path):
+    out = comfy(tmp_path, """
+        from nodes import NODE_CLASS_MAPPINGS as M, NODE_DISPLAY_NAME_MAPPINGS as D
+        schemas = json.loads(native.node_schemas_json())
+        report = {"schemas": sorted(schemas), "registered": sorted(k for k in M if k != "PreviewImage"),
+                  "problems": []}
+        for name in schemas:
+            c = M[name]
+            types = c.INPUT_TYPES()
+            if list(types["required"]) != schemas[name]["input_order"]["required"]:
+                report["problems"].append(f"{name}: INPUT_TYPES order {list(types['required'])}")
+            if not c.CATEGORY.startswith("Lethe/"): report["problems"].append(f"{name}: category {c.CATEGORY}")
+            if not callable(getattr(c, c.FUNCTION, None)): report["problems"].append(f"{name}: no {c.FUNCTION}")
+            if len(c.RETURN_TYPES) != len(c.RETURN_NAMES): report["problems"].append(f"{name}: return names")
+            if c.RELATIVE_PYTHON_MODULE != "custom_nodes." + os.path.basename({root!r}):
+                report["problems"].append(f"{name}: module {c.RELATIVE_PYTHON_MODULE}")
+            if name not in D: report["problems"].append(f"{name}: no display name")
+            for group in ("required", "optional"):
+                for key, spec in types[group].items():
+                    if spec[0] == "INT" and not ("min" in spec[1] and "max" in spec[1]):
+                        report["problems"].append(f"{name}.{key}: INT without min/max (the frontend would clamp to 0..2048)")
+        print(json.dumps(report))
+    """.replace("{root!r}", repr(ROOT)))
+    assert out["problems"] == []
+    assert out["registered"] == out["schemas"] and all(n.startswith("Lethe") for n in out["schemas"])
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_frontend_conversion_matches_the_native_parser(tmp_path, name):
+    out = comfy(tmp_path, f"""
+        text = open(os.path.join({ROOT!r}, "workflows", "{name}.json")).read()
+        mine = executor.graph_to_prompt(json.loads(text))
+        theirs = json.loads(native.convert_workflow(text))
+        for node in theirs.values(): node.pop("_meta", None)
+        print(json.dumps({{"frontend": mine, "native": theirs}}))
+    """)
+    assert out["frontend"] == out["native"]
+
+
+def _write_score_folder_inputs(tmp_path):
+    """score-folder reads input/lethe/artist and input/lethe/generated under ComfyUI's base."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    base = tmp_path / "comfyui"
+    for folder, count in (("artist", 3), ("generated", 4)):
+        path = base / "input" / "lethe" / folder
+        path.mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            Image.fromarray((rng.random((28, 28)) * 255).astype(np.uint8)).save(path / f"{i}.png")
+
+
+@needs_bench
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_shipped_workflow_runs_through_the_node_classes(tmp_path, name):
+    if name == "score-folder":
+        _write_score_folder_inputs(tmp_path)
+    out = comfy(tmp_path, f"""
+        prompt = executor.graph_to_prompt(json.load(open(os.path.join({ROOT!r}, "workflows", "{name}.json"))))
+        for node_id, inputs in {SMALL[name]!r}.items(): prompt[node_id]["inputs"].update(inputs)
+        result = executor.execute(prompt)
+        if result.error is not None: raise result.error
+        images = [i for ui in result.ui.values() if ui for i in ui.get("images", [])]
+        missing = [i["filename"] for i in images
+                   if not os.path.exists(os.path.join(folder_paths.get_directory_by_type(i["type"]) if hasattr(folder_paths, "get_directory_by_type") else folder_paths.get_temp_directory(), i["subfolder"], i["filename"]))]
+        print(json.dumps({{"ran": sorted(result.outputs), "images": len(images), "missing": missing,
+                          "inference_mode": result.grad_mode_seen,
+                          "progress_nodes": sorted({{str(p[0]) for p in result.progress}})}}))
+    """)
+    assert out["inference_mode"] is True
+    assert out["images"] > 0 and out["missing"] == []
+    if name != "score-folder":
+        assert out["progress_nodes"], "training/sampling nodes report progress through ComfyUI's bar"
+
+
+@needs_bench
+def test_interrupt_stops_training_promptly_and_leaves_a_checkpoint(tmp_path):
+    out = comfy(tmp_path, """
+        prompt = {
+          "1": {"class_type": "LetheBenchData", "inputs": {"task": "data", "forget_pieces": "all", "concept": "sneaker", "anchor": "footwear", "retain_limit": 64}},
+          "2": {"class_type": "LetheBenchModel", "inputs": {"which": "base"}},
+          "3": {"class_type": "LetheObjectiveSISS", "inputs": {"method": "siss", "lambda": 0.5, "scaling_norm": 5.0}},
+          "4": {"class_type": "LetheUnlearn", "inputs": {"model": ["2", 0], "objective": ["3", 0], "forget": ["1", 0], "retain": ["1", 1],
+                "steps": 500, "batch_size": 4, "learning_rate": 1e-4, "seed": 0, "trainable": "full", "lora_rank": 4}},
+          "5": {"class_type": "LetheSaveModel", "inputs": {"model": ["4", 0], "filename_prefix": "lethe/interrupted"}},
+        }
+        def on_progress(node_id, value, total):
+            if node_id == "4" and value >= 3: comfy.model_management.interrupt_current_processing(True)
+        result = executor.execute(prompt, on_progress)
+        steps = [p[1] for p in result.progress if p[0] == "4"]
+        out = os.path.join(folder_paths.get_output_directory(), "lethe")
+        files = [os.path.relpath(os.path.join(d, f), out) for d, _, fs in os.walk(out) for f in fs]
+        print(json.dumps({"error": type(result.error).__name__, "last_step": max(steps), "files": files}))
+    """)
+    assert out["error"] == "InterruptProcessingException"
+    assert out["last_step"] <= 5, "stops within a step or two of the interrupt"
+    assert any(f.endswith("checkpoint.safetensors") for f in out["files"]), out["files"]
+    assert not any("interrupted" in f for f in out["files"]), "nothing downstream pretends to be complete"
+
+
+@needs_bench
+def test_inference_tensors_from_comfyui_train_and_the_gil_is_released(tmp_path):
+    out = comfy(tmp_path, """
+        import threading, time
+        class MockLoadImages:  # stands in for LoadImage: its tensors are made under inference mode
+            @classmethod
+            def INPUT_TYPES(cls): return {"required": {}}
+            RETURN_TYPES = ("IMAGE", "MASK"); FUNCTION = "load"
+            def load(self):
+                g = torch.Generator().manual_seed(0)
+                images = torch.rand(2, 28, 28, 3, generator=g)
+                mask = torch.zeros(2, 28, 28); mask[:, 7:21, 7:21] = 1
+                assert images.is_inference()
+                return (images, mask)
+        nodes.NODE_CLASS_MAPPINGS["MockLoadImages"] = MockLoadImages
+        prompt = {
+          "1": {"class_type": "MockLoadImages", "inputs": {}},
+          "2": {"class_type": "LetheDatasetFromImages", "inputs": {"images": ["1", 0], "mask": ["1", 1], "captions": "artist_lethe piece_00 tshirt top", "color": "grayscale"}},
+          "3": {"class_type": "LetheBenchData", "inputs": {"task": "data", "forget_pieces": "all", "concept": "sneaker", "anchor": "footwear", "retain_limit": 64}},
+          "4": {"class_type": "LetheBenchModel", "inputs": {"which": "base"}},
+          "5": {"class_type": "LetheObjectiveBaseline", "inputs": {"method": "neggrad", "scale": 1.0, "eta": 0.001}},
+          "6": {"class_type": "LetheUnlearn", "inputs": {"model": ["4", 0], "objective": ["5", 0], "forget": ["2", 0], "retain": ["3", 1],
+                "steps": 6, "batch_size": 2, "learning_rate": 1e-4, "seed": 0, "trainable": "lora", "lora_rank": 2}},
+          "7": {"class_type": "LetheSaveModel", "inputs": {"model": ["6", 0], "filename_prefix": "lethe/from-images"}},
+        }
+        ticks = [0]; stop = [False]
+        def ticker():
+            while not stop[0]:
+                ticks[0] += 1; time.sleep(0.001)
+        t = threading.Thread(target=ticker); t.start()
+        result = executor.execute(prompt)
+        stop[0] = True; t.join()
+        if result.error is not None: raise result.error
+        saved = [f for d, _, fs in os.walk(folder_paths.get_output_directory()) for f in fs if f.startswith("from-images")]
+        print(json.dumps({"ticks": ticks[0], "saved": saved, "steps": max(p[1] for p in result.progress if p[0] == "6")}))
+    """)
+    assert out["steps"] == 6 and out["saved"]
+    assert out["ticks"] > 50, "another Python thread ran while native training held no GIL"
