@@ -17,13 +17,14 @@ export CCACHE_DIR ?= $(HOME)/.cache/ccache
 export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup system-packages venv configure build test test-native test-python test-all demo bench bench-models bench-check clean help
+.PHONY: setup system-packages venv configure build test test-native test-python test-all demo bench compare unlearning-check bench-models bench-check clean help
 
 help:
 	@echo "make setup   install what is missing (apt packages, .venv with torch), configure and build"
 	@echo "make test    setup, then every test (GoogleTest via ctest, then pytest)"
 	@echo "make demo    setup, then run the quickstart workflow on the embedded bench"
 	@echo "make bench   native vs Python reference speed and memory (bench/results.json)"
+	@echo "make compare the objectives side by side on the bench (bench/comparison.json)"
 	@echo "make bench-models  retrain the four embedded bench models and re-measure them"
 	@echo "make bench-check   measure the committed bench models (models/bench/report.json)"
 	@echo "make build   rebuild only (PYTHON=/path/to/python builds _lethe for another interpreter)"
@@ -90,6 +91,16 @@ bench-models: setup
 # Native vs the Python eager reference, side by side (bench/results.json, README table).
 bench: setup
 	$(PYTHON) bench/run_bench.py
+
+# SISS with time-frequency selection at the default settings, evaluated against base and
+# retrained (bench/unlearning.json, README table).
+unlearning-check: setup
+	$(PYTHON) bench/unlearning_check.py
+
+# Every data objective with/without time-frequency selection and every f-divergence with
+# near-class/superclass anchors, run and evaluated (bench/comparison.json, README table).
+compare: setup
+	$(PYTHON) bench/compare_objectives.py
 
 # Measures the committed bench models against their targets (a few minutes).
 bench-check: setup

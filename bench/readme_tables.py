@@ -4,6 +4,8 @@
 
   bench-models  <- models/bench/report.json   (`lethe bench check`, `make bench-check`)
   performance   <- bench/results.json          (`make bench`)
+  comparison    <- bench/comparison.json       (`make compare`)
+  unlearning    <- bench/unlearning.json       (`make unlearning-check`)
 
     .venv/bin/python bench/readme_tables.py          # rewrite README.md's sections
     .venv/bin/python bench/readme_tables.py --check  # exit 1 if README.md is stale (a test runs this)
@@ -51,6 +53,54 @@ def bench_models_table(report):
     return "\n".join(lines)
 
 
+def unlearning_table(result):
+    m, c, s = result["models"], result["checks"], result["summary"]
+    rows = [("memorization rate (forget captions)", "memorization_rate", 3), ("normalized SSCD", "normalized_sscd", 3),
+            ("mean SSCD to the forget image", "sscd_mean", 3), ("FID (bench classifier features)", "fid", 2),
+            ("class-conditional accuracy", "class_accuracy", 3), ("forget loss", "forget_loss", 4),
+            ("retain loss", "retain_loss", 4)]
+
+    def fmt(value, digits):
+        return "" if value is None else f"{value:.{digits}f}"
+
+    lines = [f"Measured by `make unlearning-check` ({s['steps']} steps, {s['samples_seen']} samples seen, "
+             f"{s['wall_seconds']:.0f} s of unlearning; evaluation: {result['counts']['forget_generations']} forget-caption and "
+             f"{result['counts']['class_generations']} class-prompt generations per model). Pictures: "
+             "[report](bench/unlearning/report.png), [loss curve](bench/unlearning/loss.png).", "",
+             "| metric | base (before) | unlearned | retrained (gold standard) |", "|---|---|---|---|"]
+    for label, key, digits in rows:
+        lines.append(f"| {label} | {fmt(m['baseline'].get(key), digits)} | {fmt(m['evaluated'].get(key), digits)} | "
+                     f"{fmt(m['reference'].get(key), digits)} |")
+    lines += ["", "| acceptance | measured | target | met |", "|---|---|---|---|"]
+    for name, check in c.items():
+        lines.append(f"| {name.replace('_', ' ')} | {check['value']:.4g} | {check['target']} | {'yes' if check['ok'] else '**no**'} |")
+    return "\n".join(lines)
+
+
+def comparison_table(result):
+    def cell(value, digits=3):
+        return "" if value is None else f"{value:.{digits}f}"
+
+    lines = [f"Generated {result['date']} by `make compare` (bench/compare_objectives.py): up to {result['steps']} steps "
+             f"of batch 16 per run, snapshots every {result['snapshot_every']} steps; target: forgetting metric <= "
+             f"{result['target']}. Final evaluations: {' '.join(result['final_eval'])}.", ""]
+    for task, title, metric in (("data", "Data unlearning (the artist's ten pieces)", "memorization rate"),
+                                ("concept", f"Concept unlearning (erase `{result['concept']}`)",
+                                 f"`{result['concept']}` samples classified as {result['concept']}")):
+        rows = [r for r in result["rows"] if r["task"] == task]
+        if not rows:
+            continue
+        lines += [f"**{title}**", "", f"| method | selection / anchor | {metric} | FID | class accuracy | other classes | steps to target | unlearning wall time |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            steps = "" if r["method"].startswith("base") else (str(r["steps_to_target"]) if r["steps_to_target"] else f"> {result['steps']}")
+            wall = "" if r["method"].startswith("base") else f"{r['unlearning_seconds']:.0f} s"
+            lines.append(f"| {r['method']} | {r['variant']} | {cell(r['forgetting'])} | {cell(r['fid'], 2)} | "
+                         f"{cell(r['class_accuracy'])} | {cell(r['other_class_accuracy'])} | {steps} | {wall} |")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
 def performance_table(results):
     sys.path.insert(0, HERE)
     from run_bench import markdown_table
@@ -61,6 +111,8 @@ def performance_table(results):
 SECTIONS = {
     "bench-models": (os.path.join(ROOT, "models", "bench", "report.json"), bench_models_table),
     "performance": (os.path.join(HERE, "results.json"), performance_table),
+    "comparison": (os.path.join(HERE, "comparison.json"), comparison_table),
+    "unlearning": (os.path.join(HERE, "unlearning.json"), unlearning_table),
 }
 
 
@@ -88,7 +140,7 @@ def render(text):
             continue
         with open(source) as f:
             data = json.load(f)
-        if data.get("mode") == "quick" or data.get("tiny"):
+        if data.get("mode") == "quick" or data.get("tiny") or data.get("partial"):
             continue  # smoke-test output is never shown
         text = _replace(text, name, make(data))
     return text

@@ -1,4 +1,5 @@
 #include "bindings.hpp"
+#include "models/lora_kohya.hpp"
 #include "io/json_config.hpp"
 #include "models/state_dict.hpp"
 #include "models/unet_file.hpp"
@@ -57,6 +58,15 @@ void bind_models(py::module_& m) {
           },
           "The parameter tensors themselves (they carry .grad after backward).")
       .def_readwrite("gradient_checkpointing", &UNetImpl::gradient_checkpointing);
+
+  m.def(
+      "kohya_module_name",
+      [](const std::string& ldm_path, const std::string& config_json) {
+        auto config = io::read_config<models::UNetConfig>(io::parse_json(config_json, "UNet config"), "UNet config");
+        return models::kohya_module_name(ldm_path, config);
+      },
+      py::arg("ldm_path"), py::arg("config_json"),
+      "The kohya LoRA name (lora_unet_<diffusers path>) of an LDM UNet module path, for a UNet config.");
 }
 
 }  // namespace lethe::bridge

@@ -163,8 +163,10 @@ json check_bench(const BenchCheckOptions& options, const ProgressCallback& progr
     config.samples_per_class = options.samples_per_class;
     eval::Evaluator evaluator(config, bench_eval_data(fashion, config.retain_probes, config.sampling.seed), descriptor,
                               classifier);
-    const auto base_eval = evaluator.evaluate(*base, "base", progress);
-    const auto retrained_eval = evaluator.evaluate(*retrained, "retrained", progress);
+    const std::string context = evaluation_cache_context(descriptor->sha256, io::sha256_file(dir / "classifier.safetensors"),
+                                                         config, fashion.data_sha256);
+    const auto base_eval = evaluate_cached(evaluator, *base, "base", context, progress);
+    const auto retrained_eval = evaluate_cached(evaluator, *retrained, "retrained", context, progress);
     const int64_t captions = static_cast<int64_t>(fashion.forget.captions.size());
     json per_caption = json::object();
     double base_min = 1.0, retrained_max = 0.0;

@@ -7,8 +7,13 @@
 #include "data/batching.hpp"
 #include "data/idx.hpp"
 #include "eval/report.hpp"
+#include "io/hash.hpp"
+#include "io/json_config.hpp"
+#include "io/safetensors.hpp"
 
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
 
 namespace lethe::bench {
 
@@ -51,6 +56,94 @@ eval::EvalConfig bench_eval_config() {
   return config;
 }
 
+namespace {
+
+// The shipped model (base / retrained) a file hash belongs to, per the model cards; empty
+// for any other model.
+std::string shipped_model_name(const std::string& sha256) {
+  if (sha256.empty()) return "";
+  for (const char* name : {"base", "retrained"}) {
+    const auto card = bench_model_dir() / (std::string(name) + ".card.json");
+    if (std::filesystem::exists(card) && io::read_json_file(card).value("sha256", "") == sha256) return name;
+  }
+  return "";
+}
+
+const char* const kCacheVersion = "lethe-eval-cache/1";
+
+// models/bench/eval-cache, or $LETHE_EVAL_CACHE.
+std::filesystem::path cache_file(const std::string& model_name, const std::string& key) {
+  const char* override_dir = std::getenv("LETHE_EVAL_CACHE");
+  const std::filesystem::path dir = override_dir && *override_dir ? std::filesystem::path(override_dir)
+                                                                  : bench_model_dir() / "eval-cache";
+  return dir / (model_name + "-" + key.substr(0, 16) + ".safetensors");
+}
+
+std::optional<eval::ModelEvaluation> read_cached(const std::filesystem::path& file, const std::string& key,
+                                                 const std::string& name) {
+  if (!std::filesystem::exists(file)) return std::nullopt;
+  const io::SafetensorsFile cached = io::SafetensorsFile::open(file);
+  const auto& metadata = cached.metadata();
+  if (!metadata.count("key") || metadata.at("key") != key) return std::nullopt;
+  eval::ModelEvaluation result;
+  result.name = name;
+  const nlohmann::json metrics = io::parse_json(metadata.at("metrics"), file.string());  // keep it alive for items()
+  for (const auto& [metric, value] : metrics.items())
+    result.metrics[metric] = value.is_null() ? std::nan("") : value.get<double>();  // JSON writes NaN as null
+  result.seconds = std::stod(metadata.at("seconds"));
+  result.forget_samples = cached.tensor("forget_samples").clone();
+  result.forget_scores = cached.tensor("forget_scores").clone();
+  result.forget_descriptors = cached.tensor("forget_descriptors").clone();
+  result.class_samples = cached.tensor("class_samples").clone();
+  result.class_predictions = cached.tensor("class_predictions").clone();
+  return result;
+}
+
+void write_cached(const std::filesystem::path& file, const std::string& key, const eval::ModelEvaluation& result) {
+  try {
+    std::filesystem::create_directories(file.parent_path());
+    nlohmann::json metrics = result.metrics;
+    io::save_safetensors(file,
+                         {{"forget_samples", result.forget_samples.contiguous()},
+                          {"forget_scores", result.forget_scores.contiguous()},
+                          {"forget_descriptors", result.forget_descriptors.contiguous()},
+                          {"class_samples", result.class_samples.contiguous()},
+                          {"class_predictions", result.class_predictions.contiguous()}},
+                         {{"key", key}, {"metrics", metrics.dump()}, {"seconds", std::to_string(result.seconds)}});
+  } catch (const std::exception&) {
+    // A read-only install just evaluates again next time.
+  }
+}
+
+}  // namespace
+
+std::string evaluation_cache_context(const std::string& descriptor_sha256, const std::string& classifier_sha256,
+                                     const eval::EvalConfig& config, const std::string& data_sha256) {
+  if (descriptor_sha256.empty() || classifier_sha256.empty()) return "";
+  return nlohmann::json{{"version", kCacheVersion},
+                        {"descriptor", descriptor_sha256},
+                        {"classifier", classifier_sha256},
+                        {"config", io::to_json(config)},
+                        {"data", data_sha256}}
+      .dump();
+}
+
+eval::ModelEvaluation evaluate_cached(eval::Evaluator& evaluator, models::DiffusionModel& model, const std::string& name,
+                                      const std::string& context, const ProgressCallback& progress,
+                                      std::string* cached_from) {
+  const std::string shipped = context.empty() ? "" : shipped_model_name(model.source_sha256);
+  if (shipped.empty()) return evaluator.evaluate(model, name, progress);
+  const std::string key = io::sha256_hex(context + model.source_sha256);
+  const auto file = cache_file(shipped, key);
+  if (auto cached = read_cached(file, key, name)) {
+    if (cached_from) *cached_from = file.filename().string();
+    return std::move(*cached);
+  }
+  eval::ModelEvaluation result = evaluator.evaluate(model, name, progress);
+  write_cached(file, key, result);
+  return result;
+}
+
 nlohmann::json evaluate_on_bench(const std::vector<NamedModel>& models, const std::filesystem::path& out,
                                  const eval::EvalConfig& config, std::shared_ptr<eval::Descriptor> descriptor,
                                  std::shared_ptr<models::ClassifierImpl> classifier, const ProgressCallback& progress) {
@@ -58,6 +151,9 @@ nlohmann::json evaluate_on_bench(const std::vector<NamedModel>& models, const st
   const auto started = std::chrono::steady_clock::now();
   const auto dir = bench_model_dir();
   if (!descriptor) descriptor = eval::load_descriptor(dir / "descriptor.safetensors");
+  // The shipped models' evaluations come from the cache when the classifier is the bench's
+  // own (its file hash is then known).
+  const std::string classifier_sha256 = classifier ? "" : io::sha256_file(dir / "classifier.safetensors");
   if (!classifier) {
     classifier = models::ClassifierImpl::load(dir / "classifier.safetensors");
     classifier->eval();
@@ -65,13 +161,18 @@ nlohmann::json evaluate_on_bench(const std::vector<NamedModel>& models, const st
   FashionBench fashion = build_fashion_bench();
   eval::Evaluator evaluator(config, bench_eval_data(fashion, config.retain_probes, config.sampling.seed), descriptor,
                             classifier);
+  const std::string context = evaluation_cache_context(descriptor->sha256, classifier_sha256, config, fashion.data_sha256);
   std::vector<std::unique_ptr<eval::ModelEvaluation>> results;
   nlohmann::json files;
   const eval::ModelEvaluation* baseline = nullptr;
   const eval::ModelEvaluation* reference = nullptr;
+  nlohmann::json cache_use = nlohmann::json::object();
   for (const NamedModel& entry : models) {
     files[entry.name] = {{"path", entry.model->source_path}, {"sha256", entry.model->source_sha256}};
-    results.push_back(std::make_unique<eval::ModelEvaluation>(evaluator.evaluate(*entry.model, entry.name, progress)));
+    std::string cached_from;
+    results.push_back(std::make_unique<eval::ModelEvaluation>(
+        evaluate_cached(evaluator, *entry.model, entry.name, context, progress, &cached_from)));
+    if (!cached_from.empty()) cache_use[entry.name] = cached_from;
     if (entry.name == "baseline") baseline = results.back().get();
     if (entry.name == "reference") reference = results.back().get();
   }
@@ -84,7 +185,7 @@ nlohmann::json evaluate_on_bench(const std::vector<NamedModel>& models, const st
   std::vector<const eval::ModelEvaluation*> views;
   for (auto& result : results) views.push_back(result.get());
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  return eval::write_report(out, evaluator, views, seconds, {{"model_files", files}});
+  return eval::write_report(out, evaluator, views, seconds, {{"model_files", files}, {"cached_evaluations", cache_use}});
 }
 
 }  // namespace lethe::bench

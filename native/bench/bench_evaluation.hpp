@@ -19,6 +19,18 @@ eval::EvalData bench_eval_data(const FashionBench& bench, int64_t retain_probes 
 // 3, the copy threshold justified in models/README.md.
 eval::EvalConfig bench_eval_config();
 
+// The evaluation cache of the shipped models (base, retrained): evaluations are seeded, so
+// their results at given settings never change. Files live in models/bench/eval-cache (or
+// $LETHE_EVAL_CACHE), keyed by the model's hash and this context: descriptor and
+// classifier hashes, the settings, the data hash (empty context: no caching).
+std::string evaluation_cache_context(const std::string& descriptor_sha256, const std::string& classifier_sha256,
+                                     const eval::EvalConfig& config, const std::string& data_sha256);
+// evaluator.evaluate(model), or its cached result for a shipped model (then *cached_from
+// names the cache file). A cache that cannot be written is skipped silently.
+eval::ModelEvaluation evaluate_cached(eval::Evaluator& evaluator, models::DiffusionModel& model, const std::string& name,
+                                      const std::string& context, const ProgressCallback& progress = {},
+                                      std::string* cached_from = nullptr);
+
 struct NamedModel {
   std::string name;  // "evaluated", "baseline", "reference"
   std::shared_ptr<models::DiffusionModel> model;

@@ -65,6 +65,7 @@ at::Tensor sample(models::Denoiser& model, const NoiseSchedule& schedule, const 
   }
 
   const at::TensorOptions tensor_options = context.options();
+  // Progress counts image-steps: every image of the batch advanced one sampler step.
   ProgressReporter reporter(progress, "sample", total * static_cast<int64_t>(timesteps.size()));
   int64_t done = 0;
   std::vector<at::Tensor> outputs;
@@ -100,7 +101,8 @@ at::Tensor sample(models::Denoiser& model, const NoiseSchedule& schedule, const 
               ? ddim_step(schedule, output, t, t_prev, x, options.eta, noise, options.clip_sample_range,
                           options.use_clipped_model_output).prev_sample
               : ddpm_step(schedule, output, t, t_prev, x, noise, "fixed_small", options.clip_sample_range).prev_sample;
-      reporter.update(++done);
+      done += count;
+      reporter.update(done);
     }
     outputs.push_back(x);
   }

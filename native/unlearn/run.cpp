@@ -1,4 +1,7 @@
 #include "unlearn/run.hpp"
+#include "models/lora_kohya.hpp"
+
+#include <cstdio>
 
 #include <ATen/ATen.h>
 
@@ -31,6 +34,10 @@ void RunConfig::validate(const std::string& where) const {
   frequency.validate(where + ".frequency");
   trainer.validate(where + ".trainer");
   lora.validate(where + ".lora");
+  check(snapshot_every >= 0, where, ".snapshot_every: expected >= 0, got ", snapshot_every);
+  check(snapshot_every == 0 || trainable == "full", where,
+        ".snapshot_every: snapshots need trainable = full (LoRA runs save their adapters at the end), got trainable = ",
+        trainable);
 }
 
 RunConfig RunConfig::defaults() {
@@ -246,8 +253,25 @@ RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progres
   resolved["objective_config"] = objective->config_json();
   io::write_json_file(directory / "config.json", resolved);
 
+  // Snapshots (for "steps to reach a target" curves): the weights after every k-th step.
+  ProgressCallback on_step = progress;
+  if (config.snapshot_every > 0) {
+    on_step = [&, progress](const ProgressEvent& event) {
+      if (progress) progress(event);
+      if (event.stage == "train" && event.step > 0 && event.step % config.snapshot_every == 0 &&
+          event.step < config.trainer.steps) {
+        char name[40];
+        std::snprintf(name, sizeof(name), "step-%05lld.safetensors", static_cast<long long>(event.step));
+        fs::create_directories(directory / "snapshots");
+        at::NoGradGuard no_grad;
+        trained->save(directory / "snapshots" / name,
+                      {{"objective", config.objective}, {"steps", std::to_string(event.step)},
+                       {"source_model_sha256", source->source_sha256}});
+      }
+    };
+  }
   Trainer trainer(config.trainer, parameters, *objective, context);
-  TrainOutcome outcome = trainer.run(directory / "checkpoint.safetensors", progress);
+  TrainOutcome outcome = trainer.run(directory / "checkpoint.safetensors", on_step);
 
   RunResult result;
   result.directory = directory;
@@ -264,7 +288,11 @@ RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progres
     result.lora_file = directory / "lora.safetensors";
     io::Metadata lora_metadata = metadata;
     lora_metadata["lora_config"] = io::to_json(config.lora).dump();
-    io::save_safetensors(result.lora_file, lora->tensors(), lora_metadata);
+    // Kohya names (lora_unet_<diffusers path>): what ComfyUI's LoraLoader, A1111 and kohya load.
+    lora_metadata["lethe.lora_format"] = "kohya";
+    lora_metadata["ss_network_dim"] = std::to_string(config.lora.rank);
+    lora_metadata["ss_network_alpha"] = std::to_string(config.lora.alpha);
+    io::save_safetensors(result.lora_file, models::to_kohya(lora->tensors(), trained->unet()->config()), lora_metadata);
     lora->merge();
   }
   trained->set_requires_grad(false);

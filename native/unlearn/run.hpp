@@ -64,6 +64,7 @@ struct RunConfig {
   std::string trainable = "full";        // full | lora
   models::LoraConfig lora;
   bool gradient_checkpointing = false;
+  int64_t snapshot_every = 0;            // > 0: also save the model every k steps (snapshots/step-NNNNN.safetensors)
   std::string output;                    // run folder (default out/unlearn-<timestamp>)
 
   template <typename V>
@@ -78,6 +79,7 @@ struct RunConfig {
     v("trainable", trainable);
     v("lora", lora);
     v("gradient_checkpointing", gradient_checkpointing);
+    v("snapshot_every", snapshot_every);
     v("output", output);
   }
   void validate(const std::string& where) const;
