@@ -43,6 +43,11 @@ def bench_models_table(report):
         f"| descriptor: augmented copy ranks first among {d['database']} test images | {_pct(d['recall_at_1'])} of {d['queries']} (micro AP {d['micro_average_precision']:.3f}) | ≥ {_pct(t['descriptor_recall_min'])} | {mark(d['recall_at_1'] >= t['descriptor_recall_min'])} |",
         f"| classifier accuracy, Fashion-MNIST test ({c['test_images']}) | {_pct(c['accuracy'])} | ≥ {_pct(t['classifier_accuracy_min'])} | {mark(c['accuracy'] >= t['classifier_accuracy_min'])} |",
         "",
+        f"Threshold {report['threshold']}: {_pct(d['copies_at_or_above_threshold'])} of held-out augmented copies and "
+        f"{_pct(d['best_distractor_at_or_above_threshold'])} of queries' best non-copy score at or above it; the score "
+        f"giving 90% precision on held-out copies is {d['threshold_at_90_precision']:.3f}. Distributions: "
+        "[descriptor_scores.png](models/bench/descriptor_scores.png); samples: [memorization.png](models/bench/memorization.png).",
+        "",
         "| model | steps | training wall time | SHA-256 |",
         "|---|---|---|---|",
     ]
