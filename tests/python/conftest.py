@@ -9,6 +9,8 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 BUILD = os.environ.get("LETHE_BUILD", os.path.join(ROOT, "build"))
 LETHE_EXE = os.path.join(BUILD, "lethe")
+# Tests never write evaluation caches into models/bench/eval-cache (subprocesses inherit this).
+os.environ.setdefault("LETHE_EVAL_CACHE", os.path.join(os.environ.get("TMPDIR", "/tmp"), f"lethe-test-eval-cache-{os.getpid()}"))
 
 
 def pytest_configure(config):
