@@ -61,13 +61,14 @@ double fraction_at_least(const std::vector<double>& values, double threshold) {
 
 // Generates `per_caption` samples of each caption (caption-major) in pixels [0, 1].
 at::Tensor generate(models::DiffusionModel& model, const std::vector<std::string>& captions, int64_t per_caption,
-                    const diffusion::SamplingOptions& sampling, const ProgressCallback& progress) {
+                    const std::vector<int64_t>& shape, const diffusion::SamplingOptions& sampling,
+                    const ProgressCallback& progress) {
   c10::InferenceMode inference;
   std::vector<std::string> repeated;
   for (const auto& caption : captions)
     for (int64_t k = 0; k < per_caption; ++k) repeated.push_back(caption);
   at::Tensor context = model.context_for(repeated);
-  at::Tensor samples = diffusion::sample(model, model.schedule(), context, model.context_for({""}), {1, 28, 28},
+  at::Tensor samples = diffusion::sample(model, model.schedule(), context, model.context_for({""}), shape,
                                          sampling, {}, progress);
   return to_pixels(samples);
 }
@@ -149,7 +150,9 @@ json check_bench(const BenchCheckOptions& options, const ProgressCallback& progr
   if (options.quick) {
     // One forget caption, 8 samples: base regurgitates it.
     const int64_t piece = 0, per_caption = 8;
-    at::Tensor samples = generate(*base, {fashion.forget.captions[piece]}, per_caption, eval_config.sampling, progress);
+    const auto& forget = fashion.forget.images;  // [F, C, H, W]
+    at::Tensor samples = generate(*base, {fashion.forget.captions[piece]}, per_caption,
+                                  {forget.size(1), forget.size(2), forget.size(3)}, eval_config.sampling, progress);
     at::Tensor scores = eval::similarity_matrix(eval::embed_batched(*descriptor, samples), forget_descriptors)
                             .select(1, piece);
     const double rate = eval::memorization_rate(scores, threshold);
@@ -163,8 +166,9 @@ json check_bench(const BenchCheckOptions& options, const ProgressCallback& progr
     config.samples_per_class = options.samples_per_class;
     eval::Evaluator evaluator(config, bench_eval_data(fashion, config.retain_probes, config.sampling.seed), descriptor,
                               classifier);
-    const std::string context = evaluation_cache_context(descriptor->sha256, io::sha256_file(dir / "classifier.safetensors"),
-                                                         config, fashion.data_sha256);
+    // The classifier's hash was taken (and checked against its card) by verify_hashes.
+    const std::string context = evaluation_cache_context(
+        descriptor->sha256, report["models"]["classifier"]["sha256"].get<std::string>(), config, fashion.data_sha256);
     const auto base_eval = evaluate_cached(evaluator, *base, "base", context, progress);
     const auto retrained_eval = evaluate_cached(evaluator, *retrained, "retrained", context, progress);
     const int64_t captions = static_cast<int64_t>(fashion.forget.captions.size());
