@@ -14,6 +14,7 @@ APT_PACKAGES := build-essential cmake ninja-build ccache pkg-config zlib1g-dev l
   dataset-fashion-mnist fonts-dejavu-core
 
 export CCACHE_DIR ?= $(HOME)/.cache/ccache
+export CCACHE_BASEDIR ?= $(CURDIR)
 export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
 export PYTHONDONTWRITEBYTECODE := 1
 

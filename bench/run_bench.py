@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -61,6 +62,10 @@ def markdown_table(results):
     lines = [f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores, {m['threads']} torch threads, torch {m['torch']}).",
              "", "| measurement | native | Python eager (diffusers) | speed-up |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    if results.get("evaluation"):
+        e = results["evaluation"]
+        lines += ["", f"Default bench evaluation of one model (`{e['command']}`, {e['settings']} settings: "
+                  f"forget-caption and class-prompt sampling, descriptor, classifier, FID): {e['seconds']:.0f} s."]
     c = n["ceiling"]
     lines += ["", f"Ceilings in the same run: matmul {c['matmul_gflops']:.1f} GFLOP/s ({c['matmul_size']}^3), "
               f"conv {c['conv_gflops']:.1f} GFLOP/s ({c['conv_shape']}). The training step does "
@@ -72,6 +77,14 @@ def markdown_table(results):
     for size in sorted({s["image_size"] for s in n["scaling"]}):
         cells = [f"{s['median_seconds']:.3f}" for s in n["scaling"] if s["image_size"] == size]
         lines.append(f"| {size}x{size} | " + " | ".join(cells) + " |")
+    profile = n.get("train_step_profile")
+    if profile:
+        lines += ["", f"Where the native training step's time goes (libtorch's profiler, self time per op, "
+                  f"mean of {profile['steps']} steps at batch {n['train_step']['batch']}; "
+                  f"{profile['op_seconds_per_step']:.3f} s of ops per step):", "",
+                  "| op | ms per step | calls per step | share |", "|---|---|---|---|"]
+        lines += [f"| `{o['op']}` | {1e3 * o['self_seconds_per_step']:.1f} | {o['calls_per_step']:.0f} | "
+                  f"{100 * o['share']:.1f}% |" for o in profile["ops"]]
     return "\n".join(lines)
 
 
@@ -104,7 +117,7 @@ def main():
     python_out, python_rss = run_with_rss(ref_args, stdout_path=os.path.join(scratch, "reference.stdout"))
     python_result = last_json(python_out)
 
-    native_rss = None
+    native_rss, unlearn_label, evaluation = None, "", None
     base = os.path.join(ROOT, "models", "bench", "base.safetensors")
     if os.path.exists(base):
         config = {"output": os.path.join(scratch, "unlearn-run")}
@@ -115,6 +128,21 @@ def main():
             json.dump(config, f)
         subprocess.run(["rm", "-rf", config["output"]], check=True)
         _, native_rss = run_with_rss([LETHE, "unlearn", "--config", config_path], stdout_path=os.path.join(scratch, "unlearn.stdout"))
+        with open(os.path.join(config["output"], "summary.json")) as f:
+            summary = json.load(f)
+        unlearn_label = "lethe unlearn with the default bench config (%s, %d steps, %d samples)" % (
+            summary["objective"], summary["steps"], summary["samples_seen"])
+        # The default bench evaluation of one (not cached) model: the unlearned one.
+        bench_models = os.path.join(ROOT, "models", "bench")
+        eval_args = [LETHE, "eval", "--model", summary["model_file"], "--out", os.path.join(scratch, "eval"),
+                     "--descriptor", os.path.join(bench_models, "descriptor.safetensors"),
+                     "--classifier", os.path.join(bench_models, "classifier.safetensors")]
+        if args.tiny:
+            eval_args += ["--samples-per-caption", "1", "--samples-per-class", "1"]
+        start = time.monotonic()
+        run_with_rss(eval_args, stdout_path=os.path.join(scratch, "eval.stdout"))
+        evaluation = {"seconds": time.monotonic() - start, "command": "lethe eval --model <unlearned model>",
+                      "settings": "tiny" if args.tiny else "default"}
 
     step_native = native["train_step"]["median_seconds"]
     flops = python_result["train_step"]["flops"]
@@ -124,7 +152,8 @@ def main():
         "native": native,
         "python": python_result,
         "memory": {"native_unlearning_run_mib": native_rss, "python_reference_mib": python_rss,
-                   "native_unlearning_run": "lethe unlearn with the default bench config (SISS, 100 steps, batch 16)"},
+                   "native_unlearning_run": unlearn_label},
+        "evaluation": evaluation,
         "ratios": {
             "train_step_speedup": python_result["train_step"]["median_seconds"] / step_native,
             "sampling_speedup": native["sampling"]["images_per_second"] / python_result["sampling"]["images_per_second"],

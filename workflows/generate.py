@@ -89,7 +89,7 @@ def quickstart():
     times = w.add("LetheTimestepSelection", (360, 0), t_min=250, t_max=750)
     freq = w.add("LetheFrequencySelection", (360, 180), filter="lowpass", cutoff=0.5)
     siss = w.add("LetheObjectiveSISS", (360, 430))
-    unlearn = w.add("LetheUnlearn", (720, 0), steps=100, batch_size=16, learning_rate=1e-4)
+    unlearn = w.add("LetheUnlearn", (720, 0), steps=160, batch_size=16, learning_rate=3e-5)
     w.link(base, "model", unlearn, "model")
     w.link(siss, "objective", unlearn, "objective")
     w.link(data, "forget", unlearn, "forget")
@@ -117,7 +117,7 @@ def concept_erasure():
     data = w.add("LetheBenchData", (0, 0), task="concept", concept="sneaker", anchor="footwear")
     base = w.add("LetheBenchModel", (0, 330), which="base")
     objective = w.add("LetheObjectiveFDivergence", (360, 0), divergence="js")
-    unlearn = w.add("LetheUnlearn", (720, 0), steps=100, batch_size=16, learning_rate=1e-4)
+    unlearn = w.add("LetheUnlearn", (720, 0), steps=160, batch_size=16, learning_rate=3e-5)
     w.link(base, "model", unlearn, "model")
     w.link(objective, "objective", unlearn, "objective")
     w.link(data, "anchor", unlearn, "anchor")
@@ -144,7 +144,7 @@ def compare_objectives():
                   w.add("LetheObjectiveBaseline", (360, 400), method="erasediff")]
     unlearned = []
     for i, objective in enumerate(objectives):
-        node = w.add("LetheUnlearn", (720, 330 * i), steps=100, batch_size=16, learning_rate=1e-4)
+        node = w.add("LetheUnlearn", (720, 330 * i), steps=160, batch_size=16, learning_rate=3e-5)
         w.link(base, "model", node, "model")
         w.link(objective, "objective", node, "objective")
         w.link(data, "forget", node, "forget")

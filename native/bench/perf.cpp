@@ -10,6 +10,7 @@
 #include <torch/version.h>
 
 #include "bench/fashion_bench.hpp"
+#include "bench/op_profile.hpp"
 #include "core/error.hpp"
 #include "core/runtime.hpp"
 #include "diffusion/sampling.hpp"
@@ -98,14 +99,16 @@ unlearn::TaskData synthetic_data(int64_t count, int64_t channels, int64_t size, 
 }
 
 // Median seconds per SISS step (default objective settings, full parameters, AdamW) on
-// `model`: the trainer's own loop, timed between consecutive step reports.
+// `model`: the trainer's own loop, timed between consecutive step reports. With `ops`, the
+// timed steps run under the op profiler instead and their self times land there.
 double siss_step_seconds(const std::shared_ptr<models::DiffusionModel>& model, int64_t batch, int64_t size,
-                         const PerfOptions& options, const fs::path& scratch) {
+                         const PerfOptions& options, const fs::path& scratch, std::vector<OpTime>* ops = nullptr) {
   unlearn::TaskData data = synthetic_data(std::max<int64_t>(batch * 2, 16), options.channels, size,
                                           options.context_length, options.context_dim, 7);
   unlearn::RunConfig config = unlearn::RunConfig::defaults();
   config.objective = "siss";
   config.trainer.batch_size = batch;
+  config.trainer.retain_caption_dropout = 0.0;  // synthetic sets carry contexts, not captions
   config.trainer.steps = options.warmup_steps + options.timed_steps;
   config.output = (scratch / ("siss-b" + std::to_string(batch) + "-s" + std::to_string(size))).string();
   std::error_code ignored;
@@ -113,14 +116,17 @@ double siss_step_seconds(const std::shared_ptr<models::DiffusionModel>& model, i
   std::vector<double> times;
   auto last = Clock::now();
   int64_t seen = 0;
+  OpProfiler profiler;
   auto progress = [&](const ProgressEvent& event) {
     if (event.stage.find("train") == std::string::npos && event.stage.find("unlearn") == std::string::npos) return;
     const auto now = Clock::now();
     if (event.step > seen) {
       if (event.step > options.warmup_steps) times.push_back(std::chrono::duration<double>(now - last).count());
       seen = event.step;
+      if (ops && seen == options.warmup_steps) profiler.start();
+      if (ops && seen == options.warmup_steps + options.timed_steps && profiler.running()) *ops = profiler.stop();
     }
-    last = now;
+    last = Clock::now();
   };
   unlearn::run_unlearning(config, progress, model, &data);
   fs::remove_all(config.output, ignored);
@@ -150,6 +156,26 @@ json run_perf(const PerfOptions& options) {
   out["train_step"] = {{"objective", "siss"}, {"batch", options.train_batch}, {"image_size", options.image_size},
                        {"timed_steps", options.timed_steps}, {"warmup_steps", options.warmup_steps},
                        {"median_seconds", step}};
+
+  // 1b. Where that step's time goes: the same step under libtorch's profiler (self time per op).
+  if (options.profile_steps > 0) {
+    PerfOptions profiled = options;
+    profiled.warmup_steps = 2;
+    profiled.timed_steps = options.profile_steps;
+    std::vector<OpTime> ops;
+    const double seconds = siss_step_seconds(model, options.train_batch, options.image_size, profiled, scratch, &ops);
+    double total = 0;
+    for (const auto& op : ops) total += op.self_seconds;
+    json table = json::array();
+    const double steps = static_cast<double>(options.profile_steps);
+    for (size_t i = 0; i < ops.size() && i < 15; ++i) {
+      table.push_back({{"op", ops[i].name}, {"self_seconds_per_step", ops[i].self_seconds / steps},
+                       {"calls_per_step", static_cast<double>(ops[i].calls) / steps},
+                       {"share", total > 0 ? ops[i].self_seconds / total : 0.0}});
+    }
+    out["train_step_profile"] = {{"steps", options.profile_steps}, {"median_seconds_profiled", seconds},
+                                 {"op_seconds_per_step", total / steps}, {"ops", table}};
+  }
 
   // 2. Sampling: 25-step DDIM with guidance (two UNet passes per step), batch 64.
   {

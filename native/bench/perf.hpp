@@ -20,6 +20,7 @@ struct PerfOptions {
   int64_t image_size = 28, channels = 1;
   int64_t train_batch = 32;
   int64_t warmup_steps = 3, timed_steps = 20;
+  int64_t profile_steps = 3;              // steps run under the op profiler (0: no profile)
   int64_t sample_batch = 64, sample_steps = 25;
   int64_t score_batch = 64, score_batches = 10;
   std::vector<int64_t> scaling_batches = {8, 16, 32, 64};

@@ -20,6 +20,8 @@ void add_perf_command(CLI::App& app) {
   perf->add_option("--out", *out, "folder for perf.json and scaling.png")->required();
   perf->add_option("--batch", options->train_batch, "training-step batch")->capture_default_str();
   perf->add_option("--timed-steps", options->timed_steps, "timed training steps (after warm-up)")->capture_default_str();
+  perf->add_option("--profile-steps", options->profile_steps, "training steps run under the op profiler (0: none)")
+      ->capture_default_str();
   perf->add_flag("--tiny", *tiny, "tiny sizes (the smoke test): nothing is meaningful but every path runs");
   set_action(perf, [options, unet, descriptor, out, tiny]() {
     options->unet = *unet;
@@ -29,6 +31,7 @@ void add_perf_command(CLI::App& app) {
       options->train_batch = 2;
       options->warmup_steps = 1;
       options->timed_steps = 2;
+      options->profile_steps = 1;
       options->sample_batch = 2;
       options->sample_steps = 2;
       options->score_batch = 2;

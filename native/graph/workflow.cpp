@@ -129,11 +129,12 @@ ApiGraph parse_ui(const json& document, const std::string& where) {
         auto link = connected.find(spec.name);
         if (spec.is_widget()) {
           json value;
-          if (positional) {
-            check(position < widgets.size(), where, ": node ", id, " (", type, ") has ", widgets.size(),
-                  " widget values, but its widgets need more (missing '", spec.name, "')");
+          if (positional && position < widgets.size()) {
             value = widgets[position++];
             if (spec.seed) ++position;  // the frontend's control_after_generate value
+          } else if (positional) {
+            // Saved before this widget existed: like the frontend, it keeps its default.
+            value = spec.default_value;
           } else if (widgets.contains(spec.name)) {
             value = widgets[spec.name];
           }

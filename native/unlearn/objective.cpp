@@ -61,7 +61,20 @@ ExampleBatch ObjectiveContext::next_from(const std::string& name, const ExampleS
 }
 
 ExampleBatch ObjectiveContext::next_forget() { return next_from("forget", data->forget); }
-ExampleBatch ObjectiveContext::next_retain() { return next_from("retain", data->retain); }
+ExampleBatch ObjectiveContext::next_retain() {
+  ExampleBatch batch = next_from("retain", data->retain);
+  if (retain_caption_dropout > 0 && batch.captions.empty()) {
+    // Nothing to drop in an unconditional set; precomputed conditioning has no empty caption here.
+    check(!batch.contexts.defined(), "trainer.retain_caption_dropout = ", retain_caption_dropout,
+          ": expected a captioned retain set, got one with precomputed conditioning (set it to 0)");
+  } else if (retain_caption_dropout > 0) {
+    at::Tensor drop = at::rand({batch.size()}, generator, at::kDouble) < retain_caption_dropout;  // [B]
+    auto dropped = drop.accessor<bool, 1>();
+    for (int64_t i = 0; i < batch.size(); ++i)
+      if (dropped[i]) batch.captions[i].clear();
+  }
+  return batch;
+}
 ExampleBatch ObjectiveContext::next_anchor() { return next_from("anchor", data->anchor); }
 
 at::Tensor ObjectiveContext::context(const ExampleBatch& batch) {

@@ -50,6 +50,7 @@ class ObjectiveContext {
   int64_t batch_size = 1;                   // micro-batch size
   int64_t accumulation_steps = 1;
   int64_t step = 0;                         // optimizer step being computed
+  double retain_caption_dropout = 0.0;      // next_retain: probability of a sample's caption becoming ""
   std::vector<at::Tensor> parameters;       // trainable tensors
   // Resolves captions to contexts (the embedded token encoder); host models give contexts.
   std::function<at::Tensor(const std::vector<std::string>&)> encode_captions;

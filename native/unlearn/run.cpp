@@ -42,11 +42,12 @@ void RunConfig::validate(const std::string& where) const {
 
 RunConfig RunConfig::defaults() {
   RunConfig config;
-  config.trainer.steps = 100;
+  config.trainer.steps = 160;
   config.trainer.batch_size = 16;
-  config.trainer.optimizer.learning_rate = 1e-4;
+  config.trainer.optimizer.learning_rate = 3e-5;
   config.trainer.optimizer.weight_decay = 0.0;
   config.trainer.optimizer.grad_clip = 1.0;
+  config.trainer.retain_caption_dropout = 0.1;
   return config;
 }
 

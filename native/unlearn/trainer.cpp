@@ -39,6 +39,8 @@ void TrainerConfig::validate(const std::string& where) const {
   check(gradient_accumulation >= 1, where, ".gradient_accumulation: expected >= 1, got ", gradient_accumulation);
   check(ema_decay >= 0 && ema_decay < 1, where, ".ema_decay: expected in [0, 1), got ", ema_decay);
   check(checkpoint_every >= 0, where, ".checkpoint_every: expected >= 0, got ", checkpoint_every);
+  check(retain_caption_dropout >= 0 && retain_caption_dropout < 1, where, ".retain_caption_dropout: expected in [0, 1), got ",
+        retain_caption_dropout);
   optimizer.validate(where + ".optimizer");
 }
 
@@ -62,6 +64,7 @@ Trainer::Trainer(TrainerConfig config, NamedTensors parameters, Objective& objec
   context_.parameters = tensors;
   context_.batch_size = config_.batch_size;
   context_.accumulation_steps = config_.gradient_accumulation;
+  context_.retain_caption_dropout = config_.retain_caption_dropout;
   context_.generator = at::make_generator<at::CPUGeneratorImpl>(config_.seed);
   context_.reset_streams(config_.seed);
   if (config_.ema_decay > 0) {

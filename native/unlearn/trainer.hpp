@@ -52,6 +52,9 @@ struct TrainerConfig {
   OptimizerConfig optimizer;
   double ema_decay = 0.0;               // 0 = no EMA weights
   int64_t checkpoint_every = 0;         // steps between checkpoints; 0 = only on stop, cancel or error
+  // Retain batches train the empty caption with this probability, as the base model was
+  // trained (classifier-free guidance samples from both branches; see models/README.md).
+  double retain_caption_dropout = 0.0;
 
   template <typename V>
   void visit(V& v) {
@@ -62,6 +65,7 @@ struct TrainerConfig {
     v("optimizer", optimizer);
     v("ema_decay", ema_decay);
     v("checkpoint_every", checkpoint_every);
+    v("retain_caption_dropout", retain_caption_dropout);
   }
   void validate(const std::string& where) const;
 };

@@ -1,6 +1,7 @@
 // The trainer: bitwise determinism from the seed, resume reproducing the uninterrupted run,
 // the NaN/Inf guard keeping the last good checkpoint, cancel leaving a checkpoint, and the
 // learning-rate schedule.
+#include <algorithm>
 #include <cmath>
 
 #include <ATen/ATen.h>
@@ -223,4 +224,36 @@ TEST(OptimizerConfig, WarmupThenCosineMatchesTheClosedForm) {
 TEST(Objectives, RegistryRejectsUnknownNamesAndKeys) {
   expect_error([] { unlearn::make_objective("sis"); }, {"unknown objective 'sis'", "denoise"});
   expect_error([] { unlearn::make_objective("denoise", {{"reductio", "mean"}}); }, {"unknown key 'reductio'", "reduction"});
+}
+
+// Retain caption dropout: about the given share of retain captions become "", the same
+// seed gives the same draws, p = 0 draws nothing, precomputed conditioning is refused.
+TEST(RetainCaptionDropout, DropsTheGivenShareDeterministically) {
+  unlearn::TaskData data;
+  data.retain.name = "retain set";
+  data.retain.images = at::zeros({400, 1, 4, 4});
+  data.retain.masks = at::ones({400, 1, 4, 4});
+  data.retain.captions.assign(400, "a caption");
+  auto draw = [&](double p, uint64_t seed) {
+    unlearn::ObjectiveContext context;
+    context.data = &data;
+    context.batch_size = 400;
+    context.generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+    context.reset_streams(seed);
+    context.retain_caption_dropout = p;
+    return context.next_retain().captions;
+  };
+  auto empties = [](const std::vector<std::string>& captions) {
+    return std::count(captions.begin(), captions.end(), std::string());
+  };
+  const auto dropped = draw(0.25, 4);
+  EXPECT_GT(empties(dropped), 60);  // Binomial(400, 0.25): mean 100, sd 8.7
+  EXPECT_LT(empties(dropped), 140);
+  EXPECT_EQ(dropped, draw(0.25, 4));
+  EXPECT_EQ(empties(draw(0.0, 4)), 0);
+
+  data.retain.captions.clear();
+  data.retain.contexts = at::zeros({400, 3, 8});
+  expect_error([&] { draw(0.25, 4); }, {"retain_caption_dropout", "precomputed conditioning"});
+  EXPECT_NO_THROW(draw(0.0, 4));
 }

@@ -139,7 +139,7 @@ def test_interrupt_stops_training_promptly_and_leaves_a_checkpoint(tmp_path):
           "2": {"class_type": "LetheBenchModel", "inputs": {"which": "base"}},
           "3": {"class_type": "LetheObjectiveSISS", "inputs": {"method": "siss", "lambda": 0.5, "scaling_norm": 5.0}},
           "4": {"class_type": "LetheUnlearn", "inputs": {"model": ["2", 0], "objective": ["3", 0], "forget": ["1", 0], "retain": ["1", 1],
-                "steps": 500, "batch_size": 4, "learning_rate": 1e-4, "seed": 0, "trainable": "full", "lora_rank": 4}},
+                "steps": 500, "batch_size": 4, "learning_rate": 1e-4, "seed": 0, "trainable": "full", "lora_rank": 4, "retain_caption_dropout": 0.1}},
           "5": {"class_type": "LetheSaveModel", "inputs": {"model": ["4", 0], "filename_prefix": "lethe/interrupted"}},
         }
         def on_progress(node_id, value, total):
@@ -178,7 +178,7 @@ def test_inference_tensors_from_comfyui_train_and_the_gil_is_released(tmp_path):
           "4": {"class_type": "LetheBenchModel", "inputs": {"which": "base"}},
           "5": {"class_type": "LetheObjectiveBaseline", "inputs": {"method": "neggrad", "scale": 1.0, "eta": 0.001}},
           "6": {"class_type": "LetheUnlearn", "inputs": {"model": ["4", 0], "objective": ["5", 0], "forget": ["2", 0], "retain": ["3", 1],
-                "steps": 6, "batch_size": 2, "learning_rate": 1e-4, "seed": 0, "trainable": "lora", "lora_rank": 2}},
+                "steps": 6, "batch_size": 2, "learning_rate": 1e-4, "seed": 0, "trainable": "lora", "lora_rank": 2, "retain_caption_dropout": 0.1}},
           "7": {"class_type": "LetheSaveModel", "inputs": {"model": ["6", 0], "filename_prefix": "lethe/from-images"}},
         }
         ticks = [0]; stop = [False]

@@ -34,6 +34,22 @@ def test_committed_workflows_equal_the_generator_output():
             assert f.read() == text, f"workflows/{name}.json is stale: run .venv/bin/python workflows/generate.py"
 
 
+def test_a_workflow_saved_before_a_widget_existed_gets_its_default():
+    """retain_caption_dropout was added as LetheUnlearn's last widget; a quickstart saved before
+    (widgets_values one shorter) converts as the frontend loads it: the new widget at its default."""
+    from python_bridge import _lethe
+
+    with open(os.path.join(WORKFLOWS, "quickstart.json")) as f:
+        workflow = json.load(f)
+    unlearn = next(n for n in workflow["nodes"] if n["type"] == "LetheUnlearn")
+    assert unlearn["widgets_values"][-1] == 0.1
+    unlearn["widgets_values"] = unlearn["widgets_values"][:-1]
+    unlearn["widgets_values"][0] = 77  # steps: positions before the new widget are unchanged
+    api = json.loads(_lethe.convert_workflow(json.dumps(workflow)))
+    inputs = api[str(unlearn["id"])]["inputs"]
+    assert inputs["steps"] == 77 and inputs["retain_caption_dropout"] == 0.1 and inputs["trainable"] == "full"
+
+
 @needs_bench
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_shipped_workflow_runs_headless(tmp_path, name):
@@ -87,7 +103,8 @@ def test_bad_workflows_fail_clearly_and_are_recorded(tmp_path, case, graph, expe
         graph = dict(graph)
         graph.pop(4)
         graph[4] = ("LetheUnlearn", {"model": ["5", 0], "objective": ["6", 0], "forget": ["1", 0], "steps": 1, "batch_size": 1,
-                                     "learning_rate": 1e-4, "seed": 0, "trainable": "full", "lora_rank": 4})
+                                     "learning_rate": 1e-4, "seed": 0, "trainable": "full", "lora_rank": 4,
+                                     "retain_caption_dropout": 0.1})
         graph[5] = ("LetheLoadModel", {"path": "x.safetensors"})
         graph[6] = ("LetheObjectiveBaseline", {"method": "neggrad", "scale": 1.0, "eta": 0.001})
         graph[7] = ("LetheSaveModel", {"model": ["4", 0], "filename_prefix": "x"})

@@ -32,7 +32,7 @@ void register_objective_nodes() {
   siss.inputs = {combo_input("method", {"siss", "siss_no_is"}, "siss", "with importance sampling (one mixture forward) "
                                                                        "or without (two forwards)"),
                  float_input("lambda", 0.5, 0.01, 0.99, 0.01, "mixture weight: share of mixture samples from the forget set"),
-                 float_input("scaling_norm", 5.0, 0.0, 10000.0, 0.1, "N_s: the forget gradient's norm after rescaling")};
+                 float_input("scaling_norm", 30.0, 0.0, 10000.0, 0.1, "N_s: the forget gradient's norm after rescaling")};
   register_node(siss, [](NodeContext&, const NodeInputs& in) {
     return std::vector<Value>{objective_value(
         in.text("method"), {{"lambda", in.number("lambda")}, {"scaling_norm", in.number("scaling_norm")}}, in)};

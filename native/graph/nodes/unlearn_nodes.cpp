@@ -19,12 +19,17 @@ void register_unlearn_nodes() {
   target.force_input = true;
   schema.inputs = {socket("model", types::kModel, "the model to unlearn (it is not modified; a copy is trained)"),
                    socket("objective", types::kObjective, "the objective (an objective node)"),
-                   int_input("steps", 100, 1, 1000000, "optimizer steps"),
+                   int_input("steps", 160, 1, 1000000, "optimizer steps"),
                    int_input("batch_size", 16, 1, 4096, "examples per micro-batch"),
-                   float_input("learning_rate", 1e-4, 1e-8, 1.0, 1e-6, "AdamW learning rate (constant)"),
+                   float_input("learning_rate", 3e-5, 1e-8, 1.0, 1e-6, "AdamW learning rate (constant)"),
                    seed_input("seed", "seed of batches, timesteps and noise"),
                    combo_input("trainable", {"full", "lora"}, "full", "train every UNet weight, or LoRA adapters only"),
                    int_input("lora_rank", 4, 1, 256, "LoRA rank (trainable = lora)"),
+                   // Added after the first release: last among the widgets, so saved workflows keep their
+                   // widgets_values positions.
+                   float_input("retain_caption_dropout", 0.1, 0.0, 0.99, 0.01,
+                               "probability that a retain example trains the empty caption (keeps guidance's "
+                               "unconditional branch as the base model had it)"),
                    socket("forget", types::kDataset, "the forget set (data unlearning)", false),
                    socket("retain", types::kDataset, "the retain set", false),
                    socket("anchor", types::kDataset, "anchor images with the anchor caption (concept unlearning)", false),
@@ -43,6 +48,7 @@ void register_unlearn_nodes() {
     config.trainer.steps = in.integer("steps");
     config.trainer.batch_size = in.integer("batch_size");
     config.trainer.optimizer.learning_rate = in.number("learning_rate");
+    config.trainer.retain_caption_dropout = in.number("retain_caption_dropout");
     config.trainer.seed = static_cast<uint64_t>(in.integer("seed"));
     config.trainable = in.text("trainable");
     config.lora.rank = in.integer("lora_rank");
