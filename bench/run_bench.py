@@ -20,6 +20,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LETHE = os.environ.get("LETHE_EXE", os.path.join(ROOT, "build", "lethe"))
+BENCH = os.path.join(ROOT, "models", "bench")
 
 
 def run_with_rss(args, **kwargs):
@@ -103,7 +104,7 @@ def main():
     subprocess.run([python, reference, "--write-unet", unet], check=True)
 
     perf_args = [LETHE, "perf", "--unet", unet, "--out", scratch]
-    descriptor = os.path.join(ROOT, "models", "bench", "descriptor.safetensors")
+    descriptor = os.path.join(BENCH, "descriptor.safetensors")
     if os.path.exists(descriptor) and not args.tiny:
         perf_args += ["--descriptor", descriptor]
     if args.tiny:
@@ -118,7 +119,7 @@ def main():
     python_result = last_json(python_out)
 
     native_rss, unlearn_label, evaluation = None, "", None
-    base = os.path.join(ROOT, "models", "bench", "base.safetensors")
+    base = os.path.join(BENCH, "base.safetensors")
     if os.path.exists(base):
         config = {"output": os.path.join(scratch, "unlearn-run")}
         if args.tiny:
@@ -133,10 +134,8 @@ def main():
         unlearn_label = "lethe unlearn with the default bench config (%s, %d steps, %d samples)" % (
             summary["objective"], summary["steps"], summary["samples_seen"])
         # The default bench evaluation of one (not cached) model: the unlearned one.
-        bench_models = os.path.join(ROOT, "models", "bench")
         eval_args = [LETHE, "eval", "--model", summary["model_file"], "--out", os.path.join(scratch, "eval"),
-                     "--descriptor", os.path.join(bench_models, "descriptor.safetensors"),
-                     "--classifier", os.path.join(bench_models, "classifier.safetensors")]
+                     "--descriptor", descriptor, "--classifier", os.path.join(BENCH, "classifier.safetensors")]
         if args.tiny:
             eval_args += ["--samples-per-caption", "1", "--samples-per-class", "1"]
         start = time.monotonic()
