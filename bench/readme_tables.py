@@ -6,6 +6,7 @@
   performance   <- bench/results.json          (`make bench`)
   comparison    <- bench/comparison.json       (`make compare`)
   unlearning    <- bench/unlearning.json       (`make unlearning-check`)
+  tuning        <- bench/tuning.json           (bench/tune_defaults.py)
 
     .venv/bin/python bench/readme_tables.py          # rewrite README.md's sections
     .venv/bin/python bench/readme_tables.py --check  # exit 1 if README.md is stale (a test runs this)
@@ -106,6 +107,15 @@ def comparison_table(result):
     return "\n".join(lines).rstrip()
 
 
+def tuning_table(result):
+    b = result["base"]
+    lines = [f"Base: memorization {b['memorization_rate']:.3f}, FID {b['fid']:.2f}, accuracy {b['class_accuracy']:.3f}.", "",
+             "| trial | memorization | FID | class accuracy |", "|---|---|---|---|"]
+    lines += [f"| {t['label']} | {t['memorization_rate']:.3f} | {t['fid']:.2f} | {t['class_accuracy']:.3f} |"
+              for t in result["trials"]]
+    return "\n".join(lines)
+
+
 def performance_table(results):
     sys.path.insert(0, HERE)
     from run_bench import markdown_table
@@ -118,6 +128,7 @@ SECTIONS = {
     "performance": (os.path.join(HERE, "results.json"), performance_table),
     "comparison": (os.path.join(HERE, "comparison.json"), comparison_table),
     "unlearning": (os.path.join(HERE, "unlearning.json"), unlearning_table),
+    "tuning": (os.path.join(HERE, "tuning.json"), tuning_table),
 }
 
 

@@ -1,0 +1,98 @@
+"""How the unlearning defaults were chosen: each trial is one `lethe unlearn` with the
+settings below (on top of bench/configs/siss-tf.json's data, timesteps and frequency
+selection) and the default `lethe eval` of its model (seed 0). Writes bench/tuning.json
+(README section `tuning`, see bench/readme_tables.py). About 5 minutes per trial on 2 cores.
+
+    .venv/bin/python bench/tune_defaults.py                 # run every trial
+    .venv/bin/python bench/tune_defaults.py --reuse DIR     # collect DIR/<trial>/{run,eval} instead
+
+The trials are scored with the same evaluation `make unlearning-check` reports; there is
+no separate tuning split.
+"""
+import argparse
+import copy
+import json
+import os
+import shutil
+import subprocess
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+LETHE = os.environ.get("LETHE_EXE", os.path.join(ROOT, "build", "lethe"))
+BENCH = os.path.join(ROOT, "models", "bench")
+
+
+def trainer(steps, lr, dropout=0.0):
+    return {"steps": steps, "batch_size": 16, "seed": 0, "retain_caption_dropout": dropout,
+            "optimizer": {"learning_rate": lr}}
+
+
+def siss(scaling_norm):
+    return {"objective": "siss", "objective_config": {"lambda": 0.5, "scaling_norm": scaling_norm}}
+
+
+NAIVE = {"objective": "naive_deletion"}
+# name (the folder of a trial), label, the settings it sets
+TRIALS = [
+    ("t1_naive_1e-4", "naive deletion (retain only), lr 1e-4, 100 steps", dict(NAIVE, trainer=trainer(100, 1e-4))),
+    ("t3_naive_2e-5", "naive deletion, lr 2e-5, 100 steps", dict(NAIVE, trainer=trainer(100, 2e-5))),
+    ("t2_siss_2e-5", "SISS N_s 5, lr 2e-5, 100 steps", dict(siss(5.0), trainer=trainer(100, 2e-5))),
+    ("t4_naive_1e-4_drop", "naive deletion, lr 1e-4, 100 steps, retain caption dropout 0.1",
+     dict(NAIVE, trainer=trainer(100, 1e-4, 0.1))),
+    ("t5_siss_1e-4_drop", "SISS N_s 5, lr 1e-4, 100 steps, caption dropout 0.1", dict(siss(5.0), trainer=trainer(100, 1e-4, 0.1))),
+    ("t6_siss_3e-5_drop_ns30_160", "SISS N_s 30, lr 3e-5, 160 steps, caption dropout 0.1 (the defaults)",
+     dict(siss(30.0), trainer=trainer(160, 3e-5, 0.1))),
+]
+
+
+def trial_config(settings):
+    with open(os.path.join(HERE, "configs", "siss-tf.json")) as f:
+        config = json.load(f)
+    config.pop("objective_config")
+    config.update(copy.deepcopy(settings))
+    return config
+
+
+def evaluate(model, out):
+    subprocess.run([LETHE, "eval", "--model", model, "--out", out,
+                    "--descriptor", os.path.join(BENCH, "descriptor.safetensors"),
+                    "--classifier", os.path.join(BENCH, "classifier.safetensors")], check=True)
+    with open(os.path.join(out, "report.json")) as f:
+        return json.load(f)["models"]["evaluated"]
+
+
+def metrics(evaluation):
+    return {k: evaluation[k] for k in ("memorization_rate", "fid", "class_accuracy")}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reuse", help="folder with <trial>/run and <trial>/eval from earlier runs")
+    args = parser.parse_args()
+    work = args.reuse or os.path.join(HERE, "tmp", "tuning")
+    rows = []
+    for name, label, settings in TRIALS:
+        folder = os.path.join(work, name)
+        config = trial_config(settings)
+        if not args.reuse:
+            shutil.rmtree(folder, ignore_errors=True)
+            os.makedirs(folder)
+            with open(os.path.join(folder, "config.json"), "w") as f:
+                json.dump(config, f)
+            subprocess.run([LETHE, "unlearn", "--config", os.path.join(folder, "config.json"), "--out",
+                            os.path.join(folder, "run")], check=True)
+            evaluation = evaluate(os.path.join(folder, "run", "model.safetensors"), os.path.join(folder, "eval"))
+        else:
+            with open(os.path.join(folder, "eval", "report.json")) as f:
+                evaluation = json.load(f)["models"]["evaluated"]
+        rows.append({"trial": name, "label": label, "config": config, **metrics(evaluation)})
+    base = metrics(evaluate(os.path.join(BENCH, "base.safetensors"), os.path.join(work, "base-eval")))  # cached
+    out = os.path.join(HERE, "tuning.json")
+    with open(out + ".tmp", "w") as f:
+        json.dump({"base": base, "trials": rows}, f, indent=1)
+    os.replace(out + ".tmp", out)
+    print("->", out)
+
+
+if __name__ == "__main__":
+    main()
