@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 
-from .comfy_glue import ProgressReporter, output_directory, resolve_path, save_previews
+from .comfy_glue import ProgressReporter, from_native, model_folders, output_directory, resolve_path, save_previews, to_native
 
 try:
     from ..python_bridge import _lethe
@@ -43,6 +43,7 @@ def _make_class(name, schema):
     reads_files = any(key in ("folder", "path") for group in inputs.values() for key in group)
 
     order = schema["input_order"]  # the schema JSON's objects are key-sorted; this is the declared order
+    input_kinds = {key: spec[0] for group in inputs.values() for key, spec in group.items()}
 
     def INPUT_TYPES(cls):  # noqa: N802 (ComfyUI's name)
         # ComfyUI maps a UI workflow's widgets_values by this order: it must be the declared one.
@@ -59,9 +60,18 @@ def _make_class(name, schema):
         for key in ("folder", "path"):
             if key in kwargs:
                 kwargs[key] = resolve_path(kwargs[key])
+        host_model = None
+        for key, value in kwargs.items():
+            kind = input_kinds.get(key)
+            if kind in ("LATENT", "CONDITIONING") and value is not None:
+                kwargs[key] = to_native(kind, value, f"node {node_id} ({name}) input '{key}'")
+            elif kind == "MODEL":  # stays in Python; native code returns patches for it
+                host_model, kwargs[key] = value, "ComfyUI MODEL"
         run_directory = output_directory()
         with torch.inference_mode(False), torch.enable_grad():
-            outputs, ui = _lethe.run_node(name, kwargs, node_id, run_directory, ProgressReporter(node_id))
+            outputs, ui = _lethe.run_node(name, kwargs, node_id, run_directory, ProgressReporter(node_id), model_folders())
+        outputs = [from_native(kind, value, host_model, f"node {node_id} ({name}) output {index}")
+                   for index, (kind, value) in enumerate(zip(schema["output"], outputs))]
         result = {"result": tuple(outputs)}
         images = save_previews(ui["previews"])
         if images or ui["texts"]:

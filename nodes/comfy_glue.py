@@ -1,13 +1,15 @@
 """The few places where Lethe's nodes meet ComfyUI's own modules (imported lazily, so the
 pack also imports outside ComfyUI): the progress bar (which raises ComfyUI's interrupt),
-the output folder, and preview images in the temp folder."""
+the output and model folders, preview images in the temp folder, and ComfyUI's LATENT and
+CONDITIONING values (shared/reference/comfyui-contract.md) as the tensors native nodes take."""
 import os
 
 
 def resolve_path(value):
     """A relative folder/file path as a ComfyUI user means it: relative to ComfyUI's folder
-    (where input/ and output/ live), else to the input folder; unchanged if neither exists
-    (the native node then names the path it could not find)."""
+    (where input/ and output/ live), else to the input folder, else a file name in ComfyUI's
+    checkpoints folder(s); unchanged if none exists (the native node then names the path it
+    could not find)."""
     if not isinstance(value, str) or not value or os.path.isabs(value) or os.path.exists(value):
         return value
     try:
@@ -17,7 +19,10 @@ def resolve_path(value):
     for base in (getattr(folder_paths, "base_path", None), folder_paths.get_input_directory()):
         if base and os.path.exists(os.path.join(base, value)):
             return os.path.join(base, value)
-    return value
+    try:
+        return folder_paths.get_full_path("checkpoints", value) or value
+    except (KeyError, AttributeError):
+        return value
 
 
 def output_directory():
@@ -77,3 +82,58 @@ def save_previews(previews):
             results.append({"filename": name, "subfolder": subfolder, "type": "temp"})
             counter += 1
     return results
+
+
+def model_folders():
+    """ComfyUI's model folders that native nodes write into (LoRAs go where LoraLoader looks)."""
+    try:
+        import folder_paths
+
+        return {"loras": folder_paths.get_folder_paths("loras")[0]}
+    except (ImportError, KeyError, IndexError):
+        return {}
+
+
+def to_native(kind, value, where):
+    """A ComfyUI LATENT ({"samples": [B, C, h, w], ...}) or CONDITIONING ([[cond [1, L, D], {...}], ...])
+    as the tensor native nodes take: the samples, or the entries' cond tensors concatenated [N, L, D]."""
+    import torch
+
+    if kind == "LATENT":
+        if not isinstance(value, dict) or not torch.is_tensor(value.get("samples")):
+            raise ValueError(f"{where}: expected a LATENT (a dict with a 'samples' tensor), got {type(value).__name__}")
+        return value["samples"]
+    if kind == "CONDITIONING":
+        if not isinstance(value, (list, tuple)) or not value or not all(
+            isinstance(entry, (list, tuple)) and entry and torch.is_tensor(entry[0]) for entry in value
+        ):
+            raise ValueError(f"{where}: expected a CONDITIONING (a list of [tensor, dict] entries), got {type(value).__name__}")
+        tensors = [entry[0] for entry in value]
+        shapes = {tuple(t.shape[1:]) for t in tensors}
+        if len(shapes) != 1:
+            raise ValueError(f"{where}: CONDITIONING entries of different token lengths {sorted(shapes)}; "
+                             "encode prompts of similar length (or one prompt per node)")
+        return torch.cat(tensors, dim=0)
+    return value
+
+
+def from_native(kind, value, host_model=None, where="output"):
+    """The inverse of to_native for node outputs. A MODEL output comes back from native code as
+    weight patches {"patches": {state-dict key: delta}, "strength": s} for the node's MODEL input:
+    applied to a clone of it (the input is never mutated), every key must be accepted."""
+    if kind == "MODEL":
+        if host_model is None:
+            raise ValueError(f"{where}: a MODEL output needs a MODEL input to patch")
+        patched = host_model.clone()
+        patches = value["patches"]
+        accepted = set(patched.add_patches({key: (delta,) for key, delta in patches.items()}, value["strength"]))
+        missing = sorted(set(patches) - accepted)
+        if missing:
+            raise ValueError(f"{where}: {len(missing)} of {len(patches)} LoRA weights match no weight of this MODEL "
+                             f"(e.g. {missing[0]}); apply the LoRA to the checkpoint it was trained on")
+        return patched
+    if kind == "LATENT":
+        return {"samples": value}
+    if kind == "CONDITIONING":
+        return [[value[i : i + 1], {}] for i in range(value.shape[0])]
+    return value

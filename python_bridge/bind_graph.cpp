@@ -1,5 +1,6 @@
 #include "bindings.hpp"
 #include "graph/node_registry.hpp"
+#include "graph/nodes/node_helpers.hpp"
 #include "graph/workflow.hpp"
 #include "io/json_config.hpp"
 
@@ -38,8 +39,18 @@ py::object from_value(const graph::Value& value) {
     if (json.is_string()) return py::str(json.get<std::string>());
     return py::str(json.dump());
   }
-  if (value.type() == graph::types::kImage || value.type() == graph::types::kMask)
+  if (value.type() == graph::types::kImage || value.type() == graph::types::kMask ||
+      value.type() == graph::types::kLatent || value.type() == graph::types::kConditioning)
     return py::cast(value.as<at::Tensor>("output"));
+  if (value.type() == graph::types::kHostModel) {  // patches the pack applies to the incoming MODEL
+    const auto& patches = value.as<std::shared_ptr<graph::nodes::ModelPatches>>("output");
+    py::dict deltas;
+    for (const auto& [key, delta] : patches->deltas) deltas[py::str(key)] = py::cast(delta);
+    py::dict out;
+    out["patches"] = deltas;
+    out["strength"] = patches->strength;
+    return out;
+  }
   return py::cast(value);
 }
 
@@ -62,7 +73,7 @@ void bind_graph(py::module_& m) {
   m.def(
       "run_node",
       [](const std::string& name, const py::dict& inputs, const std::string& node_id, const std::string& run_directory,
-         const py::object& progress) {
+         const py::object& progress, const std::map<std::string, std::string>& folders) {
         const graph::NodeSchema& schema = graph::node_schema(name);
         std::map<std::string, graph::Value> values;
         for (const auto& item : inputs) {
@@ -81,6 +92,7 @@ void bind_graph(py::module_& m) {
         graph::NodeContext context;
         context.node_id = node_id;
         context.run_directory = run_directory;
+        for (const auto& [folder, path] : folders) context.folders[folder] = path;
         if (!progress.is_none()) {
           context.progress = [progress](const ProgressEvent& event) {
             py::gil_scoped_acquire acquire;
@@ -112,8 +124,9 @@ void bind_graph(py::module_& m) {
         return py::make_tuple(result, ui);
       },
       py::arg("name"), py::arg("inputs"), py::arg("node_id") = "0", py::arg("run_directory") = ".",
-      py::arg("progress") = py::none(),
-      "Runs a native node. Inputs: tensors, widget values or lethe Values. Returns (outputs, ui).");
+      py::arg("progress") = py::none(), py::arg("folders") = std::map<std::string, std::string>{},
+      "Runs a native node. Inputs: tensors, widget values or lethe Values; folders: model folders by ComfyUI "
+      "name (e.g. loras). Returns (outputs, ui).");
 }
 
 }  // namespace lethe::bridge

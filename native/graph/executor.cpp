@@ -32,8 +32,18 @@ ApiGraph validate_graph(const ApiGraph& graph) {
   bool any_output = false;
   for (auto& [id, node] : resolved.nodes) {
     if (!has_node(node.class_type)) {
-      errors.push_back(str(label(node), ": unknown node type '", node.class_type,
-                           "'; the headless runner knows: ", join(node_names())));
+      // ComfyUI's own model nodes need ComfyUI (its CLIP, VAE, samplers, model patcher).
+      static const std::set<std::string> host_only = {
+          "CheckpointLoaderSimple", "CLIPTextEncode", "VAEEncode", "VAEDecode", "KSampler", "KSamplerAdvanced",
+          "LoraLoader", "LoraLoaderModelOnly", "EmptyLatentImage", "LoadImage", "LoadImageMask", "UNETLoader",
+          "CLIPLoader", "VAELoader"};
+      if (host_only.count(node.class_type))
+        errors.push_back(str(label(node), ": '", node.class_type,
+                             "' is a ComfyUI node (it needs ComfyUI's models and samplers): the headless runner "
+                             "cannot run it; run this workflow inside ComfyUI"));
+      else
+        errors.push_back(str(label(node), ": unknown node type '", node.class_type,
+                             "'; the headless runner knows: ", join(node_names())));
       continue;
     }
     const NodeSchema& schema = node_schema(node.class_type);

@@ -223,6 +223,7 @@ void register_builtin_nodes() {
     nodes::register_unlearn_nodes();
     nodes::register_sampling_nodes();
     nodes::register_scoring_nodes();
+    nodes::register_host_nodes();
     nodes::register_output_nodes();
   });
 }

@@ -61,6 +61,8 @@ struct NodeContext {
   std::vector<std::pair<std::string, at::Tensor>> previews;
   std::vector<std::string> texts;        // short text shown under the node
   std::vector<std::filesystem::path> files;  // files the node wrote
+  // Model folders by ComfyUI's folder_paths name ("loras", ...); headless: under run_directory.
+  std::map<std::string, std::filesystem::path> folders;
 };
 
 class NodeInputs {

@@ -1,6 +1,6 @@
 // Values that travel along workflow links and sit in widgets. Widget values (INT, FLOAT,
 // STRING, BOOLEAN, COMBO) are JSON scalars; everything else is a typed object: tensors in
-// ComfyUI layout (IMAGE [B, H, W, C] in [0, 1], MASK [B, H, W]) and Lethe's own objects
+// ComfyUI layout (IMAGE [B, H, W, C] in [0, 1], MASK [B, H, W], LATENT, CONDITIONING) and Lethe's own objects
 // (models, datasets, selections, objectives, descriptors, reports), which pass between
 // Lethe nodes without conversion.
 #pragma once
@@ -53,6 +53,14 @@ inline constexpr const char* kDescriptor = "LETHE_DESCRIPTOR";
 inline constexpr const char* kReport = "LETHE_REPORT";
 inline constexpr const char* kImage = "IMAGE";
 inline constexpr const char* kMask = "MASK";
+inline constexpr const char* kLora = "LETHE_LORA";
+// ComfyUI's own types as native code sees them (the pack converts at the boundary):
+// LATENT = its "samples" tensor [B, C, h, w] (unscaled VAE latents); CONDITIONING = the
+// entries' cross-attention tensors concatenated [N, L, D] (pooled outputs are not used).
+inline constexpr const char* kLatent = "LATENT";
+inline constexpr const char* kConditioning = "CONDITIONING";
+// A ComfyUI MODEL (ModelPatcher) never enters native code: native nodes return patches for it.
+inline constexpr const char* kHostModel = "MODEL";
 }  // namespace types
 
 // Whether a type name is a widget (has a value in widgets_values) rather than a socket.

@@ -19,6 +19,11 @@ void ExampleSet::validate() const {
   check(!contexts.defined() || (contexts.dim() == 3 && (contexts.size(0) == n || contexts.size(0) == 1)), name,
         ": contexts must be [", n, ", L, D] or [1, L, D], got ", contexts.defined() ? contexts.sizes() : at::IntArrayRef{});
   check(!captions.empty() || contexts.defined(), name, ": needs captions or contexts");
+  check(!empty_context.defined() || (contexts.defined() && empty_context.dim() == 3 && empty_context.size(0) == 1 &&
+                                     empty_context.size(1) == contexts.size(1) && empty_context.size(2) == contexts.size(2)),
+        name, ": the empty prompt's context must be [1, ", contexts.defined() ? contexts.size(1) : 0, ", ",
+        contexts.defined() ? contexts.size(2) : 0, "] like the contexts, got ",
+        empty_context.defined() ? empty_context.sizes() : at::IntArrayRef{});
 }
 
 ExampleBatch ExampleSet::batch(const std::vector<int64_t>& indices) const {

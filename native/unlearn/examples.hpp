@@ -25,6 +25,8 @@ struct ExampleSet {
   at::Tensor masks;                   // [N, 1, H, W]; ones where there is no mask
   std::vector<std::string> captions;  // N captions or empty
   at::Tensor contexts;                // [N, L, D], [1, L, D] (shared) or undefined
+  // With contexts: the empty prompt's context [1, L, D] (what caption dropout trains), or undefined.
+  at::Tensor empty_context;
 
   int64_t size() const { return images.defined() ? images.size(0) : 0; }
   bool empty() const { return size() == 0; }

@@ -63,10 +63,15 @@ ExampleBatch ObjectiveContext::next_from(const std::string& name, const ExampleS
 ExampleBatch ObjectiveContext::next_forget() { return next_from("forget", data->forget); }
 ExampleBatch ObjectiveContext::next_retain() {
   ExampleBatch batch = next_from("retain", data->retain);
-  if (retain_caption_dropout > 0 && batch.captions.empty()) {
-    // Nothing to drop in an unconditional set; precomputed conditioning has no empty caption here.
-    check(!batch.contexts.defined(), "trainer.retain_caption_dropout = ", retain_caption_dropout,
-          ": expected a captioned retain set, got one with precomputed conditioning (set it to 0)");
+  if (retain_caption_dropout > 0 && batch.contexts.defined()) {
+    // Precomputed conditioning: dropped rows take the empty prompt's context.
+    const at::Tensor& empty = data->retain.empty_context;
+    check(empty.defined(), "trainer.retain_caption_dropout = ", retain_caption_dropout,
+          ": the retain set has precomputed conditioning but no empty prompt's conditioning (give it, or set the "
+          "dropout to 0)");
+    at::Tensor drop = at::rand({batch.size()}, generator, at::kDouble) < retain_caption_dropout;  // [B]
+    batch.contexts = at::where(drop.view({-1, 1, 1}).to(batch.contexts.device()),
+                               empty.to(batch.contexts.dtype()).expand_as(batch.contexts), batch.contexts);
   } else if (retain_caption_dropout > 0) {
     at::Tensor drop = at::rand({batch.size()}, generator, at::kDouble) < retain_caption_dropout;  // [B]
     auto dropped = drop.accessor<bool, 1>();

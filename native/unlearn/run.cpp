@@ -247,9 +247,9 @@ RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progres
     }
   }
 
-  const int64_t height = data.forget.empty() ? data.anchor.images.size(2) : data.forget.images.size(2);
-  const int64_t width = data.forget.empty() ? data.anchor.images.size(3) : data.forget.images.size(3);
-  draw_selections(timesteps, frequency, height, width, directory);
+  // The selections' pictures at the size of the data they act on (naive deletion has only a retain set).
+  const ExampleSet& shown = !data.forget.empty() ? data.forget : !data.anchor.empty() ? data.anchor : data.retain;
+  draw_selections(timesteps, frequency, shown.images.size(2), shown.images.size(3), directory);
   nlohmann::json resolved = io::to_json(config);
   resolved["objective_config"] = objective->config_json();
   io::write_json_file(directory / "config.json", resolved);

@@ -227,22 +227,24 @@ TEST(Objectives, RegistryRejectsUnknownNamesAndKeys) {
 }
 
 // Retain caption dropout: about the given share of retain captions become "", the same
-// seed gives the same draws, p = 0 draws nothing, precomputed conditioning is refused.
+// seed gives the same draws, p = 0 draws nothing; precomputed conditioning drops to the
+// empty prompt's context and is refused without one.
 TEST(RetainCaptionDropout, DropsTheGivenShareDeterministically) {
   unlearn::TaskData data;
   data.retain.name = "retain set";
   data.retain.images = at::zeros({400, 1, 4, 4});
   data.retain.masks = at::ones({400, 1, 4, 4});
   data.retain.captions.assign(400, "a caption");
-  auto draw = [&](double p, uint64_t seed) {
+  auto retain_batch = [&](double p, uint64_t seed) {
     unlearn::ObjectiveContext context;
     context.data = &data;
     context.batch_size = 400;
     context.generator = at::make_generator<at::CPUGeneratorImpl>(seed);
     context.reset_streams(seed);
     context.retain_caption_dropout = p;
-    return context.next_retain().captions;
+    return context.next_retain();
   };
+  auto draw = [&](double p, uint64_t seed) { return retain_batch(p, seed).captions; };
   auto empties = [](const std::vector<std::string>& captions) {
     return std::count(captions.begin(), captions.end(), std::string());
   };
@@ -252,8 +254,22 @@ TEST(RetainCaptionDropout, DropsTheGivenShareDeterministically) {
   EXPECT_EQ(dropped, draw(0.25, 4));
   EXPECT_EQ(empties(draw(0.0, 4)), 0);
 
+  // Precomputed conditioning: dropped rows take the empty prompt's context, which must be given.
   data.retain.captions.clear();
-  data.retain.contexts = at::zeros({400, 3, 8});
-  expect_error([&] { draw(0.25, 4); }, {"retain_caption_dropout", "precomputed conditioning"});
+  data.retain.contexts = at::ones({400, 3, 8});
+  expect_error([&] { draw(0.25, 4); }, {"retain_caption_dropout", "no empty prompt's conditioning"});
   EXPECT_NO_THROW(draw(0.0, 4));
+  data.retain.empty_context = at::zeros({1, 3, 8});
+  auto dropped_rows = [&](double p, uint64_t seed) {
+    at::Tensor contexts = retain_batch(p, seed).contexts;  // [400, 3, 8]
+    EXPECT_TRUE(at::logical_or(contexts.eq(0).all(2).all(1), contexts.eq(1).all(2).all(1)).all().item<bool>());
+    return contexts.eq(0).all(2).all(1);  // [400] true where dropped
+  };
+  const at::Tensor rows = dropped_rows(0.25, 4);
+  EXPECT_GT(rows.sum().item<int64_t>(), 60);
+  EXPECT_LT(rows.sum().item<int64_t>(), 140);
+  EXPECT_TRUE(at::equal(rows, dropped_rows(0.25, 4)));
+  EXPECT_EQ(dropped_rows(0.0, 4).sum().item<int64_t>(), 0);
+  data.retain.empty_context = at::zeros({1, 4, 8});
+  expect_error([&] { data.retain.validate(); }, {"retain set", "empty prompt's context must be [1, 3, 8]", "[1, 4, 8]"});
 }

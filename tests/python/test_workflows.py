@@ -90,6 +90,8 @@ PREVIEW_OF = lambda source: ("PreviewImage", {"images": [str(source), 1]})  # no
         ("out of range", {1: ("LetheTimestepSelection", {"t_min": 250, "t_max": 5000, "weighting": "uniform"}), 2: PREVIEW_OF(1)},
          ["node 1", "t_max", "5000", "1000"]),
         ("unknown node", {1: ("LetheTeleport", {}), 2: PREVIEW_OF(1)}, ["node 1", "LetheTeleport", "LetheUnlearn"]),
+        ("comfyui node", {1: ("CLIPTextEncode", {"text": "x"}), 2: PREVIEW_OF(1)},
+         ["node 1", "CLIPTextEncode", "is a ComfyUI node", "inside ComfyUI"]),
         ("cycle", {1: ("LetheSpatialMask", {"dataset": ["2", 0], "mask": ["3", 2]}),
                    2: ("LetheSpatialMask", {"dataset": ["1", 0], "mask": ["3", 2]}),
                    3: ("LetheLoadForgetSet", {"folder": "x", "color": "grayscale", "resize": False, "size": 0}),

@@ -2,6 +2,7 @@
 // conversions, and the Lethe object types that travel between nodes.
 #pragma once
 
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -9,6 +10,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "graph/node_registry.hpp"
+#include "models/unet_config.hpp"
 #include "unlearn/examples.hpp"
 
 namespace lethe::graph::nodes {
@@ -38,6 +40,21 @@ struct ObjectiveSpec {
 // Datasets travel as shared pointers (they can be large); an empty one has no images.
 using DatasetPtr = std::shared_ptr<unlearn::ExampleSet>;
 Value dataset_value(unlearn::ExampleSet set);
+
+// The LoRA of an unlearning run: its kohya-named adapter file in the run folder (empty for
+// a full-parameter run) and the configuration of the UNet it adapts.
+struct LoraResult {
+  std::filesystem::path file;
+  models::UNetConfig unet_config;
+};
+using LoraPtr = std::shared_ptr<LoraResult>;
+
+// Weight patches for a host (ComfyUI) MODEL: full-weight deltas by state-dict key
+// ("diffusion_model.<ldm path>.weight"), applied by the pack with ModelPatcher.add_patches.
+struct ModelPatches {
+  std::map<std::string, at::Tensor> deltas;
+  double strength = 1.0;
+};
 Value image_value(const at::Tensor& pixels);  // pixels [B, C, H, W] -> IMAGE
 Value json_value(const std::string& type, nlohmann::json value);
 

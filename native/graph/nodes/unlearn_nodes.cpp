@@ -1,4 +1,6 @@
 // The training node: unlearn a model with an objective, selections and data.
+#include <ATen/ATen.h>
+
 #include "graph/nodes/node_groups.hpp"
 #include "graph/nodes/node_helpers.hpp"
 #include "data/image.hpp"
@@ -34,11 +36,15 @@ void register_unlearn_nodes() {
                    socket("retain", types::kDataset, "the retain set", false),
                    socket("anchor", types::kDataset, "anchor images with the anchor caption (concept unlearning)", false),
                    target,
+                   socket("target_conditioning", types::kConditioning,
+                          "concept task with a host model: the CONDITIONING of the concept to erase (CLIPTextEncode)",
+                          false),
                    socket("timesteps", types::kTimesteps, "timestep selection for the forget term", false),
                    socket("frequency", types::kFrequency, "frequency selection for the forget term", false)};
   schema.outputs = {{"model", types::kModel, "the unlearned model"},
                     {"loss_curve", types::kImage, "the loss terms per step"},
-                    {"summary", "STRING", "the run summary (JSON)"}};
+                    {"summary", "STRING", "the run summary (JSON)"},
+                    {"lora", types::kLora, "the trained adapters (trainable = lora) for Lethe Save LoRA"}};
   register_node(schema, [](NodeContext& context, const NodeInputs& in) {
     auto model = in.object<std::shared_ptr<models::DiffusionModel>>("model");
     const auto& objective = in.object<ObjectiveSpec>("objective");
@@ -65,6 +71,12 @@ void register_unlearn_nodes() {
       const std::string prompt = in.text("target_prompt");
       if (!prompt.empty()) data.target_captions = {prompt};
     }
+    if (in.has("target_conditioning")) {
+      at::Tensor conditioning = in.value("target_conditioning").as<at::Tensor>(in.where("target_conditioning"));
+      check(conditioning.dim() == 3, in.where("target_conditioning"), ": expected CONDITIONING [N, L, D], got ",
+            conditioning.sizes());
+      data.target_contexts = conditioning.to(at::kFloat).contiguous();
+    }
     for (unlearn::ExampleSet* set : {&data.forget, &data.retain, &data.anchor})
       if (!set->empty()) set->validate();
     auto result = unlearn::run_unlearning(config, context.progress, model, &data);
@@ -73,7 +85,9 @@ void register_unlearn_nodes() {
                                 static_cast<int>(result.summary["wall_seconds"].get<double>()), " s"));
     at::Tensor curve = data::read_image(result.directory / "loss.png", 3).unsqueeze(0);  // [1, 3, H, W]
     return std::vector<Value>{Value(types::kModel, result.model), image_value(curve),
-                              json_value("STRING", result.summary.dump())};
+                              json_value("STRING", result.summary.dump()),
+                              Value(types::kLora, std::make_shared<LoraResult>(
+                                                     LoraResult{result.lora_file, result.model->unet()->config()}))};
   });
 }
 

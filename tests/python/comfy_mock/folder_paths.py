@@ -1,18 +1,49 @@
-"""Mock of ComfyUI's folder_paths.py: the directories and get_save_image_path."""
+"""Mock of ComfyUI's folder_paths.py: the directories, the model folder registry (loras) and
+get_save_image_path."""
 import os
 
 base_path = os.environ.get("COMFY_MOCK_BASE", os.path.join(os.getcwd(), "comfy_mock_base"))
 output_directory = os.path.join(base_path, "output")
 temp_directory = os.path.join(base_path, "temp")
 input_directory = os.path.join(base_path, "input")
+models_dir = os.path.join(base_path, "models")
+supported_pt_extensions = {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"}
+folder_names_and_paths = {name: ([os.path.join(models_dir, name)], supported_pt_extensions) for name in ("checkpoints", "loras")}
 
 
 def set_base(path):
-    global base_path, output_directory, temp_directory, input_directory
+    global base_path, output_directory, temp_directory, input_directory, models_dir
     base_path = path
     output_directory = os.path.join(path, "output")
     temp_directory = os.path.join(path, "temp")
     input_directory = os.path.join(path, "input")
+    models_dir = os.path.join(path, "models")
+    for name in folder_names_and_paths:
+        folder_names_and_paths[name] = ([os.path.join(models_dir, name)], supported_pt_extensions)
+
+
+def get_folder_paths(folder_name):
+    return folder_names_and_paths[folder_name][0][:]
+
+
+def get_full_path(folder_name, filename):
+    """The first existing file of that name under the folder's directories, else None."""
+    for folder in get_folder_paths(folder_name):
+        path = os.path.join(folder, filename)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def get_filename_list(folder_name):
+    """Files under the folder's directories (relative names, '/' separated), sorted."""
+    names = set()
+    for folder in get_folder_paths(folder_name):
+        for root, _, files in os.walk(folder):
+            for name in files:
+                if os.path.splitext(name)[1] in folder_names_and_paths[folder_name][1]:
+                    names.add(os.path.relpath(os.path.join(root, name), folder).replace(os.sep, "/"))
+    return sorted(names)
 
 
 def get_output_directory():

@@ -1,0 +1,225 @@
+"""Real-model path (native, SD1.x): a tiny SD-shaped checkpoint (SD1.5's key layout and
+"model.diffusion_model." prefix, 8 heads, context width 768 as CLIP gives, small channels)
+is LoRA-unlearned through the very nodes ComfyUI runs (LetheLoadModel, LetheDatasetFromLatents
+with LATENT/CONDITIONING tensors, LetheUnlearn, LetheSaveLoRA). The saved kohya LoRA is
+checked against the reference: diffusers' UNet2DConditionModel with the same weights, whose
+module names are what ComfyUI's LoraLoader maps "lora_unet_..." keys to
+(comfy.utils.unet_to_diffusers; shared/reference/comfyui-contract.md)."""
+import json
+
+import pytest
+import torch
+from diffusers import UNet2DConditionModel
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from ldm_convert import diffusers_to_ldm
+
+SPEC = dict(block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), layers_per_block=1, cross_attention_dim=768,
+            attention_head_dim=8, norm_num_groups=32)
+SUFFIXES = (".lora_down.weight", ".lora_up.weight", ".alpha")
+
+
+@pytest.fixture(scope="module")
+def tiny_sd(tmp_path_factory):
+    """(diffusers reference, checkpoint path, LDM state dict): a full-checkpoint-style file
+    whose non-UNet parts (VAE, CLIP) are stand-ins the UNet loader must skip."""
+    torch.manual_seed(0)
+    ref = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, **SPEC)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    ref.eval()
+    ldm = diffusers_to_ldm(ref.state_dict(), SPEC["layers_per_block"], [False, True])
+    tensors = {f"model.diffusion_model.{k}": v.contiguous() for k, v in ldm.items()}
+    tensors["first_stage_model.decoder.conv_in.weight"] = torch.zeros(8, 4, 3, 3)
+    tensors["cond_stage_model.transformer.text_model.final_layer_norm.weight"] = torch.ones(768)
+    path = tmp_path_factory.mktemp("sd") / "tiny-sd15.safetensors"
+    save_file(tensors, str(path))
+    return ref, path, ldm
+
+
+def run(lethe, tmp_path, name, folders=None, **inputs):
+    outputs, _ = lethe.run_node(name, inputs, "7", str(tmp_path), None, folders or {})
+    return outputs
+
+
+def unlearn_lora(lethe, tmp_path, path, steps=40):
+    g = torch.Generator().manual_seed(3)
+    forget_cond = torch.randn(1, 77, 768, generator=g)
+    model = run(lethe, tmp_path, "LetheLoadModel", path=str(path))[0]
+    forget = run(lethe, tmp_path, "LetheDatasetFromLatents", samples=torch.randn(4, 4, 8, 8, generator=g) / 0.18215,
+                 conditioning=forget_cond, latent_scale=0.18215)[0]
+    retain = run(lethe, tmp_path, "LetheDatasetFromLatents", samples=torch.randn(8, 4, 8, 8, generator=g) / 0.18215,
+                 conditioning=torch.randn(8, 77, 768, generator=g), latent_scale=0.18215,
+                 empty_conditioning=torch.randn(1, 77, 768, generator=g))[0]
+    objective = run(lethe, tmp_path, "LetheObjectiveBaseline", method="neggrad", scale=1.0, eta=1e-3)[0]
+    outputs = run(lethe, tmp_path, "LetheUnlearn", model=model, objective=objective, steps=steps, batch_size=4,
+                  learning_rate=3e-3, seed=0, trainable="lora", lora_rank=4, retain_caption_dropout=0.25,
+                  forget=forget, retain=retain)
+    return forget_cond, outputs
+
+
+def transformer_blocks(ref):
+    return sum(type(m).__name__ == "BasicTransformerBlock" for m in ref.modules())
+
+
+def kohya_modules(ref):
+    """What ComfyUI's LoraLoader maps for this UNet: kohya name -> diffusers module."""
+    return {"lora_unet_" + name.replace(".", "_"): module for name, module in ref.named_modules() if name}
+
+
+def test_sd_checkpoint_lora_unlearning_saves_a_lora_comfyui_maps(tiny_sd, tmp_path, lethe):
+    ref, path, _ = tiny_sd
+    forget_cond, (_, _, summary, lora) = unlearn_lora(lethe, tmp_path, path)
+    assert json.loads(summary)["steps"] == 40
+    loras = tmp_path / "models" / "loras"
+    name = run(lethe, tmp_path, "LetheSaveLoRA", folders={"loras": str(loras)}, lora=lora,
+               filename_prefix="lethe/artist")[0]
+    assert name == "lethe/artist_00001_.safetensors"
+    # a new name each time (LoraLoader caches by file name)
+    assert run(lethe, tmp_path, "LetheSaveLoRA", folders={"loras": str(loras)}, lora=lora,
+               filename_prefix="lethe/artist")[0] == "lethe/artist_00002_.safetensors"
+    tensors = load_file(str(loras / name))
+    with safe_open(str(loras / name), "pt") as f:
+        meta = f.metadata()
+    assert meta["objective"] == "neggrad" and meta["steps"] == "40" and meta["seed"] == "0"
+    assert len(meta["source_model_sha256"]) == 64 and meta["ss_network_dim"] == "4"
+
+    # Every key is kohya-suffixed and maps to an existing UNet weight of the right shape.
+    modules = kohya_modules(ref)
+    names = {k.rsplit(".", 2)[0] if k.endswith(".weight") else k.rsplit(".", 1)[0] for k in tensors}
+    assert all(k.endswith(SUFFIXES) for k in tensors)
+    assert len(names) == 10 * transformer_blocks(ref)  # the 10 default targets of every transformer block
+    patched = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, **SPEC)
+    patched.load_state_dict(ref.state_dict())
+    patched.eval()
+    for module_name in names:
+        assert module_name in modules, f"{module_name} maps to no UNet module"
+        weight = dict(patched.named_modules())[
+            next(n for n, m in ref.named_modules() if m is modules[module_name])].weight
+        down, up = tensors[f"{module_name}.lora_down.weight"], tensors[f"{module_name}.lora_up.weight"]
+        alpha = tensors[f"{module_name}.alpha"].item()
+        delta = (up.flatten(1) @ down.flatten(1)).reshape(weight.shape) * (alpha / down.shape[0])
+        with torch.no_grad():
+            weight.add_(delta)  # what comfy/lora.py:calculate_weight does with strength 1
+
+    # Applying it changes the output under the forgotten prompt more than under another one.
+    g = torch.Generator().manual_seed(11)
+    x, t = torch.randn(4, 4, 8, 8, generator=g), torch.tensor([100, 300, 600, 900])
+    other_cond = torch.randn(1, 77, 768, generator=g)
+    with torch.no_grad():
+        def change(cond):
+            c = cond.expand(4, -1, -1)
+            return (patched(x, t, encoder_hidden_states=c).sample - ref(x, t, encoder_hidden_states=c).sample).norm()
+        forget_change, other_change = change(forget_cond), change(other_cond)
+    assert forget_change > 1.5 * other_change, (forget_change, other_change)
+
+
+def test_merged_model_equals_base_plus_the_saved_lora(tiny_sd, tmp_path, lethe):
+    """The LoRA file is exactly what was trained: the run's merged weights = base + scale * up @ down,
+    with the kohya name of each LDM weight (the mapping the loader uses, inverted)."""
+    ref, path, ldm = tiny_sd
+    _, (model, _, _, lora) = unlearn_lora(lethe, tmp_path, path, steps=3)
+    name = run(lethe, tmp_path, "LetheSaveLoRA", folders={"loras": str(tmp_path)}, lora=lora, filename_prefix="x")[0]
+    tensors = load_file(str(tmp_path / name))
+    run(lethe, tmp_path, "LetheSaveModel", model=model, filename_prefix="merged")
+    merged = load_file(str(tmp_path / "merged_00001_.safetensors"))
+    diffusers_name = {v.data_ptr(): k for k, v in ref.state_dict().items()}
+    by_ldm = {key: diffusers_name[value.data_ptr()] for key, value in ldm.items()}
+    adapted = 0
+    for key, base in ldm.items():
+        got = merged[f"diffusion_model.{key}"]
+        module = "lora_unet_" + by_ldm[key][: -len(".weight")].replace(".", "_") if key.endswith(".weight") else None
+        if module and f"{module}.lora_down.weight" in tensors:
+            down, up = tensors[f"{module}.lora_down.weight"], tensors[f"{module}.lora_up.weight"]
+            base = base + (up @ down).reshape(base.shape) * (tensors[f"{module}.alpha"].item() / down.shape[0])
+            adapted += 1
+        torch.testing.assert_close(got, base, rtol=1e-5, atol=1e-6, msg=key)
+    assert adapted == 10 * transformer_blocks(ref)
+
+
+def test_latent_and_conditioning_errors_name_the_input(tmp_path, lethe):
+    with pytest.raises(lethe.LetheError, match=r"input 'conditioning'.*1 or 4 entries.*\[3, 77, 768\]"):
+        run(lethe, tmp_path, "LetheDatasetFromLatents", samples=torch.zeros(4, 4, 8, 8),
+            conditioning=torch.zeros(3, 77, 768), latent_scale=0.18215)
+    with pytest.raises(lethe.LetheError, match=r"input 'mask'.*8x8.*\[1, 20, 20\]"):
+        run(lethe, tmp_path, "LetheDatasetFromLatents", samples=torch.zeros(4, 4, 8, 8),
+            conditioning=torch.zeros(1, 77, 768), latent_scale=0.18215, mask=torch.ones(1, 20, 20))
+    # an image-size mask is averaged over each latent cell
+    dataset = run(lethe, tmp_path, "LetheDatasetFromLatents", samples=torch.zeros(2, 4, 8, 8),
+                  conditioning=torch.zeros(1, 77, 768), latent_scale=0.18215, mask=torch.ones(1, 64, 64))[0]
+    assert dataset.type == "LETHE_DATASET"
+
+
+def test_full_parameter_runs_have_no_lora_to_save(tiny_sd, tmp_path, lethe):
+    _, path, _ = tiny_sd
+    model = run(lethe, tmp_path, "LetheLoadModel", path=str(path))[0]
+    g = torch.Generator().manual_seed(0)
+    retain = run(lethe, tmp_path, "LetheDatasetFromLatents", samples=torch.randn(2, 4, 8, 8, generator=g),
+                 conditioning=torch.randn(1, 77, 768, generator=g), latent_scale=0.18215)[0]
+    objective = run(lethe, tmp_path, "LetheObjectiveBaseline", method="naive_deletion", scale=1.0, eta=1e-3)[0]
+    lora = run(lethe, tmp_path, "LetheUnlearn", model=model, objective=objective, steps=1, batch_size=2,
+               learning_rate=1e-4, seed=0, trainable="full", lora_rank=4, retain_caption_dropout=0.0,
+               retain=retain)[3]
+    with pytest.raises(lethe.LetheError, match="trainable = lora"):
+        run(lethe, tmp_path, "LetheSaveLoRA", lora=lora, filename_prefix="x")
+
+
+def test_in_comfyui_latent_conditioning_in_patched_model_out(tiny_sd, tmp_path):
+    """The same path inside (the mock of) ComfyUI: the checkpoint chosen by name from the
+    checkpoints folder, ComfyUI's LATENT dicts and CONDITIONING lists (inference tensors, on a
+    worker thread under inference mode), the LoRA saved into the loras folder, and applied to
+    the incoming MODEL as weight patches on a clone (the input MODEL is never changed)."""
+    from test_comfy_pack import comfy
+
+    _, path, _ = tiny_sd
+    checkpoints = tmp_path / "comfyui" / "models" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "tiny-sd15.safetensors").write_bytes(path.read_bytes())
+    out = comfy(tmp_path, """
+        import threading, types
+        from safetensors.torch import load_file
+        from comfy.model_patcher import ModelPatcher
+        M = pack.NODE_CLASS_MAPPINGS
+        def node(name, uid, **inputs):
+            return M[name]().run(unique_id=uid, **inputs)["result"]
+        sd = {k[len("model."):]: v for k, v in load_file("models/checkpoints/tiny-sd15.safetensors").items()
+              if k.startswith("model.diffusion_model.")}
+        host = ModelPatcher(types.SimpleNamespace(state_dict=lambda: sd))
+        result = {}
+        def work():
+            with torch.inference_mode():
+                g = torch.Generator().manual_seed(3)
+                cond = lambda n: [[torch.randn(1, 77, 768, generator=g), {"pooled_output": torch.zeros(1, 768)}] for _ in range(n)]
+                model = node("LetheLoadModel", "1", path="tiny-sd15.safetensors")[0]
+                forget = node("LetheDatasetFromLatents", "2", samples={"samples": torch.randn(2, 4, 8, 8, generator=g)},
+                              conditioning=cond(1), latent_scale=0.18215)[0]
+                retain = node("LetheDatasetFromLatents", "3", samples={"samples": torch.randn(4, 4, 8, 8, generator=g)},
+                              conditioning=cond(4), latent_scale=0.18215, empty_conditioning=cond(1))[0]
+                objective = node("LetheObjectiveBaseline", "4", method="neggrad", scale=1.0, eta=1e-3)[0]
+                unlearned, _, _, lora = node("LetheUnlearn", "5", model=model, objective=objective, steps=3, batch_size=2,
+                                             learning_rate=1e-3, seed=0, trainable="lora", lora_rank=2,
+                                             retain_caption_dropout=0.5, forget=forget, retain=retain)
+                result["lora_name"] = node("LetheSaveLoRA", "6", lora=lora, filename_prefix="lethe/artist")[0]
+                node("LetheSaveModel", "7", model=unlearned, filename_prefix="merged")
+                result["patched"] = node("LetheApplyLoRA", "8", model=host, lora=lora, strength=0.5)[0]
+                try:
+                    other = ModelPatcher(types.SimpleNamespace(state_dict=lambda: {"diffusion_model.x.weight": torch.zeros(1)}))
+                    node("LetheApplyLoRA", "9", model=other, lora=lora, strength=1.0)
+                except Exception as error:
+                    result["mismatch"] = str(error)
+        thread = threading.Thread(target=work)
+        thread.start(); thread.join()
+        patched = result["patched"]
+        merged = load_file(os.path.join(folder_paths.get_output_directory(), "lethe", "merged_00001_.safetensors"))
+        worst = max((patched.patched_weight(k) - (sd[k] + 0.5 * (merged[k] - sd[k]))).abs().max().item() for k in patched.patches)
+        print(json.dumps({"lora_name": result["lora_name"], "listed": folder_paths.get_filename_list("loras"),
+                          "patched_keys": len(patched.patches), "input_untouched": not host.patches,
+                          "same_module": patched.model is host.model, "worst": worst, "mismatch": result.get("mismatch", "")}))
+    """)
+    assert out["lora_name"] == "lethe/artist_00001_.safetensors" and out["lora_name"] in out["listed"]
+    assert out["patched_keys"] == 40 and out["input_untouched"] and out["same_module"]
+    assert out["worst"] < 1e-5
+    assert "node 9 (LetheApplyLoRA)" in out["mismatch"] and "match no weight of this MODEL" in out["mismatch"]
