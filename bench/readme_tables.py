@@ -109,10 +109,16 @@ def comparison_table(result):
 
 def tuning_table(result):
     b = result["base"]
-    lines = [f"Base: memorization {b['memorization_rate']:.3f}, FID {b['fid']:.2f}, accuracy {b['class_accuracy']:.3f}.", "",
-             "| trial | memorization | FID | class accuracy |", "|---|---|---|---|"]
-    lines += [f"| {t['label']} | {t['memorization_rate']:.3f} | {t['fid']:.2f} | {t['class_accuracy']:.3f} |"
-              for t in result["trials"]]
+    with open(os.path.join(ROOT, "models", "bench", "descriptor.card.json")) as f:
+        shipped = json.load(f)["sha256"]
+    short = lambda sha: f"`{sha[:8]}`" + (" (shipped)" if sha == shipped else "")  # noqa: E731
+    lines = [f"Base: memorization {b['memorization_rate']:.3f}, FID {b['fid']:.2f}, accuracy {b['class_accuracy']:.3f} "
+             f"(descriptor {short(b.get('descriptor_sha256', '?'))}). Memorization and FID depend on the bench descriptor "
+             "and classifier a trial was scored with; rows scored with an earlier pair are not comparable with the tables "
+             "above (the classifier follows the descriptor: both were retrained together).", "",
+             "| trial | memorization | FID | class accuracy | descriptor |", "|---|---|---|---|---|"]
+    lines += [f"| {t['label']} | {t['memorization_rate']:.3f} | {t['fid']:.2f} | {t['class_accuracy']:.3f} | "
+              f"{short(t.get('descriptor_sha256', '?'))} |" for t in result["trials"]]
     return "\n".join(lines)
 
 

@@ -42,6 +42,10 @@ TRIALS = [
     ("t5_siss_1e-4_drop", "SISS N_s 5, lr 1e-4, 100 steps, caption dropout 0.1", dict(siss(5.0), trainer=trainer(100, 1e-4, 0.1))),
     ("t6_siss_3e-5_drop_ns30_160", "SISS N_s 30, lr 3e-5, 160 steps, caption dropout 0.1 (the defaults)",
      dict(siss(30.0), trainer=trainer(160, 3e-5, 0.1))),
+    # After the descriptor (8000 steps) and classifier (5000 steps) were retrained: less change for FID.
+    ("t7_siss_1.5e-5_160", "SISS N_s 30, lr 1.5e-5, 160 steps, caption dropout 0.1",
+     dict(siss(30.0), trainer=trainer(160, 1.5e-5, 0.1))),
+    ("t8_siss_3e-5_80", "SISS N_s 30, lr 3e-5, 80 steps, caption dropout 0.1", dict(siss(30.0), trainer=trainer(80, 3e-5, 0.1))),
 ]
 
 
@@ -58,7 +62,7 @@ def evaluate(model, out):
                     "--descriptor", os.path.join(BENCH, "descriptor.safetensors"),
                     "--classifier", os.path.join(BENCH, "classifier.safetensors")], check=True)
     with open(os.path.join(out, "report.json")) as f:
-        return json.load(f)["models"]["evaluated"]
+        return json.load(f)
 
 
 def metrics(evaluation):
@@ -81,12 +85,20 @@ def main():
                 json.dump(config, f)
             subprocess.run([LETHE, "unlearn", "--config", os.path.join(folder, "config.json"), "--out",
                             os.path.join(folder, "run")], check=True)
-            evaluation = evaluate(os.path.join(folder, "run", "model.safetensors"), os.path.join(folder, "eval"))
+            report = evaluate(os.path.join(folder, "run", "model.safetensors"), os.path.join(folder, "eval"))
         else:
             with open(os.path.join(folder, "eval", "report.json")) as f:
-                evaluation = json.load(f)["models"]["evaluated"]
-        rows.append({"trial": name, "label": label, "config": config, **metrics(evaluation)})
-    base = metrics(evaluate(os.path.join(BENCH, "base.safetensors"), os.path.join(work, "base-eval")))  # cached
+                report = json.load(f)
+        rows.append({"trial": name, "label": label, "config": config,
+                     "descriptor_sha256": report["settings"]["descriptor"]["sha256"], **metrics(report["models"]["evaluated"])})
+    # The base model scored with the same descriptor as the trials (its evaluation is cached).
+    base_report = os.path.join(work, "base-eval", "report.json")
+    if args.reuse and os.path.exists(base_report):
+        with open(base_report) as f:
+            report = json.load(f)
+    else:
+        report = evaluate(os.path.join(BENCH, "base.safetensors"), os.path.join(work, "base-eval"))
+    base = dict(metrics(report["models"]["evaluated"]), descriptor_sha256=report["settings"]["descriptor"]["sha256"])
     out = os.path.join(HERE, "tuning.json")
     with open(out + ".tmp", "w") as f:
         json.dump({"base": base, "trials": rows}, f, indent=1)

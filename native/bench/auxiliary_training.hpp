@@ -37,7 +37,7 @@ struct DescriptorTrainingConfig {
 };
 
 struct ClassifierTrainingConfig {
-  int64_t steps = 2000;
+  int64_t steps = 5000;  // about 11 epochs (2000 gave 88.8% test accuracy)
   int64_t batch_size = 128;
   double learning_rate = 2e-3;
   std::vector<int64_t> widths = {24, 48, 96};
