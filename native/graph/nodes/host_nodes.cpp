@@ -4,8 +4,6 @@
 // to the host's MODEL for sampling with the usual KSampler.
 #include <ATen/ATen.h>
 
-#include <cstdio>
-
 #include "graph/nodes/node_groups.hpp"
 #include "graph/nodes/node_helpers.hpp"
 #include "io/safetensors.hpp"
@@ -22,6 +20,14 @@ at::Tensor conditioning_for(const NodeInputs& in, const std::string& name, int64
         ": expected CONDITIONING with 1 or ", count, " entries of [L, D] (one per latent, or one for all), got ",
         conditioning.sizes());
   return conditioning.contiguous();
+}
+
+// The LoRA input of a node: the run must have trained adapters.
+const LoraResult& trained_lora(const NodeInputs& in) {
+  const auto& lora = *in.object<LoraPtr>("lora");
+  check(!lora.file.empty(), in.where("lora"),
+        ": expected the LoRA of a run with trainable = lora, got a full-parameter run (no adapters)");
+  return lora;
 }
 
 void register_dataset_from_latents() {
@@ -89,26 +95,17 @@ void register_save_lora() {
                    string_input("filename_prefix", "lethe/unlearned", "file name prefix (a folder part is allowed)")};
   schema.outputs = {{"lora_name", "STRING", "the file's name inside the loras folder (LoraLoader's lora_name)"}};
   register_node(schema, [](NodeContext& context, const NodeInputs& in) {
-    const auto& lora = *in.object<LoraPtr>("lora");
-    check(!lora.file.empty(), in.where("lora"),
-          ": expected the LoRA of a run with trainable = lora, got a full-parameter run (no adapters)");
-    const std::string prefix = in.text("filename_prefix");
-    check(prefix.find("..") == std::string::npos && (prefix.empty() || prefix[0] != '/'), in.where("filename_prefix"),
-          ": must stay inside the loras folder, got '", prefix, "'");
+    const LoraResult& lora = trained_lora(in);
     auto found = context.folders.find("loras");
     const std::filesystem::path folder =
         found != context.folders.end() ? found->second : context.run_directory / "loras";
-    std::string name;
-    for (int counter = 1;; ++counter) {
-      char suffix[32];
-      std::snprintf(suffix, sizeof(suffix), "_%05d_.safetensors", counter);
-      name = prefix + suffix;
-      if (!std::filesystem::exists(folder / name)) break;
-    }
+    const std::filesystem::path path =
+        new_numbered_file(folder, in.text("filename_prefix"), in.where("filename_prefix"), "loras folder");
+    const std::string name = std::filesystem::relative(path, folder).generic_string();
     // Rewritten (not copied) so the saved file is complete or absent, never partial.
     io::SafetensorsFile source = io::SafetensorsFile::open(lora.file);
-    io::save_safetensors(folder / name, source.tensors(), source.metadata());
-    context.files.push_back(folder / name);
+    io::save_safetensors(path, source.tensors(), source.metadata());
+    context.files.push_back(path);
     context.texts.push_back("saved " + name);
     return std::vector<Value>{json_value("STRING", name)};
   });
@@ -151,9 +148,7 @@ void register_apply_lora() {
                    float_input("strength", 1.0, -10.0, 10.0, 0.01, "LoRA strength (1 = as trained)")};
   schema.outputs = {{"model", types::kHostModel, "the patched MODEL"}};
   register_node(schema, [](NodeContext& context, const NodeInputs& in) {
-    const auto& lora = *in.object<LoraPtr>("lora");
-    check(!lora.file.empty(), in.where("lora"),
-          ": expected the LoRA of a run with trainable = lora, got a full-parameter run (no adapters)");
+    const LoraResult& lora = trained_lora(in);
     auto patches = std::make_shared<ModelPatches>();
     patches->deltas = lora_deltas(lora, in.where("lora"));
     patches->strength = in.number("strength");

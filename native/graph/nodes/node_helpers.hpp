@@ -49,6 +49,12 @@ struct LoraResult {
 };
 using LoraPtr = std::shared_ptr<LoraResult>;
 
+// `folder`/<prefix>_NNNNN_.safetensors with the first unused number (a new name each time, as
+// ComfyUI's savers do). The prefix must stay inside the folder (named `folder_role` in the
+// error about `where`).
+std::filesystem::path new_numbered_file(const std::filesystem::path& folder, const std::string& prefix,
+                                        const std::string& where, const std::string& folder_role);
+
 // Weight patches for a host (ComfyUI) MODEL: full-weight deltas by state-dict key
 // ("diffusion_model.<ldm path>.weight"), applied by the pack with ModelPatcher.add_patches.
 struct ModelPatches {

@@ -42,16 +42,8 @@ void register_output_nodes() {
   save.outputs = {};
   register_node(save, [](NodeContext& context, const NodeInputs& in) {
     auto model = in.object<std::shared_ptr<models::DiffusionModel>>("model");
-    const std::string prefix = in.text("filename_prefix");
-    check(prefix.find("..") == std::string::npos && (prefix.empty() || prefix[0] != '/'), in.where("filename_prefix"),
-          ": must stay inside the output folder, got '", prefix, "'");
-    std::filesystem::path path;
-    for (int counter = 1;; ++counter) {
-      char suffix[32];
-      std::snprintf(suffix, sizeof(suffix), "_%05d_.safetensors", counter);
-      path = context.run_directory / (prefix + suffix);
-      if (!std::filesystem::exists(path)) break;
-    }
+    const std::filesystem::path path =
+        new_numbered_file(context.run_directory, in.text("filename_prefix"), in.where("filename_prefix"), "output folder");
     io::Metadata metadata = model->source_metadata;
     for (const auto& key : {"lethe.format", "lethe.unet_config", "lethe.text_encoder_config", "lethe.schedule"})
       metadata.erase(key);
