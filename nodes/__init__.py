@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 
+from .host_model import host_model_value
 from .comfy_glue import ProgressReporter, from_native, model_folders, output_directory, resolve_path, save_previews, to_native
 
 try:
@@ -65,8 +66,9 @@ def _make_class(name, schema):
             kind = input_kinds.get(key)
             if kind in ("LATENT", "CONDITIONING") and value is not None:
                 kwargs[key] = to_native(kind, value, f"node {node_id} ({name}) input '{key}'")
-            elif kind == "MODEL":  # stays in Python; native code returns patches for it
-                host_model, kwargs[key] = value, "ComfyUI MODEL"
+            elif kind == "MODEL":  # stays in Python: native code calls back into it and returns patches for it
+                host_model = value
+                kwargs[key] = host_model_value(_lethe, value, f"node {node_id} ({name}) input '{key}'")
         run_directory = output_directory()
         with torch.inference_mode(False), torch.enable_grad():
             outputs, ui = _lethe.run_node(name, kwargs, node_id, run_directory, ProgressReporter(node_id), model_folders())

@@ -12,5 +12,6 @@ void bind_models(py::module_& m);    // UNet and config detection
 void bind_eval(py::module_& m);      // descriptors, SSCD metrics, FID/KID
 void bind_unlearn(py::module_& m);   // objectives' loss functions and selections
 void bind_graph(py::module_& m);     // node registry and running nodes
+void bind_host(py::module_& m);      // host (ComfyUI) models behind native callbacks
 
 }  // namespace lethe::bridge

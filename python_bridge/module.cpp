@@ -14,4 +14,5 @@ PYBIND11_MODULE(_lethe, m) {
   lethe::bridge::bind_eval(m);
   lethe::bridge::bind_unlearn(m);
   lethe::bridge::bind_graph(m);
+  lethe::bridge::bind_host(m);
 }

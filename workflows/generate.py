@@ -19,11 +19,38 @@ sys.path.insert(0, os.path.dirname(HERE))
 from python_bridge import _lethe  # noqa: E402
 
 SCHEMAS = json.loads(_lethe.node_schemas_json(True))
+
+
+def _core(inputs, outputs, output_names=None):
+    """A ComfyUI core node's schema, as its INPUT_TYPES declares it (ComfyUI @ a125cd84, nodes.py)."""
+    return {"input": {"required": dict(inputs), "optional": {}},
+            "input_order": {"required": [k for k, _ in inputs], "optional": []},
+            "output": list(outputs), "output_name": list(output_names or outputs)}
+
+
+SEED = ["INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True}]
+# ComfyUI's own nodes used by the Stable Diffusion workflow (only ComfyUI runs them).
+SCHEMAS.update({
+    "CheckpointLoaderSimple": _core([("ckpt_name", [["v1-5-pruned-emaonly.safetensors"], {}])], ["MODEL", "CLIP", "VAE"]),
+    "CLIPTextEncode": _core([("text", ["STRING", {"multiline": True, "dynamicPrompts": True}]), ("clip", ["CLIP", {}])],
+                            ["CONDITIONING"]),
+    "VAEEncode": _core([("pixels", ["IMAGE", {}]), ("vae", ["VAE", {}])], ["LATENT"]),
+    "VAEDecode": _core([("samples", ["LATENT", {}]), ("vae", ["VAE", {}])], ["IMAGE"]),
+    "EmptyLatentImage": _core([("width", ["INT", {"default": 512}]), ("height", ["INT", {"default": 512}]),
+                               ("batch_size", ["INT", {"default": 1}])], ["LATENT"]),
+    "KSampler": _core([("model", ["MODEL", {}]), ("seed", SEED), ("steps", ["INT", {"default": 20}]),
+                       ("cfg", ["FLOAT", {"default": 8.0}]), ("sampler_name", [["euler", "ddim"], {}]),
+                       ("scheduler", [["normal", "ddim_uniform"], {}]), ("positive", ["CONDITIONING", {}]),
+                       ("negative", ["CONDITIONING", {}]), ("latent_image", ["LATENT", {}]),
+                       ("denoise", ["FLOAT", {"default": 1.0}])], ["LATENT"]),
+})
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
 
 
 def is_widget(spec):
     kind, options = spec[0], spec[1] if len(spec) > 1 else {}
+    if kind == "INT" and options.get("control_after_generate"):
+        return True
     return (isinstance(kind, list) or kind in WIDGET_TYPES) and not options.get("forceInput", False)
 
 
@@ -174,11 +201,78 @@ def score_folder():
     return w
 
 
+def sd15_artist_removal():
+    """A Stable Diffusion 1.5 checkpoint: forget an artist's images (VAE-encoded, with their
+    CLIP-encoded prompt) with a LoRA, save it, apply it and sample the forgotten prompt, then
+    score the generations against the artist's originals with the official SSCD model."""
+    w = Workflow()
+    checkpoint = "v1-5-pruned-emaonly.safetensors"
+    loader = w.add("CheckpointLoaderSimple", (0, 0), ckpt_name=checkpoint)
+    unet = w.add("LetheLoadModel", (0, 160), path=checkpoint, title="UNet for native training")
+    artist = w.add("LetheLoadForgetSet", (0, 300), folder="input/lethe/artist", color="rgb", resize=True, size=512,
+                   title="artist's images")
+    encode_forget = w.add("VAEEncode", (360, 300))
+    w.link(artist, "images", encode_forget, "pixels")
+    w.link(loader, "VAE", encode_forget, "vae")
+    forget_prompt = w.add("CLIPTextEncode", (360, 0), text="a painting in the style of artist_lethe",
+                          title="forget prompt")
+    w.link(loader, "CLIP", forget_prompt, "clip")
+    others = w.add("LetheLoadRetainSet", (0, 560), folder="input/lethe/retain", color="rgb", resize=True, size=512,
+                   title="other images to keep")
+    encode_retain = w.add("VAEEncode", (360, 560))
+    w.link(others, "images", encode_retain, "pixels")
+    w.link(loader, "VAE", encode_retain, "vae")
+    anchor_prompt = w.add("CLIPTextEncode", (360, 140), text="a painting", title="anchor prompt (retain captions)")
+    w.link(loader, "CLIP", anchor_prompt, "clip")
+    empty_prompt = w.add("CLIPTextEncode", (360, 680), text="", title="empty prompt")
+    w.link(loader, "CLIP", empty_prompt, "clip")
+    forget = w.add("LetheDatasetFromLatents", (720, 0), title="forget set")
+    w.link(encode_forget, "LATENT", forget, "samples")
+    w.link(forget_prompt, "CONDITIONING", forget, "conditioning")
+    retain = w.add("LetheDatasetFromLatents", (720, 300), title="retain set")
+    w.link(encode_retain, "LATENT", retain, "samples")
+    w.link(anchor_prompt, "CONDITIONING", retain, "conditioning")
+    w.link(empty_prompt, "CONDITIONING", retain, "empty_conditioning")
+    objective = w.add("LetheObjectiveSISS", (720, 560))
+    unlearn = w.add("LetheUnlearn", (1080, 0), steps=200, batch_size=1, learning_rate=1e-4, trainable="lora",
+                    lora_rank=8)
+    w.link(unet, "model", unlearn, "model")
+    w.link(objective, "objective", unlearn, "objective")
+    w.link(forget, "dataset", unlearn, "forget")
+    w.link(retain, "dataset", unlearn, "retain")
+    save = w.add("LetheSaveLoRA", (1440, 0), filename_prefix="lethe/artist-removed")
+    w.link(unlearn, "lora", save, "lora")
+    apply = w.add("LetheApplyLoRA", (1440, 160))
+    w.link(loader, "MODEL", apply, "model")
+    w.link(unlearn, "lora", apply, "lora")
+    latent = w.add("EmptyLatentImage", (1440, 340), width=512, height=512, batch_size=4)
+    sampler = w.add("KSampler", (1800, 0), seed=0, steps=25, cfg=7.5, sampler_name="ddim", scheduler="ddim_uniform")
+    w.link(apply, "model", sampler, "model")
+    w.link(forget_prompt, "CONDITIONING", sampler, "positive")
+    w.link(empty_prompt, "CONDITIONING", sampler, "negative")
+    w.link(latent, "LATENT", sampler, "latent_image")
+    decode = w.add("VAEDecode", (2160, 0))
+    w.link(sampler, "LATENT", decode, "samples")
+    w.link(loader, "VAE", decode, "vae")
+    descriptor = w.add("LetheLoadDescriptor", (2160, 160), source="file",
+                       path="models/sscd/sscd_disc_mixup.torchscript.pt", title="official SSCD model")
+    score = w.add("LetheSSCDScore", (2520, 0), match="any", threshold=0.5)
+    w.link(decode, "IMAGE", score, "images")
+    w.link(artist, "images", score, "reference")
+    w.link(descriptor, "descriptor", score, "descriptor")
+    preview = w.add("PreviewImage", (2880, 0))
+    w.link(score, "preview", preview, "images")
+    curve = w.add("PreviewImage", (1440, 560), title="loss curve")
+    w.link(unlearn, "loss_curve", curve, "images")
+    return w
+
+
 WORKFLOWS = {
     "quickstart": quickstart,
     "concept-erasure": concept_erasure,
     "compare-objectives": compare_objectives,
     "score-folder": score_folder,
+    "sd15-artist-removal": sd15_artist_removal,
 }
 
 

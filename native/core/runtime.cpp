@@ -1,6 +1,7 @@
 #include "core/runtime.hpp"
 
 #include <sched.h>
+#include <sys/resource.h>
 
 #include <cstdlib>
 #include <thread>
@@ -75,6 +76,12 @@ std::filesystem::path resource_dir() {
       if (has_models(here)) return here;
   }
   return std::filesystem::current_path();
+}
+
+int64_t peak_rss_bytes() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports kilobytes
 }
 
 std::string timestamp() {

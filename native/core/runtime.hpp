@@ -22,6 +22,7 @@ int init_threads(int threads = 0);
 
 }  // namespace lethe
 
+#include <cstdint>
 #include <filesystem>
 
 namespace lethe {
@@ -30,6 +31,9 @@ namespace lethe {
 // repository the running program was built in (found from the executable or module path),
 // else the current directory.
 std::filesystem::path resource_dir();
+
+// Peak resident memory of this process so far, in bytes (getrusage).
+int64_t peak_rss_bytes();
 
 // "YYYYmmdd-HHMMSS" in local time, for run directory names.
 std::string timestamp();

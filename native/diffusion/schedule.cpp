@@ -50,6 +50,24 @@ NoiseSchedule::NoiseSchedule(const ScheduleConfig& config) : config_(config) {
     betas_ = at::tensor(betas, at::kDouble).to(at::kFloat);
   }
   alphas_cumprod_ = at::cumprod(1.0 - betas_, 0);                    // [T] float32
+  fill_tables();
+}
+
+NoiseSchedule NoiseSchedule::from_alphas_cumprod(const at::Tensor& alphas_cumprod) {
+  check(alphas_cumprod.dim() == 1 && alphas_cumprod.size(0) >= 2, "noise schedule: expected alphas_cumprod [T], got ",
+        alphas_cumprod.sizes());
+  NoiseSchedule schedule;
+  schedule.config_.beta_schedule = "table";
+  schedule.config_.num_train_timesteps = alphas_cumprod.size(0);
+  schedule.config_.prediction_type = "epsilon";
+  schedule.alphas_cumprod_ = alphas_cumprod.to(at::kCPU, at::kFloat).contiguous();
+  at::Tensor previous = at::cat({at::ones({1}), schedule.alphas_cumprod_.slice(0, 0, -1)});
+  schedule.betas_ = 1.0 - schedule.alphas_cumprod_ / previous;
+  schedule.fill_tables();
+  return schedule;
+}
+
+void NoiseSchedule::fill_tables() {
   sqrt_alphas_cumprod_ = alphas_cumprod_.sqrt();
   sqrt_one_minus_alphas_cumprod_ = (1.0 - alphas_cumprod_).sqrt();
 }

@@ -34,6 +34,9 @@ struct ScheduleConfig {
 class NoiseSchedule {
  public:
   explicit NoiseSchedule(const ScheduleConfig& config = {});
+  // A schedule given by its table abar [T] (a host model's own, e.g. ComfyUI's
+  // 1 / (1 + sigma^2)), epsilon prediction; config().beta_schedule reads "table".
+  static NoiseSchedule from_alphas_cumprod(const at::Tensor& alphas_cumprod);
 
   const ScheduleConfig& config() const { return config_; }
   int64_t num_timesteps() const { return config_.num_train_timesteps; }
@@ -63,6 +66,7 @@ class NoiseSchedule {
   at::Tensor training_target(const at::Tensor& x0, const at::Tensor& eps, const at::Tensor& t) const;
 
  private:
+  void fill_tables();
   at::Tensor gather(const at::Tensor& table, const at::Tensor& t, int64_t rank) const;
   ScheduleConfig config_;
   at::Tensor betas_;

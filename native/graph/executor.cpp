@@ -33,14 +33,26 @@ ApiGraph validate_graph(const ApiGraph& graph) {
   for (auto& [id, node] : resolved.nodes) {
     if (!has_node(node.class_type)) {
       // ComfyUI's own model nodes need ComfyUI (its CLIP, VAE, samplers, model patcher).
-      static const std::set<std::string> host_only = {
-          "CheckpointLoaderSimple", "CLIPTextEncode", "VAEEncode", "VAEDecode", "KSampler", "KSamplerAdvanced",
-          "LoraLoader", "LoraLoaderModelOnly", "EmptyLatentImage", "LoadImage", "LoadImageMask", "UNETLoader",
-          "CLIPLoader", "VAELoader"};
-      if (host_only.count(node.class_type))
-        errors.push_back(str(label(node), ": '", node.class_type,
-                             "' is a ComfyUI node (it needs ComfyUI's models and samplers): the headless runner "
-                             "cannot run it; run this workflow inside ComfyUI"));
+      static const std::map<std::string, std::string> host_only = {
+          {"CheckpointLoaderSimple", "it loads ComfyUI's CLIP and VAE, which Lethe does not reimplement (Lethe Load "
+                                     "Model loads a checkpoint's UNet headless)"},
+          {"UNETLoader", "it loads a ComfyUI MODEL (Lethe Load Model loads a checkpoint's UNet headless)"},
+          {"CLIPLoader", "it loads ComfyUI's CLIP, which Lethe does not reimplement"},
+          {"VAELoader", "it loads ComfyUI's VAE, which Lethe does not reimplement"},
+          {"CLIPTextEncode", "it needs ComfyUI's CLIP text encoder"},
+          {"VAEEncode", "it needs ComfyUI's VAE"},
+          {"VAEDecode", "it needs ComfyUI's VAE"},
+          {"KSampler", "it samples with ComfyUI's samplers (Lethe Sample samples Lethe models headless)"},
+          {"KSamplerAdvanced", "it samples with ComfyUI's samplers (Lethe Sample samples Lethe models headless)"},
+          {"EmptyLatentImage", "it makes ComfyUI's LATENT for KSampler"},
+          {"LoraLoader", "it patches ComfyUI's MODEL and CLIP"},
+          {"LoraLoaderModelOnly", "it patches ComfyUI's MODEL"},
+          {"LoadImage", "it reads ComfyUI's input folder (Lethe Load Forget Set reads image folders headless)"},
+          {"LoadImageMask", "it reads ComfyUI's input folder (Lethe Load Forget Set reads masks headless)"}};
+      auto reason = host_only.find(node.class_type);
+      if (reason != host_only.end())
+        errors.push_back(str(label(node), ": a ComfyUI node the headless runner cannot run: ", reason->second,
+                             "; run this workflow inside ComfyUI"));
       else
         errors.push_back(str(label(node), ": unknown node type '", node.class_type,
                              "'; the headless runner knows: ", join(node_names())));

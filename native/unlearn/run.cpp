@@ -191,16 +191,105 @@ void draw_selections(const TimestepSelection& timesteps, const FrequencySelectio
 
 }  // namespace
 
-RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progress,
-                         std::shared_ptr<models::DiffusionModel> model, const TaskData* given_data) {
-  RunConfig config = input;
-  if (config.model.empty() && !model) config.model = (bench::bench_model_dir() / "base.safetensors").string();
+namespace {
+
+// The run folder of `config` (a default name when empty); refuses one holding a finished run.
+fs::path open_run_folder(RunConfig& config) {
   if (config.output.empty()) config.output = (fs::path("out") / ("unlearn-" + timestamp())).string();
-  config.validate("unlearning run");
   const fs::path directory = config.output;
   check(!fs::exists(directory / "summary.json"), "unlearning run: output folder '", directory.string(),
         "' already holds a finished run; choose another output folder (nothing is overwritten)");
   fs::create_directories(directory);
+  return directory;
+}
+
+// The run's objective, checked against the data it needs.
+std::unique_ptr<Objective> checked_objective(const RunConfig& config, const TaskData& data) {
+  auto objective = make_objective(config.objective, config.objective_config, "objective " + config.objective);
+  check(!objective->needs_forget() || !data.forget.empty(), "objective '", config.objective, "' needs a forget set");
+  check(!objective->needs_retain() || !data.retain.empty(), "objective '", config.objective, "' needs a retain set");
+  check(!objective->needs_anchor() || !data.anchor.empty(), "objective '", config.objective,
+        "' needs an anchor set (concept task)");
+  return objective;
+}
+
+// Trains `parameters` of context.model (model, reference, schedule, data and caption encoder
+// already set in `context`) with the run's selections; writes the selection pictures, the
+// resolved config and the loss curves into `directory`.
+TrainOutcome train(const RunConfig& config, Objective& objective, ObjectiveContext& context,
+                   const NamedTensors& parameters, const fs::path& directory, const ProgressCallback& progress) {
+  TimestepSelection timesteps(config.timesteps, *context.schedule);
+  FrequencySelection frequency(config.frequency);
+  context.timesteps = &timesteps;
+  context.frequency = &frequency;
+  const TaskData& data = *context.data;
+  // The selections' pictures at the size of the data they act on (naive deletion has only a retain set).
+  const ExampleSet& shown = !data.forget.empty() ? data.forget : !data.anchor.empty() ? data.anchor : data.retain;
+  draw_selections(timesteps, frequency, shown.images.size(2), shown.images.size(3), directory);
+  nlohmann::json resolved = io::to_json(config);
+  resolved["objective_config"] = objective.config_json();
+  io::write_json_file(directory / "config.json", resolved);
+
+  Trainer trainer(config.trainer, parameters, objective, context);
+  TrainOutcome outcome = trainer.run(directory / "checkpoint.safetensors", progress);
+  context.timesteps = nullptr;
+  context.frequency = nullptr;
+  draw_loss_curves(outcome.history, directory / "loss.png", config.objective);
+  return outcome;
+}
+
+// Provenance written into the run's model and LoRA files.
+io::Metadata run_metadata(const RunConfig& config, const Objective& objective, const TrainOutcome& outcome,
+                          const std::string& source_path, const std::string& source_sha256) {
+  return {{"objective", config.objective},
+          {"objective_config", objective.config_json().dump()},
+          {"timesteps", io::to_json(config.timesteps).dump()},
+          {"frequency", io::to_json(config.frequency).dump()},
+          {"trainable", config.trainable},
+          {"steps", std::to_string(outcome.steps_done)},
+          {"seed", std::to_string(config.trainer.seed)},
+          {"source_model", source_path},
+          {"source_model_sha256", source_sha256}};
+}
+
+// The LoRA file's metadata: the run's plus the adapter config and kohya's network keys.
+io::Metadata lora_metadata(const RunConfig& config, io::Metadata metadata, const std::string& format) {
+  metadata["lora_config"] = io::to_json(config.lora).dump();
+  metadata["lethe.lora_format"] = format;
+  metadata["ss_network_dim"] = std::to_string(config.lora.rank);
+  metadata["ss_network_alpha"] = std::to_string(config.lora.alpha);
+  return metadata;
+}
+
+// Removes the finished run's checkpoint and writes summary.json.
+nlohmann::json finish_run(const RunConfig& config, const TrainOutcome& outcome, const fs::path& directory,
+                          const std::map<std::string, std::string>& files) {
+  std::error_code ignored;
+  fs::remove(directory / "checkpoint.safetensors", ignored);
+  nlohmann::json summary;
+  summary["objective"] = config.objective;
+  summary["steps"] = outcome.steps_done;
+  summary["samples_seen"] = outcome.steps_done * config.trainer.batch_size * config.trainer.gradient_accumulation;
+  summary["wall_seconds"] = outcome.total_seconds;
+  summary["seconds_per_step"] = outcome.steps_done > 0 ? outcome.total_seconds / outcome.steps_done : 0.0;
+  summary["resumed"] = outcome.resumed;
+  summary["final_terms"] = outcome.history.empty() ? nlohmann::json::object() : nlohmann::json(outcome.history.back());
+  summary["first_terms"] = outcome.history.empty() ? nlohmann::json::object() : nlohmann::json(outcome.history.front());
+  summary["gradient_checkpointing"] = config.gradient_checkpointing;
+  summary["peak_rss_mb"] = static_cast<double>(peak_rss_bytes()) / (1024.0 * 1024.0);  // the process's, so far
+  for (const auto& [name, path] : files) summary[name] = path;
+  io::write_json_file(directory / "summary.json", summary);
+  return summary;
+}
+
+}  // namespace
+
+RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progress,
+                         std::shared_ptr<models::DiffusionModel> model, const TaskData* given_data) {
+  RunConfig config = input;
+  if (config.model.empty() && !model) config.model = (bench::bench_model_dir() / "base.safetensors").string();
+  config.validate("unlearning run");
+  const fs::path directory = open_run_folder(config);
   if (!config.model.empty() && fs::exists(config.model))
     check(fs::weakly_canonical(config.model).parent_path() != fs::weakly_canonical(directory) ||
               fs::path(config.model).filename() != "model.safetensors",
@@ -213,24 +302,15 @@ RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progres
   trained->unet()->gradient_checkpointing = config.gradient_checkpointing;
 
   TaskData data = given_data ? *given_data : load_task_data(config.data, *source);
-  auto objective = make_objective(config.objective, config.objective_config, "objective " + config.objective);
-  check(!objective->needs_forget() || !data.forget.empty(), "objective '", config.objective, "' needs a forget set");
-  check(!objective->needs_retain() || !data.retain.empty(), "objective '", config.objective, "' needs a retain set");
-  check(!objective->needs_anchor() || !data.anchor.empty(), "objective '", config.objective,
-        "' needs an anchor set (concept task)");
-
+  auto objective = checked_objective(config, data);
   std::shared_ptr<models::DiffusionModel> reference;
   if (objective->needs_reference()) reference = source->frozen_copy();
 
-  TimestepSelection timesteps(config.timesteps, trained->schedule());
-  FrequencySelection frequency(config.frequency);
   ObjectiveContext context;
   context.model = trained.get();
   context.reference = reference.get();
   context.schedule = &trained->schedule();
   context.data = &data;
-  context.timesteps = &timesteps;
-  context.frequency = &frequency;
   if (trained->has_text_encoder())
     context.encode_captions = [trained](const std::vector<std::string>& captions) { return trained->context_for(captions); };
 
@@ -246,13 +326,6 @@ RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progres
       parameters.emplace_back("diffusion_model." + item.key(), item.value());
     }
   }
-
-  // The selections' pictures at the size of the data they act on (naive deletion has only a retain set).
-  const ExampleSet& shown = !data.forget.empty() ? data.forget : !data.anchor.empty() ? data.anchor : data.retain;
-  draw_selections(timesteps, frequency, shown.images.size(2), shown.images.size(3), directory);
-  nlohmann::json resolved = io::to_json(config);
-  resolved["objective_config"] = objective->config_json();
-  io::write_json_file(directory / "config.json", resolved);
 
   // Snapshots (for "steps to reach a target" curves): the weights after every k-th step.
   ProgressCallback on_step = progress;
@@ -271,30 +344,19 @@ RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progres
       }
     };
   }
-  Trainer trainer(config.trainer, parameters, *objective, context);
-  TrainOutcome outcome = trainer.run(directory / "checkpoint.safetensors", on_step);
+  TrainOutcome outcome = train(config, *objective, context, parameters, directory, on_step);
 
   RunResult result;
   result.directory = directory;
-  io::Metadata metadata = {{"objective", config.objective},
-                           {"objective_config", objective->config_json().dump()},
-                           {"timesteps", io::to_json(config.timesteps).dump()},
-                           {"frequency", io::to_json(config.frequency).dump()},
-                           {"trainable", config.trainable},
-                           {"steps", std::to_string(outcome.steps_done)},
-                           {"seed", std::to_string(config.trainer.seed)},
-                           {"source_model", source->source_path},
-                           {"source_model_sha256", source->source_sha256}};
+  io::Metadata metadata = run_metadata(config, *objective, outcome, source->source_path, source->source_sha256);
+  std::map<std::string, std::string> files;
   if (lora) {
     result.lora_file = directory / "lora.safetensors";
-    io::Metadata lora_metadata = metadata;
-    lora_metadata["lora_config"] = io::to_json(config.lora).dump();
     // Kohya names (lora_unet_<diffusers path>): what ComfyUI's LoraLoader, A1111 and kohya load.
-    lora_metadata["lethe.lora_format"] = "kohya";
-    lora_metadata["ss_network_dim"] = std::to_string(config.lora.rank);
-    lora_metadata["ss_network_alpha"] = std::to_string(config.lora.alpha);
-    io::save_safetensors(result.lora_file, models::to_kohya(lora->tensors(), trained->unet()->config()), lora_metadata);
+    io::save_safetensors(result.lora_file, models::to_kohya(lora->tensors(), trained->unet()->config()),
+                         lora_metadata(config, metadata, "kohya"));
     lora->merge();
+    files["lora_file"] = result.lora_file.string();
   }
   trained->set_requires_grad(false);
   result.model_file = directory / "model.safetensors";
@@ -302,23 +364,44 @@ RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progres
   trained->source_path = result.model_file.string();
   trained->source_sha256 = io::sha256_file(result.model_file);
   trained->source_metadata = metadata;
-  draw_loss_curves(outcome.history, directory / "loss.png", config.objective);
-  std::error_code ignored;
-  fs::remove(directory / "checkpoint.safetensors", ignored);
-
-  nlohmann::json summary;
-  summary["objective"] = config.objective;
-  summary["steps"] = outcome.steps_done;
-  summary["samples_seen"] = outcome.steps_done * config.trainer.batch_size * config.trainer.gradient_accumulation;
-  summary["wall_seconds"] = outcome.total_seconds;
-  summary["seconds_per_step"] = outcome.steps_done > 0 ? outcome.total_seconds / outcome.steps_done : 0.0;
-  summary["resumed"] = outcome.resumed;
-  summary["final_terms"] = outcome.history.empty() ? nlohmann::json::object() : nlohmann::json(outcome.history.back());
-  summary["model_file"] = result.model_file.string();
-  if (lora) summary["lora_file"] = result.lora_file.string();
-  io::write_json_file(directory / "summary.json", summary);
-  result.summary = summary;
+  files["model_file"] = result.model_file.string();
+  result.summary = finish_run(config, outcome, directory, files);
   result.model = trained;
+  return result;
+}
+
+HostRunResult run_host_unlearning(const RunConfig& input, models::HostModel& model, const TaskData& data,
+                                  const ProgressCallback& progress) {
+  RunConfig config = input;
+  config.trainable = "lora";
+  config.validate("unlearning run (" + model.description + ")");
+  const fs::path directory = open_run_folder(config);
+  for (const ExampleSet* set : {&data.forget, &data.retain, &data.anchor})
+    check(set->empty() || set->contexts.defined(), "unlearning run (", model.description, "): the ", set->name,
+          " has captions but no CONDITIONING; a host model needs datasets made with Lethe Dataset from Latents");
+  check(data.target_captions.empty() || data.target_contexts.defined(), "unlearning run (", model.description,
+        "): the erased concept must come as CONDITIONING (target_conditioning), not as a caption");
+  auto objective = checked_objective(config, data);
+
+  const diffusion::NoiseSchedule schedule = diffusion::NoiseSchedule::from_alphas_cumprod(model.info().alphas_cumprod);
+  models::HostLora lora(model, config.lora, config.trainer.seed + 17);
+  models::HostDenoiser trained(model, &lora), reference(model, nullptr);
+  ObjectiveContext context;
+  context.model = &trained;
+  context.reference = objective->needs_reference() ? &reference : nullptr;
+  context.schedule = &schedule;
+  context.data = &data;
+  TrainOutcome outcome = train(config, *objective, context, lora.parameters(), directory, progress);
+
+  HostRunResult result;
+  result.directory = directory;
+  result.lora_file = directory / "lora.safetensors";
+  result.lora = lora.tensors();
+  // ComfyUI's own key form ("diffusion_model.<path>.lora_down.weight", ...): LoraLoader maps it
+  // onto the model the LoRA was trained on, whatever its architecture.
+  io::save_safetensors(result.lora_file, result.lora,
+                       lora_metadata(config, run_metadata(config, *objective, outcome, model.description, ""), "comfy"));
+  result.summary = finish_run(config, outcome, directory, {{"lora_file", result.lora_file.string()}});
   return result;
 }
 

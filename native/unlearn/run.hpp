@@ -14,6 +14,7 @@
 #include "core/progress.hpp"
 #include "io/json_config.hpp"
 #include "models/diffusion_model.hpp"
+#include "models/host_model.hpp"
 #include "models/lora.hpp"
 #include "unlearn/frequency_selection.hpp"
 #include "unlearn/objective.hpp"
@@ -106,6 +107,19 @@ TaskData bench_task_data(const DataConfig& config);
 // loaded from config.model. The model passed in is not modified: the run trains a copy.
 RunResult run_unlearning(const RunConfig& config, const ProgressCallback& progress = {},
                          std::shared_ptr<models::DiffusionModel> model = nullptr, const TaskData* data = nullptr);
+
+struct HostRunResult {
+  std::filesystem::path directory;
+  std::filesystem::path lora_file;           // the adapters, in ComfyUI's key form
+  std::map<std::string, at::Tensor> lora;    // the same tensors, in memory
+  nlohmann::json summary;
+};
+
+// Unlearns a host model (any model ComfyUI loads) by training LoRA adapters through its
+// callbacks (trainable is always lora; config.model and config.data are not used: `data`
+// must carry host CONDITIONING). The host model is left without adapters afterwards.
+HostRunResult run_host_unlearning(const RunConfig& config, models::HostModel& model, const TaskData& data,
+                                  const ProgressCallback& progress = {});
 
 // Draws the loss curves of a run history (one line per loss term).
 void draw_loss_curves(const std::vector<LossTerms>& history, const std::filesystem::path& png, const std::string& title);

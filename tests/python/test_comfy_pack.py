@@ -185,7 +185,7 @@ def test_inference_tensors_from_comfyui_train_and_the_gil_is_released(tmp_path):
         def ticker():
             while not stop[0]:
                 ticks[0] += 1; time.sleep(0.001)
-        t = threading.Thread(target=ticker); t.start()
+        t = threading.Thread(target=ticker, daemon=True); t.start()
         result = executor.execute(prompt)
         stop[0] = True; t.join()
         if result.error is not None: raise result.error

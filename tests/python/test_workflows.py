@@ -35,19 +35,21 @@ def test_committed_workflows_equal_the_generator_output():
 
 
 def test_a_workflow_saved_before_a_widget_existed_gets_its_default():
-    """retain_caption_dropout was added as LetheUnlearn's last widget; a quickstart saved before
-    (widgets_values one shorter) converts as the frontend loads it: the new widget at its default."""
+    """retain_caption_dropout and then gradient_checkpointing were added as LetheUnlearn's last
+    widgets; a quickstart saved before (widgets_values two shorter) converts as the frontend loads
+    it: the new widgets at their defaults, the earlier positions unchanged."""
     from python_bridge import _lethe
 
     with open(os.path.join(WORKFLOWS, "quickstart.json")) as f:
         workflow = json.load(f)
     unlearn = next(n for n in workflow["nodes"] if n["type"] == "LetheUnlearn")
-    assert unlearn["widgets_values"][-1] == 0.1
-    unlearn["widgets_values"] = unlearn["widgets_values"][:-1]
-    unlearn["widgets_values"][0] = 77  # steps: positions before the new widget are unchanged
+    assert unlearn["widgets_values"][-2:] == [0.1, False]
+    unlearn["widgets_values"] = unlearn["widgets_values"][:-2]
+    unlearn["widgets_values"][0] = 77  # steps: positions before the new widgets are unchanged
     api = json.loads(_lethe.convert_workflow(json.dumps(workflow)))
     inputs = api[str(unlearn["id"])]["inputs"]
-    assert inputs["steps"] == 77 and inputs["retain_caption_dropout"] == 0.1 and inputs["trainable"] == "full"
+    assert inputs["steps"] == 77 and inputs["trainable"] == "full"
+    assert inputs["retain_caption_dropout"] == 0.1 and inputs["gradient_checkpointing"] is False
 
 
 @needs_bench
@@ -91,7 +93,7 @@ PREVIEW_OF = lambda source: ("PreviewImage", {"images": [str(source), 1]})  # no
          ["node 1", "t_max", "5000", "1000"]),
         ("unknown node", {1: ("LetheTeleport", {}), 2: PREVIEW_OF(1)}, ["node 1", "LetheTeleport", "LetheUnlearn"]),
         ("comfyui node", {1: ("CLIPTextEncode", {"text": "x"}), 2: PREVIEW_OF(1)},
-         ["node 1", "CLIPTextEncode", "is a ComfyUI node", "inside ComfyUI"]),
+         ["node 1", "CLIPTextEncode", "a ComfyUI node the headless runner cannot run", "CLIP text encoder", "inside ComfyUI"]),
         ("cycle", {1: ("LetheSpatialMask", {"dataset": ["2", 0], "mask": ["3", 2]}),
                    2: ("LetheSpatialMask", {"dataset": ["1", 0], "mask": ["3", 2]}),
                    3: ("LetheLoadForgetSet", {"folder": "x", "color": "grayscale", "resize": False, "size": 0}),

@@ -7,6 +7,7 @@
 #include "graph/nodes/node_groups.hpp"
 #include "graph/nodes/node_helpers.hpp"
 #include "io/safetensors.hpp"
+#include "models/host_model.hpp"
 #include "models/lora_kohya.hpp"
 
 namespace lethe::graph::nodes {
@@ -87,8 +88,9 @@ void register_save_lora() {
   schema.name = "LetheSaveLoRA";
   schema.display_name = "Lethe Save LoRA";
   schema.category = "Lethe/models";
-  schema.description = "Saves the LoRA of an unlearning run (trainable = lora) in kohya form (lora_unet_..., "
-                       "lora_down/lora_up/alpha) into ComfyUI's loras folder, under a new name each time, with its "
+  schema.description = "Saves the LoRA of an unlearning run (trainable = lora) into ComfyUI's loras folder: kohya "
+                       "form (lora_unet_..., lora_down/lora_up/alpha) for native SD runs, ComfyUI's own "
+                       "(diffusion_model.<layer>.lora_down.weight, ...) for ComfyUI MODEL runs; under a new name each time, with its "
                        "provenance (objective, selections, steps, seed, base model hash). Load it with LoraLoader.";
   schema.output_node = true;
   schema.inputs = {socket("lora", types::kLora, "the LoRA output of Lethe Unlearn"),
@@ -150,7 +152,9 @@ void register_apply_lora() {
   register_node(schema, [](NodeContext& context, const NodeInputs& in) {
     const LoraResult& lora = trained_lora(in);
     auto patches = std::make_shared<ModelPatches>();
-    patches->deltas = lora_deltas(lora, in.where("lora"));
+    patches->deltas = lora.format == "comfy"
+                          ? models::host_lora_deltas(io::SafetensorsFile::open(lora.file).tensors(), in.where("lora"))
+                          : lora_deltas(lora, in.where("lora"));
     patches->strength = in.number("strength");
     context.texts.push_back(str(patches->deltas.size(), " weights patched"));
     return std::vector<Value>{Value(types::kHostModel, patches)};

@@ -41,11 +41,14 @@ struct ObjectiveSpec {
 using DatasetPtr = std::shared_ptr<unlearn::ExampleSet>;
 Value dataset_value(unlearn::ExampleSet set);
 
-// The LoRA of an unlearning run: its kohya-named adapter file in the run folder (empty for
-// a full-parameter run) and the configuration of the UNet it adapts.
+// The LoRA of an unlearning run: its adapter file in the run folder (empty for a full-
+// parameter run), the configuration of the native UNet it adapts, and its key form: "kohya"
+// (lora_unet_<diffusers path>, native SD runs) or "comfy" (<state-dict key>.lora_down.weight,
+// host-model runs; any architecture ComfyUI loads).
 struct LoraResult {
   std::filesystem::path file;
   models::UNetConfig unet_config;
+  std::string format = "kohya";
 };
 using LoraPtr = std::shared_ptr<LoraResult>;
 

@@ -36,3 +36,8 @@ def get_torch_device():
 
 def intermediate_device():
     return torch.device("cpu")
+
+
+def load_models_gpu(models, memory_required=0, force_full_load=False, minimum_memory_required=None, force_patch_weights=False):
+    """CPU only: the weights already are where they compute."""
+    return None

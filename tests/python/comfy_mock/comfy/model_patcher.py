@@ -1,4 +1,4 @@
-"""Mock of comfy/model_patcher.py's weight-patch part (ComfyUI @ a125cd84, contract doc §4):
+"""Mock of comfy/model_patcher.py's weight-patch part and get_model_object (ComfyUI @ a125cd84, contract doc §4):
 clone() shares the module and copies the patch lists; add_patches() accepts the keys that are
 in the model's state dict and returns them; patched_weight() merges "diff" patches as
 comfy/lora.py:calculate_weight does (weight * strength_model + strength_patch * diff)."""
@@ -9,6 +9,9 @@ class ModelPatcher:
         self.model = model
         self.load_device, self.offload_device = load_device, offload_device
         self.patches = {}
+
+    def get_model_object(self, name):
+        return getattr(self.model, name)
 
     def model_state_dict(self):
         return self.model.state_dict()

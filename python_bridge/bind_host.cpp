@@ -1,0 +1,75 @@
+// The host-model adapter: a ComfyUI MODEL as native code sees it (models::HostModel), its
+// callbacks calling back into Python. Native code runs with the GIL released; each callback
+// takes it for the Python call only, so backward passes run without it.
+#include "bindings.hpp"
+#include "graph/value.hpp"
+#include "models/host_model.hpp"
+
+namespace lethe::bridge {
+
+namespace {
+
+// A Python object whose last reference may be dropped by native code without the GIL.
+class PyRef {
+ public:
+  explicit PyRef(py::object object) : object_(std::move(object)) {}
+  ~PyRef() {
+    py::gil_scoped_acquire acquire;
+    object_ = py::object();
+  }
+  const py::object& get() const { return object_; }
+
+ private:
+  py::object object_;
+};
+
+models::HostModelInfo describe_from(const py::object& result, const std::string& where) {
+  models::HostModelInfo info;
+  auto tuple = result.cast<py::tuple>();
+  check(tuple.size() == 3, where, ": describe() must return (weights, alphas_cumprod, device), got ", tuple.size(),
+        " items");
+  for (const auto& item : tuple[0].cast<py::list>()) {
+    auto pair = item.cast<py::tuple>();
+    info.weights.emplace_back(pair[0].cast<std::string>(), pair[1].cast<std::vector<int64_t>>());
+  }
+  info.alphas_cumprod = tuple[1].cast<at::Tensor>();
+  info.device = c10::Device(tuple[2].cast<std::string>());
+  return info;
+}
+
+}  // namespace
+
+void bind_host(py::module_& m) {
+  m.def(
+      "host_model",
+      [](const py::object& describe, const py::object& predict, const py::object& attach, const std::string& description) {
+        auto model = std::make_shared<models::HostModel>();
+        model->description = description;
+        auto describe_ref = std::make_shared<PyRef>(describe);
+        auto predict_ref = std::make_shared<PyRef>(predict);
+        auto attach_ref = std::make_shared<PyRef>(attach);
+        model->describe = [describe_ref, description] {
+          py::gil_scoped_acquire acquire;
+          return describe_from(describe_ref->get()(), description);
+        };
+        model->predict = [predict_ref](const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& context,
+                                       bool adapters) {
+          py::gil_scoped_acquire acquire;
+          return predict_ref->get()(x_t, t, context, adapters).cast<at::Tensor>();
+        };
+        model->attach = [attach_ref](const std::vector<models::HostAdapter>& adapters) {
+          py::gil_scoped_acquire acquire;
+          py::list items;
+          for (const auto& adapter : adapters)
+            items.append(py::make_tuple(adapter.key, adapter.down, adapter.up, adapter.scale));
+          attach_ref->get()(items);
+        };
+        return graph::Value(graph::types::kHostModel, model);
+      },
+      py::arg("describe"), py::arg("predict"), py::arg("attach"), py::arg("description") = "ComfyUI MODEL",
+      "A host model for native nodes. describe() -> ([(weight key, [out, in])], alphas_cumprod [T], device); "
+      "predict(x_t, t, context, adapters: bool) -> eps; attach([(weight key, down, up, scale)]) installs LoRA "
+      "adapters (an empty list removes them).");
+}
+
+}  // namespace lethe::bridge

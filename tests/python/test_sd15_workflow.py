@@ -1,0 +1,88 @@
+"""workflows/sd15-artist-removal.json: Load Checkpoint -> CLIPTextEncode (forget, anchor, empty
+prompts) -> VAEEncode (artist and retain images) -> Lethe Dataset from Latents -> Lethe Unlearn
+(LoRA) -> Lethe Save LoRA / Lethe Apply LoRA -> KSampler -> VAEDecode -> Lethe SSCD Score.
+
+Headless (`lethe run` with the tiny checkpoint set via --set) the runner validates the whole
+workflow and names each ComfyUI node it cannot run and why, running nothing; inside (the mock
+of) ComfyUI, with stand-ins for ComfyUI's own nodes (tests/python/sd_standins.py), it runs end to
+end on the tiny SD checkpoint: the LoRA lands in the loras folder, KSampler samples the patched
+MODEL, and the generations are scored against the artist's images."""
+import json
+import os
+import subprocess
+
+import numpy as np
+from PIL import Image
+
+from conftest import LETHE_EXE, ROOT
+from test_comfy_pack import comfy
+from test_sd_lora import SPEC, tiny_sd, transformer_blocks  # noqa: F401 (fixture)
+
+WORKFLOW = os.path.join(ROOT, "workflows", "sd15-artist-removal.json")
+COMFY_NODES = {"1": "CheckpointLoaderSimple", "4": "VAEEncode", "5": "CLIPTextEncode", "7": "VAEEncode",
+               "8": "CLIPTextEncode", "9": "CLIPTextEncode", "16": "EmptyLatentImage", "17": "KSampler", "18": "VAEDecode"}
+
+
+def test_headless_run_names_the_comfyui_nodes_it_cannot_run(tiny_sd, tmp_path):
+    _, checkpoint, _ = tiny_sd
+    out = tmp_path / "run"
+    done = subprocess.run([LETHE_EXE, "run", WORKFLOW, "--out", str(out), "--set", f"1.ckpt_name={checkpoint}",
+                           "--set", f"2.path={checkpoint}", "--set", "13.steps=2"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if line.strip().startswith("- node")]
+    assert len(lines) == len(COMFY_NODES), done.stderr
+    for node_id, kind in COMFY_NODES.items():
+        line = next(line for line in lines if line.strip().startswith(f"- node {node_id} ({kind})"))
+        assert "a ComfyUI node the headless runner cannot run" in line and "inside ComfyUI" in line
+    assert "CLIP text encoder" in done.stderr and "ComfyUI's VAE" in done.stderr and "ComfyUI's samplers" in done.stderr
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "invalid" and not (out / "outputs").exists()
+
+
+def _images(folder, count, seed):
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(os.path.join(folder, f"{i}.png"))
+
+
+def test_workflow_runs_inside_comfyui_on_the_tiny_checkpoint(tiny_sd, tmp_path):
+    import torch
+
+    from test_eval_metrics import TinySSCD
+
+    _, checkpoint, _ = tiny_sd
+    base = tmp_path / "comfyui"
+    (base / "models" / "checkpoints").mkdir(parents=True)
+    (base / "models" / "checkpoints" / "tiny-sd15.safetensors").write_bytes(checkpoint.read_bytes())
+    _images(base / "input" / "lethe" / "artist", 2, 0)
+    _images(base / "input" / "lethe" / "retain", 4, 1)
+    (base / "models" / "sscd").mkdir(parents=True)
+    torch.jit.script(TinySSCD().eval()).save(str(base / "models" / "sscd" / "tiny.torchscript.pt"))
+    spec = {k: list(v) if isinstance(v, tuple) else v for k, v in SPEC.items()}
+    out = comfy(tmp_path, f"""
+        sys.path.insert(0, {os.path.join(ROOT, "tests", "python")!r})
+        import sd_standins
+        sd_standins.register({spec!r})
+        prompt = executor.graph_to_prompt(json.load(open({WORKFLOW!r})))
+        small = {{"1": {{"ckpt_name": "tiny-sd15.safetensors"}}, "2": {{"path": "tiny-sd15.safetensors"}},
+                 "3": {{"size": 64}}, "6": {{"size": 64}}, "13": {{"steps": 3, "batch_size": 1}},
+                 "16": {{"width": 64, "height": 64, "batch_size": 2}}, "17": {{"steps": 3}},
+                 "19": {{"path": "models/sscd/tiny.torchscript.pt"}}}}
+        for node_id, inputs in small.items():
+            prompt[node_id]["inputs"].update(inputs)
+        result = executor.execute(prompt)
+        if result.error is not None:
+            raise result.error
+        rate, scores = result.outputs["20"][0], json.loads(result.outputs["20"][1])
+        print(json.dumps({{"loras": folder_paths.get_filename_list("loras"), "rate": rate, "scored": len(scores["scores"]),
+                          "descriptor": scores["descriptor"], "patched_keys": sd_standins.KSampler.patched_keys,
+                          "ran": sorted(result.outputs, key=int), "image": list(result.outputs["18"][0].shape),
+                          "ui": sorted(k for k, v in result.ui.items() if v)}}))
+    """)
+    assert out["loras"] == ["lethe/artist-removed_00001_.safetensors"]
+    assert out["patched_keys"] == 40  # every adapted weight of the tiny UNet reached KSampler's MODEL
+    assert out["image"] == [2, 64, 64, 3] and out["scored"] == 2 and 0.0 <= out["rate"] <= 1.0
+    assert out["descriptor"] == "torchscript"
+    assert set(out["ran"]) >= set(COMFY_NODES) | {"2", "10", "11", "12", "13", "14", "15", "19", "20"}
