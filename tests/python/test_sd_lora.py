@@ -223,3 +223,19 @@ def test_in_comfyui_latent_conditioning_in_patched_model_out(tiny_sd, tmp_path):
     assert out["patched_keys"] == 40 and out["input_untouched"] and out["same_module"]
     assert out["worst"] < 1e-5
     assert "node 9 (LetheApplyLoRA)" in out["mismatch"] and "match no weight of this MODEL" in out["mismatch"]
+
+
+def test_running_an_unlearn_node_again_keeps_the_finished_run(tiny_sd, tmp_path, lethe):
+    """ComfyUI re-runs a node when its inputs change: the finished run's folder is kept and the
+    next run goes to a new one (a cancelled run's folder, without summary.json, is resumed instead)."""
+    _, path, _ = tiny_sd
+    model = run(lethe, tmp_path, "LetheLoadModel", path=str(path))[0]
+    g = torch.Generator().manual_seed(0)
+    retain = run(lethe, tmp_path, "LetheDatasetFromLatents", samples=torch.randn(2, 4, 8, 8, generator=g),
+                 conditioning=torch.randn(1, 77, 768, generator=g), latent_scale=0.18215)[0]
+    objective = run(lethe, tmp_path, "LetheObjectiveBaseline", method="naive_deletion", scale=1.0, eta=1e-3)[0]
+    for _ in range(2):
+        run(lethe, tmp_path, "LetheUnlearn", model=model, objective=objective, steps=1, batch_size=2, learning_rate=1e-4,
+            seed=0, trainable="lora", lora_rank=2, retain_caption_dropout=0.0, retain=retain)
+    assert (tmp_path / "unlearn-node-7" / "summary.json").exists()
+    assert (tmp_path / "unlearn-node-7-2" / "summary.json").exists()

@@ -57,7 +57,13 @@ unlearn::RunConfig node_run_config(const NodeContext& context, const NodeInputs&
   config.lora.alpha = static_cast<double>(config.lora.rank);
   if (in.has("timesteps")) config.timesteps = in.object<unlearn::TimestepSelectionConfig>("timesteps");
   if (in.has("frequency")) config.frequency = in.object<unlearn::FrequencySelectionConfig>("frequency");
-  config.output = (context.run_directory / ("unlearn-node-" + context.node_id)).string();
+  // The node's run folder: a cancelled run there resumes; a finished one is kept and the
+  // next free folder is used (running the workflow again must not fail or overwrite).
+  const std::string stem = "unlearn-node-" + context.node_id;
+  std::filesystem::path folder = context.run_directory / stem;
+  for (int index = 2; std::filesystem::exists(folder / "summary.json"); ++index)
+    folder = context.run_directory / str(stem, "-", index);
+  config.output = folder.string();
   return config;
 }
 
