@@ -153,16 +153,19 @@ def test_latent_and_conditioning_errors_name_the_input(tmp_path, lethe):
     assert dataset.type == "LETHE_DATASET"
 
 
-def test_full_parameter_runs_have_no_lora_to_save(tiny_sd, tmp_path, lethe):
-    _, path, _ = tiny_sd
+def naive_deletion_one_step(lethe, tmp_path, path, trainable):
+    """One naive-deletion step of the tiny checkpoint on two retain latents, through the nodes."""
     model = run(lethe, tmp_path, "LetheLoadModel", path=str(path))[0]
     g = torch.Generator().manual_seed(0)
     retain = run(lethe, tmp_path, "LetheDatasetFromLatents", samples=torch.randn(2, 4, 8, 8, generator=g),
                  conditioning=torch.randn(1, 77, 768, generator=g), latent_scale=0.18215)[0]
     objective = run(lethe, tmp_path, "LetheObjectiveBaseline", method="naive_deletion", scale=1.0, eta=1e-3)[0]
-    lora = run(lethe, tmp_path, "LetheUnlearn", model=model, objective=objective, steps=1, batch_size=2,
-               learning_rate=1e-4, seed=0, trainable="full", lora_rank=4, retain_caption_dropout=0.0,
-               retain=retain)[3]
+    return run(lethe, tmp_path, "LetheUnlearn", model=model, objective=objective, steps=1, batch_size=2,
+               learning_rate=1e-4, seed=0, trainable=trainable, lora_rank=2, retain_caption_dropout=0.0, retain=retain)
+
+
+def test_full_parameter_runs_have_no_lora_to_save(tiny_sd, tmp_path, lethe):
+    lora = naive_deletion_one_step(lethe, tmp_path, tiny_sd[1], "full")[3]
     with pytest.raises(lethe.LetheError, match="trainable = lora"):
         run(lethe, tmp_path, "LetheSaveLoRA", lora=lora, filename_prefix="x")
 
@@ -228,14 +231,7 @@ def test_in_comfyui_latent_conditioning_in_patched_model_out(tiny_sd, tmp_path):
 def test_running_an_unlearn_node_again_keeps_the_finished_run(tiny_sd, tmp_path, lethe):
     """ComfyUI re-runs a node when its inputs change: the finished run's folder is kept and the
     next run goes to a new one (a cancelled run's folder, without summary.json, is resumed instead)."""
-    _, path, _ = tiny_sd
-    model = run(lethe, tmp_path, "LetheLoadModel", path=str(path))[0]
-    g = torch.Generator().manual_seed(0)
-    retain = run(lethe, tmp_path, "LetheDatasetFromLatents", samples=torch.randn(2, 4, 8, 8, generator=g),
-                 conditioning=torch.randn(1, 77, 768, generator=g), latent_scale=0.18215)[0]
-    objective = run(lethe, tmp_path, "LetheObjectiveBaseline", method="naive_deletion", scale=1.0, eta=1e-3)[0]
     for _ in range(2):
-        run(lethe, tmp_path, "LetheUnlearn", model=model, objective=objective, steps=1, batch_size=2, learning_rate=1e-4,
-            seed=0, trainable="lora", lora_rank=2, retain_caption_dropout=0.0, retain=retain)
+        naive_deletion_one_step(lethe, tmp_path, tiny_sd[1], "lora")
     assert (tmp_path / "unlearn-node-7" / "summary.json").exists()
     assert (tmp_path / "unlearn-node-7-2" / "summary.json").exists()
