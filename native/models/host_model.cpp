@@ -11,11 +11,6 @@ namespace lethe::models {
 
 namespace {
 
-bool ends_with_path(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0 &&
-         (text.size() == suffix.size() || text[text.size() - suffix.size() - 1] == '.');
-}
-
 std::string strip_suffix(const std::string& text, const std::string& suffix) {
   const bool has = text.size() > suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
   return has ? text.substr(0, text.size() - suffix.size()) : text;
@@ -46,9 +41,7 @@ HostLora::HostLora(HostModel& model, const LoraConfig& config, uint64_t seed) : 
   at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(seed);
   for (const auto& [key, shape] : info.weights) {
     const std::string module = strip_suffix(key, ".weight");
-    bool wanted = false;
-    for (const auto& target : config_.targets) wanted = wanted || ends_with_path(module, target);
-    if (!wanted || shape.size() != 2) continue;
+    if (!config_.matches(module) || shape.size() != 2) continue;
     const int64_t out = shape[0], in = shape[1], rank = config_.rank;
     HostAdapter adapter;
     adapter.key = key;
@@ -100,25 +93,6 @@ std::map<std::string, at::Tensor> HostLora::tensors() const {
   for (const HostAdapter& adapter : adapters_)
     out[strip_suffix(adapter.key, ".weight") + ".alpha"] = at::tensor(static_cast<float>(config_.alpha));
   return out;
-}
-
-std::map<std::string, at::Tensor> host_lora_deltas(const std::map<std::string, at::Tensor>& tensors,
-                                                   const std::string& where) {
-  const std::string suffix = ".lora_down.weight";
-  std::map<std::string, at::Tensor> deltas;
-  for (const auto& [name, down] : tensors) {
-    if (name.size() <= suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
-    const std::string module = name.substr(0, name.size() - suffix.size());
-    auto up = tensors.find(module + ".lora_up.weight");
-    check(up != tensors.end(), where, ": '", name, "' has no matching '", module, ".lora_up.weight'");
-    check(down.dim() == 2 && up->second.dim() == 2 && up->second.size(1) == down.size(0), where, ": expected '", module,
-          "' lora_up [out, r] and lora_down [r, in], got ", up->second.sizes(), " and ", down.sizes());
-    auto alpha = tensors.find(module + ".alpha");
-    const double scale = alpha != tensors.end() ? alpha->second.item<double>() / static_cast<double>(down.size(0)) : 1.0;
-    deltas[module + ".weight"] = at::matmul(up->second.to(at::kFloat), down.to(at::kFloat)) * scale;  // [out, in]
-  }
-  check(!deltas.empty(), where, ": expected LoRA tensors '<module>.lora_down.weight' / '.lora_up.weight', found none");
-  return deltas;
 }
 
 at::Tensor HostDenoiser::predict(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& context) {

@@ -63,7 +63,8 @@ class HostLora {
   // Trainable tensors by name ("<module>.lora_down.weight", "<module>.lora_up.weight").
   std::vector<std::pair<std::string, at::Tensor>> parameters() const;
   // For saving, in ComfyUI's own LoRA key form: "<module>.lora_down.weight",
-  // ".lora_up.weight", ".alpha" with <module> = the weight key without ".weight".
+  // ".lora_up.weight", ".alpha" with <module> = the weight key without ".weight"
+  // (lora_weight_deltas turns them into deltas keyed by the weight key).
   std::map<std::string, at::Tensor> tensors() const;
   size_t size() const { return adapters_.size(); }
 
@@ -72,11 +73,6 @@ class HostLora {
   LoraConfig config_;
   std::vector<HostAdapter> adapters_;
 };
-
-// Full-weight deltas (scale * up @ down) of LoRA tensors in HostLora::tensors()' form,
-// keyed by the adapted weight's key.
-std::map<std::string, at::Tensor> host_lora_deltas(const std::map<std::string, at::Tensor>& tensors,
-                                                   const std::string& where);
 
 // The host model as a Denoiser: with its adapters (trainable), or without (the frozen reference).
 class HostDenoiser : public Denoiser {

@@ -11,10 +11,47 @@
 
 namespace lethe::models {
 
+namespace {
+
+bool ends_with(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
 void LoraConfig::validate(const std::string& where) const {
   check(rank >= 1, where, ".rank: expected >= 1, got ", rank);
   check(alpha > 0, where, ".alpha: expected > 0, got ", alpha);
   check(!targets.empty(), where, ".targets: expected at least one layer pattern");
+}
+
+bool LoraConfig::matches(const std::string& module_path) const {
+  for (const auto& target : targets)
+    if (ends_with(module_path, target) &&
+        (module_path.size() == target.size() || module_path[module_path.size() - target.size() - 1] == '.'))
+      return true;
+  return false;
+}
+
+std::map<std::string, at::Tensor> lora_weight_deltas(const std::map<std::string, at::Tensor>& tensors,
+                                                     const std::string& where) {
+  const std::string suffix = ".lora_down.weight";
+  std::map<std::string, at::Tensor> deltas;
+  for (const auto& [name, down] : tensors) {
+    if (name.size() <= suffix.size() || !ends_with(name, suffix)) continue;
+    const std::string module = name.substr(0, name.size() - suffix.size());
+    auto up = tensors.find(module + ".lora_up.weight");
+    check(up != tensors.end(), where, ": '", name, "' has no matching '", module, ".lora_up.weight'");
+    check(down.dim() >= 2 && up->second.dim() == down.dim() && up->second.size(1) == down.size(0), where,
+          ": expected '", module, "' lora_up [out, r] and lora_down [r, in], got ", up->second.sizes(), " and ",
+          down.sizes());
+    auto alpha = tensors.find(module + ".alpha");
+    const double scale = alpha != tensors.end() ? alpha->second.item<double>() / static_cast<double>(down.size(0)) : 1.0;
+    deltas[module + ".weight"] =
+        at::matmul(up->second.to(at::kFloat).flatten(1), down.to(at::kFloat).flatten(1)) * scale;  // [out, in(*k*k)]
+  }
+  check(!deltas.empty(), where, ": expected LoRA tensors '<module>.lora_down.weight' / '.lora_up.weight', found none");
+  return deltas;
 }
 
 struct LoraSet::Layer {
@@ -24,23 +61,12 @@ struct LoraSet::Layer {
   std::shared_ptr<LowRankAdapter> adapter;
 };
 
-namespace {
-
-bool ends_with(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0 &&
-         (text.size() == suffix.size() || text[text.size() - suffix.size() - 1] == '.');
-}
-
-}  // namespace
-
 LoraSet::LoraSet(torch::nn::Module& model, const LoraConfig& config, uint64_t seed) : config_(config) {
   config_.validate("LoRA");
   at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(seed);
   for (const auto& item : model.named_modules()) {
     const std::string& path = item.key();
-    bool wanted = false;
-    for (const auto& target : config_.targets) wanted = wanted || ends_with(path, target);
-    if (!wanted) continue;
+    if (!config_.matches(path)) continue;
     Layer layer;
     layer.path = path;
     at::Tensor weight;

@@ -32,7 +32,15 @@ struct LoraConfig {
     v("targets", targets);
   }
   void validate(const std::string& where) const;
+  // Whether a module path ends with one of the targets at a '.' boundary ("...attn2.to_k").
+  bool matches(const std::string& module_path) const;
 };
+
+// Full-weight deltas scale * up.flatten(1) @ down.flatten(1) ([out, in] or [out, in*k*k]:
+// reshape to a conv weight) of LoRA tensors "<module>.lora_down.weight" / ".lora_up.weight"
+// with an optional "<module>.alpha" (scale alpha / rank, else 1), keyed "<module>.weight".
+std::map<std::string, at::Tensor> lora_weight_deltas(const std::map<std::string, at::Tensor>& tensors,
+                                                     const std::string& where);
 
 class LoraSet {
  public:

@@ -94,7 +94,7 @@ TEST(HostModel, LoraAttachesTrainsAndDetaches) {
     ASSERT_EQ(tensors.size(), 3u);
     EXPECT_EQ(tensors.count("diffusion_model.mix.lora_down.weight"), 1u);
     EXPECT_FLOAT_EQ(tensors.at("diffusion_model.mix.alpha").item<float>(), 4.0f);
-    auto deltas = models::host_lora_deltas(tensors, "test");
+    auto deltas = models::lora_weight_deltas(tensors, "test");
     EXPECT_TRUE(at::allclose(deltas.at("diffusion_model.mix.weight"), 2.0 * at::matmul(a.up.detach(), a.down.detach())));
   }
   EXPECT_TRUE(host.attached.empty());  // removed when the adapters go away
@@ -113,6 +113,6 @@ TEST(HostModel, ErrorsNameTheHostAndWhatWasExpected) {
   models::HostDenoiser denoiser(wrong, nullptr);
   expect_error([&] { denoiser.predict(at::zeros({1, 3, 2, 2}), at::zeros({1}, at::kLong), at::zeros({1, 1, 1})); },
                {"test host: expected a prediction shaped like x_t [1, 3, 2, 2], got [1, 2, 2]"});
-  expect_error([] { models::host_lora_deltas({{"a.lora_down.weight", at::zeros({2, 3})}}, "file x"); },
+  expect_error([] { models::lora_weight_deltas({{"a.lora_down.weight", at::zeros({2, 3})}}, "file x"); },
                {"file x: 'a.lora_down.weight' has no matching 'a.lora_up.weight'"});
 }

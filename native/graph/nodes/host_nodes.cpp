@@ -7,7 +7,7 @@
 #include "graph/nodes/node_groups.hpp"
 #include "graph/nodes/node_helpers.hpp"
 #include "io/safetensors.hpp"
-#include "models/host_model.hpp"
+#include "models/lora.hpp"
 #include "models/lora_kohya.hpp"
 
 namespace lethe::graph::nodes {
@@ -115,26 +115,16 @@ void register_save_lora() {
 
 // Full-weight deltas of a kohya LoRA for a UNet of `config`: scale * up @ down per adapted
 // weight, keyed "diffusion_model.<ldm path>.weight" (ComfyUI's SD1.x model state-dict keys).
-std::map<std::string, at::Tensor> lora_deltas(const LoraResult& lora, const std::string& where) {
+std::map<std::string, at::Tensor> kohya_lora_deltas(const LoraResult& lora, const std::string& where) {
   const models::ShapeTable shapes = models::unet_shape_table(lora.unet_config);
   std::vector<std::string> paths;
   for (const auto& [key, shape] : shapes)
     if (shape.size() >= 2 && key.size() > 7 && key.compare(key.size() - 7, 7, ".weight") == 0)
       paths.push_back(key.substr(0, key.size() - 7));
   io::SafetensorsFile file = io::SafetensorsFile::open(lora.file);
-  std::map<std::string, at::Tensor> tensors = models::from_kohya(file.tensors(), lora.unet_config, paths, where);
   std::map<std::string, at::Tensor> deltas;
-  for (const auto& [key, down] : tensors) {
-    const std::string suffix = ".lora_down.weight";
-    if (key.size() <= suffix.size() || key.compare(key.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
-    const std::string module = key.substr(0, key.size() - suffix.size());
-    const at::Tensor& up = tensors.at(module + ".lora_up.weight");
-    auto alpha = tensors.find(module + ".alpha");
-    const double scale = alpha != tensors.end() ? alpha->second.item<double>() / down.size(0) : 1.0;
-    const std::vector<int64_t>& shape = shapes.at(module + ".weight");
-    deltas["diffusion_model." + module + ".weight"] =
-        (at::matmul(up.to(at::kFloat).flatten(1), down.to(at::kFloat).flatten(1)) * scale).reshape(shape);  // [out, in, ...]
-  }
+  for (auto& [key, delta] : models::lora_weight_deltas(models::from_kohya(file.tensors(), lora.unet_config, paths, where), where))
+    deltas["diffusion_model." + key] = delta.reshape(shapes.at(key));  // [out, in, ...]
   return deltas;
 }
 
@@ -153,8 +143,8 @@ void register_apply_lora() {
     const LoraResult& lora = trained_lora(in);
     auto patches = std::make_shared<ModelPatches>();
     patches->deltas = lora.format == "comfy"
-                          ? models::host_lora_deltas(io::SafetensorsFile::open(lora.file).tensors(), in.where("lora"))
-                          : lora_deltas(lora, in.where("lora"));
+                          ? models::lora_weight_deltas(io::SafetensorsFile::open(lora.file).tensors(), in.where("lora"))
+                          : kohya_lora_deltas(lora, in.where("lora"));
     patches->strength = in.number("strength");
     context.texts.push_back(str(patches->deltas.size(), " weights patched"));
     return std::vector<Value>{Value(types::kHostModel, patches)};

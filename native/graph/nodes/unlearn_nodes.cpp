@@ -200,7 +200,7 @@ void register_unlearn_host_node() {
     unlearn::TaskData data = node_task_data(in);
     auto result = unlearn::run_host_unlearning(config, *host, data, context.progress);
     auto patches = std::make_shared<ModelPatches>();
-    patches->deltas = models::host_lora_deltas(result.lora, "node " + context.node_id + " LoRA");
+    patches->deltas = models::lora_weight_deltas(result.lora, "node " + context.node_id + " LoRA");
     context.texts.push_back(str(result.summary["steps"].get<int64_t>(), " steps in ",
                                 static_cast<int>(result.summary["wall_seconds"].get<double>()), " s, ",
                                 patches->deltas.size(), " layers adapted"));
