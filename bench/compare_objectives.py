@@ -15,8 +15,13 @@ footwear` samples the classifier calls sneakers <= 0.10. Writes bench/comparison
 what the table shows: nothing here is tuned per method.
 
     .venv/bin/python bench/compare_objectives.py [--steps 200 --every 25] [--only siss,js]
+
+Each finished configuration leaves <work>/<name>.row.json (with the exact config and the
+base model's hash); a rerun reuses a row whose config and base hash still match, so an
+interrupted `make compare` picks up where it stopped (--fresh recomputes everything).
 """
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -69,6 +74,30 @@ def evaluate(model, out, extra, log):
         return json.load(f)["models"]["evaluated"]
 
 
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_row(path, key):
+    """The row saved at `path` if it was computed for `key` (config, steps, base hash), else None."""
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return saved["row"] if saved.get("key") == key else None
+
+
+def save_row(path, key, row):
+    with open(path + ".tmp", "w") as f:
+        json.dump({"key": key, "row": row}, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
 def forgetting(task, metrics):
     return metrics["memorization_rate"] if task == "data" else metrics[f"class_accuracy_{CONCEPT}"]
 
@@ -80,7 +109,9 @@ def main():
     parser.add_argument("--only", default="", help="comma-separated methods to run (default: all)")
     parser.add_argument("--work", default=os.path.join(HERE, "tmp", "compare"))
     parser.add_argument("--out", default=os.path.join(HERE, "comparison.json"))
+    parser.add_argument("--fresh", action="store_true", help="recompute rows already finished in --work")
     args = parser.parse_args()
+    base_sha256 = file_sha256(BASE)
     only = set(filter(None, args.only.split(",")))
     os.makedirs(args.work, exist_ok=True)
     log = os.path.join(args.work, "log.txt")
@@ -90,10 +121,18 @@ def main():
             continue
         name = f"{entry['task']}-{entry['method']}-{entry['variant'].split(' ')[0]}"
         directory = os.path.join(args.work, name)
-        if os.path.exists(directory):
-            shutil.rmtree(directory)
         config = dict(entry["config"], output=directory, snapshot_every=args.every,
                       trainer={"steps": args.steps, "batch_size": 16, "seed": 0})
+        key = {"config": entry["config"], "steps": args.steps, "every": args.every, "base_sha256": base_sha256,
+               "snapshot_eval": SNAPSHOT_EVAL[entry["task"]], "final_eval": FINAL_EVAL}
+        row_file = os.path.join(args.work, name + ".row.json")
+        saved = None if args.fresh else load_row(row_file, key)
+        if saved is not None:
+            print(f"[compare] {name}: reused {row_file}", flush=True)
+            rows.append(saved)
+            continue
+        if os.path.exists(directory):
+            shutil.rmtree(directory)
         config_file = os.path.join(args.work, name + ".json")
         with open(config_file, "w") as f:
             json.dump(config, f, indent=1)
@@ -124,6 +163,7 @@ def main():
             "steps_to_target": steps_to_target, "curve": curve,
             "unlearning_seconds": summary["wall_seconds"], "total_seconds": time.time() - started,
         })
+        save_row(row_file, key, rows[-1])
         print(f"[compare] {name}: forgetting {rows[-1]['forgetting']:.3f}, steps to target {steps_to_target}", flush=True)
     base = evaluate(BASE, os.path.join(args.work, "base"), FINAL_EVAL, log)
     for task in ("data", "concept"):

@@ -5,6 +5,8 @@ selection) and the default `lethe eval` of its model (seed 0). Writes bench/tuni
 
     .venv/bin/python bench/tune_defaults.py                 # run every trial
     .venv/bin/python bench/tune_defaults.py --reuse DIR     # collect DIR/<trial>/{run,eval} instead
+    .venv/bin/python bench/tune_defaults.py --only t9,t10   # run these trials, keep the other rows
+                                                            # of bench/tuning.json (same base model)
 
 The trials are scored with the same evaluation `make unlearning-check` reports; there is
 no separate tuning split.
@@ -72,12 +74,31 @@ def metrics(evaluation):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reuse", help="folder with <trial>/run and <trial>/eval from earlier runs")
+    parser.add_argument("--only", default="", help="comma-separated trial-name prefixes to run; the other trials "
+                        "keep their rows from bench/tuning.json when it was measured on the same base model")
     args = parser.parse_args()
     work = args.reuse or os.path.join(HERE, "tmp", "tuning")
+    only = [p for p in args.only.split(",") if p]
+    out = os.path.join(HERE, "tuning.json")
+    kept = {}
+    if only:
+        with open(out) as f:
+            previous = json.load(f)
+        with open(os.path.join(BENCH, "base.card.json")) as f:
+            base_sha256 = json.load(f)["sha256"]
+        if previous.get("base_model_sha256") != base_sha256:
+            raise SystemExit(f"bench/tuning.json was measured on base model {previous.get('base_model_sha256')}, "
+                             f"not the shipped {base_sha256}: run every trial (no --only)")
+        kept = {row["trial"]: row for row in previous["trials"]}
     rows = []
     for name, label, settings in TRIALS:
         folder = os.path.join(work, name)
         config = trial_config(settings)
+        if only and not any(name.startswith(p + "_") or name == p for p in only):
+            if name not in kept:
+                raise SystemExit(f"trial {name} has no row in bench/tuning.json: include it in --only")
+            rows.append(kept[name])
+            continue
         if not args.reuse:
             shutil.rmtree(folder, ignore_errors=True)
             os.makedirs(folder)
@@ -99,9 +120,10 @@ def main():
     else:
         report = evaluate(os.path.join(BENCH, "base.safetensors"), os.path.join(work, "base-eval"))
     base = dict(metrics(report["models"]["evaluated"]), descriptor_sha256=report["settings"]["descriptor"]["sha256"])
-    out = os.path.join(HERE, "tuning.json")
+    with open(os.path.join(BENCH, "base.card.json")) as f:
+        base_sha256 = json.load(f)["sha256"]
     with open(out + ".tmp", "w") as f:
-        json.dump({"base": base, "trials": rows}, f, indent=1)
+        json.dump({"base": base, "base_model_sha256": base_sha256, "trials": rows}, f, indent=1)
     os.replace(out + ".tmp", out)
     print("->", out)
 
