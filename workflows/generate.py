@@ -116,7 +116,7 @@ def quickstart():
     times = w.add("LetheTimestepSelection", (360, 0), t_min=250, t_max=750)
     freq = w.add("LetheFrequencySelection", (360, 180), filter="lowpass", cutoff=0.5)
     siss = w.add("LetheObjectiveSISS", (360, 430))
-    unlearn = w.add("LetheUnlearn", (720, 0), steps=160, batch_size=16, learning_rate=3e-5)
+    unlearn = w.add("LetheUnlearn", (720, 0), steps=160, batch_size=16, learning_rate=3e-5, ema_decay=0.98)
     w.link(base, "model", unlearn, "model")
     w.link(siss, "objective", unlearn, "objective")
     w.link(data, "forget", unlearn, "forget")

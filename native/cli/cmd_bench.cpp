@@ -39,6 +39,13 @@ void add_bench_commands(CLI::App& app) {
   descriptor->add_option("--out", *descriptor_out, "output .safetensors")->required();
   descriptor->add_option("--steps", descriptor_config->steps, "optimizer steps")->capture_default_str();
   descriptor->add_option("--seed", descriptor_config->seed, "seed")->capture_default_str();
+  descriptor->add_option("--batch-size", descriptor_config->batch_size, "images per step (two views each)")
+      ->capture_default_str();
+  descriptor->add_option("--widths", descriptor_config->widths, "trunk widths, one stage each (e.g. 16,32,128)")
+      ->delimiter(',')
+      ->capture_default_str();
+  descriptor->add_option("--embedding-dim", descriptor_config->embedding_dim, "descriptor dimension")
+      ->capture_default_str();
   set_action(descriptor, [descriptor_config, descriptor_out]() {
     auto card = bench::train_bench_descriptor(*descriptor_config, *descriptor_out, terminal_progress("train descriptor"));
     card.erase("validation_scores");

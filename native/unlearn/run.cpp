@@ -232,6 +232,7 @@ TrainOutcome train(const RunConfig& config, Objective& objective, ObjectiveConte
 
   Trainer trainer(config.trainer, parameters, objective, context);
   TrainOutcome outcome = trainer.run(directory / "checkpoint.safetensors", progress);
+  trainer.apply_ema();  // with trainer.ema_decay > 0 the run's result is the EMA weights (snapshots stay raw)
   context.timesteps = nullptr;
   context.frequency = nullptr;
   draw_loss_curves(outcome.history, directory / "loss.png", config.objective);

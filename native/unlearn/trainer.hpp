@@ -50,7 +50,7 @@ struct TrainerConfig {
   int64_t gradient_accumulation = 1;
   uint64_t seed = 0;
   OptimizerConfig optimizer;
-  double ema_decay = 0.0;               // 0 = no EMA weights
+  double ema_decay = 0.0;               // 0 = no EMA weights; else runs save the EMA weights
   int64_t checkpoint_every = 0;         // steps between checkpoints; 0 = only on stop, cancel or error
   // Retain batches train the empty caption with this probability, as the base model was
   // trained (classifier-free guidance samples from both branches; see models/README.md).

@@ -83,3 +83,27 @@ def test_lora_runs_write_kohya_named_adapters(tmp_path):
     assert "lora_unet_mid_block_attentions_0_transformer_blocks_0_attn1_to_q" in modules
     meta = metadata(out / "lora.safetensors")
     assert meta["ss_network_dim"] == "2" and meta["lethe.lora_format"] == "kohya"
+
+
+@needs_base
+def test_ema_runs_save_the_ema_of_the_raw_trajectory(tmp_path):
+    # The same seeded run twice: without EMA (raw weights after step 1 as a snapshot, after
+    # step 2 as the model) and with trainer.ema_decay d, whose model must be
+    # d^2 theta_0 + d (1 - d) theta_1 + (1 - d) theta_2 (EMA starting from the source weights).
+    from safetensors.torch import load_file
+
+    d = 0.6
+    raw = dict(TINY, output=str(tmp_path / "raw"), snapshot_every=1, trainer={"steps": 2, "batch_size": 4})
+    ema = dict(TINY, output=str(tmp_path / "ema"), snapshot_every=0, trainer={"steps": 2, "batch_size": 4, "ema_decay": d})
+    for config in (raw, ema):
+        done = unlearn(tmp_path, config)
+        assert done.returncode == 0, done.stderr
+    theta0 = load_file(BASE)
+    theta1 = load_file(str(tmp_path / "raw" / "snapshots" / "step-00001.safetensors"))
+    theta2 = load_file(str(tmp_path / "raw" / "model.safetensors"))
+    averaged = load_file(str(tmp_path / "ema" / "model.safetensors"))
+    unet = [k for k in theta2 if k.startswith("diffusion_model.")]
+    assert unet and any(not (theta2[k] == theta0[k]).all() for k in unet)  # training moved the weights
+    for key in unet:
+        expected = d * d * theta0[key] + d * (1 - d) * theta1[key] + (1 - d) * theta2[key]
+        assert (averaged[key] - expected).abs().max().item() < 1e-6, key
