@@ -16,9 +16,10 @@ what the table shows: nothing here is tuned per method.
 
     .venv/bin/python bench/compare_objectives.py [--steps 200 --every 25] [--only siss,js]
 
-Each finished configuration leaves <work>/<name>.row.json (with the exact config and the
-base model's hash); a rerun reuses a row whose config and base hash still match, so an
-interrupted `make compare` picks up where it stopped (--fresh recomputes everything).
+Each finished configuration leaves bench/comparison-rows/<name>.json (committed: the exact
+config, the base model's hash, the git trees of the engine's sources and the measured row);
+a rerun reuses a row whose config, base hash and engine trees still match, so an interrupted `make compare` picks up where it stopped, also on
+another machine (--fresh recomputes everything).
 """
 import argparse
 import hashlib
@@ -82,6 +83,22 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
+# The sources a row depends on: a row is reused only while their committed trees are unchanged.
+ENGINE_SOURCES = ["native/core", "native/io", "native/data", "native/models", "native/diffusion", "native/unlearn",
+                  "native/eval", "native/bench"]
+
+
+def engine_trees():
+    try:
+        out = subprocess.run(["git", "-C", ROOT, "rev-parse", *[f"HEAD:{p}" for p in ENGINE_SOURCES]],
+                             capture_output=True, text=True, check=True).stdout.split()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", *ENGINE_SOURCES],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None  # not a git checkout: rows are never reused
+    return None if dirty else dict(zip(ENGINE_SOURCES, out))
+
+
 def load_row(path, key):
     """The row saved at `path` if it was computed for `key` (config, steps, base hash), else None."""
     try:
@@ -109,11 +126,16 @@ def main():
     parser.add_argument("--only", default="", help="comma-separated methods to run (default: all)")
     parser.add_argument("--work", default=os.path.join(HERE, "tmp", "compare"))
     parser.add_argument("--out", default=os.path.join(HERE, "comparison.json"))
-    parser.add_argument("--fresh", action="store_true", help="recompute rows already finished in --work")
+    parser.add_argument("--rows", default=os.path.join(HERE, "comparison-rows"), help="finished rows (reused)")
+    parser.add_argument("--fresh", action="store_true", help="recompute rows already finished in --rows")
     args = parser.parse_args()
     base_sha256 = file_sha256(BASE)
+    trees = engine_trees()
+    if trees is None:
+        print("[compare] engine sources uncommitted or not in git: no finished row is reused", flush=True)
     only = set(filter(None, args.only.split(",")))
     os.makedirs(args.work, exist_ok=True)
+    os.makedirs(args.rows, exist_ok=True)
     log = os.path.join(args.work, "log.txt")
     rows = []
     for entry in configurations():
@@ -124,9 +146,9 @@ def main():
         config = dict(entry["config"], output=directory, snapshot_every=args.every,
                       trainer={"steps": args.steps, "batch_size": 16, "seed": 0})
         key = {"config": entry["config"], "steps": args.steps, "every": args.every, "base_sha256": base_sha256,
-               "snapshot_eval": SNAPSHOT_EVAL[entry["task"]], "final_eval": FINAL_EVAL}
-        row_file = os.path.join(args.work, name + ".row.json")
-        saved = None if args.fresh else load_row(row_file, key)
+               "snapshot_eval": SNAPSHOT_EVAL[entry["task"]], "final_eval": FINAL_EVAL, "engine": trees}
+        row_file = os.path.join(args.rows, name + ".json")
+        saved = None if args.fresh or trees is None else load_row(row_file, key)
         if saved is not None:
             print(f"[compare] {name}: reused {row_file}", flush=True)
             rows.append(saved)

@@ -108,17 +108,22 @@ def comparison_table(result):
 
 
 def tuning_table(result):
-    b = result["base"]
-    with open(os.path.join(ROOT, "models", "bench", "descriptor.card.json")) as f:
-        shipped = json.load(f)["sha256"]
-    short = lambda sha: f"`{sha[:8]}`" + (" (shipped)" if sha == shipped else "")  # noqa: E731
-    lines = [f"Base: memorization {b['memorization_rate']:.3f}, FID {b['fid']:.2f}, accuracy {b['class_accuracy']:.3f} "
-             f"(descriptor {short(b.get('descriptor_sha256', '?'))}). Memorization and FID depend on the bench descriptor "
-             "and classifier a trial was scored with; rows scored with an earlier pair are not comparable with the tables "
-             "above (the classifier follows the descriptor: both were retrained together).", "",
-             "| trial | memorization | FID | class accuracy | descriptor |", "|---|---|---|---|---|"]
+    shipped = {}
+    for model in ("descriptor", "base"):
+        with open(os.path.join(ROOT, "models", "bench", f"{model}.card.json")) as f:
+            shipped[model] = json.load(f)["sha256"]
+    short = lambda sha, model: f"`{sha[:8]}`" + (" (shipped)" if sha == shipped[model] else "")  # noqa: E731
+    lines = []
+    for sha, b in result["bases"].items():
+        lines.append(f"Base {short(sha, 'base')}: memorization {b['memorization_rate']:.3f}, FID {b['fid']:.2f}, "
+                     f"accuracy {b['class_accuracy']:.3f} (descriptor {short(b.get('descriptor_sha256', '?'), 'descriptor')}).")
+    lines += ["", "Memorization and FID depend on the base model a trial unlearned from and on the bench descriptor and "
+              "classifier it was scored with; rows with an earlier base or descriptor are not comparable with the tables "
+              "above (the classifier follows the descriptor: both were retrained together).", "",
+              "| trial | memorization | FID | class accuracy | base | descriptor |", "|---|---|---|---|---|---|"]
     lines += [f"| {t['label']} | {t['memorization_rate']:.3f} | {t['fid']:.2f} | {t['class_accuracy']:.3f} | "
-              f"{short(t.get('descriptor_sha256', '?'))} |" for t in result["trials"]]
+              f"{short(t['base_sha256'], 'base')} | {short(t.get('descriptor_sha256', '?'), 'descriptor')} |"
+              for t in result["trials"]]
     return "\n".join(lines)
 
 

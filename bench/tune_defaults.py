@@ -24,9 +24,12 @@ LETHE = os.environ.get("LETHE_EXE", os.path.join(ROOT, "build", "lethe"))
 BENCH = os.path.join(ROOT, "models", "bench")
 
 
-def trainer(steps, lr, dropout=0.0):
-    return {"steps": steps, "batch_size": 16, "seed": 0, "retain_caption_dropout": dropout,
-            "optimizer": {"learning_rate": lr}}
+def trainer(steps, lr, dropout=0.0, ema=0.0):
+    out = {"steps": steps, "batch_size": 16, "seed": 0, "retain_caption_dropout": dropout,
+           "optimizer": {"learning_rate": lr}}
+    if ema:
+        out["ema_decay"] = ema
+    return out
 
 
 def siss(scaling_norm):
@@ -48,6 +51,13 @@ TRIALS = [
     ("t7_siss_1.5e-5_160", "SISS N_s 30, lr 1.5e-5, 160 steps, caption dropout 0.1",
      dict(siss(30.0), trainer=trainer(160, 1.5e-5, 0.1))),
     ("t8_siss_3e-5_80", "SISS N_s 30, lr 3e-5, 80 steps, caption dropout 0.1", dict(siss(30.0), trainer=trainer(80, 3e-5, 0.1))),
+    # After the base model was retrained with each artist piece repeated 400 times (the 200-repeat
+    # base did not memorize every piece) and EMA weights became usable in unlearning runs.
+    ("t9_siss_defaults", "SISS N_s 30, lr 3e-5, 160 steps, caption dropout 0.1", dict(siss(30.0), trainer=trainer(160, 3e-5, 0.1))),
+    ("t10_siss_ema0.98", "SISS N_s 30, lr 3e-5, 160 steps, caption dropout 0.1, EMA 0.98",
+     dict(siss(30.0), trainer=trainer(160, 3e-5, 0.1, 0.98))),
+    ("t11_siss_lora8", "SISS N_s 30, LoRA rank 8 (attention + feed-forward), lr 3e-4, 160 steps, caption dropout 0.1",
+     dict(siss(30.0), trainable="lora", lora={"rank": 8, "alpha": 8.0}, trainer=trainer(160, 3e-4, 0.1))),
 ]
 
 
@@ -74,30 +84,26 @@ def metrics(evaluation):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reuse", help="folder with <trial>/run and <trial>/eval from earlier runs")
-    parser.add_argument("--only", default="", help="comma-separated trial-name prefixes to run; the other trials "
-                        "keep their rows from bench/tuning.json when it was measured on the same base model")
+    parser.add_argument("--only", default="", help="comma-separated trial names (or their tN prefixes) to run; "
+                        "the other trials keep their rows from bench/tuning.json, each labelled with its base model")
     args = parser.parse_args()
     work = args.reuse or os.path.join(HERE, "tmp", "tuning")
     only = [p for p in args.only.split(",") if p]
     out = os.path.join(HERE, "tuning.json")
-    kept = {}
-    if only:
+    previous = {"bases": {}, "trials": []}
+    if only and os.path.exists(out):
         with open(out) as f:
             previous = json.load(f)
-        with open(os.path.join(BENCH, "base.card.json")) as f:
-            base_sha256 = json.load(f)["sha256"]
-        if previous.get("base_model_sha256") != base_sha256:
-            raise SystemExit(f"bench/tuning.json was measured on base model {previous.get('base_model_sha256')}, "
-                             f"not the shipped {base_sha256}: run every trial (no --only)")
-        kept = {row["trial"]: row for row in previous["trials"]}
+    kept = {row["trial"]: row for row in previous["trials"]}
+    with open(os.path.join(BENCH, "base.card.json")) as f:
+        base_sha256 = json.load(f)["sha256"]
     rows = []
     for name, label, settings in TRIALS:
         folder = os.path.join(work, name)
         config = trial_config(settings)
-        if only and not any(name.startswith(p + "_") or name == p for p in only):
-            if name not in kept:
-                raise SystemExit(f"trial {name} has no row in bench/tuning.json: include it in --only")
-            rows.append(kept[name])
+        if only and not any(name == p or name.startswith(p + "_") for p in only):
+            if name in kept:
+                rows.append(kept[name])
             continue
         if not args.reuse:
             shutil.rmtree(folder, ignore_errors=True)
@@ -110,7 +116,7 @@ def main():
         else:
             with open(os.path.join(folder, "eval", "report.json")) as f:
                 report = json.load(f)
-        rows.append({"trial": name, "label": label, "config": config,
+        rows.append({"trial": name, "label": label, "config": config, "base_sha256": base_sha256,
                      "descriptor_sha256": report["settings"]["descriptor"]["sha256"], **metrics(report["models"]["evaluated"])})
     # The base model scored with the same descriptor as the trials (its evaluation is cached).
     base_report = os.path.join(work, "base-eval", "report.json")
@@ -119,11 +125,13 @@ def main():
             report = json.load(f)
     else:
         report = evaluate(os.path.join(BENCH, "base.safetensors"), os.path.join(work, "base-eval"))
-    base = dict(metrics(report["models"]["evaluated"]), descriptor_sha256=report["settings"]["descriptor"]["sha256"])
-    with open(os.path.join(BENCH, "base.card.json")) as f:
-        base_sha256 = json.load(f)["sha256"]
+    bases = dict(previous.get("bases", {}))
+    bases[base_sha256] = dict(metrics(report["models"]["evaluated"]),
+                              descriptor_sha256=report["settings"]["descriptor"]["sha256"])
+    used = {row.get("base_sha256") for row in rows}
+    bases = {sha: value for sha, value in bases.items() if sha in used or sha == base_sha256}
     with open(out + ".tmp", "w") as f:
-        json.dump({"base": base, "base_model_sha256": base_sha256, "trials": rows}, f, indent=1)
+        json.dump({"bases": bases, "trials": rows}, f, indent=1)
     os.replace(out + ".tmp", out)
     print("->", out)
 
