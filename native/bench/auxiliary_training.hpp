@@ -17,7 +17,7 @@ struct DescriptorTrainingConfig {
   double learning_rate = 2e-3;
   double temperature = 0.05;         // InfoNCE temperature (SSCD: 0.05)
   double entropy_weight = 5.0;       // KoLeo differential-entropy regulariser weight
-  std::vector<int64_t> widths = {16, 32, 64};
+  std::vector<int64_t> widths = {16, 32, 128};  // {16, 32, 64} reached recall@1 0.85 only at 8000 steps
   int64_t embedding_dim = 128;
   uint64_t seed = 0;
   int64_t validation_queries = 1000;
