@@ -18,8 +18,8 @@ what the table shows: nothing here is tuned per method.
 
 Each finished configuration leaves bench/comparison-rows/<name>.json (committed: the exact
 config, the base model's hash, the git trees of the engine's sources and the measured row);
-a rerun reuses a row whose config, base hash and engine trees still match, so an interrupted `make compare` picks up where it stopped, also on
-another machine (--fresh recomputes everything).
+a rerun reuses a row whose config, base hash and engine trees still match, so an interrupted
+`make compare` picks up where it stopped, also on another machine (--fresh recomputes all).
 """
 import argparse
 import hashlib

@@ -6,7 +6,7 @@ selection) and the default `lethe eval` of its model (seed 0). Writes bench/tuni
     .venv/bin/python bench/tune_defaults.py                 # run every trial
     .venv/bin/python bench/tune_defaults.py --reuse DIR     # collect DIR/<trial>/{run,eval} instead
     .venv/bin/python bench/tune_defaults.py --only t9,t10   # run these trials, keep the other rows
-                                                            # of bench/tuning.json (same base model)
+                                                            # of bench/tuning.json (each names its base)
 
 The trials are scored with the same evaluation `make unlearning-check` reports; there is
 no separate tuning split.
@@ -99,12 +99,12 @@ def main():
         base_sha256 = json.load(f)["sha256"]
     rows = []
     for name, label, settings in TRIALS:
-        folder = os.path.join(work, name)
-        config = trial_config(settings)
         if only and not any(name == p or name.startswith(p + "_") for p in only):
             if name in kept:
                 rows.append(kept[name])
             continue
+        folder = os.path.join(work, name)
+        config = trial_config(settings)
         if not args.reuse:
             shutil.rmtree(folder, ignore_errors=True)
             os.makedirs(folder)
