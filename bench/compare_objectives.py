@@ -5,8 +5,9 @@ time-frequency selection (timesteps 250-750, radial low-pass at half Nyquist on 
 term). Concept task (erase `sneaker`): each f-divergence with the near-class anchor
 `sandal` and the superclass anchor `footwear`.
 
-Every run is `lethe unlearn` with the same defaults (batch 16, AdamW 1e-4, gradient clip 1,
-seed 0, full parameters) for up to --steps steps, saving snapshots every --every steps;
+Every run is `lethe unlearn` with the same run defaults (batch 16, AdamW 3e-5 constant,
+gradient clip 1, retain caption dropout 0.1, no EMA, seed 0, full parameters) for up to
+--steps steps, saving snapshots every --every steps;
 snapshots are evaluated in order with `lethe eval` until the target is met (the "steps to
 target" column), and the final model gets a larger evaluation (forgetting and quality).
 Targets: data task, memorization rate <= 0.10; concept task, the fraction of `sneaker
@@ -17,9 +18,17 @@ what the table shows: nothing here is tuned per method.
     .venv/bin/python bench/compare_objectives.py [--steps 200 --every 25] [--only siss,js]
 
 Each finished configuration leaves bench/comparison-rows/<name>.json (committed: the exact
-config, the base model's hash, the git trees of the engine's sources and the measured row);
-a rerun reuses a row whose config, base hash and engine trees still match, so an interrupted
-`make compare` picks up where it stopped, also on another machine (--fresh recomputes all).
+config, the hashes of the base model and of the models that scored it (descriptor and
+classifier for the data task, classifier for the concept task), the git trees of the
+engine's sources and the measured row); a rerun reuses a row whose key still matches, so an
+interrupted `make compare` picks up where it stopped, also on another machine (--fresh
+recomputes all).
+
+Each row records the torch thread count its unlearning ran with ($LETHE_THREADS, else the
+cores). Rows resumed across machines or run side by side with other jobs are not timed alike:
+--retime runs `lethe unlearn` of every configuration again, one after another, and replaces
+the rows' wall times (the measured metrics stay), so the wall-time column is one side-by-side
+measurement.
 """
 import argparse
 import hashlib
@@ -34,6 +43,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LETHE = os.environ.get("LETHE_EXE", os.path.join(ROOT, "build", "lethe"))
 BASE = os.path.join(ROOT, "models", "bench", "base.safetensors")
+# The evaluation's models: memorization is scored by the descriptor, accuracy and FID by the classifier.
+EVALUATORS = {name: os.path.join(ROOT, "models", "bench", name + ".safetensors") for name in ("descriptor", "classifier")}
+# Those a task's row depends on (the concept rows show only classifier-based numbers).
+TASK_EVALUATORS = {"data": ("descriptor", "classifier"), "concept": ("classifier",)}
 
 DATA_OBJECTIVES = ["siss", "siss_no_is", "neggrad", "erasediff", "naive_deletion", "npo", "dpo"]
 DIVERGENCES = ["mse", "kl", "reverse_kl", "js", "hellinger", "chi2"]
@@ -60,6 +73,23 @@ def configurations():
             yield {"task": "concept", "method": divergence, "variant": f"{kind} ({anchor})", "config": config}
 
 
+def lethe_threads():
+    """The torch thread count `lethe` runs with (native/core/runtime.cpp: $LETHE_THREADS, else the cores)."""
+    text = os.environ.get("LETHE_THREADS")
+    return int(text) if text else len(os.sched_getaffinity(0))
+
+
+def unlearn(config, directory, config_file, log):
+    """Runs `lethe unlearn` of `config` into `directory` (replaced) and returns its summary.json."""
+    if os.path.exists(directory):
+        shutil.rmtree(directory)
+    with open(config_file, "w") as f:
+        json.dump(config, f, indent=1)
+    run([LETHE, "unlearn", "--config", config_file], log)
+    with open(os.path.join(directory, "summary.json")) as f:
+        return json.load(f)
+
+
 def run(args, log):
     with open(log, "a") as f:
         done = subprocess.run(args, stdout=f, stderr=subprocess.STDOUT)
@@ -84,8 +114,11 @@ def file_sha256(path):
 
 
 # The sources a row depends on: a row is reused only while their committed trees are unchanged.
+# Of native/bench only the bench's data and evaluation settings: its training recipes, checks
+# and benchmarks do not run here (the models they make are keyed by their hashes).
 ENGINE_SOURCES = ["native/core", "native/io", "native/data", "native/models", "native/diffusion", "native/unlearn",
-                  "native/eval", "native/bench"]
+                  "native/eval", "native/bench/fashion_bench.hpp", "native/bench/fashion_bench.cpp",
+                  "native/bench/bench_evaluation.hpp", "native/bench/bench_evaluation.cpp"]
 
 
 def engine_trees():
@@ -128,8 +161,11 @@ def main():
     parser.add_argument("--out", default=os.path.join(HERE, "comparison.json"))
     parser.add_argument("--rows", default=os.path.join(HERE, "comparison-rows"), help="finished rows (reused)")
     parser.add_argument("--fresh", action="store_true", help="recompute rows already finished in --rows")
+    parser.add_argument("--retime", action="store_true",
+                        help="afterwards, time every configuration's unlearning again, one after another")
     args = parser.parse_args()
     base_sha256 = file_sha256(BASE)
+    evaluators = {name: file_sha256(path) for name, path in EVALUATORS.items()}
     trees = engine_trees()
     if trees is None:
         print("[compare] engine sources uncommitted or not in git: no finished row is reused", flush=True)
@@ -138,6 +174,7 @@ def main():
     os.makedirs(args.rows, exist_ok=True)
     log = os.path.join(args.work, "log.txt")
     rows = []
+    timed = []  # (name, key, config, row) of every configuration, for --retime
     for entry in configurations():
         if only and entry["method"] not in only:
             continue
@@ -146,23 +183,18 @@ def main():
         config = dict(entry["config"], output=directory, snapshot_every=args.every,
                       trainer={"steps": args.steps, "batch_size": 16, "seed": 0})
         key = {"config": entry["config"], "steps": args.steps, "every": args.every, "base_sha256": base_sha256,
-               "snapshot_eval": SNAPSHOT_EVAL[entry["task"]], "final_eval": FINAL_EVAL, "engine": trees}
+               "snapshot_eval": SNAPSHOT_EVAL[entry["task"]], "final_eval": FINAL_EVAL, "engine": trees,
+               "evaluators": {name: evaluators[name] for name in TASK_EVALUATORS[entry["task"]]}}
         row_file = os.path.join(args.rows, name + ".json")
         saved = None if args.fresh or trees is None else load_row(row_file, key)
         if saved is not None:
             print(f"[compare] {name}: reused {row_file}", flush=True)
             rows.append(saved)
+            timed.append((name, key, config, saved))
             continue
-        if os.path.exists(directory):
-            shutil.rmtree(directory)
-        config_file = os.path.join(args.work, name + ".json")
-        with open(config_file, "w") as f:
-            json.dump(config, f, indent=1)
         print(f"[compare] {name}: unlearning", flush=True)
         started = time.time()
-        run([LETHE, "unlearn", "--config", config_file], log)
-        with open(os.path.join(directory, "summary.json")) as f:
-            summary = json.load(f)
+        summary = unlearn(config, directory, os.path.join(args.work, name + ".json"), log)
         steps_to_target = None
         snapshots = sorted(os.listdir(os.path.join(directory, "snapshots"))) if os.path.isdir(os.path.join(directory, "snapshots")) else []
         curve = []
@@ -183,10 +215,23 @@ def main():
             "fid": final["fid"], "class_accuracy": final["class_accuracy"],
             "other_class_accuracy": sum(others) / len(others) if others else None,
             "steps_to_target": steps_to_target, "curve": curve,
-            "unlearning_seconds": summary["wall_seconds"], "total_seconds": time.time() - started,
+            "unlearning_seconds": summary["wall_seconds"], "threads": lethe_threads(),
+            "total_seconds": time.time() - started,
         })
         save_row(row_file, key, rows[-1])
+        timed.append((name, key, config, rows[-1]))
         print(f"[compare] {name}: forgetting {rows[-1]['forgetting']:.3f}, steps to target {steps_to_target}", flush=True)
+    if args.retime:
+        os.makedirs(os.path.join(args.work, "retime"), exist_ok=True)
+        for name, key, config, row in timed:
+            print(f"[compare] {name}: timing the unlearning again", flush=True)
+            directory = os.path.join(args.work, "retime", name)
+            summary = unlearn(dict(config, output=directory), directory,
+                              os.path.join(args.work, "retime", name + ".json"), log)
+            row.update(unlearning_seconds=summary["wall_seconds"], threads=lethe_threads())
+            save_row(os.path.join(args.rows, name + ".json"), key, row)
+            shutil.rmtree(directory)
+            print(f"[compare] {name}: {row['unlearning_seconds']:.1f} s on {row['threads']} threads", flush=True)
     base = evaluate(BASE, os.path.join(args.work, "base"), FINAL_EVAL, log)
     for task in ("data", "concept"):
         rows.append({"task": task, "method": "base model (before)", "variant": "", "forgetting": forgetting(task, base),
@@ -195,7 +240,7 @@ def main():
                      "unlearning_seconds": 0.0, "total_seconds": 0.0})
     result = {"date": time.strftime("%Y-%m-%d"), "steps": args.steps, "snapshot_every": args.every, "target": TARGET,
               "concept": CONCEPT, "snapshot_eval": SNAPSHOT_EVAL, "final_eval": FINAL_EVAL, "rows": rows,
-              "partial": bool(only)}
+              "base_sha256": base_sha256, "evaluators": evaluators, "partial": bool(only)}
     with open(args.out + ".tmp", "w") as f:
         json.dump(result, f, indent=1)
     os.replace(args.out + ".tmp", args.out)

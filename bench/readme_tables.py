@@ -89,20 +89,35 @@ def comparison_table(result):
 
     lines = [f"Generated {result['date']} by `make compare` (bench/compare_objectives.py): up to {result['steps']} steps "
              f"of batch 16 per run, snapshots every {result['snapshot_every']} steps; target: forgetting metric <= "
-             f"{result['target']}. Final evaluations: {' '.join(result['final_eval'])}.", ""]
+             f"{result['target']}. Final evaluations: {' '.join(result['final_eval'])}"
+             + (f"; scored with descriptor {result['evaluators']['descriptor'][:12]} and classifier "
+                f"{result['evaluators']['classifier'][:12]} (sha256 prefixes)" if "evaluators" in result else "") + ".", ""]
     for task, title, metric in (("data", "Data unlearning (the artist's ten pieces)", "memorization rate"),
                                 ("concept", f"Concept unlearning (erase `{result['concept']}`)",
                                  f"`{result['concept']}` samples classified as {result['concept']}")):
         rows = [r for r in result["rows"] if r["task"] == task]
         if not rows:
             continue
-        lines += [f"**{title}**", "", f"| method | selection / anchor | {metric} | FID | class accuracy | other classes | steps to target | unlearning wall time |",
+        # Wall times are comparable only at one thread count: the header names it when the rows
+        # share one (`compare_objectives.py --retime`), else each cell does.
+        threads = {r.get("threads") for r in rows if not r["method"].startswith("base")}
+        shared = threads.pop() if len(threads) == 1 and None not in threads else None
+        wall_title = f"unlearning wall time ({shared} torch thread{'s' if shared != 1 else ''})" if shared else "unlearning wall time"
+
+        def wall(r):
+            if r["method"].startswith("base"):
+                return ""
+            if shared:
+                return f"{r['unlearning_seconds']:.0f} s"
+            n = r.get("threads")
+            return f"{r['unlearning_seconds']:.0f} s ({n} thread{'s' if n != 1 else ''})" if n else f"{r['unlearning_seconds']:.0f} s (threads not recorded)"
+
+        lines += [f"**{title}**", "", f"| method | selection / anchor | {metric} | FID | class accuracy | other classes | steps to target | {wall_title} |",
                   "|---|---|---|---|---|---|---|---|"]
         for r in rows:
             steps = "" if r["method"].startswith("base") else (str(r["steps_to_target"]) if r["steps_to_target"] else f"> {result['steps']}")
-            wall = "" if r["method"].startswith("base") else f"{r['unlearning_seconds']:.0f} s"
             lines.append(f"| {r['method']} | {r['variant']} | {cell(r['forgetting'])} | {cell(r['fid'], 2)} | "
-                         f"{cell(r['class_accuracy'])} | {cell(r['other_class_accuracy'])} | {steps} | {wall} |")
+                         f"{cell(r['class_accuracy'])} | {cell(r['other_class_accuracy'])} | {steps} | {wall(r)} |")
         lines.append("")
     return "\n".join(lines).rstrip()
 

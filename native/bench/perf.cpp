@@ -9,6 +9,7 @@
 #include <ATen/Parallel.h>
 #include <torch/version.h>
 
+#include "bench/auxiliary_training.hpp"
 #include "bench/fashion_bench.hpp"
 #include "bench/op_profile.hpp"
 #include "core/error.hpp"
@@ -202,9 +203,10 @@ json run_perf(const PerfOptions& options) {
     if (!options.descriptor.empty()) {
       descriptor = eval::load_descriptor(options.descriptor);
     } else {
+      const DescriptorTrainingConfig defaults;  // the shape the bench's descriptor is trained with
       models::CopyDescriptorConfig config;
-      config.trunk.widths = {16, 32, 64};
-      config.embedding_dim = 128;
+      config.trunk.widths = defaults.widths;
+      config.embedding_dim = defaults.embedding_dim;
       auto module = std::make_shared<models::CopyDescriptorImpl>(config);
       module->initialize(0);
       const fs::path file = scratch / "descriptor.safetensors";

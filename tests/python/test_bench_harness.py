@@ -29,3 +29,57 @@ def test_readme_tables_are_generated_from_the_measurements():
     done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "readme_tables.py"), "--check"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def _bench_module(name):
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.pop(0)
+
+
+def test_comparison_rows_are_reused_only_for_the_same_key(tmp_path):
+    compare = _bench_module("compare_objectives")
+    key = {"config": {"objective": "siss"}, "base_sha256": "a" * 64,
+           "evaluators": {"descriptor": "b" * 64, "classifier": "c" * 64}}
+    row = {"task": "data", "method": "siss", "forgetting": 0.0}
+    path = str(tmp_path / "row.json")
+    compare.save_row(path, key, row)
+    assert compare.load_row(path, key) == row
+    for field, value in (("base_sha256", "d" * 64), ("evaluators", {"descriptor": "e" * 64, "classifier": "c" * 64})):
+        assert compare.load_row(path, dict(key, **{field: value})) is None  # another base or descriptor: rerun
+    assert compare.load_row(str(tmp_path / "missing.json"), key) is None
+
+
+def test_comparison_table_names_what_scored_it_and_unreached_targets():
+    tables = _bench_module("readme_tables")
+    row = {"task": "data", "method": "naive_deletion", "variant": "none", "forgetting": 0.875, "fid": 0.9,
+           "class_accuracy": 0.95, "other_class_accuracy": None, "steps_to_target": None, "unlearning_seconds": 61.0,
+           "threads": 2}
+    base = dict(row, method="base model (before)", variant="", forgetting=0.9125)
+    result = {"date": "2026-12-01", "steps": 200, "snapshot_every": 25, "target": 0.1, "concept": "sneaker",
+              "final_eval": ["--samples-per-caption", "8"], "rows": [row, base],
+              "evaluators": {"descriptor": "0123456789ab" + "0" * 52, "classifier": "fedcba987654" + "0" * 52}}
+    text = tables.comparison_table(result)
+    assert "descriptor 0123456789ab and classifier fedcba987654" in text
+    assert "| naive_deletion | none | 0.875 | 0.90 | 0.950 |  | > 200 | 61 s |" in text
+    assert "| unlearning wall time (2 torch threads) |" in text  # one thread count: named once
+    assert "| base model (before) |  | 0.912 | 0.90 | 0.950 |  |  |  |" in text
+    assert "Concept unlearning" not in text  # no concept rows, no concept table
+
+    # Rows timed at different thread counts (or not recorded) say so in each cell.
+    other = dict(row, method="npo", threads=1, unlearning_seconds=90.0)
+    legacy = {k: v for k, v in dict(row, method="dpo").items() if k != "threads"}
+    text = tables.comparison_table(dict(result, rows=[row, other, legacy, base]))
+    assert "| unlearning wall time |" in text
+    assert "| > 200 | 61 s (2 threads) |" in text and "| > 200 | 90 s (1 thread) |" in text
+    assert "| > 200 | 61 s (threads not recorded) |" in text
+
+
+def test_comparison_records_the_thread_count_lethe_runs_with(monkeypatch):
+    compare = _bench_module("compare_objectives")
+    monkeypatch.setenv("LETHE_THREADS", "3")
+    assert compare.lethe_threads() == 3
+    monkeypatch.delenv("LETHE_THREADS")
+    assert compare.lethe_threads() == len(os.sched_getaffinity(0))
