@@ -25,7 +25,7 @@ interrupted `make compare` picks up where it stopped, also on another machine (-
 recomputes all).
 
 Each row records the torch thread count its unlearning ran with ($LETHE_THREADS, else the
-cores). Rows resumed across machines or run side by side with other jobs are not timed alike:
+cores) and the CPU. Rows resumed across machines or run side by side with other jobs are not timed alike:
 --retime runs `lethe unlearn` of every configuration again, one after another, and replaces
 the rows' wall times (the measured metrics stay), so the wall-time column is one side-by-side
 measurement.
@@ -34,6 +34,7 @@ import argparse
 import hashlib
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -77,6 +78,18 @@ def lethe_threads():
     """The torch thread count `lethe` runs with (native/core/runtime.cpp: $LETHE_THREADS, else the cores)."""
     text = os.environ.get("LETHE_THREADS")
     return int(text) if text else len(os.sched_getaffinity(0))
+
+
+def cpu_model():
+    """The processor's name (wall times depend on it: e.g. subnormal floats cost far more on some CPUs)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def unlearn(config, directory, config_file, log):
@@ -215,7 +228,7 @@ def main():
             "fid": final["fid"], "class_accuracy": final["class_accuracy"],
             "other_class_accuracy": sum(others) / len(others) if others else None,
             "steps_to_target": steps_to_target, "curve": curve,
-            "unlearning_seconds": summary["wall_seconds"], "threads": lethe_threads(),
+            "unlearning_seconds": summary["wall_seconds"], "threads": lethe_threads(), "cpu": cpu_model(),
             "total_seconds": time.time() - started,
         })
         save_row(row_file, key, rows[-1])
@@ -228,10 +241,10 @@ def main():
             directory = os.path.join(args.work, "retime", name)
             summary = unlearn(dict(config, output=directory), directory,
                               os.path.join(args.work, "retime", name + ".json"), log)
-            row.update(unlearning_seconds=summary["wall_seconds"], threads=lethe_threads())
+            row.update(unlearning_seconds=summary["wall_seconds"], threads=lethe_threads(), cpu=cpu_model())
             save_row(os.path.join(args.rows, name + ".json"), key, row)
             shutil.rmtree(directory)
-            print(f"[compare] {name}: {row['unlearning_seconds']:.1f} s on {row['threads']} threads", flush=True)
+            print(f"[compare] {name}: {row['unlearning_seconds']:.1f} s, torch threads: {row['threads']}", flush=True)
     base = evaluate(BASE, os.path.join(args.work, "base"), FINAL_EVAL, log)
     for task in ("data", "concept"):
         rows.append({"task": task, "method": "base model (before)", "variant": "", "forgetting": forgetting(task, base),

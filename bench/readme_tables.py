@@ -98,19 +98,22 @@ def comparison_table(result):
         rows = [r for r in result["rows"] if r["task"] == task]
         if not rows:
             continue
-        # Wall times are comparable only at one thread count: the header names it when the rows
-        # share one (`compare_objectives.py --retime`), else each cell does.
-        threads = {r.get("threads") for r in rows if not r["method"].startswith("base")}
-        shared = threads.pop() if len(threads) == 1 and None not in threads else None
-        wall_title = f"unlearning wall time ({shared} torch thread{'s' if shared != 1 else ''})" if shared else "unlearning wall time"
+        # Wall times are comparable only on one CPU at one thread count: the header names them
+        # when the rows share them (`compare_objectives.py --retime`), else each cell does.
+        def timed_on(r):
+            n = r.get("threads")
+            if not n:
+                return "threads not recorded"
+            return f"{n} torch thread{'s' if n != 1 else ''}" + (f", {r['cpu']}" if r.get("cpu") else "")
+
+        conditions = {timed_on(r) for r in rows if not r["method"].startswith("base")}
+        shared = conditions.pop() if len(conditions) == 1 else None
+        wall_title = f"unlearning wall time ({shared})" if shared else "unlearning wall time"
 
         def wall(r):
             if r["method"].startswith("base"):
                 return ""
-            if shared:
-                return f"{r['unlearning_seconds']:.0f} s"
-            n = r.get("threads")
-            return f"{r['unlearning_seconds']:.0f} s ({n} thread{'s' if n != 1 else ''})" if n else f"{r['unlearning_seconds']:.0f} s (threads not recorded)"
+            return f"{r['unlearning_seconds']:.0f} s" + ("" if shared else f" ({timed_on(r)})")
 
         lines += [f"**{title}**", "", f"| method | selection / anchor | {metric} | FID | class accuracy | other classes | steps to target | {wall_title} |",
                   "|---|---|---|---|---|---|---|---|"]

@@ -65,6 +65,8 @@ def test_comparison_table_names_what_scored_it_and_unreached_targets():
     assert "descriptor 0123456789ab and classifier fedcba987654" in text
     assert "| naive_deletion | none | 0.875 | 0.90 | 0.950 |  | > 200 | 61 s |" in text
     assert "| unlearning wall time (2 torch threads) |" in text  # one thread count: named once
+    text = tables.comparison_table(dict(result, rows=[dict(row, cpu="Intel(R) Xeon(R)"), base]))
+    assert "| unlearning wall time (2 torch threads, Intel(R) Xeon(R)) |" in text
     assert "| base model (before) |  | 0.912 | 0.90 | 0.950 |  |  |  |" in text
     assert "Concept unlearning" not in text  # no concept rows, no concept table
 
@@ -73,7 +75,7 @@ def test_comparison_table_names_what_scored_it_and_unreached_targets():
     legacy = {k: v for k, v in dict(row, method="dpo").items() if k != "threads"}
     text = tables.comparison_table(dict(result, rows=[row, other, legacy, base]))
     assert "| unlearning wall time |" in text
-    assert "| > 200 | 61 s (2 threads) |" in text and "| > 200 | 90 s (1 thread) |" in text
+    assert "| > 200 | 61 s (2 torch threads) |" in text and "| > 200 | 90 s (1 torch thread) |" in text
     assert "| > 200 | 61 s (threads not recorded) |" in text
 
 
