@@ -179,6 +179,7 @@ def main():
     args = parser.parse_args()
     base_sha256 = file_sha256(BASE)
     evaluators = {name: file_sha256(path) for name, path in EVALUATORS.items()}
+    timed_with = {"threads": lethe_threads(), "cpu": cpu_model()}  # what this run's wall times depend on
     trees = engine_trees()
     if trees is None:
         print("[compare] engine sources uncommitted or not in git: no finished row is reused", flush=True)
@@ -228,7 +229,7 @@ def main():
             "fid": final["fid"], "class_accuracy": final["class_accuracy"],
             "other_class_accuracy": sum(others) / len(others) if others else None,
             "steps_to_target": steps_to_target, "curve": curve,
-            "unlearning_seconds": summary["wall_seconds"], "threads": lethe_threads(), "cpu": cpu_model(),
+            "unlearning_seconds": summary["wall_seconds"], **timed_with,
             "total_seconds": time.time() - started,
         })
         save_row(row_file, key, rows[-1])
@@ -241,7 +242,7 @@ def main():
             directory = os.path.join(args.work, "retime", name)
             summary = unlearn(dict(config, output=directory), directory,
                               os.path.join(args.work, "retime", name + ".json"), log)
-            row.update(unlearning_seconds=summary["wall_seconds"], threads=lethe_threads(), cpu=cpu_model())
+            row.update(unlearning_seconds=summary["wall_seconds"], **timed_with)
             save_row(os.path.join(args.rows, name + ".json"), key, row)
             shutil.rmtree(directory)
             print(f"[compare] {name}: {row['unlearning_seconds']:.1f} s, torch threads: {row['threads']}", flush=True)
