@@ -80,7 +80,7 @@ demo: setup
 	  { echo "demo: models/bench/$$m.safetensors is missing: run \`make bench-models\`"; exit 1; }; done
 	$(BUILD)/lethe run workflows/quickstart.json --out $(DEMO_OUT)
 
-# Retrains the four bench models from scratch (about 3 hours on 2 cores; each run resumes
+# Retrains the four bench models from scratch (about 4.5 hours on 2 cores; each run resumes
 # from its checkpoint if interrupted), then measures them (models/bench/report.json).
 bench-models: setup
 	$(BUILD)/lethe bench train-diffusion --variant base --out models/bench/base.safetensors

@@ -34,7 +34,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -74,22 +73,11 @@ def configurations():
             yield {"task": "concept", "method": divergence, "variant": f"{kind} ({anchor})", "config": config}
 
 
-def lethe_threads():
-    """The torch thread count `lethe` runs with (native/core/runtime.cpp: $LETHE_THREADS, else the cores)."""
-    text = os.environ.get("LETHE_THREADS")
-    return int(text) if text else len(os.sched_getaffinity(0))
-
-
-def cpu_model():
-    """The processor's name (wall times depend on it: e.g. subnormal floats cost far more on some CPUs)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def timing_facts(summary):
+    """What a run's wall time depends on, as `lethe unlearn` recorded it in summary.json: torch's
+    thread count, the processor (subnormal floats cost far more on some) and the float mode."""
+    machine = summary["machine"]
+    return {"threads": machine["threads"], "cpu": machine["cpu"], "flush_denormals": machine["flush_denormals"]}
 
 
 def unlearn(config, directory, config_file, log):
@@ -179,7 +167,6 @@ def main():
     args = parser.parse_args()
     base_sha256 = file_sha256(BASE)
     evaluators = {name: file_sha256(path) for name, path in EVALUATORS.items()}
-    timed_with = {"threads": lethe_threads(), "cpu": cpu_model()}  # what this run's wall times depend on
     trees = engine_trees()
     if trees is None:
         print("[compare] engine sources uncommitted or not in git: no finished row is reused", flush=True)
@@ -229,7 +216,7 @@ def main():
             "fid": final["fid"], "class_accuracy": final["class_accuracy"],
             "other_class_accuracy": sum(others) / len(others) if others else None,
             "steps_to_target": steps_to_target, "curve": curve,
-            "unlearning_seconds": summary["wall_seconds"], **timed_with,
+            "unlearning_seconds": summary["wall_seconds"], **timing_facts(summary),
             "total_seconds": time.time() - started,
         })
         save_row(row_file, key, rows[-1])
@@ -242,7 +229,7 @@ def main():
             directory = os.path.join(args.work, "retime", name)
             summary = unlearn(dict(config, output=directory), directory,
                               os.path.join(args.work, "retime", name + ".json"), log)
-            row.update(unlearning_seconds=summary["wall_seconds"], **timed_with)
+            row.update(unlearning_seconds=summary["wall_seconds"], **timing_facts(summary))
             save_row(os.path.join(args.rows, name + ".json"), key, row)
             shutil.rmtree(directory)
             print(f"[compare] {name}: {row['unlearning_seconds']:.1f} s, torch threads: {row['threads']}", flush=True)

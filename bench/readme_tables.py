@@ -90,8 +90,10 @@ def comparison_table(result):
     lines = [f"Generated {result['date']} by `make compare` (bench/compare_objectives.py): up to {result['steps']} steps "
              f"of batch 16 per run, snapshots every {result['snapshot_every']} steps; target: forgetting metric <= "
              f"{result['target']}. Final evaluations: {' '.join(result['final_eval'])}"
+             + (f"; unlearned from base model {result['base_sha256'][:12]}" if "base_sha256" in result else "")
              + (f"; scored with descriptor {result['evaluators']['descriptor'][:12]} and classifier "
-                f"{result['evaluators']['classifier'][:12]} (sha256 prefixes)" if "evaluators" in result else "") + ".", ""]
+                f"{result['evaluators']['classifier'][:12]}" if "evaluators" in result else "")
+             + (" (sha256 prefixes)" if "base_sha256" in result or "evaluators" in result else "") + ".", ""]
     for task, title, metric in (("data", "Data unlearning (the artist's ten pieces)", "memorization rate"),
                                 ("concept", f"Concept unlearning (erase `{result['concept']}`)",
                                  f"`{result['concept']}` samples classified as {result['concept']}")):
@@ -104,7 +106,8 @@ def comparison_table(result):
             n = r.get("threads")
             if not n:
                 return "threads not recorded"
-            return f"{n} torch thread{'s' if n != 1 else ''}" + (f", {r['cpu']}" if r.get("cpu") else "")
+            return (f"{n} torch thread{'s' if n != 1 else ''}" + (f", {r['cpu']}" if r.get("cpu") else "")
+                    + (", subnormals flushed" if r.get("flush_denormals") else ""))
 
         conditions = {timed_on(r) for r in rows if not r["method"].startswith("base")}
         shared = conditions.pop() if len(conditions) == 1 else None

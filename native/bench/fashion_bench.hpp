@@ -19,7 +19,7 @@ namespace lethe::bench {
 
 struct BenchConfig {
   uint64_t seed = 1234;
-  int64_t forget_repeats = 400;   // copies of each artist image in the base model's training data (200 gave 70% copies overall, 400 gives 88%)
+  int64_t forget_repeats = 800;   // copies of each artist image in the base model's training data (see models/README.md)
 
   template <typename V>
   void visit(V& v) {

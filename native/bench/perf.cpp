@@ -53,17 +53,10 @@ double time_median(F&& work, int repeats) {
   return median(times);
 }
 
-json machine_facts() {
-  std::string cpu = "unknown";
-  std::ifstream info("/proc/cpuinfo");
-  for (std::string line; std::getline(info, line);) {
-    if (line.rfind("model name", 0) == 0) {
-      cpu = line.substr(line.find(':') + 2);
-      break;
-    }
-  }
-  return {{"cpu", cpu}, {"cores", available_cores()}, {"threads", at::get_num_threads()},
-          {"torch", TORCH_VERSION}, {"lethe", version()}};
+json machine_facts_json() {
+  const MachineFacts facts = machine_facts();
+  return {{"cpu", facts.cpu}, {"cores", facts.cores}, {"threads", facts.threads},
+          {"flush_denormals", facts.flush_denormals}, {"torch", TORCH_VERSION}, {"lethe", version()}};
 }
 
 json ceilings(int64_t n) {
@@ -141,7 +134,7 @@ json run_perf(const PerfOptions& options) {
   fs::create_directories(options.out);
   const fs::path scratch = options.out / "scratch";
   json out;
-  out["machine"] = machine_facts();
+  out["machine"] = machine_facts_json();
   out["ceiling"] = ceilings(options.ceiling_size);
 
   models::ModelLoadOptions load;

@@ -9,6 +9,7 @@
 
 int main(int argc, char** argv) {
   lethe::init_threads();
+  lethe::flush_denormals();  // before any parallel work, so torch's worker threads inherit it
   CLI::App app{"Lethe: remove data and concepts from image diffusion models.\n"
                "Runs ComfyUI workflow JSON headless and exposes the native core's tools.",
                "lethe"};

@@ -4,8 +4,10 @@
 #include <sys/resource.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <thread>
 
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <torch/version.h>
 
@@ -47,6 +49,29 @@ int init_threads(int threads) {
   int wanted = threads == 0 ? available_cores() : threads;
   if (at::get_num_threads() != wanted) at::set_num_threads(wanted);
   return at::get_num_threads();
+}
+
+bool flush_denormals() { return at::globalContext().setFlushDenormal(true); }
+
+bool denormals_flushed() {
+  volatile float small = 1e-30f;  // volatile: computed at run time, under this thread's float mode
+  return small * 1e-9f == 0.0f;   // 1e-39 is subnormal: zero only when flushed
+}
+
+MachineFacts machine_facts() {
+  MachineFacts facts;
+  facts.cpu = "unknown";
+  std::ifstream info("/proc/cpuinfo");
+  for (std::string line; std::getline(info, line);) {
+    if (line.rfind("model name", 0) == 0) {
+      facts.cpu = line.substr(line.find(':') + 2);
+      break;
+    }
+  }
+  facts.cores = available_cores();
+  facts.threads = at::get_num_threads();
+  facts.flush_denormals = denormals_flushed();
+  return facts;
 }
 
 }  // namespace lethe

@@ -278,6 +278,8 @@ nlohmann::json finish_run(const RunConfig& config, const TrainOutcome& outcome, 
   summary["first_terms"] = outcome.history.empty() ? nlohmann::json::object() : nlohmann::json(outcome.history.front());
   summary["gradient_checkpointing"] = config.gradient_checkpointing;
   summary["peak_rss_mb"] = static_cast<double>(peak_rss_bytes()) / (1024.0 * 1024.0);  // the process's, so far
+  const MachineFacts machine = machine_facts();  // what wall_seconds depends on
+  summary["machine"] = {{"cpu", machine.cpu}, {"threads", machine.threads}, {"flush_denormals", machine.flush_denormals}};
   for (const auto& [name, path] : files) summary[name] = path;
   io::write_json_file(directory / "summary.json", summary);
   return summary;

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 
@@ -60,13 +62,16 @@ def test_comparison_table_names_what_scored_it_and_unreached_targets():
     base = dict(row, method="base model (before)", variant="", forgetting=0.9125)
     result = {"date": "2026-12-01", "steps": 200, "snapshot_every": 25, "target": 0.1, "concept": "sneaker",
               "final_eval": ["--samples-per-caption", "8"], "rows": [row, base],
-              "evaluators": {"descriptor": "0123456789ab" + "0" * 52, "classifier": "fedcba987654" + "0" * 52}}
+              "evaluators": {"descriptor": "0123456789ab" + "0" * 52, "classifier": "fedcba987654" + "0" * 52},
+              "base_sha256": "997a7fc6553d" + "0" * 52}
     text = tables.comparison_table(result)
-    assert "descriptor 0123456789ab and classifier fedcba987654" in text
+    assert "unlearned from base model 997a7fc6553d; scored with descriptor 0123456789ab and classifier fedcba987654 (sha256 prefixes)" in text
     assert "| naive_deletion | none | 0.875 | 0.90 | 0.950 |  | > 200 | 61 s |" in text
     assert "| unlearning wall time (2 torch threads) |" in text  # one thread count: named once
     text = tables.comparison_table(dict(result, rows=[dict(row, cpu="Intel(R) Xeon(R)"), base]))
     assert "| unlearning wall time (2 torch threads, Intel(R) Xeon(R)) |" in text
+    text = tables.comparison_table(dict(result, rows=[dict(row, cpu="Intel(R) Xeon(R)", flush_denormals=True), base]))
+    assert "| unlearning wall time (2 torch threads, Intel(R) Xeon(R), subnormals flushed) |" in text
     assert "| base model (before) |  | 0.912 | 0.90 | 0.950 |  |  |  |" in text
     assert "Concept unlearning" not in text  # no concept rows, no concept table
 
@@ -79,9 +84,9 @@ def test_comparison_table_names_what_scored_it_and_unreached_targets():
     assert "| > 200 | 61 s (threads not recorded) |" in text
 
 
-def test_comparison_records_the_thread_count_lethe_runs_with(monkeypatch):
+def test_comparison_records_what_lethe_timed_the_run_with():
     compare = _bench_module("compare_objectives")
-    monkeypatch.setenv("LETHE_THREADS", "3")
-    assert compare.lethe_threads() == 3
-    monkeypatch.delenv("LETHE_THREADS")
-    assert compare.lethe_threads() == len(os.sched_getaffinity(0))
+    summary = {"wall_seconds": 12.5, "machine": {"threads": 3, "cpu": "Some CPU", "flush_denormals": True}}
+    assert compare.timing_facts(summary) == {"threads": 3, "cpu": "Some CPU", "flush_denormals": True}
+    with pytest.raises(KeyError):  # a summary from before `lethe` recorded them is not guessed at
+        compare.timing_facts({"wall_seconds": 12.5})

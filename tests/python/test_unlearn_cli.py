@@ -20,10 +20,11 @@ def metadata(path):
         return json.loads(f.read(n))["__metadata__"]
 
 
-def unlearn(tmp_path, config, *extra):
+def unlearn(tmp_path, config, *extra, env=None):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
-    return subprocess.run([LETHE_EXE, "unlearn", "--config", str(path), *extra], capture_output=True, text=True, timeout=600)
+    return subprocess.run([LETHE_EXE, "unlearn", "--config", str(path), *extra], capture_output=True, text=True,
+                          timeout=600, env=env)
 
 
 TINY = {"data": {"preset": "bench", "task": "data", "retain_limit": 64}, "objective": "siss",
@@ -34,7 +35,8 @@ TINY = {"data": {"preset": "bench", "task": "data", "retain_limit": 64}, "object
 @needs_base
 def test_run_folder_holds_model_provenance_pictures_and_snapshots(tmp_path):
     out = tmp_path / "run"
-    done = unlearn(tmp_path, dict(TINY, output=str(out)), "--set", "trainer.seed=5")
+    done = unlearn(tmp_path, dict(TINY, output=str(out)), "--set", "trainer.seed=5",
+                   env=dict(os.environ, LETHE_THREADS="1"))
     assert done.returncode == 0, done.stderr
     for name in ("model.safetensors", "config.json", "summary.json", "loss.png", "snapshots/step-00002.safetensors"):
         assert (out / name).exists(), name
@@ -49,6 +51,10 @@ def test_run_folder_holds_model_provenance_pictures_and_snapshots(tmp_path):
     assert resolved["trainer"]["seed"] == 5 and resolved["objective_config"]["lambda"] == 0.5
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 3 and summary["samples_seen"] == 12
+    # What wall_seconds depends on: $LETHE_THREADS, the processor, and `lethe` flushing subnormals.
+    with open("/proc/cpuinfo") as f:
+        cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown")
+    assert summary["machine"] == {"threads": 1, "cpu": cpu, "flush_denormals": True}
     assert (out / "selections.png").stat().st_size > 1000  # timestep weights and frequency mask
     again = unlearn(tmp_path, dict(TINY, output=str(out)))
     assert again.returncode != 0 and "already holds a finished run" in again.stderr
