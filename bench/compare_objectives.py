@@ -24,8 +24,9 @@ engine's sources and the measured row); a rerun reuses a row whose key still mat
 interrupted `make compare` picks up where it stopped, also on another machine (--fresh
 recomputes all).
 
-Each row records the torch thread count its unlearning ran with ($LETHE_THREADS, else the
-cores) and the CPU. Rows resumed across machines or run side by side with other jobs are not timed alike:
+Each row records what its unlearning's wall time depends on, as `lethe unlearn`'s summary.json
+states it: torch's thread count, the CPU and whether subnormal floats were flushed. Rows
+resumed across machines or run side by side with other jobs are not timed alike:
 --retime runs `lethe unlearn` of every configuration again, one after another, and replaces
 the rows' wall times (the measured metrics stay), so the wall-time column is one side-by-side
 measurement.
