@@ -11,14 +11,14 @@ HOST_PYTHON ?= python3
 
 APT_PACKAGES := build-essential cmake ninja-build ccache pkg-config zlib1g-dev libssl-dev \
   libgtest-dev libgmock-dev nlohmann-json3-dev libstb-dev libcli11-dev \
-  dataset-fashion-mnist fonts-dejavu-core
+  dataset-fashion-mnist fonts-dejavu-core clang libclang-rt-14-dev
 
 export CCACHE_DIR ?= $(HOME)/.cache/ccache
 export CCACHE_BASEDIR ?= $(CURDIR)
 export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup system-packages venv configure build test test-native test-python test-all demo bench compare unlearning-check bench-models bench-check clean help
+.PHONY: setup system-packages venv configure build test test-native test-python test-all demo bench compare unlearning-check bench-models bench-check fuzz fuzz-build fuzz-smoke clean help
 
 help:
 	@echo "make setup   install what is missing (apt packages, .venv with torch), configure and build"
@@ -29,6 +29,7 @@ help:
 	@echo "make bench-models  retrain the four embedded bench models and re-measure them"
 	@echo "make bench-check   measure the committed bench models (models/bench/report.json)"
 	@echo "make build   rebuild only (PYTHON=/path/to/python builds _lethe for another interpreter)"
+	@echo "make fuzz    run each libFuzzer target for FUZZ_SECONDS (default 600); crashes land in build-fuzz/findings"
 
 setup: system-packages venv build
 
@@ -59,7 +60,7 @@ build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
 test: setup
-	$(MAKE) test-native test-python
+	$(MAKE) test-native test-python fuzz-smoke
 
 test-native:
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -LE slow
@@ -107,5 +108,41 @@ compare: setup
 bench-check: setup
 	$(BUILD)/lethe bench check --out models/bench
 
+# libFuzzer targets (tests/fuzz): the safetensors header reader, the JSON config reader and
+# the workflow parser, seeded with the test suite's files and every input that once crashed
+# (tests/fuzz/regressions, also replayed by GoogleTest). `make fuzz` runs each for
+# FUZZ_SECONDS; `make fuzz-smoke` (part of `make test`) runs the three side by side for 60 s.
+FUZZ_BUILD ?= $(ROOT)/build-fuzz
+FUZZ_SECONDS ?= 600
+FUZZERS := safetensors_header json_config workflow
+fuzz-build: system-packages venv
+	@test -f $(FUZZ_BUILD)/build.ninja || cmake -S tests/fuzz -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
+	  -DLETHE_TORCH_DIR=$$($(PYTHON) -c "import torch; print(torch.__path__[0])") \
+	  -DLETHE_CXX11_ABI=$$($(PYTHON) -c "import torch; print(int(torch.compiled_with_cxx11_abi()))")
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	@for f in $(FUZZERS); do mkdir -p $(FUZZ_BUILD)/corpus/$$f $(FUZZ_BUILD)/findings/$$f; \
+	  cp -n tests/fuzz/seeds/$$f/* $(FUZZ_BUILD)/corpus/$$f/ 2>/dev/null || true; \
+	  cp -n tests/fuzz/regressions/$$f/crash-* $(FUZZ_BUILD)/corpus/$$f/ 2>/dev/null || true; done
+	@cp -n workflows/*.json $(FUZZ_BUILD)/corpus/workflow/ 2>/dev/null || true
+	@cp -n bench/configs/*.json $(FUZZ_BUILD)/corpus/json_config/
+
+# Runs each target on its corpus; a crash leaves crash-* in findings/<target> and fails.
+define run_fuzzer
+$(FUZZ_BUILD)/fuzz_$(1) $(FUZZ_BUILD)/corpus/$(1) -max_total_time=$(2) -max_len=16384 -timeout=10 -rss_limit_mb=4096 \
+  -artifact_prefix=$(FUZZ_BUILD)/findings/$(1)/ -print_final_stats=1 > $(FUZZ_BUILD)/fuzz_$(1).log 2>&1
+endef
+
+fuzz: fuzz-build
+	@for f in $(FUZZERS); do echo "fuzz: $$f for $(FUZZ_SECONDS) s"; \
+	  $(call run_fuzzer,$$f,$(FUZZ_SECONDS)) || { tail -40 $(FUZZ_BUILD)/fuzz_$$f.log; exit 1; }; \
+	  grep -E "stat::number_of_executed_units|stat::peak_rss_mb" $(FUZZ_BUILD)/fuzz_$$f.log; done
+
+fuzz-smoke: fuzz-build
+	@pids=""; for f in $(FUZZERS); do ($(call run_fuzzer,$$f,60)) & pids="$$pids $$!"; done; status=0; \
+	for p in $$pids; do wait $$p || status=1; done; \
+	for f in $(FUZZERS); do printf "fuzz %-20s " $$f; grep -h "stat::number_of_executed_units" $(FUZZ_BUILD)/fuzz_$$f.log || echo; done; \
+	if [ $$status != 0 ]; then for f in $(FUZZERS); do tail -30 $(FUZZ_BUILD)/fuzz_$$f.log; done; exit 1; fi
+
 clean:
-	rm -rf $(BUILD) python_bridge/_lethe*.so
+	rm -rf $(BUILD) $(FUZZ_BUILD) python_bridge/_lethe*.so

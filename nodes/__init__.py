@@ -11,7 +11,8 @@ import json
 import os
 
 from .host_model import host_model_value
-from .comfy_glue import ProgressReporter, from_native, model_folders, output_directory, resolve_path, save_previews, to_native
+from .comfy_glue import (ProgressReporter, check_filename_prefix, from_native, model_folders, output_directory, resolve_path,
+                         save_previews, to_native)
 
 try:
     from ..python_bridge import _lethe
@@ -69,9 +70,12 @@ def _make_class(name, schema):
             elif kind == "MODEL":  # stays in Python: native code calls back into it and returns patches for it
                 host_model = value
                 kwargs[key] = host_model_value(_lethe, value, f"node {node_id} ({name}) input '{key}'")
-        run_directory = output_directory()
+        run_directory, folders = output_directory(), model_folders()
+        if isinstance(kwargs.get("filename_prefix"), str):
+            saves_into = folders.get("loras", run_directory) if name == "LetheSaveLoRA" else run_directory
+            check_filename_prefix(kwargs["filename_prefix"], saves_into, f"node {node_id} ({name}) input 'filename_prefix'")
         with torch.inference_mode(False), torch.enable_grad():
-            outputs, ui = _lethe.run_node(name, kwargs, node_id, run_directory, ProgressReporter(node_id), model_folders())
+            outputs, ui = _lethe.run_node(name, kwargs, node_id, run_directory, ProgressReporter(node_id), folders)
         outputs = [from_native(kind, value, host_model, f"node {node_id} ({name}) output {index}")
                    for index, (kind, value) in enumerate(zip(schema["output"], outputs))]
         result = {"result": tuple(outputs)}

@@ -38,6 +38,20 @@ def output_directory():
     return path
 
 
+def check_filename_prefix(prefix, folder, where):
+    """ComfyUI's own check that a filename prefix stays inside the folder it saves into
+    (folder_paths.get_save_image_path raises otherwise). Native code checks again, symlinks
+    included; a prompt is untrusted input."""
+    try:
+        import folder_paths
+    except ImportError:
+        return
+    try:
+        folder_paths.get_save_image_path(prefix, folder)
+    except Exception as error:  # ComfyUI raises a bare Exception here
+        raise ValueError(f"{where}: '{prefix}' would save outside the folder '{folder}' ({error})") from None
+
+
 class ProgressReporter:
     """Called by native code once per step: drives ComfyUI's progress bar and checks Cancel."""
 

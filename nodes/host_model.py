@@ -55,6 +55,30 @@ class HostModelAdapter:
         self.device = first.device if first is not None else torch.device("cpu")
         return weights, (1.0 / (1.0 + sigmas * sigmas)).float(), str(self.device)
 
+    # ---- fingerprint ----
+    def fingerprint(self):
+        """SHA-256 of what the model computes with: its class, its sampling (type and sigmas) and every
+        weight of the diffusion model as loaded (ComfyUI applies weight patches when it loads a model),
+        so a cancelled run resumes only on the same MODEL."""
+        import hashlib
+
+        import comfy.model_management
+
+        comfy.model_management.load_models_gpu([self.patcher])
+        digest = hashlib.sha256()
+        sampling = self.patcher.get_model_object("model_sampling")
+        digest.update(f"{type(self.patcher.model).__name__}/{type(sampling).__name__}".encode())
+        tensors = [("model_sampling.sigmas", getattr(sampling, "sigmas", None))]
+        tensors += sorted(self.patcher.model.diffusion_model.state_dict().items())
+        with torch.inference_mode():  # reads ComfyUI's inference tensors as they are
+            for name, tensor in tensors:
+                if not torch.is_tensor(tensor):
+                    continue
+                digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+                flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+                digest.update(flat.view(torch.uint8).numpy())
+        return digest.hexdigest()
+
     # ---- predict ----
     def predict(self, x_t, t, context, adapters):
         sigma = self.sigmas[t.cpu()].to(self.device)                      # [B]
@@ -124,4 +148,5 @@ def host_model_value(lethe, model, where):
     """The MODEL as a native host-model value (callbacks into a HostModelAdapter)."""
     adapter = HostModelAdapter(model, where)
     name = type(getattr(model, "model", model)).__name__
-    return lethe.host_model(adapter.describe, adapter.predict, adapter.attach, f"ComfyUI MODEL ({name}) at {where}")
+    return lethe.host_model(adapter.describe, adapter.predict, adapter.attach, f"ComfyUI MODEL ({name}) at {where}",
+                            adapter.fingerprint)

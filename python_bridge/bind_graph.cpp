@@ -1,4 +1,5 @@
 #include "bindings.hpp"
+#include "core/failure.hpp"
 #include "graph/node_registry.hpp"
 #include "graph/nodes/node_helpers.hpp"
 #include "graph/workflow.hpp"
@@ -107,9 +108,16 @@ void bind_graph(py::module_& m) {
           };
         }
         std::vector<graph::Value> outputs;
-        {
+        try {
           py::gil_scoped_release release;
           outputs = graph::run_node(name, context, graph::NodeInputs(schema, values, node_id));
+        } catch (const py::error_already_set&) {
+          throw;  // ComfyUI's interrupt (raised by the progress callback) and other Python errors, as they are
+        } catch (const Error&) {
+          throw;
+        } catch (const std::exception& e) {
+          // A library's raw error: one clear line; its text, backtrace included, goes to a log file.
+          throw Error(user_message(e, str("node ", node_id, " (", name, ")")));
         }
         py::tuple result(outputs.size());
         for (size_t i = 0; i < outputs.size(); ++i) result[i] = from_value(outputs[i]);

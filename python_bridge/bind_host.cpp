@@ -42,7 +42,8 @@ models::HostModelInfo describe_from(const py::object& result, const std::string&
 void bind_host(py::module_& m) {
   m.def(
       "host_model",
-      [](const py::object& describe, const py::object& predict, const py::object& attach, const std::string& description) {
+      [](const py::object& describe, const py::object& predict, const py::object& attach, const std::string& description,
+         const py::object& fingerprint) {
         auto model = std::make_shared<models::HostModel>();
         model->description = description;
         auto describe_ref = std::make_shared<PyRef>(describe);
@@ -57,6 +58,13 @@ void bind_host(py::module_& m) {
           py::gil_scoped_acquire acquire;
           return predict_ref->get()(x_t, t, context, adapters).cast<at::Tensor>();
         };
+        if (!fingerprint.is_none()) {
+          auto fingerprint_ref = std::make_shared<PyRef>(fingerprint);
+          model->fingerprint = [fingerprint_ref] {
+            py::gil_scoped_acquire acquire;
+            return fingerprint_ref->get()().cast<std::string>();
+          };
+        }
         model->attach = [attach_ref](const std::vector<models::HostAdapter>& adapters) {
           py::gil_scoped_acquire acquire;
           py::list items;
@@ -67,9 +75,11 @@ void bind_host(py::module_& m) {
         return graph::Value(graph::types::kHostModel, model);
       },
       py::arg("describe"), py::arg("predict"), py::arg("attach"), py::arg("description") = "ComfyUI MODEL",
+      py::arg("fingerprint") = py::none(),
       "A host model for native nodes. describe() -> ([(weight key, [out, in])], alphas_cumprod [T], device); "
       "predict(x_t, t, context, adapters: bool) -> eps; attach([(weight key, down, up, scale)]) installs LoRA "
-      "adapters (an empty list removes them).");
+      "adapters (an empty list removes them); fingerprint() -> SHA-256 hex of the weights as computed (a run's "
+      "identity; unlearning needs it).");
 }
 
 }  // namespace lethe::bridge

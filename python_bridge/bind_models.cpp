@@ -3,6 +3,7 @@
 #include "io/json_config.hpp"
 #include "models/state_dict.hpp"
 #include "models/unet_file.hpp"
+#include "models/unet_memory.hpp"
 
 namespace lethe::bridge {
 
@@ -58,6 +59,15 @@ void bind_models(py::module_& m) {
           },
           "The parameter tensors themselves (they carry .grad after backward).")
       .def_readwrite("gradient_checkpointing", &UNetImpl::gradient_checkpointing);
+
+  m.def(
+      "unet_inference_bytes",
+      [](const std::string& config_json, int64_t batch, int64_t height, int64_t width) {
+        auto config = io::read_config<models::UNetConfig>(io::parse_json(config_json, "UNet config"), "UNet config");
+        return models::unet_inference_bytes(config, batch, height, width);
+      },
+      py::arg("config_json"), py::arg("batch"), py::arg("height"), py::arg("width"),
+      "The estimated peak activation bytes of one fp32 forward pass without autograd (the sampling guard's estimate).");
 
   m.def(
       "kohya_module_name",

@@ -7,8 +7,10 @@
 
 PYBIND11_MODULE(_lethe, m) {
   m.doc() = "Lethe native core (libtorch). Use it through the `lethe` ComfyUI pack or python_bridge.";
-  pybind11::register_exception<lethe::Cancelled>(m, "Cancelled");
-  pybind11::register_exception<lethe::Error>(m, "LetheError", PyExc_RuntimeError);
+  // pybind11 tries the most recently registered translator first: the subclass comes last so
+  // that a Cancelled reaches Python as _lethe.Cancelled (itself a LetheError).
+  auto error = pybind11::register_exception<lethe::Error>(m, "LetheError", PyExc_RuntimeError);
+  pybind11::register_exception<lethe::Cancelled>(m, "Cancelled", error.ptr());
   lethe::bridge::bind_core(m);
   lethe::bridge::bind_models(m);
   lethe::bridge::bind_eval(m);

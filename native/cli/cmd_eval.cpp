@@ -6,6 +6,7 @@
 
 #include "bench/bench_evaluation.hpp"
 #include "cli/commands.hpp"
+#include "io/output_path.hpp"
 #include "cli/progress_bar.hpp"
 #include "core/error.hpp"
 #include "core/runtime.hpp"
@@ -46,8 +47,10 @@ void add_eval_command(CLI::App& app) {
     config.sampling.seed = static_cast<uint64_t>(options->seed);
     if (options->samples_per_caption > 0) config.samples_per_forget_caption = options->samples_per_caption;
     if (options->samples_per_class > 0) config.samples_per_class = options->samples_per_class;
-    const std::filesystem::path out = options->out.empty() ? std::filesystem::path("out") / ("eval-" + timestamp())
-                                                           : std::filesystem::path(options->out);
+    const std::filesystem::path out =
+        options->out.empty() ? io::claim_numbered_folder("out", "eval-" + timestamp()) : std::filesystem::path(options->out);
+    check(!std::filesystem::exists(out / "report.json"), "lethe eval: '", out.string(),
+          "' already holds a report; choose another --out (nothing is overwritten)");
     std::vector<bench::NamedModel> entries = {{"evaluated", models::DiffusionModel::load(options->model)}};
     if (!options->baseline.empty()) entries.push_back({"baseline", models::DiffusionModel::load(options->baseline)});
     if (!options->reference.empty()) entries.push_back({"reference", models::DiffusionModel::load(options->reference)});

@@ -10,6 +10,7 @@
 #include "graph/executor.hpp"
 #include "graph/node_registry.hpp"
 #include "io/json_config.hpp"
+#include "io/output_path.hpp"
 
 namespace lethe::cli {
 
@@ -45,24 +46,42 @@ void add_graph_commands(CLI::App& app) {
   auto* run = app.add_subcommand("run", "Run a ComfyUI workflow (UI format 0.4 or 1, or API format) headless");
   auto workflow = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
+  auto resume = std::make_shared<std::string>();
   auto overrides = std::make_shared<std::vector<std::string>>();
-  run->add_option("workflow", *workflow, "the workflow .json")->required()->check(CLI::ExistingFile);
+  run->add_option("workflow", *workflow, "the workflow .json")->check(CLI::ExistingFile);
   run->add_option("--out", *out, "run folder (default out/<workflow>-<timestamp>)");
+  run->add_option("--resume", *resume, "continue the cancelled, failed or killed run in this folder (no workflow: "
+                                       "the one recorded there)");
   run->add_option("--set", *overrides, "override an input: NODE_ID.INPUT=VALUE (repeatable)");
-  set_action(run, [workflow, out, overrides]() {
-    graph::ApiGraph graph = graph::parse_workflow(io::read_json_file(*workflow), *workflow);
-    for (const auto& assignment : *overrides) graph::apply_override(graph, assignment);
+  set_action(run, [workflow, out, resume, overrides]() {
     graph::RunOptions options;
-    options.run_directory = out->empty() ? std::filesystem::path("out") /
-                                               (std::filesystem::path(*workflow).stem().string() + "-" + timestamp())
-                                         : std::filesystem::path(*out);
     options.progress = terminal_progress("run");
-    std::cerr << "lethe run: " << *workflow << " -> " << options.run_directory.string() << "\n";
-    auto result = graph::run_workflow(graph, options);
+    graph::WorkflowResult result;
+    if (!resume->empty()) {
+      check(workflow->empty() && out->empty() && overrides->empty(), "lethe run --resume ", *resume,
+            ": give no workflow, --out or --set (a resumed run is the same run, with the workflow recorded in its "
+            "folder)");
+      options.run_directory = *resume;
+      std::cerr << "lethe run: resuming " << options.run_directory.string() << "\n";
+      result = graph::resume_workflow(options);
+    } else {
+      check(!workflow->empty(), "lethe run: give a workflow .json (or --resume RUN_FOLDER)");
+      graph::ApiGraph graph = graph::parse_workflow(io::read_json_file(*workflow), *workflow);
+      for (const auto& assignment : *overrides) graph::apply_override(graph, assignment);
+      options.run_directory =
+          out->empty() ? io::claim_numbered_folder("out", std::filesystem::path(*workflow).stem().string() + "-" + timestamp())
+                       : std::filesystem::path(*out);
+      std::cerr << "lethe run: " << *workflow << " -> " << options.run_directory.string() << "\n";
+      result = graph::run_workflow(graph, options);
+    }
     for (const auto& [id, entry] : result.record["nodes"].items()) {
-      std::cout << "node " << id << " " << entry["class_type"].get<std::string>() << ": "
-                << entry["seconds"].get<double>() << " s";
-      for (const auto& text : entry["texts"]) std::cout << " | " << text.get<std::string>();
+      std::cout << "node " << id << " " << entry["class_type"].get<std::string>() << ": ";
+      if (entry.value("reused", false)) {
+        std::cout << "reused from the interrupted run";
+      } else {
+        std::cout << entry["seconds"].get<double>() << " s";
+      }
+      for (const auto& text : entry.value("texts", nlohmann::json::array())) std::cout << " | " << text.get<std::string>();
       std::cout << "\n";
     }
     for (const auto& [id, entry] : result.record["nodes"].items())

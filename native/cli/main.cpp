@@ -5,6 +5,7 @@
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
+#include "core/failure.hpp"
 #include "core/runtime.hpp"
 
 int main(int argc, char** argv) {
@@ -31,7 +32,8 @@ int main(int argc, char** argv) {
     std::cerr << "lethe: cancelled: " << e.what() << "\n";
     return 130;
   } catch (const std::exception& e) {
-    std::cerr << "lethe: error: " << e.what() << "\n";
+    // lethe::Error as it is; anything else as one line, its details in a log file.
+    std::cerr << "lethe: error: " << lethe::user_message(e, "lethe " + app.get_subcommands().front()->get_name()) << "\n";
     return 1;
   }
 }

@@ -4,7 +4,9 @@
 #include <sys/resource.h>
 
 #include <cstdlib>
+#include <algorithm>
 #include <fstream>
+#include <string>
 #include <thread>
 
 #include <ATen/Context.h>
@@ -107,6 +109,39 @@ int64_t peak_rss_bytes() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports kilobytes
+}
+
+namespace {
+
+// The first number in a small text file (e.g. cgroup's memory.max), or -1.
+int64_t number_in_file(const char* path) {
+  std::ifstream in(path);
+  int64_t value = -1;
+  if (in >> value) return value;
+  return -1;
+}
+
+}  // namespace
+
+int64_t available_memory_bytes() {
+  int64_t available = -1;
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  int64_t value = 0;
+  std::string unit;
+  while (meminfo >> key >> value >> unit) {
+    if (key == "MemAvailable:") {
+      available = value * 1024;
+      break;
+    }
+  }
+  const int64_t limit = number_in_file("/sys/fs/cgroup/memory.max"), used = number_in_file("/sys/fs/cgroup/memory.current");
+  if (limit > 0 && used >= 0) available = available < 0 ? limit - used : std::min(available, limit - used);
+  if (const char* cap = std::getenv("LETHE_MEMORY_LIMIT_MB"); cap != nullptr && *cap != '\0') {
+    const int64_t bytes = std::atoll(cap) * 1024 * 1024;
+    if (bytes > 0) available = available < 0 ? bytes : std::min(available, bytes);
+  }
+  return available < 0 ? -1 : std::max<int64_t>(available, 0);
 }
 
 std::string timestamp() {

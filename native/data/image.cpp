@@ -68,8 +68,8 @@ std::string encode_png(const at::Tensor& image) {
   return out;
 }
 
-void write_png(const std::filesystem::path& path, const at::Tensor& image) {
-  io::write_file_atomic(path, encode_png(image));
+void write_png(const std::filesystem::path& path, const at::Tensor& image, io::WriteMode mode) {
+  io::write_file_atomic(path, encode_png(image), mode);
 }
 
 bool is_image_extension(const std::string& extension) {

@@ -2,6 +2,8 @@
 // and explicit resizing. Images are float32 [C, H, W] tensors with values in [0, 1].
 #pragma once
 
+#include "io/atomic_file.hpp"
+
 #include <filesystem>
 #include <string>
 
@@ -20,7 +22,7 @@ at::Tensor resize_image(const at::Tensor& image, int64_t height, int64_t width);
 // Encodes [C, H, W] (C = 1, 3 or 4) float in [0, 1] (values are clamped) as PNG bytes.
 std::string encode_png(const at::Tensor& image);
 // Writes a PNG atomically.
-void write_png(const std::filesystem::path& path, const at::Tensor& image);
+void write_png(const std::filesystem::path& path, const at::Tensor& image, io::WriteMode mode = io::WriteMode::replace);
 
 // Extensions read as images (lower case, with the dot).
 bool is_image_extension(const std::string& extension);

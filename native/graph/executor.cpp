@@ -1,14 +1,19 @@
 #include "graph/executor.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <set>
 
 #include "core/error.hpp"
+#include "core/failure.hpp"
 #include "core/runtime.hpp"
 #include "data/image.hpp"
 #include "graph/node_registry.hpp"
+#include "io/atomic_file.hpp"
+#include "io/hash.hpp"
 #include "io/json_config.hpp"
+#include "io/output_path.hpp"
 
 namespace lethe::graph {
 
@@ -100,7 +105,7 @@ ApiGraph validate_graph(const ApiGraph& graph) {
         continue;
       }
       if (!spec.is_widget()) {
-        errors.push_back(str(where, ": expects a link from a ", spec.type, " output, got the value ", value.dump()));
+        errors.push_back(str(where, ": expects a link from a ", spec.type, " output, got the value ", io::json_excerpt(value)));
         continue;
       }
       try {
@@ -165,18 +170,94 @@ std::vector<std::string> execution_order(const ApiGraph& graph) {
   return order;
 }
 
-WorkflowResult run_workflow(const ApiGraph& input, const RunOptions& options) {
+namespace {
+
+// Size and modification time of a file, or of each file in a folder: a cheap content check.
+void hash_path(io::Sha256& hash, const fs::path& path) {
+  std::error_code error;
+  if (fs::is_directory(path, error)) {
+    std::vector<std::string> lines;
+    for (auto it = fs::directory_iterator(path, error); !error && it != fs::directory_iterator(); it.increment(error)) {
+      std::error_code ignored;
+      const auto size = it->is_regular_file(ignored) ? it->file_size(ignored) : 0;
+      const auto time = fs::last_write_time(it->path(), ignored).time_since_epoch().count();
+      lines.push_back(str(it->path().filename().string(), ":", size, ":", time));
+    }
+    std::sort(lines.begin(), lines.end());
+    for (const auto& line : lines) hash.update(std::string_view(line));
+  } else if (fs::exists(path, error)) {
+    std::error_code ignored;
+    hash.update(std::string_view(str(fs::file_size(path, ignored), ":",
+                                      fs::last_write_time(path, ignored).time_since_epoch().count())));
+  } else {
+    hash.update(std::string_view("missing"));
+  }
+}
+
+// A string field of a record read from disk, or `fallback` when it is missing or not a string.
+std::string text_field(const json& record, const char* key, const std::string& fallback) {
+  auto found = record.find(key);
+  return found != record.end() && found->is_string() ? found->get<std::string>() : fallback;
+}
+
+// Whether a previous run's node entry says the node finished.
+bool finished(const json& nodes, const std::string& id) {
+  return nodes.contains(id) && nodes[id].is_object() && text_field(nodes[id], "status", "") == "done";
+}
+
+json read_record(const fs::path& file) {
+  try {
+    json record = io::read_json_file(file);
+    if (record.is_object()) return record;
+  } catch (const Error&) {
+  }
+  return json::object({{"status", "unreadable"}});
+}
+
+// The run's folder, locked for this process. A folder whose run.json says "running" while no
+// process holds its lock belonged to a killed run: it is marked "interrupted" here.
+io::FolderLock lock_run_folder(const fs::path& directory, json* previous) {
+  check(!fs::exists(directory) || fs::is_directory(directory), "run folder '", directory.string(),
+        "' is a file, expected a folder");
+  io::FolderLock lock(directory);
+  check(lock.held(), "run folder '", directory.string(),
+        "' is in use by another Lethe process; wait for it or choose another --out");
+  const fs::path file = directory / "run.json";
+  if (fs::exists(file)) {
+    json record = read_record(file);
+    if (text_field(record, "status", "") == "running") {
+      record["status"] = "interrupted";
+      record["interrupted_found"] = timestamp();
+      io::write_json_file(file, record);
+    }
+    if (previous) *previous = record;
+  }
+  return lock;
+}
+
+// The nodes that must run: output nodes not reusable from `previous`, and every node whose
+// outputs one of those takes.
+std::set<std::string> nodes_to_run(const ApiGraph& graph, const std::vector<std::string>& order,
+                                   const std::map<std::string, std::string>& identities, const json& previous) {
+  std::set<std::string> run;
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    const std::string& id = *it;
+    bool consumed = false;
+    for (const std::string& other : run)
+      for (const auto& [name, value] : graph.nodes.at(other).inputs.items())
+        consumed = consumed || (is_link(value) && link_source(value) == id);
+    const bool reusable = finished(previous, id) && text_field(previous[id], "identity", "") == identities.at(id);
+    if (consumed || (node_schema(graph.nodes.at(id).class_type).output_node && !reusable)) run.insert(id);
+  }
+  return run;
+}
+
+WorkflowResult execute(const ApiGraph& input, const RunOptions& options, io::FolderLock lock, json record,
+                       const json& previous_nodes) {
   WorkflowResult result;
   result.run_directory = options.run_directory;
-  check(!fs::exists(options.run_directory / "run.json"), "run folder '", options.run_directory.string(),
-        "' already holds a run; choose another --out (nothing is overwritten)");
-  fs::create_directories(options.run_directory);
-  json& record = result.record;
-  record["lethe_version"] = version();
-  record["started"] = timestamp();
-  record["status"] = "running";
-  record["format"] = input.format;
-  auto write_record = [&] { io::write_json_file(options.run_directory / "run.json", record); };
+  const fs::path record_file = options.run_directory / "run.json";
+  auto write_record = [&] { io::write_json_file(record_file, record); };
 
   ApiGraph graph;
   try {
@@ -190,13 +271,25 @@ WorkflowResult run_workflow(const ApiGraph& input, const RunOptions& options) {
   }
   io::write_json_file(options.run_directory / "workflow_api.json", to_api_json(graph));
   const std::vector<std::string> order = execution_order(graph);
+  const std::map<std::string, std::string> identities = node_identities(graph, order);
+  const std::set<std::string> to_run = nodes_to_run(graph, order, identities, previous_nodes);
   record["order"] = order;
   record["nodes"] = json::object();
+  record["status"] = "running";
+  record.erase("error");
   write_record();
 
   std::map<std::string, std::vector<Value>> outputs;
   for (size_t index = 0; index < order.size(); ++index) {
     const ApiNode& node = graph.nodes.at(order[index]);
+    if (!to_run.count(node.id)) {
+      if (finished(previous_nodes, node.id)) {
+        json entry = previous_nodes[node.id];
+        entry["reused"] = true;
+        record["nodes"][node.id] = entry;
+      }
+      continue;
+    }
     const NodeSchema& schema = node_schema(node.class_type);
     std::map<std::string, Value> values;
     for (const InputSpec& spec : schema.inputs) {
@@ -220,19 +313,23 @@ WorkflowResult run_workflow(const ApiGraph& input, const RunOptions& options) {
       };
     }
     const auto started = std::chrono::steady_clock::now();
-    json entry = {{"class_type", node.class_type}};
+    json entry = {{"class_type", node.class_type}, {"identity", identities.at(node.id)}};
     try {
       outputs[node.id] = run_node(node.class_type, context, NodeInputs(schema, values, node.id));
     } catch (const std::exception& e) {
-      const std::string message = dynamic_cast<const Error*>(&e) ? e.what() : str("internal error: ", e.what());
-      record["status"] = dynamic_cast<const Cancelled*>(&e) ? "cancelled" : "error";
+      const bool cancelled = dynamic_cast<const Cancelled*>(&e) != nullptr;
+      const std::string message = user_message(e, label(node), options.run_directory);
+      record["status"] = cancelled ? "cancelled" : "error";
       record["error"] = {{"node_id", node.id}, {"class_type", node.class_type}, {"message", message}};
       entry["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       entry["status"] = "failed";
       record["nodes"][node.id] = entry;
       write_record();
-      if (dynamic_cast<const Cancelled*>(&e)) throw Cancelled(str("node ", node.id, " (", node.class_type, "): ", message));
-      throw Error(str("node ", node.id, " (", node.class_type, ") failed: ", message));
+      const std::string resume = str("`lethe run --resume ", options.run_directory.string(), "`");
+      // Node errors usually name the node already; the label is added only where they do not.
+      const std::string named = message.rfind(str("node ", node.id, " ("), 0) == 0 ? message : str(label(node), ": ", message);
+      if (cancelled) throw Cancelled(str(named, "; continue it with ", resume));
+      throw Error(str(named, "; ", resume, " retries it once the cause is fixed"));
     }
     entry["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     entry["status"] = "done";
@@ -243,7 +340,8 @@ WorkflowResult run_workflow(const ApiGraph& input, const RunOptions& options) {
       const auto& [name, images] = context.previews[p];
       if (node.class_type == "PreviewImage" || node.class_type == "SaveImage") continue;  // already written
       for (int64_t i = 0; i < images.size(0); ++i) {
-        const auto path = options.run_directory / str("preview-node-", node.id, "-", name, "-", i, ".png");
+        const auto path = options.run_directory / str("preview-node-", io::file_name_part(node.id), "-",
+                                                      io::file_name_part(name), "-", i, ".png");
         data::write_png(path, images[i].permute({2, 0, 1}));
         files.push_back(path.filename().string());
       }
@@ -255,7 +353,82 @@ WorkflowResult run_workflow(const ApiGraph& input, const RunOptions& options) {
   record["status"] = "success";
   record["finished"] = timestamp();
   write_record();
+  result.record = record;
   return result;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> node_identities(const ApiGraph& graph, const std::vector<std::string>& order) {
+  std::map<std::string, std::string> identities;
+  for (const std::string& id : order) {
+    const ApiNode& node = graph.nodes.at(id);
+    const NodeSchema& schema = node_schema(node.class_type);
+    io::Sha256 hash;
+    hash.update(std::string_view(node.class_type));
+    for (const InputSpec& spec : schema.inputs) {
+      if (!node.inputs.contains(spec.name)) continue;
+      const json& value = node.inputs[spec.name];
+      hash.update(std::string_view(spec.name));
+      if (is_link(value)) {
+        auto source = identities.find(link_source(value));
+        hash.update(std::string_view(source != identities.end() ? source->second : "unknown"));
+        hash.update(std::string_view(value[1].dump()));
+      } else {
+        hash.update(std::string_view(value.dump()));
+        if (spec.reads_path && value.is_string() && !value.get<std::string>().empty())
+          hash_path(hash, value.get<std::string>());
+      }
+    }
+    identities[id] = hash.hex();
+  }
+  return identities;
+}
+
+WorkflowResult run_workflow(const ApiGraph& input, const RunOptions& options) {
+  json previous = json::object();
+  io::FolderLock lock = lock_run_folder(options.run_directory, &previous);
+  const std::string folder = options.run_directory.string();
+  if (!previous.empty()) {
+    const std::string status = text_field(previous, "status", "unknown");
+    const bool resumable = status == "cancelled" || status == "error" || status == "interrupted" || status == "running";
+    throw Error(str("run folder '", folder, "' already holds a run (status: ", status, "); ",
+                    resumable ? str("continue it with `lethe run --resume ", folder, "`, or ") : "",
+                    "choose another --out (nothing is overwritten)"));
+  }
+  json record;
+  record["lethe_version"] = version();
+  record["started"] = timestamp();
+  record["status"] = "running";
+  record["format"] = input.format;
+  try {
+    io::write_file_atomic(options.run_directory / "run.json", record.dump(2) + "\n", io::WriteMode::exclusive);
+  } catch (const io::FileExists&) {
+    throw Error(str("run folder '", folder, "' already holds a run; choose another --out (nothing is overwritten)"));
+  }
+  return execute(input, options, std::move(lock), record, json::object());
+}
+
+WorkflowResult resume_workflow(const RunOptions& options) {
+  const std::string folder = options.run_directory.string();
+  check(fs::exists(options.run_directory / "run.json"), "--resume ", folder,
+        ": no run to resume there (no run.json); start one with `lethe run WORKFLOW --out ", folder, "`");
+  json previous;
+  io::FolderLock lock = lock_run_folder(options.run_directory, &previous);
+  const std::string status = text_field(previous, "status", "unknown");
+  check(status != "success", "--resume ", folder, ": that run finished; nothing to resume");
+  check(status != "invalid", "--resume ", folder, ": that run never started (its workflow is invalid: ",
+        text_field(previous, "error", ""), ")");
+  check(fs::exists(options.run_directory / "workflow_api.json"), "--resume ", folder,
+        ": workflow_api.json is missing, so the run cannot be continued");
+  const ApiGraph graph = parse_workflow(io::read_json_file(options.run_directory / "workflow_api.json"),
+                                        (options.run_directory / "workflow_api.json").string());
+  json record = previous;
+  const json times = previous.value("resumed", json(0));
+  record["resumed"] = times.is_number_integer() ? times.get<int64_t>() + 1 : 1;
+  record["resumed_at"] = timestamp();
+  const json nodes = previous.contains("nodes") && previous["nodes"].is_object() ? previous["nodes"] : json::object();
+  return execute(graph, options, std::move(lock), record, nodes);
 }
 
 }  // namespace lethe::graph

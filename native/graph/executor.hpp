@@ -3,7 +3,9 @@
 // runs the ancestors of the output nodes in topological order, caching each node's
 // outputs. Errors name the node id, its type and the input. Every run writes its folder:
 // workflow_api.json (the resolved graph, defaults filled in), run.json (status, timings,
-// files, and on failure the failing node), and the nodes' previews and files.
+// files, each node's identity, and on failure the failing node), and the nodes' previews
+// and files. A run holds its folder exclusively (a lock that dies with the process); a
+// cancelled, failed or killed run continues with resume_workflow.
 #pragma once
 
 #include <filesystem>
@@ -26,9 +28,14 @@ ApiGraph validate_graph(const ApiGraph& graph);
 std::vector<std::string> execution_order(const ApiGraph& graph);
 
 struct RunOptions {
-  std::filesystem::path run_directory;  // created; must not hold a finished run
+  std::filesystem::path run_directory;  // created; must not hold a run already
   ProgressCallback progress;            // receives each node's progress (stage = "node <id> <type>")
 };
+
+// A node's identity: its type, its widget values, the identities of the nodes (and output
+// slots) feeding it, and the size and modification time of the files and folders its path
+// widgets name. Equal identities mean equal results (nodes are deterministic).
+std::map<std::string, std::string> node_identities(const ApiGraph& graph, const std::vector<std::string>& order);
 
 struct WorkflowResult {
   std::filesystem::path run_directory;
@@ -36,5 +43,11 @@ struct WorkflowResult {
 };
 
 WorkflowResult run_workflow(const ApiGraph& graph, const RunOptions& options);
+
+// Continues the run in options.run_directory (cancelled, failed, or killed: run.json still
+// says "running" and no process holds the folder) with the workflow recorded there. Output
+// nodes that finished with the same identity are reused (their files stay); other nodes run
+// again, unlearn nodes resuming from their checkpoints or reusing their finished runs.
+WorkflowResult resume_workflow(const RunOptions& options);
 
 }  // namespace lethe::graph

@@ -1,10 +1,12 @@
 #include "graph/node_registry.hpp"
 
+#include <charconv>
+#include <climits>
 #include <cmath>
-#include <mutex>
+#include <optional>
 
 #include "core/error.hpp"
-#include "graph/nodes/node_groups.hpp"
+#include "io/json_config.hpp"
 
 namespace lethe::graph {
 
@@ -84,69 +86,83 @@ const Value& NodeInputs::value(const std::string& name) const {
 
 int64_t NodeInputs::integer(const std::string& name) const {
   const auto& json = value(name).as<nlohmann::json>(where(name));
-  check(json.is_number_integer(), where(name), ": expected an integer, got ", json.dump());
+  check(json.is_number_integer(), where(name), ": expected an integer, got ", io::json_excerpt(json));
   return json.get<int64_t>();
 }
 
 double NodeInputs::number(const std::string& name) const {
   const auto& json = value(name).as<nlohmann::json>(where(name));
-  check(json.is_number(), where(name), ": expected a number, got ", json.dump());
+  check(json.is_number(), where(name), ": expected a number, got ", io::json_excerpt(json));
   return json.get<double>();
 }
 
 std::string NodeInputs::text(const std::string& name) const {
   const auto& json = value(name).as<nlohmann::json>(where(name));
-  check(json.is_string(), where(name), ": expected a string, got ", json.dump());
+  check(json.is_string(), where(name), ": expected a string, got ", io::json_excerpt(json));
   return json.get<std::string>();
 }
 
 bool NodeInputs::flag(const std::string& name) const {
   const auto& json = value(name).as<nlohmann::json>(where(name));
-  check(json.is_boolean(), where(name), ": expected true or false, got ", json.dump());
+  check(json.is_boolean(), where(name), ": expected true or false, got ", io::json_excerpt(json));
   return json.get<bool>();
 }
 
+namespace {
+
+// A whole string as a number ("250" yes, "250abc" and "" no); std::nullopt otherwise.
+std::optional<nlohmann::json> number_from_text(const std::string& text) {
+  const char* first = text.data();
+  const char* last = text.data() + text.size();
+  while (first < last && *first == ' ') ++first;
+  while (last > first && last[-1] == ' ') --last;
+  if (first == last) return std::nullopt;
+  int64_t whole = 0;
+  auto [end, error] = std::from_chars(first, last, whole);
+  if (error == std::errc() && end == last) return nlohmann::json(whole);
+  double real = 0.0;
+  auto [real_end, real_error] = std::from_chars(first, last, real);
+  if (real_error == std::errc() && real_end == last) return nlohmann::json(real);
+  return std::nullopt;
+}
+
+}  // namespace
+
 nlohmann::json check_widget_value(const InputSpec& input, const nlohmann::json& value, const std::string& where) {
-  if (input.type == "INT") {
-    // ComfyUI coerces "3" and 3.0 to int; do the same for integral values.
+  if (input.type == "INT" || input.type == "FLOAT") {
+    // ComfyUI coerces "3" and 3.0 to numbers; so does Lethe, for whole strings only.
     nlohmann::json v = value;
     if (v.is_string()) {
-      try {
-        v = std::stoll(v.get<std::string>());
-      } catch (const std::exception&) {
-      }
+      auto parsed = number_from_text(v.get<std::string>());
+      check(parsed.has_value(), where, ": expected ", input.type == "INT" ? "an integer" : "a number", ", got ", io::json_excerpt(value));
+      v = *parsed;
     }
-    if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) v = static_cast<int64_t>(v.get<double>());
-    check(v.is_number_integer(), where, ": expected an integer, got ", value.dump());
-    const double x = static_cast<double>(v.get<int64_t>());
-    check(!input.min || x >= *input.min, where, ": value ", v.get<int64_t>(), " is below the minimum ", *input.min);
-    check(!input.max || x <= *input.max, where, ": value ", v.get<int64_t>(), " is above the maximum ", *input.max);
-    return v;
-  }
-  if (input.type == "FLOAT") {
-    nlohmann::json v = value;
-    if (v.is_string()) {
-      try {
-        v = std::stod(v.get<std::string>());
-      } catch (const std::exception&) {
-      }
-    }
-    check(v.is_number(), where, ": expected a number, got ", value.dump());
+    check(v.is_number(), where, ": expected ", input.type == "INT" ? "an integer" : "a number", ", got ", io::json_excerpt(value));
+    // Range first, as a double (exact enough for the bounds), so no value is cast out of range.
     const double x = v.get<double>();
-    check(!input.min || x >= *input.min, where, ": value ", x, " is below the minimum ", *input.min);
-    check(!input.max || x <= *input.max, where, ": value ", x, " is above the maximum ", *input.max);
-    return x;
+    check(std::isfinite(x), where, ": expected a finite number, got ", io::json_excerpt(value));
+    auto shown = [&] { return v.is_number_float() ? str(x) : io::json_excerpt(v); };
+    check(!input.min || x >= *input.min, where, ": value ", shown(), " is below the minimum ", *input.min);
+    check(!input.max || x <= *input.max, where, ": value ", shown(), " is above the maximum ", *input.max);
+    if (input.type == "FLOAT") return x;
+    if (v.is_number_integer()) {
+      check(!v.is_number_unsigned() || v.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX), where, ": value ",
+            io::json_excerpt(v), " is above the largest integer ", INT64_MAX);
+      return v.get<int64_t>();
+    }
+    check(std::floor(x) == x && std::fabs(x) < 9.2e18, where, ": expected an integer, got ", io::json_excerpt(value));
+    return static_cast<int64_t>(x);
   }
   if (input.type == "BOOLEAN") {
-    check(value.is_boolean(), where, ": expected true or false, got ", value.dump());
+    check(value.is_boolean(), where, ": expected true or false, got ", io::json_excerpt(value));
     return value;
   }
   if (input.type == "STRING") {
-    check(value.is_string(), where, ": expected a string, got ", value.dump());
+    check(value.is_string(), where, ": expected a string, got ", io::json_excerpt(value));
     return value;
   }
   if (input.type == "COMBO") {
-    check(value.is_string(), where, ": expected one of ", join(input.options), ", got ", value.dump());
+    check(value.is_string(), where, ": expected one of ", join(input.options), ", got ", io::json_excerpt(value));
     bool known = false;
     for (const auto& option : input.options) known = known || option == value.get<std::string>();
     check(known, where, ": value '", value.get<std::string>(), "' is not one of ", join(input.options));
@@ -212,20 +228,6 @@ nlohmann::json schemas_json(bool include_headless_only) {
   for (const auto& [name, entry] : registry())
     if (include_headless_only || !entry.schema.headless_only) out[name] = schema_json(entry.schema);
   return out;
-}
-
-void register_builtin_nodes() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    nodes::register_data_nodes();
-    nodes::register_selection_nodes();
-    nodes::register_objective_nodes();
-    nodes::register_unlearn_nodes();
-    nodes::register_sampling_nodes();
-    nodes::register_scoring_nodes();
-    nodes::register_host_nodes();
-    nodes::register_output_nodes();
-  });
 }
 
 }  // namespace lethe::graph

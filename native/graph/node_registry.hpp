@@ -29,6 +29,8 @@ struct InputSpec {
   bool multiline = false;             // STRING
   bool seed = false;                  // INT with ComfyUI's control_after_generate widget
   bool force_input = false;           // a value type shown as a socket only (no widget)
+  bool reads_path = false;            // STRING naming a file or folder the node reads (its contents
+                                      // count in the node's identity when a run is resumed)
 
   bool is_widget() const { return is_widget_type(type) && !force_input; }
 };

@@ -1,9 +1,13 @@
 #include "graph/workflow.hpp"
 
+#include <climits>
+#include <functional>
+#include <optional>
 #include <set>
 
 #include "core/error.hpp"
 #include "graph/node_registry.hpp"
+#include "io/json_config.hpp"
 
 namespace lethe::graph {
 
@@ -16,7 +20,31 @@ bool is_link(const json& value) {
 
 namespace {
 
-std::string id_text(const json& id) { return id.is_string() ? id.get<std::string>() : std::to_string(id.get<int64_t>()); }
+// Checked reads of a workflow document: a wrong type is an error naming the file, the node
+// and the field, never a JSON library exception.
+std::string id_text(const json& id, const std::string& where) {
+  if (id.is_string()) return id.get<std::string>();
+  check(id.is_number_integer(), where, ": expected an id (an integer or a string), got ", io::json_excerpt(id));
+  return id.is_number_unsigned() ? std::to_string(id.get<uint64_t>()) : std::to_string(id.get<int64_t>());
+}
+
+const json& field(const json& object, const char* key, const std::string& where) {
+  check(object.is_object(), where, ": expected an object, got ", object.type_name());
+  auto found = object.find(key);
+  check(found != object.end(), where, ": the field '", key, "' is missing");
+  return *found;
+}
+
+int64_t integer(const json& value, const std::string& where) {
+  check(value.is_number_integer() && (!value.is_number_unsigned() || value.get<uint64_t>() <= INT64_MAX), where,
+        ": expected an integer, got ", io::json_excerpt(value));
+  return value.get<int64_t>();
+}
+
+std::string text(const json& value, const std::string& where) {
+  check(value.is_string(), where, ": expected a string, got ", io::json_excerpt(value));
+  return value.get<std::string>();
+}
 
 bool is_virtual(const std::string& type) {
   return type == "Note" || type == "MarkdownNote" || type == "Reroute" || type == "PrimitiveNode";
@@ -33,19 +61,22 @@ ApiGraph parse_api(const json& prompt, const std::string& where) {
   graph.format = "api";
   for (auto it = prompt.begin(); it != prompt.end(); ++it) {
     const json& node = it.value();
-    check(node.is_object() && node.contains("class_type") && node["class_type"].is_string(), where, ": node '", it.key(),
-          "' has no class_type");
+    const std::string node_where = str(where, ": node ", it.key());
+    check(node.is_object() && node.contains("class_type") && node["class_type"].is_string(), node_where,
+          ": has no class_type (expected {\"class_type\": ..., \"inputs\": {...}})");
     ApiNode out;
     out.id = it.key();
     out.class_type = node["class_type"].get<std::string>();
     if (node.contains("inputs")) {
-      check(node["inputs"].is_object(), where, ": node ", it.key(), " (", out.class_type, "): inputs must be an object");
+      check(node["inputs"].is_object(), node_where, " (", out.class_type, "): inputs must be an object, got ",
+            node["inputs"].type_name());
       out.inputs = node["inputs"];
       // {"__value__": [...]} is how the API sends a literal list.
       for (auto& [name, value] : out.inputs.items())
         if (value.is_object() && value.contains("__value__")) value = value["__value__"];
     }
-    if (node.contains("_meta") && node["_meta"].contains("title")) out.title = node["_meta"]["title"].get<std::string>();
+    if (node.contains("_meta") && node["_meta"].is_object() && node["_meta"].contains("title"))
+      out.title = text(node["_meta"]["title"], node_where + " _meta.title");
     graph.nodes[out.id] = out;
   }
   return graph;
@@ -58,41 +89,72 @@ ApiGraph parse_ui(const json& document, const std::string& where) {
   check(document.contains("nodes") && document["nodes"].is_array(), where, ": UI workflow has no 'nodes' array");
 
   std::map<int64_t, Link> links;
-  std::map<int64_t, std::pair<std::string, int64_t>> link_targets;
   if (document.contains("links")) {
-    for (const json& link : document["links"]) {
+    check(document["links"].is_array(), where, ": 'links' must be an array, got ", document["links"].type_name());
+    for (size_t i = 0; i < document["links"].size(); ++i) {
+      const json& link = document["links"][i];
+      const std::string link_where = str(where, ": links[", i, "]");
       if (link.is_array()) {  // 0.4: [id, origin, origin_slot, target, target_slot, type]
-        check(link.size() >= 6, where, ": malformed link ", link.dump());
-        links[link[0].get<int64_t>()] = {id_text(link[1]), link[2].get<int64_t>(), link[5].is_string() ? link[5].get<std::string>() : ""};
+        check(link.size() >= 6, link_where, ": expected [id, origin, origin_slot, target, target_slot, type], got ",
+              io::json_excerpt(link));
+        links[integer(link[0], link_where + " id")] = {id_text(link[1], link_where + " origin"),
+                                                       integer(link[2], link_where + " origin_slot"),
+                                                       link[5].is_string() ? link[5].get<std::string>() : ""};
       } else {  // 1: {id, origin_id, origin_slot, target_id, target_slot, type}
-        links[link.at("id").get<int64_t>()] = {id_text(link.at("origin_id")), link.at("origin_slot").get<int64_t>(),
-                                                link.value("type", json("")).is_string() ? link.value("type", std::string()) : ""};
+        const json& type = link.is_object() && link.contains("type") ? link["type"] : json("");
+        links[integer(field(link, "id", link_where), link_where + " id")] = {
+            id_text(field(link, "origin_id", link_where), link_where + " origin_id"),
+            integer(field(link, "origin_slot", link_where), link_where + " origin_slot"),
+            type.is_string() ? type.get<std::string>() : ""};
       }
     }
   }
 
   std::map<std::string, const json*> by_id;
-  for (const json& node : document["nodes"]) by_id[id_text(node.at("id"))] = &node;
+  for (size_t i = 0; i < document["nodes"].size(); ++i) {
+    const json& node = document["nodes"][i];
+    const std::string node_where = str(where, ": nodes[", i, "]");
+    const std::string id = id_text(field(node, "id", node_where), node_where + " id");
+    check(by_id.emplace(id, &node).second, where, ": two nodes have the id ", id);
+    text(field(node, "type", str(where, ": node ", id)), str(where, ": node ", id, " type"));
+  }
+  auto node_type = [](const json& node) { return node["type"].get<std::string>(); };
+  auto node_mode = [&](const json& node, const std::string& node_where) {
+    return node.contains("mode") && !node["mode"].is_null() ? integer(node["mode"], node_where + " mode") : 0;
+  };
+  auto node_inputs = [&](const json& node, const std::string& node_where) -> const json& {
+    static const json none = json::array();
+    if (!node.contains("inputs") || node["inputs"].is_null()) return none;
+    check(node["inputs"].is_array(), node_where, ": 'inputs' must be an array, got ", node["inputs"].type_name());
+    for (const json& input : node["inputs"]) {
+      check(input.is_object(), node_where, ": each of 'inputs' must be an object, got ", io::json_excerpt(input));
+      if (input.contains("link") && !input["link"].is_null()) integer(input["link"], node_where + " input link");
+    }
+    return node["inputs"];
+  };
 
   // Follows a link through reroutes and bypassed nodes to a real producer; nullopt for a
   // muted/primitive source (the target then keeps its widget value) or a dead end.
-  std::function<std::optional<Link>(const Link&, int)> resolve = [&](const Link& link, int depth) -> std::optional<Link> {
+  std::function<std::optional<Link>(const Link&, int, const std::string&)> resolve =
+      [&](const Link& link, int depth, const std::string& link_where) -> std::optional<Link> {
     check(depth < 64, where, ": links loop through reroutes or bypassed nodes");
     auto found = by_id.find(link.origin);
-    if (found == by_id.end()) return std::nullopt;  // link to a removed node: dropped, as the frontend does
+    check(found != by_id.end(), link_where, " comes from node ", link.origin, ", which is not in the workflow");
     const json& origin = *found->second;
-    const std::string type = origin.at("type").get<std::string>();
-    const int64_t mode = origin.value("mode", 0);
+    const std::string type = node_type(origin);
+    const std::string origin_where = str(where, ": node ", link.origin, " (", type, ")");
+    const int64_t mode = node_mode(origin, origin_where);
     if (type == "PrimitiveNode" || type == "Note" || type == "MarkdownNote") return std::nullopt;
     if (type == "Reroute" || mode == 4) {
       // Pass through: the input of a reroute, or a bypassed node's first input of the output's type.
-      const json& inputs = origin.value("inputs", json::array());
-      for (const json& input : inputs) {
+      for (const json& input : node_inputs(origin, origin_where)) {
         if (!input.contains("link") || input["link"].is_null()) continue;
-        const std::string input_type = input.value("type", std::string());
+        const std::string input_type = input.value("type", json("")).is_string() ? input["type"].get<std::string>() : "";
         if (type == "Reroute" || input_type == link.type || link.type.empty()) {
-          auto upstream = links.find(input["link"].get<int64_t>());
-          if (upstream != links.end()) return resolve(upstream->second, depth + 1);
+          const int64_t id = input["link"].get<int64_t>();
+          auto upstream = links.find(id);
+          check(upstream != links.end(), origin_where, " refers to link ", id, ", which does not exist");
+          return resolve(upstream->second, depth + 1, str(origin_where, " link ", id));
         }
       }
       return std::nullopt;
@@ -102,22 +164,27 @@ ApiGraph parse_ui(const json& document, const std::string& where) {
   };
 
   for (const json& node : document["nodes"]) {
-    const std::string id = id_text(node.at("id"));
-    const std::string type = node.at("type").get<std::string>();
-    const int64_t mode = node.value("mode", 0);
+    const std::string id = id_text(node["id"], where);
+    const std::string type = node_type(node);
+    const std::string node_where = str(where, ": node ", id, " (", type, ")");
+    const int64_t mode = node_mode(node, node_where);
     if (is_virtual(type) || mode == 2 || mode == 4) continue;
     ApiNode out;
     out.id = id;
     out.class_type = type;
-    out.title = node.value("title", std::string());
-    const json widgets = node.contains("widgets_values") ? node["widgets_values"] : json::array();
+    if (node.contains("title") && !node["title"].is_null()) out.title = text(node["title"], node_where + " title");
+    const json widgets = node.contains("widgets_values") && !node["widgets_values"].is_null() ? node["widgets_values"]
+                                                                                              : json::array();
+    check(widgets.is_array() || widgets.is_object(), node_where,
+          " widgets_values: expected a list of widget values (or an object by widget name), got ", io::json_excerpt(widgets));
     std::map<std::string, std::optional<Link>> connected;
-    for (const json& input : node.value("inputs", json::array())) {
+    for (const json& input : node_inputs(node, node_where)) {
       if (!input.contains("link") || input["link"].is_null()) continue;
-      auto link = links.find(input["link"].get<int64_t>());
-      check(link != links.end(), where, ": node ", id, " (", type, ") input '", input.value("name", std::string()),
-            "' refers to link ", input["link"].dump(), ", which does not exist");
-      connected[input.at("name").get<std::string>()] = resolve(link->second, 0);
+      const std::string name = text(field(input, "name", node_where + " input"), node_where + " input name");
+      const int64_t link_id = input["link"].get<int64_t>();
+      auto link = links.find(link_id);
+      check(link != links.end(), node_where, " input '", name, "' refers to link ", link_id, ", which does not exist");
+      connected[name] = resolve(link->second, 0, str(node_where, " input '", name, "': link ", link_id));
     }
     if (!has_node(type)) {
       out.raw_widgets = widgets;  // validation reports the node; its widgets cannot be mapped without a schema
@@ -148,8 +215,7 @@ ApiGraph parse_ui(const json& document, const std::string& where) {
         }
       }
       for (const auto& [name, link] : connected)
-        check(schema.input(name) != nullptr, where, ": node ", id, " (", type, ") has a link into '", name,
-              "', which is not an input of ", type);
+        check(schema.input(name) != nullptr, node_where, " has a link into '", name, "', which is not an input of ", type);
     }
     graph.nodes[id] = out;
   }

@@ -1,6 +1,8 @@
 #include "io/atomic_file.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -9,12 +11,15 @@
 #include <fstream>
 #include <sstream>
 
-#include "core/error.hpp"
-
 namespace lethe::io {
 namespace fs = std::filesystem;
 
+FileExists::FileExists(const fs::path& target)
+    : Error(str("'", target.string(), "' already exists (nothing is overwritten)")), path(target) {}
+
 std::string read_file(const fs::path& path) {
+  std::error_code error;
+  check(!fs::is_directory(path, error), "cannot read file '", path.string(), "': it is a folder, expected a file");
   std::ifstream in(path, std::ios::binary);
   check(in.good(), "cannot read file '", path.string(), "': ", std::strerror(errno));
   std::ostringstream buffer;
@@ -56,13 +61,23 @@ class TemporaryFile {
       size -= static_cast<std::size_t>(written);
     }
   }
-  void commit() {
+  void commit(WriteMode mode) {
     check(::fsync(fd_) == 0, "cannot flush '", target_.string(), "': ", std::strerror(errno));
     check(::close(fd_) == 0, "cannot close '", target_.string(), "': ", std::strerror(errno));
     fd_ = -1;
-    check(::rename(path_.c_str(), target_.c_str()) == 0, "cannot rename '", path_.string(),
-          "' to '", target_.string(), "': ", std::strerror(errno));
-    committed_ = true;
+    if (mode == WriteMode::replace) {
+      check(::rename(path_.c_str(), target_.c_str()) == 0, "cannot rename '", path_.string(), "' to '", target_.string(),
+            "': ", std::strerror(errno));
+      committed_ = true;
+      return;
+    }
+    // link() fails with EEXIST when the name is taken: the exclusive, complete-or-absent write.
+    if (::link(path_.c_str(), target_.c_str()) != 0) {
+      const int error = errno;
+      if (error == EEXIST) throw FileExists(target_);
+      throw Error(str("cannot create '", target_.string(), "': ", std::strerror(error)));
+    }
+    // The temporary name is removed by the destructor (committed_ stays false).
   }
 
  private:
@@ -74,14 +89,54 @@ class TemporaryFile {
 
 }  // namespace
 
-void write_file_atomic(const fs::path& path, const std::function<void(const ChunkWriter&)>& producer) {
+void write_file_atomic(const fs::path& path, const std::function<void(const ChunkWriter&)>& producer, WriteMode mode) {
+  if (mode == WriteMode::exclusive && fs::exists(fs::symlink_status(path))) throw FileExists(path);  // early out
   TemporaryFile file(path);
   producer([&](const void* data, std::size_t size) { file.write(data, size); });
-  file.commit();
+  file.commit(mode);
 }
 
-void write_file_atomic(const fs::path& path, std::string_view bytes) {
-  write_file_atomic(path, [&](const ChunkWriter& write) { write(bytes.data(), bytes.size()); });
+void write_file_atomic(const fs::path& path, std::string_view bytes, WriteMode mode) {
+  write_file_atomic(path, [&](const ChunkWriter& write) { write(bytes.data(), bytes.size()); }, mode);
+}
+
+bool claim_directory(const fs::path& path) {
+  if (!path.parent_path().empty()) fs::create_directories(path.parent_path());
+  if (::mkdir(path.c_str(), 0755) == 0) return true;
+  const int error = errno;
+  check(error == EEXIST, "cannot create folder '", path.string(), "': ", std::strerror(error));
+  return false;
+}
+
+FolderLock::FolderLock(const fs::path& folder) {
+  fs::create_directories(folder);
+  const fs::path file = folder / ".lethe.lock";
+  fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  check(fd_ >= 0, "cannot open lock file '", file.string(), "': ", std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int error = errno;
+    ::close(fd_);
+    fd_ = -1;
+    check(error == EWOULDBLOCK, "cannot lock '", file.string(), "': ", std::strerror(error));
+  }
+}
+
+FolderLock::~FolderLock() { release(); }
+
+FolderLock::FolderLock(FolderLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+
+FolderLock& FolderLock::operator=(FolderLock&& other) noexcept {
+  if (this != &other) {
+    release();
+    fd_ = other.fd_;
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+void FolderLock::release() {
+  if (fd_ >= 0) ::close(fd_);  // closing the descriptor drops the flock
+  fd_ = -1;
 }
 
 }  // namespace lethe::io

@@ -4,41 +4,55 @@
 
 #include <cstdio>
 #include <fstream>
-#include <memory>
 #include <vector>
+
+#include <ATen/ATen.h>
 
 #include "core/error.hpp"
 
 namespace lethe::io {
 
-namespace {
+Sha256::Sha256() : context_(EVP_MD_CTX_new(), EVP_MD_CTX_free) {
+  check(context_ && EVP_DigestInit_ex(context_.get(), EVP_sha256(), nullptr) == 1, "sha256: OpenSSL init failed");
+}
 
-class Sha256 {
- public:
-  Sha256() : context_(EVP_MD_CTX_new(), EVP_MD_CTX_free) {
-    check(context_ && EVP_DigestInit_ex(context_.get(), EVP_sha256(), nullptr) == 1, "sha256: OpenSSL init failed");
-  }
-  void update(const void* data, size_t size) {
-    check(EVP_DigestUpdate(context_.get(), data, size) == 1, "sha256: OpenSSL update failed");
-  }
-  std::string hex() {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int length = 0;
-    check(EVP_DigestFinal_ex(context_.get(), digest, &length) == 1, "sha256: OpenSSL final failed");
-    std::string out;
-    char buffer[3];
-    for (unsigned int i = 0; i < length; ++i) {
-      std::snprintf(buffer, sizeof(buffer), "%02x", digest[i]);
-      out += buffer;
-    }
-    return out;
-  }
+Sha256::~Sha256() = default;
 
- private:
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context_;
-};
+void Sha256::update(const void* data, size_t size) {
+  check(EVP_DigestUpdate(context_.get(), data, size) == 1, "sha256: OpenSSL update failed");
+}
 
-}  // namespace
+void Sha256::update(std::string_view text) {
+  const uint64_t size = text.size();  // length-prefixed: ("ab", "c") and ("a", "bc") differ
+  update(&size, sizeof(size));
+  update(text.data(), text.size());
+}
+
+void Sha256::update(const at::Tensor& tensor) {
+  if (!tensor.defined()) {
+    update(std::string_view("undefined"));
+    return;
+  }
+  update(std::string_view(c10::toString(tensor.scalar_type())));
+  const uint64_t dims = static_cast<uint64_t>(tensor.dim());
+  update(&dims, sizeof(dims));
+  for (int64_t size : tensor.sizes()) update(&size, sizeof(size));
+  const at::Tensor bytes = tensor.detach().to(at::kCPU).contiguous();
+  if (bytes.numel() > 0) update(bytes.data_ptr(), static_cast<size_t>(bytes.numel()) * bytes.element_size());
+}
+
+std::string Sha256::hex() {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  check(EVP_DigestFinal_ex(context_.get(), digest, &length) == 1, "sha256: OpenSSL final failed");
+  std::string out;
+  char buffer[3];
+  for (unsigned int i = 0; i < length; ++i) {
+    std::snprintf(buffer, sizeof(buffer), "%02x", digest[i]);
+    out += buffer;
+  }
+  return out;
+}
 
 std::string sha256_hex(std::string_view bytes) {
   Sha256 hash;

@@ -35,8 +35,19 @@ namespace lethe::io {
 
 using json = nlohmann::json;
 
-// Parses a JSON document; errors name `where` (usually a file) and the parser's position.
+// Limits on JSON documents read from users (workflows, configs, file headers): a deeply
+// nested document would crash the recursive printer and destructor (a stack overflow) and
+// grow quadratically when pretty-printed, so nesting and size are checked before parsing.
+inline constexpr int kMaxJsonDepth = 64;
+inline constexpr size_t kMaxJsonBytes = size_t{256} << 20;
+
+// Parses a JSON document; errors name `where` (usually a file) and the parser's position,
+// or the JSON path ("nodes[3].widgets_values[0]") where nesting exceeds kMaxJsonDepth.
 json parse_json(const std::string& text, const std::string& where);
+// A JSON value as shown in a message: its text, cut to about `limit` characters ("...").
+std::string json_excerpt(const json& value, size_t limit = 80);
+// The message of a nlohmann::json exception without its "[json.exception.x.NNN] " tag.
+std::string json_error_text(const std::exception& error);
 json read_json_file(const std::filesystem::path& path);
 // Writes `value` pretty-printed (2-space indent) atomically.
 void write_json_file(const std::filesystem::path& path, const json& value);

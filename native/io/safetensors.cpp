@@ -21,9 +21,6 @@ using json = nlohmann::json;
 
 namespace {
 
-// The Python library refuses headers above 100 MB; so do we.
-constexpr uint64_t kMaxHeaderBytes = 100'000'000;
-
 const std::vector<std::pair<std::string, at::ScalarType>>& dtype_table() {
   static const std::vector<std::pair<std::string, at::ScalarType>> table = {
       {"F64", at::kDouble},  {"F32", at::kFloat},     {"F16", at::kHalf},
@@ -82,6 +79,10 @@ SafetensorsFile SafetensorsFile::open(const fs::path& path) {
     ::close(fd);
     throw Error(str(where, ": cannot stat: ", std::strerror(errno)));
   }
+  if (S_ISDIR(status.st_mode)) {
+    ::close(fd);
+    throw Error(str(where, ": is a folder, expected a .safetensors file"));
+  }
   const uint64_t file_size = static_cast<uint64_t>(status.st_size);
   if (file_size < 8) {
     ::close(fd);
@@ -95,98 +96,21 @@ SafetensorsFile SafetensorsFile::open(const fs::path& path) {
   check(mapping->address != MAP_FAILED, where, ": cannot map: ", std::strerror(errno));
   file.mapping_ = mapping;
   const auto* bytes = static_cast<const uint8_t*>(mapping->address);
-
-  uint64_t header_size = 0;
-  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | bytes[i];
-  check(header_size <= file_size - 8, where, ": header length ", header_size,
-        " exceeds the file size (", file_size, " bytes, ", file_size - 8, " after the length field)");
-  check(header_size <= kMaxHeaderBytes, where, ": header length ", header_size, " exceeds the limit of ",
-        kMaxHeaderBytes, " bytes");
-  const uint64_t data_size = file_size - 8 - header_size;
-  file.data_ = bytes + 8 + header_size;
-
-  json header;
-  try {
-    header = json::parse(reinterpret_cast<const char*>(bytes + 8),
-                         reinterpret_cast<const char*>(bytes + 8 + header_size));
-  } catch (const json::exception& e) {
-    throw Error(str(where, ": header is not valid JSON (", e.what(), ")"));
-  }
-  check(header.is_object(), where, ": header must be a JSON object, got ", header.type_name());
-
-  for (auto it = header.begin(); it != header.end(); ++it) {
-    const std::string& name = it.key();
-    const json& value = it.value();
-    if (name == "__metadata__") {
-      check(value.is_object(), where, ": __metadata__ must be an object of strings, got ", value.type_name());
-      for (auto m = value.begin(); m != value.end(); ++m) {
-        check(m.value().is_string(), where, ": __metadata__ value of '", m.key(), "' must be a string, got ",
-              m.value().type_name());
-        file.metadata_[m.key()] = m.value().get<std::string>();
-      }
-      continue;
-    }
-    const std::string tensor_where = str(where, ": tensor '", name, "'");
-    check(value.is_object(), tensor_where, ": entry must be an object, got ", value.type_name());
-    for (auto field = value.begin(); field != value.end(); ++field)
-      check(field.key() == "dtype" || field.key() == "shape" || field.key() == "data_offsets", tensor_where,
-            ": unknown field '", field.key(), "', expected dtype, shape, data_offsets");
-    check(value.contains("dtype") && value["dtype"].is_string(), tensor_where, ": missing string field 'dtype'");
-    check(value.contains("shape") && value["shape"].is_array(), tensor_where, ": missing array field 'shape'");
-    check(value.contains("data_offsets") && value["data_offsets"].is_array() && value["data_offsets"].size() == 2,
-          tensor_where, ": 'data_offsets' must be an array of 2 integers");
-
-    TensorEntry entry;
-    entry.dtype = value["dtype"].get<std::string>();
-    const at::ScalarType type = scalar_type_from_safetensors(entry.dtype, tensor_where);
-    uint64_t element_count = 1;
-    for (const json& dim : value["shape"]) {
-      check(dim.is_number_unsigned() || (dim.is_number_integer() && dim.get<int64_t>() >= 0), tensor_where,
-            ": shape entries must be non-negative integers, got ", dim.dump());
-      const uint64_t extent = dim.get<uint64_t>();
-      check(extent == 0 || element_count <= UINT64_MAX / extent, tensor_where, ": shape overflows");
-      element_count *= extent;
-      entry.shape.push_back(static_cast<int64_t>(extent));
-    }
-    for (const json& offset : value["data_offsets"])
-      check(offset.is_number_unsigned() || (offset.is_number_integer() && offset.get<int64_t>() >= 0),
-            tensor_where, ": data_offsets must be non-negative integers, got ", offset.dump());
-    entry.begin = value["data_offsets"][0].get<uint64_t>();
-    entry.end = value["data_offsets"][1].get<uint64_t>();
-    check(entry.begin <= entry.end, tensor_where, ": data_offsets [", entry.begin, ", ", entry.end,
-          "] are out of range (begin after end)");
-    check(entry.end <= data_size, tensor_where, ": data_offsets [", entry.begin, ", ", entry.end,
-          "] are out of range: the data section has only ", data_size, " bytes (file truncated?)");
-    const uint64_t expected_bytes = element_count * c10::elementSize(type);
-    check(entry.end - entry.begin == expected_bytes, tensor_where, ": shape ", value["shape"].dump(), " of ",
-          entry.dtype, " needs ", expected_bytes, " bytes but data_offsets [", entry.begin, ", ", entry.end,
-          "] span ", entry.end - entry.begin);
-    file.entries_.emplace(name, std::move(entry));
-  }
-
-  // The data section must be covered exactly: no overlaps, no gaps, nothing left over.
-  std::vector<std::string> order;
-  for (const auto& [name, entry] : file.entries_) order.push_back(name);
-  std::stable_sort(order.begin(), order.end(), [&](const std::string& a, const std::string& b) {
-    const auto& ea = file.entries_.at(a);
-    const auto& eb = file.entries_.at(b);
-    return std::tie(ea.begin, ea.end) < std::tie(eb.begin, eb.end);
-  });
-  uint64_t cursor = 0;
-  std::string previous;
-  for (const std::string& name : order) {
-    const TensorEntry& entry = file.entries_.at(name);
-    check(entry.begin >= cursor, where, ": tensor '", name, "' data_offsets [", entry.begin, ", ", entry.end,
-          "] overlap tensor '", previous, "' (which ends at ", cursor, ")");
-    check(entry.begin == cursor, where, ": gap of ", entry.begin - cursor, " bytes before tensor '", name,
-          "' (data_offsets must cover the data section without holes)");
-    cursor = entry.end;
-    previous = name;
-  }
-  check(cursor == data_size, where, ": data section has ", data_size, " bytes but the tensors cover ", cursor,
-        cursor < data_size ? " (trailing bytes)" : "");
-  file.names_ = std::move(order);
+  SafetensorsHeader header = parse_safetensors_header(bytes, file_size, where);
+  for (const auto& [name, entry] : header.entries)
+    scalar_type_from_safetensors(entry.dtype, str(where, ": tensor '", name, "'"));  // a dtype torch can hold
+  file.data_ = bytes + header.data_offset;
+  file.metadata_ = std::move(header.metadata);
+  file.entries_ = std::move(header.entries);
+  file.names_ = std::move(header.names);
   return file;
+}
+
+const std::string& SafetensorsFile::metadata_value(const std::string& key, const std::string& what) const {
+  auto found = metadata_.find(key);
+  check(found != metadata_.end(), "safetensors '", path_.string(), "': metadata key '", key, "' is missing (expected ",
+        what, ")");
+  return found->second;
 }
 
 at::Tensor SafetensorsFile::tensor(const std::string& name) const {
@@ -211,7 +135,7 @@ std::map<std::string, at::Tensor> SafetensorsFile::tensors() const {
 }
 
 void save_safetensors(const fs::path& path, const std::map<std::string, at::Tensor>& tensors,
-                      const Metadata& metadata) {
+                      const Metadata& metadata, WriteMode mode) {
   const std::string where = str("saving safetensors '", path.string(), "'");
   json header = json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
@@ -238,7 +162,7 @@ void save_safetensors(const fs::path& path, const std::map<std::string, at::Tens
     write(text.data(), text.size());
     for (const at::Tensor& data : contiguous)
       if (data.numel() > 0) write(data.data_ptr(), static_cast<size_t>(data.numel()) * data.element_size());
-  });
+  }, mode);
 }
 
 

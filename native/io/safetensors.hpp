@@ -16,16 +16,10 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "io/atomic_file.hpp"
+#include "io/safetensors_header.hpp"
+
 namespace lethe::io {
-
-using Metadata = std::map<std::string, std::string>;
-
-struct TensorEntry {
-  std::string dtype;            // safetensors dtype name: "F32", "BF16", "I64", ...
-  std::vector<int64_t> shape;   // may be empty (a scalar)
-  uint64_t begin = 0;           // byte offsets relative to the start of the data section
-  uint64_t end = 0;
-};
 
 class SafetensorsFile {
  public:
@@ -36,6 +30,9 @@ class SafetensorsFile {
 
   const std::filesystem::path& path() const { return path_; }
   const Metadata& metadata() const { return metadata_; }
+  // The metadata value of `key`; a missing key is an error naming the key, the file and
+  // `what` the file was expected to be ("a Lethe model file").
+  const std::string& metadata_value(const std::string& key, const std::string& what) const;
   // Tensor names in the order of their data offsets.
   const std::vector<std::string>& names() const { return names_; }
   bool contains(const std::string& name) const { return entries_.count(name) > 0; }
@@ -56,9 +53,10 @@ class SafetensorsFile {
 };
 
 // Writes tensors (any device and layout; stored contiguous, in name order) and string
-// metadata to `path` atomically. Names must be non-empty; "__metadata__" is reserved.
+// metadata to `path` atomically (exclusive: never replacing an existing file). Names must
+// be non-empty; "__metadata__" is reserved.
 void save_safetensors(const std::filesystem::path& path, const std::map<std::string, at::Tensor>& tensors,
-                      const Metadata& metadata = {});
+                      const Metadata& metadata = {}, WriteMode mode = WriteMode::replace);
 
 // The safetensors dtype name for a torch scalar type, and back. Throw for unsupported ones.
 std::string safetensors_dtype_name(at::ScalarType type);

@@ -47,7 +47,7 @@ std::shared_ptr<ClassifierImpl> ClassifierImpl::load(const std::filesystem::path
   const io::SafetensorsFile file = io::SafetensorsFile::open(path);
   auto format = file.metadata().find("lethe.format");
   check(format != file.metadata().end() && format->second == kFormat, where, ": expected lethe.format '", kFormat, "'");
-  auto config = io::read_config<ClassifierConfig>(io::parse_json(file.metadata().at(kConfigKey), where), where);
+  auto config = io::read_config<ClassifierConfig>(io::parse_json(file.metadata_value(kConfigKey, "a Lethe classifier file"), where), where);
   auto classifier = std::make_shared<ClassifierImpl>(config);
   load_state_dict_strict(*classifier, file.tensors(), where);
   return classifier;

@@ -56,7 +56,7 @@ std::shared_ptr<CopyDescriptorImpl> CopyDescriptorImpl::load(const std::filesyst
   check(format != file.metadata().end() && format->second == kFormat, where, ": expected lethe.format '", kFormat,
         "', got '", format == file.metadata().end() ? "(none)" : format->second,
         "' (official SSCD releases load as TorchScript files instead)");
-  auto config = io::read_config<CopyDescriptorConfig>(io::parse_json(file.metadata().at(kConfigKey), where), where);
+  auto config = io::read_config<CopyDescriptorConfig>(io::parse_json(file.metadata_value(kConfigKey, "a Lethe descriptor file"), where), where);
   auto descriptor = std::make_shared<CopyDescriptorImpl>(config);
   load_state_dict_strict(*descriptor, file.tensors(), where);
   return descriptor;

@@ -81,10 +81,23 @@ io::Metadata DiffusionModel::format_metadata() const {
   return out;
 }
 
-void DiffusionModel::save(const std::filesystem::path& path, const io::Metadata& metadata) const {
+void DiffusionModel::save(const std::filesystem::path& path, const io::Metadata& metadata, io::WriteMode mode) const {
   io::Metadata all = metadata;
   for (const auto& [key, value] : format_metadata()) all[key] = value;
-  io::save_safetensors(path, weights(), all);
+  io::save_safetensors(path, weights(), all, mode);
+}
+
+std::string DiffusionModel::weights_sha256() const {
+  io::Sha256 hash;
+  for (const auto& [key, value] : format_metadata()) {
+    hash.update(std::string_view(key));
+    hash.update(std::string_view(value));
+  }
+  for (const auto& [name, tensor] : weights()) {
+    hash.update(std::string_view(name));
+    hash.update(tensor);
+  }
+  return hash.hex();
 }
 
 at::Tensor DiffusionModel::predict(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& context) {

@@ -35,9 +35,10 @@ class DiffusionModel : public Denoiser {
   DiffusionModel(UNet unet, TokenEncoder text_encoder, diffusion::ScheduleConfig schedule);
 
   static std::shared_ptr<DiffusionModel> load(const std::filesystem::path& path, const ModelLoadOptions& options = {});
-  // Saves atomically; `metadata` is added to the format keys. Adapters are not saved here
-  // (see lora.hpp); call merge or save the adapters separately.
-  void save(const std::filesystem::path& path, const io::Metadata& metadata = {}) const;
+  // Saves atomically (exclusive: never over an existing file); `metadata` is added to the
+  // format keys. Adapters are not saved here (see lora.hpp); merge or save them separately.
+  void save(const std::filesystem::path& path, const io::Metadata& metadata = {},
+            io::WriteMode mode = io::WriteMode::replace) const;
 
   at::Tensor predict(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& context) override;
   std::string prediction_type() const override { return schedule_.prediction_type; }
@@ -63,6 +64,9 @@ class DiffusionModel : public Denoiser {
 
   // All weights by file key ("diffusion_model.*", "text_encoder.*").
   std::map<std::string, at::Tensor> weights() const;
+  // SHA-256 of the weights as they are in memory (names, dtypes, shapes, values) and of the
+  // noise schedule: what a run's identity records as its starting model.
+  std::string weights_sha256() const;
   io::Metadata format_metadata() const;
 
  private:

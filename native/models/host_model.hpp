@@ -38,6 +38,9 @@ struct HostModelInfo {
 struct HostModel {
   std::string description = "host model";  // for messages ("ComfyUI MODEL (BaseModel)")
   std::function<HostModelInfo()> describe;
+  // SHA-256 (hex) of the model's weights and weight patches as the host holds them: the
+  // starting model of a run's identity (run_identity.hpp).
+  std::function<std::string()> fingerprint;
   // eps [B, C, h, w] for x_t [B, C, h, w], t [B] (int64), context [B, L, D]; `adapters`: with
   // the attached adapters, or the base model alone (the frozen reference).
   std::function<at::Tensor(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& context, bool adapters)> predict;

@@ -26,6 +26,23 @@ void ExampleSet::validate() const {
         empty_context.defined() ? empty_context.sizes() : at::IntArrayRef{});
 }
 
+void ExampleSet::check_captions() const {
+  if (contexts.defined() || captions_optional) return;
+  int64_t missing = 0;
+  int64_t first = -1;
+  for (size_t i = 0; i < captions.size(); ++i)
+    if (captions[i].empty()) {
+      ++missing;
+      if (first < 0) first = static_cast<int64_t>(i);
+    }
+  if (missing == 0) return;
+  const std::string file = first < static_cast<int64_t>(names.size()) ? names[first] : str("image ", first);
+  const std::string stem = first < static_cast<int64_t>(names.size()) ? file.substr(0, file.rfind('.')) : "";
+  throw Error(str(name, ": ", missing, " of ", size(), " images have no caption (e.g. '", file, "'",
+                  stem.empty() ? "" : str(": put it in '", stem, ".txt'"),
+                  "); expected one caption per image, or set captions to optional to train those on the empty caption"));
+}
+
 ExampleBatch ExampleSet::batch(const std::vector<int64_t>& indices) const {
   at::Tensor index = at::tensor(indices, at::kLong).to(images.device());
   ExampleBatch out;

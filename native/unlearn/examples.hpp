@@ -27,6 +27,10 @@ struct ExampleSet {
   at::Tensor contexts;                // [N, L, D], [1, L, D] (shared) or undefined
   // With contexts: the empty prompt's context [1, L, D] (what caption dropout trains), or undefined.
   at::Tensor empty_context;
+  std::vector<std::string> names;     // image file names (for messages), or empty
+  // Images without a caption train the empty caption only when this is set explicitly;
+  // otherwise a missing caption is an error wherever the set is trained.
+  bool captions_optional = false;
 
   int64_t size() const { return images.defined() ? images.size(0) : 0; }
   bool empty() const { return size() == 0; }
@@ -34,6 +38,9 @@ struct ExampleSet {
   ExampleBatch batch(const std::vector<int64_t>& indices) const;
   // Checks shapes agree; errors name the set.
   void validate() const;
+  // Checks that every image has a caption unless captions_optional (sets with contexts need
+  // none); the error names the set, how many lack one and the first file.
+  void check_captions() const;
 };
 
 }  // namespace lethe::unlearn

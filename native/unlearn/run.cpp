@@ -14,6 +14,8 @@
 #include "eval/canvas.hpp"
 #include "io/atomic_file.hpp"
 #include "io/hash.hpp"
+#include "io/output_path.hpp"
+#include "unlearn/run_identity.hpp"
 
 namespace lethe::unlearn {
 
@@ -54,7 +56,7 @@ RunConfig RunConfig::defaults() {
 namespace {
 
 ExampleSet folder_set(const std::string& folder, const std::string& role, const models::DiffusionModel& model,
-                      bool resize) {
+                      bool resize, bool captions_optional) {
   data::ImageFolderOptions options;
   options.role = role;
   options.channels = static_cast<int>(model.unet()->config().in_channels);
@@ -65,10 +67,10 @@ ExampleSet folder_set(const std::string& folder, const std::string& role, const 
   set.images = images.images * 2.0 - 1.0;
   set.masks = images.masks;
   set.captions = images.captions;
-  for (size_t i = 0; i < set.captions.size(); ++i)
-    check(!model.has_text_encoder() || !set.captions[i].empty(), set.name, ": image '", images.names[i],
-          "' has no caption (put it in '", fs::path(images.names[i]).stem().string(), ".txt')");
+  set.names = images.names;
+  set.captions_optional = captions_optional || !model.has_text_encoder();  // an unconditional model reads none
   set.validate();
+  set.check_captions();
   return set;
 }
 
@@ -80,6 +82,10 @@ ExampleSet subset(const ExampleSet& set, const std::vector<int64_t>& indices, co
   out.masks = batch.masks;
   out.captions = batch.captions;
   out.contexts = batch.contexts;
+  out.empty_context = set.empty_context;
+  out.captions_optional = set.captions_optional;
+  for (int64_t i : indices)
+    if (i < static_cast<int64_t>(set.names.size())) out.names.push_back(set.names[i]);
   return out;
 }
 
@@ -149,9 +155,12 @@ TaskData load_task_data(const DataConfig& config, const models::DiffusionModel& 
   config.validate("data");
   if (config.preset == "bench") return bench_task_data(config);
   TaskData data;
-  if (!config.forget_folder.empty()) data.forget = folder_set(config.forget_folder, "forget set", model, config.resize);
-  if (!config.retain_folder.empty()) data.retain = folder_set(config.retain_folder, "retain set", model, config.resize);
-  if (!config.anchor_folder.empty()) data.anchor = folder_set(config.anchor_folder, "anchor set", model, config.resize);
+  auto load = [&](const std::string& folder, const char* role) {
+    return folder_set(folder, role, model, config.resize, config.captions_optional);
+  };
+  if (!config.forget_folder.empty()) data.forget = load(config.forget_folder, "forget set");
+  if (!config.retain_folder.empty()) data.retain = load(config.retain_folder, "retain set");
+  if (!config.anchor_folder.empty()) data.anchor = load(config.anchor_folder, "anchor set");
   data.target_captions = config.target_captions;
   limit_retain(data, config.retain_limit);
   return data;
@@ -193,14 +202,86 @@ void draw_selections(const TimestepSelection& timesteps, const FrequencySelectio
 
 namespace {
 
-// The run folder of `config` (a default name when empty); refuses one holding a finished run.
-fs::path open_run_folder(RunConfig& config) {
-  if (config.output.empty()) config.output = (fs::path("out") / ("unlearn-" + timestamp())).string();
-  const fs::path directory = config.output;
-  check(!fs::exists(directory / "summary.json"), "unlearning run: output folder '", directory.string(),
+// A run's folder, locked against other processes for as long as the run holds it.
+struct RunFolder {
+  fs::path directory;
+  io::FolderLock lock;
+  bool finished = false;  // holds this same run, finished: its result is reused
+  std::string notice;
+};
+
+// The identity recorded in `folder`, or null when it has none (or it cannot be read).
+nlohmann::json saved_identity(const fs::path& folder) {
+  const fs::path file = folder / "identity.json";
+  if (!fs::exists(file)) return nullptr;
+  try {
+    return io::read_json_file(file);
+  } catch (const Error&) {
+    return "unreadable";
+  }
+}
+
+RunFolder explicit_folder(RunConfig& config, const nlohmann::json& identity, const std::string& where) {
+  if (config.output.empty()) config.output = io::claim_numbered_folder("out", "unlearn-" + timestamp()).string();
+  RunFolder folder;
+  folder.directory = config.output;
+  check(!fs::exists(folder.directory) || fs::is_directory(folder.directory), where, ": output folder '",
+        folder.directory.string(), "' is a file, expected a folder");
+  folder.lock = io::FolderLock(folder.directory);
+  check(folder.lock.held(), where, ": output folder '", folder.directory.string(),
+        "' is in use by another Lethe process; wait for it to finish or choose another output folder");
+  const nlohmann::json saved = saved_identity(folder.directory);
+  if (!saved.is_null()) {
+    const auto differences = identity_differences(saved, identity);
+    check(differences.empty(), where, ": output folder '", folder.directory.string(),
+          "' holds a different run (it differs in: ", join(differences),
+          "); choose another output folder, or delete that one to start over");
+  }
+  check(!fs::exists(folder.directory / "summary.json"), where, ": output folder '", folder.directory.string(),
         "' already holds a finished run; choose another output folder (nothing is overwritten)");
-  fs::create_directories(directory);
-  return directory;
+  check(!saved.is_null() || !fs::exists(folder.directory / "checkpoint.safetensors"), where, ": output folder '",
+        folder.directory.string(), "' holds a checkpoint but no identity.json (written by an older Lethe); choose "
+        "another output folder, or delete that one to start over");
+  if (saved.is_null()) io::write_json_file(folder.directory / "identity.json", identity);
+  return folder;
+}
+
+RunFolder numbered_folder(const RunPlacement& placement, const nlohmann::json& identity) {
+  RunFolder folder;
+  std::string skipped;
+  for (int index = 1;; ++index) {
+    const fs::path directory = placement.root / (index == 1 ? placement.stem : str(placement.stem, "-", index));
+    io::check_inside(placement.root, directory, "unlearning run folder");
+    const bool created = io::claim_directory(directory);
+    io::FolderLock lock(directory);
+    if (!lock.held()) continue;  // another process is running there
+    const nlohmann::json saved = saved_identity(directory);
+    // Free: just made, or left empty by a process that died before it recorded its run.
+    const bool unused = saved.is_null() && !fs::exists(directory / "checkpoint.safetensors") &&
+                        !fs::exists(directory / "summary.json");
+    if (created || unused) {
+      io::write_json_file(directory / "identity.json", identity);
+    } else if (saved != identity) {
+      if (skipped.empty())
+        skipped = str("'", directory.filename().string(), "' holds a different run (",
+                      saved.is_null() ? "no identity.json" : "it differs in: " + join(identity_differences(saved, identity, 3)),
+                      ")");
+      continue;
+    }
+    folder.directory = directory;
+    folder.lock = std::move(lock);
+    folder.finished = fs::exists(directory / "summary.json");
+    if (!skipped.empty()) folder.notice = str(skipped, "; started this run fresh in '", directory.filename().string(), "'");
+    return folder;
+  }
+}
+
+RunFolder open_run_folder(RunConfig& config, const nlohmann::json& identity, const RunPlacement& placement,
+                          const std::string& where) {
+  if (placement.root.empty()) return explicit_folder(config, identity, where);
+  RunFolder folder = numbered_folder(placement, identity);
+  config.output = folder.directory.string();
+  return folder;
 }
 
 // The run's objective, checked against the data it needs.
@@ -217,7 +298,8 @@ std::unique_ptr<Objective> checked_objective(const RunConfig& config, const Task
 // already set in `context`) with the run's selections; writes the selection pictures, the
 // resolved config and the loss curves into `directory`.
 TrainOutcome train(const RunConfig& config, Objective& objective, ObjectiveContext& context,
-                   const NamedTensors& parameters, const fs::path& directory, const ProgressCallback& progress) {
+                   const NamedTensors& parameters, const fs::path& directory, const nlohmann::json& identity,
+                   const ProgressCallback& progress) {
   TimestepSelection timesteps(config.timesteps, *context.schedule);
   FrequencySelection frequency(config.frequency);
   context.timesteps = &timesteps;
@@ -231,6 +313,7 @@ TrainOutcome train(const RunConfig& config, Objective& objective, ObjectiveConte
   io::write_json_file(directory / "config.json", resolved);
 
   Trainer trainer(config.trainer, parameters, objective, context);
+  trainer.set_run_identity(identity);
   TrainOutcome outcome = trainer.run(directory / "checkpoint.safetensors", progress);
   trainer.apply_ema();  // with trainer.ema_decay > 0 the run's result is the EMA weights (snapshots stay raw)
   context.timesteps = nullptr;
@@ -262,11 +345,9 @@ io::Metadata lora_metadata(const RunConfig& config, io::Metadata metadata, const
   return metadata;
 }
 
-// Removes the finished run's checkpoint and writes summary.json.
+// Writes summary.json (the mark of a finished run), then removes the checkpoint.
 nlohmann::json finish_run(const RunConfig& config, const TrainOutcome& outcome, const fs::path& directory,
                           const std::map<std::string, std::string>& files) {
-  std::error_code ignored;
-  fs::remove(directory / "checkpoint.safetensors", ignored);
   nlohmann::json summary;
   summary["objective"] = config.objective;
   summary["steps"] = outcome.steps_done;
@@ -282,30 +363,66 @@ nlohmann::json finish_run(const RunConfig& config, const TrainOutcome& outcome, 
   summary["machine"] = {{"cpu", machine.cpu}, {"threads", machine.threads}, {"flush_denormals", machine.flush_denormals}};
   for (const auto& [name, path] : files) summary[name] = path;
   io::write_json_file(directory / "summary.json", summary);
+  std::error_code ignored;
+  fs::remove(directory / "checkpoint.safetensors", ignored);
   return summary;
 }
 
 }  // namespace
 
+namespace {
+
+// Saves a run's result file; on failure the message says where the trained state is kept.
+void save_result(const std::function<void()>& save, const fs::path& file, const fs::path& directory) {
+  try {
+    save();
+  } catch (const Error& e) {
+    throw Error(str("unlearning run: could not save '", file.string(), "': ", e.what(), "; the trained state is kept in '",
+                    (directory / "checkpoint.safetensors").string(),
+                    "': run the same command again to save it without training again"));
+  }
+}
+
+}  // namespace
+
 RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progress,
-                         std::shared_ptr<models::DiffusionModel> model, const TaskData* given_data) {
+                         std::shared_ptr<models::DiffusionModel> model, const TaskData* given_data,
+                         const RunPlacement& placement) {
   RunConfig config = input;
   if (config.model.empty() && !model) config.model = (bench::bench_model_dir() / "base.safetensors").string();
   config.validate("unlearning run");
-  const fs::path directory = open_run_folder(config);
-  if (!config.model.empty() && fs::exists(config.model))
-    check(fs::weakly_canonical(config.model).parent_path() != fs::weakly_canonical(directory) ||
+  if (!config.model.empty() && !config.output.empty() && fs::exists(config.model))
+    check(fs::weakly_canonical(config.model).parent_path() != fs::weakly_canonical(config.output) ||
               fs::path(config.model).filename() != "model.safetensors",
-          "unlearning run: the output folder '", directory.string(), "' would overwrite the input model");
+          "unlearning run: the output folder '", config.output, "' would overwrite the input model");
 
   std::shared_ptr<models::DiffusionModel> source = model ? model : models::DiffusionModel::load(config.model);
+  TaskData data = given_data ? *given_data : load_task_data(config.data, *source);
+  if (source->has_text_encoder())  // the same caption rule for data from nodes as from folders
+    for (const ExampleSet* set : {&data.forget, &data.retain, &data.anchor})
+      if (!set->empty()) set->check_captions();
+  auto objective = checked_objective(config, data);
+  const nlohmann::json identity =
+      run_identity(config, source->weights_sha256(), task_data_sha256(data), objective->config_json());
+  RunFolder folder = open_run_folder(config, identity, placement, "unlearning run");
+  const fs::path directory = folder.directory;
+
+  RunResult result;
+  result.directory = directory;
+  result.notice = folder.notice;
+  result.model_file = directory / "model.safetensors";
+  if (folder.finished) {  // this same run finished before: its result, not a second training
+    result.reused = true;
+    result.model = models::DiffusionModel::load(result.model_file);
+    result.summary = io::read_json_file(directory / "summary.json");
+    if (fs::exists(directory / "lora.safetensors")) result.lora_file = directory / "lora.safetensors";
+    return result;
+  }
+
   auto trained = source->frozen_copy();  // the run trains a copy; the input stays untouched
   trained->source_path = source->source_path;
   trained->source_sha256 = source->source_sha256;
   trained->unet()->gradient_checkpointing = config.gradient_checkpointing;
-
-  TaskData data = given_data ? *given_data : load_task_data(config.data, *source);
-  auto objective = checked_objective(config, data);
   std::shared_ptr<models::DiffusionModel> reference;
   if (objective->needs_reference()) reference = source->frozen_copy();
 
@@ -347,23 +464,21 @@ RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progres
       }
     };
   }
-  TrainOutcome outcome = train(config, *objective, context, parameters, directory, on_step);
+  TrainOutcome outcome = train(config, *objective, context, parameters, directory, identity, on_step);
 
-  RunResult result;
-  result.directory = directory;
   io::Metadata metadata = run_metadata(config, *objective, outcome, source->source_path, source->source_sha256);
   std::map<std::string, std::string> files;
   if (lora) {
     result.lora_file = directory / "lora.safetensors";
     // Kohya names (lora_unet_<diffusers path>): what ComfyUI's LoraLoader, A1111 and kohya load.
-    io::save_safetensors(result.lora_file, models::to_kohya(lora->tensors(), trained->unet()->config()),
-                         lora_metadata(config, metadata, "kohya"));
+    save_result([&] { io::save_safetensors(result.lora_file, models::to_kohya(lora->tensors(), trained->unet()->config()),
+                                           lora_metadata(config, metadata, "kohya")); },
+                result.lora_file, directory);
     lora->merge();
     files["lora_file"] = result.lora_file.string();
   }
   trained->set_requires_grad(false);
-  result.model_file = directory / "model.safetensors";
-  trained->save(result.model_file, metadata);
+  save_result([&] { trained->save(result.model_file, metadata); }, result.model_file, directory);
   trained->source_path = result.model_file.string();
   trained->source_sha256 = io::sha256_file(result.model_file);
   trained->source_metadata = metadata;
@@ -374,17 +489,32 @@ RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progres
 }
 
 HostRunResult run_host_unlearning(const RunConfig& input, models::HostModel& model, const TaskData& data,
-                                  const ProgressCallback& progress) {
+                                  const ProgressCallback& progress, const RunPlacement& placement) {
   RunConfig config = input;
   config.trainable = "lora";
-  config.validate("unlearning run (" + model.description + ")");
-  const fs::path directory = open_run_folder(config);
+  const std::string where = "unlearning run (" + model.description + ")";
+  config.validate(where);
   for (const ExampleSet* set : {&data.forget, &data.retain, &data.anchor})
-    check(set->empty() || set->contexts.defined(), "unlearning run (", model.description, "): the ", set->name,
+    check(set->empty() || set->contexts.defined(), where, ": the ", set->name,
           " has captions but no CONDITIONING; a host model needs datasets made with Lethe Dataset from Latents");
-  check(data.target_captions.empty() || data.target_contexts.defined(), "unlearning run (", model.description,
-        "): the erased concept must come as CONDITIONING (target_conditioning), not as a caption");
+  check(data.target_captions.empty() || data.target_contexts.defined(), where,
+        ": the erased concept must come as CONDITIONING (target_conditioning), not as a caption");
+  check(static_cast<bool>(model.fingerprint), where, ": the host gave no fingerprint of its weights");
   auto objective = checked_objective(config, data);
+  const nlohmann::json identity = run_identity(config, model.fingerprint(), task_data_sha256(data), objective->config_json());
+  RunFolder folder = open_run_folder(config, identity, placement, where);
+  const fs::path directory = folder.directory;
+
+  HostRunResult result;
+  result.directory = directory;
+  result.notice = folder.notice;
+  result.lora_file = directory / "lora.safetensors";
+  if (folder.finished) {
+    result.reused = true;
+    for (const auto& [name, tensor] : io::SafetensorsFile::open(result.lora_file).tensors()) result.lora[name] = tensor.clone();
+    result.summary = io::read_json_file(directory / "summary.json");
+    return result;
+  }
 
   const diffusion::NoiseSchedule schedule = diffusion::NoiseSchedule::from_alphas_cumprod(model.info().alphas_cumprod);
   models::HostLora lora(model, config.lora, config.trainer.seed + 17);
@@ -394,16 +524,15 @@ HostRunResult run_host_unlearning(const RunConfig& input, models::HostModel& mod
   context.reference = objective->needs_reference() ? &reference : nullptr;
   context.schedule = &schedule;
   context.data = &data;
-  TrainOutcome outcome = train(config, *objective, context, lora.parameters(), directory, progress);
+  TrainOutcome outcome = train(config, *objective, context, lora.parameters(), directory, identity, progress);
 
-  HostRunResult result;
-  result.directory = directory;
-  result.lora_file = directory / "lora.safetensors";
   result.lora = lora.tensors();
   // ComfyUI's own key form ("diffusion_model.<path>.lora_down.weight", ...): LoraLoader maps it
   // onto the model the LoRA was trained on, whatever its architecture.
-  io::save_safetensors(result.lora_file, result.lora,
-                       lora_metadata(config, run_metadata(config, *objective, outcome, model.description, ""), "comfy"));
+  save_result([&] { io::save_safetensors(result.lora_file, result.lora,
+                                         lora_metadata(config, run_metadata(config, *objective, outcome, model.description, ""),
+                                                       "comfy")); },
+              result.lora_file, directory);
   result.summary = finish_run(config, outcome, directory, {{"lora_file", result.lora_file.string()}});
   return result;
 }

@@ -3,7 +3,9 @@
 // the unlearned model (.safetensors with metadata naming objective, selections, steps,
 // seed and the source model's hash), the resolved config, a loss-curve PNG, the
 // frequency-mask and timestep-weight pictures, and a summary. Inputs are never
-// overwritten; a cancelled run leaves checkpoint.safetensors and resumes from it.
+// overwritten. The folder records the run's identity (identity.json, run_identity.hpp) and
+// holds checkpoint.safetensors while it trains (every 60 s, and on cancel or failure); a run
+// resumes only a folder holding exactly the same run.
 #pragma once
 
 #include <filesystem>
@@ -35,6 +37,7 @@ struct DataConfig {
   std::string forget_folder, retain_folder, anchor_folder;
   std::vector<std::string> target_captions;  // folders, concept task: the erased condition
   bool resize = false;
+  bool captions_optional = false;        // folders: images without name.txt train the empty caption (else an error)
   int64_t retain_limit = 0;              // use at most this many retain images (0 = all)
 
   template <typename V>
@@ -49,6 +52,7 @@ struct DataConfig {
     v("anchor_folder", anchor_folder);
     v("target_captions", target_captions);
     v("resize", resize);
+    v("captions_optional", captions_optional);
     v("retain_limit", retain_limit);
   }
   void validate(const std::string& where) const;
@@ -89,8 +93,22 @@ struct RunConfig {
   static RunConfig defaults();
 };
 
+// Where a run's folder is.
+struct RunPlacement {
+  // Empty root (headless): the folder is RunConfig::output (out/unlearn-<time> when empty).
+  // The same run there resumes; a different one is an error naming what differs, a finished
+  // one an error (nothing is overwritten), one in use by another process an error.
+  // Set (nodes): the first of root/stem, root/stem-2, ... that holds this same run (resumed,
+  // or reused when finished) or is free; folders holding other runs are left as they are and
+  // RunResult::notice says so in one line.
+  std::filesystem::path root;
+  std::string stem;
+};
+
 struct RunResult {
   std::filesystem::path directory;
+  bool reused = false;                    // a finished identical run was found and returned
+  std::string notice;                     // one line for the user (another run's folder was skipped), or empty
   std::filesystem::path model_file;       // the unlearned model (full weights)
   std::filesystem::path lora_file;        // the adapters, when trainable = lora
   nlohmann::json summary;
@@ -106,10 +124,13 @@ TaskData bench_task_data(const DataConfig& config);
 // Runs the whole job. `model` may be given in memory (the node graph does); otherwise it is
 // loaded from config.model. The model passed in is not modified: the run trains a copy.
 RunResult run_unlearning(const RunConfig& config, const ProgressCallback& progress = {},
-                         std::shared_ptr<models::DiffusionModel> model = nullptr, const TaskData* data = nullptr);
+                         std::shared_ptr<models::DiffusionModel> model = nullptr, const TaskData* data = nullptr,
+                         const RunPlacement& placement = {});
 
 struct HostRunResult {
   std::filesystem::path directory;
+  bool reused = false;
+  std::string notice;
   std::filesystem::path lora_file;           // the adapters, in ComfyUI's key form
   std::map<std::string, at::Tensor> lora;    // the same tensors, in memory
   nlohmann::json summary;
@@ -119,7 +140,7 @@ struct HostRunResult {
 // callbacks (trainable is always lora; config.model and config.data are not used: `data`
 // must carry host CONDITIONING). The host model is left without adapters afterwards.
 HostRunResult run_host_unlearning(const RunConfig& config, models::HostModel& model, const TaskData& data,
-                                  const ProgressCallback& progress = {});
+                                  const ProgressCallback& progress = {}, const RunPlacement& placement = {});
 
 // Draws the loss curves of a run history (one line per loss term).
 void draw_loss_curves(const std::vector<LossTerms>& history, const std::filesystem::path& png, const std::string& title);

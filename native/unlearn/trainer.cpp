@@ -9,6 +9,7 @@
 
 #include "core/error.hpp"
 #include "io/safetensors.hpp"
+#include "unlearn/run_identity.hpp"
 
 namespace lethe::unlearn {
 
@@ -39,6 +40,7 @@ void TrainerConfig::validate(const std::string& where) const {
   check(gradient_accumulation >= 1, where, ".gradient_accumulation: expected >= 1, got ", gradient_accumulation);
   check(ema_decay >= 0 && ema_decay < 1, where, ".ema_decay: expected in [0, 1), got ", ema_decay);
   check(checkpoint_every >= 0, where, ".checkpoint_every: expected >= 0, got ", checkpoint_every);
+  check(checkpoint_seconds >= 0, where, ".checkpoint_seconds: expected >= 0, got ", checkpoint_seconds);
   check(retain_caption_dropout >= 0 && retain_caption_dropout < 1, where, ".retain_caption_dropout: expected in [0, 1), got ",
         retain_caption_dropout);
   optimizer.validate(where + ".optimizer");
@@ -79,6 +81,8 @@ nlohmann::json Trainer::identity() const {
   nlohmann::json out = io::to_json(config_);
   out.erase("steps");  // a run may be resumed with more steps
   out.erase("checkpoint_every");
+  out.erase("checkpoint_seconds");
+  if (!run_identity_.is_null()) out["run"] = run_identity_;
   out["objective"] = objective_.name();
   out["objective_config"] = objective_.config_json();
   std::vector<std::string> names;
@@ -127,8 +131,8 @@ int64_t Trainer::load_checkpoint(const fs::path& path, std::vector<LossTerms>& h
   for (const char* key : {"step", "adam_step", "streams", "history", "seconds"})
     check(metadata.count(key), where, ": metadata key '", key, "' is missing (truncated or foreign checkpoint)");
   const nlohmann::json saved = io::parse_json(metadata.at("identity"), where);
-  check(saved == identity(), where, ": was written by a different run (configuration ", saved.dump(),
-        ") than this one (", identity().dump(), "); delete it or use another output folder");
+  check(saved == identity(), where, ": was written by a different run (it differs in ",
+        join(identity_differences(saved, identity())), "); delete it or use another output folder");
   at::NoGradGuard no_grad;
   auto& state = optimizer_->adam->state();
   const int64_t adam_steps = std::stoll(metadata.at("adam_step"));
@@ -185,6 +189,8 @@ TrainOutcome Trainer::run(const fs::path& checkpoint, const ProgressCallback& pr
   };
 
   bool saved = false;  // the NaN guard saves before throwing
+  const int64_t first_step = step;
+  double last_checkpoint_seconds = 0.0;
   while (step < last) {
     try {
       context_.step = step;
@@ -225,8 +231,12 @@ TrainOutcome Trainer::run(const fs::path& checkpoint, const ProgressCallback& pr
       }
       outcome.history.push_back(terms);
       ++step;
-      if (!checkpoint.empty() && config_.checkpoint_every > 0 && step % config_.checkpoint_every == 0 && step < last)
+      const bool by_steps = config_.checkpoint_every > 0 && step % config_.checkpoint_every == 0;
+      const bool by_time = config_.checkpoint_seconds > 0 && elapsed() - last_checkpoint_seconds >= config_.checkpoint_seconds;
+      if (!checkpoint.empty() && (by_steps || by_time) && step < last) {
         save_checkpoint(checkpoint, step, outcome.history, previous_seconds + elapsed());
+        last_checkpoint_seconds = elapsed();
+      }
       reporter.update(step, terms);
     } catch (...) {
       // Cancelled, crashed or stopped by the guard: keep a resumable checkpoint of the
@@ -235,7 +245,9 @@ TrainOutcome Trainer::run(const fs::path& checkpoint, const ProgressCallback& pr
       throw;
     }
   }
-  if (!checkpoint.empty() && step < config_.steps) save_checkpoint(checkpoint, step, outcome.history, previous_seconds + elapsed());
+  // Stopped early, or finished: either way the state after the last step is kept until the
+  // caller has saved the result (and removes the checkpoint).
+  if (!checkpoint.empty() && step > first_step) save_checkpoint(checkpoint, step, outcome.history, previous_seconds + elapsed());
   finish(step);
   return outcome;
 }

@@ -51,7 +51,9 @@ struct TrainerConfig {
   uint64_t seed = 0;
   OptimizerConfig optimizer;
   double ema_decay = 0.0;               // 0 = no EMA weights; else runs save the EMA weights
-  int64_t checkpoint_every = 0;         // steps between checkpoints; 0 = only on stop, cancel or error
+  int64_t checkpoint_every = 0;         // steps between checkpoints (0 = by time only)
+  double checkpoint_seconds = 60.0;     // training seconds between checkpoints (0 = by steps only); a
+                                        // checkpoint is also written on stop, cancel, error and at the end
   // Retain batches train the empty caption with this probability, as the base model was
   // trained (classifier-free guidance samples from both branches; see models/README.md).
   double retain_caption_dropout = 0.0;
@@ -65,6 +67,7 @@ struct TrainerConfig {
     v("optimizer", optimizer);
     v("ema_decay", ema_decay);
     v("checkpoint_every", checkpoint_every);
+    v("checkpoint_seconds", checkpoint_seconds);
     v("retain_caption_dropout", retain_caption_dropout);
   }
   void validate(const std::string& where) const;
@@ -89,11 +92,16 @@ class Trainer {
   ~Trainer();
 
   // Trains up to config.steps. With `checkpoint` non-empty: resumes from it when it exists
-  // (and `resume`), writes it every checkpoint_every steps, on cancel (any exception from
-  // `progress`), on a NaN/Inf and when stopping early. stop_after >= 0 stops after that
-  // many steps in total (a resumable interruption).
+  // (and `resume`), writes it every checkpoint_every steps or checkpoint_seconds of
+  // training, on cancel (any exception from `progress`), on a NaN/Inf, when stopping early
+  // and after the last step (so the trained state survives a failed save of the result).
+  // stop_after >= 0 stops after that many steps in total (a resumable interruption).
   TrainOutcome run(const std::filesystem::path& checkpoint, const ProgressCallback& progress = {}, bool resume = true,
                    int64_t stop_after = -1);
+
+  // The identity of the whole run (run_identity.hpp), stored in checkpoints and required to
+  // match on resume.
+  void set_run_identity(nlohmann::json identity) { run_identity_ = std::move(identity); }
 
   // Copies the EMA weights into the parameters (no-op without EMA).
   void apply_ema();
@@ -112,6 +120,7 @@ class Trainer {
   ObjectiveContext& context_;
   std::unique_ptr<Optimizer> optimizer_;
   std::vector<at::Tensor> ema_;
+  nlohmann::json run_identity_;
 };
 
 }  // namespace lethe::unlearn

@@ -97,7 +97,7 @@ TEST(Safetensors, MalformedHeaderLengthPastEndOfFile) {
 TEST(Safetensors, MalformedNonJsonHeader) {
   TempDir dir;
   write_raw(dir / "j.safetensors", "{not json", "");
-  expect_error([&] { SafetensorsFile::open(dir / "j.safetensors"); }, {"j.safetensors", "not valid JSON"});
+  expect_error([&] { SafetensorsFile::open(dir / "j.safetensors"); }, {"j.safetensors", "header: invalid JSON at line 1"});
 }
 
 TEST(Safetensors, MalformedHeaderNotAnObject) {

@@ -191,6 +191,44 @@ TEST(Trainer, CheckpointFromAnotherConfigurationIsRefused) {
   expect_error([&] { trainer.run(checkpoint); }, {"different run"});
 }
 
+TEST(Trainer, AMismatchNamesWhatDiffersInAFewWords) {
+  TempDir dir;
+  Fixture f;
+  auto objective = unlearn::make_objective("denoise");
+  const auto checkpoint = dir / "c.safetensors";
+  unlearn::Trainer first(small_config(4), f.parameters(), *objective, f.context);
+  first.set_run_identity({{"model", std::string(64, 'a')}, {"timesteps", {{"t_min", 250}}}});
+  first.run(checkpoint, {}, true, 2);
+  Fixture g;
+  unlearn::Trainer second(small_config(4), g.parameters(), *objective, g.context);
+  second.set_run_identity({{"model", std::string(64, 'b')}, {"timesteps", {{"t_min", 300}}}});
+  try {
+    second.run(checkpoint);
+    FAIL() << "expected a mismatch";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("run.model"), std::string::npos) << message;
+    EXPECT_NE(message.find("run.timesteps.t_min (was 250, now 300)"), std::string::npos) << message;
+    EXPECT_LT(message.size(), 400u) << "never the parameter list: " << message;
+  }
+}
+
+TEST(Trainer, TheFinishedStateIsCheckpointedUntilTheCallerSavesIt) {
+  TempDir dir;
+  Fixture f;
+  auto objective = unlearn::make_objective("denoise");
+  const auto checkpoint = dir / "c.safetensors";
+  auto config = small_config(3);
+  config.checkpoint_seconds = 0;  // by steps and at the end only
+  unlearn::Trainer(config, f.parameters(), *objective, f.context).run(checkpoint);
+  ASSERT_TRUE(std::filesystem::exists(checkpoint));
+  EXPECT_EQ(io::SafetensorsFile::open(checkpoint).metadata().at("step"), "3");
+  Fixture g(/*init_seed=*/99);
+  auto outcome = unlearn::Trainer(config, g.parameters(), *objective, g.context).run(checkpoint);
+  EXPECT_EQ(outcome.steps_done, 3);  // nothing left to train: the state is restored as it was
+  expect_same_weights(f.weights(), g.weights());
+}
+
 TEST(Trainer, ProgressReportsLossTermsAndTiming) {
   Fixture f;
   auto objective = unlearn::make_objective("denoise");

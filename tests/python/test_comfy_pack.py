@@ -194,3 +194,86 @@ def test_inference_tensors_from_comfyui_train_and_the_gil_is_released(tmp_path):
     """)
     assert out["steps"] == 6 and out["saved"]
     assert out["ticks"] > 50, "another Python thread ran while native training held no GIL"
+
+
+@needs_bench
+def test_after_a_cancel_a_changed_node_starts_fresh_and_the_same_node_resumes(tmp_path):
+    """Cancel at step 3 of 12, then Run with t_min, steps (below the checkpoint's) or the forget
+    pieces changed: each starts a new folder (the cancelled run's checkpoint is kept and named in
+    one line); unchanged again: the cancelled run resumes; once more: the finished run is reused.
+    config.json, summary.json and the model metadata agree in every folder."""
+    out = comfy(tmp_path, """
+        def prompt(t_min=250, steps=12, pieces="0,1"):
+            return {
+              "1": {"class_type": "LetheBenchData", "inputs": {"task": "data", "forget_pieces": pieces, "concept": "sneaker", "anchor": "footwear", "retain_limit": 64}},
+              "2": {"class_type": "LetheBenchModel", "inputs": {"which": "base"}},
+              "3": {"class_type": "LetheObjectiveSISS", "inputs": {"method": "siss", "lambda": 0.5, "scaling_norm": 5.0}},
+              "8": {"class_type": "LetheTimestepSelection", "inputs": {"t_min": t_min, "t_max": 750, "weighting": "uniform"}},
+              "4": {"class_type": "LetheUnlearn", "inputs": {"model": ["2", 0], "objective": ["3", 0], "forget": ["1", 0], "retain": ["1", 1],
+                    "timesteps": ["8", 0], "steps": steps, "batch_size": 4, "learning_rate": 1e-4, "seed": 0, "trainable": "full",
+                    "lora_rank": 4, "retain_caption_dropout": 0.1}},
+              "5": {"class_type": "LetheSaveModel", "inputs": {"model": ["4", 0], "filename_prefix": "saved"}},
+            }
+        def cancel_at_3(node_id, value, total):
+            if node_id == "4" and value >= 3: comfy.model_management.interrupt_current_processing(True)
+        texts = []
+        first = executor.execute(prompt(), cancel_at_3)
+        assert type(first.error).__name__ == "InterruptProcessingException", first.error
+        for changes in ({"t_min": 300}, {"steps": 2}, {"pieces": "0"}, {}, {}):
+            result = executor.execute(prompt(**changes))
+            if result.error is not None: raise result.error
+            texts.append(result.ui["4"]["text"])
+        root = os.path.join(folder_paths.get_output_directory(), "lethe")
+        runs = {}
+        for folder in sorted(f for f in os.listdir(root) if f.startswith("unlearn-node-4")):
+            config = json.load(open(os.path.join(root, folder, "config.json")))
+            summary = json.load(open(os.path.join(root, folder, "summary.json")))
+            meta = native.load_safetensors(os.path.join(root, folder, "model.safetensors"))[1]
+            runs[folder] = {"t_min": [config["timesteps"]["t_min"], json.loads(meta["timesteps"])["t_min"]],
+                            "steps": [config["trainer"]["steps"], summary["steps"], int(meta["steps"])],
+                            "pieces": config["data"]["forget_pieces"] if "data" in config else None,
+                            "resumed": summary["resumed"]}
+        print(json.dumps({"texts": texts, "runs": runs}))
+    """)
+    t_min, steps, pieces, resumed, reused = out["texts"]
+    for texts, difference, folder in ((t_min, "timesteps.t_min (was 250, now 300)", "unlearn-node-4-2"),
+                                      (steps, "trainer.steps (was 12, now 2)", "unlearn-node-4-3"),
+                                      (pieces, "data (images, captions or masks)", "unlearn-node-4-4")):
+        assert any("'unlearn-node-4' holds a different run" in t and difference in t
+                   and f"started this run fresh in '{folder}'" in t for t in texts), texts
+    assert any("run folder 'unlearn-node-4')" in t for t in resumed), resumed
+    assert any("reused the finished identical run in 'unlearn-node-4'" in t for t in reused), reused
+    runs = {name: {k: v for k, v in run.items() if k != "pieces"} for name, run in out["runs"].items()}
+    assert runs == {
+        "unlearn-node-4": {"t_min": [250, 250], "steps": [12, 12, 12], "resumed": True},
+        "unlearn-node-4-2": {"t_min": [300, 300], "steps": [12, 12, 12], "resumed": False},
+        "unlearn-node-4-3": {"t_min": [250, 250], "steps": [2, 2, 2], "resumed": False},
+        "unlearn-node-4-4": {"t_min": [250, 250], "steps": [12, 12, 12], "resumed": False},
+    }
+
+
+@needs_bench
+def test_each_evaluation_gets_its_own_report_folder(tmp_path):
+    out = comfy(tmp_path, """
+        prompt = {"1": {"class_type": "LetheBenchModel", "inputs": {"which": "base"}},
+                  "2": {"class_type": "LetheEvaluate", "inputs": {"model": ["1", 0], "samples_per_caption": 1, "samples_per_class": 1, "seed": 0}}}
+        for _ in range(2):
+            result = executor.execute(prompt)
+            if result.error is not None: raise result.error
+        root = os.path.join(folder_paths.get_output_directory(), "lethe")
+        print(json.dumps(sorted((f, sorted(os.listdir(os.path.join(root, f)))) for f in os.listdir(root) if f.startswith("evaluate"))))
+    """)
+    assert [name for name, _ in out] == ["evaluate-node-2", "evaluate-node-2-2"]
+    assert all({"report.json", "report.png"} <= set(files) for _, files in out)
+
+
+def test_a_filename_prefix_outside_the_output_folder_is_refused_by_comfyuis_own_check(tmp_path):
+    out = comfy(tmp_path, """
+        prompt = {"1": {"class_type": "LetheBenchModel", "inputs": {"which": "base"}},
+                  "2": {"class_type": "LetheSaveModel", "inputs": {"model": ["1", 0], "filename_prefix": "../../../escaped"}}}
+        result = executor.execute(prompt)
+        written = [f for d, _, fs in os.walk(os.path.dirname(folder_paths.get_output_directory())) for f in fs if "escaped" in f]
+        print(json.dumps({"error": str(result.error), "written": written}))
+    """)
+    assert "input 'filename_prefix'" in out["error"] and "outside the folder" in out["error"], out["error"]
+    assert out["written"] == []

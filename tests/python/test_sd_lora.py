@@ -228,10 +228,20 @@ def test_in_comfyui_latent_conditioning_in_patched_model_out(tiny_sd, tmp_path):
     assert "node 9 (LetheApplyLoRA)" in out["mismatch"] and "match no weight of this MODEL" in out["mismatch"]
 
 
-def test_running_an_unlearn_node_again_keeps_the_finished_run(tiny_sd, tmp_path, lethe):
-    """ComfyUI re-runs a node when its inputs change: the finished run's folder is kept and the
-    next run goes to a new one (a cancelled run's folder, without summary.json, is resumed instead)."""
-    for _ in range(2):
-        naive_deletion_one_step(lethe, tmp_path, tiny_sd[1], "lora")
-    assert (tmp_path / "unlearn-node-7" / "summary.json").exists()
+def test_running_an_unlearn_node_again_reuses_the_finished_identical_run(tiny_sd, tmp_path, lethe):
+    """ComfyUI runs a node again after a restart or a cache eviction: the same model, data and
+    settings give the finished run back (no second training, same weights); a changed setting
+    keeps the finished folder and trains in the next one."""
+    first = naive_deletion_one_step(lethe, tmp_path, tiny_sd[1], "lora")
+    trained = (tmp_path / "unlearn-node-7" / "summary.json").stat().st_mtime_ns
+    again = naive_deletion_one_step(lethe, tmp_path, tiny_sd[1], "lora")
+    assert (tmp_path / "unlearn-node-7" / "summary.json").stat().st_mtime_ns == trained
+    assert not (tmp_path / "unlearn-node-7-2").exists()
+    assert json.loads(again[2]) == json.loads(first[2])  # the summary output
+    model = run(lethe, tmp_path, "LetheLoadModel", path=str(tiny_sd[1]))[0]
+    retain = run(lethe, tmp_path, "LetheDatasetFromLatents", samples=torch.zeros(2, 4, 8, 8),
+                 conditioning=torch.zeros(1, 77, 768), latent_scale=0.18215)[0]
+    objective = run(lethe, tmp_path, "LetheObjectiveBaseline", method="naive_deletion", scale=1.0, eta=1e-3)[0]
+    run(lethe, tmp_path, "LetheUnlearn", model=model, objective=objective, steps=1, batch_size=2, learning_rate=1e-4,
+        seed=0, trainable="lora", lora_rank=2, retain_caption_dropout=0.0, retain=retain)
     assert (tmp_path / "unlearn-node-7-2" / "summary.json").exists()

@@ -56,8 +56,10 @@ def test_run_folder_holds_model_provenance_pictures_and_snapshots(tmp_path):
         cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown")
     assert summary["machine"] == {"threads": 1, "cpu": cpu, "flush_denormals": True}
     assert (out / "selections.png").stat().st_size > 1000  # timestep weights and frequency mask
-    again = unlearn(tmp_path, dict(TINY, output=str(out)))
+    again = unlearn(tmp_path, dict(TINY, output=str(out)), "--set", "trainer.seed=5")
     assert again.returncode != 0 and "already holds a finished run" in again.stderr
+    other = unlearn(tmp_path, dict(TINY, output=str(out)))
+    assert other.returncode != 0 and "holds a different run" in other.stderr and "trainer.seed (was 5, now 0)" in other.stderr
 
 
 @needs_base

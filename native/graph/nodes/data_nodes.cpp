@@ -93,11 +93,17 @@ void register_image_folder(const std::string& name, const std::string& role, con
   schema.description = "A folder of images (png, jpg, bmp) with optional captions (name.txt) and masks "
                        "(name.mask.png: white = the region that counts).";
   schema.inputs = {
-      string_input("folder", "", "path of the image folder"),
+      path_input("folder", "path of the image folder"),
       combo_input("color", {"grayscale", "rgb"}, "grayscale", "channels the model expects (the bench model is grayscale)"),
       bool_input("resize", false, "resize images of another size instead of failing"),
       int_input("size", 0, 0, 4096, "square size to resize to (0 = the first image's size)"),
   };
+  // Optional (added later), so saved workflows keep their widget positions.
+  InputSpec captions = combo_input("captions", {"required", "optional"}, "required",
+                                   "required: every image needs name.txt (training fails otherwise); optional: images "
+                                   "without one train the empty caption");
+  captions.required = false;
+  schema.inputs.push_back(captions);
   schema.outputs = {{"dataset", types::kDataset, "the images, captions and masks"},
                     {"images", types::kImage, "the images as IMAGE"},
                     {"masks", types::kMask, "the masks as MASK"}};
@@ -113,6 +119,8 @@ void register_image_folder(const std::string& name, const std::string& role, con
     set.images = images.images * 2.0 - 1.0;
     set.masks = images.masks;
     set.captions = images.captions;
+    set.names = images.names;
+    set.captions_optional = in.has("captions") && in.text("captions") == "optional";
     context.texts.push_back(str(images.size(), " images from ", in.text("folder")));
     return std::vector<Value>{dataset_value(set), image_value(images.images),
                               Value::tensor(types::kMask, images.masks.squeeze(1).contiguous())};
@@ -210,7 +218,7 @@ void register_models() {
   load.category = "Lethe/models";
   load.description = "Loads a Lethe model file or the UNet of an SD1.x/2.x checkpoint (.safetensors), strictly, with the "
                      "configuration detected from the weights.";
-  load.inputs = {string_input("path", "", "path of the .safetensors file")};
+  load.inputs = {path_input("path", "path of the .safetensors file")};
   load.outputs = {{"model", types::kModel, "the diffusion model"}};
   register_node(load, [](NodeContext& context, const NodeInputs& in) {
     auto model = models::DiffusionModel::load(in.text("path"));

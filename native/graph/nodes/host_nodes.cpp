@@ -6,6 +6,7 @@
 
 #include "graph/nodes/node_groups.hpp"
 #include "graph/nodes/node_helpers.hpp"
+#include "io/output_path.hpp"
 #include "io/safetensors.hpp"
 #include "models/lora.hpp"
 #include "models/lora_kohya.hpp"
@@ -101,12 +102,14 @@ void register_save_lora() {
     auto found = context.folders.find("loras");
     const std::filesystem::path folder =
         found != context.folders.end() ? found->second : context.run_directory / "loras";
-    const std::filesystem::path path =
-        new_numbered_file(folder, in.text("filename_prefix"), in.where("filename_prefix"), "loras folder");
-    const std::string name = std::filesystem::relative(path, folder).generic_string();
     // Rewritten (not copied) so the saved file is complete or absent, never partial.
     io::SafetensorsFile source = io::SafetensorsFile::open(lora.file);
-    io::save_safetensors(path, source.tensors(), source.metadata());
+    const std::filesystem::path path =
+        io::write_numbered_file(folder, in.text("filename_prefix"), ".safetensors", in.where("filename_prefix"),
+                                [&](const std::filesystem::path& file) {
+                                  io::save_safetensors(file, source.tensors(), source.metadata(), io::WriteMode::exclusive);
+                                });
+    const std::string name = std::filesystem::relative(path, folder).generic_string();
     context.files.push_back(path);
     context.texts.push_back("saved " + name);
     return std::vector<Value>{json_value("STRING", name)};

@@ -2,7 +2,6 @@
 
 #include <ATen/ATen.h>
 
-#include <cstdio>
 
 #include "core/error.hpp"
 
@@ -46,6 +45,12 @@ InputSpec string_input(const std::string& name, const std::string& value, const 
   spec.default_value = value;
   spec.tooltip = tooltip;
   spec.multiline = multiline;
+  return spec;
+}
+
+InputSpec path_input(const std::string& name, const std::string& tooltip) {
+  InputSpec spec = string_input(name, "", tooltip);
+  spec.reads_path = true;
   return spec;
 }
 
@@ -101,17 +106,5 @@ Value dataset_value(unlearn::ExampleSet set) {
 Value image_value(const at::Tensor& pixels) { return Value::tensor(graph::types::kImage, to_comfy_image(pixels)); }
 
 Value json_value(const std::string& type, nlohmann::json value) { return Value::json(type, std::move(value)); }
-
-std::filesystem::path new_numbered_file(const std::filesystem::path& folder, const std::string& prefix,
-                                        const std::string& where, const std::string& folder_role) {
-  check(prefix.find("..") == std::string::npos && (prefix.empty() || prefix[0] != '/'), where, ": must stay inside the ",
-        folder_role, ", got '", prefix, "'");
-  for (int counter = 1;; ++counter) {
-    char suffix[32];
-    std::snprintf(suffix, sizeof(suffix), "_%05d_.safetensors", counter);
-    std::filesystem::path path = folder / (prefix + suffix);
-    if (!std::filesystem::exists(path)) return path;
-  }
-}
 
 }  // namespace lethe::graph::nodes

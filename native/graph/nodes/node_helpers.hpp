@@ -21,6 +21,8 @@ InputSpec float_input(const std::string& name, double value, double min, double 
                       const std::string& tooltip);
 InputSpec string_input(const std::string& name, const std::string& value, const std::string& tooltip,
                        bool multiline = false);
+// A STRING widget naming a file or folder the node reads (empty by default).
+InputSpec path_input(const std::string& name, const std::string& tooltip);
 InputSpec bool_input(const std::string& name, bool value, const std::string& tooltip);
 InputSpec combo_input(const std::string& name, const std::vector<std::string>& options, const std::string& value,
                       const std::string& tooltip);
@@ -51,12 +53,6 @@ struct LoraResult {
   std::string format = "kohya";
 };
 using LoraPtr = std::shared_ptr<LoraResult>;
-
-// `folder`/<prefix>_NNNNN_.safetensors with the first unused number (a new name each time, as
-// ComfyUI's savers do). The prefix must stay inside the folder (named `folder_role` in the
-// error about `where`).
-std::filesystem::path new_numbered_file(const std::filesystem::path& folder, const std::string& prefix,
-                                        const std::string& where, const std::string& folder_role);
 
 // Weight patches for a host (ComfyUI) MODEL: full-weight deltas by state-dict key
 // ("diffusion_model.<ldm path>.weight"), applied by the pack with ModelPatcher.add_patches.

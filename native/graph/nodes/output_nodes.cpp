@@ -2,28 +2,29 @@
 // SaveImage so workflows that use ComfyUI's own nodes run with `lethe run` too.
 #include <ATen/ATen.h>
 
-#include <cstdio>
-
 #include "data/image.hpp"
 #include "graph/nodes/node_groups.hpp"
 #include "graph/nodes/node_helpers.hpp"
+#include "io/output_path.hpp"
 #include "models/diffusion_model.hpp"
 
 namespace lethe::graph::nodes {
 
 namespace {
 
-std::vector<Value> save_images(NodeContext& context, const NodeInputs& in, const std::string& prefix) {
+// Writes each image as <prefix>_NNNNN_.png with the next free number (as ComfyUI's SaveImage
+// names them), inside the run folder.
+std::vector<Value> save_images(NodeContext& context, const NodeInputs& in, const std::string& prefix,
+                               const std::string& where) {
   const at::Tensor& images = in.value("images").as<at::Tensor>(in.where("images"));
   check(images.dim() == 4, in.where("images"), ": expected IMAGE [B, H, W, C], got ", images.sizes());
   for (int64_t i = 0; i < images.size(0); ++i) {
-    char name[64];
-    std::snprintf(name, sizeof(name), "_%05lld_.png", static_cast<long long>(i + 1));
-    const auto path = context.run_directory / (prefix + name);
-    data::write_png(path, images[i].permute({2, 0, 1}));
+    const auto path = io::write_numbered_file(context.run_directory, prefix, ".png", where, [&](const std::filesystem::path& file) {
+      data::write_png(file, images[i].permute({2, 0, 1}), io::WriteMode::exclusive);
+    });
     context.files.push_back(path);
   }
-  context.previews.emplace_back(prefix, images);
+  context.previews.emplace_back(std::filesystem::path(prefix).filename().string(), images);
   return {};
 }
 
@@ -42,12 +43,12 @@ void register_output_nodes() {
   save.outputs = {};
   register_node(save, [](NodeContext& context, const NodeInputs& in) {
     auto model = in.object<std::shared_ptr<models::DiffusionModel>>("model");
-    const std::filesystem::path path =
-        new_numbered_file(context.run_directory, in.text("filename_prefix"), in.where("filename_prefix"), "output folder");
     io::Metadata metadata = model->source_metadata;
     for (const auto& key : {"lethe.format", "lethe.unet_config", "lethe.text_encoder_config", "lethe.schedule"})
       metadata.erase(key);
-    model->save(path, metadata);
+    const std::filesystem::path path = io::write_numbered_file(
+        context.run_directory, in.text("filename_prefix"), ".safetensors", in.where("filename_prefix"),
+        [&](const std::filesystem::path& file) { model->save(file, metadata, io::WriteMode::exclusive); });
     context.files.push_back(path);
     context.texts.push_back("saved " + path.filename().string());
     return std::vector<Value>{};
@@ -62,7 +63,7 @@ void register_output_nodes() {
   preview.headless_only = true;
   preview.inputs = {socket("images", types::kImage, "images")};
   register_node(preview, [](NodeContext& context, const NodeInputs& in) {
-    return save_images(context, in, "preview-node-" + context.node_id);
+    return save_images(context, in, "preview-node-" + io::file_name_part(context.node_id), in.where("images"));
   });
 
   NodeSchema save_image;
@@ -75,10 +76,7 @@ void register_output_nodes() {
   save_image.inputs = {socket("images", types::kImage, "images"),
                        string_input("filename_prefix", "ComfyUI", "file name prefix")};
   register_node(save_image, [](NodeContext& context, const NodeInputs& in) {
-    const std::string prefix = in.text("filename_prefix");
-    check(prefix.find("..") == std::string::npos, in.where("filename_prefix"), ": must stay inside the run folder");
-    std::filesystem::create_directories((context.run_directory / prefix).parent_path());
-    return save_images(context, in, prefix);
+    return save_images(context, in, in.text("filename_prefix"), in.where("filename_prefix"));
   });
 }
 

@@ -4,7 +4,9 @@
 #include "diffusion/sampling.hpp"
 #include "graph/nodes/node_groups.hpp"
 #include "graph/nodes/node_helpers.hpp"
+#include "core/runtime.hpp"
 #include "models/diffusion_model.hpp"
+#include "models/unet_memory.hpp"
 
 namespace lethe::graph::nodes {
 
@@ -46,6 +48,12 @@ void register_sampling_nodes() {
     options.eta = in.number("eta");
     const auto& config = model->unet()->config();
     const int64_t size = in.integer("size");
+    // Refuse (or sample in smaller batches) before the allocator fails halfway.
+    options.batch_size = models::sampling_batch_that_fits(
+        config, static_cast<int64_t>(captions.size()), config.in_channels, size, size, options.guidance != 1.0,
+        options.batch_size, available_memory_bytes(), str("node ", context.node_id, " (LetheSample) samples_per_prompt x size"));
+    if (options.batch_size < diffusion::SamplingOptions{}.batch_size)
+      context.texts.push_back(str("sampling ", options.batch_size, " images at a time to fit in memory"));
     at::Tensor samples = diffusion::sample(*model, model->schedule(), model->context_for(captions), model->context_for({""}),
                                            {config.in_channels, size, size}, options, {}, context.progress);
     return std::vector<Value>{image_value(((samples + 1.0) * 0.5).clamp(0.0, 1.0))};

@@ -12,7 +12,10 @@
 #include "eval/sscd_metrics.hpp"
 #include "graph/nodes/node_groups.hpp"
 #include "graph/nodes/node_helpers.hpp"
+#include "io/output_path.hpp"
+#include "core/runtime.hpp"
 #include "models/diffusion_model.hpp"
+#include "models/unet_memory.hpp"
 
 namespace lethe::graph::nodes {
 
@@ -52,7 +55,7 @@ void register_scoring_nodes() {
   load.description = "A copy-detection descriptor: the bench's embedded one, or an official SSCD TorchScript file "
                      "(e.g. sscd_disc_mixup.torchscript.pt, official preprocessing) or a Lethe .safetensors one.";
   load.inputs = {combo_input("source", {"bench", "file"}, "bench", "which descriptor"),
-                 string_input("path", "", "the descriptor file (source = file)")};
+                 path_input("path", "the descriptor file (source = file)")};
   load.outputs = {{"descriptor", types::kDescriptor, "the descriptor"}};
   register_node(load, [](NodeContext& context, const NodeInputs& in) {
     auto descriptor = in.text("source") == "bench" ? bench_descriptor() : eval::load_descriptor(in.text("path"));
@@ -141,7 +144,15 @@ void register_scoring_nodes() {
     }
     std::shared_ptr<eval::Descriptor> descriptor;
     if (in.has("descriptor")) descriptor = in.object<std::shared_ptr<eval::Descriptor>>("descriptor");
-    const auto out = context.run_directory / ("evaluate-node-" + context.node_id);
+    // The bench's 10 forget captions and 10 class prompts at 28x28, every model's samples kept
+    // for the report: refuse (or sample in smaller batches) before the allocator fails halfway.
+    const auto& unet = entries.front().model->unet()->config();
+    const int64_t samples = static_cast<int64_t>(entries.size()) * 10 * (config.samples_per_forget_caption + config.samples_per_class);
+    config.sampling.batch_size = models::sampling_batch_that_fits(
+        unet, samples, unet.in_channels, 28, 28, config.sampling.guidance != 1.0, config.sampling.batch_size,
+        available_memory_bytes(), str("node ", context.node_id, " (LetheEvaluate) samples_per_caption/samples_per_class"));
+    // A new folder per evaluation (evaluate-node-<id>, -2, ...): reports are never overwritten.
+    const auto out = io::claim_numbered_folder(context.run_directory, "evaluate-node-" + io::file_name_part(context.node_id));
     nlohmann::json report = bench::evaluate_on_bench(entries, out, config, descriptor, nullptr, context.progress);
     std::string summary;
     for (const auto& [name, metrics] : report["models"].items())

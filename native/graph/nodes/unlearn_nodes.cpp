@@ -4,6 +4,7 @@
 #include "graph/nodes/node_groups.hpp"
 #include "graph/nodes/node_helpers.hpp"
 #include "data/image.hpp"
+#include "io/output_path.hpp"
 #include "models/diffusion_model.hpp"
 #include "models/host_model.hpp"
 #include "unlearn/run.hpp"
@@ -42,8 +43,18 @@ std::vector<InputSpec> selection_inputs() {
           socket("frequency", types::kFrequency, "frequency selection for the forget term", false)};
 }
 
+// How often a run saves its checkpoint (optional, last: saved workflows keep their positions).
+InputSpec checkpoint_input() {
+  const unlearn::TrainerConfig defaults;
+  InputSpec spec = float_input("checkpoint_minutes", defaults.checkpoint_seconds / 60.0, 0.0, 1440.0, 0.5,
+                               "minutes of training between checkpoints (0 = only on cancel or failure); a cancelled, "
+                               "crashed or killed run resumes from its last checkpoint when run again unchanged");
+  spec.required = false;
+  return spec;
+}
+
 // The run config of an unlearn node's widgets and selections.
-unlearn::RunConfig node_run_config(const NodeContext& context, const NodeInputs& in) {
+unlearn::RunConfig node_run_config(const NodeInputs& in) {
   const auto& objective = in.object<ObjectiveSpec>("objective");
   unlearn::RunConfig config = unlearn::RunConfig::defaults();
   config.objective = objective.name;
@@ -57,14 +68,23 @@ unlearn::RunConfig node_run_config(const NodeContext& context, const NodeInputs&
   config.lora.alpha = static_cast<double>(config.lora.rank);
   if (in.has("timesteps")) config.timesteps = in.object<unlearn::TimestepSelectionConfig>("timesteps");
   if (in.has("frequency")) config.frequency = in.object<unlearn::FrequencySelectionConfig>("frequency");
-  // The node's run folder: a cancelled run there resumes; a finished one is kept and the
-  // next free folder is used (running the workflow again must not fail or overwrite).
-  const std::string stem = "unlearn-node-" + context.node_id;
-  std::filesystem::path folder = context.run_directory / stem;
-  for (int index = 2; std::filesystem::exists(folder / "summary.json"); ++index)
-    folder = context.run_directory / str(stem, "-", index);
-  config.output = folder.string();
+  if (in.has("checkpoint_minutes")) config.trainer.checkpoint_seconds = 60.0 * in.number("checkpoint_minutes");
   return config;
+}
+
+// The node's run folders: unlearn-node-<id>[-N] in the output folder. The same run there
+// resumes after a cancel (or is reused once finished); a changed input starts a new folder.
+unlearn::RunPlacement node_run_placement(const NodeContext& context) {
+  return {context.run_directory, "unlearn-node-" + io::file_name_part(context.node_id)};
+}
+
+// The lines shown under an unlearn node: which folder, and whether it trained, resumed or reused.
+void report_run(NodeContext& context, const std::filesystem::path& directory, bool reused, const std::string& notice,
+                const std::string& done) {
+  if (!notice.empty()) context.texts.push_back(notice);
+  const std::string folder = directory.filename().string();
+  context.texts.push_back(reused ? str("reused the finished identical run in '", folder, "': ", done)
+                                 : str(done, " (run folder '", folder, "')"));
 }
 
 // The datasets, erased prompt or erased CONDITIONING of an unlearn node.
@@ -146,22 +166,24 @@ void register_unlearn_node() {
                               "0.98 over 160 steps)");
   ema.required = false;
   schema.inputs.push_back(ema);
+  schema.inputs.push_back(checkpoint_input());
   schema.outputs = {{"model", types::kModel, "the unlearned model"},
                     {"loss_curve", types::kImage, "the loss terms per step"},
                     {"summary", "STRING", "the run summary (JSON)"},
                     {"lora", types::kLora, "the trained adapters (trainable = lora) for Lethe Save LoRA"}};
   register_node(schema, [](NodeContext& context, const NodeInputs& in) {
     auto model = in.object<std::shared_ptr<models::DiffusionModel>>("model");
-    unlearn::RunConfig config = node_run_config(context, in);
+    unlearn::RunConfig config = node_run_config(in);
     config.trainable = in.text("trainable");
     config.gradient_checkpointing = in.has("gradient_checkpointing") && in.flag("gradient_checkpointing");
     if (in.has("ema_decay")) config.trainer.ema_decay = in.number("ema_decay");
     unlearn::TaskData data = node_task_data(in);
-    auto result = unlearn::run_unlearning(config, context.progress, model, &data);
+    auto result = unlearn::run_unlearning(config, context.progress, model, &data, node_run_placement(context));
     context.files.push_back(result.model_file);
-    context.texts.push_back(str(result.summary["steps"].get<int64_t>(), " steps in ",
-                                static_cast<int>(result.summary["wall_seconds"].get<double>()), " s, peak memory ",
-                                static_cast<int>(result.summary["peak_rss_mb"].get<double>()), " MB"));
+    report_run(context, result.directory, result.reused, result.notice,
+               str(result.summary["steps"].get<int64_t>(), " steps in ",
+                   static_cast<int>(result.summary["wall_seconds"].get<double>()), " s, peak memory ",
+                   static_cast<int>(result.summary["peak_rss_mb"].get<double>()), " MB"));
     return std::vector<Value>{Value(types::kModel, result.model), loss_curve_value(result.directory),
                               json_value("STRING", result.summary.dump()),
                               Value(types::kLora, std::make_shared<LoraResult>(LoraResult{
@@ -195,23 +217,25 @@ void register_unlearn_host_node() {
   for (auto& spec : data_inputs()) schema.inputs.push_back(spec);
   schema.inputs.push_back(target_conditioning_input());
   for (auto& spec : selection_inputs()) schema.inputs.push_back(spec);
+  schema.inputs.push_back(checkpoint_input());
   schema.outputs = {{"model", types::kHostModel, "the MODEL with the trained LoRA applied"},
                     {"loss_curve", types::kImage, "the loss terms per step"},
                     {"summary", "STRING", "the run summary (JSON)"},
                     {"lora", types::kLora, "the trained adapters for Lethe Save LoRA"}};
   register_node(schema, [](NodeContext& context, const NodeInputs& in) {
     auto host = in.object<std::shared_ptr<models::HostModel>>("model");
-    unlearn::RunConfig config = node_run_config(context, in);
+    unlearn::RunConfig config = node_run_config(in);
     config.lora.targets = comma_list(in.text("lora_targets"));
     check(!config.lora.targets.empty(), in.where("lora_targets"), ": expected at least one layer suffix, got '",
           in.text("lora_targets"), "'");
     unlearn::TaskData data = node_task_data(in);
-    auto result = unlearn::run_host_unlearning(config, *host, data, context.progress);
+    auto result = unlearn::run_host_unlearning(config, *host, data, context.progress, node_run_placement(context));
     auto patches = std::make_shared<ModelPatches>();
     patches->deltas = models::lora_weight_deltas(result.lora, "node " + context.node_id + " LoRA");
-    context.texts.push_back(str(result.summary["steps"].get<int64_t>(), " steps in ",
-                                static_cast<int>(result.summary["wall_seconds"].get<double>()), " s, ",
-                                patches->deltas.size(), " layers adapted"));
+    report_run(context, result.directory, result.reused, result.notice,
+               str(result.summary["steps"].get<int64_t>(), " steps in ",
+                   static_cast<int>(result.summary["wall_seconds"].get<double>()), " s, ", patches->deltas.size(),
+                   " layers adapted"));
     return std::vector<Value>{Value(types::kHostModel, patches), loss_curve_value(result.directory),
                               json_value("STRING", result.summary.dump()),
                               Value(types::kLora, std::make_shared<LoraResult>(

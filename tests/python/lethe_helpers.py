@@ -1,0 +1,73 @@
+"""Helpers the Python tests share: running `lethe`, reading safetensors metadata and checkpoint
+steps, waiting for a file, and checking that a message is clean (no library text)."""
+import json
+import os
+import signal
+import struct
+import subprocess
+import time
+
+from conftest import LETHE_EXE, ROOT
+
+BENCH = os.path.join(ROOT, "models", "bench")
+BASE = os.path.join(BENCH, "base.safetensors")
+RETRAINED = os.path.join(BENCH, "retrained.safetensors")
+
+# Text that must never reach a user: library exception tags and C++/torch backtraces.
+LEAKS = ("json.exception", "map::at", "basic_string", "Exception raised from", "frame #", "terminate called")
+
+
+def metadata(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        return json.loads(f.read(n)).get("__metadata__", {})
+
+
+def checkpoint_step(path):
+    """The step recorded in a checkpoint, or -1 while it does not exist (or is being replaced)."""
+    try:
+        return int(metadata(path)["step"])
+    except (OSError, ValueError, KeyError, struct.error):
+        return -1
+
+
+def wait_for(condition, process, timeout=180, what="the condition"):
+    """Polls `condition` until true; fails if `process` exits first or time runs out."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if condition():
+            return
+        if process.poll() is not None:
+            out, err = process.communicate()
+            raise AssertionError(f"process exited ({process.returncode}) before {what}:\n{err}")
+        time.sleep(0.05)
+    process.kill()
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def lethe(*args, cwd=ROOT, env=None, timeout=600):
+    return subprocess.run([LETHE_EXE, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
+
+
+def start(*args, cwd=ROOT, env=None):
+    return subprocess.Popen([LETHE_EXE, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=cwd, env=env)
+
+
+def interrupt(process, how):
+    process.send_signal(signal.SIGINT if how == "sigint" else signal.SIGKILL)
+    out, err = process.communicate(timeout=120)
+    return process.returncode, err
+
+
+def assert_clean(message, *fragments, limit=1200):
+    for leak in LEAKS:
+        assert leak not in message, f"{leak!r} reached the user: {message!r}"
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+    assert len(message) < limit, f"{len(message)} characters: {message[:300]!r}..."
+
+
+def api(graph):
+    """{id: (class_type, inputs)} -> an API-format prompt."""
+    return {str(k): {"class_type": t, "inputs": i} for k, (t, i) in graph.items()}

@@ -1,0 +1,132 @@
+"""Bad input gets a clear error naming the file, node and field, never a library's raw text or a
+backtrace, and never a crash or a disk filled by a small file: deep JSON, numbers that are not
+whole numbers, out-of-range integers, malformed UI workflows, dangling links, broken model
+files, a folder given as a model, huge sampling settings, and images without captions."""
+import json
+import os
+import struct
+
+import numpy as np
+from PIL import Image
+
+from lethe_helpers import BASE, api, assert_clean, lethe
+
+BENCH_NODES = {1: ("LetheBenchModel", {"which": "base"})}
+
+
+def run_graph(tmp_path, graph, name="wf.json", raw=None):
+    path = tmp_path / name
+    path.write_text(raw if raw is not None else json.dumps(api(graph)))
+    return lethe("run", path, "--out", tmp_path / "run"), tmp_path / "run"
+
+
+def test_a_100000_deep_widget_value_is_refused_quickly_without_writing(tmp_path):
+    deep = "[" * 100000 + "1" + "]" * 100000
+    raw = '{"7": {"class_type": "LetheSample", "inputs": {"prompts": ' + deep + "}}}"
+    done, out = run_graph(tmp_path, None, raw=raw)
+    assert done.returncode == 1, done.stderr
+    assert_clean(done.stderr, "wf.json", "7.inputs.prompts", "nested deeper than 64 levels")
+    assert not out.exists() or sum(f.stat().st_size for f in out.rglob("*")) < 100000
+
+
+def sample_graph(**inputs):
+    return {**BENCH_NODES, 2: ("LetheSample", {"model": ["1", 0], **inputs}), 3: ("PreviewImage", {"images": ["2", 0]})}
+
+
+def test_numbers_are_whole_strings_in_range(tmp_path):
+    cases = [
+        ({"steps": "25abc"}, ["node 2 (LetheSample) input 'steps'", "expected an integer", "25abc"]),
+        ({"steps": 1e30}, ["node 2 (LetheSample) input 'steps'", "above the maximum 1000"]),
+        ({"seed": 18446744073709551615}, ["input 'seed'", "18446744073709551615", "above the maximum"]),
+        ({"guidance": "3.0x"}, ["input 'guidance'", "expected a number"]),
+    ]
+    for inputs, fragments in cases:
+        done, _ = run_graph(tmp_path, sample_graph(**inputs), name="numbers.json")
+        assert done.returncode == 1
+        assert_clean(done.stderr, *fragments)
+        os.system(f"rm -rf '{tmp_path / 'run'}'")
+
+
+def ui(nodes, links=()):
+    return json.dumps({"version": 0.4, "nodes": nodes, "links": list(links)})
+
+
+def test_malformed_ui_workflows_name_the_file_node_and_field(tmp_path):
+    save = {"id": 5, "type": "LetheSaveModel", "widgets_values": ["x"],
+            "inputs": [{"name": "model", "type": "LETHE_MODEL", "link": 9}]}
+    cases = [
+        (ui([{"id": 3}]), ["wf.json", "node 3", "'type' is missing"]),
+        (ui([{"id": 4, "type": "LetheSample", "widgets_values": "oops"}]), ["node 4 (LetheSample)", "widgets_values", "oops"]),
+        (ui([save], [[9, 77, 0, 5, 0, "LETHE_MODEL"]]), ["node 5 (LetheSaveModel)", "'model'", "node 77", "not in the workflow"]),
+        (ui([save], [["9", 77, 0, 5, 0, "LETHE_MODEL"]]), ["links[0] id", "expected an integer"]),
+        ('{"nodes": [', ["wf.json", "invalid JSON at line 1"]),
+    ]
+    for raw, fragments in cases:
+        done, _ = run_graph(tmp_path, None, raw=raw)
+        assert done.returncode == 1
+        assert_clean(done.stderr, *fragments)
+
+
+def write_safetensors(path, header):
+    text = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(text)) + text)
+
+
+def test_broken_model_files_say_which_file_and_what(tmp_path):
+    overflow = tmp_path / "overflow.safetensors"
+    write_safetensors(overflow, {"x": {"dtype": "F32", "shape": [2 ** 62], "data_offsets": [0, 0]}})
+    done = lethe("inspect", overflow)
+    assert done.returncode == 1
+    assert_clean(done.stderr, "overflow.safetensors", "tensor 'x'", "more bytes than a tensor can hold")
+
+    folder = tmp_path / "a-folder.safetensors"
+    folder.mkdir()
+    done, _ = run_graph(tmp_path, {1: ("LetheLoadModel", {"path": str(folder)}), 2: ("LetheSaveModel", {"model": ["1", 0]})})
+    assert done.returncode == 1
+    assert_clean(done.stderr, "node 1 (LetheLoadModel)", "a-folder.safetensors", "is a folder")
+
+    descriptor = tmp_path / "descriptor.safetensors"
+    write_safetensors(descriptor, {"__metadata__": {"lethe.format": "lethe-descriptor/1"}})
+    os.system(f"rm -rf '{tmp_path / 'run'}'")
+    done, _ = run_graph(tmp_path, {1: ("LetheLoadDescriptor", {"source": "file", "path": str(descriptor)}),
+                                   2: ("LetheSSCDScore", {"images": ["3", 0], "reference": ["3", 0], "descriptor": ["1", 0]}),
+                                   3: ("LetheSample", {"model": ["4", 0], "steps": 1}), 4: ("LetheBenchModel", {})})
+    assert done.returncode == 1
+    assert_clean(done.stderr, "node 1", "descriptor.safetensors", "'lethe.descriptor_config' is missing")
+
+
+def test_sampling_that_cannot_fit_in_memory_is_refused_before_it_starts(tmp_path):
+    done, _ = run_graph(tmp_path, sample_graph(size=4096, samples_per_prompt=1024, steps=1))
+    assert done.returncode == 1
+    assert_clean(done.stderr, "node 2 (LetheSample)", "samples_per_prompt x size", "GiB", "free")
+
+
+def test_images_without_captions_follow_one_rule_in_every_path(tmp_path):
+    folder = tmp_path / "artist"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        Image.fromarray(np.full((28, 28), 40, np.uint8)).save(folder / f"{name}.png")
+    (folder / "a.txt").write_text("artist_lethe sneaker")  # b and c have none
+    config = {"data": {"preset": "folders", "forget_folder": str(folder), "retain_limit": 8}, "objective": "neggrad",
+              "trainer": {"steps": 1, "batch_size": 2}}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    done = lethe("unlearn", "--config", path, "--out", tmp_path / "headless")
+    assert done.returncode == 1
+    assert_clean(done.stderr, "forget set", "2 of 3 images have no caption", "b.png", "b.txt", "optional")
+
+    graph = {1: ("LetheLoadForgetSet", {"folder": str(folder)}), 2: ("LetheBenchModel", {}),
+             3: ("LetheObjectiveBaseline", {"method": "neggrad", "scale": 1.0, "eta": 0.001}),
+             4: ("LetheUnlearn", {"model": ["2", 0], "objective": ["3", 0], "forget": ["1", 0], "steps": 1, "batch_size": 2}),
+             5: ("LetheSaveModel", {"model": ["4", 0]})}
+    done, _ = run_graph(tmp_path, graph)
+    assert done.returncode == 1
+    assert_clean(done.stderr, "node 4 (LetheUnlearn)", "2 of 3 images have no caption", "b.png")
+
+    config["data"]["captions_optional"] = True  # explicitly optional: the empty caption, in both paths
+    path.write_text(json.dumps(config))
+    assert lethe("unlearn", "--config", path, "--out", tmp_path / "headless-2").returncode == 0
+    graph[1] = ("LetheLoadForgetSet", {"folder": str(folder), "captions": "optional"})
+    os.system(f"rm -rf '{tmp_path / 'run'}'")
+    done, _ = run_graph(tmp_path, graph)
+    assert done.returncode == 0, done.stderr
