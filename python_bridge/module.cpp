@@ -3,6 +3,7 @@
 // the GIL.
 #include "bindings.hpp"
 
+#include "bench/bench_registration.hpp"
 #include "core/error.hpp"
 
 PYBIND11_MODULE(_lethe, m) {
@@ -11,6 +12,7 @@ PYBIND11_MODULE(_lethe, m) {
   // that a Cancelled reaches Python as _lethe.Cancelled (itself a LetheError).
   auto error = pybind11::register_exception<lethe::Error>(m, "LetheError", PyExc_RuntimeError);
   pybind11::register_exception<lethe::Cancelled>(m, "Cancelled", error.ptr());
+  lethe::bench::register_bench();  // the pack offers the embedded bench's data, models and nodes
   lethe::bridge::bind_core(m);
   lethe::bridge::bind_models(m);
   lethe::bridge::bind_eval(m);

@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "bench/bench_registration.hpp"
 #include "cli/commands.hpp"
 #include "core/error.hpp"
 #include "core/failure.hpp"
@@ -10,6 +11,7 @@
 
 int main(int argc, char** argv) {
   lethe::init_threads();
+  lethe::bench::register_bench();
   lethe::flush_denormals();  // before any parallel work, so torch's worker threads inherit it
   CLI::App app{"Lethe: remove data and concepts from image diffusion models.\n"
                "Runs ComfyUI workflow JSON headless and exposes the native core's tools.",

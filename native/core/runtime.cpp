@@ -89,7 +89,10 @@ namespace lethe {
 
 namespace {
 
-bool has_models(const std::filesystem::path& dir) { return std::filesystem::exists(dir / "models" / "bench"); }
+// The pack's folder: it holds the shipped models and workflows.
+bool has_models(const std::filesystem::path& dir) {
+  return std::filesystem::is_directory(dir / "models") && std::filesystem::is_directory(dir / "workflows");
+}
 
 }  // namespace
 

@@ -113,4 +113,31 @@ at::Tensor embed_batched(Descriptor& descriptor, const at::Tensor& images, int64
   return parts.empty() ? at::empty({0, descriptor.dim()}) : at::cat(parts);
 }
 
+namespace {
+
+std::vector<std::pair<std::string, std::function<std::shared_ptr<Descriptor>()>>>& named() {
+  static std::vector<std::pair<std::string, std::function<std::shared_ptr<Descriptor>()>>> entries;
+  return entries;
+}
+
+}  // namespace
+
+void register_named_descriptor(const std::string& name, std::function<std::shared_ptr<Descriptor>()> load) {
+  for (const auto& [known, loader] : named()) check(known != name, "descriptor '", name, "' is registered twice");
+  named().emplace_back(name, std::move(load));
+}
+
+std::vector<std::string> named_descriptor_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, loader] : named()) names.push_back(name);
+  return names;
+}
+
+std::shared_ptr<Descriptor> named_descriptor(const std::string& name, const std::string& where) {
+  for (const auto& [known, loader] : named())
+    if (known == name) return loader();
+  throw Error(str(where, ": no descriptor named '", name, "'; known: ",
+                  named().empty() ? "none (connect a descriptor loaded from a file)" : join(named_descriptor_names())));
+}
+
 }  // namespace lethe::eval

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,6 +38,13 @@ at::Tensor sscd_official_preprocess(const at::Tensor& images);
 // name contains "large", like sscd_disc_large).
 std::shared_ptr<Descriptor> load_descriptor(const std::filesystem::path& path,
                                             std::optional<int64_t> expected_dim = std::nullopt);
+
+// Descriptors offered by name besides a file (the scoring nodes' "source" choices): the
+// embedded bench registers "bench". The first registered is the default when none is given.
+void register_named_descriptor(const std::string& name, std::function<std::shared_ptr<Descriptor>()> load);
+std::vector<std::string> named_descriptor_names();
+// The named descriptor; an unknown name is an error naming `where` and the known names.
+std::shared_ptr<Descriptor> named_descriptor(const std::string& name, const std::string& where);
 
 // Embeds in batches under inference mode. [N, C, H, W] -> [N, D]
 at::Tensor embed_batched(Descriptor& descriptor, const at::Tensor& images, int64_t batch_size = 64);

@@ -103,7 +103,10 @@ nlohmann::json check_widget_value(const InputSpec& input, const nlohmann::json& 
 nlohmann::json schemas_json(bool include_headless_only = false);
 nlohmann::json schema_json(const NodeSchema& schema);
 
-// Registers Lethe's nodes (idempotent).
+// Registers Lethe's nodes (idempotent): the core's, then those of the groups added below.
 void register_builtin_nodes();
+// Adds a group of nodes from a layer above the core (the bench's), registered with the core's
+// on first use of the registry; add it before that (at start-up).
+void add_node_group(std::function<void()> registers);
 
 }  // namespace lethe::graph

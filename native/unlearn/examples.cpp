@@ -43,6 +43,21 @@ void ExampleSet::check_captions() const {
                   "); expected one caption per image, or set captions to optional to train those on the empty caption"));
 }
 
+ExampleSet ExampleSet::subset(const std::vector<int64_t>& indices, const std::string& subset_name) const {
+  ExampleBatch rows = batch(indices);
+  ExampleSet out;
+  out.name = subset_name;
+  out.images = rows.images;
+  out.masks = rows.masks;
+  out.captions = rows.captions;
+  out.contexts = rows.contexts;
+  out.empty_context = empty_context;
+  out.captions_optional = captions_optional;
+  for (int64_t i : indices)
+    if (i < static_cast<int64_t>(names.size())) out.names.push_back(names[i]);
+  return out;
+}
+
 ExampleBatch ExampleSet::batch(const std::vector<int64_t>& indices) const {
   at::Tensor index = at::tensor(indices, at::kLong).to(images.device());
   ExampleBatch out;

@@ -36,6 +36,8 @@ struct ExampleSet {
   bool empty() const { return size() == 0; }
   // Rows `indices` as a batch (contexts broadcast when shared).
   ExampleBatch batch(const std::vector<int64_t>& indices) const;
+  // Rows `indices` as a set of their own called `subset_name` (names and caption rule kept).
+  ExampleSet subset(const std::vector<int64_t>& indices, const std::string& subset_name) const;
   // Checks shapes agree; errors name the set.
   void validate() const;
   // Checks that every image has a caption unless captions_optional (sets with contexts need

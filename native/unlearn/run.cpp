@@ -5,16 +5,14 @@
 
 #include <ATen/ATen.h>
 
-#include "bench/bench_evaluation.hpp"
-#include "bench/fashion_bench.hpp"
 #include "core/error.hpp"
 #include "core/runtime.hpp"
-#include "data/idx.hpp"
 #include "data/image_folder.hpp"
 #include "eval/canvas.hpp"
 #include "io/atomic_file.hpp"
 #include "io/hash.hpp"
 #include "io/output_path.hpp"
+#include "unlearn/presets.hpp"
 #include "unlearn/run_identity.hpp"
 
 namespace lethe::unlearn {
@@ -22,10 +20,8 @@ namespace lethe::unlearn {
 namespace fs = std::filesystem;
 
 void DataConfig::validate(const std::string& where) const {
-  check(preset == "bench" || preset == "folders", where, ".preset: expected bench or folders, got '", preset, "'");
+  check(!preset.empty(), where, ".preset: expected the name of a data preset (", join(data_preset_names()), ")");
   check(task == "data" || task == "concept", where, ".task: expected data or concept, got '", task, "'");
-  for (int64_t piece : forget_pieces)
-    check(piece >= 0 && piece < 10, where, ".forget_pieces: artist pieces are 0..9, got ", piece);
   check(retain_limit >= 0, where, ".retain_limit: expected >= 0");
 }
 
@@ -74,86 +70,25 @@ ExampleSet folder_set(const std::string& folder, const std::string& role, const 
   return set;
 }
 
-ExampleSet subset(const ExampleSet& set, const std::vector<int64_t>& indices, const std::string& name) {
-  ExampleBatch batch = set.batch(indices);
-  ExampleSet out;
-  out.name = name;
-  out.images = batch.images;
-  out.masks = batch.masks;
-  out.captions = batch.captions;
-  out.contexts = batch.contexts;
-  out.empty_context = set.empty_context;
-  out.captions_optional = set.captions_optional;
-  for (int64_t i : indices)
-    if (i < static_cast<int64_t>(set.names.size())) out.names.push_back(set.names[i]);
-  return out;
-}
-
 }  // namespace
 
 namespace {
+
+}  // namespace
 
 void limit_retain(TaskData& data, int64_t limit) {
   if (limit <= 0 || data.retain.size() <= limit) return;
   std::vector<int64_t> first(static_cast<size_t>(limit));
   for (int64_t i = 0; i < limit; ++i) first[i] = i;
-  data.retain = subset(data.retain, first, data.retain.name);
-}
-
-}  // namespace
-
-TaskData bench_task_data(const DataConfig& config) {
-  config.validate("data");
-  TaskData data;
-  bench::FashionBench fashion = bench::build_fashion_bench();
-  data.retain = fashion.train_clean;
-  if (config.task == "data") {
-    std::vector<int64_t> pieces = config.forget_pieces;
-    if (pieces.empty())
-      for (int64_t i = 0; i < fashion.forget.size(); ++i) pieces.push_back(i);
-    data.forget = subset(fashion.forget, pieces, "forget set (bench artist pieces)");
-  } else {
-    // Concept: erase a class; x_t from real images of the anchor (a class, or the other
-    // classes of a superclass), captioned with the anchor.
-    const auto& classes = data::fashion_mnist_classes();
-    int64_t target = -1;
-    for (int64_t label = 0; label < 10; ++label)
-      if (classes[label] == config.concept_name) target = label;
-    check(target >= 0, "data.concept: unknown class '", config.concept_name, "'; known: ", join(classes));
-    std::vector<int64_t> anchor_labels;
-    std::string anchor_caption;
-    for (int64_t label = 0; label < 10; ++label)
-      if (classes[label] == config.anchor) anchor_labels = {label};
-    if (!anchor_labels.empty()) {
-      check(anchor_labels[0] != target, "data.anchor: the anchor must differ from the erased class '", config.concept_name, "'");
-      anchor_caption = bench::class_caption(anchor_labels[0]);
-    } else {
-      for (int64_t label = 0; label < 10; ++label)
-        if (label != target && bench::superclass_of(label) == config.anchor) anchor_labels.push_back(label);
-      check(!anchor_labels.empty(), "data.anchor: '", config.anchor,
-            "' is neither a class nor a superclass with other classes (superclasses: top, bottom, onepiece, "
-            "footwear, accessory)");
-      anchor_caption = config.anchor;
-    }
-    std::vector<int64_t> rows;
-    auto labels = fashion.train_labels.accessor<int64_t, 1>();
-    for (int64_t i = 0; i < fashion.train_labels.size(0) && rows.size() < 2000; ++i)
-      for (int64_t label : anchor_labels)
-        if (labels[i] == label) rows.push_back(i);
-    at::Tensor pixels = fashion.train_images.index_select(0, at::tensor(rows, at::kLong));
-    data.anchor.name = "anchor set (" + config.anchor + ")";
-    data.anchor.images = bench::to_model_space(pixels);
-    data.anchor.masks = at::ones({pixels.size(0), 1, pixels.size(2), pixels.size(3)});
-    data.anchor.captions.assign(rows.size(), anchor_caption);
-    data.target_captions = {"{" + bench::class_caption(target) + "|" + classes[target] + "}"};
-  }
-  limit_retain(data, config.retain_limit);
-  return data;
+  data.retain = data.retain.subset(first, data.retain.name);
 }
 
 TaskData load_task_data(const DataConfig& config, const models::DiffusionModel& model) {
   config.validate("data");
-  if (config.preset == "bench") return bench_task_data(config);
+  return data_preset(config.preset, "data.preset")(config, model);
+}
+
+TaskData folder_task_data(const DataConfig& config, const models::DiffusionModel& model) {
   TaskData data;
   auto load = [&](const std::string& folder, const char* role) {
     return folder_set(folder, role, model, config.resize, config.captions_optional);
@@ -389,7 +324,9 @@ RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progres
                          std::shared_ptr<models::DiffusionModel> model, const TaskData* given_data,
                          const RunPlacement& placement) {
   RunConfig config = input;
-  if (config.model.empty() && !model) config.model = (bench::bench_model_dir() / "base.safetensors").string();
+  if (config.model.empty() && !model) config.model = default_model_path().string();
+  check(!config.model.empty() || model, "unlearning run: no model given (the config's 'model' is empty and no default "
+        "model is registered)");
   config.validate("unlearning run");
   if (!config.model.empty() && !config.output.empty() && fs::exists(config.model))
     check(fs::weakly_canonical(config.model).parent_path() != fs::weakly_canonical(config.output) ||

@@ -26,7 +26,7 @@
 namespace lethe::unlearn {
 
 struct DataConfig {
-  std::string preset = "bench";          // bench | folders
+  std::string preset = "bench";          // a registered data preset (unlearn/presets.hpp): bench | folders
   std::string task = "data";             // data (remove forget images) | concept (erase a concept)
   // bench, data task: which artist pieces to forget (empty = all ten)
   std::vector<int64_t> forget_pieces;
@@ -115,11 +115,13 @@ struct RunResult {
   std::shared_ptr<models::DiffusionModel> model;  // the unlearned model, in memory
 };
 
-// Builds the task's data for `model` (pixels to model space, captions or contexts).
+// Builds the task's data for `model` with the config's data preset (pixels to model space,
+// captions or contexts).
 TaskData load_task_data(const DataConfig& config, const models::DiffusionModel& model);
-// The bench preset's data (no model needed): the artist forget set or a class concept
-// with its anchor, and the retain set (retain_limit applied).
-TaskData bench_task_data(const DataConfig& config);
+// The "folders" preset: forget, retain and anchor image folders (retain_limit applied).
+TaskData folder_task_data(const DataConfig& config, const models::DiffusionModel& model);
+// Keeps the first `limit` retain examples (0 = all).
+void limit_retain(TaskData& data, int64_t limit);
 
 // Runs the whole job. `model` may be given in memory (the node graph does); otherwise it is
 // loaded from config.model. The model passed in is not modified: the run trains a copy.

@@ -192,6 +192,18 @@ TrainOutcome Trainer::run(const fs::path& checkpoint, const ProgressCallback& pr
   const int64_t first_step = step;
   double last_checkpoint_seconds = 0.0;
   while (step < last) {
+    // The random state at the start of the step: a step that fails halfway (an error, the NaN
+    // guard) is checkpointed as not begun, so resuming repeats it exactly.
+    const at::Tensor generator_at_start = context_.generator.get_state();
+    const auto streams_at_start = context_.stream_states();
+    const nlohmann::json objective_at_start = objective_.state();
+    bool step_done = false;
+    auto rewind = [&] {
+      if (step_done) return;
+      context_.generator.set_state(generator_at_start);
+      context_.restore_streams(streams_at_start);
+      objective_.restore(objective_at_start);
+    };
     try {
       context_.step = step;
       optimizer_->adam->zero_grad(/*set_to_none=*/true);
@@ -204,6 +216,7 @@ TrainOutcome Trainer::run(const fs::path& checkpoint, const ProgressCallback& pr
       // NaN/Inf guard: nothing has been updated yet, so the current weights are the last good ones.
       for (const auto& [name, value] : terms)
         if (!std::isfinite(value)) {
+          rewind();
           if (!checkpoint.empty()) save_checkpoint(checkpoint, step, outcome.history, previous_seconds + elapsed());
           saved = true;
           throw Error(str("training step ", step, ": loss term '", name, "' is ", value, "; stopped before updating",
@@ -211,6 +224,7 @@ TrainOutcome Trainer::run(const fs::path& checkpoint, const ProgressCallback& pr
         }
       const double grad_norm = global_grad_norm(context_.parameters);
       if (!std::isfinite(grad_norm)) {
+        rewind();
         if (!checkpoint.empty()) save_checkpoint(checkpoint, step, outcome.history, previous_seconds + elapsed());
         saved = true;
         throw Error(str("training step ", step, ": gradient norm is ", grad_norm, " (objective '", objective_.name(),
@@ -231,6 +245,7 @@ TrainOutcome Trainer::run(const fs::path& checkpoint, const ProgressCallback& pr
       }
       outcome.history.push_back(terms);
       ++step;
+      step_done = true;
       const bool by_steps = config_.checkpoint_every > 0 && step % config_.checkpoint_every == 0;
       const bool by_time = config_.checkpoint_seconds > 0 && elapsed() - last_checkpoint_seconds >= config_.checkpoint_seconds;
       if (!checkpoint.empty() && (by_steps || by_time) && step < last) {
@@ -241,7 +256,10 @@ TrainOutcome Trainer::run(const fs::path& checkpoint, const ProgressCallback& pr
     } catch (...) {
       // Cancelled, crashed or stopped by the guard: keep a resumable checkpoint of the
       // completed steps (the weights are those after the last completed step).
-      if (!checkpoint.empty() && !saved) save_checkpoint(checkpoint, step, outcome.history, previous_seconds + elapsed());
+      if (!checkpoint.empty() && !saved) {
+        rewind();
+        save_checkpoint(checkpoint, step, outcome.history, previous_seconds + elapsed());
+      }
       throw;
     }
   }

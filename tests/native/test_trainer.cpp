@@ -98,7 +98,44 @@ class NanAtStep : public unlearn::Objective {
   int64_t step_;
 };
 
+// Denoises the retain set; with `fail_at` >= 0 it throws halfway through that step, after it
+// has drawn its batch, timesteps and noise (a crash in the middle of a step).
+class FailsMidStep : public unlearn::Objective {
+ public:
+  explicit FailsMidStep(int64_t fail_at) : fail_at_(fail_at) {}
+  std::string name() const override { return "fails_mid_step"; }
+  nlohmann::json config_json() const override { return nlohmann::json::object(); }
+  unlearn::LossTerms micro_step(unlearn::ObjectiveContext& context) override {
+    auto batch = context.next_retain();
+    at::Tensor t = context.uniform_timesteps(batch.size());
+    at::Tensor noise = at::randn(batch.images.sizes(), context.generator);
+    if (context.step == fail_at_) throw Error("disk went away");
+    at::Tensor loss = (context.model->predict(batch.images + 0.1 * noise, t, batch.contexts) - noise).pow(2).mean();
+    loss.backward();
+    return {{"loss", loss.item<double>()}};
+  }
+
+ private:
+  int64_t fail_at_;
+};
+
 }  // namespace
+
+TEST(Trainer, AStepThatFailsHalfwayIsCheckpointedAsNotBegun) {
+  TempDir dir;
+  Fixture straight;
+  FailsMidStep never(-1);
+  unlearn::Trainer(small_config(6), straight.parameters(), never, straight.context).run("");
+  Fixture interrupted;
+  const auto checkpoint = dir / "c.safetensors";
+  FailsMidStep once(3);
+  expect_error([&] { unlearn::Trainer(small_config(6), interrupted.parameters(), once, interrupted.context).run(checkpoint); },
+               {"disk went away"});
+  EXPECT_EQ(io::SafetensorsFile::open(checkpoint).metadata().at("step"), "3");
+  Fixture resumed(/*init_seed=*/99);
+  unlearn::Trainer(small_config(6), resumed.parameters(), never, resumed.context).run(checkpoint);
+  expect_same_weights(straight.weights(), resumed.weights());
+}
 
 TEST(Trainer, SameSeedGivesBitwiseIdenticalWeights) {
   std::map<std::string, at::Tensor> results[2];

@@ -1,12 +1,9 @@
-// Data and model nodes: the embedded bench's data and models, image folders (forget,
-// retain, anchor sets), datasets from ComfyUI IMAGE + captions, spatial masks from MASK,
-// and loading a model file.
+// Data and model nodes: image folders (forget, retain, anchor sets), datasets from ComfyUI
+// IMAGE + captions, spatial masks from MASK, and loading a model file.
 #include <ATen/ATen.h>
 
 #include <sstream>
 
-#include "bench/bench_evaluation.hpp"
-#include "bench/fashion_bench.hpp"
 #include "core/error.hpp"
 #include "data/idx.hpp"
 #include "data/image_folder.hpp"
@@ -18,72 +15,6 @@
 namespace lethe::graph::nodes {
 
 namespace {
-
-std::vector<std::string> class_and_superclass_names() {
-  std::vector<std::string> names = data::fashion_mnist_classes();
-  for (const char* superclass : {"top", "bottom", "onepiece", "footwear", "accessory"}) names.push_back(superclass);
-  return names;
-}
-
-std::vector<int64_t> parse_pieces(const std::string& text, const std::string& where) {
-  std::vector<int64_t> pieces;
-  if (text == "all" || text.empty()) return pieces;
-  std::stringstream stream(text);
-  std::string item;
-  while (std::getline(stream, item, ',')) {
-    try {
-      pieces.push_back(std::stoll(item));
-    } catch (const std::exception&) {
-      throw Error(str(where, ": expected 'all' or a comma-separated list of pieces 0..9, got '", text, "'"));
-    }
-  }
-  return pieces;
-}
-
-unlearn::ExampleSet empty_set(const std::string& name) {
-  unlearn::ExampleSet set;
-  set.name = name;
-  return set;
-}
-
-void register_bench_data() {
-  NodeSchema schema;
-  schema.name = "LetheBenchData";
-  schema.display_name = "Lethe Bench Data (Fashion-MNIST artist)";
-  schema.category = "Lethe/data";
-  schema.description = "The embedded bench: the artist's forget set (data task) or a class concept with its anchor "
-                       "(concept task), and the retain set. Real Fashion-MNIST images; nothing downloaded.";
-  schema.inputs = {
-      combo_input("task", {"data", "concept"}, "data", "data: forget the artist's images; concept: erase a class"),
-      string_input("forget_pieces", "all", "artist pieces to forget: 'all' or e.g. '0,3,7' (data task)"),
-      combo_input("concept", data::fashion_mnist_classes(), "sneaker", "the class to erase (concept task)"),
-      combo_input("anchor", class_and_superclass_names(), "footwear",
-                  "what the erased class should become: a near class (sandal) or a superclass (footwear)"),
-      int_input("retain_limit", 0, 0, 1000000, "use at most this many retain images (0 = all 59990)"),
-  };
-  schema.outputs = {{"forget", types::kDataset, "the forget set (empty for the concept task)"},
-                    {"retain", types::kDataset, "the retain set"},
-                    {"anchor", types::kDataset, "anchor images with the anchor caption (concept task)"},
-                    {"target_prompt", "STRING", "the erased concept's caption (concept task)"},
-                    {"forget_images", types::kImage, "the forget images (or anchor images) as IMAGE"}};
-  register_node(schema, [](NodeContext& context, const NodeInputs& in) {
-    unlearn::DataConfig config;
-    config.task = in.text("task");
-    config.forget_pieces = parse_pieces(in.text("forget_pieces"), in.where("forget_pieces"));
-    config.concept_name = in.text("concept");
-    config.anchor = in.text("anchor");
-    config.retain_limit = in.integer("retain_limit");
-    unlearn::TaskData data = unlearn::bench_task_data(config);
-    const bool data_task = config.task == "data";
-    const at::Tensor shown = data_task ? data.forget.images : data.anchor.images.narrow(0, 0, 16);
-    context.texts.push_back(str(data_task ? data.forget.size() : data.anchor.size(),
-                                data_task ? " forget images, " : " anchor images, ", data.retain.size(), " retain images"));
-    return std::vector<Value>{dataset_value(data_task ? data.forget : empty_set("forget set")), dataset_value(data.retain),
-                              dataset_value(data_task ? empty_set("anchor set") : data.anchor),
-                              json_value("STRING", data_task ? "" : data.target_captions.at(0)),
-                              image_value(bench::to_pixels(shown))};
-  });
-}
 
 void register_image_folder(const std::string& name, const std::string& role, const std::string& display) {
   NodeSchema schema;
@@ -194,24 +125,7 @@ void register_spatial_mask() {
   });
 }
 
-void register_models() {
-  NodeSchema bench;
-  bench.name = "LetheBenchModel";
-  bench.display_name = "Lethe Bench Model";
-  bench.category = "Lethe/models";
-  bench.description = "The embedded bench's diffusion models: base (trained with the artist's images, memorizes them) "
-                      "or retrained (never saw them; the gold standard).";
-  bench.inputs = {combo_input("which", {"base", "retrained"}, "base", "which bench model")};
-  bench.outputs = {{"model", types::kModel, "the diffusion model"}};
-  register_node(bench, [](NodeContext& context, const NodeInputs& in) {
-    auto path = bench::bench_model_dir() / (in.text("which") + ".safetensors");
-    check(std::filesystem::exists(path), in.where("which"), ": bench model '", path.string(),
-          "' is missing (run `make bench-models`)");
-    auto model = models::DiffusionModel::load(path);
-    context.texts.push_back(str(in.text("which"), " ", model->source_sha256.substr(0, 12)));
-    return std::vector<Value>{Value(types::kModel, model)};
-  });
-
+void register_load_model() {
   NodeSchema load;
   load.name = "LetheLoadModel";
   load.display_name = "Lethe Load Model";
@@ -230,12 +144,11 @@ void register_models() {
 }  // namespace
 
 void register_data_nodes() {
-  register_bench_data();
   register_image_folder("LetheLoadForgetSet", "forget set", "Lethe Load Forget Set (folder)");
   register_image_folder("LetheLoadRetainSet", "retain set", "Lethe Load Retain Set (folder)");
   register_dataset_from_images();
   register_spatial_mask();
-  register_models();
+  register_load_model();
 }
 
 }  // namespace lethe::graph::nodes

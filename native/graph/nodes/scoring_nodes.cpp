@@ -1,28 +1,26 @@
-// Copy detection and evaluation nodes: load a descriptor, score images against reference
-// images with SSCD (memorization rate, per-image scores, a preview), and the full bench
-// evaluation with its report.
+// Copy detection nodes: load a descriptor, score images against reference images with SSCD
+// (memorization rate, per-image scores, a preview).
 #include <ATen/ATen.h>
 
 #include <cstdio>
 
-#include "bench/bench_evaluation.hpp"
 #include "data/image.hpp"
 #include "eval/canvas.hpp"
 #include "eval/descriptor.hpp"
 #include "eval/sscd_metrics.hpp"
 #include "graph/nodes/node_groups.hpp"
 #include "graph/nodes/node_helpers.hpp"
-#include "io/output_path.hpp"
-#include "core/runtime.hpp"
-#include "models/diffusion_model.hpp"
-#include "models/unet_memory.hpp"
 
 namespace lethe::graph::nodes {
 
 namespace {
 
-std::shared_ptr<eval::Descriptor> bench_descriptor() {
-  return eval::load_descriptor(bench::bench_model_dir() / "descriptor.safetensors");
+// The default descriptor when none is connected: the first named one (the bench's, when the
+// bench is registered).
+std::shared_ptr<eval::Descriptor> default_descriptor(const std::string& where) {
+  const auto names = eval::named_descriptor_names();
+  check(!names.empty(), where, ": no descriptor connected and none is built in; connect Lethe Load SSCD Descriptor");
+  return eval::named_descriptor(names.front(), where);
 }
 
 // A grid of the images with their best score (and matched reference) under each.
@@ -54,11 +52,14 @@ void register_scoring_nodes() {
   load.category = "Lethe/scoring";
   load.description = "A copy-detection descriptor: the bench's embedded one, or an official SSCD TorchScript file "
                      "(e.g. sscd_disc_mixup.torchscript.pt, official preprocessing) or a Lethe .safetensors one.";
-  load.inputs = {combo_input("source", {"bench", "file"}, "bench", "which descriptor"),
+  std::vector<std::string> sources = eval::named_descriptor_names();
+  sources.push_back("file");
+  load.inputs = {combo_input("source", sources, sources.front(), "which descriptor: a built-in one, or a file"),
                  path_input("path", "the descriptor file (source = file)")};
   load.outputs = {{"descriptor", types::kDescriptor, "the descriptor"}};
   register_node(load, [](NodeContext& context, const NodeInputs& in) {
-    auto descriptor = in.text("source") == "bench" ? bench_descriptor() : eval::load_descriptor(in.text("path"));
+    auto descriptor = in.text("source") == "file" ? eval::load_descriptor(in.text("path"))
+                                                  : eval::named_descriptor(in.text("source"), in.where("source"));
     context.texts.push_back(str(descriptor->kind(), ", ", descriptor->dim(), "-d"));
     return std::vector<Value>{Value(types::kDescriptor, descriptor)};
   });
@@ -80,7 +81,8 @@ void register_scoring_nodes() {
                    {"scores", "STRING", "per-image best score and matched reference (JSON)"},
                    {"preview", types::kImage, "images with their scores (red = copy)"}};
   register_node(score, [](NodeContext& context, const NodeInputs& in) {
-    auto descriptor = in.has("descriptor") ? in.object<std::shared_ptr<eval::Descriptor>>("descriptor") : bench_descriptor();
+    auto descriptor = in.has("descriptor") ? in.object<std::shared_ptr<eval::Descriptor>>("descriptor")
+                                           : default_descriptor(in.where("descriptor"));
     at::Tensor images = from_comfy_image(in.value("images").as<at::Tensor>(in.where("images")), 3, in.where("images"));
     at::Tensor references = from_comfy_image(in.value("reference").as<at::Tensor>(in.where("reference")), 3, in.where("reference"));
     at::Tensor generated = eval::embed_batched(*descriptor, images);
@@ -103,83 +105,6 @@ void register_scoring_nodes() {
     at::Tensor preview = score_preview(images, matched, best, threshold);
     context.previews.emplace_back("sscd", to_comfy_image(preview));
     return std::vector<Value>{json_value("FLOAT", rate), json_value("STRING", result.dump()), image_value(preview)};
-  });
-
-  NodeSchema evaluate;
-  evaluate.name = "LetheEvaluate";
-  evaluate.display_name = "Lethe Evaluate (bench report)";
-  evaluate.category = "Lethe/scoring";
-  evaluate.description = "The bench evaluation: memorization rate and SSCD of forget-caption samples, normalized SSCD "
-                         "(with baseline and reference), FID/KID and class accuracy, probes and losses; writes "
-                         "report.json and report.png.";
-  evaluate.output_node = true;
-  evaluate.inputs = {socket("model", types::kModel, "the model to evaluate"),
-                     int_input("samples_per_caption", 16, 1, 256, "generations per forget caption"),
-                     int_input("samples_per_class", 50, 1, 1000, "generations per class prompt"),
-                     seed_input("seed", "sampling seed"),
-                     socket("baseline", types::kModel, "the model before unlearning", false),
-                     socket("reference", types::kModel, "the retrained model", false),
-                     socket("descriptor", types::kDescriptor, "copy descriptor (default: the bench's)", false),
-                     socket("compare_1", types::kModel, "another unlearned model, side by side", false),
-                     socket("compare_2", types::kModel, "another unlearned model, side by side", false),
-                     socket("compare_3", types::kModel, "another unlearned model, side by side", false)};
-  evaluate.outputs = {{"report", types::kReport, "the report (JSON)"},
-                      {"report_image", types::kImage, "report.png"},
-                      {"summary", "STRING", "one line per model"}};
-  register_node(evaluate, [](NodeContext& context, const NodeInputs& in) {
-    eval::EvalConfig config = bench::bench_eval_config();
-    config.samples_per_forget_caption = in.integer("samples_per_caption");
-    config.samples_per_class = in.integer("samples_per_class");
-    config.sampling.seed = static_cast<uint64_t>(in.integer("seed"));
-    using ModelPtr = std::shared_ptr<models::DiffusionModel>;
-    std::vector<bench::NamedModel> entries = {{"evaluated", in.object<ModelPtr>("model")}};
-    if (in.has("baseline")) entries.push_back({"baseline", in.object<ModelPtr>("baseline")});
-    if (in.has("reference")) entries.push_back({"reference", in.object<ModelPtr>("reference")});
-    for (const char* slot : {"compare_1", "compare_2", "compare_3"}) {
-      if (!in.has(slot)) continue;
-      auto model = in.object<ModelPtr>(slot);
-      auto objective = model->source_metadata.find("objective");
-      // Models unlearned in this run carry their objective in memory as the run's metadata.
-      entries.push_back({str(slot, objective != model->source_metadata.end() ? " (" + objective->second + ")" : ""), model});
-    }
-    std::shared_ptr<eval::Descriptor> descriptor;
-    if (in.has("descriptor")) descriptor = in.object<std::shared_ptr<eval::Descriptor>>("descriptor");
-    // The bench's 10 forget captions and 10 class prompts at 28x28, every model's samples kept
-    // for the report: refuse (or sample in smaller batches) before the allocator fails halfway.
-    const auto& unet = entries.front().model->unet()->config();
-    const int64_t samples = static_cast<int64_t>(entries.size()) * 10 * (config.samples_per_forget_caption + config.samples_per_class);
-    config.sampling.batch_size = models::sampling_batch_that_fits(
-        unet, samples, unet.in_channels, 28, 28, config.sampling.guidance != 1.0, config.sampling.batch_size,
-        available_memory_bytes(), str("node ", context.node_id, " (LetheEvaluate) samples_per_caption/samples_per_class"));
-    // A new folder per evaluation (evaluate-node-<id>, -2, ...): reports are never overwritten.
-    const auto out = io::claim_numbered_folder(context.run_directory, "evaluate-node-" + io::file_name_part(context.node_id));
-    nlohmann::json report = bench::evaluate_on_bench(entries, out, config, descriptor, nullptr, context.progress);
-    std::string summary;
-    for (const auto& [name, metrics] : report["models"].items())
-      summary += str(name, ": memorization_rate ", metrics["memorization_rate"].dump(), ", fid ", metrics["fid"].dump(),
-                     ", class_accuracy ", metrics["class_accuracy"].dump(), "\n");
-    context.texts.push_back(summary);
-    if (report["models"].contains("baseline")) {  // the one-line before/after
-      const auto& before = report["models"]["baseline"];
-      const auto& after = report["models"]["evaluated"];
-      auto fixed = [](const nlohmann::json& value, int digits) {
-        char text[32];
-        std::snprintf(text, sizeof(text), "%.*f", digits, value.get<double>());
-        return std::string(text);
-      };
-      std::string line = str("before -> after: memorization rate ", fixed(before["memorization_rate"], 2), " -> ",
-                             fixed(after["memorization_rate"], 2), ", FID ", fixed(before["fid"], 2), " -> ",
-                             fixed(after["fid"], 2));
-      if (report["models"].contains("reference"))
-        line += str(" (retrained: ", fixed(report["models"]["reference"]["memorization_rate"], 2), ", ",
-                    fixed(report["models"]["reference"]["fid"], 2), ")");
-      context.texts.push_back(line);
-    }
-    context.files.push_back(out / "report.json");
-    context.files.push_back(out / "report.png");
-    at::Tensor picture = data::read_image(out / "report.png", 3).unsqueeze(0);
-    context.previews.emplace_back("report", to_comfy_image(picture));
-    return std::vector<Value>{Value(types::kReport, report), image_value(picture), json_value("STRING", summary)};
   });
 }
 

@@ -1,0 +1,14 @@
+// The embedded bench as a data preset ("bench" in a run config's data.preset): the artist's
+// forget set or a class concept with its anchor, and the retain set, from Fashion-MNIST.
+#pragma once
+
+#include "unlearn/run.hpp"
+
+namespace lethe::bench {
+
+// The bench preset's data (no model needed): the artist pieces to forget (all ten when
+// forget_pieces is empty) or a class concept with its anchor (a near class or a
+// superclass), and the retain set (retain_limit applied).
+unlearn::TaskData bench_task_data(const unlearn::DataConfig& config);
+
+}  // namespace lethe::bench
