@@ -12,7 +12,7 @@ snapshots are evaluated in order with `lethe eval` until the target is met (the 
 target" column), and the final model gets a larger evaluation (forgetting and quality).
 Targets: data task, memorization rate <= 0.10; concept task, the fraction of `sneaker
 footwear` samples the classifier calls sneakers <= 0.10. Writes bench/comparison.json
-(README section `comparison`, see bench/readme_tables.py). Whatever the numbers say is
+(README section `comparison`, see bench/doc_tables.py). Whatever the numbers say is
 what the table shows: nothing here is tuned per method.
 
     .venv/bin/python bench/compare_objectives.py [--steps 200 --every 25] [--only siss,js]
@@ -249,9 +249,9 @@ def main():
     print("wrote", args.out)
     if not only:
         sys.path.insert(0, HERE)
-        import readme_tables
+        import doc_tables
 
-        readme_tables.main()
+        doc_tables.main()
 
 
 if __name__ == "__main__":

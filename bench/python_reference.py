@@ -19,7 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "python"))
 
 from ldm_convert import diffusers_to_ldm  # noqa: E402
-from test_objective_losses import siss_reference  # noqa: E402 (the loss written from methods.md)
+from test_objective_losses import siss_reference  # noqa: E402 (the loss written from docs/methods.md)
 
 
 def bench_unet(seed=0):

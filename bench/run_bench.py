@@ -6,7 +6,7 @@ Runs (each in its own process, so peak RSS is per process):
   3. bench/python_reference.py: the same SISS step and sampling with diffusers, FLOPs counted;
   4. `lethe unlearn` with the default bench config (peak RSS of a real unlearning run).
 Writes bench/results.json, prints a short table and rewrites the README's benchmark table
-(bench/readme_tables.py, section `performance`). `--tiny` runs every path at toy sizes (the smoke test in `make test`;
+(bench/doc_tables.py, section `performance`). `--tiny` runs every path at toy sizes (the smoke test in `make test`;
 its numbers mean nothing and it writes only to --out).
 """
 import argparse
@@ -168,9 +168,9 @@ def main():
     table = markdown_table(results)
     print(table)
     if not args.tiny and not args.no_readme:
-        import readme_tables
+        import doc_tables
 
-        readme_tables.main()
+        doc_tables.main()
 
 
 if __name__ == "__main__":

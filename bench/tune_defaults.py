@@ -1,7 +1,7 @@
 """How the unlearning defaults were chosen: each trial is one `lethe unlearn` with the
 settings below (on top of bench/configs/siss-tf.json's data, timesteps and frequency
 selection) and the default `lethe eval` of its model (seed 0). Writes bench/tuning.json
-(README section `tuning`, see bench/readme_tables.py). About 5 minutes per trial on 2 cores.
+(README section `tuning`, see bench/doc_tables.py). About 5 minutes per trial on 2 cores.
 
     .venv/bin/python bench/tune_defaults.py                 # run every trial
     .venv/bin/python bench/tune_defaults.py --reuse DIR     # collect DIR/<trial>/{run,eval} instead

@@ -1,7 +1,7 @@
 """`make unlearning-check`: the engine's acceptance run on the bench, with the default settings
 of bench/configs/siss-tf.json (SISS with time-frequency selection), then the default bench
 evaluation of base / unlearned / retrained. Writes bench/unlearning.json (README section
-`unlearning`, see bench/readme_tables.py) with the targets beside the measurements:
+`unlearning`, see bench/doc_tables.py) with the targets beside the measurements:
 memorization of the forget captions from >= 0.8 to <= 0.10, at most 1% of the base model's
 training compute (steps x batch), FID within 1.15x of base, class accuracy within 3 points.
 """
@@ -30,6 +30,8 @@ def main():
                    check=True)
     with open(os.path.join(work, "run", "summary.json")) as f:
         summary = json.load(f)
+    for key in [k for k in summary if k.endswith("_file")]:  # repository-relative, like every recorded path
+        summary[key] = os.path.relpath(summary[key], ROOT)
     with open(os.path.join(work, "eval", "report.json")) as f:
         report = json.load(f)
     with open(os.path.join(BENCH, "base.card.json")) as f:
@@ -57,9 +59,9 @@ def main():
     print(json.dumps(checks, indent=1))
     print("pass" if result["pass"] else "TARGETS MISSED", "->", out)
     sys.path.insert(0, HERE)
-    import readme_tables
+    import doc_tables
 
-    readme_tables.main()
+    doc_tables.main()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The few places where Lethe's nodes meet ComfyUI's own modules (imported lazily, so the
 pack also imports outside ComfyUI): the progress bar (which raises ComfyUI's interrupt),
 the output and model folders, preview images in the temp folder, and ComfyUI's LATENT and
-CONDITIONING values (shared/reference/comfyui-contract.md) as the tensors native nodes take."""
+CONDITIONING values (docs/comfyui-contract.md §5) as the tensors native nodes take."""
 import os
 
 

@@ -1,5 +1,5 @@
 // Copy-style image augmentations for training and validating the copy descriptor
-// (shared/reference/evaluation.md §1.5, adapted to Fashion-MNIST: crop/zoom, +-15 degree
+// (docs/evaluation.md §1.6, adapted to Fashion-MNIST: crop/zoom, +-15 degree
 // rotation, flips, blur, noise, contrast/brightness and occluding boxes; no colour jitter).
 // Batched on tensors, each sample with its own parameters from the generator.
 #pragma once

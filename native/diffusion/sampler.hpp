@@ -1,5 +1,5 @@
 // Single reverse-diffusion steps (DDPM, DDIM with eta), the inference timestep grids and
-// classifier-free guidance. Formulas follow shared/reference/methods.md §1 and match
+// classifier-free guidance. Formulas follow docs/methods.md §1.3-§1.4 and match
 // diffusers' DDPMScheduler.step / DDIMScheduler.step.
 #pragma once
 

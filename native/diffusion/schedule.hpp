@@ -1,5 +1,5 @@
 // DDPM noise schedules and the closed-form relations between x_0, x_t, eps and v.
-// Conventions (shared/reference/methods.md §1): t is 0-indexed in {0..T-1}, t = 0 is the
+// Conventions (docs/methods.md §1.1, §1.2): t is 0-indexed in {0..T-1}, t = 0 is the
 // least noisy; abar_t = prod_{s<=t} (1 - beta_s); x_t = sqrt(abar_t) x_0 + sqrt(1-abar_t) eps.
 #pragma once
 

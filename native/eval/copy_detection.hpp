@@ -1,4 +1,4 @@
-// Copy-detection quality of a descriptor on a synthetic copy set (evaluation.md §1.5):
+// Copy-detection quality of a descriptor on a synthetic copy set (docs/evaluation.md §1.6):
 // each query is an augmented copy of one database image; the rest of the database are
 // distractors. Reports recall@1 (the copy's source ranks first), micro average precision
 // over all (query, database) pairs, the threshold reaching 90% precision, and the copy /

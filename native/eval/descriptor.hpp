@@ -2,7 +2,7 @@
 //  - TorchScript files in the format of the official SSCD releases
 //    (sscd_disc_mixup.torchscript.pt, ...), with the official preprocessing "skew_320":
 //    grayscale repeated to 3 channels, bilinear (antialiased) resize to 320x320, ImageNet
-//    mean/std normalisation (evaluation.md §1.3);
+//    mean/std normalisation (docs/evaluation.md §1.2);
 //  - Lethe's embedded descriptor (.safetensors, see models/copy_descriptor.hpp).
 // Loading checks the output on a probe batch: a wrong dimension or a non-unit output is
 // rejected with the file named.

@@ -12,7 +12,7 @@
 namespace lethe::eval {
 
 const char* const kNormalizedSscdDefinition =
-    "P1 retrain-anchored progress (evaluation.md §2, a project proposal; the paper's Eq. 13 was not available): "
+    "P1 retrain-anchored progress (docs/evaluation.md §2.1, a project proposal; the paper's Eq. 13 was not available): "
     "(S_evaluated - S_reference) / (S_baseline - S_reference), S = mean SSCD of forget-caption generations to their "
     "forget image, same seeds for every model; 1 = nothing forgotten, 0 = like the retrained model";
 

@@ -1,5 +1,5 @@
 // Frechet distance and kernel inception distance between two feature sets
-// (evaluation.md §5). The feature network is pluggable (the bench classifier's pooled
+// (docs/evaluation.md §4). The feature network is pluggable (the bench classifier's pooled
 // features by default, any TorchScript feature extractor); name the metric after it.
 #pragma once
 

@@ -1,4 +1,4 @@
-// The evaluation report: report.json (schema "lethe-report/1", documented in README) and
+// The evaluation report: report.json (schema "lethe-report/1", documented in docs/evaluation.md §6) and
 // report.png, a picture a person can read at a glance: each forget image next to samples
 // before and after with their SSCD scores, a score histogram with the threshold, metric
 // bars and a table.

@@ -1,4 +1,4 @@
-// SSCD-based unlearning metrics (evaluation.md §2, §3, §7), as plain functions on
+// SSCD-based unlearning metrics (docs/evaluation.md §2, §3.3), as plain functions on
 // descriptors (unit vectors) so every one is checked against hand-computed cases.
 #pragma once
 
@@ -33,7 +33,7 @@ struct MarginResult {
 MarginResult sscd_margin(const at::Tensor& generated, const at::Tensor& forget, const at::Tensor& assigned,
                          const at::Tensor& retain, int64_t neighbours = 16);
 
-// methods.md §3 direction score: mean_k < phi(a_k), (phi(g1_k) - phi(g0_k)) / |phi(g1_k) - phi(g0_k)| >,
+// docs/evaluation.md §2.2 direction score: mean_k < phi(a_k), (phi(g1_k) - phi(g0_k)) / |phi(g1_k) - phi(g0_k)| >,
 // for generations g0 (before) and g1 (after) from the same seeds. Pairs with no change
 // (|difference| < 1e-6) count as 0. Lower = moved away from the forget image.
 double sscd_direction(const at::Tensor& before, const at::Tensor& after, const at::Tensor& forget,

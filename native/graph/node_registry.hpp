@@ -57,7 +57,7 @@ struct NodeSchema {
 // What a node sees while it runs.
 struct NodeContext {
   std::string node_id;
-  std::filesystem::path run_directory;   // headless: the run folder; in ComfyUI: a temp folder
+  std::filesystem::path run_directory;   // headless: the run folder; in ComfyUI: output/lethe
   ProgressCallback progress;
   // Images the node wants shown (ComfyUI preview / saved by the headless runner), [B, H, W, C].
   std::vector<std::pair<std::string, at::Tensor>> previews;

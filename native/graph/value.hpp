@@ -59,7 +59,8 @@ inline constexpr const char* kLora = "LETHE_LORA";
 // entries' cross-attention tensors concatenated [N, L, D] (pooled outputs are not used).
 inline constexpr const char* kLatent = "LATENT";
 inline constexpr const char* kConditioning = "CONDITIONING";
-// A ComfyUI MODEL (ModelPatcher) never enters native code: native nodes return patches for it.
+// A ComfyUI MODEL (ModelPatcher) stays in Python: native code drives it through callbacks
+// (models/host_model.hpp) and returns patches for it.
 inline constexpr const char* kHostModel = "MODEL";
 }  // namespace types
 

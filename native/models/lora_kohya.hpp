@@ -1,7 +1,7 @@
 // LoRA files in the kohya format for SD1.x/2.x-layout UNets: adapter keys named
 // "lora_unet_<diffusers module path with '.' -> '_'>" + ".lora_down.weight" /
 // ".lora_up.weight" / ".alpha". ComfyUI's LoraLoader (via comfy.utils.unet_to_diffusers),
-// A1111 and kohya's scripts all load this form (shared/reference/comfyui-contract.md §4).
+// A1111 and kohya's scripts all load this form (docs/comfyui-contract.md §7).
 // Lethe's own adapter names are LDM module paths; this maps between the two.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Frequency selection for the forget term (shared/reference/methods.md §3): the per-sample
+// Frequency selection for the forget term (docs/methods.md §3.2): the per-sample
 // residual r = model_output - target ([B, C, H, W], pixels or latents) is taken to the
 // 2-D FFT (orthonormal), multiplied by a mask M over (ky, kx) and its energy
 // sum_{C, ky, kx} M |R|^2 is the filtered loss. With M = 1 this equals sum_d r^2 (Parseval),

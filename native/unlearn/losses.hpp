@@ -1,6 +1,6 @@
 // The loss formulas of every unlearning objective as plain differentiable functions on
-// tensors (shared/reference/methods.md §2-§5). Objectives compose them with data and
-// models; tests compare each with a PyTorch reference written from methods.md, values and
+// tensors (docs/methods.md §2-§5). Objectives compose them with data and
+// models; tests compare each with a PyTorch reference written from docs/methods.md, values and
 // gradients.
 #pragma once
 
@@ -14,7 +14,7 @@
 
 namespace lethe::unlearn {
 
-// SISS importance weights (methods.md §2.1, stable log-space form), no gradient:
+// SISS importance weights (docs/methods.md §2.1, stable log-space form), no gradient:
 // Delta = d_x - d_a with d_y = sum_d (m - gamma y)^2 / (2 sigma^2);
 // w_x = sigmoid(-(Delta + logit(lambda))) / (1 - lambda), w_a = sigmoid(Delta + logit(lambda)) / lambda.
 // m, x, a [B, ...]; gamma, sigma [B, 1, ...]. Returns ([B], [B]).
@@ -46,17 +46,17 @@ std::tuple<std::vector<at::Tensor>, double, double> siss_combine(const std::vect
 std::pair<std::vector<at::Tensor>, double> erasediff_combine(const std::vector<at::Tensor>& retain_gradient,
                                                              const std::vector<at::Tensor>& forget_gradient, double eta);
 
-// NPO (methods.md §4.2): L = mean_B (2 / beta) softplus(-beta_k (e_theta - e_ref)), with
+// NPO (docs/methods.md §4.2): L = mean_B (2 / beta) softplus(-beta_k (e_theta - e_ref)), with
 // beta_k = beta * k. e_theta, e_ref [B] per-sample errors (e_ref without gradient).
 at::Tensor npo_loss(const at::Tensor& error, const at::Tensor& reference_error, double beta, double beta_k);
 
-// Diffusion-DPO (methods.md §4.1): z = -(beta / 2) ((e_w - e_l) - (r_w - r_l)),
+// Diffusion-DPO (docs/methods.md §4.1): z = -(beta / 2) ((e_w - e_l) - (r_w - r_l)),
 // L = mean_B softplus(-z). Returns (loss, implicit accuracy mean(z > 0)).
 std::pair<at::Tensor, double> dpo_loss(const at::Tensor& winner_error, const at::Tensor& loser_error,
                                        const at::Tensor& reference_winner_error, const at::Tensor& reference_loser_error,
                                        double beta);
 
-// f-divergence concept losses (methods.md §5, project choice): per sample q = error / tau
+// f-divergence concept losses (docs/methods.md §5, project choice): per sample q = error / tau
 // where error is the mean squared gap between the trained prediction under the target
 // concept and the frozen prediction under the anchor; D2 = 2q.
 //   mse: error (no tau); kl, reverse_kl: q; hellinger: 2 (1 - exp(-q/4));

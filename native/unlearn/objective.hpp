@@ -1,6 +1,6 @@
 // Unlearning objectives: the loss terms of one (micro-)batch and how their gradients are
 // combined. Objectives are created by name from a registry with a JSON config (unknown
-// keys rejected); shared/reference/methods.md gives every formula.
+// keys rejected); docs/methods.md gives every formula.
 //
 // The trainer calls, per optimizer step: begin_step, micro_step once per gradient-
 // accumulation micro-batch (each accumulates into the parameters' .grad or the

@@ -1,4 +1,4 @@
-// Timestep selection for the forget term (shared/reference/methods.md §3): forgetting is
+// Timestep selection for the forget term (docs/methods.md §3.1): forgetting is
 // restricted to a window [t_min, t_max) and optionally weighted over t. The retain term
 // keeps the full range.
 #pragma once

@@ -1,4 +1,4 @@
-"""The layers of docs/architecture (design): the core never includes the bench, the bridge or
+"""The layers of docs/architecture.md: the core never includes the bench, the bridge or
 Python; the bench sits on top of the core. The native tests link the core library alone, so a
 core that needed the bench would not even link (CMakeLists.txt)."""
 import os

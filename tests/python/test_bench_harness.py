@@ -27,8 +27,8 @@ def test_bench_harness_runs_at_tiny_sizes(tmp_path):
     assert "| SISS training step" in done.stdout
 
 
-def test_readme_tables_are_generated_from_the_measurements():
-    done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "readme_tables.py"), "--check"],
+def test_doc_tables_are_generated_from_the_measurements():
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "doc_tables.py"), "--check"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
@@ -55,7 +55,7 @@ def test_comparison_rows_are_reused_only_for_the_same_key(tmp_path):
 
 
 def test_comparison_table_names_what_scored_it_and_unreached_targets():
-    tables = _bench_module("readme_tables")
+    tables = _bench_module("doc_tables")
     row = {"task": "data", "method": "naive_deletion", "variant": "none", "forgetting": 0.875, "fid": 0.9,
            "class_accuracy": 0.95, "other_class_accuracy": None, "steps_to_target": None, "unlearning_seconds": 61.0,
            "threads": 2}

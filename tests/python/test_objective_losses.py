@@ -1,5 +1,5 @@
 """Every objective's loss formula and gradient against a PyTorch/NumPy reference written
-from shared/reference/methods.md, plus the property tests of the engine issue (SISS
+from docs/methods.md, plus the property tests of the engine issue (SISS
 importance-weight expectations by Monte Carlo, f-divergence equilibria, MSE vs KL)."""
 import json
 import math
@@ -43,7 +43,7 @@ def test_frequency_energy_matches_numpy_fft(lethe):
 
 
 def siss_reference(p_x, p_a, m, x, a, gamma, sigma, lam, time_weight, masks, lowpass):
-    """methods.md §2.1 steps 3-5 in the repository's weight form, then §3's low-pass on l_a."""
+    """docs/methods.md §2.1 in the repository's weight form, then §3's low-pass on l_a."""
     dims = tuple(range(1, m.dim()))
     eps_x, eps_a = (m - gamma * x) / sigma, (m - gamma * a) / sigma
     var = 2 * sigma.flatten() ** 2
@@ -108,7 +108,7 @@ def test_siss_weights_never_nan_at_small_t(lethe):
 
 
 def test_siss_importance_weights_have_the_stated_expectation(lethe):
-    """E_{m ~ q_lambda}[w_x f(m)] = E_{m ~ q(.|x)}[f(m)] and likewise for a (methods.md §2.1)."""
+    """E_{m ~ q_lambda}[w_x f(m)] = E_{m ~ q(.|x)}[f(m)] and likewise for a (docs/methods.md §2.1)."""
     g = torch.Generator().manual_seed(7)
     n, lam = 200_000, 0.3
     x = torch.tensor([0.4, -0.2, 0.1, 0.3]).view(1, 4, 1, 1)
@@ -155,7 +155,7 @@ def test_npo_loss_and_gradient_match_reference(lethe):
     reference = torch.rand(8, generator=g) * 0.2
     beta, beta_k = 0.1, 2500.0
     ours = lethe.npo_loss(error, reference, beta, beta_k)
-    # L = -(2/beta) log sigmoid(beta k (e_theta - e_ref))  (methods.md §4.2)
+    # L = -(2/beta) log sigmoid(beta k (e_theta - e_ref))  (docs/methods.md §4.2)
     expected = (-(2 / beta) * torch.nn.functional.logsigmoid(beta_k * (error - reference))).mean()
     assert ours.item() == pytest.approx(expected.item(), rel=1e-5)
     (g_ours,) = torch.autograd.grad(ours, error)

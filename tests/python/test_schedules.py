@@ -1,5 +1,5 @@
 """Noise schedules and sampler steps against diffusers (the reference implementation) and
-the fixture values of shared/reference/methods.md."""
+the fixture values of docs/methods.md §1."""
 import json
 
 import pytest

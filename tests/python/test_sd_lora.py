@@ -4,7 +4,7 @@ is LoRA-unlearned through the very nodes ComfyUI runs (LetheLoadModel, LetheData
 with LATENT/CONDITIONING tensors, LetheUnlearn, LetheSaveLoRA). The saved kohya LoRA is
 checked against the reference: diffusers' UNet2DConditionModel with the same weights, whose
 module names are what ComfyUI's LoraLoader maps "lora_unet_..." keys to
-(comfy.utils.unet_to_diffusers; shared/reference/comfyui-contract.md)."""
+(comfy.utils.unet_to_diffusers; docs/comfyui-contract.md §7)."""
 import json
 
 import pytest

@@ -1,4 +1,4 @@
-// Concept unlearning with f-divergences and an anchor (methods.md §5): x_t is built from
+// Concept unlearning with f-divergences and an anchor (docs/methods.md §5): x_t is built from
 // anchor images; the trainable model's prediction under the erased concept c* is pulled
 // towards the frozen model's prediction under the anchor c (a near class or a
 // superclass), with the divergence choosing how large mismatches are weighted.

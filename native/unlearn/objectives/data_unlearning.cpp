@@ -1,4 +1,4 @@
-// Data-unlearning objectives of the SISS paper and its repository (methods.md §2):
+// Data-unlearning objectives of the SISS paper and its repository (docs/methods.md §2):
 // SISS with importance sampling, SISS without IS (two forwards), NegGrad and EraseDiff.
 // The forget term honours the time window, the frequency mask and spatial masks (§3).
 #include <ATen/ATen.h>
@@ -95,7 +95,7 @@ class Siss : public Objective {
       terms = {{"retain", losses.retain.item<double>() * scale}, {"forget", losses.forget.item<double>() * scale},
                {"forget_share", from_forget.to(at::kDouble).mean().item<double>() * scale}};
     } else {
-      // Two forwards with the same t and eps (methods.md §2.2).
+      // Two forwards with the same t and eps (docs/methods.md §2.2).
       at::Tensor p_x = context.model->predict(gamma * x + sigma * eps, t, c_x);
       at::Tensor retain_loss = (p_x.to(at::kFloat) - eps).pow(2).flatten(1).sum(1).mean();
       (retain_loss * scale).backward();

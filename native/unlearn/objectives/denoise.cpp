@@ -1,7 +1,7 @@
 // Plain denoising training on one set: the diffusion loss || target - model(x_t, t, c) ||^2.
 // "denoise" (mean reduction, caption dropout for classifier-free guidance) trains models;
 // "naive_deletion" is the SISS baseline: fine-tune on the retain set only, with the SISS
-// repository's reduction (sum over pixels, mean over the batch). methods.md §2.3.
+// repository's reduction (sum over pixels, mean over the batch). docs/methods.md §2.3.
 #include <ATen/ATen.h>
 
 #include "core/error.hpp"

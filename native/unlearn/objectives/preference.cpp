@@ -1,4 +1,4 @@
-// Preference objectives against a frozen reference model (methods.md §4): NPO on the
+// Preference objectives against a frozen reference model (docs/methods.md §4): NPO on the
 // forget set (optionally with a retain term, NPO+RT) and Diffusion-DPO with the forget
 // sample as the loser and a retain sample as the winner. Forget errors use the frequency
 // and spatial selections, divided by d so they are per-element means like the retain ones.
@@ -33,7 +33,7 @@ at::Tensor reference_predict(ObjectiveContext& context, const at::Tensor& x_t, c
 
 struct NpoConfig {
   double beta = 0.1;
-  double beta_k = 2500.0;      // beta * k, the ELBO-surrogate scale (project choice, methods.md §4.2)
+  double beta_k = 2500.0;      // beta * k, the ELBO-surrogate scale (project choice, docs/methods.md §4.2)
   double retain_weight = 0.0;  // > 0 adds retain_weight * mean_B e_theta(retain) (NPO+RT)
   template <typename V>
   void visit(V& v) {

@@ -1,5 +1,5 @@
 """The frontend's UI→API conversion and the server's validation and execution, reduced to
-what the contract doc describes (ComfyUI @ a125cd84, frontend executionUtil.ts:graphToPrompt)."""
+what docs/comfyui-contract.md §3 describes (ComfyUI @ a125cd84, frontend executionUtil.ts:graphToPrompt)."""
 import threading
 
 import torch

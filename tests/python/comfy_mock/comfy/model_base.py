@@ -1,4 +1,4 @@
-"""Mock of comfy/model_base.py's BaseModel forward (ComfyUI @ a125cd84, contract doc §4):
+"""Mock of comfy/model_base.py's BaseModel forward (ComfyUI @ a125cd84, docs/comfyui-contract.md §5-§6):
 apply_model(x, sigma, c_crossattn=...) scales x to the UNet's input, converts sigma to the
 timestep index, runs diffusion_model(xc, t, context=...) and returns the denoised x0."""
 import torch

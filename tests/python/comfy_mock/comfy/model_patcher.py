@@ -1,4 +1,4 @@
-"""Mock of comfy/model_patcher.py's weight-patch part and get_model_object (ComfyUI @ a125cd84, contract doc §4):
+"""Mock of comfy/model_patcher.py's weight-patch part and get_model_object (ComfyUI @ a125cd84, docs/comfyui-contract.md §5):
 clone() shares the module and copies the patch lists; add_patches() accepts the keys that are
 in the model's state dict and returns them; patched_weight() merges "diff" patches as
 comfy/lora.py:calculate_weight does (weight * strength_model + strength_patch * diff)."""

@@ -1,4 +1,4 @@
-"""Mock of comfy/model_sampling.py (ComfyUI @ a125cd84, contract doc §4): the EPS and
+"""Mock of comfy/model_sampling.py (ComfyUI @ a125cd84, docs/comfyui-contract.md §6): the EPS and
 V_PREDICTION parameterisations and the discrete SD schedule (ComfyUI's "linear" is
 linspace(sqrt(0.00085), sqrt(0.012))^2 in float64), with sigmas = sqrt((1 - abar) / abar)."""
 import torch

@@ -1,25 +1,34 @@
-"""README tables generated from measured JSON (and the node registry), never typed:
+"""Tables of README.md and docs/*.md generated from measured JSON (and the node registry),
+never typed:
 
-  nodes         <- `lethe nodes --markdown`
+  nodes, nodes-brief        <- `lethe nodes --markdown`
+  bench-models              <- models/bench/report.json   (`lethe bench check`, `make bench-check`)
+  performance               <- bench/results.json          (`make bench`)
+  performance-summary       <- bench/results.json          (its first table)
+  comparison                <- bench/comparison.json       (`make compare`)
+  unlearning                <- bench/unlearning.json       (`make unlearning-check`)
+  tuning                    <- bench/tuning.json           (bench/tune_defaults.py)
 
-  bench-models  <- models/bench/report.json   (`lethe bench check`, `make bench-check`)
-  performance   <- bench/results.json          (`make bench`)
-  comparison    <- bench/comparison.json       (`make compare`)
-  unlearning    <- bench/unlearning.json       (`make unlearning-check`)
-  tuning        <- bench/tuning.json           (bench/tune_defaults.py)
+    .venv/bin/python bench/doc_tables.py          # rewrite the sections in every document
+    .venv/bin/python bench/doc_tables.py --check  # exit 1 if a document is stale (a test runs this)
 
-    .venv/bin/python bench/readme_tables.py          # rewrite README.md's sections
-    .venv/bin/python bench/readme_tables.py --check  # exit 1 if README.md is stale (a test runs this)
-
-Each section sits between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in README.md.
+Each section sits between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in any of README.md and
+docs/*.md; links in a section are written relative to the document that holds it.
 """
 import json
 import os
+import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 README = os.path.join(ROOT, "README.md")
+
+
+def documents():
+    docs = os.path.join(ROOT, "docs")
+    names = sorted(f for f in os.listdir(docs) if f.endswith(".md")) if os.path.isdir(docs) else []
+    return [README] + [os.path.join(docs, name) for name in names]
 
 
 def _pct(value):
@@ -155,9 +164,20 @@ def performance_table(results):
     return markdown_table(results)
 
 
+def performance_summary(results):
+    """The performance section's first paragraph and table, and its evaluation line."""
+    full = performance_table(results).split("\n")
+    end = 2  # the "Measured ..." line and a blank line, then the table
+    while end < len(full) and full[end].startswith("|"):
+        end += 1
+    evaluation = [line for line in full if line.startswith("Default bench evaluation")]
+    return "\n".join(full[:end] + ([""] + evaluation if evaluation else []))
+
+
 SECTIONS = {
     "bench-models": (os.path.join(ROOT, "models", "bench", "report.json"), bench_models_table),
     "performance": (os.path.join(HERE, "results.json"), performance_table),
+    "performance-summary": (os.path.join(HERE, "results.json"), performance_summary),
     "comparison": (os.path.join(HERE, "comparison.json"), comparison_table),
     "unlearning": (os.path.join(HERE, "unlearning.json"), unlearning_table),
     "tuning": (os.path.join(HERE, "tuning.json"), tuning_table),
@@ -171,6 +191,22 @@ def node_list():
     return subprocess.run([lethe, "nodes", "--markdown"], capture_output=True, text=True, check=True).stdout.rstrip()
 
 
+def brief_node_list(full):
+    """The README's short list: each node and what it does, from the full table."""
+    rows = [line.split(" | ") for line in full.splitlines()[2:]]
+    lines = ["| node | category | what it does |", "|---|---|---|"]
+    lines += [f"{cells[0]} | {cells[1]} | {cells[-1]}" for cells in rows]
+    return "\n".join(lines)
+
+
+def _relink(body, document):
+    """Repository-relative links in `body` as seen from `document`'s folder."""
+    prefix = os.path.relpath(ROOT, os.path.dirname(document))
+    if prefix == ".":
+        return body
+    return re.sub(r"\]\((?!https?:|#|/)([^)]+)\)", lambda m: f"]({prefix}/{m.group(1)})", body)
+
+
 def _replace(text, name, body):
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     if begin not in text:
@@ -180,33 +216,40 @@ def _replace(text, name, body):
     return head + begin + "\n" + body + "\n" + end + tail
 
 
-def render(text):
-    text = _replace(text, "nodes", node_list())
+def render(text, document=README, nodes=None):
+    if "<!-- nodes" in text:
+        nodes = nodes or node_list()
+        text = _replace(text, "nodes", _relink(nodes, document))
+        text = _replace(text, "nodes-brief", _relink(brief_node_list(nodes), document))
     for name, (source, make) in SECTIONS.items():
-        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+        begin = f"<!-- {name}:begin -->"
         if begin not in text or not os.path.exists(source):
             continue
         with open(source) as f:
             data = json.load(f)
         if data.get("mode") == "quick" or data.get("tiny") or data.get("partial"):
             continue  # smoke-test output is never shown
-        text = _replace(text, name, make(data))
+        text = _replace(text, name, _relink(make(data), document))
     return text
 
 
 def main():
-    with open(README) as f:
-        current = f.read()
-    wanted = render(current)
-    if "--check" in sys.argv:
-        if wanted != current:
-            raise SystemExit("README.md's generated tables are stale: run .venv/bin/python bench/readme_tables.py")
-        return
-    if wanted != current:
-        with open(README + ".tmp", "w") as f:
-            f.write(wanted)
-        os.replace(README + ".tmp", README)
-        print("README.md tables updated")
+    nodes = node_list()
+    stale = []
+    for document in documents():
+        with open(document) as f:
+            current = f.read()
+        wanted = render(current, document, nodes)
+        if wanted == current:
+            continue
+        stale.append(os.path.relpath(document, ROOT))
+        if "--check" not in sys.argv:
+            with open(document + ".tmp", "w") as f:
+                f.write(wanted)
+            os.replace(document + ".tmp", document)
+            print(f"{os.path.relpath(document, ROOT)}: tables updated")
+    if stale and "--check" in sys.argv:
+        raise SystemExit(f"generated tables are stale in {', '.join(stale)}: run .venv/bin/python bench/doc_tables.py")
 
 
 if __name__ == "__main__":
