@@ -41,6 +41,12 @@ int64_t integer(const json& value, const std::string& where) {
   return value.get<int64_t>();
 }
 
+// A string field that may be absent or of another type (then "").
+std::string optional_text(const json& object, const char* key) {
+  auto found = object.find(key);
+  return found != object.end() && found->is_string() ? found->get<std::string>() : "";
+}
+
 std::string text(const json& value, const std::string& where) {
   check(value.is_string(), where, ": expected a string, got ", io::json_excerpt(value));
   return value.get<std::string>();
@@ -149,7 +155,7 @@ ApiGraph parse_ui(const json& document, const std::string& where) {
       // Pass through: the input of a reroute, or a bypassed node's first input of the output's type.
       for (const json& input : node_inputs(origin, origin_where)) {
         if (!input.contains("link") || input["link"].is_null()) continue;
-        const std::string input_type = input.value("type", json("")).is_string() ? input["type"].get<std::string>() : "";
+        const std::string input_type = optional_text(input, "type");
         if (type == "Reroute" || input_type == link.type || link.type.empty()) {
           const int64_t id = input["link"].get<int64_t>();
           auto upstream = links.find(id);
