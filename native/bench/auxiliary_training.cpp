@@ -110,6 +110,7 @@ unlearn::TrainerConfig trainer_config(int64_t steps, int64_t batch, double rate,
   config.optimizer.warmup_steps = std::min<int64_t>(100, steps / 10);
   config.optimizer.lr_schedule = "cosine";
   config.optimizer.grad_clip = 5.0;
+  config.retain_caption_dropout = 0.0;
   return config;
 }
 

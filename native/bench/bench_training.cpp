@@ -53,6 +53,7 @@ nlohmann::json train_bench_diffusion(const DiffusionTrainingConfig& config, cons
   trainer_config.optimizer.lr_schedule = "cosine";
   trainer_config.optimizer.min_lr_ratio = 0.1;
   trainer_config.optimizer.grad_clip = 1.0;
+  trainer_config.retain_caption_dropout = 0.0;  // the denoise objective drops captions itself
 
   auto objective = unlearn::make_objective("denoise", {{"caption_dropout", config.caption_dropout}});
   unlearn::ObjectiveContext context;

@@ -98,7 +98,7 @@ double siss_step_seconds(const std::shared_ptr<models::DiffusionModel>& model, i
                          const PerfOptions& options, const fs::path& scratch, std::vector<OpTime>* ops = nullptr) {
   unlearn::TaskData data = synthetic_data(std::max<int64_t>(batch * 2, 16), options.channels, size,
                                           options.context_length, options.context_dim, 7);
-  unlearn::RunConfig config = unlearn::RunConfig::defaults();
+  unlearn::RunConfig config;
   config.objective = "siss";
   config.trainer.batch_size = batch;
   config.trainer.retain_caption_dropout = 0.0;  // synthetic sets carry contexts, not captions

@@ -48,12 +48,18 @@ void add_unlearn_command(CLI::App& app) {
                                                 "timesteps, frequency, trainer, trainable, lora, output)");
   command->add_option("--out", *out, "output folder (overrides the config's output)");
   command->add_option("--set", *overrides, "override a config key, e.g. --set trainer.steps=50 --set objective=neggrad");
-  set_action(command, [config_file, out, overrides]() {
+  auto print_only = std::make_shared<bool>(false);
+  command->add_flag("--print-config", *print_only, "print the resolved config (every default filled in) and exit");
+  set_action(command, [config_file, out, overrides, print_only]() {
     nlohmann::json json = config_file->empty() ? nlohmann::json::object() : io::read_json_file(*config_file);
     for (const auto& assignment : *overrides) apply_override(json, assignment);
     if (!out->empty()) json["output"] = *out;
     const std::string where = config_file->empty() ? "run config" : *config_file;
-    auto config = io::merge_config(unlearn::RunConfig::defaults(), json, where);
+    auto config = io::merge_config(unlearn::RunConfig{}, json, where);
+    if (*print_only) {
+      std::cout << io::to_json(config).dump(2) << "\n";
+      return 0;
+    }
     auto result = unlearn::run_unlearning(config, terminal_progress("unlearn " + config.objective));
     std::cout << result.summary.dump(2) << "\n";
     std::cout << "run folder: " << result.directory.string() << "\n";

@@ -38,16 +38,6 @@ void RunConfig::validate(const std::string& where) const {
         trainable);
 }
 
-RunConfig RunConfig::defaults() {
-  RunConfig config;
-  config.trainer.steps = 160;
-  config.trainer.batch_size = 16;
-  config.trainer.optimizer.learning_rate = 3e-5;
-  config.trainer.optimizer.weight_decay = 0.0;
-  config.trainer.optimizer.grad_clip = 1.0;
-  config.trainer.retain_caption_dropout = 0.1;
-  return config;
-}
 
 namespace {
 
@@ -374,7 +364,7 @@ RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progres
   NamedTensors parameters;
   std::unique_ptr<models::LoraSet> lora;
   if (config.trainable == "lora") {
-    lora = std::make_unique<models::LoraSet>(*trained->unet(), config.lora, config.trainer.seed + 17);
+    lora = std::make_unique<models::LoraSet>(*trained->unet(), config.lora, config.lora_seed());
     parameters = lora->parameters();
   } else {
     trained->unet()->train();
@@ -454,7 +444,7 @@ HostRunResult run_host_unlearning(const RunConfig& input, models::HostModel& mod
   }
 
   const diffusion::NoiseSchedule schedule = diffusion::NoiseSchedule::from_alphas_cumprod(model.info().alphas_cumprod);
-  models::HostLora lora(model, config.lora, config.trainer.seed + 17);
+  models::HostLora lora(model, config.lora, config.lora_seed());
   models::HostDenoiser trained(model, &lora), reference(model, nullptr);
   ObjectiveContext context;
   context.model = &trained;

@@ -88,9 +88,9 @@ struct RunConfig {
     v("output", output);
   }
   void validate(const std::string& where) const;
-  // Unlearning defaults: 160 steps of batch 16, AdamW 3e-5 constant, clip 1, retain caption
-  // dropout 0.1 (tuned on the bench: bench/unlearning.json, README "Unlearning").
-  static RunConfig defaults();
+  // The LoRA adapters' initialisation seed, derived from the trainer's seed (so the two
+  // never draw the same stream).
+  uint64_t lora_seed() const { return trainer.seed + 17; }
 };
 
 // Where a run's folder is.

@@ -16,11 +16,13 @@
 
 namespace lethe::unlearn {
 
+// The defaults below are Lethe's unlearning defaults, tuned on the bench (docs/results.md):
+// the CLI, the unlearn nodes' widgets and bench/configs read them from here.
 struct OptimizerConfig {
-  double learning_rate = 1e-5;
+  double learning_rate = 3e-5;
   double beta1 = 0.9;
   double beta2 = 0.999;
-  double weight_decay = 1e-2;
+  double weight_decay = 0.0;
   double eps = 1e-8;
   std::string lr_schedule = "constant";  // constant | cosine (after warmup, down to min_lr_ratio)
   int64_t warmup_steps = 0;
@@ -45,7 +47,7 @@ struct OptimizerConfig {
 };
 
 struct TrainerConfig {
-  int64_t steps = 100;
+  int64_t steps = 160;
   int64_t batch_size = 16;              // per micro-batch
   int64_t gradient_accumulation = 1;
   uint64_t seed = 0;
@@ -56,7 +58,7 @@ struct TrainerConfig {
                                         // checkpoint is also written on stop, cancel, error and at the end
   // Retain batches train the empty caption with this probability, as the base model was
   // trained (classifier-free guidance samples from both branches; see models/README.md).
-  double retain_caption_dropout = 0.0;
+  double retain_caption_dropout = 0.1;
 
   template <typename V>
   void visit(V& v) {

@@ -51,7 +51,7 @@ TEST(RunIdentity, DifferencesAreNamedBriefly) {
   const auto differences = unlearn::identity_differences(a, b);
   const std::vector<std::string> expected = {"data (images, captions or masks)", "model weights",
                                              "objective_config.lambda (was 0.5, now 0.3)",
-                                             "timesteps.t_min (was 0, now 300)", "trainer.steps (was 100, now 8)"};
+                                             "timesteps.t_min (was 0, now 300)", "trainer.steps (was 160, now 8)"};
   EXPECT_EQ(differences, expected);
   const auto limited = unlearn::identity_differences(a, b, 2);
   EXPECT_EQ(limited.size(), 3u);

@@ -62,6 +62,8 @@ struct Fixture {
 
 unlearn::TrainerConfig small_config(int64_t steps) {
   unlearn::TrainerConfig config;
+  config.retain_caption_dropout = 0.0;  // the fixture has no empty prompt's context
+  config.optimizer.weight_decay = 1e-2;
   config.steps = steps;
   config.batch_size = 4;
   config.gradient_accumulation = 2;

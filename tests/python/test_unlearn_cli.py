@@ -115,3 +115,33 @@ def test_ema_runs_save_the_ema_of_the_raw_trajectory(tmp_path):
     for key in unet:
         expected = d * d * theta0[key] + d * (1 - d) * theta1[key] + (1 - d) * theta2[key]
         assert (averaged[key] - expected).abs().max().item() < 1e-6, key
+
+
+def test_one_source_of_defaults_for_the_cli_the_nodes_and_the_bench_config(tmp_path):
+    """The trainer's struct defaults are the defaults everywhere: `lethe unlearn` without a
+    config, the unlearn nodes' widgets, and bench/configs (which set only what differs)."""
+    done = subprocess.run([LETHE_EXE, "unlearn", "--print-config"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    defaults = json.loads(done.stdout)
+    schemas = json.loads(subprocess.run([LETHE_EXE, "nodes", "--json"], capture_output=True, text=True, timeout=60,
+                                        check=True).stdout)
+    trainer = defaults["trainer"]
+    expected = {"steps": trainer["steps"], "batch_size": trainer["batch_size"],
+                "learning_rate": trainer["optimizer"]["learning_rate"],
+                "retain_caption_dropout": trainer["retain_caption_dropout"], "lora_rank": defaults["lora"]["rank"]}
+    for node in ("LetheUnlearn", "LetheUnlearnHostModel"):
+        inputs = schemas[node]["input"]
+        widgets = {**inputs["required"], **inputs["optional"]}
+        for name, value in expected.items():
+            assert widgets[name][1]["default"] == value, (node, name)
+        assert widgets["checkpoint_minutes"][1]["default"] * 60 == trainer["checkpoint_seconds"]
+    assert widgets_of("LetheUnlearn", schemas)["ema_decay"][1]["default"] == trainer["ema_decay"]
+    assert (trainer["steps"], trainer["batch_size"], trainer["optimizer"]["learning_rate"]) == (160, 16, 3e-5)
+    bench = json.load(open(os.path.join(ROOT, "bench", "configs", "siss-tf.json")))
+    for key, value in bench["trainer"].items():
+        assert value != trainer[key], f"bench/configs/siss-tf.json repeats the default trainer.{key}"
+
+
+def widgets_of(node, schemas):
+    inputs = schemas[node]["input"]
+    return {**inputs["required"], **inputs["optional"]}

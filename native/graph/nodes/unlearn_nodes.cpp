@@ -19,11 +19,15 @@ InputSpec target_prompt_input() {
   return target;
 }
 
+// The unlearning defaults (unlearn/trainer.hpp, models/lora.hpp): the widgets show them.
+const unlearn::TrainerConfig kTrainer;
+const models::LoraConfig kLora;
+
 // Training widgets shared by both unlearn nodes (same names, defaults and order).
 std::vector<InputSpec> training_inputs() {
-  return {int_input("steps", 160, 1, 1000000, "optimizer steps"),
-          int_input("batch_size", 16, 1, 4096, "examples per micro-batch"),
-          float_input("learning_rate", 3e-5, 1e-8, 1.0, 1e-6, "AdamW learning rate (constant)"),
+  return {int_input("steps", kTrainer.steps, 1, 1000000, "optimizer steps"),
+          int_input("batch_size", kTrainer.batch_size, 1, 4096, "examples per micro-batch"),
+          float_input("learning_rate", kTrainer.optimizer.learning_rate, 1e-8, 1.0, 1e-6, "AdamW learning rate (constant)"),
           seed_input("seed", "seed of batches, timesteps and noise")};
 }
 
@@ -45,8 +49,7 @@ std::vector<InputSpec> selection_inputs() {
 
 // How often a run saves its checkpoint (optional, last: saved workflows keep their positions).
 InputSpec checkpoint_input() {
-  const unlearn::TrainerConfig defaults;
-  InputSpec spec = float_input("checkpoint_minutes", defaults.checkpoint_seconds / 60.0, 0.0, 1440.0, 0.5,
+  InputSpec spec = float_input("checkpoint_minutes", kTrainer.checkpoint_seconds / 60.0, 0.0, 1440.0, 0.5,
                                "minutes of training between checkpoints (0 = only on cancel or failure); a cancelled, "
                                "crashed or killed run resumes from its last checkpoint when run again unchanged");
   spec.required = false;
@@ -56,7 +59,7 @@ InputSpec checkpoint_input() {
 // The run config of an unlearn node's widgets and selections.
 unlearn::RunConfig node_run_config(const NodeInputs& in) {
   const auto& objective = in.object<ObjectiveSpec>("objective");
-  unlearn::RunConfig config = unlearn::RunConfig::defaults();
+  unlearn::RunConfig config;
   config.objective = objective.name;
   config.objective_config = objective.config;
   config.trainer.steps = in.integer("steps");
@@ -141,10 +144,10 @@ void register_unlearn_node() {
   for (auto& spec : training_inputs()) schema.inputs.push_back(spec);
   for (auto& spec : std::vector<InputSpec>{
            combo_input("trainable", {"full", "lora"}, "full", "train every UNet weight, or LoRA adapters only"),
-           int_input("lora_rank", 4, 1, 256, "LoRA rank (trainable = lora)"),
+           int_input("lora_rank", kLora.rank, 1, 256, "LoRA rank (trainable = lora)"),
            // Added after the first release: last among the widgets, so saved workflows keep their
            // widgets_values positions.
-           float_input("retain_caption_dropout", 0.1, 0.0, 0.99, 0.01,
+           float_input("retain_caption_dropout", kTrainer.retain_caption_dropout, 0.0, 0.99, 0.01,
                        "probability that a retain example trains the empty caption (keeps guidance's "
                        "unconditional branch as the base model had it)")})
     schema.inputs.push_back(spec);
@@ -160,7 +163,7 @@ void register_unlearn_node() {
   checkpointing.required = false;
   schema.inputs.push_back(checkpointing);
   // Optional for the same reason; absent = 0 (no EMA), as runs were before it existed.
-  InputSpec ema = float_input("ema_decay", 0.0, 0.0, 0.9999, 0.001,
+  InputSpec ema = float_input("ema_decay", kTrainer.ema_decay, 0.0, 0.9999, 0.001,
                               "the result is the EMA of the trained weights with this decay (0 = off); the source "
                               "weights keep a share decay^steps, so use it for runs of 100+ steps (the bench default: "
                               "0.98 over 160 steps)");
@@ -207,8 +210,8 @@ void register_unlearn_host_node() {
   for (auto& spec : training_inputs()) schema.inputs.push_back(spec);
   const models::LoraConfig lora_defaults;
   for (auto& spec : std::vector<InputSpec>{
-           int_input("lora_rank", 4, 1, 256, "LoRA rank"),
-           float_input("retain_caption_dropout", 0.1, 0.0, 0.99, 0.01,
+           int_input("lora_rank", kLora.rank, 1, 256, "LoRA rank"),
+           float_input("retain_caption_dropout", kTrainer.retain_caption_dropout, 0.0, 0.99, 0.01,
                        "probability that a retain example trains the empty prompt (needs the retain set's "
                        "empty_conditioning)"),
            string_input("lora_targets", join(lora_defaults.targets),
