@@ -18,7 +18,7 @@ export CCACHE_BASEDIR ?= $(CURDIR)
 export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup system-packages venv configure build test test-native test-python test-all demo bench compare unlearning-check bench-models bench-check fuzz fuzz-build fuzz-smoke clean help
+.PHONY: setup system-packages venv configure build test test-native test-python demo bench compare unlearning-check bench-models bench-check fuzz fuzz-build fuzz-smoke clean help
 
 help:
 	@echo "make setup   install what is missing (apt packages, .venv with torch), configure and build"
@@ -63,14 +63,9 @@ test: setup
 	$(MAKE) test-native test-python fuzz-smoke
 
 test-native:
-	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -LE slow
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
 test-python:
-	$(PYTHON) -m pytest tests/python -q -m "not slow"
-
-# Everything, including tests labelled slow.
-test-all: setup
-	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 	$(PYTHON) -m pytest tests/python -q
 
 # The main job: the quickstart workflow (SISS with time-frequency selection on the bench's

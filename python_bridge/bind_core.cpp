@@ -17,17 +17,6 @@ void bind_core(py::module_& m) {
         "Set torch's thread count (0 = the cores this process may use); returns the count.");
   m.def("available_cores", &lethe::available_cores);
 
-  m.def("identity", [](const at::Tensor& tensor) { return tensor; }, py::arg("tensor"),
-        "Returns the same tensor from native code (no copy).");
-  m.def(
-      "scale_",
-      [](at::Tensor tensor, double factor) {
-        py::gil_scoped_release release;
-        tensor.mul_(factor);
-        return tensor;
-      },
-      py::arg("tensor"), py::arg("factor"), "Multiplies a tensor in place in native code.");
-
   m.def(
       "save_safetensors",
       [](const std::string& path, const std::map<std::string, at::Tensor>& tensors, const io::Metadata& metadata) {

@@ -60,6 +60,11 @@ def interrupt(process, how):
     return process.returncode, err
 
 
+def error_line(stderr):
+    """The `lethe: error: ...` part of a run's stderr (progress lines come before it)."""
+    return stderr[stderr.rindex("lethe: error:"):] if "lethe: error:" in stderr else stderr
+
+
 def assert_clean(message, *fragments, limit=1200):
     for leak in LEAKS:
         assert leak not in message, f"{leak!r} reached the user: {message!r}"

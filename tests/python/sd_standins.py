@@ -1,6 +1,6 @@
 """Test stand-ins for the ComfyUI nodes of workflows/sd15-artist-removal.json, with the real
 nodes' names, INPUT_TYPES (ComfyUI @ a125cd84, nodes.py) and value types, so the workflow runs
-end to end inside the mock ComfyUI on the tiny SD checkpoint of test_sd_lora.py:
+end to end inside the mock ComfyUI on the tiny SD checkpoint (the tiny_sd fixture of conftest.py):
 
 - CheckpointLoaderSimple: the checkpoint's UNet as a ComfyUI MODEL (mock BaseModel over a
   diffusers UNet2DConditionModel, whose state dict is presented with the checkpoint's LDM keys so

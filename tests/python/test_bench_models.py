@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
+from comfy_helpers import needs_bench
 from conftest import LETHE_EXE, ROOT
-from test_comfy_pack import needs_bench
 
 BENCH = os.path.join(ROOT, "models", "bench")
 

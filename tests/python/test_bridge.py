@@ -1,5 +1,5 @@
-"""The _lethe module: imports in the venv's Python, reports versions, hands tensors over
-without copying, sets threads to the core count."""
+"""The _lethe module: imports in the venv's Python, reports versions, sets threads to the core
+count, turns native errors into Python exceptions."""
 import os
 
 import torch
@@ -9,20 +9,6 @@ def test_module_reports_native_version(lethe):
     assert lethe.version() == "0.1.0"
     assert lethe.torch_version() == torch.__version__.split("+")[0]
     assert "torch" in lethe.build_info()
-
-
-def test_tensor_round_trip_shares_memory(lethe):
-    x = torch.arange(12, dtype=torch.float32).reshape(3, 4)
-    y = lethe.identity(x)
-    assert y.data_ptr() == x.data_ptr()
-    lethe.scale_(x, 2.0)
-    assert torch.equal(y, torch.arange(12, dtype=torch.float32).reshape(3, 4) * 2)
-
-
-def test_non_contiguous_views_keep_their_strides(lethe):
-    x = torch.randn(4, 5).t()
-    y = lethe.identity(x)
-    assert y.data_ptr() == x.data_ptr() and y.stride() == x.stride()
 
 
 def test_threads_default_to_available_cores(lethe):

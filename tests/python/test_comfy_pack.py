@@ -3,56 +3,13 @@ V1 classes checked against the contract, the shipped workflows converted by the 
 rules and executed through the node classes on a worker thread under inference mode,
 progress and interrupt through ComfyUI's progress bar, the GIL released while native code runs.
 
-Each test runs in a fresh interpreter: ComfyUI imports the pack as a package named after its
-path, and the native module must not also be imported under its test-suite name there."""
-import json
-import os
-import subprocess
-import sys
-import textwrap
-
+Each test runs in a fresh interpreter (comfy() of comfy_helpers.py): ComfyUI imports the pack as
+a package named after its path, and the native module must not also be imported under its
+test-suite name there."""
 import pytest
 
+from comfy_helpers import SMALL, comfy, needs_bench, write_score_folder_inputs
 from conftest import ROOT
-
-MOCK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "comfy_mock")
-BENCH = os.path.join(ROOT, "models", "bench")
-HAVE_BENCH = all(os.path.exists(os.path.join(BENCH, f"{n}.safetensors")) for n in ("base", "retrained", "descriptor", "classifier"))
-needs_bench = pytest.mark.skipif(not HAVE_BENCH, reason="bench models not trained yet (make bench-models)")
-
-PRELUDE = """
-import json, os, sys
-sys.path.insert(0, {mock!r})
-import folder_paths
-folder_paths.set_base({base!r})
-import torch
-import comfy.model_management, comfy.utils, nodes, executor
-pack = nodes.load_custom_node({root!r})
-native = sys.modules[{root!r}.replace(".", "_x_") + ".nodes"]._lethe
-"""
-
-# Small step counts for every shipped workflow (node id → inputs), as `lethe run --set` would.
-SMALL = {
-    "quickstart": {"1": {"retain_limit": 64}, "7": {"steps": 2, "batch_size": 4}, "8": {"samples_per_prompt": 1, "steps": 2},
-                   "10": {"samples_per_caption": 1, "samples_per_class": 1}},
-    "concept-erasure": {"1": {"retain_limit": 64}, "4": {"steps": 2, "batch_size": 4}, "5": {"samples_per_prompt": 1, "steps": 2},
-                        "7": {"samples_per_caption": 1, "samples_per_class": 1}},
-    "compare-objectives": {"1": {"retain_limit": 64}, "7": {"steps": 2, "batch_size": 4}, "8": {"steps": 2, "batch_size": 4},
-                           "9": {"steps": 2, "batch_size": 4}, "10": {"samples_per_caption": 1, "samples_per_class": 1}},
-    "score-folder": {},
-}
-
-
-def comfy(tmp_path, body):
-    """Runs `body` after the prelude in a fresh interpreter (cwd = the mock ComfyUI base);
-    returns the JSON object it prints on its last line."""
-    base = str(tmp_path / "comfyui")
-    os.makedirs(base, exist_ok=True)
-    script = PRELUDE.format(mock=MOCK, base=base, root=ROOT) + textwrap.dedent(body)
-    env = dict(os.environ, PYTHONPATH="")
-    done = subprocess.run([sys.executable, "-c", script], cwd=base, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_pack_loads_as_comfyui_loads_it(tmp_path):
@@ -94,25 +51,11 @@ def test_frontend_conversion_matches_the_native_parser(tmp_path, name):
     assert out["frontend"] == out["native"]
 
 
-def _write_score_folder_inputs(tmp_path):
-    """score-folder reads input/lethe/artist and input/lethe/generated under ComfyUI's base."""
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    base = tmp_path / "comfyui"
-    for folder, count in (("artist", 3), ("generated", 4)):
-        path = base / "input" / "lethe" / folder
-        path.mkdir(parents=True, exist_ok=True)
-        for i in range(count):
-            Image.fromarray((rng.random((28, 28)) * 255).astype(np.uint8)).save(path / f"{i}.png")
-
-
 @needs_bench
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_shipped_workflow_runs_through_the_node_classes(tmp_path, name):
     if name == "score-folder":
-        _write_score_folder_inputs(tmp_path)
+        write_score_folder_inputs(tmp_path)
     out = comfy(tmp_path, f"""
         prompt = executor.graph_to_prompt(json.load(open(os.path.join({ROOT!r}, "workflows", "{name}.json"))))
         for node_id, inputs in {SMALL[name]!r}.items(): prompt[node_id]["inputs"].update(inputs)

@@ -7,6 +7,8 @@ import scipy.linalg
 import torch
 import torch.nn.functional as F
 
+from sd_helpers import TinySSCD
+
 
 def fid_reference(a, b):
     a, b = a.double().numpy(), b.double().numpy()
@@ -108,24 +110,6 @@ def test_copy_detection_metrics_hand_case(lethe):
     queries = unit([[0.9, 0.1, 0], [0.2, 0.0, 0.9]])  # copies of rows 0 and 2
     result = lethe.copy_detection(queries, database, torch.tensor([0, 2]))
     assert result["recall_at_1"] == 1.0 and result["micro_average_precision"] == pytest.approx(1.0)
-
-
-class TinySSCD(torch.nn.Module):
-    """A small ResNet-style SSCD: conv trunk with a residual block, GeM (p=3), projection, L2."""
-
-    def __init__(self, dim=512, normalize=True):
-        super().__init__()
-        self.stem = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1)
-        self.block = torch.nn.Sequential(torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, padding=1))
-        self.fc = torch.nn.Linear(8, dim)
-        self.normalize = normalize
-
-    def forward(self, x):
-        h = torch.relu(self.stem(x))
-        h = torch.relu(h + self.block(h))
-        h = h.clamp(min=1e-6).pow(3).mean(dim=(2, 3)).pow(1.0 / 3)
-        h = self.fc(h)
-        return F.normalize(h, dim=1) if self.normalize else h
 
 
 def python_official_preprocess(images):

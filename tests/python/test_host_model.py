@@ -11,8 +11,8 @@ draws of t, noise and caption dropout)."""
 import pytest
 import torch
 
-from test_comfy_pack import comfy
-from test_sd_lora import SPEC, tiny_sd, transformer_blocks  # noqa: F401 (fixture)
+from comfy_helpers import comfy
+from sd_helpers import SPEC, transformer_blocks
 
 SCRIPT = """
     import threading

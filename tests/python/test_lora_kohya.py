@@ -10,7 +10,7 @@ import torch
 from diffusers import UNet2DConditionModel
 
 from ldm_convert import diffusers_to_ldm
-from test_unet_parity import CASES
+from sd_helpers import CASES
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from lethe_helpers import (BASE, RETRAINED, api, assert_clean, checkpoint_step, interrupt, lethe, metadata, start,
-                           wait_for)
+from lethe_helpers import (BASE, RETRAINED, api, assert_clean, checkpoint_step, error_line, interrupt, lethe, metadata,
+                           start, wait_for)
 
 CONFIG = {"data": {"preset": "bench", "task": "data", "retain_limit": 64}, "objective": "siss",
           "timesteps": {"t_min": 250, "t_max": 750}, "frequency": {"filter": "lowpass", "cutoff": 0.5},
@@ -179,3 +179,21 @@ def test_resume_reuses_finished_output_nodes_and_retrains_nothing(tmp_path):
     assert (out / "unlearn-node-4" / "summary.json").stat().st_mtime_ns == trained
     assert sorted(p.name for p in (out / "saved").iterdir()) == ["model_00001_.safetensors"]
     assert (out / "second_00001_.safetensors").exists()
+
+
+def test_a_failed_final_save_keeps_the_trained_state_and_says_where(tmp_path):
+    out = tmp_path / "run"
+    (out / "model.safetensors").mkdir(parents=True)  # the result cannot be written where it must go
+    config = write_config(tmp_path, "short", with_changes(trainer__steps=4, trainer__checkpoint_every=0))
+    failed = lethe("unlearn", "--config", config, "--out", out)
+    assert failed.returncode == 1
+    assert_clean(error_line(failed.stderr), "could not save", "model.safetensors", "the trained state is kept in",
+                 "checkpoint.safetensors", "run the same command again")
+    assert checkpoint_step(out / "checkpoint.safetensors") == 4
+    (out / "model.safetensors").rmdir()
+    saved = lethe("unlearn", "--config", config, "--out", out)
+    assert saved.returncode == 0, saved.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed"] is True and summary["steps"] == 4 and not (out / "checkpoint.safetensors").exists()
+    straight = lethe("unlearn", "--config", config, "--out", tmp_path / "straight")
+    assert (out / "model.safetensors").read_bytes() == (tmp_path / "straight" / "model.safetensors").read_bytes()

@@ -14,9 +14,9 @@ import subprocess
 import numpy as np
 from PIL import Image
 
+from comfy_helpers import comfy
 from conftest import LETHE_EXE, ROOT
-from test_comfy_pack import comfy
-from test_sd_lora import SPEC, tiny_sd, transformer_blocks  # noqa: F401 (fixture)
+from sd_helpers import SPEC, TinySSCD
 
 WORKFLOW = os.path.join(ROOT, "workflows", "sd15-artist-removal.json")
 COMFY_NODES = {"1": "CheckpointLoaderSimple", "4": "VAEEncode", "5": "CLIPTextEncode", "7": "VAEEncode",
@@ -49,8 +49,6 @@ def _images(folder, count, seed):
 
 def test_workflow_runs_inside_comfyui_on_the_tiny_checkpoint(tiny_sd, tmp_path):
     import torch
-
-    from test_eval_metrics import TinySSCD
 
     _, checkpoint, _ = tiny_sd
     base = tmp_path / "comfyui"

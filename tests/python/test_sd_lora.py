@@ -1,6 +1,6 @@
 """Real-model path (native, SD1.x): a tiny SD-shaped checkpoint (SD1.5's key layout and
-"model.diffusion_model." prefix, 8 heads, context width 768 as CLIP gives, small channels)
-is LoRA-unlearned through the very nodes ComfyUI runs (LetheLoadModel, LetheDatasetFromLatents
+"model.diffusion_model." prefix, 8 heads, context width 768 as CLIP gives, small channels;
+the tiny_sd fixture of conftest.py, built from sd_helpers.SPEC) is LoRA-unlearned through the very nodes ComfyUI runs (LetheLoadModel, LetheDatasetFromLatents
 with LATENT/CONDITIONING tensors, LetheUnlearn, LetheSaveLoRA). The saved kohya LoRA is
 checked against the reference: diffusers' UNet2DConditionModel with the same weights, whose
 module names are what ComfyUI's LoraLoader maps "lora_unet_..." keys to
@@ -11,33 +11,12 @@ import pytest
 import torch
 from diffusers import UNet2DConditionModel
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from ldm_convert import diffusers_to_ldm
+from comfy_helpers import comfy
+from sd_helpers import SPEC, transformer_blocks
 
-SPEC = dict(block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), layers_per_block=1, cross_attention_dim=768,
-            attention_head_dim=8, norm_num_groups=32)
 SUFFIXES = (".lora_down.weight", ".lora_up.weight", ".alpha")
-
-
-@pytest.fixture(scope="module")
-def tiny_sd(tmp_path_factory):
-    """(diffusers reference, checkpoint path, LDM state dict): a full-checkpoint-style file
-    whose non-UNet parts (VAE, CLIP) are stand-ins the UNet loader must skip."""
-    torch.manual_seed(0)
-    ref = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, **SPEC)
-    with torch.no_grad():
-        for p in ref.parameters():
-            p.add_(torch.randn_like(p) * 0.02)
-    ref.eval()
-    ldm = diffusers_to_ldm(ref.state_dict(), SPEC["layers_per_block"], [False, True])
-    tensors = {f"model.diffusion_model.{k}": v.contiguous() for k, v in ldm.items()}
-    tensors["first_stage_model.decoder.conv_in.weight"] = torch.zeros(8, 4, 3, 3)
-    tensors["cond_stage_model.transformer.text_model.final_layer_norm.weight"] = torch.ones(768)
-    path = tmp_path_factory.mktemp("sd") / "tiny-sd15.safetensors"
-    save_file(tensors, str(path))
-    return ref, path, ldm
 
 
 def run(lethe, tmp_path, name, folders=None, **inputs):
@@ -59,10 +38,6 @@ def unlearn_lora(lethe, tmp_path, path, steps=40):
                   learning_rate=3e-3, seed=0, trainable="lora", lora_rank=4, retain_caption_dropout=0.25,
                   forget=forget, retain=retain)
     return forget_cond, outputs
-
-
-def transformer_blocks(ref):
-    return sum(type(m).__name__ == "BasicTransformerBlock" for m in ref.modules())
 
 
 def kohya_modules(ref):
@@ -175,8 +150,6 @@ def test_in_comfyui_latent_conditioning_in_patched_model_out(tiny_sd, tmp_path):
     checkpoints folder, ComfyUI's LATENT dicts and CONDITIONING lists (inference tensors, on a
     worker thread under inference mode), the LoRA saved into the loras folder, and applied to
     the incoming MODEL as weight patches on a clone (the input MODEL is never changed)."""
-    from test_comfy_pack import comfy
-
     _, path, _ = tiny_sd
     checkpoints = tmp_path / "comfyui" / "models" / "checkpoints"
     checkpoints.mkdir(parents=True)

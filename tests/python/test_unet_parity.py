@@ -9,20 +9,7 @@ from diffusers import UNet2DConditionModel
 from safetensors.torch import save_file
 
 from ldm_convert import diffusers_to_ldm
-
-CASES = {
-    # 3 levels, attention on the two finest levels, conv projections (SD1.x style)
-    "sd1_style": dict(block_out_channels=(32, 64, 64), down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-                      up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), layers_per_block=2,
-                      cross_attention_dim=24, attention_head_dim=4, norm_num_groups=8, use_linear_projection=False,
-                      transformer_layers_per_block=1, heads={"num_heads": 4}),
-    # 2 levels, attention on the coarse level only, linear projections, depth 2 (SD2.x style)
-    "sd2_style": dict(block_out_channels=(16, 32), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                      up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), layers_per_block=1,
-                      # diffusers' attention_head_dim is a head count per level: 32 channels / 4 = width 8
-                      cross_attention_dim=20, attention_head_dim=(2, 4), norm_num_groups=8, use_linear_projection=True,
-                      transformer_layers_per_block=2, heads={"num_head_channels": 8}),
-}
+from sd_helpers import CASES
 
 
 def build_pair(case, tmp_path, lethe):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from comfy_helpers import SMALL, needs_bench, write_score_folder_inputs
 from conftest import LETHE_EXE, ROOT
-from test_comfy_pack import HAVE_BENCH, SMALL, needs_bench
 
 WORKFLOWS = os.path.join(ROOT, "workflows")
 
@@ -59,9 +59,7 @@ def test_a_workflow_saved_before_a_widget_existed_gets_its_default():
 def test_shipped_workflow_runs_headless(tmp_path, name):
     cwd = ROOT
     if name == "score-folder":
-        from test_comfy_pack import _write_score_folder_inputs
-
-        _write_score_folder_inputs(tmp_path)
+        write_score_folder_inputs(tmp_path)
         cwd = tmp_path / "comfyui"
     done = lethe_run(os.path.join(WORKFLOWS, name + ".json"), tmp_path / "run", *SMALL[name].items(), cwd=cwd)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -1,0 +1,64 @@
+"""Helpers the tests that run inside (the mock of) ComfyUI share: comfy() runs a script in a
+fresh interpreter after a prelude that loads the pack as ComfyUI loads a custom_nodes folder;
+SMALL holds small step counts for every shipped workflow; needs_bench marks tests that use the
+shipped bench models; write_score_folder_inputs writes the images score-folder reads."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import ROOT
+
+MOCK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "comfy_mock")
+needs_bench = pytest.mark.usefixtures("bench_models")  # shipped: missing ones fail
+
+PRELUDE = """
+import json, os, sys
+sys.path.insert(0, {mock!r})
+import folder_paths
+folder_paths.set_base({base!r})
+import torch
+import comfy.model_management, comfy.utils, nodes, executor
+pack = nodes.load_custom_node({root!r})
+native = sys.modules[{root!r}.replace(".", "_x_") + ".nodes"]._lethe
+"""
+
+# Small step counts for every shipped workflow (node id → inputs), as `lethe run --set` would.
+SMALL = {
+    "quickstart": {"1": {"retain_limit": 64}, "7": {"steps": 2, "batch_size": 4}, "8": {"samples_per_prompt": 1, "steps": 2},
+                   "10": {"samples_per_caption": 1, "samples_per_class": 1}},
+    "concept-erasure": {"1": {"retain_limit": 64}, "4": {"steps": 2, "batch_size": 4}, "5": {"samples_per_prompt": 1, "steps": 2},
+                        "7": {"samples_per_caption": 1, "samples_per_class": 1}},
+    "compare-objectives": {"1": {"retain_limit": 64}, "7": {"steps": 2, "batch_size": 4}, "8": {"steps": 2, "batch_size": 4},
+                           "9": {"steps": 2, "batch_size": 4}, "10": {"samples_per_caption": 1, "samples_per_class": 1}},
+    "score-folder": {},
+}
+
+
+def comfy(tmp_path, body):
+    """Runs `body` after the prelude in a fresh interpreter (cwd = the mock ComfyUI base);
+    returns the JSON object it prints on its last line."""
+    base = str(tmp_path / "comfyui")
+    os.makedirs(base, exist_ok=True)
+    script = PRELUDE.format(mock=MOCK, base=base, root=ROOT) + textwrap.dedent(body)
+    env = dict(os.environ, PYTHONPATH="")
+    done = subprocess.run([sys.executable, "-c", script], cwd=base, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def write_score_folder_inputs(tmp_path):
+    """score-folder reads input/lethe/artist and input/lethe/generated under ComfyUI's base."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    base = tmp_path / "comfyui"
+    for folder, count in (("artist", 3), ("generated", 4)):
+        path = base / "input" / "lethe" / folder
+        path.mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            Image.fromarray((rng.random((28, 28)) * 255).astype(np.uint8)).save(path / f"{i}.png")

@@ -1,0 +1,47 @@
+"""Small models the Python tests share: SPEC, the diffusers config of the tiny SD-shaped
+checkpoint (the tiny_sd fixture of conftest.py); transformer_blocks, which counts a UNet's
+transformer blocks; CASES, the small UNet configurations the parity and kohya-name tests build;
+TinySSCD, a small TorchScript-able SSCD-style descriptor."""
+import torch
+import torch.nn.functional as F
+
+SPEC = dict(block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), layers_per_block=1, cross_attention_dim=768,
+            attention_head_dim=8, norm_num_groups=32)
+
+
+def transformer_blocks(ref):
+    return sum(type(m).__name__ == "BasicTransformerBlock" for m in ref.modules())
+
+
+CASES = {
+    # 3 levels, attention on the two finest levels, conv projections (SD1.x style)
+    "sd1_style": dict(block_out_channels=(32, 64, 64), down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+                      up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), layers_per_block=2,
+                      cross_attention_dim=24, attention_head_dim=4, norm_num_groups=8, use_linear_projection=False,
+                      transformer_layers_per_block=1, heads={"num_heads": 4}),
+    # 2 levels, attention on the coarse level only, linear projections, depth 2 (SD2.x style)
+    "sd2_style": dict(block_out_channels=(16, 32), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                      up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), layers_per_block=1,
+                      # diffusers' attention_head_dim is a head count per level: 32 channels / 4 = width 8
+                      cross_attention_dim=20, attention_head_dim=(2, 4), norm_num_groups=8, use_linear_projection=True,
+                      transformer_layers_per_block=2, heads={"num_head_channels": 8}),
+}
+
+
+class TinySSCD(torch.nn.Module):
+    """A small ResNet-style SSCD: conv trunk with a residual block, GeM (p=3), projection, L2."""
+
+    def __init__(self, dim=512, normalize=True):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.block = torch.nn.Sequential(torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, padding=1))
+        self.fc = torch.nn.Linear(8, dim)
+        self.normalize = normalize
+
+    def forward(self, x):
+        h = torch.relu(self.stem(x))
+        h = torch.relu(h + self.block(h))
+        h = h.clamp(min=1e-6).pow(3).mean(dim=(2, 3)).pow(1.0 / 3)
+        h = self.fc(h)
+        return F.normalize(h, dim=1) if self.normalize else h
