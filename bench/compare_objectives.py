@@ -24,9 +24,10 @@ engine's sources and the measured row); a rerun reuses a row whose key still mat
 interrupted `make compare` picks up where it stopped, also on another machine (--fresh
 recomputes all).
 
-Each row records what its unlearning's wall time depends on, as `lethe unlearn`'s summary.json
-states it: torch's thread count, the CPU and whether subnormal floats were flushed. Rows
-resumed across machines or run side by side with other jobs are not timed alike:
+Each row records its unlearning's wall time and CPU time (user + system, which other jobs on the
+machine barely change) and what they depend on, as `lethe unlearn`'s summary.json states it:
+torch's thread count, the CPU and whether subnormal floats were flushed. Rows resumed across
+machines or run side by side with other jobs are not timed alike:
 --retime runs `lethe unlearn` of every configuration again, one after another, and replaces
 the rows' wall times (the measured metrics stay), so the wall-time column is one side-by-side
 measurement.
@@ -75,28 +76,34 @@ def configurations():
 
 
 def timing_facts(summary):
-    """What a run's wall time depends on, as `lethe unlearn` recorded it in summary.json: torch's
+    """A run's time and what it depends on, as `lethe unlearn` recorded it in summary.json: torch's
     thread count, the processor (subnormal floats cost far more on some) and the float mode."""
     machine = summary["machine"]
-    return {"threads": machine["threads"], "cpu": machine["cpu"], "flush_denormals": machine["flush_denormals"]}
+    return {"unlearning_seconds": summary["wall_seconds"], "unlearning_cpu_seconds": summary["cpu_seconds"],
+            "threads": machine["threads"], "cpu": machine["cpu"], "flush_denormals": machine["flush_denormals"]}
 
 
 def unlearn(config, directory, config_file, log):
-    """Runs `lethe unlearn` of `config` into `directory` (replaced) and returns its summary.json."""
+    """Runs `lethe unlearn` of `config` into `directory` (replaced); returns its summary.json with
+    `cpu_seconds` added: the process's user + system time, which other jobs on the machine
+    barely change (its wall time they do)."""
     if os.path.exists(directory):
         shutil.rmtree(directory)
     with open(config_file, "w") as f:
         json.dump(config, f, indent=1)
-    run([LETHE, "unlearn", "--config", config_file], log)
+    cpu_seconds = run([LETHE, "unlearn", "--config", config_file], log)
     with open(os.path.join(directory, "summary.json")) as f:
-        return json.load(f)
+        return dict(json.load(f), cpu_seconds=cpu_seconds)
 
 
 def run(args, log):
+    """Runs `args` to completion (output appended to `log`); returns its CPU seconds (user + system)."""
     with open(log, "a") as f:
-        done = subprocess.run(args, stdout=f, stderr=subprocess.STDOUT)
-    if done.returncode != 0:
+        process = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(args)} failed; see {log}")
+    return usage.ru_utime + usage.ru_stime
 
 
 def evaluate(model, out, extra, log):
@@ -217,7 +224,7 @@ def main():
             "fid": final["fid"], "class_accuracy": final["class_accuracy"],
             "other_class_accuracy": sum(others) / len(others) if others else None,
             "steps_to_target": steps_to_target, "curve": curve,
-            "unlearning_seconds": summary["wall_seconds"], **timing_facts(summary),
+            **timing_facts(summary),
             "total_seconds": time.time() - started,
         })
         save_row(row_file, key, rows[-1])
@@ -230,7 +237,7 @@ def main():
             directory = os.path.join(args.work, "retime", name)
             summary = unlearn(dict(config, output=directory), directory,
                               os.path.join(args.work, "retime", name + ".json"), log)
-            row.update(unlearning_seconds=summary["wall_seconds"], **timing_facts(summary))
+            row.update(**timing_facts(summary))
             save_row(os.path.join(args.rows, name + ".json"), key, row)
             shutil.rmtree(directory)
             print(f"[compare] {name}: {row['unlearning_seconds']:.1f} s, torch threads: {row['threads']}", flush=True)
@@ -239,7 +246,7 @@ def main():
         rows.append({"task": task, "method": "base model (before)", "variant": "", "forgetting": forgetting(task, base),
                      "fid": base["fid"], "class_accuracy": base["class_accuracy"],
                      "other_class_accuracy": None, "steps_to_target": None, "curve": [],
-                     "unlearning_seconds": 0.0, "total_seconds": 0.0})
+                     "unlearning_seconds": 0.0, "unlearning_cpu_seconds": 0.0, "total_seconds": 0.0})
     result = {"date": time.strftime("%Y-%m-%d"), "steps": args.steps, "snapshot_every": args.every, "target": TARGET,
               "concept": CONCEPT, "snapshot_eval": SNAPSHOT_EVAL, "final_eval": FINAL_EVAL, "rows": rows,
               "base_sha256": base_sha256, "evaluators": evaluators, "partial": bool(only)}
