@@ -18,7 +18,7 @@ export CCACHE_BASEDIR ?= $(CURDIR)
 export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup system-packages venv configure build test test-native test-python demo bench compare unlearning-check bench-models bench-check fuzz fuzz-build fuzz-smoke clean help
+.PHONY: setup system-packages venv configure build stub test test-native test-python demo bench compare unlearning-check bench-models bench-check fuzz fuzz-build fuzz-smoke clean help
 
 help:
 	@echo "make setup   install what is missing (apt packages, .venv with torch), configure and build"
@@ -29,6 +29,7 @@ help:
 	@echo "make bench-models  retrain the four embedded bench models and re-measure them"
 	@echo "make bench-check   measure the committed bench models (models/bench/report.json)"
 	@echo "make build   rebuild only (PYTHON=/path/to/python builds _lethe for another interpreter)"
+	@echo "make stub    regenerate python_bridge/_lethe.pyi, the native module's type stub"
 	@echo "make fuzz    run each libFuzzer target for FUZZ_SECONDS (default 600); crashes land in build-fuzz/findings"
 
 setup: system-packages venv build
@@ -98,6 +99,11 @@ unlearning-check: setup
 # near-class/superclass anchors, run and evaluated (bench/comparison.json, README table).
 compare: setup
 	$(PYTHON) bench/compare_objectives.py
+
+# The native module's type stub (python_bridge/_lethe.pyi), generated from its signatures and
+# docstrings by pybind11-stubgen; a test fails when it is not current.
+stub: build
+	cd python_bridge && PYTHONPATH=. $(VENV)/bin/pybind11-stubgen _lethe -o . --exit-code
 
 # Measures the committed bench models against their targets (a few minutes).
 bench-check: setup

@@ -22,7 +22,9 @@ config, the hashes of the base model and of the models that scored it (descripto
 classifier for the data task, classifier for the concept task), the git trees of the
 engine's sources and the measured row); a rerun reuses a row whose key still matches, so an
 interrupted `make compare` picks up where it stopped, also on another machine (--fresh
-recomputes all).
+recomputes all). --assemble runs no unlearning: it writes the table from the rows measured on the
+shipped models and settings by any engine version (each row says whether the current sources
+measured it) and lists the configurations that have none.
 
 Each row records its unlearning's wall time and CPU time (user + system, which other jobs on the
 machine barely change) and what they depend on, as `lethe unlearn`'s summary.json states it:
@@ -33,13 +35,14 @@ the rows' wall times (the measured metrics stay), so the wall-time column is one
 measurement.
 """
 import argparse
-import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+
+from model_hashes import file_sha256
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -114,14 +117,6 @@ def evaluate(model, out, extra, log):
         return json.load(f)["models"]["evaluated"]
 
 
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # The sources a row depends on: a row is reused only while their committed trees are unchanged.
 # Of native/bench only the bench's data and evaluation settings: its training recipes, checks
 # and benchmarks do not run here (the models they make are keyed by their hashes).
@@ -141,14 +136,16 @@ def engine_trees():
     return None if dirty else dict(zip(ENGINE_SOURCES, out))
 
 
-def load_row(path, key):
-    """The row saved at `path` if it was computed for `key` (config, steps, base hash), else None."""
+def load_row(path, key, ignore=()):
+    """The row saved at `path` if it was computed for `key` (config, steps, base hash, ...; the
+    fields in `ignore` aside), else None."""
     try:
         with open(path) as f:
             saved = json.load(f)
     except (OSError, ValueError):
         return None
-    return saved["row"] if saved.get("key") == key else None
+    same = {k: v for k, v in saved.get("key", {}).items() if k not in ignore} == {k: v for k, v in key.items() if k not in ignore}
+    return saved["row"] if same else None
 
 
 def save_row(path, key, row):
@@ -172,6 +169,10 @@ def main():
     parser.add_argument("--fresh", action="store_true", help="recompute rows already finished in --rows")
     parser.add_argument("--retime", action="store_true",
                         help="afterwards, time every configuration's unlearning again, one after another")
+    parser.add_argument("--assemble", action="store_true",
+                        help="run no unlearning: write the table from the finished rows measured on the shipped models "
+                             "and settings, whichever engine version measured them; configurations without one are "
+                             "listed as missing")
     args = parser.parse_args()
     base_sha256 = file_sha256(BASE)
     evaluators = {name: file_sha256(path) for name, path in EVALUATORS.items()}
@@ -182,7 +183,7 @@ def main():
     os.makedirs(args.work, exist_ok=True)
     os.makedirs(args.rows, exist_ok=True)
     log = os.path.join(args.work, "log.txt")
-    rows = []
+    rows, missing = [], []
     timed = []  # (name, key, config, row) of every configuration, for --retime
     for entry in configurations():
         if only and entry["method"] not in only:
@@ -195,6 +196,13 @@ def main():
                "snapshot_eval": SNAPSHOT_EVAL[entry["task"]], "final_eval": FINAL_EVAL, "engine": trees,
                "evaluators": {name: evaluators[name] for name in TASK_EVALUATORS[entry["task"]]}}
         row_file = os.path.join(args.rows, name + ".json")
+        if args.assemble:
+            saved = load_row(row_file, key, ignore=("engine",))
+            if saved is None:
+                missing.append(name)
+            else:
+                rows.append(dict(saved, engine="current" if load_row(row_file, key) else "earlier"))
+            continue
         saved = None if args.fresh or trees is None else load_row(row_file, key)
         if saved is not None:
             print(f"[compare] {name}: reused {row_file}", flush=True)
@@ -249,7 +257,7 @@ def main():
                      "unlearning_seconds": 0.0, "unlearning_cpu_seconds": 0.0, "total_seconds": 0.0})
     result = {"date": time.strftime("%Y-%m-%d"), "steps": args.steps, "snapshot_every": args.every, "target": TARGET,
               "concept": CONCEPT, "snapshot_eval": SNAPSHOT_EVAL, "final_eval": FINAL_EVAL, "rows": rows,
-              "base_sha256": base_sha256, "evaluators": evaluators, "partial": bool(only)}
+              "base_sha256": base_sha256, "evaluators": evaluators, "partial": bool(only), "missing": missing}
     with open(args.out + ".tmp", "w") as f:
         json.dump(result, f, indent=1)
     os.replace(args.out + ".tmp", args.out)

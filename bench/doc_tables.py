@@ -14,6 +14,10 @@ never typed:
 
 Each section sits between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in any of README.md and
 docs/*.md; links in a section are written relative to the document that holds it.
+
+Every measured JSON records the SHA-256 of the bench models it was measured with; rendering (and
+so `--check`) fails when one differs from the shipped card (models/bench/<model>.card.json) or
+is not recorded: a table never describes other models than the ones in the repository.
 """
 import json
 import os
@@ -29,6 +33,47 @@ def documents():
     docs = os.path.join(ROOT, "docs")
     names = sorted(f for f in os.listdir(docs) if f.endswith(".md")) if os.path.isdir(docs) else []
     return [README] + [os.path.join(docs, name) for name in names]
+
+
+BENCH_MODELS = ("base", "retrained", "descriptor", "classifier")
+
+
+def shipped_models():
+    """The SHA-256 of each shipped bench model, from its card."""
+    shipped = {}
+    for model in BENCH_MODELS:
+        with open(os.path.join(ROOT, "models", "bench", f"{model}.card.json")) as f:
+            shipped[model] = json.load(f)["sha256"]
+    return shipped
+
+
+def check_models(source, recorded, rerun):
+    """Fails unless `recorded` ({model: sha256}, at least one) are the shipped models."""
+    where = os.path.relpath(source, ROOT)
+    if not recorded:
+        raise SystemExit(f"{where} records no model hashes, so its table cannot be checked against the shipped "
+                         f"models: rerun `{rerun}`")
+    shipped = shipped_models()
+    wrong = [f"{model} {(sha or '?')[:12]} (shipped: {shipped.get(model, '?')[:12]})"
+             for model, sha in sorted(recorded.items()) if shipped.get(model) != sha]
+    if wrong:
+        raise SystemExit(f"{where} was measured with other models than models/bench/*.card.json: {', '.join(wrong)}; "
+                         f"rerun `{rerun}`")
+
+
+def _comparison_models(result):
+    return {"base": result.get("base_sha256"), **result.get("evaluators", {})}
+
+
+def _tuning_models(result):
+    """Every trial's base and descriptor (the classifier follows the descriptor)."""
+    recorded = {}
+    for trial in result["trials"]:
+        for model, key in (("base", "base_sha256"), ("descriptor", "descriptor_sha256")):
+            if recorded.get(model, trial.get(key)) != trial.get(key):
+                return {model: f"{recorded[model][:12]}/{(trial.get(key) or '?')[:12]} (trials differ)"}
+            recorded[model] = trial.get(key)
+    return recorded
 
 
 def _pct(value):
@@ -120,12 +165,15 @@ def comparison_table(result):
 
         conditions = {timed_on(r) for r in rows if not r["method"].startswith("base")}
         shared = conditions.pop() if len(conditions) == 1 else None
-        wall_title = f"unlearning wall time ({shared})" if shared else "unlearning wall time"
+        # CPU time (user + system) is what other jobs on the machine barely change; wall time beside it.
+        wall_title = f"unlearning CPU time, wall time ({shared})" if shared else "unlearning CPU time, wall time"
 
         def wall(r):
             if r["method"].startswith("base"):
                 return ""
-            return f"{r['unlearning_seconds']:.0f} s" + ("" if shared else f" ({timed_on(r)})")
+            cpu = r.get("unlearning_cpu_seconds")
+            return ((f"{cpu:.0f} s, " if cpu is not None else "not recorded, ") + f"{r['unlearning_seconds']:.0f} s"
+                    + ("" if shared else f" ({timed_on(r)})"))
 
         lines += [f"**{title}**", "", f"| method | selection / anchor | {metric} | FID | class accuracy | other classes | steps to target | {wall_title} |",
                   "|---|---|---|---|---|---|---|---|"]
@@ -134,6 +182,12 @@ def comparison_table(result):
             lines.append(f"| {r['method']} | {r['variant']} | {cell(r['forgetting'])} | {cell(r['fid'], 2)} | "
                          f"{cell(r['class_accuracy'])} | {cell(r['other_class_accuracy'])} | {steps} | {wall(r)} |")
         lines.append("")
+    earlier = [f"{r['task']}-{r['method']}-{r['variant'].split(' ')[0]}" for r in result["rows"] if r.get("engine") == "earlier"]
+    if earlier:
+        lines += [f"Rows measured by an earlier version of the engine's sources (same models, settings and seed): "
+                  f"{', '.join(earlier)}.", ""]
+    if result.get("missing"):
+        lines += [f"Not yet measured on the shipped models: {', '.join(result['missing'])}.", ""]
     return "\n".join(lines).rstrip()
 
 
@@ -174,13 +228,17 @@ def performance_summary(results):
     return "\n".join(full[:end] + ([""] + evaluation if evaluation else []))
 
 
+# name: (measured JSON, table, the models it was measured with, the command that measures it)
 SECTIONS = {
-    "bench-models": (os.path.join(ROOT, "models", "bench", "report.json"), bench_models_table),
-    "performance": (os.path.join(HERE, "results.json"), performance_table),
-    "performance-summary": (os.path.join(HERE, "results.json"), performance_summary),
-    "comparison": (os.path.join(HERE, "comparison.json"), comparison_table),
-    "unlearning": (os.path.join(HERE, "unlearning.json"), unlearning_table),
-    "tuning": (os.path.join(HERE, "tuning.json"), tuning_table),
+    "bench-models": (os.path.join(ROOT, "models", "bench", "report.json"), bench_models_table,
+                     lambda r: {name: entry["sha256"] for name, entry in r["models"].items()}, "make bench-check"),
+    "performance": (os.path.join(HERE, "results.json"), performance_table, lambda r: r.get("models"), "make bench"),
+    "performance-summary": (os.path.join(HERE, "results.json"), performance_summary, lambda r: r.get("models"),
+                            "make bench"),
+    "comparison": (os.path.join(HERE, "comparison.json"), comparison_table, _comparison_models, "make compare"),
+    "unlearning": (os.path.join(HERE, "unlearning.json"), unlearning_table, lambda r: r.get("models_sha256"),
+                   "make unlearning-check"),
+    "tuning": (os.path.join(HERE, "tuning.json"), tuning_table, _tuning_models, ".venv/bin/python bench/tune_defaults.py"),
 }
 
 
@@ -221,7 +279,7 @@ def render(text, document=README, nodes=None):
         nodes = nodes or node_list()
         text = _replace(text, "nodes", _relink(nodes, document))
         text = _replace(text, "nodes-brief", _relink(brief_node_list(nodes), document))
-    for name, (source, make) in SECTIONS.items():
+    for name, (source, make, models, rerun) in SECTIONS.items():
         begin = f"<!-- {name}:begin -->"
         if begin not in text or not os.path.exists(source):
             continue
@@ -229,6 +287,7 @@ def render(text, document=README, nodes=None):
             data = json.load(f)
         if data.get("mode") == "quick" or data.get("tiny") or data.get("partial"):
             continue  # smoke-test output is never shown
+        check_models(source, models(data), rerun)
         text = _replace(text, name, _relink(make(data), document))
     return text
 

@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 
+from model_hashes import bench_model_hashes
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LETHE = os.environ.get("LETHE_EXE", os.path.join(ROOT, "build", "lethe"))
@@ -111,6 +113,8 @@ def main():
         perf_args.append("--tiny")
     native, _ = run_with_rss(perf_args, stdout_path=os.path.join(scratch, "perf.stdout"))
     native = last_json(native)
+    if native.get("scoring", {}).get("descriptor"):  # recorded repository-relative, like every path
+        native["scoring"]["descriptor"] = os.path.relpath(native["scoring"]["descriptor"], ROOT)
 
     ref_args = [python, reference, "--unet-state", unet + ".diffusers.pt"]
     if args.tiny:
@@ -153,6 +157,8 @@ def main():
         "memory": {"native_unlearning_run_mib": native_rss, "python_reference_mib": python_rss,
                    "native_unlearning_run": unlearn_label},
         "evaluation": evaluation,
+        # the unlearning run starts from base; scoring and evaluation use the descriptor and classifier
+        "models": bench_model_hashes("base", "descriptor", "classifier") if os.path.exists(base) else {},
         "ratios": {
             "train_step_speedup": python_result["train_step"]["median_seconds"] / step_native,
             "sampling_speedup": native["sampling"]["images_per_second"] / python_result["sampling"]["images_per_second"],

@@ -11,6 +11,8 @@ import shutil
 import subprocess
 import sys
 
+from model_hashes import bench_model_hashes
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LETHE = os.environ.get("LETHE_EXE", os.path.join(ROOT, "build", "lethe"))
@@ -48,6 +50,7 @@ def main():
                                 "ok": before["class_accuracy"] - after["class_accuracy"] <= 0.03},
     }
     result = {"config": json.load(open(config)), "summary": summary, "models": report["models"],
+              "models_sha256": bench_model_hashes("base", "retrained", "descriptor", "classifier"),
               "counts": report["counts"], "checks": checks, "pass": all(c["ok"] for c in checks.values())}
     os.makedirs(os.path.join(HERE, "unlearning"), exist_ok=True)
     shutil.copy(os.path.join(work, "eval", "report.png"), os.path.join(HERE, "unlearning", "report.png"))

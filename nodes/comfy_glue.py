@@ -134,12 +134,21 @@ def to_native(kind, value, where):
 def from_native(kind, value, host_model=None, where="output"):
     """The inverse of to_native for node outputs. A MODEL output comes back from native code as
     weight patches {"patches": {state-dict key: delta}, "strength": s} for the node's MODEL input:
-    applied to a clone of it (the input is never mutated), every key must be accepted."""
+    applied to a clone of it (the input is never mutated), every key must be accepted with its
+    weight's shape."""
     if kind == "MODEL":
         if host_model is None:
             raise ValueError(f"{where}: a MODEL output needs a MODEL input to patch")
-        patched = host_model.clone()
         patches = value["patches"]
+        # ComfyUI skips a patch whose shape differs from its weight ("SHAPE MISMATCH ... NOT MERGED")
+        # with a log line only: refuse here, so a LoRA is applied whole or not at all.
+        weights = host_model.model_state_dict()
+        wrong = [f"{key} (LoRA {list(delta.shape)}, MODEL {list(weights[key].shape)})" for key, delta in patches.items()
+                 if key in weights and tuple(weights[key].shape) != tuple(delta.shape)]
+        if wrong:
+            raise ValueError(f"{where}: {len(wrong)} of {len(patches)} LoRA weights have another shape than this MODEL's "
+                             f"(e.g. {wrong[0]}); apply the LoRA to the checkpoint it was trained on")
+        patched = host_model.clone()
         accepted = set(patched.add_patches({key: (delta,) for key, delta in patches.items()}, value["strength"]))
         missing = sorted(set(patches) - accepted)
         if missing:

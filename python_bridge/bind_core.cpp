@@ -41,8 +41,8 @@ void bind_core(py::module_& m) {
            py::arg("config_json") = "{}")
       .def_property_readonly("betas", &NoiseSchedule::betas)
       .def_property_readonly("alphas_cumprod", &NoiseSchedule::alphas_cumprod)
-      .def("add_noise", &NoiseSchedule::add_noise)
-      .def("training_target", &NoiseSchedule::training_target);
+      .def("add_noise", &NoiseSchedule::add_noise, py::arg("x0"), py::arg("noise"), py::arg("t"))
+      .def("training_target", &NoiseSchedule::training_target, py::arg("x0"), py::arg("eps"), py::arg("t"));
   m.def("inference_timesteps", &diffusion::inference_timesteps, py::arg("num_train_timesteps"), py::arg("steps"),
         py::arg("spacing") = "leading", py::arg("steps_offset") = 0);
   m.def(

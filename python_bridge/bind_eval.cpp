@@ -17,7 +17,7 @@ void bind_eval(py::module_& m) {
       },
       py::arg("features_a"), py::arg("features_b"), py::arg("subsets") = 20, py::arg("subset_size") = 200,
       py::arg("seed") = 0);
-  m.def("similarity_matrix", &eval::similarity_matrix);
+  m.def("similarity_matrix", &eval::similarity_matrix, py::arg("generated"), py::arg("references"));
   m.def("best_match", &eval::best_match, py::arg("similarity"), py::arg("assigned"));
   m.def("memorization_rate", &eval::memorization_rate, py::arg("best_scores"), py::arg("threshold"));
   m.def("sscd_progress", &eval::sscd_progress, py::arg("evaluated"), py::arg("original"), py::arg("retrained"));
@@ -31,7 +31,7 @@ void bind_eval(py::module_& m) {
       py::arg("generated"), py::arg("forget"), py::arg("assigned"), py::arg("retain"), py::arg("neighbours") = 16);
   m.def("sscd_direction", &eval::sscd_direction, py::arg("before"), py::arg("after"), py::arg("forget"),
         py::arg("assigned"));
-  m.def("percentile", &eval::percentile);
+  m.def("percentile", &eval::percentile, py::arg("values"), py::arg("q"));
   m.def("sscd_official_preprocess", &eval::sscd_official_preprocess, py::arg("images"));
   m.def(
       "copy_detection",

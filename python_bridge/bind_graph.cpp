@@ -65,6 +65,14 @@ void bind_graph(py::module_& m) {
   m.def("node_schemas_json", [](bool include_headless) { return graph::schemas_json(include_headless).dump(); },
         py::arg("include_headless") = false, "Every node schema, in the shape of ComfyUI's /object_info.");
   m.def(
+      "widgets_values_layout",
+      [](const std::string& schema) {
+        return graph::widgets_values_layout(io::parse_json(schema, "node schema")).dump();
+      },
+      py::arg("object_info_schema_json"),
+      "The frontend's widgets_values layout of a node schema (/object_info shape), as JSON: widget names in "
+      "order, null for a seed-control value.");
+  m.def(
       "convert_workflow",
       [](const std::string& text) {
         return graph::to_api_json(graph::parse_workflow(io::parse_json(text, "workflow"), "workflow")).dump();
@@ -104,7 +112,13 @@ void bind_graph(py::module_& m) {
             info["seconds_per_step"] = event.seconds_per_step;
             info["eta_seconds"] = event.eta_seconds;
             info["values"] = event.values;
-            progress(info);  // may raise (ComfyUI's interrupt): propagates through native code
+            // The callback cancels by raising (ComfyUI's interrupt: propagates through native code as
+            // it is) or by returning False (the run stops as lethe::Cancelled, _lethe.Cancelled in
+            // Python, after the checkpoint a cancel writes).
+            const py::object answer = progress(info);
+            if (py::isinstance<py::bool_>(answer) && !answer.cast<bool>())
+              throw Cancelled(str(event.stage, ": cancelled by the progress callback at step ", event.step, " of ",
+                                  event.total));
           };
         }
         std::vector<graph::Value> outputs;
@@ -134,7 +148,8 @@ void bind_graph(py::module_& m) {
       py::arg("name"), py::arg("inputs"), py::arg("node_id") = "0", py::arg("run_directory") = ".",
       py::arg("progress") = py::none(), py::arg("folders") = std::map<std::string, std::string>{},
       "Runs a native node. Inputs: tensors, widget values or lethe Values; folders: model folders by ComfyUI "
-      "name (e.g. loras). Returns (outputs, ui).");
+      "name (e.g. loras); progress: called with a dict per update, cancels by raising or returning False "
+      "(raises Cancelled). Returns (outputs, ui).");
 }
 
 }  // namespace lethe::bridge

@@ -21,7 +21,7 @@ void bind_unlearn(py::module_& m) {
     unlearn::register_builtin_objectives();
     return unlearn::objective_names();
   });
-  m.def("objective_description", &unlearn::objective_description);
+  m.def("objective_description", &unlearn::objective_description, py::arg("name"));
   m.def(
       "objective_config",
       [](const std::string& name, const std::string& config_json) {

@@ -44,14 +44,10 @@ SCHEMAS.update({
                        ("negative", ["CONDITIONING", {}]), ("latent_image", ["LATENT", {}]),
                        ("denoise", ["FLOAT", {"default": 1.0}])], ["LATENT"]),
 })
-WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
-
-
-def is_widget(spec):
-    kind, options = spec[0], spec[1] if len(spec) > 1 else {}
-    if kind == "INT" and options.get("control_after_generate"):
-        return True
-    return (isinstance(kind, list) or kind in WIDGET_TYPES) and not options.get("forceInput", False)
+def widgets_values_layout(schema):
+    """The frontend's widgets_values order (None for a seed-control value), by the one rule in
+    native/graph/node_registry.hpp."""
+    return json.loads(_lethe.widgets_values_layout(json.dumps(schema)))
 
 
 class Workflow:
@@ -62,18 +58,20 @@ class Workflow:
     def add(self, kind, pos, title=None, **widgets):
         schema = SCHEMAS[kind]
         node_id = len(self.nodes) + 1
+        layout = widgets_values_layout(schema)
         values, sockets = [], []
+        for slot in layout:
+            if slot is None:
+                values.append("fixed")  # the seed's control value
+                continue
+            spec = schema["input"]["required" if slot in schema["input"]["required"] else "optional"][slot]
+            if slot not in widgets and "default" not in spec[1]:
+                raise KeyError(f"{kind}.{slot} needs a value")
+            values.append(widgets.pop(slot, spec[1].get("default")))
         for group in ("required", "optional"):
             for name in schema["input_order"][group]:
-                spec = schema["input"][group][name]
-                if is_widget(spec):
-                    if name not in widgets and "default" not in spec[1]:
-                        raise KeyError(f"{kind}.{name} needs a value")
-                    values.append(widgets.pop(name, spec[1].get("default")))
-                    if spec[1].get("control_after_generate"):
-                        values.append("fixed")
-                else:
-                    sockets.append({"name": name, "type": spec[0], "link": None})
+                if name not in layout:
+                    sockets.append({"name": name, "type": schema["input"][group][name][0], "link": None})
         if widgets:
             raise KeyError(f"{kind} has no widgets {sorted(widgets)}")
         outputs = [{"name": n, "type": t, "links": [], "slot_index": i}

@@ -22,22 +22,14 @@ ROW, TITLE, WIDTH, SCALE = 18, 26, 300, 1.0
 
 
 def widget_names(kind):
-    """Widget names of a node type in widgets_values order (seed-control slots as None)."""
+    """Widget names of a node type in widgets_values order (seed-control slots as None), by the
+    one rule in native/graph/node_registry.hpp."""
     from python_bridge import _lethe
 
     schemas = json.loads(_lethe.node_schemas_json(True))
     if kind not in schemas:
         return []
-    schema, names = schemas[kind], []
-    for group in ("required", "optional"):
-        for name in schema["input_order"][group]:
-            spec = schema["input"][group][name]
-            options = spec[1] if len(spec) > 1 else {}
-            if (isinstance(spec[0], list) or spec[0] in ("INT", "FLOAT", "STRING", "BOOLEAN")) and not options.get("forceInput"):
-                names.append(name)
-                if options.get("control_after_generate"):
-                    names.append(None)
-    return names
+    return json.loads(_lethe.widgets_values_layout(json.dumps(schemas[kind])))
 
 
 def render(workflow, path):

@@ -10,7 +10,7 @@
 #include "bench/bench_evaluation.hpp"
 #include "core/error.hpp"
 #include "core/runtime.hpp"
-#include "eval/canvas.hpp"
+#include "draw/canvas.hpp"
 #include "eval/copy_detection.hpp"
 #include "eval/descriptor.hpp"
 #include "eval/sscd_metrics.hpp"
@@ -209,15 +209,15 @@ json check_bench(const BenchCheckOptions& options, const ProgressCallback& progr
 
     // Pictures: score distributions with the threshold, and what memorization looks like.
     {
-      using eval::Canvas;
+      using draw::Canvas;
       Canvas canvas(1300, 470);
       canvas.text("Copy descriptor scores (cosine); threshold " + std::to_string(threshold).substr(0, 4), 20, 12, 20,
-                  eval::colors::black, true);
+                  draw::colors::black, true);
       const auto marker = std::make_optional(std::make_pair(threshold, std::string("threshold")));
-      eval::draw_histogram(canvas, {20, 50, 620, 400}, "held-out: augmented copy vs best distractor",
+      draw::draw_histogram(canvas, {20, 50, 620, 400}, "held-out: augmented copy vs best distractor",
                            {{"copy of the query's source", copy_scores, {}}, {"best non-copy in the test set", distractor_scores, {}}},
                            -0.2, 1.0, 48, marker);
-      eval::draw_histogram(canvas, {660, 50, 620, 400}, "forget-caption samples vs their forget image",
+      draw::draw_histogram(canvas, {660, 50, 620, 400}, "forget-caption samples vs their forget image",
                            {{"base (trained on the forget set)", to_vector(base_eval.forget_scores), {}},
                             {"retrained (never saw it)", to_vector(retrained_eval.forget_scores), {}}},
                            -0.2, 1.0, 48, marker);
@@ -226,8 +226,8 @@ json check_bench(const BenchCheckOptions& options, const ProgressCallback& progr
     {
       const int64_t shown = 4, scale = 3;
       const int cell = 28 * scale + 4;
-      eval::Canvas canvas(40 + cell * (1 + 2 * shown) + 40, 60 + cell * static_cast<int>(captions) + 10);
-      canvas.text("forget image | base samples | retrained samples (same seeds)", 20, 12, 18, eval::colors::black, true);
+      draw::Canvas canvas(40 + cell * (1 + 2 * shown) + 40, 60 + cell * static_cast<int>(captions) + 10);
+      canvas.text("forget image | base samples | retrained samples (same seeds)", 20, 12, 18, draw::colors::black, true);
       for (int64_t c = 0; c < captions; ++c) {
         const int y = 50 + cell * static_cast<int>(c);
         canvas.paste(to_pixels(fashion.forget.images[c]), 20, y, scale);

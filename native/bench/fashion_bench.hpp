@@ -13,7 +13,7 @@
 
 #include "models/text_encoder.hpp"
 #include "models/unet_config.hpp"
-#include "unlearn/examples.hpp"
+#include "unlearn/example_set.hpp"
 
 namespace lethe::bench {
 

@@ -14,7 +14,7 @@
 #include "core/error.hpp"
 #include "core/runtime.hpp"
 #include "diffusion/sampling.hpp"
-#include "eval/canvas.hpp"
+#include "draw/canvas.hpp"
 #include "eval/descriptor.hpp"
 #include "io/json_config.hpp"
 #include "models/copy_descriptor.hpp"
@@ -215,12 +215,12 @@ json run_perf(const PerfOptions& options) {
 
   // 4. Scaling of the training step with batch and image size.
   json scaling = json::array();
-  std::vector<eval::Series> lines;
+  std::vector<draw::Series> lines;
   PerfOptions short_run = options;
   short_run.warmup_steps = 2;
   short_run.timed_steps = options.scaling_steps;
   for (int64_t size : options.scaling_sizes) {
-    eval::Series series{"image " + std::to_string(size) + "x" + std::to_string(size), {}, {}};
+    draw::Series series{"image " + std::to_string(size) + "x" + std::to_string(size), {}, {}};
     for (int64_t batch : options.scaling_batches) {
       const double seconds = siss_step_seconds(model, batch, size, short_run, scratch);
       scaling.push_back({{"batch", batch}, {"image_size", size}, {"median_seconds", seconds},
@@ -232,8 +232,8 @@ json run_perf(const PerfOptions& options) {
   }
   out["scaling"] = scaling;
   {
-    eval::Canvas canvas(760, 460);
-    eval::draw_line_chart(canvas, {20, 20, 720, 420}, "SISS step seconds vs batch (native)", lines, "batch");
+    draw::Canvas canvas(760, 460);
+    draw::draw_line_chart(canvas, {20, 20, 720, 420}, "SISS step seconds vs batch (native)", lines, "batch");
     canvas.save_png(options.out / "scaling.png");
   }
   std::error_code ignored;

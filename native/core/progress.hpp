@@ -1,7 +1,8 @@
 // Progress reporting and cancellation for long work (training, sampling, scoring).
-// The callback receives each update; to cancel, it throws (lethe::Cancelled from the CLI,
-// ComfyUI's interrupt exception through the bridge). Work loops report once per step, so
-// a cancel takes effect within one step, and they leave resumable state behind.
+// The callback receives each update; to cancel, it throws (lethe::Cancelled from the CLI, or from
+// the bridge when a Python callback returns False; ComfyUI's interrupt exception through the
+// bridge). Work loops report once per step, so a cancel takes effect within one step, and they
+// leave resumable state behind.
 #pragma once
 
 #include <chrono>

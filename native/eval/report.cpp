@@ -6,7 +6,7 @@
 
 #include "core/error.hpp"
 #include "core/runtime.hpp"
-#include "eval/canvas.hpp"
+#include "draw/canvas.hpp"
 #include "io/json_config.hpp"
 
 namespace lethe::eval {
@@ -94,20 +94,20 @@ void draw_report(const Evaluator& evaluator, const std::vector<const ModelEvalua
   const int width = grid_width + 560;
   const int height = std::max<int>(top + static_cast<int>(forget_count) * row_height + 40, 1060);
 
-  Canvas canvas(width, height);
-  canvas.text("Lethe evaluation report", left, 14, 24, colors::black, true);
+  draw::Canvas canvas(width, height);
+  canvas.text("Lethe evaluation report", left, 14, 24, draw::colors::black, true);
   canvas.text(str("threshold ", fixed(config.threshold, 2), " | ", k, " samples per forget caption | ",
                   config.sampling.sampler, " ", config.sampling.steps, " steps, guidance ", fixed(config.sampling.guidance, 1),
                   ", seed ", config.sampling.seed, " | descriptor ", evaluator.descriptor().kind()),
-              left, 44, 13, colors::grey);
+              left, 44, 13, draw::colors::grey);
 
   // Column headers.
   int x = left + caption_width;
-  canvas.text("forget", x, top - 18, 13, colors::black, true);
+  canvas.text("forget", x, top - 18, 13, draw::colors::black, true);
   x += cell + 24;
   for (const ModelEvaluation* model : models) {
     const double rate = model->metrics.at("memorization_rate");
-    canvas.text(str(model->name, " (memorized ", fixed(100 * rate, 0), "%)"), x, top - 18, 13, colors::black, true);
+    canvas.text(str(model->name, " (memorized ", fixed(100 * rate, 0), "%)"), x, top - 18, 13, draw::colors::black, true);
     x += block;
   }
   // Rows: caption, forget image, samples with their scores.
@@ -115,7 +115,7 @@ void draw_report(const Evaluator& evaluator, const std::vector<const ModelEvalua
     const int y = top + static_cast<int>(i) * row_height;
     canvas.text(data.forget_captions[i], left, y + cell / 2 - 8, 12);
     canvas.paste(data.forget_images[i], left + caption_width, y, scale);
-    canvas.frame({left + caption_width - 1, y - 1, cell + 2, cell + 2}, colors::black);
+    canvas.frame({left + caption_width - 1, y - 1, cell + 2, cell + 2}, draw::colors::black);
     int column_x = left + caption_width + cell + 24;
     for (const ModelEvaluation* model : models) {
       for (int s = 0; s < shown; ++s) {
@@ -123,7 +123,7 @@ void draw_report(const Evaluator& evaluator, const std::vector<const ModelEvalua
         const double score = model->forget_scores[index].item<double>();
         const int cx = column_x + s * (cell + gap);
         canvas.paste(model->forget_samples[index], cx, y, scale);
-        const Color color = score >= config.threshold ? colors::red : colors::green;
+        const draw::Color color = score >= config.threshold ? draw::colors::red : draw::colors::green;
         canvas.frame({cx - 1, y - 1, cell + 2, cell + 2}, color, 2);
         canvas.text_centered(fixed(score, 2), {cx, y + cell + 2, cell, 16}, 12, color, true);
       }
@@ -133,25 +133,25 @@ void draw_report(const Evaluator& evaluator, const std::vector<const ModelEvalua
 
   // Right column: histogram, metric bars, table.
   const int panel_x = grid_width + 10, panel_width = width - panel_x - 16;
-  std::vector<Series> histogram;
+  std::vector<draw::Series> histogram;
   for (const ModelEvaluation* model : models) {
     at::Tensor scores = model->forget_scores.to(at::kDouble).contiguous();
     histogram.push_back({model->name, std::vector<double>(scores.data_ptr<double>(), scores.data_ptr<double>() + scores.numel()), {}});
   }
-  draw_histogram(canvas, {panel_x, top - 20, panel_width, 300}, "best SSCD of forget-caption samples", histogram, -0.2, 1.0,
+  draw::draw_histogram(canvas, {panel_x, top - 20, panel_width, 300}, "best SSCD of forget-caption samples", histogram, -0.2, 1.0,
                  30, std::make_pair(config.threshold, std::string("threshold")));
 
   std::vector<std::string> groups = {"memorized", "class acc.", "forget probe", "retain probe"};
-  std::vector<Series> bars;
+  std::vector<draw::Series> bars;
   for (const ModelEvaluation* model : models)
     bars.push_back({model->name,
                     {model->metrics.at("memorization_rate"), model->metrics.at("class_accuracy"),
                      model->metrics.at("forget_probe_sscd"), model->metrics.at("retain_probe_sscd")},
                     {}});
-  draw_bar_chart(canvas, {panel_x, top + 300, panel_width, 280}, "rates and probe SSCD (higher = more)", groups, bars);
+  draw::draw_bar_chart(canvas, {panel_x, top + 300, panel_width, 280}, "rates and probe SSCD (higher = more)", groups, bars);
 
   int y = top + 600;
-  canvas.text("metrics", panel_x + 4, y, 15, colors::black, true);
+  canvas.text("metrics", panel_x + 4, y, 15, draw::colors::black, true);
   y += 24;
   const std::vector<std::pair<std::string, int>> rows = {
       {"memorization_rate", 3}, {"normalized_sscd", 3}, {"sscd_mean", 3},     {"sscd_direction", 3},
@@ -159,7 +159,7 @@ void draw_report(const Evaluator& evaluator, const std::vector<const ModelEvalua
       {"retain_loss", 4},       {"forget_probe_sscd", 3}, {"retain_probe_sscd", 3}};
   int column = panel_x + 170;
   for (const ModelEvaluation* model : models) {
-    canvas.text(model->name, column, y, 12, colors::black, true);
+    canvas.text(model->name, column, y, 12, draw::colors::black, true);
     column += 120;
   }
   y += 18;
@@ -173,7 +173,7 @@ void draw_report(const Evaluator& evaluator, const std::vector<const ModelEvalua
     y += 17;
   }
   canvas.text(str("normalized_sscd: P1 retrain-anchored progress (1 = unchanged, 0 = like retrained)"), panel_x + 4, y + 6, 11,
-              colors::grey);
+              draw::colors::grey);
   canvas.save_png(png);
 }
 

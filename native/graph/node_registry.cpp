@@ -180,6 +180,24 @@ std::vector<Value> run_node(const std::string& name, NodeContext& context, const
   return outputs;
 }
 
+nlohmann::json widgets_values_layout(const nlohmann::json& schema) {
+  nlohmann::json layout = nlohmann::json::array();
+  for (const char* group : {"required", "optional"}) {
+    for (const auto& name : schema.at("input_order").value(group, nlohmann::json::array())) {
+      const nlohmann::json& spec = schema.at("input").at(group).at(name.get<std::string>());
+      const nlohmann::json& kind = spec.at(0);
+      const nlohmann::json options = spec.size() > 1 ? spec.at(1) : nlohmann::json::object();
+      const bool widget = (kind.is_array() || (kind.is_string() && is_widget_type(kind.get<std::string>()))) &&
+                          !options.value("forceInput", false);
+      if (!widget) continue;
+      layout.push_back(name);
+      const bool named_seed = name == "seed" || name == "noise_seed";
+      if (kind == "INT" && options.value("control_after_generate", named_seed)) layout.push_back(nullptr);
+    }
+  }
+  return layout;
+}
+
 nlohmann::json schema_json(const NodeSchema& schema) {
   nlohmann::json input = {{"required", nlohmann::json::object()}, {"optional", nlohmann::json::object()}};
   nlohmann::json order = {{"required", nlohmann::json::array()}, {"optional", nlohmann::json::array()}};

@@ -102,6 +102,13 @@ nlohmann::json check_widget_value(const InputSpec& input, const nlohmann::json& 
 // Every schema in the shape of ComfyUI's /object_info.
 nlohmann::json schemas_json(bool include_headless_only = false);
 nlohmann::json schema_json(const NodeSchema& schema);
+// The frontend's widgets_values layout for a schema in /object_info shape (so it serves ComfyUI's
+// own nodes too): a widget per INT, FLOAT, STRING, BOOLEAN or combo input without forceInput, in
+// input_order (required, then optional); after an INT with control_after_generate (by default one
+// named seed or noise_seed) the seed-control value. Each entry is the widget's name, or null for
+// a control value. The one place this rule lives: the workflow parser, workflows/generate.py and
+// workflows/render.py use it (the test mock of ComfyUI keeps its own copy, as the reference).
+nlohmann::json widgets_values_layout(const nlohmann::json& object_info_schema);
 
 // Registers Lethe's nodes (idempotent): the core's, then those of the groups added below.
 void register_builtin_nodes();

@@ -196,15 +196,17 @@ ApiGraph parse_ui(const json& document, const std::string& where) {
       out.raw_widgets = widgets;  // validation reports the node; its widgets cannot be mapped without a schema
     } else {
       const NodeSchema& schema = node_schema(type);
-      size_t position = 0;
+      const json layout = widgets_values_layout(schema_json(schema));
+      std::map<std::string, size_t> slot;  // widget name -> its position in widgets_values
+      for (size_t i = 0; i < layout.size(); ++i)
+        if (!layout[i].is_null()) slot[layout[i].get<std::string>()] = i;
       const bool positional = widgets.is_array();
       for (const InputSpec& spec : schema.inputs) {
         auto link = connected.find(spec.name);
         if (spec.is_widget()) {
           json value;
-          if (positional && position < widgets.size()) {
-            value = widgets[position++];
-            if (spec.seed) ++position;  // the frontend's control_after_generate value
+          if (positional && slot.at(spec.name) < widgets.size()) {
+            value = widgets[slot.at(spec.name)];
           } else if (positional) {
             // Saved before this widget existed: like the frontend, it keeps its default.
             value = spec.default_value;

@@ -6,7 +6,7 @@
 #include <torch/csrc/autograd/generated/variable_factories.h>
 
 #include "core/error.hpp"
-#include "models/checkpoint.hpp"
+#include "models/activation_checkpointing.hpp"
 
 namespace lethe::models {
 

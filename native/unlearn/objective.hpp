@@ -19,7 +19,7 @@
 #include "data/batching.hpp"
 #include "diffusion/schedule.hpp"
 #include "models/denoiser.hpp"
-#include "unlearn/examples.hpp"
+#include "unlearn/example_set.hpp"
 #include "unlearn/frequency_selection.hpp"
 #include "unlearn/timestep_selection.hpp"
 

@@ -8,7 +8,7 @@
 #include "core/error.hpp"
 #include "core/runtime.hpp"
 #include "data/image_folder.hpp"
-#include "eval/canvas.hpp"
+#include "draw/canvas.hpp"
 #include "io/atomic_file.hpp"
 #include "io/hash.hpp"
 #include "io/output_path.hpp"
@@ -97,12 +97,12 @@ void draw_loss_curves(const std::vector<LossTerms>& history, const fs::path& png
     for (const auto& [name, value] : terms)
       if (name != "lr" && name.find("accuracy") == std::string::npos && name != "tau" && name != "forget_share")
         curves[name].push_back(value);
-  std::vector<eval::Series> series;
+  std::vector<draw::Series> series;
   for (auto& [name, values] : curves) series.push_back({name, values, {}});
   const int panels = static_cast<int>(series.size());
-  eval::Canvas canvas(760, std::max(1, panels) * 220 + 20);
+  draw::Canvas canvas(760, std::max(1, panels) * 220 + 20);
   for (int i = 0; i < panels; ++i)
-    eval::draw_line_chart(canvas, {10, 10 + i * 220, 740, 210}, i == 0 ? title + ": " + series[i].label : series[i].label,
+    draw::draw_line_chart(canvas, {10, 10 + i * 220, 740, 210}, i == 0 ? title + ": " + series[i].label : series[i].label,
                           {series[i]}, "step", false);
   canvas.save_png(png);
 }
@@ -111,10 +111,10 @@ namespace {
 
 void draw_selections(const TimestepSelection& timesteps, const FrequencySelection& frequency, int64_t height, int64_t width,
                      const fs::path& directory) {
-  eval::Canvas canvas(900, 300);
+  draw::Canvas canvas(900, 300);
   std::vector<double> weights(timesteps.table().data_ptr<float>(), timesteps.table().data_ptr<float>() + timesteps.table().numel());
-  eval::draw_line_chart(canvas, {10, 10, 560, 280}, "forget weight over t (timestep selection)", {{"m(t)", weights, {}}}, "t");
-  canvas.text("frequency mask (centre = DC)", 600, 16, 14, eval::colors::black, true);
+  draw::draw_line_chart(canvas, {10, 10, 560, 280}, "forget weight over t (timestep selection)", {{"m(t)", weights, {}}}, "t");
+  canvas.text("frequency mask (centre = DC)", 600, 16, 14, draw::colors::black, true);
   const int scale = std::max(1, static_cast<int>(240 / std::max(height, width)));
   canvas.paste(frequency.mask_image(height, width), 600, 44, scale);
   canvas.text(frequency.config().filter + " " + frequency.config().shape + " " + frequency.config().profile +

@@ -1,7 +1,8 @@
 """Helpers the tests that run inside (the mock of) ComfyUI share: comfy() runs a script in a
 fresh interpreter after a prelude that loads the pack as ComfyUI loads a custom_nodes folder;
 SMALL holds small step counts for every shipped workflow; needs_bench marks tests that use the
-shipped bench models; write_score_folder_inputs writes the images score-folder reads."""
+shipped bench models; write_score_folder_inputs writes the images score-folder reads;
+comfyui_unet_config gives the unet_config ComfyUI detects for a diffusers-configured SD UNet."""
 import json
 import os
 import subprocess
@@ -62,3 +63,20 @@ def write_score_folder_inputs(tmp_path):
         path.mkdir(parents=True, exist_ok=True)
         for i in range(count):
             Image.fromarray((rng.random((28, 28)) * 255).astype(np.uint8)).save(path / f"{i}.png")
+
+
+def comfyui_unet_config(spec):
+    """The unet_config keys comfy/utils.py:unet_to_diffusers reads, as comfy/model_detection.py:
+    detect_unet_config finds them in the LDM checkpoint of a UNet2DConditionModel config `spec`:
+    res blocks and channel multipliers per level, transformer depth per input block, per output
+    block from the last one to the first (detect_unet_config walks output_blocks backwards), and
+    the middle block's (diffusers' mid block always has cross-attention)."""
+    depth = spec.get("transformer_layers_per_block", 1)
+    per_block = spec["layers_per_block"]
+    down = [depth if "CrossAttn" in kind else 0 for kind in spec["down_block_types"]]
+    up = [depth if "CrossAttn" in kind else 0 for kind in spec["up_block_types"]]
+    channels = spec["block_out_channels"]
+    return {"num_res_blocks": [per_block] * len(channels), "channel_mult": [c // channels[0] for c in channels],
+            "transformer_depth": [d for d in down for _ in range(per_block)],
+            "transformer_depth_output": [d for d in reversed(up) for _ in range(per_block + 1)],
+            "transformer_depth_middle": depth}

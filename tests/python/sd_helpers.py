@@ -1,7 +1,8 @@
 """Small models the Python tests share: SPEC, the diffusers config of the tiny SD-shaped
 checkpoint (the tiny_sd fixture of conftest.py); transformer_blocks, which counts a UNet's
 transformer blocks; CASES, the small UNet configurations the parity and kohya-name tests build;
-TinySSCD, a small TorchScript-able SSCD-style descriptor."""
+TinySSCD, a small TorchScript-able SSCD-style descriptor; PixelDescriptor, a parameter-free one
+that tells images apart."""
 import torch
 import torch.nn.functional as F
 
@@ -45,3 +46,14 @@ class TinySSCD(torch.nn.Module):
         h = h.clamp(min=1e-6).pow(3).mean(dim=(2, 3)).pow(1.0 / 3)
         h = self.fc(h)
         return F.normalize(h, dim=1) if self.normalize else h
+
+
+class PixelDescriptor(torch.nn.Module):
+    """A parameter-free TorchScript descriptor that tells images apart: each image pooled to 8x8
+    (192 values), centred, zero-padded to SSCD's 512 dimensions, L2-normalized. An exact copy
+    scores 1; noise against a structured image scores near 0 (a randomly initialised TinySSCD
+    maps every image to nearly one embedding)."""
+
+    def forward(self, x):
+        h = F.adaptive_avg_pool2d(x, 8).flatten(1)
+        return F.normalize(F.pad(h - h.mean(dim=1, keepdim=True), (0, 512 - h.shape[1])), dim=1)

@@ -6,7 +6,7 @@ import re
 
 from conftest import ROOT
 
-CORE = ("core", "io", "data", "diffusion", "models", "unlearn", "eval", "graph")
+CORE = ("core", "io", "data", "draw", "diffusion", "models", "unlearn", "eval", "graph")
 
 
 def includes(folder):

@@ -66,12 +66,13 @@ def test_comparison_table_names_what_scored_it_and_unreached_targets():
               "base_sha256": "997a7fc6553d" + "0" * 52}
     text = tables.comparison_table(result)
     assert "unlearned from base model 997a7fc6553d; scored with descriptor 0123456789ab and classifier fedcba987654 (sha256 prefixes)" in text
-    assert "| naive_deletion | none | 0.875 | 0.90 | 0.950 |  | > 200 | 61 s |" in text
-    assert "| unlearning wall time (2 torch threads) |" in text  # one thread count: named once
-    text = tables.comparison_table(dict(result, rows=[dict(row, cpu="Intel(R) Xeon(R)"), base]))
-    assert "| unlearning wall time (2 torch threads, Intel(R) Xeon(R)) |" in text
+    assert "| naive_deletion | none | 0.875 | 0.90 | 0.950 |  | > 200 | not recorded, 61 s |" in text
+    assert "| unlearning CPU time, wall time (2 torch threads) |" in text  # one thread count: named once
+    text = tables.comparison_table(dict(result, rows=[dict(row, cpu="Intel(R) Xeon(R)", unlearning_cpu_seconds=58.4), base]))
+    assert "| unlearning CPU time, wall time (2 torch threads, Intel(R) Xeon(R)) |" in text
+    assert "| > 200 | 58 s, 61 s |" in text
     text = tables.comparison_table(dict(result, rows=[dict(row, cpu="Intel(R) Xeon(R)", flush_denormals=True), base]))
-    assert "| unlearning wall time (2 torch threads, Intel(R) Xeon(R), subnormals flushed) |" in text
+    assert "| unlearning CPU time, wall time (2 torch threads, Intel(R) Xeon(R), subnormals flushed) |" in text
     assert "| base model (before) |  | 0.912 | 0.90 | 0.950 |  |  |  |" in text
     assert "Concept unlearning" not in text  # no concept rows, no concept table
 
@@ -79,14 +80,71 @@ def test_comparison_table_names_what_scored_it_and_unreached_targets():
     other = dict(row, method="npo", threads=1, unlearning_seconds=90.0)
     legacy = {k: v for k, v in dict(row, method="dpo").items() if k != "threads"}
     text = tables.comparison_table(dict(result, rows=[row, other, legacy, base]))
-    assert "| unlearning wall time |" in text
-    assert "| > 200 | 61 s (2 torch threads) |" in text and "| > 200 | 90 s (1 torch thread) |" in text
-    assert "| > 200 | 61 s (threads not recorded) |" in text
+    assert "| unlearning CPU time, wall time |" in text
+    assert "| > 200 | not recorded, 61 s (2 torch threads) |" in text
+    assert "| > 200 | not recorded, 90 s (1 torch thread) |" in text
+    assert "| > 200 | not recorded, 61 s (threads not recorded) |" in text
 
 
 def test_comparison_records_what_lethe_timed_the_run_with():
     compare = _bench_module("compare_objectives")
-    summary = {"wall_seconds": 12.5, "machine": {"threads": 3, "cpu": "Some CPU", "flush_denormals": True}}
-    assert compare.timing_facts(summary) == {"threads": 3, "cpu": "Some CPU", "flush_denormals": True}
+    summary = {"wall_seconds": 12.5, "cpu_seconds": 11.75,
+               "machine": {"threads": 3, "cpu": "Some CPU", "flush_denormals": True}}
+    assert compare.timing_facts(summary) == {"unlearning_seconds": 12.5, "unlearning_cpu_seconds": 11.75, "threads": 3,
+                                             "cpu": "Some CPU", "flush_denormals": True}
     with pytest.raises(KeyError):  # a summary from before `lethe` recorded them is not guessed at
-        compare.timing_facts({"wall_seconds": 12.5})
+        compare.timing_facts({"wall_seconds": 12.5, "cpu_seconds": 1.0})
+
+
+def _record_models(section, data, hashes):
+    """`data` (a measured JSON of `section`) recording `hashes` ({model: sha256}) as its script does."""
+    data = json.loads(json.dumps(data))
+    if section == "comparison":
+        data["base_sha256"] = hashes["base"]
+        data["evaluators"] = {m: hashes[m] for m in ("descriptor", "classifier")}
+    elif section == "tuning":
+        for trial in data["trials"]:
+            trial["base_sha256"], trial["descriptor_sha256"] = hashes["base"], hashes["descriptor"]
+    elif section == "performance":
+        data["models"] = {m: hashes[m] for m in ("base", "descriptor", "classifier")}
+    elif section == "unlearning":
+        data["models_sha256"] = dict(hashes)
+    elif section == "bench-models":
+        for model, entry in data["models"].items():
+            entry["sha256"] = hashes[model]
+    return data
+
+
+@pytest.mark.parametrize("section", ["comparison", "tuning", "performance", "unlearning", "bench-models"])
+def test_a_table_fails_its_check_when_its_json_names_other_models_than_the_shipped_cards(tmp_path, section):
+    tables = _bench_module("doc_tables")
+    source, make, models, rerun = tables.SECTIONS[section]
+    shipped = tables.shipped_models()
+    with open(source) as f:
+        measured = json.load(f)
+    text = f"<!-- {section}:begin -->\n<!-- {section}:end -->\n"
+    doctored_path = str(tmp_path / os.path.basename(source))
+    sections = dict(tables.SECTIONS)
+    try:
+        for model in ("base", "descriptor"):
+            for hashes, fails in ((shipped, False), (dict(shipped, **{model: "0" * 64}), True)):
+                with open(doctored_path, "w") as f:
+                    json.dump(_record_models(section, measured, hashes), f)
+                tables.SECTIONS[section] = (doctored_path, make, models, rerun)
+                if not fails:
+                    assert tables.render(text).startswith(f"<!-- {section}:begin -->\n")
+                    continue
+                with pytest.raises(SystemExit) as error:
+                    tables.render(text)
+                message = str(error.value)
+                assert f"{model} 000000000000 (shipped: {shipped[model][:12]})" in message and rerun in message
+        # a JSON that records no hashes cannot be checked: it fails too
+        with open(doctored_path, "w") as f:
+            json.dump({**measured, **({"models": {}} if section == "performance" else {}),
+                       **({"models_sha256": {}} if section == "unlearning" else {})}, f)
+        if section in ("performance", "unlearning"):
+            with pytest.raises(SystemExit, match="records no model hashes"):
+                tables.render(text)
+    finally:
+        tables.SECTIONS.clear()
+        tables.SECTIONS.update(sections)

@@ -4,6 +4,8 @@ import os
 
 import torch
 
+from comfy_helpers import needs_bench
+
 
 def test_module_reports_native_version(lethe):
     assert lethe.version() == "0.1.0"
@@ -22,3 +24,52 @@ def test_native_errors_become_python_exceptions(lethe, tmp_path):
 
     with pytest.raises(lethe.LetheError, match="cannot open"):
         lethe.load_safetensors(str(tmp_path / "missing.safetensors"))
+
+
+@needs_bench
+def test_a_progress_callback_returning_false_cancels_as_lethe_cancelled(lethe, tmp_path):
+    """Native lethe::Cancelled reaches Python as _lethe.Cancelled (a LetheError), not as the base
+    class: pybind11 tries translators newest first, so the subclass must be registered last."""
+    import pytest
+
+    forget, retain, *_ = lethe.run_node("LetheBenchData", {"task": "data", "forget_pieces": "all", "concept": "sneaker",
+                                                       "anchor": "footwear", "retain_limit": 32}, "1", str(tmp_path))[0]
+    model = lethe.run_node("LetheBenchModel", {"which": "base"}, "2", str(tmp_path))[0][0]
+    objective = lethe.run_node("LetheObjectiveBaseline", {"method": "neggrad", "scale": 1.0, "eta": 1e-3}, "3",
+                               str(tmp_path))[0][0]
+    steps = []
+
+    def progress(event):
+        if event["stage"] == "train":
+            steps.append(event["step"])
+        return not steps or steps[-1] < 3  # False at step 3: stop
+
+    inputs = {"model": model, "objective": objective, "forget": forget, "retain": retain, "steps": 50, "batch_size": 2,
+              "learning_rate": 1e-4, "seed": 0, "trainable": "full", "lora_rank": 4, "retain_caption_dropout": 0.1}
+    with pytest.raises(lethe.Cancelled, match="train: cancelled by the progress callback at step 3 of 50") as raised:
+        lethe.run_node("LetheUnlearn", inputs, "4", str(tmp_path), progress)
+    assert type(raised.value) is lethe.Cancelled and isinstance(raised.value, lethe.LetheError)
+    assert max(steps) == 3
+    checkpoints = [os.path.join(d, f) for d, _, fs in os.walk(tmp_path) for f in fs if f == "checkpoint.safetensors"]
+    assert checkpoints, "a cancel leaves a checkpoint"
+    # Any other error stays a plain LetheError.
+    with pytest.raises(lethe.LetheError) as other:
+        lethe.load_safetensors(str(tmp_path / "missing.safetensors"))
+    assert type(other.value) is lethe.LetheError
+
+
+def test_the_type_stub_matches_the_module(tmp_path):
+    """python_bridge/_lethe.pyi is what pybind11-stubgen makes of the built module (`make stub`)."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    bridge = os.path.join(ROOT, "python_bridge")
+    done = subprocess.run([sys.executable, "-m", "pybind11_stubgen", "_lethe", "-o", str(tmp_path), "--exit-code"],
+                          cwd=bridge, env=dict(os.environ, PYTHONPATH=bridge), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with open(os.path.join(bridge, "_lethe.pyi")) as f:
+        committed = f.read()
+    assert (tmp_path / "_lethe.pyi").read_text() == committed, "python_bridge/_lethe.pyi is stale: run `make stub`"
+    assert "class Cancelled(LetheError)" in committed and "def run_node(" in committed

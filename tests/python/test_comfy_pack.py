@@ -1,15 +1,19 @@
 """The pack inside (a mock of) ComfyUI: loaded as ComfyUI loads a custom_nodes folder, its
 V1 classes checked against the contract, the shipped workflows converted by the frontend's
 rules and executed through the node classes on a worker thread under inference mode,
-progress and interrupt through ComfyUI's progress bar, the GIL released while native code runs.
+progress and interrupt through ComfyUI's progress bar, the GIL released while native code runs;
+re-queued prompts served from ComfyUI's output cache until a loader's files change (IS_CHANGED),
+widget values as the server coerces them, and Lethe's LoRA mapped as LoraLoader maps it
+(unet_to_diffusers) and merged into the weights when ComfyUI loads the patched MODEL.
 
 Each test runs in a fresh interpreter (comfy() of comfy_helpers.py): ComfyUI imports the pack as
 a package named after its path, and the native module must not also be imported under its
 test-suite name there."""
 import pytest
 
-from comfy_helpers import SMALL, comfy, needs_bench, write_score_folder_inputs
+from comfy_helpers import SMALL, comfy, comfyui_unet_config, needs_bench, write_score_folder_inputs
 from conftest import ROOT
+from sd_helpers import SPEC
 
 
 def test_pack_loads_as_comfyui_loads_it(tmp_path):
@@ -220,3 +224,201 @@ def test_a_filename_prefix_outside_the_output_folder_is_refused_by_comfyuis_own_
     """)
     assert "input 'filename_prefix'" in out["error"] and "outside the folder" in out["error"], out["error"]
     assert out["written"] == []
+
+
+def test_a_requeued_prompt_is_served_from_the_cache_until_the_folder_changes(tmp_path):
+    """One server (executor.PromptExecutor) for several prompts, as ComfyUI runs a session: an
+    unchanged re-queue runs nothing; a new or rewritten file in a loader's folder changes its
+    IS_CHANGED (names, sizes, mtimes) and re-runs it and what depends on it; a renumbered Lethe node
+    re-runs too (it asks for UNIQUE_ID, which puts its id into the cache key)."""
+    write_score_folder_inputs(tmp_path)
+    out = comfy(tmp_path, """
+        import numpy as np
+        from PIL import Image
+        server, runs = executor.PromptExecutor(), []
+        def run(node_id="1"):
+            prompt = {node_id: {"class_type": "LetheLoadForgetSet", "inputs": {"folder": "input/lethe/artist", "color": "grayscale",
+                                                                               "resize": False, "size": 0, "captions": "optional"}},
+                      "9": {"class_type": "PreviewImage", "inputs": {"images": [node_id, 1]}}}
+            result = server.execute(prompt)
+            if result.error is not None: raise result.error
+            runs.append({"executed": result.executed, "images": len(result.ui["9"]["images"])})
+        def write(name, seed):
+            pixels = np.random.default_rng(seed).integers(0, 256, (28, 28), dtype=np.uint8)
+            Image.fromarray(pixels).save(os.path.join("input", "lethe", "artist", name))
+        run(); run()
+        write("3.png", 1); run(); run()
+        write("0.png", 2); run()
+        run("5")
+        print(json.dumps(runs))
+    """)
+    assert out == [{"executed": ["1", "9"], "images": 3}, {"executed": [], "images": 3},
+                   {"executed": ["1", "9"], "images": 4}, {"executed": [], "images": 4},
+                   {"executed": ["1", "9"], "images": 4}, {"executed": ["5", "9"], "images": 4}]
+
+
+@needs_bench
+def test_boolean_and_string_widgets_reach_lethe_as_the_server_coerces_them(tmp_path):
+    """An API prompt may carry 1 for a BOOLEAN and a number for a STRING: ComfyUI's validation
+    turns them into True and "2024" (bool(), str()) before Lethe's own widget check sees them."""
+    write_score_folder_inputs(tmp_path)
+    out = comfy(tmp_path, """
+        prompt = {"1": {"class_type": "LetheLoadForgetSet", "inputs": {"folder": "input/lethe/artist", "color": "grayscale",
+                                                                       "resize": 1, "size": 16, "captions": "optional"}},
+                  "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 1]}},
+                  "3": {"class_type": "LetheBenchModel", "inputs": {"which": "base"}},
+                  "4": {"class_type": "LetheSaveModel", "inputs": {"model": ["3", 0], "filename_prefix": 2024}}}
+        result = executor.execute(prompt)
+        if result.error is not None: raise result.error
+        print(json.dumps({"image": list(result.outputs["1"][1].shape),
+                          "saved": sorted(os.listdir(os.path.join(folder_paths.get_output_directory(), "lethe")))}))
+    """)
+    assert out["image"][:3] == [3, 16, 16]
+    assert "2024_00001_.safetensors" in out["saved"]
+
+
+@pytest.fixture(scope="module")
+def lora_in_comfyui(tiny_sd, tmp_path_factory):
+    """A kohya LoRA trained by LetheUnlearn on the tiny SD checkpoint, applied by LetheApplyLoRA
+    (strength 0.5) to a MODEL whose parameters carry the checkpoint's keys (as ComfyUI's BaseModel
+    does), then loaded by load_models_gpu as a sampler would; the key map ComfyUI's LoraLoader
+    builds for that checkpoint (comfy/lora.py:model_lora_keys_unet, its unet_to_diffusers loop)."""
+    _, path, _ = tiny_sd
+    tmp = tmp_path_factory.mktemp("lora-in-comfyui")
+    checkpoints = tmp / "comfyui" / "models" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "tiny-sd15.safetensors").write_bytes(path.read_bytes())
+    config = comfyui_unet_config(SPEC)
+    return comfy(tmp, f"""
+        import threading, types
+        from safetensors.torch import load_file
+        from comfy.model_patcher import ModelPatcher
+        from comfy.model_sampling import model_sampling
+        HostModelAdapter = sys.modules[{ROOT!r}.replace(".", "_x_") + ".nodes.host_model"].HostModelAdapter
+        M = pack.NODE_CLASS_MAPPINGS
+        def node(name, uid, **inputs):
+            return M[name]().run(unique_id=uid, **inputs)["result"]
+        sd = {{k[len("model."):]: v for k, v in load_file("models/checkpoints/tiny-sd15.safetensors").items()
+              if k.startswith("model.diffusion_model.")}}
+        root = torch.nn.Module()
+        for key, tensor in sd.items():
+            *path, name = key.split(".")
+            module = root
+            for part in path:
+                if part not in module._modules: module.add_module(part, torch.nn.Module())
+                module = module._modules[part]
+            module.register_parameter(name, torch.nn.Parameter(tensor.clone(), requires_grad=False))
+        root.model_sampling = model_sampling()
+        host = ModelPatcher(root)
+        weights = lambda: {{k: v.detach().clone() for k, v in root.named_parameters()}}
+        result = {{}}
+        def work():
+            with torch.inference_mode():
+                g = torch.Generator().manual_seed(3)
+                cond = lambda n: [[torch.randn(1, 77, 768, generator=g), {{"pooled_output": torch.zeros(1, 768)}}] for _ in range(n)]
+                model = node("LetheLoadModel", "1", path="tiny-sd15.safetensors")[0]
+                forget = node("LetheDatasetFromLatents", "2", samples={{"samples": torch.randn(2, 4, 8, 8, generator=g)}},
+                              conditioning=cond(1), latent_scale=0.18215)[0]
+                retain = node("LetheDatasetFromLatents", "3", samples={{"samples": torch.randn(4, 4, 8, 8, generator=g)}},
+                              conditioning=cond(4), latent_scale=0.18215, empty_conditioning=cond(1))[0]
+                objective = node("LetheObjectiveBaseline", "4", method="neggrad", scale=1.0, eta=1e-3)[0]
+                unlearned, _, _, lora = node("LetheUnlearn", "5", model=model, objective=objective, steps=3, batch_size=2,
+                                             learning_rate=1e-3, seed=0, trainable="lora", lora_rank=2,
+                                             retain_caption_dropout=0.5, forget=forget, retain=retain)
+                result["lora_name"] = node("LetheSaveLoRA", "6", lora=lora, filename_prefix="lethe/artist")[0]
+                node("LetheSaveModel", "7", model=unlearned, filename_prefix="merged")
+                patched = node("LetheApplyLoRA", "8", model=host, lora=lora, strength=0.5)[0]
+                # The same keys, one weight wider (SD2's 1024-wide text context): refused whole.
+                key = next(k for k in sd if k.endswith("attn2.to_k.weight"))
+                module = root.get_submodule(key.rsplit(".", 1)[0])
+                original = module._parameters["weight"]
+                module._parameters["weight"] = torch.nn.Parameter(torch.zeros(original.shape[0], 1024), requires_grad=False)
+                try:
+                    node("LetheApplyLoRA", "9", model=ModelPatcher(root), lora=lora, strength=1.0)
+                    result["shape_error"] = None
+                except ValueError as error:
+                    result["shape_error"] = str(error)
+                module._parameters["weight"] = original
+                # A MODEL with none of the LoRA's keys: refused, naming the node.
+                try:
+                    other = ModelPatcher(types.SimpleNamespace(state_dict=lambda: {{"diffusion_model.x.weight": torch.zeros(1)}}))
+                    node("LetheApplyLoRA", "10", model=other, lora=lora, strength=1.0)
+                    result["key_error"] = None
+                except ValueError as error:
+                    result["key_error"] = str(error)
+                fingerprint = lambda patcher: HostModelAdapter(patcher, "test").fingerprint()
+                result["fingerprints"] = [fingerprint(host)]
+                result["before"] = weights()
+                comfy.model_management.load_models_gpu([patched])  # what a sampler does first
+                result["loaded"] = weights()
+                result["fingerprints"].append(fingerprint(patched))
+                comfy.model_management.load_models_gpu([host])
+                result["restored"] = weights()
+                result["fingerprints"].append(fingerprint(host))
+                result["patched"] = patched
+        thread = threading.Thread(target=work)
+        thread.start(); thread.join()
+        patched = result["patched"]
+        merged = load_file(os.path.join(folder_paths.get_output_directory(), "lethe", "merged_00001_.safetensors"))
+        expected = {{k: sd[k] + 0.5 * (merged[k] - sd[k]) if k in patched.patches else sd[k] for k in sd}}
+        lora = load_file(os.path.join(folder_paths.get_folder_paths("loras")[0], result["lora_name"]))
+        key_map = {{}}  # model_lora_keys_unet: for k in unet_to_diffusers(unet_config) ending in .weight
+        for k, ldm in comfy.utils.unet_to_diffusers({config!r}).items():
+            if k.endswith(".weight"):
+                key_map["lora_unet_" + k[: -len(".weight")].replace(".", "_")] = "diffusion_model." + ldm
+        modules = sorted(k[: -len(".lora_down.weight")] for k in lora if k.endswith(".lora_down.weight"))
+        worst = 0.0  # LoraLoader's delta (alpha / rank * up @ down, as the weight's shape) against LetheApplyLoRA's patch
+        for m in [m for m in modules if m in key_map]:
+            up, down = lora[m + ".lora_up.weight"], lora[m + ".lora_down.weight"]
+            delta = (lora[m + ".alpha"].item() / down.shape[0]) * (up.flatten(1) @ down.flatten(1))
+            target = key_map[m]
+            if target in patched.patches and delta.numel() == sd[target].numel():
+                worst = max(worst, (delta.reshape(sd[target].shape) - patched.patches[target][0][1][0]).abs().max().item())
+            else:
+                worst = float("inf")
+        print(json.dumps({{
+            "modules": len(modules), "not_loaded": [m for m in modules if m not in key_map],
+            "targets_are_the_patched_keys": sorted(key_map[m] for m in modules if m in key_map) == sorted(patched.patches),
+            "worst_delta": worst,
+            "untouched_before_load": all(torch.equal(result["before"][k], sd[k]) for k in sd),
+            "worst_loaded": max((result["loaded"][k] - expected[k]).abs().max().item() for k in sd),
+            "changed": sum(not torch.equal(result["loaded"][k], sd[k]) for k in sd),
+            "restored": all(torch.equal(result["restored"][k], sd[k]) for k in sd),
+            "fingerprints": result["fingerprints"], "shape_error": result["shape_error"], "key_error": result["key_error"],
+            "listed": folder_paths.get_filename_list("loras"), "lora_name": result["lora_name"],
+            "input_untouched": not host.patches, "same_module": patched.model is host.model}}))
+    """)
+
+
+def test_a_lethe_kohya_lora_maps_through_comfyuis_unet_to_diffusers(lora_in_comfyui):
+    out = lora_in_comfyui
+    assert out["modules"] == 40 and out["not_loaded"] == [], "ComfyUI would log 'lora key not loaded'"
+    assert out["targets_are_the_patched_keys"], "LoraLoader and LetheApplyLoRA patch the same weights"
+    assert out["worst_delta"] < 1e-6
+
+
+def test_the_lora_lands_in_comfyuis_loras_folder_and_patches_a_clone_of_the_model(lora_in_comfyui):
+    out = lora_in_comfyui
+    assert out["lora_name"] == "lethe/artist_00001_.safetensors" and out["lora_name"] in out["listed"]
+    assert out["input_untouched"] and out["same_module"], "patches go on a clone that shares the module"
+
+
+def test_a_lora_for_another_model_is_refused(lora_in_comfyui):
+    error = lora_in_comfyui["key_error"]
+    assert error is not None and error.startswith("node 10 (LetheApplyLoRA)") and "match no weight of this MODEL" in error
+
+
+def test_a_lora_whose_shapes_differ_from_the_model_is_refused_not_partly_applied(lora_in_comfyui):
+    error = lora_in_comfyui["shape_error"]
+    assert error is not None, "ComfyUI would skip the weight with a log line only (SHAPE MISMATCH ... NOT MERGED)"
+    assert error.startswith("node 9 (LetheApplyLoRA)") and "1 of 40 LoRA weights have another shape" in error
+    assert "attn2.to_k.weight (LoRA [" in error and ", 1024])" in error
+
+
+def test_load_models_gpu_merges_the_patches_lethe_adds_and_the_fingerprint_sees_them(lora_in_comfyui):
+    out = lora_in_comfyui
+    assert out["untouched_before_load"], "add_patches only records patches"
+    assert out["changed"] == out["modules"] and out["worst_loaded"] < 1e-5
+    assert out["restored"], "loading the unpatched MODEL again puts the original weights back"
+    base, patched, base_again = out["fingerprints"]
+    assert patched != base and base_again == base, "the host path's resume identity follows the patches ComfyUI applies"

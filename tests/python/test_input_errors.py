@@ -9,7 +9,7 @@ import struct
 import numpy as np
 from PIL import Image
 
-from lethe_helpers import BASE, api, assert_clean, lethe
+from lethe_helpers import api, assert_clean, lethe
 
 BENCH_NODES = {1: ("LetheBenchModel", {"which": "base"})}
 

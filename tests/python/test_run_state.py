@@ -196,4 +196,5 @@ def test_a_failed_final_save_keeps_the_trained_state_and_says_where(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resumed"] is True and summary["steps"] == 4 and not (out / "checkpoint.safetensors").exists()
     straight = lethe("unlearn", "--config", config, "--out", tmp_path / "straight")
+    assert straight.returncode == 0, straight.stderr
     assert (out / "model.safetensors").read_bytes() == (tmp_path / "straight" / "model.safetensors").read_bytes()

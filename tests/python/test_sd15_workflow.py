@@ -16,7 +16,7 @@ from PIL import Image
 
 from comfy_helpers import comfy
 from conftest import LETHE_EXE, ROOT
-from sd_helpers import SPEC, TinySSCD
+from sd_helpers import SPEC, PixelDescriptor
 
 WORKFLOW = os.path.join(ROOT, "workflows", "sd15-artist-removal.json")
 COMFY_NODES = {"1": "CheckpointLoaderSimple", "4": "VAEEncode", "5": "CLIPTextEncode", "7": "VAEEncode",
@@ -57,7 +57,7 @@ def test_workflow_runs_inside_comfyui_on_the_tiny_checkpoint(tiny_sd, tmp_path):
     _images(base / "input" / "lethe" / "artist", 2, 0)
     _images(base / "input" / "lethe" / "retain", 4, 1)
     (base / "models" / "sscd").mkdir(parents=True)
-    torch.jit.script(TinySSCD().eval()).save(str(base / "models" / "sscd" / "tiny.torchscript.pt"))
+    torch.jit.script(PixelDescriptor().eval()).save(str(base / "models" / "sscd" / "tiny.torchscript.pt"))
     spec = {k: list(v) if isinstance(v, tuple) else v for k, v in SPEC.items()}
     out = comfy(tmp_path, f"""
         sys.path.insert(0, {os.path.join(ROOT, "tests", "python")!r})
@@ -74,13 +74,30 @@ def test_workflow_runs_inside_comfyui_on_the_tiny_checkpoint(tiny_sd, tmp_path):
         if result.error is not None:
             raise result.error
         rate, scores = result.outputs["20"][0], json.loads(result.outputs["20"][1])
-        print(json.dumps({{"loras": folder_paths.get_filename_list("loras"), "rate": rate, "scored": len(scores["scores"]),
-                          "descriptor": scores["descriptor"], "patched_keys": sd_standins.KSampler.patched_keys,
+        # The score node with the workflow's descriptor, on the artist's images: against themselves
+        # (exact copies) and against unrelated noise, at a threshold only a copy reaches.
+        score = nodes.NODE_CLASS_MAPPINGS["LetheSSCDScore"]()
+        artist = result.outputs["3"][1]
+        noise = torch.rand(artist.shape, generator=torch.Generator().manual_seed(0))
+        copies = json.loads(score.run(images=artist, reference=artist, threshold=0.999, match="paired",
+                                      descriptor=result.outputs["19"][0], unique_id="90")["result"][1])
+        unrelated = json.loads(score.run(images=noise, reference=artist, threshold=0.999, match="any",
+                                         descriptor=result.outputs["19"][0], unique_id="91")["result"][1])
+        print(json.dumps({{"loras": folder_paths.get_filename_list("loras"), "rate": rate, "scores": scores,
+                          "patched_keys": sd_standins.KSampler.patched_keys,
                           "ran": sorted(result.outputs, key=int), "image": list(result.outputs["18"][0].shape),
-                          "ui": sorted(k for k, v in result.ui.items() if v)}}))
+                          "ui": sorted(k for k, v in result.ui.items() if v), "copies": copies, "unrelated": unrelated}}))
     """)
     assert out["loras"] == ["lethe/artist-removed_00001_.safetensors"]
     assert out["patched_keys"] == 40  # every adapted weight of the tiny UNet reached KSampler's MODEL
-    assert out["image"] == [2, 64, 64, 3] and out["scored"] == 2 and 0.0 <= out["rate"] <= 1.0
-    assert out["descriptor"] == "torchscript"
+    scores = out["scores"]
+    assert out["image"] == [2, 64, 64, 3] and len(scores["scores"]) == 2 and scores["descriptor"] == "torchscript"
+    # the rate is the share of generations at or above the workflow's threshold (0.5)
+    assert out["rate"] == sum(s["score"] >= 0.5 for s in scores["scores"]) / 2
+    # an exact copy scores 1 (a copy), unrelated noise stays below the copy threshold
+    # (tiny.torchscript.pt is PixelDescriptor: parameter-free, so the test is deterministic)
+    copies, unrelated = out["copies"], out["unrelated"]
+    assert copies["memorization_rate"] == 1.0 and min(s["score"] for s in copies["scores"]) > 0.999
+    assert [s["reference"] for s in copies["scores"]] == list(range(len(copies["scores"])))
+    assert unrelated["memorization_rate"] == 0.0 and max(s["score"] for s in unrelated["scores"]) < 0.999
     assert set(out["ran"]) >= set(COMFY_NODES) | {"2", "10", "11", "12", "13", "14", "15", "19", "20"}

@@ -4,7 +4,8 @@ the tiny_sd fixture of conftest.py, built from sd_helpers.SPEC) is LoRA-unlearne
 with LATENT/CONDITIONING tensors, LetheUnlearn, LetheSaveLoRA). The saved kohya LoRA is
 checked against the reference: diffusers' UNet2DConditionModel with the same weights, whose
 module names are what ComfyUI's LoraLoader maps "lora_unet_..." keys to
-(comfy.utils.unet_to_diffusers; docs/comfyui-contract.md §7)."""
+(comfy.utils.unet_to_diffusers; docs/comfyui-contract.md §7). The same LoRA inside (the mock of)
+ComfyUI is tested in test_comfy_pack.py (lora_in_comfyui)."""
 import json
 
 import pytest
@@ -13,7 +14,6 @@ from diffusers import UNet2DConditionModel
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from comfy_helpers import comfy
 from sd_helpers import SPEC, transformer_blocks
 
 SUFFIXES = (".lora_down.weight", ".lora_up.weight", ".alpha")
@@ -143,62 +143,6 @@ def test_full_parameter_runs_have_no_lora_to_save(tiny_sd, tmp_path, lethe):
     lora = naive_deletion_one_step(lethe, tmp_path, tiny_sd[1], "full")[3]
     with pytest.raises(lethe.LetheError, match="trainable = lora"):
         run(lethe, tmp_path, "LetheSaveLoRA", lora=lora, filename_prefix="x")
-
-
-def test_in_comfyui_latent_conditioning_in_patched_model_out(tiny_sd, tmp_path):
-    """The same path inside (the mock of) ComfyUI: the checkpoint chosen by name from the
-    checkpoints folder, ComfyUI's LATENT dicts and CONDITIONING lists (inference tensors, on a
-    worker thread under inference mode), the LoRA saved into the loras folder, and applied to
-    the incoming MODEL as weight patches on a clone (the input MODEL is never changed)."""
-    _, path, _ = tiny_sd
-    checkpoints = tmp_path / "comfyui" / "models" / "checkpoints"
-    checkpoints.mkdir(parents=True)
-    (checkpoints / "tiny-sd15.safetensors").write_bytes(path.read_bytes())
-    out = comfy(tmp_path, """
-        import threading, types
-        from safetensors.torch import load_file
-        from comfy.model_patcher import ModelPatcher
-        M = pack.NODE_CLASS_MAPPINGS
-        def node(name, uid, **inputs):
-            return M[name]().run(unique_id=uid, **inputs)["result"]
-        sd = {k[len("model."):]: v for k, v in load_file("models/checkpoints/tiny-sd15.safetensors").items()
-              if k.startswith("model.diffusion_model.")}
-        host = ModelPatcher(types.SimpleNamespace(state_dict=lambda: sd))
-        result = {}
-        def work():
-            with torch.inference_mode():
-                g = torch.Generator().manual_seed(3)
-                cond = lambda n: [[torch.randn(1, 77, 768, generator=g), {"pooled_output": torch.zeros(1, 768)}] for _ in range(n)]
-                model = node("LetheLoadModel", "1", path="tiny-sd15.safetensors")[0]
-                forget = node("LetheDatasetFromLatents", "2", samples={"samples": torch.randn(2, 4, 8, 8, generator=g)},
-                              conditioning=cond(1), latent_scale=0.18215)[0]
-                retain = node("LetheDatasetFromLatents", "3", samples={"samples": torch.randn(4, 4, 8, 8, generator=g)},
-                              conditioning=cond(4), latent_scale=0.18215, empty_conditioning=cond(1))[0]
-                objective = node("LetheObjectiveBaseline", "4", method="neggrad", scale=1.0, eta=1e-3)[0]
-                unlearned, _, _, lora = node("LetheUnlearn", "5", model=model, objective=objective, steps=3, batch_size=2,
-                                             learning_rate=1e-3, seed=0, trainable="lora", lora_rank=2,
-                                             retain_caption_dropout=0.5, forget=forget, retain=retain)
-                result["lora_name"] = node("LetheSaveLoRA", "6", lora=lora, filename_prefix="lethe/artist")[0]
-                node("LetheSaveModel", "7", model=unlearned, filename_prefix="merged")
-                result["patched"] = node("LetheApplyLoRA", "8", model=host, lora=lora, strength=0.5)[0]
-                try:
-                    other = ModelPatcher(types.SimpleNamespace(state_dict=lambda: {"diffusion_model.x.weight": torch.zeros(1)}))
-                    node("LetheApplyLoRA", "9", model=other, lora=lora, strength=1.0)
-                except Exception as error:
-                    result["mismatch"] = str(error)
-        thread = threading.Thread(target=work)
-        thread.start(); thread.join()
-        patched = result["patched"]
-        merged = load_file(os.path.join(folder_paths.get_output_directory(), "lethe", "merged_00001_.safetensors"))
-        worst = max((patched.patched_weight(k) - (sd[k] + 0.5 * (merged[k] - sd[k]))).abs().max().item() for k in patched.patches)
-        print(json.dumps({"lora_name": result["lora_name"], "listed": folder_paths.get_filename_list("loras"),
-                          "patched_keys": len(patched.patches), "input_untouched": not host.patches,
-                          "same_module": patched.model is host.model, "worst": worst, "mismatch": result.get("mismatch", "")}))
-    """)
-    assert out["lora_name"] == "lethe/artist_00001_.safetensors" and out["lora_name"] in out["listed"]
-    assert out["patched_keys"] == 40 and out["input_untouched"] and out["same_module"]
-    assert out["worst"] < 1e-5
-    assert "node 9 (LetheApplyLoRA)" in out["mismatch"] and "match no weight of this MODEL" in out["mismatch"]
 
 
 def test_running_an_unlearn_node_again_reuses_the_finished_identical_run(tiny_sd, tmp_path, lethe):

@@ -150,3 +150,40 @@ def test_a_run_folder_is_never_overwritten(tmp_path):
     lethe_run(path, tmp_path / "run")
     again = lethe_run(path, tmp_path / "run")
     assert again.returncode != 0 and "already holds a run" in again.stderr
+
+
+def test_the_widgets_values_layout_follows_the_frontends_rule_as_the_mock_writes_it(lethe):
+    """The one native rule (graph::widgets_values_layout: parser, generate.py, render.py) against
+    the mock's independent copy of the frontend's (tests/python/comfy_mock/executor.py), for
+    every Lethe node and ComfyUI's KSampler (seed with its control value) and a seed-named INT
+    that opts out."""
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "comfy_mock"))
+    try:
+        import executor
+    finally:
+        sys.path.pop(0)
+    schemas = json.loads(lethe.node_schemas_json(True))
+    schemas["KSampler"] = {"input": {"required": {"model": ["MODEL", {}], "seed": ["INT", {"default": 0}],
+                                                  "steps": ["INT", {"default": 20}], "sampler_name": [["euler"], {}]},
+                                     "optional": {"noise_seed": ["INT", {"control_after_generate": False}],
+                                                  "strength": ["FLOAT", {"forceInput": True}]}},
+                           "input_order": {"required": ["model", "seed", "steps", "sampler_name"],
+                                           "optional": ["noise_seed", "strength"]}}
+
+    def mock_layout(schema):
+        layout = []
+        for group in ("required", "optional"):
+            for name in schema["input_order"][group]:
+                spec = schema["input"][group][name]
+                if executor._is_widget(spec):
+                    layout.append(name)
+                    if executor._has_control(name, spec):
+                        layout.append(None)
+        return layout
+
+    assert json.loads(lethe.widgets_values_layout(json.dumps(schemas["KSampler"]))) == \
+        ["seed", None, "steps", "sampler_name", "noise_seed"]
+    for name, schema in schemas.items():
+        assert json.loads(lethe.widgets_values_layout(json.dumps(schema))) == mock_layout(schema), name

@@ -11,7 +11,7 @@
 
 #include "graph/node_registry.hpp"
 #include "models/unet_config.hpp"
-#include "unlearn/examples.hpp"
+#include "unlearn/example_set.hpp"
 
 namespace lethe::graph::nodes {
 

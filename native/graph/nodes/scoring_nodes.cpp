@@ -5,7 +5,7 @@
 #include <cstdio>
 
 #include "data/image.hpp"
-#include "eval/canvas.hpp"
+#include "draw/canvas.hpp"
 #include "eval/descriptor.hpp"
 #include "eval/sscd_metrics.hpp"
 #include "graph/nodes/node_groups.hpp"
@@ -29,13 +29,13 @@ at::Tensor score_preview(const at::Tensor& images, const at::Tensor& assigned,
   const int64_t count = images.size(0);
   const int cell = 84, gap = 6, columns = 8;
   const int64_t rows = (count + columns - 1) / columns;
-  eval::Canvas canvas(columns * (cell + gap) + gap, static_cast<int>(rows) * (cell + 22) + 10);
+  draw::Canvas canvas(columns * (cell + gap) + gap, static_cast<int>(rows) * (cell + 22) + 10);
   for (int64_t i = 0; i < count; ++i) {
     const int x = gap + static_cast<int>(i % columns) * (cell + gap), y = 4 + static_cast<int>(i / columns) * (cell + 22);
     at::Tensor image = data::resize_image(images[i], cell, cell);
     canvas.paste(image, x, y);
     const double score = scores[i].item<double>();
-    const eval::Color color = score >= threshold ? eval::colors::red : eval::colors::green;
+    const draw::Color color = score >= threshold ? draw::colors::red : draw::colors::green;
     canvas.frame({x - 1, y - 1, cell + 2, cell + 2}, color, 2);
     const int64_t ref = assigned[i].item<int64_t>();
     canvas.text_centered(str(ref >= 0 ? "ref " + std::to_string(ref) + ": " : "", score), {x, y + cell + 2, cell, 16}, 12, color, true);

@@ -2,7 +2,7 @@
 #include <ATen/ATen.h>
 
 #include "diffusion/schedule.hpp"
-#include "eval/canvas.hpp"
+#include "draw/canvas.hpp"
 #include "graph/nodes/node_groups.hpp"
 #include "graph/nodes/node_helpers.hpp"
 #include "unlearn/frequency_selection.hpp"
@@ -12,7 +12,7 @@ namespace lethe::graph::nodes {
 
 namespace {
 
-at::Tensor canvas_image(const eval::Canvas& canvas) { return canvas.tensor().unsqueeze(0); }  // [1, 3, H, W]
+at::Tensor canvas_image(const draw::Canvas& canvas) { return canvas.tensor().unsqueeze(0); }  // [1, 3, H, W]
 
 }  // namespace
 
@@ -39,8 +39,8 @@ void register_selection_nodes() {
     unlearn::TimestepSelection selection(config, diffusion::NoiseSchedule{});
     std::vector<double> weights(selection.table().data_ptr<float>(),
                                 selection.table().data_ptr<float>() + selection.table().numel());
-    eval::Canvas canvas(520, 260);
-    eval::draw_line_chart(canvas, {6, 6, 508, 248}, "forget weight m(t)", {{"m(t)", weights, {}}}, "t");
+    draw::Canvas canvas(520, 260);
+    draw::draw_line_chart(canvas, {6, 6, 508, 248}, "forget weight m(t)", {{"m(t)", weights, {}}}, "t");
     return std::vector<Value>{Value(types::kTimesteps, config), Value::tensor(types::kImage,
                                                                                to_comfy_image(canvas_image(canvas)))};
   });

@@ -1,4 +1,4 @@
-#include "eval/canvas.hpp"
+#include "draw/canvas.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -13,7 +13,7 @@
 #include "data/image.hpp"
 #include "io/atomic_file.hpp"
 
-namespace lethe::eval {
+namespace lethe::draw {
 
 Color colors::series(size_t i) {
   static const Color palette[] = {blue, orange, green, red, purple, grey};
@@ -316,4 +316,4 @@ void draw_image_grid(Canvas& canvas, int x, int y, const at::Tensor& images, int
   }
 }
 
-}  // namespace lethe::eval
+}  // namespace lethe::draw

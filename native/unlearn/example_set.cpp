@@ -1,4 +1,4 @@
-#include "unlearn/examples.hpp"
+#include "unlearn/example_set.hpp"
 
 #include <ATen/ATen.h>
 

@@ -1,4 +1,4 @@
-#include "models/checkpoint.hpp"
+#include "models/activation_checkpointing.hpp"
 
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/function.h>

@@ -12,7 +12,7 @@
 
 #include <ATen/core/Tensor.h>
 
-namespace lethe::eval {
+namespace lethe::draw {
 
 using Color = std::array<float, 3>;  // RGB in [0, 1]
 
@@ -77,4 +77,4 @@ void draw_bar_chart(Canvas& canvas, const Rect& area, const std::string& title, 
 void draw_image_grid(Canvas& canvas, int x, int y, const at::Tensor& images, int columns, int scale,
                      const std::vector<std::string>& captions = {}, int caption_size = 12, int gap = 4);
 
-}  // namespace lethe::eval
+}  // namespace lethe::draw
