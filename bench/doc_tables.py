@@ -183,7 +183,11 @@ def comparison_table(result):
                          f"{cell(r['class_accuracy'])} | {cell(r['other_class_accuracy'])} | {steps} | {wall(r)} |")
         lines.append("")
     earlier = [f"{r['task']}-{r['method']}-{r['variant'].split(' ')[0]}" for r in result["rows"] if r.get("engine") == "earlier"]
-    if earlier:
+    measured = [r for r in result["rows"] if not r["method"].startswith("base")]
+    if earlier and len(earlier) == len(measured):
+        lines += ["Every row was measured by an earlier version of the engine's sources (same models, settings and "
+                  "seed; `compare_objectives.py --assemble`).", ""]
+    elif earlier:
         lines += [f"Rows measured by an earlier version of the engine's sources (same models, settings and seed): "
                   f"{', '.join(earlier)}.", ""]
     if result.get("missing"):
