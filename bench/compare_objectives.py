@@ -42,14 +42,15 @@ import subprocess
 import sys
 import time
 
-from model_hashes import file_sha256
+from model_hashes import bench_model_hashes, file_sha256
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LETHE = os.environ.get("LETHE_EXE", os.path.join(ROOT, "build", "lethe"))
 BASE = os.path.join(ROOT, "models", "bench", "base.safetensors")
-# The evaluation's models: memorization is scored by the descriptor, accuracy and FID by the classifier.
-EVALUATORS = {name: os.path.join(ROOT, "models", "bench", name + ".safetensors") for name in ("descriptor", "classifier")}
+# The evaluation's models (models/bench): memorization is scored by the descriptor, accuracy and FID
+# by the classifier.
+EVALUATORS = ("descriptor", "classifier")
 # Those a task's row depends on (the concept rows show only classifier-based numbers).
 TASK_EVALUATORS = {"data": ("descriptor", "classifier"), "concept": ("classifier",)}
 
@@ -175,7 +176,7 @@ def main():
                              "listed as missing")
     args = parser.parse_args()
     base_sha256 = file_sha256(BASE)
-    evaluators = {name: file_sha256(path) for name, path in EVALUATORS.items()}
+    evaluators = bench_model_hashes(*EVALUATORS)
     trees = engine_trees()
     if trees is None:
         print("[compare] engine sources uncommitted or not in git: no finished row is reused", flush=True)

@@ -196,10 +196,7 @@ def comparison_table(result):
 
 
 def tuning_table(result):
-    shipped = {}
-    for model in ("descriptor", "base"):
-        with open(os.path.join(ROOT, "models", "bench", f"{model}.card.json")) as f:
-            shipped[model] = json.load(f)["sha256"]
+    shipped = shipped_models()
     short = lambda sha, model: f"`{sha[:8]}`" + (" (shipped)" if sha == shipped[model] else "")  # noqa: E731
     lines = []
     for sha, b in result["bases"].items():
