@@ -9,6 +9,7 @@
 #include "bench/augment.hpp"
 #include "bench/bench_evaluation.hpp"
 #include "core/error.hpp"
+#include "data/image.hpp"
 #include "core/runtime.hpp"
 #include "draw/canvas.hpp"
 #include "eval/copy_detection.hpp"
@@ -70,7 +71,7 @@ at::Tensor generate(models::DiffusionModel& model, const std::vector<std::string
   at::Tensor context = model.context_for(repeated);
   at::Tensor samples = diffusion::sample(model, model.schedule(), context, model.context_for({""}), shape,
                                          sampling, {}, progress);
-  return to_pixels(samples);
+  return data::to_pixels(samples);
 }
 
 }  // namespace
@@ -145,7 +146,7 @@ json check_bench(const BenchCheckOptions& options, const ProgressCallback& progr
 
   auto base = models::DiffusionModel::load(dir / "base.safetensors");
   auto retrained = models::DiffusionModel::load(dir / "retrained.safetensors");
-  at::Tensor forget_descriptors = eval::embed_batched(*descriptor, to_pixels(fashion.forget.images));
+  at::Tensor forget_descriptors = eval::embed_batched(*descriptor, data::to_pixels(fashion.forget.images));
 
   if (options.quick) {
     // One forget caption, 8 samples: base regurgitates it.
@@ -230,7 +231,7 @@ json check_bench(const BenchCheckOptions& options, const ProgressCallback& progr
       canvas.text("forget image | base samples | retrained samples (same seeds)", 20, 12, 18, draw::colors::black, true);
       for (int64_t c = 0; c < captions; ++c) {
         const int y = 50 + cell * static_cast<int>(c);
-        canvas.paste(to_pixels(fashion.forget.images[c]), 20, y, scale);
+        canvas.paste(data::to_pixels(fashion.forget.images[c]), 20, y, scale);
         for (int64_t k = 0; k < shown; ++k) {
           const int64_t row = c * config.samples_per_forget_caption + k;
           canvas.paste(base_eval.forget_samples[row], 40 + cell * static_cast<int>(1 + k), y, scale);

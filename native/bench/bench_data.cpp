@@ -2,8 +2,12 @@
 
 #include <ATen/ATen.h>
 
+#include <charconv>
+
 #include "bench/fashion_bench.hpp"
 #include "core/error.hpp"
+#include "core/text.hpp"
+#include "data/image.hpp"
 #include "data/idx.hpp"
 
 namespace lethe::bench {
@@ -50,13 +54,33 @@ unlearn::TaskData bench_task_data(const unlearn::DataConfig& config) {
         if (labels[i] == label) rows.push_back(i);
     at::Tensor pixels = fashion.train_images.index_select(0, at::tensor(rows, at::kLong));
     data.anchor.name = "anchor set (" + config.anchor + ")";
-    data.anchor.images = to_model_space(pixels);
+    data.anchor.images = data::to_model_space(pixels);
     data.anchor.masks = at::ones({pixels.size(0), 1, pixels.size(2), pixels.size(3)});
     data.anchor.captions.assign(rows.size(), anchor_caption);
     data.target_captions = {"{" + class_caption(target) + "|" + classes[target] + "}"};
   }
   unlearn::limit_retain(data, config.retain_limit);
   return data;
+}
+
+std::vector<int64_t> parse_forget_pieces(const std::string& text, const std::string& where) {
+  std::vector<int64_t> pieces;
+  if (text == "all" || text.empty()) return pieces;
+  for (const std::string& item : comma_list(text)) {
+    int64_t piece = -1;
+    const auto parsed = std::from_chars(item.data(), item.data() + item.size(), piece);
+    check(parsed.ec == std::errc() && parsed.ptr == item.data() + item.size() && piece >= 0 && piece < 10, where,
+          ": expected 'all' or a comma-separated list of pieces 0..9, got '", text, "'");
+    pieces.push_back(piece);
+  }
+  check(!pieces.empty(), where, ": expected 'all' or a comma-separated list of pieces 0..9, got '", text, "'");
+  return pieces;
+}
+
+std::vector<std::string> anchor_names() {
+  std::vector<std::string> names = data::fashion_mnist_classes();
+  for (const char* superclass : {"top", "bottom", "onepiece", "footwear", "accessory"}) names.push_back(superclass);
+  return names;
 }
 
 }  // namespace lethe::bench

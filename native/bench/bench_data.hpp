@@ -11,4 +11,12 @@ namespace lethe::bench {
 // superclass), and the retain set (retain_limit applied).
 unlearn::TaskData bench_task_data(const unlearn::DataConfig& config);
 
+// "all" (or empty) -> {} (every piece); "0, 3,7" -> {0, 3, 7}. Anything else is an error
+// naming `where`.
+std::vector<int64_t> parse_forget_pieces(const std::string& text, const std::string& where);
+
+// The class names and the superclasses (top, bottom, onepiece, footwear, accessory): the
+// anchors a concept can become.
+std::vector<std::string> anchor_names();
+
 }  // namespace lethe::bench

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "core/error.hpp"
+#include "data/image.hpp"
 #include "core/runtime.hpp"
 #include "data/batching.hpp"
 #include "data/idx.hpp"
@@ -10,6 +11,7 @@
 #include "io/hash.hpp"
 #include "io/json_config.hpp"
 #include "io/safetensors.hpp"
+#include "models/unet_memory.hpp"
 
 #include <chrono>
 #include <cmath>
@@ -21,7 +23,7 @@ std::filesystem::path bench_model_dir() { return resource_dir() / "models" / "be
 
 eval::EvalData bench_eval_data(const FashionBench& bench, int64_t retain_probes, uint64_t seed) {
   eval::EvalData data;
-  data.forget_images = to_pixels(bench.forget.images);
+  data.forget_images = data::to_pixels(bench.forget.images);
   data.forget_captions = bench.forget.captions;
   for (int64_t label = 0; label < static_cast<int64_t>(data::fashion_mnist_classes().size()); ++label) {
     data.class_captions.push_back(class_caption(label));
@@ -34,7 +36,7 @@ eval::EvalData bench_eval_data(const FashionBench& bench, int64_t retain_probes,
   const int64_t count = std::min<int64_t>(std::max<int64_t>(retain_probes, 2000), bench.train_clean.size());
   for (int64_t i = 0; i < count; ++i) picks.push_back(order[i]);
   at::Tensor index = at::tensor(picks, at::kLong);
-  data.retain_images = to_pixels(bench.train_clean.images.index_select(0, index));
+  data.retain_images = data::to_pixels(bench.train_clean.images.index_select(0, index));
   for (int64_t i : picks) {
     const std::string& variants = bench.train_clean.captions[i];
     data.retain_captions.push_back(class_caption(label_of_caption(variants)));
@@ -186,6 +188,17 @@ nlohmann::json evaluate_on_bench(const std::vector<NamedModel>& models, const st
   for (auto& result : results) views.push_back(result.get());
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return eval::write_report(out, evaluator, views, seconds, {{"model_files", files}, {"cached_evaluations", cache_use}});
+}
+
+eval::EvalConfig fit_to_memory(eval::EvalConfig config, const std::vector<NamedModel>& models, const std::string& where) {
+  check(!models.empty(), where, ": expected at least one model to evaluate");
+  const auto& unet = models.front().model->unet()->config();
+  const int64_t samples =
+      static_cast<int64_t>(models.size()) * 10 * (config.samples_per_forget_caption + config.samples_per_class);
+  config.sampling.batch_size =
+      models::sampling_batch_that_fits(unet, samples, unet.in_channels, 28, 28, config.sampling.guidance != 1.0,
+                                       config.sampling.batch_size, available_memory_bytes(), where);
+  return config;
 }
 
 }  // namespace lethe::bench

@@ -36,6 +36,11 @@ struct NamedModel {
   std::shared_ptr<models::DiffusionModel> model;
 };
 
+// The config with its sampling batch lowered so that every model's samples (10 forget
+// captions and 10 class prompts at 28x28, all kept for the report) fit in the memory there
+// is; a run that cannot fit is refused before sampling, naming `where` (the settings).
+eval::EvalConfig fit_to_memory(eval::EvalConfig config, const std::vector<NamedModel>& models, const std::string& where);
+
 // Evaluates models on the bench (the first is the evaluated one; optional "baseline" and
 // "reference" entries add normalized SSCD and the direction score), writes report.json and
 // report.png into `out` and returns the report. descriptor / classifier default to the

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include "core/error.hpp"
+#include "data/image.hpp"
 #include "data/batching.hpp"
 #include "data/idx.hpp"
 #include "io/hash.hpp"
@@ -98,15 +99,12 @@ at::Tensor apply_artist_style(const at::Tensor& images) {
   return at::maximum(styled, mark.view({1, 1, height, width})).clamp(0.0, 1.0);
 }
 
-at::Tensor to_model_space(const at::Tensor& pixels) { return pixels * 2.0 - 1.0; }
-at::Tensor to_pixels(const at::Tensor& model_space) { return ((model_space + 1.0) * 0.5).clamp(0.0, 1.0); }
-
 namespace {
 
 unlearn::ExampleSet make_set(const std::string& name, const at::Tensor& pixels, std::vector<std::string> captions) {
   unlearn::ExampleSet set;
   set.name = name;
-  set.images = to_model_space(pixels).contiguous();
+  set.images = data::to_model_space(pixels).contiguous();
   set.masks = at::ones({pixels.size(0), 1, pixels.size(2), pixels.size(3)});
   set.captions = std::move(captions);
   set.validate();

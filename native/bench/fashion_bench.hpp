@@ -66,8 +66,4 @@ struct FashionBench {
 // Builds the bench. Model-space images are in [-1, 1]. Errors say how to install the data.
 FashionBench build_fashion_bench(const BenchConfig& config = {});
 
-// Pixel [0, 1] <-> model space [-1, 1].
-at::Tensor to_model_space(const at::Tensor& pixels);
-at::Tensor to_pixels(const at::Tensor& model_space);
-
 }  // namespace lethe::bench

@@ -63,9 +63,7 @@ void add_eval_command(CLI::App& app) {
     }
     auto report = bench::evaluate_on_bench(entries, out, config, descriptor, classifier, terminal_progress("eval"));
     std::cout << "report: " << (out / "report.json").string() << "\npicture: " << (out / "report.png").string() << "\n";
-    for (const auto& [name, metrics] : report["models"].items())
-      std::cout << name << ": memorization_rate " << metrics["memorization_rate"] << ", fid " << metrics["fid"]
-                << ", class_accuracy " << metrics["class_accuracy"] << "\n";
+    std::cout << eval::report_summary(report);
     return 0;
   });
 }

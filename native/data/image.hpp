@@ -24,6 +24,10 @@ std::string encode_png(const at::Tensor& image);
 // Writes a PNG atomically.
 void write_png(const std::filesystem::path& path, const at::Tensor& image, io::WriteMode mode = io::WriteMode::replace);
 
+// Pixels [0, 1] <-> model space [-1, 1] (the native models' image range); to_pixels clamps.
+at::Tensor to_model_space(const at::Tensor& pixels);
+at::Tensor to_pixels(const at::Tensor& model_space);
+
 // Extensions read as images (lower case, with the dot).
 bool is_image_extension(const std::string& extension);
 

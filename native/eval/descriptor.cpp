@@ -140,4 +140,9 @@ std::shared_ptr<Descriptor> named_descriptor(const std::string& name, const std:
                   named().empty() ? "none (connect a descriptor loaded from a file)" : join(named_descriptor_names())));
 }
 
+std::shared_ptr<Descriptor> default_descriptor(const std::string& where) {
+  check(!named().empty(), where, ": no descriptor given and none is built in; connect Lethe Load SSCD Descriptor");
+  return named().front().second();
+}
+
 }  // namespace lethe::eval

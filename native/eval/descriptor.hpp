@@ -45,6 +45,8 @@ void register_named_descriptor(const std::string& name, std::function<std::share
 std::vector<std::string> named_descriptor_names();
 // The named descriptor; an unknown name is an error naming `where` and the known names.
 std::shared_ptr<Descriptor> named_descriptor(const std::string& name, const std::string& where);
+// The first named descriptor (the default when none is given); none registered is an error naming `where`.
+std::shared_ptr<Descriptor> default_descriptor(const std::string& where);
 
 // Embeds in batches under inference mode. [N, C, H, W] -> [N, D]
 at::Tensor embed_batched(Descriptor& descriptor, const at::Tensor& images, int64_t batch_size = 64);

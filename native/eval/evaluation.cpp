@@ -6,6 +6,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "core/error.hpp"
+#include "data/image.hpp"
 #include "eval/fid.hpp"
 #include "eval/sscd_metrics.hpp"
 
@@ -26,8 +27,6 @@ void EvalConfig::validate(const std::string& where) const {
 
 namespace {
 
-at::Tensor to_model(const at::Tensor& pixels) { return pixels * 2.0 - 1.0; }
-at::Tensor to_pixels(const at::Tensor& model) { return ((model + 1.0) * 0.5).clamp(0.0, 1.0); }
 
 // Classifier features and predictions in batches. pixels [N, C, H, W] -> ([N, F], [N])
 std::pair<at::Tensor, at::Tensor> classify_all(models::ClassifierImpl& classifier, const at::Tensor& pixels) {
@@ -85,7 +84,7 @@ ModelEvaluation Evaluator::evaluate(models::DiffusionModel& model, const std::st
   const int64_t per_caption = config_.samples_per_forget_caption;
   const int64_t forget_count = data_.forget_images.size(0);
   at::Tensor context = model.context_for(repeat_each(data_.forget_captions, per_caption));
-  result.forget_samples = to_pixels(diffusion::sample(model, model.schedule(), context, uncond, shape, config_.sampling,
+  result.forget_samples = data::to_pixels(diffusion::sample(model, model.schedule(), context, uncond, shape, config_.sampling,
                                                       {}, stage("forget captions")));
   result.forget_descriptors = embed_batched(*descriptor_, result.forget_samples);
   at::Tensor assigned = at::arange(forget_count, at::kLong).repeat_interleave(per_caption);
@@ -106,7 +105,7 @@ ModelEvaluation Evaluator::evaluate(models::DiffusionModel& model, const std::st
   at::Tensor class_context = model.context_for(repeat_each(data_.class_captions, per_class));
   diffusion::SamplingOptions class_sampling = config_.sampling;
   class_sampling.seed = config_.sampling.seed + 1000003;
-  result.class_samples = to_pixels(diffusion::sample(model, model.schedule(), class_context, uncond, shape, class_sampling,
+  result.class_samples = data::to_pixels(diffusion::sample(model, model.schedule(), class_context, uncond, shape, class_sampling,
                                                      {}, stage("class prompts")));
   auto [features, predictions] = classify_all(*classifier_, result.class_samples);
   result.class_predictions = predictions;
@@ -129,14 +128,14 @@ ModelEvaluation Evaluator::evaluate(models::DiffusionModel& model, const std::st
   diffusion::SamplingOptions probe = config_.sampling;
   probe.start_timestep = config_.probe_timestep;
   probe.seed = config_.sampling.seed + 2000003;
-  at::Tensor forget_probe = to_pixels(diffusion::sample(model, model.schedule(), model.context_for(data_.forget_captions),
-                                                        uncond, shape, probe, to_model(data_.forget_images)));
+  at::Tensor forget_probe = data::to_pixels(diffusion::sample(model, model.schedule(), model.context_for(data_.forget_captions),
+                                                        uncond, shape, probe, data::to_model_space(data_.forget_images)));
   m["forget_probe_sscd"] =
       (embed_batched(*descriptor_, forget_probe) * forget_descriptors_).sum(1).mean().item<double>();
   const int64_t retain_count = std::min<int64_t>(config_.retain_probes, data_.retain_images.size(0));
   std::vector<std::string> retain_captions(data_.retain_captions.begin(), data_.retain_captions.begin() + retain_count);
-  at::Tensor retain_probe = to_pixels(diffusion::sample(model, model.schedule(), model.context_for(retain_captions), uncond,
-                                                        shape, probe, to_model(data_.retain_images.narrow(0, 0, retain_count))));
+  at::Tensor retain_probe = data::to_pixels(diffusion::sample(model, model.schedule(), model.context_for(retain_captions), uncond,
+                                                        shape, probe, data::to_model_space(data_.retain_images.narrow(0, 0, retain_count))));
   m["retain_probe_sscd"] = (embed_batched(*descriptor_, retain_probe) * retain_descriptors_.narrow(0, 0, retain_count))
                                .sum(1)
                                .mean()
@@ -145,7 +144,7 @@ ModelEvaluation Evaluator::evaluate(models::DiffusionModel& model, const std::st
   // Likelihood proxy: the denoising loss at fixed timesteps with fixed noise.
   auto denoising_loss = [&](const at::Tensor& pixels, const std::vector<std::string>& captions) {
     at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(config_.sampling.seed + 3000017);
-    at::Tensor x0 = to_model(pixels);
+    at::Tensor x0 = data::to_model_space(pixels);
     at::Tensor ctx = model.context_for(captions);
     double total = 0;
     for (int64_t t : config_.loss_timesteps) {

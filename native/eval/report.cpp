@@ -187,4 +187,28 @@ nlohmann::json write_report(const std::filesystem::path& directory, const Evalua
   return report;
 }
 
+std::string report_summary(const nlohmann::json& report) {
+  std::string summary;
+  for (const auto& [name, metrics] : report.at("models").items())
+    summary += str(name, ": memorization_rate ", metrics["memorization_rate"].dump(), ", fid ", metrics["fid"].dump(),
+                   ", class_accuracy ", metrics["class_accuracy"].dump(), "\n");
+  return summary;
+}
+
+std::string before_after_line(const nlohmann::json& report) {
+  const auto& models = report.at("models");
+  if (!models.contains("baseline")) return "";
+  auto fixed = [](const nlohmann::json& value) {
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.2f", value.get<double>());
+    return std::string(text);
+  };
+  const auto &before = models["baseline"], &after = models["evaluated"];
+  std::string line = str("before -> after: memorization rate ", fixed(before["memorization_rate"]), " -> ",
+                         fixed(after["memorization_rate"]), ", FID ", fixed(before["fid"]), " -> ", fixed(after["fid"]));
+  if (models.contains("reference"))
+    line += str(" (retrained: ", fixed(models["reference"]["memorization_rate"]), ", ", fixed(models["reference"]["fid"]), ")");
+  return line;
+}
+
 }  // namespace lethe::eval

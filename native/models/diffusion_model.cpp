@@ -87,6 +87,13 @@ void DiffusionModel::save(const std::filesystem::path& path, const io::Metadata&
   io::save_safetensors(path, weights(), all, mode);
 }
 
+void DiffusionModel::save_with_provenance(const std::filesystem::path& path) const {
+  io::Metadata metadata = source_metadata;
+  for (const auto& key : {"lethe.format", "lethe.unet_config", "lethe.text_encoder_config", "lethe.schedule"})
+    metadata.erase(key);
+  save(path, metadata, io::WriteMode::exclusive);
+}
+
 std::string DiffusionModel::weights_sha256() const {
   io::Sha256 hash;
   for (const auto& [key, value] : format_metadata()) {

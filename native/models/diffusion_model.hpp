@@ -39,6 +39,9 @@ class DiffusionModel : public Denoiser {
   // format keys. Adapters are not saved here (see lora.hpp); merge or save them separately.
   void save(const std::filesystem::path& path, const io::Metadata& metadata = {},
             io::WriteMode mode = io::WriteMode::replace) const;
+  // Saves exclusively with its provenance: source_metadata (objective, selections, steps, seed,
+  // source hash) with the format keys replaced by this model's own.
+  void save_with_provenance(const std::filesystem::path& path) const;
 
   at::Tensor predict(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& context) override;
   std::string prediction_type() const override { return schedule_.prediction_type; }

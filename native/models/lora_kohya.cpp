@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "core/error.hpp"
+#include "io/safetensors.hpp"
+#include "models/lora.hpp"
 
 namespace lethe::models {
 
@@ -153,6 +155,20 @@ std::map<std::string, at::Tensor> from_kohya(const std::map<std::string, at::Ten
                     "); the LoRA was made for another model or other target modules"));
   }
   return out;
+}
+
+std::map<std::string, at::Tensor> kohya_file_weight_deltas(const std::filesystem::path& file, const UNetConfig& config,
+                                                           const std::string& where) {
+  const ShapeTable shapes = unet_shape_table(config);
+  std::vector<std::string> paths;
+  for (const auto& [key, shape] : shapes)
+    if (shape.size() >= 2 && key.size() > 7 && key.compare(key.size() - 7, 7, ".weight") == 0)
+      paths.push_back(key.substr(0, key.size() - 7));
+  io::SafetensorsFile tensors = io::SafetensorsFile::open(file);
+  std::map<std::string, at::Tensor> deltas;
+  for (auto& [key, delta] : lora_weight_deltas(from_kohya(tensors.tensors(), config, paths, where), where))
+    deltas["diffusion_model." + key] = delta.reshape(shapes.at(key));  // [out, in, ...]
+  return deltas;
 }
 
 }  // namespace lethe::models

@@ -5,6 +5,7 @@
 // Lethe's own adapter names are LDM module paths; this maps between the two.
 #pragma once
 
+#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
@@ -32,5 +33,11 @@ std::map<std::string, at::Tensor> to_kohya(const std::map<std::string, at::Tenso
 // cannot place are an error that names them.
 std::map<std::string, at::Tensor> from_kohya(const std::map<std::string, at::Tensor>& tensors, const UNetConfig& config,
                                              const std::vector<std::string>& ldm_paths, const std::string& where);
+
+// Full-weight deltas (scale * up @ down, each in its weight's shape) of a kohya LoRA file for a
+// UNet of `config`, keyed "diffusion_model.<ldm path>.weight" (ComfyUI's SD1.x/2.x model
+// state-dict keys, what ModelPatcher.add_patches takes). Errors name `where`.
+std::map<std::string, at::Tensor> kohya_file_weight_deltas(const std::filesystem::path& file, const UNetConfig& config,
+                                                           const std::string& where);
 
 }  // namespace lethe::models

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "core/error.hpp"
+#include "data/image.hpp"
 
 namespace lethe::unlearn {
 
@@ -70,6 +71,27 @@ ExampleBatch ExampleSet::batch(const std::vector<int64_t>& indices) const {
                                          : contexts.index_select(0, index.to(contexts.device()));
   }
   return out;
+}
+
+ExampleSet example_set_from_images(const data::ImageSet& images, const std::string& name) {
+  ExampleSet set;
+  set.name = name;
+  set.images = data::to_model_space(images.images);  // [N, C, H, W]
+  set.masks = images.masks;
+  set.captions = images.captions;
+  set.names = images.names;
+  return set;
+}
+
+at::Tensor spatial_masks(const at::Tensor& mask, int64_t count, int64_t height, int64_t width, const std::string& where) {
+  at::Tensor masks = mask.to(at::kFloat);
+  if (masks.dim() == 2) masks = masks.unsqueeze(0);  // [H, W] -> [1, H, W]
+  check(masks.dim() == 3 && (masks.size(0) == count || masks.size(0) == 1) && masks.size(1) % height == 0 &&
+            masks.size(2) % width == 0 && masks.size(1) / height == masks.size(2) / width,
+        where, ": expected MASK [", count, " or 1, H, W] with H x W = ", height, "x", width,
+        " or a whole multiple of it, got ", mask.sizes());
+  masks = at::adaptive_avg_pool2d(masks.unsqueeze(1), {height, width});  // [B, 1, H, W] -> [B, 1, height, width]
+  return masks.expand({count, 1, height, width}).contiguous();
 }
 
 }  // namespace lethe::unlearn

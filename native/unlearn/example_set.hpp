@@ -9,6 +9,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "data/image_folder.hpp"
+
 namespace lethe::unlearn {
 
 struct ExampleBatch {
@@ -44,5 +46,14 @@ struct ExampleSet {
   // none); the error names the set, how many lack one and the first file.
   void check_captions() const;
 };
+
+// Images loaded from a folder (pixels in [0, 1]) as a set in model space [-1, 1], with their
+// masks, captions and file names; `name` is the set's name in messages.
+ExampleSet example_set_from_images(const data::ImageSet& images, const std::string& name);
+
+// Spatial masks for `count` examples of height x width from a ComfyUI MASK [B or 1, H, W]
+// (or [H, W]), 1 = forget. H x W is height x width or a whole multiple of it (an image-size
+// mask for latents: each cell averages its block). -> [count, 1, height, width]
+at::Tensor spatial_masks(const at::Tensor& mask, int64_t count, int64_t height, int64_t width, const std::string& where);
 
 }  // namespace lethe::unlearn

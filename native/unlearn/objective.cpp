@@ -20,19 +20,24 @@ std::map<std::string, Entry>& objective_registry() {
   return registry;
 }
 
+std::vector<std::string> registered_objective_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, entry] : objective_registry()) names.push_back(name);
+  return names;
+}
+
 }  // namespace
 
 void register_objective(const std::string& name, const std::string& description, ObjectiveFactory factory) {
   auto& registry = objective_registry();
   check(!registry.count(name), "objective '", name, "' is registered twice; known objectives: ",
-        join(objective_names()));
+        join(registered_objective_names()));
   registry.emplace(name, Entry{description, std::move(factory)});
 }
 
 std::vector<std::string> objective_names() {
-  std::vector<std::string> names;
-  for (const auto& [name, entry] : objective_registry()) names.push_back(name);
-  return names;
+  register_builtin_objectives();
+  return registered_objective_names();
 }
 
 std::string objective_description(const std::string& name) {

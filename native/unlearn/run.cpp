@@ -48,21 +48,12 @@ ExampleSet folder_set(const std::string& folder, const std::string& role, const 
   options.channels = static_cast<int>(model.unet()->config().in_channels);
   options.resize = resize;
   data::ImageSet images = data::load_image_folder(folder, options);
-  ExampleSet set;
-  set.name = str(role, " '", folder, "'");
-  set.images = images.images * 2.0 - 1.0;
-  set.masks = images.masks;
-  set.captions = images.captions;
-  set.names = images.names;
+  ExampleSet set = example_set_from_images(images, str(role, " '", folder, "'"));
   set.captions_optional = captions_optional || !model.has_text_encoder();  // an unconditional model reads none
   set.validate();
   set.check_captions();
   return set;
 }
-
-}  // namespace
-
-namespace {
 
 }  // namespace
 

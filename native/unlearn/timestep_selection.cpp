@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include "core/error.hpp"
+#include "draw/canvas.hpp"
 
 namespace lethe::unlearn {
 
@@ -54,6 +55,14 @@ at::Tensor TimestepSelection::weight(const at::Tensor& t) const {
 
 bool TimestepSelection::is_full_range() const {
   return config_.t_min == 0 && config_.t_max == num_timesteps_ && config_.weighting == "uniform";
+}
+
+at::Tensor TimestepSelection::draw_weights() const {
+  const at::Tensor weights = table_.to(at::kDouble).contiguous();  // [T]
+  std::vector<double> values(weights.data_ptr<double>(), weights.data_ptr<double>() + weights.numel());
+  draw::Canvas canvas(520, 260);
+  draw::draw_line_chart(canvas, {6, 6, 508, 248}, "forget weight m(t)", {{"m(t)", values, {}}}, "t");
+  return canvas.tensor().unsqueeze(0);  // [1, 3, 260, 520]
 }
 
 }  // namespace lethe::unlearn

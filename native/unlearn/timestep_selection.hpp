@@ -42,6 +42,8 @@ class TimestepSelection {
   // The [T] weight table (for plots and tests).
   const at::Tensor& table() const { return table_; }
   bool is_full_range() const;
+  // The weight table as a line chart (the selection node's preview), [1, 3, H, W] in [0, 1].
+  at::Tensor draw_weights() const;
 
  private:
   TimestepSelectionConfig config_;

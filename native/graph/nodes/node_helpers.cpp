@@ -2,86 +2,9 @@
 
 #include <ATen/ATen.h>
 
-
 #include "core/error.hpp"
 
 namespace lethe::graph::nodes {
-
-InputSpec int_input(const std::string& name, int64_t value, int64_t min, int64_t max, const std::string& tooltip) {
-  InputSpec spec;
-  spec.name = name;
-  spec.type = "INT";
-  spec.default_value = value;
-  spec.min = static_cast<double>(min);
-  spec.max = static_cast<double>(max);
-  spec.step = 1;
-  spec.tooltip = tooltip;
-  return spec;
-}
-
-InputSpec seed_input(const std::string& name, const std::string& tooltip) {
-  InputSpec spec = int_input(name, 0, 0, 0x7FFFFFFFFFFFFFFFLL, tooltip);
-  spec.seed = true;
-  return spec;
-}
-
-InputSpec float_input(const std::string& name, double value, double min, double max, double step,
-                      const std::string& tooltip) {
-  InputSpec spec;
-  spec.name = name;
-  spec.type = "FLOAT";
-  spec.default_value = value;
-  spec.min = min;
-  spec.max = max;
-  spec.step = step;
-  spec.tooltip = tooltip;
-  return spec;
-}
-
-InputSpec string_input(const std::string& name, const std::string& value, const std::string& tooltip, bool multiline) {
-  InputSpec spec;
-  spec.name = name;
-  spec.type = "STRING";
-  spec.default_value = value;
-  spec.tooltip = tooltip;
-  spec.multiline = multiline;
-  return spec;
-}
-
-InputSpec path_input(const std::string& name, const std::string& tooltip) {
-  InputSpec spec = string_input(name, "", tooltip);
-  spec.reads_path = true;
-  return spec;
-}
-
-InputSpec bool_input(const std::string& name, bool value, const std::string& tooltip) {
-  InputSpec spec;
-  spec.name = name;
-  spec.type = "BOOLEAN";
-  spec.default_value = value;
-  spec.tooltip = tooltip;
-  return spec;
-}
-
-InputSpec combo_input(const std::string& name, const std::vector<std::string>& options, const std::string& value,
-                      const std::string& tooltip) {
-  InputSpec spec;
-  spec.name = name;
-  spec.type = "COMBO";
-  spec.options = options;
-  spec.default_value = value;
-  spec.tooltip = tooltip;
-  return spec;
-}
-
-InputSpec socket(const std::string& name, const std::string& type, const std::string& tooltip, bool required) {
-  InputSpec spec;
-  spec.name = name;
-  spec.type = type;
-  spec.tooltip = tooltip;
-  spec.required = required;
-  return spec;
-}
 
 at::Tensor to_comfy_image(const at::Tensor& pixels) {
   check(pixels.dim() == 4 && (pixels.size(1) == 1 || pixels.size(1) == 3), "expected pixels [B, 1 or 3, H, W], got ",

@@ -1,5 +1,5 @@
-// Small helpers shared by the node definitions: input spec builders, ComfyUI layout
-// conversions, and the Lethe object types that travel between nodes.
+// Small helpers shared by the node functions: ComfyUI layout conversions, and the Lethe
+// object types that travel between nodes.
 #pragma once
 
 #include <filesystem>
@@ -14,19 +14,6 @@
 #include "unlearn/example_set.hpp"
 
 namespace lethe::graph::nodes {
-
-InputSpec int_input(const std::string& name, int64_t value, int64_t min, int64_t max, const std::string& tooltip);
-InputSpec seed_input(const std::string& name, const std::string& tooltip);
-InputSpec float_input(const std::string& name, double value, double min, double max, double step,
-                      const std::string& tooltip);
-InputSpec string_input(const std::string& name, const std::string& value, const std::string& tooltip,
-                       bool multiline = false);
-// A STRING widget naming a file or folder the node reads (empty by default).
-InputSpec path_input(const std::string& name, const std::string& tooltip);
-InputSpec bool_input(const std::string& name, bool value, const std::string& tooltip);
-InputSpec combo_input(const std::string& name, const std::vector<std::string>& options, const std::string& value,
-                      const std::string& tooltip);
-InputSpec socket(const std::string& name, const std::string& type, const std::string& tooltip, bool required = true);
 
 // ComfyUI IMAGE [B, H, W, 3] <-> Lethe pixels [B, C, H, W] in [0, 1]. Grayscale is repeated
 // to 3 channels on the way out and converted to luma on the way in when `channels` is 1.
