@@ -18,15 +18,16 @@ struct NpoConfig {
   double beta = 0.1;
   double beta_k = 2500.0;      // beta * k, the ELBO-surrogate scale (project choice, docs/methods.md §4.2)
   double retain_weight = 0.0;  // > 0 adds retain_weight * mean_B e_theta(retain) (NPO+RT)
+  void validate(const std::string& where) const {
+    check(beta > 0, where, ".beta: expected > 0, got ", beta);
+    check(beta_k > 0, where, ".beta_k: expected > 0, got ", beta_k);
+    check(retain_weight >= 0, where, ".retain_weight: expected >= 0, got ", retain_weight);
+  }
   template <typename V>
   void visit(V& v) {
     v("beta", beta);
     v("beta_k", beta_k);
     v("retain_weight", retain_weight);
-  }
-  void validate(const std::string& where) const {
-    check(beta > 0 && beta_k > 0, where, ": beta and beta_k must be > 0");
-    check(retain_weight >= 0, where, ".retain_weight: expected >= 0, got ", retain_weight);
   }
 };
 
