@@ -5,6 +5,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/progress_bar.hpp"
+#include "cli/set_override.hpp"
 #include "core/error.hpp"
 #include "core/runtime.hpp"
 #include "graph/executor.hpp"
@@ -40,6 +41,28 @@ std::string markdown_node_list() {
   return out;
 }
 
+// Applies a --set override NODE_ID.INPUT=VALUE to the graph. Errors name the node and list
+// the node ids or the node's inputs.
+void apply_override(graph::ApiGraph& graph, const std::string& assignment) {
+  SetOverride given = parse_set_override(assignment, "NODE_ID.INPUT=VALUE");
+  const auto dot = given.key.find('.');
+  check(dot != std::string::npos, "--set expects NODE_ID.INPUT=VALUE, got '", assignment, "'");
+  const std::string id = given.key.substr(0, dot), input = given.key.substr(dot + 1);
+  auto found = graph.nodes.find(id);
+  std::vector<std::string> ids;
+  for (const auto& [node_id, node] : graph.nodes) ids.push_back(node_id);
+  check(found != graph.nodes.end(), "--set ", assignment, ": no node with id ", id, " (node ids: ", join(ids), ")");
+  if (graph::has_node(found->second.class_type)) {
+    const graph::NodeSchema& schema = graph::node_schema(found->second.class_type);
+    std::vector<std::string> names;
+    for (const auto& spec : schema.inputs) names.push_back(spec.name);
+    check(schema.input(input) != nullptr, "--set ", assignment, ": node ", id, " (", found->second.class_type,
+          ") has no input '", input, "'; inputs: ", join(names));
+    if (schema.input(input)->type == "STRING" && !given.value.is_string()) given.value = given.text;
+  }
+  found->second.inputs[input] = given.value;
+}
+
 }  // namespace
 
 void add_graph_commands(CLI::App& app) {
@@ -67,7 +90,7 @@ void add_graph_commands(CLI::App& app) {
     } else {
       check(!workflow->empty(), "lethe run: give a workflow .json (or --resume RUN_FOLDER)");
       graph::ApiGraph graph = graph::parse_workflow(io::read_json_file(*workflow), *workflow);
-      for (const auto& assignment : *overrides) graph::apply_override(graph, assignment);
+      for (const auto& assignment : *overrides) apply_override(graph, assignment);
       options.run_directory =
           out->empty() ? io::claim_numbered_folder("out", std::filesystem::path(*workflow).stem().string() + "-" + timestamp())
                        : std::filesystem::path(*out);

@@ -4,6 +4,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/progress_bar.hpp"
+#include "cli/set_override.hpp"
 #include "core/error.hpp"
 #include "unlearn/run.hpp"
 
@@ -11,24 +12,16 @@ namespace lethe::cli {
 
 namespace {
 
-// Applies "a.b.c=value" overrides (value parsed as JSON, else taken as a string).
+// Applies a --set override to the config: "a.b.c=value" sets config["a"]["b"]["c"].
 void apply_override(nlohmann::json& config, const std::string& assignment) {
-  const auto equals = assignment.find('=');
-  check(equals != std::string::npos, "--set expects key=value, got '", assignment, "'");
-  const std::string path = assignment.substr(0, equals), text = assignment.substr(equals + 1);
-  nlohmann::json value;
-  try {
-    value = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception&) {
-    value = text;
-  }
+  const SetOverride given = parse_set_override(assignment, "key=value");
   nlohmann::json* node = &config;
   size_t start = 0;
   while (true) {
-    const size_t dot = path.find('.', start);
-    const std::string key = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    const size_t dot = given.key.find('.', start);
+    const std::string key = given.key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     if (dot == std::string::npos) {
-      (*node)[key] = value;
+      (*node)[key] = given.value;
       break;
     }
     node = &(*node)[key];

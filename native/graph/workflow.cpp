@@ -252,32 +252,4 @@ json to_api_json(const ApiGraph& graph) {
   return out;
 }
 
-void apply_override(ApiGraph& graph, const std::string& assignment) {
-  const auto equals = assignment.find('=');
-  const auto dot = assignment.find('.');
-  check(equals != std::string::npos && dot != std::string::npos && dot < equals,
-        "--set expects NODE_ID.INPUT=VALUE, got '", assignment, "'");
-  const std::string id = assignment.substr(0, dot), input = assignment.substr(dot + 1, equals - dot - 1);
-  const std::string text = assignment.substr(equals + 1);
-  auto found = graph.nodes.find(id);
-  std::vector<std::string> ids;
-  for (const auto& [node_id, node] : graph.nodes) ids.push_back(node_id);
-  check(found != graph.nodes.end(), "--set ", assignment, ": no node with id ", id, " (node ids: ", join(ids), ")");
-  json value;
-  try {
-    value = json::parse(text);
-  } catch (const json::exception&) {
-    value = text;
-  }
-  if (has_node(found->second.class_type)) {
-    const NodeSchema& schema = node_schema(found->second.class_type);
-    std::vector<std::string> names;
-    for (const auto& spec : schema.inputs) names.push_back(spec.name);
-    check(schema.input(input) != nullptr, "--set ", assignment, ": node ", id, " (", found->second.class_type,
-          ") has no input '", input, "'; inputs: ", join(names));
-    if (schema.input(input)->type == "STRING" && !value.is_string()) value = text;
-  }
-  found->second.inputs[input] = value;
-}
-
 }  // namespace lethe::graph

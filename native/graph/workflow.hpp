@@ -34,7 +34,4 @@ ApiGraph parse_workflow(const nlohmann::json& document, const std::string& where
 // The API-format JSON of a graph ({"id": {"class_type", "inputs", "_meta": {"title"}}}).
 nlohmann::json to_api_json(const ApiGraph& graph);
 
-// Sets NODE_ID.INPUT = value (JSON text, or a plain string). Errors name the node.
-void apply_override(ApiGraph& graph, const std::string& assignment);
-
 }  // namespace lethe::graph

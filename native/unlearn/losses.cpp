@@ -9,6 +9,11 @@
 
 namespace lethe::unlearn {
 
+at::Tensor denoising_error(const at::Tensor& prediction, const at::Tensor& target, ErrorReduction reduction) {
+  at::Tensor squared = (prediction.to(at::kFloat) - target).pow(2).flatten(1);  // [B, d]
+  return reduction == ErrorReduction::sum ? squared.sum(1) : squared.mean(1);
+}
+
 std::pair<at::Tensor, at::Tensor> siss_weights(const at::Tensor& m, const at::Tensor& x, const at::Tensor& a,
                                                const at::Tensor& gamma, const at::Tensor& sigma, double lambda) {
   check(lambda > 0 && lambda < 1, "SISS: lambda must be in (0, 1), got ", lambda);
@@ -34,7 +39,7 @@ SissTerms siss_losses(const at::Tensor& prediction_x, const at::Tensor& predicti
   std::tie(terms.weight_x, terms.weight_a) = siss_weights(m, x, a, gamma, sigma, lambda);
   at::Tensor eps_x = ((m - gamma * x) / sigma).detach();  // [B, ...]
   at::Tensor eps_a = ((m - gamma * a) / sigma).detach();
-  at::Tensor retain_error = (prediction_x.to(at::kFloat) - eps_x).pow(2).flatten(1).sum(1);    // [B]
+  at::Tensor retain_error = denoising_error(prediction_x, eps_x, ErrorReduction::sum);  // [B]
   at::Tensor forget_error_ = forget_error(prediction_a.to(at::kFloat) - eps_a, masks, frequency);  // [B]
   terms.retain = (terms.weight_x * retain_error).mean();
   at::Tensor forget_weight = terms.weight_a * (time_weight.defined() ? time_weight.to(at::kFloat) : at::ones_like(terms.weight_a));

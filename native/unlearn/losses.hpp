@@ -14,6 +14,13 @@
 
 namespace lethe::unlearn {
 
+// How a sample's squared error is reduced over its elements: the SISS repository's sum_d, or
+// the per-element mean (comparable across image sizes).
+enum class ErrorReduction { sum, mean };
+// Per-sample squared error of a prediction (any dtype, taken as float) against a float
+// target: [B, ...] -> [B].
+at::Tensor denoising_error(const at::Tensor& prediction, const at::Tensor& target, ErrorReduction reduction);
+
 // SISS importance weights (docs/methods.md §2.1, stable log-space form), no gradient:
 // Delta = d_x - d_a with d_y = sum_d (m - gamma y)^2 / (2 sigma^2);
 // w_x = sigmoid(-(Delta + logit(lambda))) / (1 - lambda), w_a = sigmoid(Delta + logit(lambda)) / lambda.

@@ -2,7 +2,9 @@
 // the NaN/Inf guard keeping the last good checkpoint, cancel leaving a checkpoint, and the
 // learning-rate schedule.
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <map>
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -301,6 +303,30 @@ TEST(OptimizerConfig, WarmupThenCosineMatchesTheClosedForm) {
 TEST(Objectives, RegistryRejectsUnknownNamesAndKeys) {
   expect_error([] { unlearn::make_objective("sis"); }, {"unknown objective 'sis'", "denoise"});
   expect_error([] { unlearn::make_objective("denoise", {{"reductio", "mean"}}); }, {"unknown key 'reductio'", "reduction"});
+  expect_error([] { unlearn::make_objective("npo", {{"beta_k", 0}}, "run.json: objective_config"); },
+               {"run.json: objective_config.beta_k: expected > 0, got 0"});
+  EXPECT_EQ(unlearn::make_objective("naive_deletion")->config_json().at("reduction"), "sum");
+}
+
+// What each objective asks the run for: {forget, retain, anchor, reference}.
+TEST(Objectives, EachAsksForItsSetsAndTheReference) {
+  const std::map<std::string, std::array<bool, 4>> expected = {
+      {"siss", {true, true, false, false}},       {"siss_no_is", {true, true, false, false}},
+      {"neggrad", {true, false, false, false}},   {"erasediff", {true, true, false, false}},
+      {"npo", {true, false, false, true}},        {"dpo", {true, true, false, true}},
+      {"f_divergence", {false, false, true, true}}, {"denoise", {false, true, false, false}},
+      {"naive_deletion", {false, true, false, false}}};
+  unlearn::register_builtin_objectives();
+  EXPECT_EQ(expected.size(), unlearn::objective_names().size());
+  for (const auto& [name, needs] : expected) {
+    auto objective = unlearn::make_objective(name);
+    const std::array<bool, 4> got = {objective->needs_forget(), objective->needs_retain(), objective->needs_anchor(),
+                                     objective->needs_reference()};
+    EXPECT_EQ(got, needs) << name;
+  }
+  EXPECT_TRUE(unlearn::make_objective("npo", {{"retain_weight", 0.5}})->needs_retain());
+  EXPECT_TRUE(unlearn::make_objective("denoise", {{"set", "forget"}})->needs_forget());
+  EXPECT_FALSE(unlearn::make_objective("denoise", {{"set", "forget"}})->needs_retain());
 }
 
 // Retain caption dropout: about the given share of retain captions become "", the same

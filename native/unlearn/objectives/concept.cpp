@@ -5,8 +5,9 @@
 #include <ATen/ATen.h>
 
 #include "core/error.hpp"
-#include "io/json_config.hpp"
 #include "unlearn/losses.hpp"
+#include "unlearn/objectives/configured_objective.hpp"
+#include "unlearn/objectives/denoising_terms.hpp"
 #include "unlearn/objectives/registry.hpp"
 
 namespace lethe::unlearn {
@@ -37,13 +38,11 @@ struct FDivergenceConfig {
   }
 };
 
-class FDivergence : public Objective {
+class FDivergence
+    : public ConfiguredObjective<FDivergenceConfig, ObjectiveNeeds{.anchor = true, .reference = true}> {
  public:
-  explicit FDivergence(FDivergenceConfig config) : config_(std::move(config)), tau_(config_.tau) {}
-  std::string name() const override { return "f_divergence"; }
-  nlohmann::json config_json() const override { return io::to_json(config_); }
-  bool needs_reference() const override { return true; }
-  bool needs_anchor() const override { return true; }
+  FDivergence(std::string name, FDivergenceConfig config)
+      : ConfiguredObjective(std::move(name), std::move(config)), tau_(config_.tau) {}
   nlohmann::json state() const override { return {{"tau", tau_}, {"tau_fixed", tau_fixed_}}; }
   void restore(const nlohmann::json& state) override {
     tau_ = state.at("tau").get<double>();
@@ -53,31 +52,22 @@ class FDivergence : public Objective {
   LossTerms micro_step(ObjectiveContext& context) override {
     const double scale = 1.0 / static_cast<double>(context.accumulation_steps);
     ExampleBatch anchor = context.next_anchor();
-    const at::Tensor& x0 = anchor.images;
-    at::Tensor t = forget_timesteps(context, x0.size(0));
-    at::Tensor eps = context.noise_like(x0);
-    at::Tensor x_t = context.schedule->add_noise(x0, eps, t);
+    const NoisedBatch noisy = noise_batch(context, anchor.images, forget_timesteps(context, anchor.size()));
     at::Tensor c_anchor = context.context(anchor);
-    at::Tensor c_target = context.target_context(x0.size(0));
-    check(context.reference != nullptr, "f-divergence unlearning needs the frozen original model");
-    at::Tensor anchored;
-    {
-      at::NoGradGuard no_grad;
-      anchored = context.reference->predict(x_t, t, c_anchor).to(at::kFloat);  // sg(eps_Phi(x_t, t, c))
-    }
-    at::Tensor prediction = context.model->predict(x_t, t, c_target).to(at::kFloat);
-    at::Tensor error = forget_error(prediction - anchored, anchor.masks, frequency_of(context)) /
-                       static_cast<double>(elements_per_sample(x0));  // [B] mean squared gap
+    at::Tensor c_target = context.target_context(anchor.size());
+    at::Tensor anchored = reference_predict(context, noisy.x_t, noisy.t, c_anchor).to(at::kFloat);  // sg(eps_Phi(x_t, t, c))
+    at::Tensor prediction = context.model->predict(noisy.x_t, noisy.t, c_target).to(at::kFloat);
+    at::Tensor error = selected_mean_error(context, prediction, anchored, anchor.masks);  // [B] mean squared gap
     if (config_.tau_auto && !tau_fixed_) {
       tau_ = std::max(1e-12, error.detach().median().item<double>() / 4.0);
       tau_fixed_ = true;
     }
-    at::Tensor weight = forget_time_weight(context, t).to(x0.device());
+    at::Tensor weight = forget_time_weight(context, noisy.t).to(anchor.images.device());  // [B]
     at::Tensor loss = (weight * f_divergence(error, config_.divergence, tau_, config_.alpha)).mean();
     LossTerms terms = {{"divergence", loss.item<double>() * scale}, {"gap", error.mean().item<double>() * scale}};
     if (config_.preservation_weight > 0) {
-      at::Tensor preserved = context.model->predict(x_t, t, c_anchor).to(at::kFloat);
-      at::Tensor preservation = (preserved - context.schedule->training_target(x0, eps, t)).pow(2).mean();
+      at::Tensor preserved = context.model->predict(noisy.x_t, noisy.t, c_anchor).to(at::kFloat);
+      at::Tensor preservation = (preserved - noisy.target).pow(2).mean();
       loss = loss + config_.preservation_weight * preservation;
       terms["preservation"] = preservation.item<double>() * scale;
     }
@@ -87,7 +77,6 @@ class FDivergence : public Objective {
   }
 
  private:
-  FDivergenceConfig config_;
   double tau_;
   bool tau_fixed_ = false;
 };
@@ -95,11 +84,9 @@ class FDivergence : public Objective {
 }  // namespace
 
 void register_concept_objectives() {
-  register_objective("f_divergence", "concept erasure: an f-divergence (mse, kl, reverse_kl, js, hellinger, chi2, alpha) "
-                                     "between the trained model under the target and the frozen model under the anchor",
-                     [](const nlohmann::json& json, const std::string& where) {
-                       return std::make_unique<FDivergence>(io::read_config<FDivergenceConfig>(json, where));
-                     });
+  register_configured_objective<FDivergence, FDivergenceConfig>(
+      "f_divergence", "concept erasure: an f-divergence (mse, kl, reverse_kl, js, hellinger, chi2, alpha) between the "
+                      "trained model under the target and the frozen model under the anchor");
 }
 
 }  // namespace lethe::unlearn

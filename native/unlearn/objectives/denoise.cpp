@@ -5,8 +5,9 @@
 #include <ATen/ATen.h>
 
 #include "core/error.hpp"
-#include "io/json_config.hpp"
 #include "unlearn/caption_variants.hpp"
+#include "unlearn/objectives/configured_objective.hpp"
+#include "unlearn/objectives/denoising_terms.hpp"
 #include "unlearn/objectives/registry.hpp"
 
 namespace lethe::unlearn {
@@ -18,25 +19,24 @@ struct DenoiseConfig {
   std::string reduction = "mean"; // mean (over all elements) | sum (sum_d, mean over batch)
   double caption_dropout = 0.0;   // probability of training a sample with the empty caption
 
-  template <typename V>
-  void visit(V& v) {
-    v("set", set);
-    v("reduction", reduction);
-    v("caption_dropout", caption_dropout);
-  }
   void validate(const std::string& where) const {
     check(set == "retain" || set == "forget", where, ".set: expected retain or forget, got '", set, "'");
     check(reduction == "mean" || reduction == "sum", where, ".reduction: expected mean or sum, got '", reduction, "'");
     check(caption_dropout >= 0 && caption_dropout < 1, where, ".caption_dropout: expected in [0, 1), got ",
           caption_dropout);
   }
+  template <typename V>
+  void visit(V& v) {
+    v("set", set);
+    v("reduction", reduction);
+    v("caption_dropout", caption_dropout);
+  }
 };
 
-class Denoise : public Objective {
+// Needs the set it trains on, by config.
+class Denoise : public ConfiguredObjective<DenoiseConfig, ObjectiveNeeds{}> {
  public:
-  Denoise(std::string name, DenoiseConfig config) : name_(std::move(name)), config_(std::move(config)) {}
-  std::string name() const override { return name_; }
-  nlohmann::json config_json() const override { return io::to_json(config_); }
+  using ConfiguredObjective::ConfiguredObjective;
   bool needs_retain() const override { return config_.set == "retain"; }
   bool needs_forget() const override { return config_.set == "forget"; }
 
@@ -49,35 +49,27 @@ class Denoise : public Objective {
         caption.clear();
     }
     const int64_t count = batch.size();
-    at::Tensor t = context.uniform_timesteps(count);
-    at::Tensor noise = context.noise_like(batch.images);
-    at::Tensor x_t = context.schedule->add_noise(batch.images, noise, t);
-    at::Tensor target = context.schedule->training_target(batch.images, noise, t);
-    at::Tensor prediction = context.model->predict(x_t, t.to(x_t.device()), context.context(batch));  // [B, C, H, W]
-    at::Tensor squared = (prediction.to(at::kFloat) - target.to(at::kFloat)).pow(2);
+    const NoisedBatch noisy = noise_batch(context, batch.images, context.uniform_timesteps(count));
+    at::Tensor prediction =
+        context.model->predict(noisy.x_t, noisy.t.to(noisy.x_t.device()), context.context(batch));  // [B, C, H, W]
+    at::Tensor squared = (prediction.to(at::kFloat) - noisy.target.to(at::kFloat)).pow(2);
     at::Tensor loss = config_.reduction == "mean" ? squared.mean() : squared.sum() / static_cast<double>(count);
     (loss / static_cast<double>(context.accumulation_steps)).backward();
     return {{"loss", loss.item<double>() / context.accumulation_steps}};
   }
 
- private:
-  std::string name_;
-  DenoiseConfig config_;
 };
 
 }  // namespace
 
 void register_denoise_objectives() {
-  register_objective("denoise", "diffusion training on one set (mean reduction, optional caption dropout)",
-                     [](const nlohmann::json& json, const std::string& where) {
-                       return std::make_unique<Denoise>("denoise", io::read_config<DenoiseConfig>(json, where));
-                     });
-  register_objective("naive_deletion", "fine-tune on the retain set only (SISS baseline, sum_d reduction)",
-                     [](const nlohmann::json& json, const std::string& where) {
-                       DenoiseConfig defaults;
-                       defaults.reduction = "sum";
-                       return std::make_unique<Denoise>("naive_deletion", io::merge_config(defaults, json, where));
-                     });
+  register_configured_objective<Denoise, DenoiseConfig>(
+      "denoise", "diffusion training on one set (mean reduction, optional caption dropout)");
+  DenoiseConfig sum_reduction;
+  sum_reduction.reduction = "sum";
+  register_configured_objective<Denoise>("naive_deletion",
+                                         "fine-tune on the retain set only (SISS baseline, sum_d reduction)",
+                                         sum_reduction);
 }
 
 }  // namespace lethe::unlearn
