@@ -9,8 +9,8 @@
 #                        symbol is used (their load registers the CUDA backend), so a program
 #                        outside Python can use the GPU; empty for a CPU wheel
 #
-# Input: Python3_EXECUTABLE. Output: LETHE_TORCH_VERSION, LETHE_TORCH_CUDA (the wheel's CUDA
-# version, empty for CPU), LETHE_TORCH_RUNTIME_DIRS (what a program's RPATH needs).
+# Input: Python3_EXECUTABLE. Output: LETHE_TORCH_RUNTIME_DIRS, the folders a program's RPATH
+# needs (torch/lib, and a CUDA wheel's nvidia/*/lib).
 execute_process(
   COMMAND "${Python3_EXECUTABLE}" "${CMAKE_CURRENT_LIST_DIR}/torch_paths.py"
   OUTPUT_VARIABLE torch_paths ERROR_VARIABLE torch_paths_error RESULT_VARIABLE torch_paths_status)
@@ -28,8 +28,6 @@ if(NOT EXISTS "${torch_include_first}/ATen/ATen.h")
   message(FATAL_ERROR "torch ${torch_version} of ${Python3_EXECUTABLE}: no C++ headers in '${torch_include_first}' "
     "(expected ATen/ATen.h there, as a torch wheel ships it)")
 endif()
-set(LETHE_TORCH_VERSION "${torch_version}")
-set(LETHE_TORCH_CUDA "${torch_cuda}")
 
 # One library of torch's, by name, from the wheel's library folder only.
 function(lethe_torch_library variable name)
@@ -69,8 +67,7 @@ if(torch_cuda)
       "-Wl,--push-state,--no-as-needed" ${torch_c10_cuda} ${torch_cuda_library} "-Wl,--pop-state")
     list(APPEND LETHE_TORCH_RUNTIME_DIRS ${torch_nvidia_library_dirs})
   endif()
+  message(STATUS "torch ${torch_version} (a CUDA ${torch_cuda} wheel; no CUDA toolkit used) of ${Python3_EXECUTABLE}")
+else()
+  message(STATUS "torch ${torch_version} of ${Python3_EXECUTABLE}")
 endif()
-if(torch_cuda)
-  set(torch_cuda " (CUDA ${torch_cuda} wheel, no CUDA toolkit used)")
-endif()
-message(STATUS "torch ${torch_version}${torch_cuda} of ${Python3_EXECUTABLE}: ${torch_library_dirs}")
