@@ -18,7 +18,7 @@ export CCACHE_BASEDIR ?= $(CURDIR)
 export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup system-packages venv configure build stub test test-native test-python demo bench compare unlearning-check bench-models bench-check fuzz fuzz-build fuzz-smoke clean help
+.PHONY: setup system-packages venv configure build comfy stub test test-native test-python test-cuda-wheel cuda-wheel-venv demo bench compare unlearning-check bench-models bench-check fuzz fuzz-build fuzz-smoke clean help
 
 help:
 	@echo "make setup   install what is missing (apt packages, .venv with torch), configure and build"
@@ -29,6 +29,8 @@ help:
 	@echo "make bench-models  retrain the four embedded bench models and re-measure them"
 	@echo "make bench-check   measure the committed bench models (models/bench/report.json)"
 	@echo "make build   rebuild only (PYTHON=/path/to/python builds _lethe for another interpreter)"
+	@echo "make comfy PYTHON=/path/to/ComfyUI/python   the ComfyUI user's build: _lethe and lethe, no tests (build-comfy/)"
+	@echo "make test-cuda-wheel  make comfy against torch's CUDA wheel in .venv-cuda-wheel/, then the pack's tests (CI)"
 	@echo "make stub    regenerate python_bridge/_lethe.pyi, the native module's type stub"
 	@echo "make fuzz    run each libFuzzer target for FUZZ_SECONDS (default 600); crashes land in build-fuzz/findings"
 
@@ -52,13 +54,23 @@ $(VENV)/.requirements-installed: requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --no-build-isolation -r requirements-dev.txt
 	@touch $@
 
+CONFIGURE = cmake -S . -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
+
 configure: $(BUILD)/build.ninja
 $(BUILD)/build.ninja:
-	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
-	  -DPython3_EXECUTABLE=$(PYTHON) -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
+	$(CONFIGURE) -B $(BUILD) -DPython3_EXECUTABLE=$(PYTHON)
 
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
+
+# The ComfyUI user's build (README): the module and the `lethe` program against the torch of
+# ComfyUI's Python, without the tests. Configures every time, so a new PYTHON takes effect.
+COMFY_BUILD ?= $(ROOT)/build-comfy
+comfy:
+	@if [ "$(origin PYTHON)" = file ]; then \
+	  echo "make comfy: which Python is ComfyUI's? expected make comfy PYTHON=/path/to/ComfyUI/venv/bin/python"; exit 2; fi
+	$(CONFIGURE) -B $(COMFY_BUILD) -DPython3_EXECUTABLE=$(PYTHON) -DLETHE_BUILD_TESTS=OFF
+	cmake --build $(COMFY_BUILD) -j $(JOBS)
 
 test: setup
 	$(MAKE) test-native test-python fuzz-smoke
@@ -68,6 +80,33 @@ test-native:
 
 test-python:
 	$(PYTHON) -m pytest tests/python -q
+
+# The README's ComfyUI build against the CUDA torch wheel that ComfyUI users have (it runs on a
+# machine without a GPU), then the pack's tests in the mock ComfyUI against that build; CI runs it
+# after `make test`. It builds in a copy of the tree (build-cuda-wheel/lethe, the files git
+# tracks or would track), so the module it writes into python_bridge/ is not the developer's.
+CUDA_WHEEL_VENV ?= $(ROOT)/.venv-cuda-wheel
+CUDA_WHEEL_TORCH := torch==2.14.1 torchvision==0.29.1
+CUDA_WHEEL_BUILD := $(ROOT)/build-cuda-wheel
+CUDA_WHEEL_COPY := $(CUDA_WHEEL_BUILD)/lethe
+CUDA_WHEEL_TESTS := tests/python/test_comfy_pack.py tests/python/test_bridge.py
+
+cuda-wheel-venv: $(CUDA_WHEEL_VENV)/.requirements-installed
+$(CUDA_WHEEL_VENV)/.requirements-installed: requirements-dev.txt
+	@test -x $(CUDA_WHEEL_VENV)/bin/python || $(HOST_PYTHON) -m venv $(CUDA_WHEEL_VENV)
+	$(CUDA_WHEEL_VENV)/bin/pip install --quiet --no-build-isolation $(CUDA_WHEEL_TORCH) -r <(grep -v '^torch==' requirements-dev.txt)
+	@touch $@
+
+test-cuda-wheel: system-packages cuda-wheel-venv
+	@mkdir -p $(CUDA_WHEEL_COPY) && find $(CUDA_WHEEL_COPY) -mindepth 1 -maxdepth 1 ! -name build-comfy -exec rm -rf {} +
+	git ls-files -z --cached --others --exclude-standard | tar -c --null -T - | tar -x -C $(CUDA_WHEEL_COPY)
+	cd $(CUDA_WHEEL_COPY) && $(MAKE) comfy PYTHON=$(CUDA_WHEEL_VENV)/bin/python
+	cd $(CUDA_WHEEL_COPY)/python_bridge && $(CUDA_WHEEL_VENV)/bin/python -c \
+	  "import torch, _lethe; print('torch', torch.__version__, '_lethe built against', _lethe.torch_version())"
+	@! ldd $(CUDA_WHEEL_COPY)/build-comfy/lethe | grep "not found" && ldd $(CUDA_WHEEL_COPY)/build-comfy/lethe | grep -q libtorch_cuda.so \
+	  || { echo "test-cuda-wheel: build-comfy/lethe does not find libtorch_cuda and its libraries by its RPATH"; exit 1; }
+	$(CUDA_WHEEL_COPY)/build-comfy/lethe --version
+	cd $(CUDA_WHEEL_COPY) && LETHE_BUILD=$(CUDA_WHEEL_COPY)/build-comfy $(CUDA_WHEEL_VENV)/bin/python -m pytest -q $(CUDA_WHEEL_TESTS)
 
 # The main job: the quickstart workflow (SISS with time-frequency selection on the bench's
 # artist forget set, sampled, SSCD-scored and evaluated against base and retrained).
@@ -146,4 +185,4 @@ fuzz-smoke: fuzz-build
 	if [ $$status != 0 ]; then for f in $(FUZZERS); do tail -30 $(FUZZ_BUILD)/fuzz_$$f.log; done; exit 1; fi
 
 clean:
-	rm -rf $(BUILD) $(FUZZ_BUILD) python_bridge/_lethe*.so
+	rm -rf $(BUILD) $(COMFY_BUILD) $(FUZZ_BUILD) $(CUDA_WHEEL_BUILD) python_bridge/_lethe*.so

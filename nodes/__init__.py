@@ -18,7 +18,7 @@ try:
     from ..python_bridge import _lethe
 
     _IMPORT_ERROR = None
-except ImportError as error:  # keep ComfyUI starting; the placeholder node explains
+except ImportError as error:  # keep ComfyUI starting; the placeholder node says how to build it
     _lethe = None
     _IMPORT_ERROR = error
 
@@ -113,13 +113,10 @@ def _placeholder(error):
         FUNCTION = "run"
         CATEGORY = "Lethe"
         OUTPUT_NODE = True
-        DESCRIPTION = f"Lethe's native module is not built: {error}"
+        DESCRIPTION = str(error)
 
         def run(self):
-            raise RuntimeError(
-                "Lethe's native module is not built for this ComfyUI's Python/torch. In the Lethe folder run "
-                f"`make build PYTHON={os.sys.executable}` (details: {error})"
-            )
+            raise RuntimeError(str(error))
 
     return {"LetheSetupRequired": LetheSetupRequired}, {"LetheSetupRequired": "Lethe (build required)"}
 
@@ -129,7 +126,7 @@ if _lethe is not None:
     NODE_CLASS_MAPPINGS = {name: _make_class(name, schema) for name, schema in SCHEMAS.items()}
     NODE_DISPLAY_NAME_MAPPINGS = {name: schema["display_name"] for name, schema in SCHEMAS.items()}
 else:
-    print(f"[lethe] native module not available: {_IMPORT_ERROR}")
+    print(f"[lethe] {_IMPORT_ERROR}")
     SCHEMAS = {}
     NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = _placeholder(_IMPORT_ERROR)
 

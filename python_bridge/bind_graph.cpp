@@ -27,7 +27,7 @@ graph::Value to_value(const py::handle& object, const graph::InputSpec& spec, co
   if (py::isinstance<py::int_>(object)) return graph::Value::json(spec.type, object.cast<int64_t>());
   if (py::isinstance<py::float_>(object)) return graph::Value::json(spec.type, object.cast<double>());
   if (py::isinstance<py::str>(object)) return graph::Value::json(spec.type, object.cast<std::string>());
-  throw Error(str(where, ": cannot pass a Python ", std::string(py::str(object.get_type().attr("__name__"))),
+  throw Error(str(where, ": cannot pass a Python ", std::string(py::str(py::type::handle_of(object).attr("__name__"))),
                   " as ", spec.type));
 }
 

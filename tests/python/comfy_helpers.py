@@ -39,12 +39,12 @@ SMALL = {
 }
 
 
-def comfy(tmp_path, body):
-    """Runs `body` after the prelude in a fresh interpreter (cwd = the mock ComfyUI base);
-    returns the JSON object it prints on its last line."""
+def comfy(tmp_path, body, pack=ROOT):
+    """Runs `body` after the prelude (which loads the pack folder `pack`) in a fresh interpreter
+    (cwd = the mock ComfyUI base); returns the JSON object it prints on its last line."""
     base = str(tmp_path / "comfyui")
     os.makedirs(base, exist_ok=True)
-    script = PRELUDE.format(mock=MOCK, base=base, root=ROOT) + textwrap.dedent(body)
+    script = PRELUDE.format(mock=MOCK, base=base, root=pack) + textwrap.dedent(body)
     env = dict(os.environ, PYTHONPATH="")
     done = subprocess.run([sys.executable, "-c", script], cwd=base, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"

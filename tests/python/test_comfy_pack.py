@@ -9,6 +9,12 @@ widget values as the server coerces them, and Lethe's LoRA mapped as LoraLoader 
 Each test runs in a fresh interpreter (comfy() of comfy_helpers.py): ComfyUI imports the pack as
 a package named after its path, and the native module must not also be imported under its
 test-suite name there."""
+import importlib.machinery
+import os
+import platform
+import shutil
+import sys
+
 import pytest
 
 from comfy_helpers import SMALL, comfy, comfyui_unet_config, needs_bench, write_score_folder_inputs
@@ -41,6 +47,38 @@ def test_pack_loads_as_comfyui_loads_it(tmp_path):
     """.replace("{root!r}", repr(ROOT)))
     assert out["problems"] == []
     assert out["registered"] == out["schemas"] and all(n.startswith("Lethe") for n in out["schemas"])
+
+
+@pytest.mark.parametrize("module", ["missing", "unloadable"])
+def test_pack_without_a_module_for_this_python_says_how_to_build_it(tmp_path, module):
+    """Before the module is built for ComfyUI's Python (or when a stale one cannot load), ComfyUI
+    still loads the pack: one placeholder node whose message names that interpreter and its
+    version and gives the exact build command, not Python's "partially initialized module"."""
+    pack = tmp_path / "custom_nodes" / "lethe"
+    for folder in ("nodes", "python_bridge"):  # the pack's Python, without any built module
+        shutil.copytree(os.path.join(ROOT, folder), pack / folder, ignore=shutil.ignore_patterns("__pycache__", "_lethe*.so"))
+    shutil.copy(os.path.join(ROOT, "__init__.py"), pack)
+    if module == "unloadable":
+        (pack / "python_bridge" / ("_lethe" + importlib.machinery.EXTENSION_SUFFIXES[0])).write_bytes(b"not a library")
+    out = comfy(tmp_path, """
+        from nodes import NODE_CLASS_MAPPINGS as M, NODE_DISPLAY_NAME_MAPPINGS as D
+        node = M["LetheSetupRequired"]
+        try:
+            node().run()
+            ran = None
+        except RuntimeError as error:
+            ran = str(error)
+        print(json.dumps({"registered": sorted(k for k in M if k != "PreviewImage"), "display": D["LetheSetupRequired"],
+                          "description": node.DESCRIPTION, "run": ran}))
+    """, pack=str(pack))
+    assert out["registered"] == ["LetheSetupRequired"] and out["display"] == "Lethe (build required)"
+    message = out["run"]
+    assert message == out["description"]
+    assert f"this Python is {sys.executable} (Python {platform.python_version()}," in message
+    assert f"`make -C {pack} comfy PYTHON={sys.executable}`" in message
+    expected = "is not built for this Python" if module == "missing" else "could not be loaded"
+    assert expected in message
+    assert "circular import" not in message and "partially initialized" not in message and "make setup" not in message
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))

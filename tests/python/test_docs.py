@@ -15,7 +15,7 @@ def tracked_files():
     return [f for f in out + untracked if f and os.path.isfile(os.path.join(ROOT, f))]
 
 
-TEXT = (".md", ".py", ".cpp", ".hpp", ".txt", ".toml", ".json", ".cfg", ".sh", ".js")
+TEXT = (".md", ".py", ".cpp", ".hpp", ".txt", ".toml", ".json", ".cfg", ".sh", ".js", ".cmake")
 
 
 def text_files():
