@@ -38,7 +38,17 @@ function resultsWidget(node) {
   widget.options.read_only = true;
   widget.label = "results";
   if (widget.inputEl) widget.inputEl.readOnly = true;
+  widget.options.getMinHeight = () => textHeight(widget);  // the frontend's layout grows the node to it
   return widget;
+}
+
+/** The box's height for its text: rows of the textarea's (monospace) font, long lines wrapped. */
+function textHeight(widget) {
+  const element = widget.inputEl;
+  const font = parseFloat(element && globalThis.getComputedStyle?.(element).fontSize) || 10;
+  const perRow = Math.max(20, Math.floor((element?.clientWidth || 300) / (0.6 * font)));
+  const rows = String(widget.value).split("\n").reduce((n, line) => n + Math.max(1, Math.ceil(line.length / perRow)), 0);
+  return Math.max(50, Math.ceil(rows * 1.25 * font) + 8);
 }
 
 /** Shows `lines` on `node`, replacing what an earlier run showed. */

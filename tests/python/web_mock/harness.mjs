@@ -1,7 +1,7 @@
 // Loads frontend extensions the way the ComfyUI frontend (1.27.10) does, into a stand-in of its
 // node graph, and plays one node's life: registered from its /object_info definition, created,
-// executed twice (app.ts's "executed" handler calls node.onExecuted(output)), saved and reloaded.
-// The graph rules copied here are the frontend's: LGraphNode.serialize()/configure() for a
+// executed once per message (app.ts's "executed" handler calls node.onExecuted(output)), saved and reloaded.
+// The rules copied here are the frontend's: LGraphNode.serialize()/configure() for a
 // workflow's widgets_values and executionUtil.ts:graphToPrompt for the queued prompt.
 //
 // node harness.mjs <case.json>; the case names the web root (scripts/ + extensions/), the
@@ -28,24 +28,21 @@ class LGraphNode {
     return widget;
   }
 
-  addDOMWidget(name, type, element, options = {}) {
+  addDOMWidget(name, type, element, options = {}) {  // DOMWidgetImpl: its height from options.getMinHeight, else 50
     const widget = {
       type, name, element, options,
       get value() { return options.getValue?.(); },
       set value(v) { options.setValue?.(v); },
+      computeLayoutSize: () => ({ minHeight: options.getMinHeight?.() ?? 50, minWidth: 0 }),
     };
     this.widgets.push(widget);
     return widget;
   }
 
-  computeSize() {
-    let [width, height] = [200, 30];
-    for (const widget of this.widgets) {
-      const [minWidth, minHeight] = widget.options?.minNodeSize ?? [0, 20];
-      width = Math.max(width, minWidth);
-      height += minHeight + 4;
-    }
-    return [width, height];
+  computeSize() {  // LGraphNode.computeSize without slots and title: widget heights + 4 each, + 8, + 6
+    let height = 0;
+    for (const widget of this.widgets) height += (widget.computeLayoutSize?.(this).minHeight ?? 20) + 4;
+    return [200, height + 8 + 6];
   }
 
   setSize(size) { this.size = [size[0], size[1]]; }
@@ -101,6 +98,7 @@ async function registerNodeDef(nodeData) {  // app.registerNodeDef: widgets in i
         }
       }
       this.onNodeCreated?.();
+      this.setSize(this.computeSize());
     }
   }
   for (const extension of app.extensions) {
@@ -118,7 +116,7 @@ for (const nodeData of spec.definitions) {
   const NodeType = await registerNodeDef(nodeData);
   const node = new NodeType();
   const made = node.widgets.length;
-  const life = { saved_before: node.serialize(), prompt_before: promptInputs(node), runs: [] };
+  const life = { saved_before: node.serialize(), prompt_before: promptInputs(node), size_before: node.size, runs: [] };
   for (const message of spec.messages) {
     node.onExecuted?.(message);
     life.runs.push({ shown: shown(node, made), saved: node.serialize(), prompt: promptInputs(node), size: node.size });
