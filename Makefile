@@ -11,7 +11,7 @@ HOST_PYTHON ?= python3
 
 APT_PACKAGES := build-essential cmake ninja-build ccache pkg-config zlib1g-dev libssl-dev \
   libgtest-dev libgmock-dev nlohmann-json3-dev libstb-dev libcli11-dev \
-  dataset-fashion-mnist fonts-dejavu-core clang libclang-rt-14-dev
+  dataset-fashion-mnist fonts-dejavu-core clang libclang-rt-14-dev nodejs
 
 export CCACHE_DIR ?= $(HOME)/.cache/ccache
 export CCACHE_BASEDIR ?= $(CURDIR)

@@ -81,6 +81,7 @@ def _make_class(name, schema):
         result = {"result": tuple(outputs)}
         images = save_previews(ui["previews"])
         if images or ui["texts"]:
+            # web/results.js shows ui["text"] on the node: a list of str, one line each (docs/comfyui-contract.md §9)
             result["ui"] = {"images": images, "text": list(ui["texts"])}
         return result
 

@@ -8,6 +8,7 @@ import folder_paths
 NODE_CLASS_MAPPINGS = {}
 NODE_DISPLAY_NAME_MAPPINGS = {}
 LOADED_MODULE_DIRS = {}
+EXTENSION_WEB_DIRS = {}  # pack folder name -> its web folder; server.py serves it as /extensions/<name>/
 
 
 class PreviewImage:
@@ -47,7 +48,8 @@ CORE_NODES = set(NODE_CLASS_MAPPINGS)
 
 def load_custom_node(module_path):
     """As ComfyUI's nodes.py:load_custom_node for a folder: import <dir>/__init__.py as a package
-    named after its absolute path ("." → "_x_"), then register V1 mappings, core names first."""
+    named after its absolute path ("." → "_x_"), register its WEB_DIRECTORY (when set and a
+    folder) under the folder's name, then register V1 mappings, core names first."""
     module_name = os.path.basename(module_path)
     spec = importlib.util.spec_from_file_location(
         module_path.replace(".", "_x_"), os.path.join(module_path, "__init__.py")
@@ -56,6 +58,10 @@ def load_custom_node(module_path):
     sys.modules[module_path.replace(".", "_x_")] = module
     spec.loader.exec_module(module)
     LOADED_MODULE_DIRS[spec.name] = os.path.abspath(module_path)
+    if getattr(module, "WEB_DIRECTORY", None) is not None:
+        web_dir = os.path.abspath(os.path.join(module_path, module.WEB_DIRECTORY))
+        if os.path.isdir(web_dir):
+            EXTENSION_WEB_DIRS[module_name] = web_dir
     mappings = getattr(module, "NODE_CLASS_MAPPINGS", None)
     if mappings is None:
         raise RuntimeError(f"Skip {module_path} module for custom nodes due to the lack of NODE_CLASS_MAPPINGS.")
