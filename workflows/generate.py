@@ -1,13 +1,21 @@
-"""Writes Lethe's shipped workflows (ComfyUI UI format 0.4) from the node schemas.
+"""Writes Lethe's shipped workflows (ComfyUI UI format 0.4) from the node schemas, with their
+template thumbnails and the README's graph picture.
 
-The workflows are described here once (nodes, widget values, links, positions) and
+The workflows are described here once (nodes, widget values, links, grid cells) and
 serialized exactly as the ComfyUI frontend saves them: widgets_values in INPUT_TYPES order
 with the seed-control value after each seed, socket inputs with their link ids, outputs
-with their link lists. Run after changing a node's inputs:
+with their link lists. Layout: each node names a grid cell (column, row); columns are as wide
+as their widest node plus GAP_X, nodes in a column are stacked GAP_Y apart, title bars
+included, each node as large as the frontend would make it (render.frontend_min_size), so no
+two nodes overlap and every link crosses a gap. Unlearn nodes are titled by the objective wired
+into them ("Unlearn · SISS"). Run after changing a node's inputs:
 
     .venv/bin/python workflows/generate.py
 
-tests/python/test_workflows.py checks that the committed files equal this output.
+It writes workflows/<name>.json, workflows/<name>.jpg (the thumbnail ComfyUI's template browser
+asks for beside each template: /api/workflow_templates/<pack>/<name>.jpg, served from this
+folder) and workflows/quickstart.png (the README's picture). tests/python/test_workflows.py
+checks that the committed files equal this output.
 """
 import json
 import os
@@ -17,33 +25,58 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from python_bridge import _lethe  # noqa: E402
+from workflows import render  # noqa: E402
 
 SCHEMAS = json.loads(_lethe.node_schemas_json(True))
+# In ComfyUI a PreviewImage is ComfyUI's own node (the native one is the headless stand-in): its name there.
+SCHEMAS["PreviewImage"] = dict(SCHEMAS["PreviewImage"], display_name="Preview Image")
 
 
-def _core(inputs, outputs, output_names=None):
+def _core(inputs, outputs, display_name, output_names=None):
     """A ComfyUI core node's schema, as its INPUT_TYPES declares it (ComfyUI @ a125cd84, nodes.py)."""
     return {"input": {"required": dict(inputs), "optional": {}},
             "input_order": {"required": [k for k, _ in inputs], "optional": []},
-            "output": list(outputs), "output_name": list(output_names or outputs)}
+            "output": list(outputs), "output_name": list(output_names or outputs), "display_name": display_name}
 
 
 SEED = ["INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True}]
 # ComfyUI's own nodes used by the Stable Diffusion workflow (only ComfyUI runs them).
 SCHEMAS.update({
-    "CheckpointLoaderSimple": _core([("ckpt_name", [["v1-5-pruned-emaonly.safetensors"], {}])], ["MODEL", "CLIP", "VAE"]),
+    "CheckpointLoaderSimple": _core([("ckpt_name", [["v1-5-pruned-emaonly.safetensors"], {}])], ["MODEL", "CLIP", "VAE"],
+                                    "Load Checkpoint"),
     "CLIPTextEncode": _core([("text", ["STRING", {"multiline": True, "dynamicPrompts": True}]), ("clip", ["CLIP", {}])],
-                            ["CONDITIONING"]),
-    "VAEEncode": _core([("pixels", ["IMAGE", {}]), ("vae", ["VAE", {}])], ["LATENT"]),
-    "VAEDecode": _core([("samples", ["LATENT", {}]), ("vae", ["VAE", {}])], ["IMAGE"]),
+                            ["CONDITIONING"], "CLIP Text Encode (Prompt)"),
+    "VAEEncode": _core([("pixels", ["IMAGE", {}]), ("vae", ["VAE", {}])], ["LATENT"], "VAE Encode"),
+    "VAEDecode": _core([("samples", ["LATENT", {}]), ("vae", ["VAE", {}])], ["IMAGE"], "VAE Decode"),
     "EmptyLatentImage": _core([("width", ["INT", {"default": 512}]), ("height", ["INT", {"default": 512}]),
-                               ("batch_size", ["INT", {"default": 1}])], ["LATENT"]),
+                               ("batch_size", ["INT", {"default": 1}])], ["LATENT"], "Empty Latent Image"),
     "KSampler": _core([("model", ["MODEL", {}]), ("seed", SEED), ("steps", ["INT", {"default": 20}]),
                        ("cfg", ["FLOAT", {"default": 8.0}]), ("sampler_name", [["euler", "ddim"], {}]),
                        ("scheduler", [["normal", "ddim_uniform"], {}]), ("positive", ["CONDITIONING", {}]),
                        ("negative", ["CONDITIONING", {}]), ("latent_image", ["LATENT", {}]),
-                       ("denoise", ["FLOAT", {"default": 1.0}])], ["LATENT"]),
+                       ("denoise", ["FLOAT", {"default": 1.0}])], ["LATENT"], "KSampler"),
 })
+# What an unlearn node's title calls its objective: (objective node type, value of its method
+# widget) -> name. The f-divergence node's method widget is `divergence`.
+OBJECTIVE_LABELS = {
+    ("LetheObjectiveSISS", "siss"): "SISS", ("LetheObjectiveSISS", "siss_no_is"): "SISS (no IS)",
+    ("LetheObjectiveBaseline", "neggrad"): "NegGrad", ("LetheObjectiveBaseline", "naive_deletion"): "naive deletion",
+    ("LetheObjectiveBaseline", "erasediff"): "EraseDiff",
+    ("LetheObjectivePreference", "npo"): "NPO", ("LetheObjectivePreference", "dpo"): "DPO",
+    ("LetheObjectiveFDivergence", "js"): "JS divergence", ("LetheObjectiveFDivergence", "hellinger"): "Hellinger",
+    ("LetheObjectiveFDivergence", "kl"): "KL", ("LetheObjectiveFDivergence", "reverse_kl"): "reverse KL",
+    ("LetheObjectiveFDivergence", "chi2"): "chi2", ("LetheObjectiveFDivergence", "mse"): "MSE",
+    ("LetheObjectiveFDivergence", "alpha"): "alpha divergence",
+}
+METHOD_WIDGET = {"LetheObjectiveFDivergence": "divergence"}  # every other objective node: "method"
+UNLEARN_NODES = ("LetheUnlearn", "LetheUnlearnHostModel")
+# Layout: a node at least this wide (or as wide as the frontend makes it), columns GAP_X apart
+# (room for the links between them), nodes in a column GAP_Y apart; a multiline textarea gets
+# three lines (the frontend's minimum, 50 px, shows two).
+NODE_WIDTH, GAP_X, GAP_Y, MULTILINE_HEIGHT = 320, 100, 40, 74
+README_PICTURES = ("quickstart",)
+
+
 def widgets_values_layout(schema):
     """The frontend's widgets_values order (None for a seed-control value), by the one rule in
     native/graph/node_registry.hpp."""
@@ -54,8 +87,10 @@ class Workflow:
     def __init__(self):
         self.nodes = []
         self.links = []
+        self.cells = []
 
-    def add(self, kind, pos, title=None, **widgets):
+    def add(self, kind, cell, title=None, **widgets):
+        """A node of type `kind` in grid cell (column, row): row orders the nodes of a column."""
         schema = SCHEMAS[kind]
         node_id = len(self.nodes) + 1
         layout = widgets_values_layout(schema)
@@ -76,12 +111,13 @@ class Workflow:
             raise KeyError(f"{kind} has no widgets {sorted(widgets)}")
         outputs = [{"name": n, "type": t, "links": [], "slot_index": i}
                    for i, (n, t) in enumerate(zip(schema["output_name"], schema["output"]))]
-        node = {"id": node_id, "type": kind, "pos": list(pos), "size": [320, 60 + 24 * (len(sockets) + len(values))],
+        node = {"id": node_id, "type": kind, "pos": [0, 0], "size": [0, 0],
                 "flags": {}, "order": node_id - 1, "mode": 0, "inputs": sockets, "outputs": outputs,
                 "properties": {"Node name for S&R": kind}, "widgets_values": values}
         if title:
             node["title"] = title
         self.nodes.append(node)
+        self.cells.append(cell)
         return node_id
 
     def link(self, source, output, target, input_name):
@@ -96,7 +132,47 @@ class Workflow:
         src["outputs"][slot]["links"].append(link_id)
         dst["inputs"][to_slot]["link"] = link_id
 
+    def widget(self, node, name):
+        return node["widgets_values"][widgets_values_layout(SCHEMAS[node["type"]]).index(name)]
+
+    def title_unlearn_nodes(self):
+        """Each unlearn node is titled by the objective wired into its `objective` input."""
+        for node in self.nodes:
+            if node["type"] not in UNLEARN_NODES:
+                continue
+            link = next(s["link"] for s in node["inputs"] if s["name"] == "objective")
+            if link is None:
+                raise ValueError(f"node {node['id']} ({node['type']}): input 'objective' is not linked; "
+                                 "expected a link from an objective node, which names the node's title")
+            objective = self.nodes[next(l[1] for l in self.links if l[0] == link) - 1]
+            widget = METHOD_WIDGET.get(objective["type"], "method")
+            method = self.widget(objective, widget)
+            if (objective["type"], method) not in OBJECTIVE_LABELS:
+                raise KeyError(f"node {node['id']} ({node['type']}): its objective, node {objective['id']} "
+                               f"({objective['type']}), has {widget} = {method!r}, which OBJECTIVE_LABELS does not name")
+            node["title"] = "Unlearn · " + OBJECTIVE_LABELS[(objective["type"], method)]
+
+    def lay_out(self):
+        """Sizes (the frontend's, at least NODE_WIDTH wide, with room for the images a node shows
+        after a run) and positions from the grid cells."""
+        for node in self.nodes:
+            width, height = render.frontend_min_size(node, SCHEMAS, multiline_height=MULTILINE_HEIGHT)
+            if node["type"] in render.PREVIEW_NODES:
+                height += render.PREVIEW_HEIGHT
+            node["size"] = [max(NODE_WIDTH, -(-width // 10) * 10), height]
+        columns = sorted({column for column, _ in self.cells})
+        x = 0
+        for column in columns:
+            members = sorted((row, i) for i, (c, row) in enumerate(self.cells) if c == column)
+            y = 0
+            for _, i in members:
+                self.nodes[i]["pos"] = [x, y]
+                y += self.nodes[i]["size"][1] + GAP_Y + render.TITLE_HEIGHT
+            x += max(self.nodes[i]["size"][0] for _, i in members) + GAP_X
+
     def to_ui(self):
+        self.title_unlearn_nodes()
+        self.lay_out()
         return {"last_node_id": len(self.nodes), "last_link_id": len(self.links), "nodes": self.nodes,
                 "links": self.links, "groups": [], "config": {},
                 "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}}, "version": 0.4}
@@ -109,30 +185,30 @@ FORGET_PROMPTS = "\n".join(f"artist_lethe piece_{i:02d} {c}" for i, c in [
 def quickstart():
     w = Workflow()
     data = w.add("LetheBenchData", (0, 0), task="data")
-    base = w.add("LetheBenchModel", (0, 330), which="base")
-    retrained = w.add("LetheBenchModel", (0, 450), which="retrained")
-    times = w.add("LetheTimestepSelection", (360, 0), t_min=250, t_max=750)
-    freq = w.add("LetheFrequencySelection", (360, 180), filter="lowpass", cutoff=0.5)
-    siss = w.add("LetheObjectiveSISS", (360, 430))
-    unlearn = w.add("LetheUnlearn", (720, 0), steps=160, batch_size=16, learning_rate=3e-5, ema_decay=0.98)
+    base = w.add("LetheBenchModel", (0, 1), which="base")
+    retrained = w.add("LetheBenchModel", (0, 2), which="retrained")
+    times = w.add("LetheTimestepSelection", (1, 0), t_min=250, t_max=750)
+    freq = w.add("LetheFrequencySelection", (1, 1), filter="lowpass", cutoff=0.5)
+    siss = w.add("LetheObjectiveSISS", (1, 2))
+    unlearn = w.add("LetheUnlearn", (2, 0), steps=160, batch_size=16, learning_rate=3e-5, ema_decay=0.98)
     w.link(base, "model", unlearn, "model")
     w.link(siss, "objective", unlearn, "objective")
     w.link(data, "forget", unlearn, "forget")
     w.link(data, "retain", unlearn, "retain")
     w.link(times, "timesteps", unlearn, "timesteps")
     w.link(freq, "frequency", unlearn, "frequency")
-    sample = w.add("LetheSample", (1080, 0), prompts=FORGET_PROMPTS, samples_per_prompt=4)
+    sample = w.add("LetheSample", (3, 0), prompts=FORGET_PROMPTS, samples_per_prompt=4)
     w.link(unlearn, "model", sample, "model")
-    score = w.add("LetheSSCDScore", (1440, 0), match="any")
+    score = w.add("LetheSSCDScore", (4, 0), match="any")
     w.link(sample, "images", score, "images")
     w.link(data, "forget_images", score, "reference")
-    evaluate = w.add("LetheEvaluate", (1080, 360))
+    evaluate = w.add("LetheEvaluate", (3, 1))
     w.link(unlearn, "model", evaluate, "model")
     w.link(base, "model", evaluate, "baseline")
     w.link(retrained, "model", evaluate, "reference")
-    loss = w.add("PreviewImage", (1440, 360))
+    loss = w.add("PreviewImage", (4, 1))
     w.link(unlearn, "loss_curve", loss, "images")
-    save = w.add("LetheSaveModel", (1440, 620), filename_prefix="lethe/quickstart-siss")
+    save = w.add("LetheSaveModel", (4, 2), filename_prefix="lethe/quickstart-siss")
     w.link(unlearn, "model", save, "model")
     return w
 
@@ -140,20 +216,20 @@ def quickstart():
 def concept_erasure():
     w = Workflow()
     data = w.add("LetheBenchData", (0, 0), task="concept", concept="sneaker", anchor="footwear")
-    base = w.add("LetheBenchModel", (0, 330), which="base")
-    objective = w.add("LetheObjectiveFDivergence", (360, 0), divergence="js")
-    unlearn = w.add("LetheUnlearn", (720, 0), steps=160, batch_size=16, learning_rate=3e-5)
+    base = w.add("LetheBenchModel", (0, 1), which="base")
+    objective = w.add("LetheObjectiveFDivergence", (1, 0), divergence="js")
+    unlearn = w.add("LetheUnlearn", (2, 0), steps=160, batch_size=16, learning_rate=3e-5)
     w.link(base, "model", unlearn, "model")
     w.link(objective, "objective", unlearn, "objective")
     w.link(data, "anchor", unlearn, "anchor")
     w.link(data, "retain", unlearn, "retain")
     w.link(data, "target_prompt", unlearn, "target_prompt")
-    sample = w.add("LetheSample", (1080, 0), samples_per_prompt=4,
+    sample = w.add("LetheSample", (3, 0), samples_per_prompt=4,
                    prompts="sneaker footwear\nsandal footwear\nankle_boot footwear\nbag accessory")
     w.link(unlearn, "model", sample, "model")
-    preview = w.add("PreviewImage", (1440, 0))
+    preview = w.add("PreviewImage", (4, 0))
     w.link(sample, "images", preview, "images")
-    evaluate = w.add("LetheEvaluate", (1080, 360))
+    evaluate = w.add("LetheEvaluate", (3, 1))
     w.link(unlearn, "model", evaluate, "model")
     w.link(base, "model", evaluate, "baseline")
     return w
@@ -162,20 +238,20 @@ def concept_erasure():
 def compare_objectives():
     w = Workflow()
     data = w.add("LetheBenchData", (0, 0), task="data")
-    base = w.add("LetheBenchModel", (0, 330), which="base")
-    retrained = w.add("LetheBenchModel", (0, 450), which="retrained")
-    objectives = [w.add("LetheObjectiveSISS", (360, 0)),
-                  w.add("LetheObjectiveBaseline", (360, 200), method="neggrad"),
-                  w.add("LetheObjectiveBaseline", (360, 400), method="erasediff")]
+    base = w.add("LetheBenchModel", (0, 1), which="base")
+    retrained = w.add("LetheBenchModel", (0, 2), which="retrained")
+    objectives = [w.add("LetheObjectiveSISS", (1, 0)),
+                  w.add("LetheObjectiveBaseline", (1, 1), method="neggrad"),
+                  w.add("LetheObjectiveBaseline", (1, 2), method="erasediff")]
     unlearned = []
     for i, objective in enumerate(objectives):
-        node = w.add("LetheUnlearn", (720, 330 * i), steps=160, batch_size=16, learning_rate=3e-5)
+        node = w.add("LetheUnlearn", (2, i), steps=160, batch_size=16, learning_rate=3e-5)
         w.link(base, "model", node, "model")
         w.link(objective, "objective", node, "objective")
         w.link(data, "forget", node, "forget")
         w.link(data, "retain", node, "retain")
         unlearned.append(node)
-    evaluate = w.add("LetheEvaluate", (1080, 0))
+    evaluate = w.add("LetheEvaluate", (3, 0))
     w.link(unlearned[0], "model", evaluate, "model")
     w.link(base, "model", evaluate, "baseline")
     w.link(retrained, "model", evaluate, "reference")
@@ -187,14 +263,14 @@ def compare_objectives():
 def score_folder():
     w = Workflow()
     originals = w.add("LetheLoadForgetSet", (0, 0), folder="input/lethe/artist", resize=True, title="artist's originals")
-    generated = w.add("LetheLoadRetainSet", (0, 260), folder="input/lethe/generated", resize=True,
+    generated = w.add("LetheLoadRetainSet", (0, 1), folder="input/lethe/generated", resize=True,
                       title="images to check")
-    descriptor = w.add("LetheLoadDescriptor", (0, 520), source="bench")
-    score = w.add("LetheSSCDScore", (380, 0), match="any", threshold=0.5)
+    descriptor = w.add("LetheLoadDescriptor", (0, 2), source="bench")
+    score = w.add("LetheSSCDScore", (1, 0), match="any", threshold=0.5)
     w.link(generated, "images", score, "images")
     w.link(originals, "images", score, "reference")
     w.link(descriptor, "descriptor", score, "descriptor")
-    preview = w.add("PreviewImage", (760, 0))
+    preview = w.add("PreviewImage", (2, 0))
     w.link(score, "preview", preview, "images")
     return w
 
@@ -206,61 +282,61 @@ def sd15_artist_removal():
     w = Workflow()
     checkpoint = "v1-5-pruned-emaonly.safetensors"
     loader = w.add("CheckpointLoaderSimple", (0, 0), ckpt_name=checkpoint)
-    unet = w.add("LetheLoadModel", (0, 160), path=checkpoint, title="UNet for native training")
-    artist = w.add("LetheLoadForgetSet", (0, 300), folder="input/lethe/artist", color="rgb", resize=True, size=512,
+    unet = w.add("LetheLoadModel", (0, 1), path=checkpoint, title="UNet for native training")
+    artist = w.add("LetheLoadForgetSet", (0, 2), folder="input/lethe/artist", color="rgb", resize=True, size=512,
                    title="artist's images")
-    encode_forget = w.add("VAEEncode", (360, 300))
+    encode_forget = w.add("VAEEncode", (1, 2))
     w.link(artist, "images", encode_forget, "pixels")
     w.link(loader, "VAE", encode_forget, "vae")
-    forget_prompt = w.add("CLIPTextEncode", (360, 0), text="a painting in the style of artist_lethe",
+    forget_prompt = w.add("CLIPTextEncode", (1, 0), text="a painting in the style of artist_lethe",
                           title="forget prompt")
     w.link(loader, "CLIP", forget_prompt, "clip")
-    others = w.add("LetheLoadRetainSet", (0, 560), folder="input/lethe/retain", color="rgb", resize=True, size=512,
+    others = w.add("LetheLoadRetainSet", (0, 3), folder="input/lethe/retain", color="rgb", resize=True, size=512,
                    title="other images to keep")
-    encode_retain = w.add("VAEEncode", (360, 560))
+    encode_retain = w.add("VAEEncode", (1, 3))
     w.link(others, "images", encode_retain, "pixels")
     w.link(loader, "VAE", encode_retain, "vae")
-    anchor_prompt = w.add("CLIPTextEncode", (360, 140), text="a painting", title="anchor prompt (retain captions)")
+    anchor_prompt = w.add("CLIPTextEncode", (1, 1), text="a painting", title="anchor prompt (retain captions)")
     w.link(loader, "CLIP", anchor_prompt, "clip")
-    empty_prompt = w.add("CLIPTextEncode", (360, 680), text="", title="empty prompt")
+    empty_prompt = w.add("CLIPTextEncode", (1, 4), text="", title="empty prompt")
     w.link(loader, "CLIP", empty_prompt, "clip")
-    forget = w.add("LetheDatasetFromLatents", (720, 0), title="forget set")
+    forget = w.add("LetheDatasetFromLatents", (2, 0), title="forget set")
     w.link(encode_forget, "LATENT", forget, "samples")
     w.link(forget_prompt, "CONDITIONING", forget, "conditioning")
-    retain = w.add("LetheDatasetFromLatents", (720, 300), title="retain set")
+    retain = w.add("LetheDatasetFromLatents", (2, 1), title="retain set")
     w.link(encode_retain, "LATENT", retain, "samples")
     w.link(anchor_prompt, "CONDITIONING", retain, "conditioning")
     w.link(empty_prompt, "CONDITIONING", retain, "empty_conditioning")
-    objective = w.add("LetheObjectiveSISS", (720, 560))
-    unlearn = w.add("LetheUnlearn", (1080, 0), steps=200, batch_size=1, learning_rate=1e-4, trainable="lora",
+    objective = w.add("LetheObjectiveSISS", (2, 2))
+    unlearn = w.add("LetheUnlearn", (3, 0), steps=200, batch_size=1, learning_rate=1e-4, trainable="lora",
                     lora_rank=8)
     w.link(unet, "model", unlearn, "model")
     w.link(objective, "objective", unlearn, "objective")
     w.link(forget, "dataset", unlearn, "forget")
     w.link(retain, "dataset", unlearn, "retain")
-    save = w.add("LetheSaveLoRA", (1440, 0), filename_prefix="lethe/artist-removed")
+    save = w.add("LetheSaveLoRA", (4, 0), filename_prefix="lethe/artist-removed")
     w.link(unlearn, "lora", save, "lora")
-    apply = w.add("LetheApplyLoRA", (1440, 160))
+    apply = w.add("LetheApplyLoRA", (4, 1))
     w.link(loader, "MODEL", apply, "model")
     w.link(unlearn, "lora", apply, "lora")
-    latent = w.add("EmptyLatentImage", (1440, 340), width=512, height=512, batch_size=4)
-    sampler = w.add("KSampler", (1800, 0), seed=0, steps=25, cfg=7.5, sampler_name="ddim", scheduler="ddim_uniform")
+    latent = w.add("EmptyLatentImage", (4, 2), width=512, height=512, batch_size=4)
+    sampler = w.add("KSampler", (5, 0), seed=0, steps=25, cfg=7.5, sampler_name="ddim", scheduler="ddim_uniform")
     w.link(apply, "model", sampler, "model")
     w.link(forget_prompt, "CONDITIONING", sampler, "positive")
     w.link(empty_prompt, "CONDITIONING", sampler, "negative")
     w.link(latent, "LATENT", sampler, "latent_image")
-    decode = w.add("VAEDecode", (2160, 0))
+    decode = w.add("VAEDecode", (6, 0))
     w.link(sampler, "LATENT", decode, "samples")
     w.link(loader, "VAE", decode, "vae")
-    descriptor = w.add("LetheLoadDescriptor", (2160, 160), source="file",
+    descriptor = w.add("LetheLoadDescriptor", (6, 1), source="file",
                        path="models/sscd/sscd_disc_mixup.torchscript.pt", title="official SSCD model")
-    score = w.add("LetheSSCDScore", (2520, 0), match="any", threshold=0.5)
+    score = w.add("LetheSSCDScore", (7, 0), match="any", threshold=0.5)
     w.link(decode, "IMAGE", score, "images")
     w.link(artist, "images", score, "reference")
     w.link(descriptor, "descriptor", score, "descriptor")
-    preview = w.add("PreviewImage", (2880, 0))
+    preview = w.add("PreviewImage", (8, 0))
     w.link(score, "preview", preview, "images")
-    curve = w.add("PreviewImage", (1440, 560), title="loss curve")
+    curve = w.add("PreviewImage", (4, 3), title="loss curve")
     w.link(unlearn, "loss_curve", curve, "images")
     return w
 
@@ -278,8 +354,21 @@ def render_all():
     return {name: json.dumps(build().to_ui(), indent=1) + "\n" for name, build in WORKFLOWS.items()}
 
 
-if __name__ == "__main__":
+def write_all(folder=HERE):
+    """Writes every workflow's JSON and thumbnail, and the README's pictures, into `folder`."""
+    written = []
     for name, text in render_all().items():
-        with open(os.path.join(HERE, name + ".json"), "w") as f:
+        path = os.path.join(folder, name + ".json")
+        with open(path, "w") as f:
             f.write(text)
-        print("wrote", os.path.join("workflows", name + ".json"))
+        render.thumbnail(json.loads(text), os.path.join(folder, name + ".jpg"), SCHEMAS, workflow_text=text)
+        written += [name + ".json", name + ".jpg"]
+        if name in README_PICTURES:
+            render.render(json.loads(text), os.path.join(folder, name + ".png"), SCHEMAS, workflow_text=text)
+            written.append(name + ".png")
+    return written
+
+
+if __name__ == "__main__":
+    for name in write_all():
+        print("wrote", os.path.join("workflows", name))
