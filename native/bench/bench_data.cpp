@@ -1,5 +1,7 @@
 #include "bench/bench_data.hpp"
 
+#include <algorithm>
+
 #include <ATen/ATen.h>
 
 #include <charconv>
@@ -73,7 +75,10 @@ std::vector<int64_t> parse_forget_pieces(const std::string& text, const std::str
           ": expected 'all' or a comma-separated list of pieces 0..9, got '", text, "'");
     pieces.push_back(piece);
   }
-  check(!pieces.empty(), where, ": expected 'all' or a comma-separated list of pieces 0..9, got '", text, "'");
+  // comma_list drops empty items; "0,,3" or "0," is a typo, not the list 0,3.
+  const size_t items = static_cast<size_t>(std::count(text.begin(), text.end(), ',')) + 1;
+  check(!pieces.empty() && pieces.size() == items, where,
+        ": expected 'all' or a comma-separated list of pieces 0..9, got '", text, "'");
   return pieces;
 }
 

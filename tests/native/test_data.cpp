@@ -11,6 +11,7 @@
 #include "data/image.hpp"
 #include "data/image_folder.hpp"
 #include "io/atomic_file.hpp"
+#include "unlearn/example_set.hpp"
 #include "test_helpers.hpp"
 
 using namespace lethe::data;
@@ -208,4 +209,33 @@ TEST(AtomicFile, FailedWriteLeavesTheTargetUntouched) {
   int files = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir.path())) files += entry.is_regular_file();
   EXPECT_EQ(files, 1);  // no temporary left behind
+}
+
+// One rule for a MASK on any set: [B or 1, H, W] (or [H, W]) at the set's size or a whole multiple
+// of it; each cell of the result is the mean of its block (a slow loop is the reference).
+TEST(SpatialMasks, ExactSizeOrWholeMultipleAveragedBlockwise) {
+  const at::Tensor exact = at::arange(3 * 4 * 6, at::kFloat).reshape({3, 4, 6}).remainder(5.0) / 5.0;
+  EXPECT_TRUE(at::equal(lethe::unlearn::spatial_masks(exact, 3, 4, 6, "mask"), exact.unsqueeze(1)));
+
+  const at::Tensor big = at::arange(2 * 8 * 12, at::kFloat).reshape({2, 8, 12}).remainder(7.0) / 7.0;
+  const at::Tensor pooled = lethe::unlearn::spatial_masks(big, 2, 4, 6, "mask");  // [2, 1, 4, 6]
+  ASSERT_EQ(pooled.sizes(), (at::IntArrayRef{2, 1, 4, 6}));
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t y = 0; y < 4; ++y)
+      for (int64_t x = 0; x < 6; ++x) {
+        double sum = 0;
+        for (int64_t dy = 0; dy < 2; ++dy)
+          for (int64_t dx = 0; dx < 2; ++dx) sum += big[b][2 * y + dy][2 * x + dx].item<double>();
+        EXPECT_NEAR(pooled[b][0][y][x].item<double>(), sum / 4, 1e-6);
+      }
+
+  const at::Tensor shared = lethe::unlearn::spatial_masks(exact[0], 5, 4, 6, "mask");  // [H, W] for all
+  ASSERT_EQ(shared.size(0), 5);
+  EXPECT_TRUE(at::equal(shared[4][0], exact[0]));
+
+  expect_error([] { lethe::unlearn::spatial_masks(at::ones({3, 5, 6}), 3, 4, 6, "node 7 mask"); },
+               {"node 7 mask", "expected MASK [3 or 1, H, W] with H x W = 4x6 or a whole multiple of it", "[3, 5, 6]"});
+  expect_error([] { lethe::unlearn::spatial_masks(at::ones({3, 8, 6}), 3, 4, 6, "mask"); },
+               {"whole multiple", "[3, 8, 6]"});  // 2x in height, 1x in width: not one multiple
+  expect_error([] { lethe::unlearn::spatial_masks(at::ones({2, 4, 6}), 3, 4, 6, "mask"); }, {"[2, 4, 6]"});
 }

@@ -1,6 +1,7 @@
 """The _lethe module: imports in the venv's Python, reports versions, sets threads to the core
 count, turns native errors into Python exceptions."""
 import os
+import re
 
 import torch
 
@@ -73,3 +74,20 @@ def test_the_type_stub_matches_the_module(tmp_path):
         committed = f.read()
     assert (tmp_path / "_lethe.pyi").read_text() == committed, "python_bridge/_lethe.pyi is stale: run `make stub`"
     assert "class Cancelled(LetheError)" in committed and "def run_node(" in committed
+
+
+@needs_bench
+def test_bench_data_names_its_forget_pieces_field_on_a_bad_list(lethe, tmp_path):
+    """'0,1' and 'all' are lists; an empty item ('0,,3', '0,') or a piece outside 0..9 is an error
+    naming the field and what it got, not the list without the empty item."""
+    import pytest
+
+    def data(pieces):
+        return lethe.run_node("LetheBenchData", {"task": "data", "forget_pieces": pieces, "concept": "sneaker",
+                                                 "anchor": "footwear", "retain_limit": 8}, "1", str(tmp_path))[0]
+
+    assert data("0, 1")[0] is not None
+    for bad in ["0,,3", "0,", ",2", "10", "x", ","]:
+        with pytest.raises(lethe.LetheError, match=r"forget_pieces.*expected 'all' or a comma-separated list of "
+                                                   r"pieces 0\.\.9, got '" + re.escape(bad) + "'"):
+            data(bad)
