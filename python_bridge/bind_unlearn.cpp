@@ -53,13 +53,14 @@ void bind_unlearn(py::module_& m) {
       "siss_losses",
       [](const at::Tensor& p_x, const at::Tensor& p_a, const at::Tensor& m, const at::Tensor& x, const at::Tensor& a,
          const at::Tensor& gamma, const at::Tensor& sigma, double lambda, const at::Tensor& time_weight,
-         const at::Tensor& masks, const std::string& frequency_json) {
+         const at::Tensor& masks, const std::string& frequency_json, const std::string& prediction_type) {
         auto terms = unlearn::siss_losses(p_x, p_a, m, x, a, gamma, sigma, lambda, time_weight, masks,
-                                          frequency_from(frequency_json));
+                                          frequency_from(frequency_json), prediction_type);
         return py::make_tuple(terms.retain, terms.forget);
       },
       py::arg("p_x"), py::arg("p_a"), py::arg("m"), py::arg("x"), py::arg("a"), py::arg("gamma"), py::arg("sigma"),
-      py::arg("lam"), py::arg("time_weight"), py::arg("masks"), py::arg("frequency_json") = "{}");
+      py::arg("lam"), py::arg("time_weight"), py::arg("masks"), py::arg("frequency_json") = "{}",
+      py::arg("prediction_type") = "epsilon");
   m.def("siss_combine", &unlearn::siss_combine, py::arg("retain_gradient"), py::arg("forget_gradient"),
         py::arg("scaling_norm"));
   m.def("erasediff_combine", &unlearn::erasediff_combine, py::arg("retain_gradient"), py::arg("forget_gradient"),

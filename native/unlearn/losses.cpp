@@ -34,13 +34,19 @@ std::pair<at::Tensor, at::Tensor> siss_weights(const at::Tensor& m, const at::Te
 SissTerms siss_losses(const at::Tensor& prediction_x, const at::Tensor& prediction_a, const at::Tensor& m,
                       const at::Tensor& x, const at::Tensor& a, const at::Tensor& gamma, const at::Tensor& sigma,
                       double lambda, const at::Tensor& time_weight, const at::Tensor& masks,
-                      const FrequencySelection& frequency) {
+                      const FrequencySelection& frequency, const std::string& prediction_type) {
+  check(prediction_type == "epsilon" || prediction_type == "v_prediction" || prediction_type == "sample",
+        "SISS: prediction type: expected epsilon, v_prediction or sample, got '", prediction_type, "'");
+  // The target for x_0 = y of the noised m (see the header). [B, ...]
+  auto target = [&](const at::Tensor& y) {
+    if (prediction_type == "epsilon") return ((m - gamma * y) / sigma).detach();
+    if (prediction_type == "v_prediction") return ((gamma * m - y) / sigma).detach();
+    return y.detach();
+  };
   SissTerms terms;
   std::tie(terms.weight_x, terms.weight_a) = siss_weights(m, x, a, gamma, sigma, lambda);
-  at::Tensor eps_x = ((m - gamma * x) / sigma).detach();  // [B, ...]
-  at::Tensor eps_a = ((m - gamma * a) / sigma).detach();
-  at::Tensor retain_error = denoising_error(prediction_x, eps_x, ErrorReduction::sum);  // [B]
-  at::Tensor forget_error_ = forget_error(prediction_a.to(at::kFloat) - eps_a, masks, frequency);  // [B]
+  at::Tensor retain_error = denoising_error(prediction_x, target(x), ErrorReduction::sum);  // [B]
+  at::Tensor forget_error_ = forget_error(prediction_a.to(at::kFloat) - target(a), masks, frequency);  // [B]
   terms.retain = (terms.weight_x * retain_error).mean();
   at::Tensor forget_weight = terms.weight_a * (time_weight.defined() ? time_weight.to(at::kFloat) : at::ones_like(terms.weight_a));
   // Never multiply an inf by a zero weight: zero-weight samples contribute exactly 0.

@@ -28,10 +28,12 @@ at::Tensor denoising_error(const at::Tensor& prediction, const at::Tensor& targe
 std::pair<at::Tensor, at::Tensor> siss_weights(const at::Tensor& m, const at::Tensor& x, const at::Tensor& a,
                                                const at::Tensor& gamma, const at::Tensor& sigma, double lambda);
 
-// SISS loss terms on a mixture batch: prediction_x = eps_theta(m, t, c_x), prediction_a =
-// eps_theta(m, t, c_a) (the same tensor when the conditions agree); targets
-// eps_x = (m - gamma x) / sigma, eps_a = (m - gamma a) / sigma.
-// L_x = mean_B w_x sum_d (p_x - eps_x)^2, L_a = mean_B w_a time_weight forget_error(p_a - eps_a).
+// SISS loss terms on a mixture batch: prediction_x = f_theta(m, t, c_x), prediction_a =
+// f_theta(m, t, c_a) (the same tensor when the conditions agree), f the model's parameterisation;
+// targets y_x, y_a for x_0 = x, a with the noise that makes m: eps_y = (m - gamma y) / sigma and
+// y_y = eps_y (epsilon), gamma eps_y - sigma y = (gamma m - y) / sigma (v_prediction, as
+// gamma^2 + sigma^2 = 1), y (sample). The SISS paper and code train epsilon only.
+// L_x = mean_B w_x sum_d (p_x - y_x)^2, L_a = mean_B w_a time_weight forget_error(p_a - y_a).
 struct SissTerms {
   at::Tensor retain;   // L_x
   at::Tensor forget;   // L_a
@@ -40,7 +42,7 @@ struct SissTerms {
 SissTerms siss_losses(const at::Tensor& prediction_x, const at::Tensor& prediction_a, const at::Tensor& m,
                       const at::Tensor& x, const at::Tensor& a, const at::Tensor& gamma, const at::Tensor& sigma,
                       double lambda, const at::Tensor& time_weight, const at::Tensor& masks,
-                      const FrequencySelection& frequency);
+                      const FrequencySelection& frequency, const std::string& prediction_type = "epsilon");
 
 // g = g_x - (scaling_norm / |g_a|) g_a (the SISS repository's rescale); g_a is dropped
 // when |g_a| < 1e-12 (nothing to rescale). Returns (g, |g_x|, |g_a|).

@@ -43,10 +43,16 @@ def test_frequency_energy_matches_numpy_fft(lethe):
     assert torch.allclose(lethe.frequency_energy(r, "{}"), (r**2).flatten(1).sum(1))
 
 
-def siss_reference(p_x, p_a, m, x, a, gamma, sigma, lam, time_weight, masks, lowpass):
-    """docs/methods.md §2.1 in the repository's weight form, then §3's low-pass on l_a."""
+def siss_reference(p_x, p_a, m, x, a, gamma, sigma, lam, time_weight, masks, lowpass, prediction_type="epsilon"):
+    """docs/methods.md §2.1 in the repository's weight form, then §3's low-pass on l_a; the target
+    of each x_0 = y from the noise that makes m: eps, the velocity gamma eps - sigma y (diffusers'
+    get_velocity) or y itself."""
     dims = tuple(range(1, m.dim()))
     eps_x, eps_a = (m - gamma * x) / sigma, (m - gamma * a) / sigma
+    if prediction_type == "v_prediction":
+        eps_x, eps_a = gamma * eps_x - sigma * x, gamma * eps_a - sigma * a
+    elif prediction_type == "sample":
+        eps_x, eps_a = x, a
     var = 2 * sigma.flatten() ** 2
     d_x = ((m - gamma * x) ** 2).sum(dims).double() / var
     d_a = ((m - gamma * a) ** 2).sum(dims).double() / var
@@ -90,6 +96,28 @@ def test_siss_losses_and_gradients_match_reference(lethe, same_prediction, lowpa
                 assert go is None or go.abs().max() == 0
             else:
                 assert torch.allclose(go, gr, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("prediction_type", ["v_prediction", "sample"])
+def test_siss_losses_train_the_target_of_the_models_parameterisation(lethe, prediction_type):
+    """A v-prediction (or x_0) model is trained on its own target, not on eps: values and gradients
+    against the textbook velocity, and different from the eps loss on the same batch."""
+    p_x, p_a, m, x, a, gamma, sigma, tw, masks = siss_case(5, False)
+    ours = lethe.siss_losses(p_x, p_a, m, x, a, gamma, sigma, 0.5, tw, masks, "{}", prediction_type)
+    ref = siss_reference(p_x, p_a, m, x, a, gamma, sigma, 0.5, tw, masks, None, prediction_type)
+    eps_loss = lethe.siss_losses(p_x, p_a, m, x, a, gamma, sigma, 0.5, tw, masks, "{}")
+    for got, expected, other in zip(ours, ref, eps_loss):
+        assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+        assert got.item() != pytest.approx(other.item(), rel=1e-3)
+        g_ours = torch.autograd.grad(got, [p_x, p_a], retain_graph=True, allow_unused=True)
+        g_ref = torch.autograd.grad(expected, [p_x, p_a], retain_graph=True, allow_unused=True)
+        for go, gr in zip(g_ours, g_ref):
+            if gr is None:
+                assert go is None or go.abs().max() == 0
+            else:
+                assert torch.allclose(go, gr, rtol=1e-5, atol=1e-5)
+    with pytest.raises(lethe.LetheError, match="SISS: prediction type: expected epsilon, v_prediction or sample, got 'flow'"):
+        lethe.siss_losses(p_x, p_a, m, x, a, gamma, sigma, 0.5, tw, masks, "{}", "flow")
 
 
 def test_siss_weights_are_a_partition_of_unity(lethe):

@@ -93,18 +93,20 @@ class Siss : public ConfiguredObjective<SissConfig, ObjectiveNeeds{.forget = tru
       at::Tensor p_x = context.model->predict(m, t, c_x);
       at::Tensor p_a = shared ? p_x : context.model->predict(m, t, c_a);
       SissTerms losses = siss_losses(p_x, p_a, m, x, a, gamma, sigma, config_.lambda, forget_time_weight(context, t),
-                                     forget.masks, frequency_of(context));
+                                     forget.masks, frequency_of(context), context.schedule->config().prediction_type);
       gradients_.backward(gradients_.retain, losses.retain * scale, context.parameters, /*keep_graph=*/true);
       gradients_.backward(gradients_.forget, losses.forget * scale, context.parameters);
       terms = {{"retain", losses.retain.item<double>() * scale}, {"forget", losses.forget.item<double>() * scale},
                {"forget_share", from_forget.to(at::kDouble).mean().item<double>() * scale}};
     } else {
-      // Two forwards with the same t and eps (docs/methods.md §2.2).
+      // Two forwards with the same t and eps (docs/methods.md §2.2), each against the target of
+      // the model's parameterisation.
       at::Tensor p_x = context.model->predict(gamma * x + sigma * eps, t, c_x);
-      at::Tensor retain_term = denoising_error(p_x, eps, ErrorReduction::sum).mean();
+      at::Tensor retain_term =
+          denoising_error(p_x, context.schedule->training_target(x, eps, t), ErrorReduction::sum).mean();
       gradients_.backward(gradients_.retain, retain_term * scale, context.parameters);
       at::Tensor p_a = context.model->predict(gamma * a + sigma * eps, t, c_a);
-      at::Tensor forget_term = forget_loss(context, p_a, eps, t, forget.masks);
+      at::Tensor forget_term = forget_loss(context, p_a, context.schedule->training_target(a, eps, t), t, forget.masks);
       gradients_.backward(gradients_.forget, forget_term * scale, context.parameters);
       terms = {{"retain", retain_term.item<double>() * scale}, {"forget", forget_term.item<double>() * scale}};
     }
