@@ -72,7 +72,8 @@ def _make_class(name, schema):
                 kwargs[key] = host_model_value(_lethe, value, f"node {node_id} ({name}) input '{key}'")
         run_directory, folders = output_directory(), model_folders()
         if isinstance(kwargs.get("filename_prefix"), str):
-            saves_into = folders.get("loras", run_directory) if name == "LetheSaveLoRA" else run_directory
+            saves_into = {"LetheSaveLoRA": folders.get("loras", run_directory),
+                          "LetheSaveModel": folders.get("output", run_directory)}.get(name, run_directory)
             check_filename_prefix(kwargs["filename_prefix"], saves_into, f"node {node_id} ({name}) input 'filename_prefix'")
         with torch.inference_mode(False), torch.enable_grad():
             outputs, ui = _lethe.run_node(name, kwargs, node_id, run_directory, ProgressReporter(node_id), folders)

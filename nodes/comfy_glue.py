@@ -99,13 +99,18 @@ def save_previews(previews):
 
 
 def model_folders():
-    """ComfyUI's model folders that native nodes write into (LoRAs go where LoraLoader looks)."""
+    """ComfyUI's folders that native nodes write into: LoRAs go where LoraLoader looks, saved models
+    under their prefix in the output folder (as SaveImage's images)."""
     try:
         import folder_paths
-
-        return {"loras": folder_paths.get_folder_paths("loras")[0]}
-    except (ImportError, KeyError, IndexError):
+    except ImportError:
         return {}
+    folders = {"output": folder_paths.get_output_directory()}
+    try:
+        folders["loras"] = folder_paths.get_folder_paths("loras")[0]
+    except (KeyError, IndexError):
+        pass
+    return folders
 
 
 def to_native(kind, value, where):

@@ -90,9 +90,9 @@ def build_info() -> str:
     """
     Version, torch version and ABI the module was built with.
     """
-def convert_workflow(workflow_json: str) -> str:
+def convert_workflow(workflow_json: str, object_info_json: str = '') -> str:
     """
-    A workflow (UI or API format) as API-format JSON.
+    A workflow (UI or API format) as API-format JSON, as `lethe convert` (object_info_json: ComfyUI's /object_info for nodes that are not Lethe's).
     """
 def copy_detection(queries: torch.Tensor, database: torch.Tensor, sources: torch.Tensor) -> dict:
     ...
@@ -168,7 +168,7 @@ def similarity_matrix(generated: torch.Tensor, references: torch.Tensor) -> torc
     ...
 def siss_combine(retain_gradient: collections.abc.Sequence[torch.Tensor], forget_gradient: collections.abc.Sequence[torch.Tensor], scaling_norm: typing.SupportsFloat | typing.SupportsIndex) -> tuple[list[torch.Tensor], float, float]:
     ...
-def siss_losses(p_x: torch.Tensor, p_a: torch.Tensor, m: torch.Tensor, x: torch.Tensor, a: torch.Tensor, gamma: torch.Tensor, sigma: torch.Tensor, lam: typing.SupportsFloat | typing.SupportsIndex, time_weight: torch.Tensor, masks: torch.Tensor, frequency_json: str = '{}') -> tuple[torch.Tensor, torch.Tensor]:
+def siss_losses(p_x: torch.Tensor, p_a: torch.Tensor, m: torch.Tensor, x: torch.Tensor, a: torch.Tensor, gamma: torch.Tensor, sigma: torch.Tensor, lam: typing.SupportsFloat | typing.SupportsIndex, time_weight: torch.Tensor, masks: torch.Tensor, frequency_json: str = '{}', prediction_type: str = 'epsilon') -> tuple[torch.Tensor, torch.Tensor]:
     ...
 def siss_weights(m: torch.Tensor, x: torch.Tensor, a: torch.Tensor, gamma: torch.Tensor, sigma: torch.Tensor, lam: typing.SupportsFloat | typing.SupportsIndex) -> tuple[torch.Tensor, torch.Tensor]:
     ...

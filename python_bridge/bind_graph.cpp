@@ -74,10 +74,17 @@ void bind_graph(py::module_& m) {
       "order, null for a seed-control value.");
   m.def(
       "convert_workflow",
-      [](const std::string& text) {
-        return graph::to_api_json(graph::parse_workflow(io::parse_json(text, "workflow"), "workflow")).dump();
+      [](const std::string& text, const std::string& object_info_text) {
+        const nlohmann::json object_info =
+            object_info_text.empty() ? nlohmann::json() : io::parse_json(object_info_text, "object_info");
+        const graph::ApiGraph graph = graph::parse_workflow(io::parse_json(text, "workflow"), "workflow",
+                                                            object_info_text.empty() ? nullptr : &object_info, "object_info");
+        graph::check_schemas_known(graph, "workflow");
+        return graph::to_api_json(graph).dump();
       },
-      py::arg("workflow_json"), "A workflow (UI or API format) as API-format JSON.");
+      py::arg("workflow_json"), py::arg("object_info_json") = "",
+      "A workflow (UI or API format) as API-format JSON, as `lethe convert` (object_info_json: ComfyUI's /object_info "
+      "for nodes that are not Lethe's).");
 
   m.def(
       "run_node",

@@ -229,7 +229,7 @@ def concept_erasure():
     w.link(unlearn, "model", sample, "model")
     preview = w.add("PreviewImage", (4, 0))
     w.link(sample, "images", preview, "images")
-    evaluate = w.add("LetheEvaluate", (3, 1))
+    evaluate = w.add("LetheEvaluate", (3, 1), erased_concept="sneaker")
     w.link(unlearn, "model", evaluate, "model")
     w.link(base, "model", evaluate, "baseline")
     return w
@@ -265,7 +265,9 @@ def score_folder():
     originals = w.add("LetheLoadForgetSet", (0, 0), folder="input/lethe/artist", resize=True, title="artist's originals")
     generated = w.add("LetheLoadRetainSet", (0, 1), folder="input/lethe/generated", resize=True,
                       title="images to check")
-    descriptor = w.add("LetheLoadDescriptor", (0, 2), source="bench")
+    # Real images need the real descriptor (the bench's knows 28x28 grayscale only and refuses others).
+    descriptor = w.add("LetheLoadDescriptor", (0, 2), source="file", path="models/sscd/sscd_disc_mixup.torchscript.pt",
+                       title="official SSCD model")
     score = w.add("LetheSSCDScore", (1, 0), match="any", threshold=0.5)
     w.link(generated, "images", score, "images")
     w.link(originals, "images", score, "reference")

@@ -85,7 +85,9 @@ std::vector<Value> evaluate(NodeContext& context, const NodeInputs& in) {
   // A new folder per evaluation (evaluate-node-<id>, -2, ...): reports are never overwritten.
   const auto out = io::claim_numbered_folder(context.run_directory, "evaluate-node-" + io::file_name_part(context.node_id));
   nlohmann::json report = evaluate_on_bench(entries, out, config, descriptor, nullptr, context.progress);
-  const std::string summary = eval::report_summary(report), before_after = eval::before_after_line(report);
+  const std::string erased =
+      !in.has("erased_concept") || in.text("erased_concept") == "none" ? "" : in.text("erased_concept");
+  const std::string summary = eval::report_summary(report, erased), before_after = eval::before_after_line(report, erased);
   context.texts.push_back(summary);
   if (!before_after.empty()) context.texts.push_back(before_after);
   context.files.push_back(out / "report.json");
@@ -100,7 +102,9 @@ std::vector<Value> evaluate(NodeContext& context, const NodeInputs& in) {
 void register_bench_nodes() {
   NodeTableValues values;
   values.defaults = {{"evaluation", io::to_json(bench_eval_config())}};
-  values.option_lists = {{"classes", data::fashion_mnist_classes()}, {"anchors", anchor_names()}};
+  std::vector<std::string> erased = {"none"};
+  for (const std::string& name : data::fashion_mnist_classes()) erased.push_back(name);
+  values.option_lists = {{"classes", data::fashion_mnist_classes()}, {"anchors", anchor_names()}, {"erased_concepts", erased}};
   const NodeTable table(kBenchNodesJson, "native/bench/bench_nodes.json", values);
   register_node(table.schema("LetheBenchData"), bench_data);
   register_node(table.schema("LetheBenchModel"), bench_model);

@@ -137,9 +137,19 @@ void add_graph_commands(CLI::App& app) {
 
   auto* convert = app.add_subcommand("convert", "Print a workflow's API-format graph (as the ComfyUI frontend converts it)");
   auto convert_file = std::make_shared<std::string>();
+  auto object_info_file = std::make_shared<std::string>();
   convert->add_option("workflow", *convert_file, "the workflow .json")->required()->check(CLI::ExistingFile);
-  set_action(convert, [convert_file]() {
-    std::cout << graph::to_api_json(graph::parse_workflow(io::read_json_file(*convert_file), *convert_file)).dump(2) << "\n";
+  convert->add_option("--object-info", *object_info_file,
+                      "ComfyUI's /object_info saved as JSON: the schemas of nodes that are not Lethe's (CLIPTextEncode, "
+                      "KSampler, ...), so their widgets and links are kept")
+      ->check(CLI::ExistingFile);
+  set_action(convert, [convert_file, object_info_file]() {
+    nlohmann::json object_info;
+    if (!object_info_file->empty()) object_info = io::read_json_file(*object_info_file);
+    const graph::ApiGraph graph = graph::parse_workflow(io::read_json_file(*convert_file), *convert_file,
+                                                        object_info_file->empty() ? nullptr : &object_info, *object_info_file);
+    graph::check_schemas_known(graph, *convert_file);
+    std::cout << graph::to_api_json(graph).dump(2) << "\n";
     return 0;
   });
 }

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <sstream>
 
 #include <ATen/ATen.h>
 
@@ -26,8 +28,28 @@ CopyScores score_copies(Descriptor& descriptor, const at::Tensor& images, const 
   for (int64_t i = 0; i < count; ++i)
     rows.push_back({{"image", i}, {"reference", scores.matched[i].item<int64_t>()}, {"score", scores.best[i].item<double>()}});
   scores.json = {{"memorization_rate", scores.memorization_rate}, {"threshold", threshold}, {"descriptor", descriptor.kind()},
+                 {"descriptor_file", std::filesystem::path(descriptor.path).filename().string()},
                  {"descriptor_sha256", descriptor.sha256}, {"scores", rows}};
   return scores;
+}
+
+std::string copy_scores_line(const CopyScores& scores, const std::string& descriptor_label) {
+  const int64_t count = scores.best.size(0);
+  const int64_t copies = scores.best.ge(scores.threshold).sum().item<int64_t>();
+  return str("memorization rate ", scores.memorization_rate, " at threshold ", scores.threshold, ": ", copies, " of ", count,
+             count == 1 ? " image is a copy" : " images are copies", " (descriptor ", descriptor_label, ")");
+}
+
+std::string copy_scores_csv(const CopyScores& scores) {
+  std::ostringstream out;
+  out << "image,reference,score,copy\n";
+  char score[32];
+  for (int64_t i = 0; i < scores.best.size(0); ++i) {
+    const double value = scores.best[i].item<double>();
+    std::snprintf(score, sizeof(score), "%.6f", value);
+    out << i << "," << scores.matched[i].item<int64_t>() << "," << score << "," << (value >= scores.threshold ? 1 : 0) << "\n";
+  }
+  return out.str();
 }
 
 at::Tensor draw_copy_scores(const at::Tensor& images, const CopyScores& scores) {

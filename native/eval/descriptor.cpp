@@ -43,6 +43,9 @@ class TorchScriptDescriptor : public Descriptor {
   int64_t dim_;
 };
 
+// Largest difference between the channels of a pixel still taken as gray (JPEG chroma noise).
+constexpr double kGrayTolerance = 0.02;
+
 class EmbeddedDescriptor : public Descriptor {
  public:
   explicit EmbeddedDescriptor(std::shared_ptr<models::CopyDescriptorImpl> model) : model_(std::move(model)) {}
@@ -52,6 +55,19 @@ class EmbeddedDescriptor : public Descriptor {
   std::string preprocessing() const override {
     return str("grayscale, bilinear antialiased resize to ", model_->config().input_size, "x", model_->config().input_size,
                ", (x - 0.5) / 0.5");
+  }
+  // Trained on input_size x input_size grayscale images: other sizes or colour give scores that
+  // mean nothing (two 512 px noise images scored 0.85).
+  std::string unsuited_to(const at::Tensor& images) const override {
+    const int64_t size = model_->config().input_size;
+    if (images.size(2) != size || images.size(3) != size)
+      return str("it was trained on ", size, "x", size, " grayscale images, got ", images.size(2), "x", images.size(3));
+    if (images.size(1) == 3 && images.numel() > 0) {
+      const double spread = (images.amax(1) - images.amin(1)).max().item<double>();  // 0 for gray in 3 channels
+      if (spread > kGrayTolerance)
+        return str("it was trained on grayscale images, got colour (channels differ by up to ", spread, ")");
+    }
+    return "";
   }
 
  private:
@@ -78,7 +94,12 @@ void check_output(Descriptor& descriptor, int64_t expected_dim, const std::strin
 
 std::shared_ptr<Descriptor> load_descriptor(const fs::path& path, std::optional<int64_t> expected_dim) {
   const std::string where = str("descriptor '", path.string(), "'");
-  check(fs::exists(path), where, ": file does not exist");
+  check(fs::exists(path), where, ": file does not exist (looked for ", fs::absolute(path).lexically_normal().string(), ")",
+        path.extension() == ".safetensors"
+            ? std::string()
+            : std::string(". The official SSCD models are TorchScript files released by the SSCD authors "
+                          "(sscd_disc_mixup.torchscript.pt, linked from github.com/facebookresearch/sscd-copy-detection): "
+                          "download one and put it at that path, or change the path"));
   std::shared_ptr<Descriptor> descriptor;
   int64_t dim = 0;
   if (path.extension() == ".safetensors") {
@@ -103,6 +124,17 @@ std::shared_ptr<Descriptor> load_descriptor(const fs::path& path, std::optional<
   descriptor->sha256 = io::sha256_file(path);
   check_output(*descriptor, dim, where);
   return descriptor;
+}
+
+std::string Descriptor::label() const {
+  return path.empty() ? kind() : str(kind(), " ", fs::path(path).filename().string());
+}
+
+void check_suited(const Descriptor& descriptor, const at::Tensor& images, const std::string& where) {
+  const std::string reason = descriptor.unsuited_to(images);
+  check(reason.empty(), where, ": the descriptor ", descriptor.label(), " cannot judge these images: ", reason,
+        ". For real images load the official SSCD model with Lethe Load SSCD Descriptor (source 'file', path "
+        "models/sscd/sscd_disc_mixup.torchscript.pt)");
 }
 
 at::Tensor embed_batched(Descriptor& descriptor, const at::Tensor& images, int64_t batch_size) {

@@ -26,6 +26,11 @@ class Descriptor {
   virtual int64_t dim() const = 0;
   virtual std::string kind() const = 0;           // "torchscript" | "lethe-embedded"
   virtual std::string preprocessing() const = 0;  // recorded in every report
+  // Why images [N, C, H, W] lie outside what the descriptor can judge, "" when they do not:
+  // Lethe's embedded descriptor knows only images like its training set (small, grayscale).
+  virtual std::string unsuited_to(const at::Tensor& images) const { return ""; }
+  // How messages and results name it: its kind and file name, e.g. "torchscript sscd_disc_mixup.torchscript.pt".
+  std::string label() const;
   std::string path;
   std::string sha256;
 };
@@ -47,6 +52,10 @@ std::vector<std::string> named_descriptor_names();
 std::shared_ptr<Descriptor> named_descriptor(const std::string& name, const std::string& where);
 // The first named descriptor (the default when none is given); none registered is an error naming `where`.
 std::shared_ptr<Descriptor> default_descriptor(const std::string& where);
+
+// Refuses images the descriptor cannot judge (unsuited_to), naming `where`, the descriptor and
+// what to load instead.
+void check_suited(const Descriptor& descriptor, const at::Tensor& images, const std::string& where);
 
 // Embeds in batches under inference mode. [N, C, H, W] -> [N, D]
 at::Tensor embed_batched(Descriptor& descriptor, const at::Tensor& images, int64_t batch_size = 64);

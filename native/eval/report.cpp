@@ -89,8 +89,17 @@ void draw_report(const Evaluator& evaluator, const std::vector<const ModelEvalua
   const int gap = 6, row_height = cell + 22;
   const int left = 16, top = 78;
   const int caption_width = 230;
-  const int block = shown * (cell + gap) + 18;
-  const int grid_width = caption_width + cell + 24 + static_cast<int>(models.size()) * block;
+  // Each model's column is as wide as its samples or its header, whichever is wider (at 1 or 2
+  // samples per caption the header is the wider one).
+  std::vector<std::string> headers;
+  std::vector<int> blocks;
+  const draw::Canvas measure(1, 1);
+  int grid_width = caption_width + cell + 24;
+  for (const ModelEvaluation* model : models) {
+    headers.push_back(str(model->name, " (memorized ", fixed(100 * model->metrics.at("memorization_rate"), 0), "%)"));
+    blocks.push_back(std::max(shown * (cell + gap) + 18, measure.text_width(headers.back(), 13, true) + 18));
+    grid_width += blocks.back();
+  }
   const int width = grid_width + 560;
   const int height = std::max<int>(top + static_cast<int>(forget_count) * row_height + 40, 1060);
 
@@ -105,10 +114,9 @@ void draw_report(const Evaluator& evaluator, const std::vector<const ModelEvalua
   int x = left + caption_width;
   canvas.text("forget", x, top - 18, 13, draw::colors::black, true);
   x += cell + 24;
-  for (const ModelEvaluation* model : models) {
-    const double rate = model->metrics.at("memorization_rate");
-    canvas.text(str(model->name, " (memorized ", fixed(100 * rate, 0), "%)"), x, top - 18, 13, draw::colors::black, true);
-    x += block;
+  for (size_t m = 0; m < models.size(); ++m) {
+    canvas.text(headers[m], x, top - 18, 13, draw::colors::black, true);
+    x += blocks[m];
   }
   // Rows: caption, forget image, samples with their scores.
   for (int64_t i = 0; i < forget_count; ++i) {
@@ -117,7 +125,8 @@ void draw_report(const Evaluator& evaluator, const std::vector<const ModelEvalua
     canvas.paste(data.forget_images[i], left + caption_width, y, scale);
     canvas.frame({left + caption_width - 1, y - 1, cell + 2, cell + 2}, draw::colors::black);
     int column_x = left + caption_width + cell + 24;
-    for (const ModelEvaluation* model : models) {
+    for (size_t m = 0; m < models.size(); ++m) {
+      const ModelEvaluation* model = models[m];
       for (int s = 0; s < shown; ++s) {
         const int64_t index = i * k + s;
         const double score = model->forget_scores[index].item<double>();
@@ -127,7 +136,7 @@ void draw_report(const Evaluator& evaluator, const std::vector<const ModelEvalua
         canvas.frame({cx - 1, y - 1, cell + 2, cell + 2}, color, 2);
         canvas.text_centered(fixed(score, 2), {cx, y + cell + 2, cell, 16}, 12, color, true);
       }
-      column_x += block;
+      column_x += blocks[m];
     }
   }
 
@@ -187,27 +196,49 @@ nlohmann::json write_report(const std::filesystem::path& directory, const Evalua
   return report;
 }
 
-std::string report_summary(const nlohmann::json& report) {
-  std::string summary;
+namespace {
+
+// The report's key for the share of an erased concept's samples still classified as it.
+std::string concept_key(const nlohmann::json& report, const std::string& erased_concept) {
+  const std::string key = "class_accuracy_" + erased_concept;
   for (const auto& [name, metrics] : report.at("models").items())
+    check(metrics.contains(key), "report: model '", name, "' has no ", key, " (expected the erased concept to be one of ",
+          "the evaluated classes, got '", erased_concept, "')");
+  return key;
+}
+
+std::string fixed(const nlohmann::json& value) {
+  if (!value.is_number()) return "n/a";
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.2f", value.get<double>());
+  return text;
+}
+
+}  // namespace
+
+std::string report_summary(const nlohmann::json& report, const std::string& erased_concept) {
+  const std::string key = erased_concept.empty() ? "" : concept_key(report, erased_concept);
+  std::string summary;
+  for (const auto& [name, metrics] : report.at("models").items()) {
     summary += str(name, ": memorization_rate ", metrics["memorization_rate"].dump(), ", fid ", metrics["fid"].dump(),
-                   ", class_accuracy ", metrics["class_accuracy"].dump(), "\n");
+                   ", class_accuracy ", metrics["class_accuracy"].dump());
+    if (!key.empty()) summary += str(", ", erased_concept, " still drawn as ", erased_concept, " ", metrics[key].dump());
+    summary += "\n";
+  }
   return summary;
 }
 
-std::string before_after_line(const nlohmann::json& report) {
+std::string before_after_line(const nlohmann::json& report, const std::string& erased_concept) {
   const auto& models = report.at("models");
   if (!models.contains("baseline")) return "";
-  auto fixed = [](const nlohmann::json& value) {
-    char text[32];
-    std::snprintf(text, sizeof(text), "%.2f", value.get<double>());
-    return std::string(text);
-  };
+  const std::string key = erased_concept.empty() ? "memorization_rate" : concept_key(report, erased_concept);
+  const std::string measure =
+      erased_concept.empty() ? "memorization rate" : str(erased_concept, " still drawn as ", erased_concept);
   const auto &before = models["baseline"], &after = models["evaluated"];
-  std::string line = str("before -> after: memorization rate ", fixed(before["memorization_rate"]), " -> ",
-                         fixed(after["memorization_rate"]), ", FID ", fixed(before["fid"]), " -> ", fixed(after["fid"]));
+  std::string line = str("before -> after: ", measure, " ", fixed(before[key]), " -> ", fixed(after[key]), ", FID ",
+                         fixed(before["fid"]), " -> ", fixed(after["fid"]));
   if (models.contains("reference"))
-    line += str(" (retrained: ", fixed(models["reference"]["memorization_rate"]), ", ", fixed(models["reference"]["fid"]), ")");
+    line += str(" (retrained: ", fixed(models["reference"][key]), ", ", fixed(models["reference"]["fid"]), ")");
   return line;
 }
 

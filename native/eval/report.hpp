@@ -31,11 +31,14 @@ nlohmann::json write_report(const std::filesystem::path& directory, const Evalua
                             const std::vector<const ModelEvaluation*>& models, double wall_seconds,
                             const nlohmann::json& extra = nlohmann::json::object());
 
-// One line per model of a report: "<name>: memorization_rate <m>, fid <f>, class_accuracy <a>".
-std::string report_summary(const nlohmann::json& report);
+// One line per model of a report: "<name>: memorization_rate <m>, fid <f>, class_accuracy <a>";
+// with an erased concept (a class name) also ", <concept> still drawn as <concept> <share>".
+std::string report_summary(const nlohmann::json& report, const std::string& erased_concept = "");
 
 // "before -> after: memorization rate 0.99 -> 0.06, FID 0.81 -> 0.92 (retrained: 0.00, 0.80)"
 // when the report has a baseline entry (the retrained part with a reference entry); "" otherwise.
-std::string before_after_line(const nlohmann::json& report);
+// With an erased concept the first measure is the share of its prompt's samples the classifier
+// still calls it ("sneaker still drawn as sneaker 0.97 -> 0.31") instead of the artist's rate.
+std::string before_after_line(const nlohmann::json& report, const std::string& erased_concept = "");
 
 }  // namespace lethe::eval

@@ -88,7 +88,74 @@ ApiGraph parse_api(const json& prompt, const std::string& where) {
   return graph;
 }
 
-ApiGraph parse_ui(const json& document, const std::string& where) {
+// An /object_info entry checked for what the conversion reads: "input" {required, optional}
+// of [type, options] specs and "input_order" naming them (ComfyUI has sent it since 2024).
+const json& object_info_entry(const json& object_info, const std::string& type, const std::string& where) {
+  const json& entry = object_info[type];
+  const std::string entry_where = str(where, ": ", type);
+  check(entry.is_object() && entry.contains("input") && entry["input"].is_object(), entry_where,
+        ": expected an /object_info entry with 'input' and 'input_order', got ", io::json_excerpt(entry));
+  check(entry.contains("input_order") && entry["input_order"].is_object(), entry_where,
+        ": has no 'input_order' (expected the object ComfyUI's /object_info sends; save it from ComfyUI 0.3 or newer)");
+  for (const char* group : {"required", "optional"}) {
+    const json empty = json::object();
+    const json& specs = entry["input"].contains(group) ? entry["input"][group] : empty;
+    check(specs.is_object(), entry_where, ": input.", group, " must be an object, got ", specs.type_name());
+    if (!entry["input_order"].contains(group)) continue;
+    const json& order = entry["input_order"][group];
+    check(order.is_array(), entry_where, ": input_order.", group, " must be a list of input names, got ", order.type_name());
+    for (const json& name : order) {
+      check(name.is_string() && specs.contains(name.get<std::string>()), entry_where, ": input_order.", group,
+            " names ", io::json_excerpt(name), ", which is not in input.", group);
+      const json& spec = specs[name.get<std::string>()];
+      check(spec.is_array() && !spec.empty() && (spec[0].is_string() || spec[0].is_array()) &&
+                (spec.size() == 1 || spec[1].is_object()),
+            entry_where, ": input '", name.get<std::string>(), "': expected [type, {options}], got ", io::json_excerpt(spec));
+    }
+  }
+  return entry;
+}
+
+// Maps a UI node's widgets_values and links onto the inputs of its schema (in /object_info
+// shape: Lethe's own or one from ComfyUI) as the frontend does; a widget missing from an older
+// save keeps its default.
+void map_inputs(const json& schema, const json& widgets, const std::map<std::string, std::optional<Link>>& connected,
+                ApiNode& out, const std::string& node_where) {
+  const json layout = widgets_values_layout(schema);
+  std::map<std::string, size_t> slot;  // widget name -> its position in widgets_values
+  for (size_t i = 0; i < layout.size(); ++i)
+    if (!layout[i].is_null()) slot[layout[i].get<std::string>()] = i;
+  const bool positional = widgets.is_array();
+  std::set<std::string> names;
+  for (const char* group : {"required", "optional"}) {
+    for (const json& name_json : schema["input_order"].value(group, json::array())) {
+      const std::string name = name_json.get<std::string>();
+      names.insert(name);
+      const json& spec = schema["input"][group][name];
+      const auto link = connected.find(name);
+      const bool linked = link != connected.end() && link->second.has_value();
+      if (linked) {
+        out.inputs[name] = json::array({link->second->origin, link->second->origin_slot});
+        continue;
+      }
+      if (!slot.count(name)) continue;  // a socket without a link
+      json value;
+      if (positional && slot.at(name) < widgets.size()) {
+        value = widgets[slot.at(name)];
+      } else if (positional) {
+        value = spec.size() > 1 ? spec[1].value("default", json()) : json();  // saved before this widget existed
+      } else if (widgets.contains(name)) {
+        value = widgets[name];
+      }
+      if (!value.is_null()) out.inputs[name] = value;
+    }
+  }
+  for (const auto& [name, link] : connected)
+    check(names.count(name) > 0, node_where, " has a link into '", name, "', which is not an input of ", out.class_type);
+}
+
+ApiGraph parse_ui(const json& document, const std::string& where, const json* object_info,
+                 const std::string& object_info_where) {
   ApiGraph graph;
   const json& version = document.contains("version") ? document["version"] : json(0.4);
   graph.format = version.is_number() && version.get<double>() >= 1.0 ? "ui-1" : "ui-0.4";
@@ -192,38 +259,19 @@ ApiGraph parse_ui(const json& document, const std::string& where) {
       check(link != links.end(), node_where, " input '", name, "' refers to link ", link_id, ", which does not exist");
       connected[name] = resolve(link->second, 0, str(node_where, " input '", name, "': link ", link_id));
     }
-    if (!has_node(type)) {
+    json own_schema;
+    const json* schema = nullptr;
+    if (has_node(type)) {
+      own_schema = schema_json(node_schema(type));
+      schema = &own_schema;
+    } else if (object_info != nullptr && object_info->contains(type)) {
+      schema = &object_info_entry(*object_info, type, object_info_where);
+    }
+    if (schema == nullptr) {
+      out.schema_known = false;
       out.raw_widgets = widgets;  // validation reports the node; its widgets cannot be mapped without a schema
     } else {
-      const NodeSchema& schema = node_schema(type);
-      const json layout = widgets_values_layout(schema_json(schema));
-      std::map<std::string, size_t> slot;  // widget name -> its position in widgets_values
-      for (size_t i = 0; i < layout.size(); ++i)
-        if (!layout[i].is_null()) slot[layout[i].get<std::string>()] = i;
-      const bool positional = widgets.is_array();
-      for (const InputSpec& spec : schema.inputs) {
-        auto link = connected.find(spec.name);
-        if (spec.is_widget()) {
-          json value;
-          if (positional && slot.at(spec.name) < widgets.size()) {
-            value = widgets[slot.at(spec.name)];
-          } else if (positional) {
-            // Saved before this widget existed: like the frontend, it keeps its default.
-            value = spec.default_value;
-          } else if (widgets.contains(spec.name)) {
-            value = widgets[spec.name];
-          }
-          if (link != connected.end() && link->second) {
-            out.inputs[spec.name] = json::array({link->second->origin, link->second->origin_slot});
-          } else if (!value.is_null()) {
-            out.inputs[spec.name] = value;
-          }
-        } else if (link != connected.end() && link->second) {
-          out.inputs[spec.name] = json::array({link->second->origin, link->second->origin_slot});
-        }
-      }
-      for (const auto& [name, link] : connected)
-        check(schema.input(name) != nullptr, node_where, " has a link into '", name, "', which is not an input of ", type);
+      map_inputs(*schema, widgets, connected, out, node_where);
     }
     graph.nodes[id] = out;
   }
@@ -232,9 +280,13 @@ ApiGraph parse_ui(const json& document, const std::string& where) {
 
 }  // namespace
 
-ApiGraph parse_workflow(const json& document, const std::string& where) {
+ApiGraph parse_workflow(const json& document, const std::string& where, const json* object_info,
+                       const std::string& object_info_where) {
+  check(object_info == nullptr || object_info->is_object(), object_info_where,
+        ": expected ComfyUI's /object_info (an object keyed by node class), got ",
+        object_info == nullptr ? "" : object_info->type_name());
   check(document.is_object(), where, ": a workflow must be a JSON object, got ", document.type_name());
-  if (document.contains("nodes") && document["nodes"].is_array()) return parse_ui(document, where);
+  if (document.contains("nodes") && document["nodes"].is_array()) return parse_ui(document, where, object_info, object_info_where);
   if (document.contains("prompt") && document["prompt"].is_object()) return parse_api(document["prompt"], where);
   bool api = !document.empty();
   for (auto it = document.begin(); it != document.end(); ++it) api = api && it.value().is_object() && it.value().contains("class_type");
@@ -250,6 +302,28 @@ json to_api_json(const ApiGraph& graph) {
     if (!node.title.empty()) out[id]["_meta"] = {{"title", node.title}};
   }
   return out;
+}
+
+}  // namespace lethe::graph
+
+namespace lethe::graph {
+
+void check_schemas_known(const ApiGraph& graph, const std::string& where) {
+  std::string unknown;
+  std::set<std::string> classes;
+  for (const auto& [id, node] : graph.nodes) {
+    if (node.schema_known) continue;
+    unknown += str(unknown.empty() ? "" : ", ", "node ", id, " (", node.class_type, ")");
+    classes.insert(node.class_type);
+  }
+  check(unknown.empty(), where, ": ", unknown, classes.size() == 1 ? " is" : " are",
+        " not Lethe's, and their widgets map onto inputs only through their schemas: save /object_info from your "
+        "ComfyUI (e.g. curl http://127.0.0.1:8188/object_info > object_info.json) and pass --object-info "
+        "object_info.json (it must have ", [&] {
+          std::string names;
+          for (const std::string& name : classes) names += (names.empty() ? "" : ", ") + name;
+          return names;
+        }(), ")");
 }
 
 }  // namespace lethe::graph

@@ -52,17 +52,27 @@ def comfy(tmp_path, body, pack=ROOT):
 
 
 def write_score_folder_inputs(tmp_path):
-    """score-folder reads input/lethe/artist and input/lethe/generated under ComfyUI's base."""
+    """What score-folder reads under ComfyUI's base: input/lethe/artist (3 images), input/lethe/generated
+    (4: exact copies of artist images 0 and 1, then two of noise, so 2 of 4 are copies) and the
+    descriptor models/sscd/sscd_disc_mixup.torchscript.pt, here a stand-in for the official file:
+    the parameter-free PixelDescriptor (an exact copy scores 1, noise against noise near 0)."""
     import numpy as np
+    import torch
     from PIL import Image
+
+    from sd_helpers import PixelDescriptor
 
     rng = np.random.default_rng(0)
     base = tmp_path / "comfyui"
-    for folder, count in (("artist", 3), ("generated", 4)):
+    artist = [(rng.random((28, 28)) * 255).astype(np.uint8) for _ in range(3)]
+    generated = artist[:2] + [(rng.random((28, 28)) * 255).astype(np.uint8) for _ in range(2)]
+    for folder, images in (("artist", artist), ("generated", generated)):
         path = base / "input" / "lethe" / folder
         path.mkdir(parents=True, exist_ok=True)
-        for i in range(count):
-            Image.fromarray((rng.random((28, 28)) * 255).astype(np.uint8)).save(path / f"{i}.png")
+        for i, pixels in enumerate(images):
+            Image.fromarray(pixels).save(path / f"{i}.png")
+    (base / "models" / "sscd").mkdir(parents=True, exist_ok=True)
+    torch.jit.script(PixelDescriptor().eval()).save(str(base / "models" / "sscd" / "sscd_disc_mixup.torchscript.pt"))
 
 
 def comfyui_unet_config(spec):

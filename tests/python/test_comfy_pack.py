@@ -309,7 +309,7 @@ def test_boolean_and_string_widgets_reach_lethe_as_the_server_coerces_them(tmp_p
         result = executor.execute(prompt)
         if result.error is not None: raise result.error
         print(json.dumps({"image": list(result.outputs["1"][1].shape),
-                          "saved": sorted(os.listdir(os.path.join(folder_paths.get_output_directory(), "lethe")))}))
+                          "saved": sorted(os.listdir(folder_paths.get_output_directory()))}))
     """)
     assert out["image"][:3] == [3, 16, 16]
     assert "2024_00001_.safetensors" in out["saved"]
@@ -364,7 +364,7 @@ def lora_in_comfyui(tiny_sd, tmp_path_factory):
                                              learning_rate=1e-3, seed=0, trainable="lora", lora_rank=2,
                                              retain_caption_dropout=0.5, forget=forget, retain=retain)
                 result["lora_name"] = node("LetheSaveLoRA", "6", lora=lora, filename_prefix="lethe/artist")[0]
-                node("LetheSaveModel", "7", model=unlearned, filename_prefix="merged")
+                node("LetheSaveModel", "7", model=unlearned, filename_prefix="lethe/merged")
                 patched = node("LetheApplyLoRA", "8", model=host, lora=lora, strength=0.5)[0]
                 # The same keys, one weight wider (SD2's 1024-wide text context): refused whole.
                 key = next(k for k in sd if k.endswith("attn2.to_k.weight"))

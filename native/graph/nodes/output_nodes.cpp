@@ -28,13 +28,17 @@ std::vector<Value> save_images(NodeContext& context, const NodeInputs& in, const
   return {};
 }
 
+// Saves under the prefix in ComfyUI's output folder (as SaveImage does: "lethe/x" lands in
+// output/lethe/), headless in the run folder; the text names it relative to that folder.
 std::vector<Value> save_model(NodeContext& context, const NodeInputs& in) {
   auto model = in.object<std::shared_ptr<models::DiffusionModel>>("model");
+  auto found = context.folders.find("output");
+  const std::filesystem::path folder = found != context.folders.end() ? found->second : context.run_directory;
   const std::filesystem::path path =
-      io::write_numbered_file(context.run_directory, in.text("filename_prefix"), ".safetensors", in.where("filename_prefix"),
+      io::write_numbered_file(folder, in.text("filename_prefix"), ".safetensors", in.where("filename_prefix"),
                               [&](const std::filesystem::path& file) { model->save_with_provenance(file); });
   context.files.push_back(path);
-  context.texts.push_back("saved " + path.filename().string());
+  context.texts.push_back("saved " + std::filesystem::relative(path, folder).generic_string());
   return {};
 }
 

@@ -4,6 +4,8 @@
 
 #include "eval/copy_scores.hpp"
 #include "eval/descriptor.hpp"
+#include "io/atomic_file.hpp"
+#include "io/output_path.hpp"
 #include "graph/nodes/node_groups.hpp"
 #include "graph/nodes/node_helpers.hpp"
 
@@ -23,9 +25,20 @@ std::vector<Value> score_images(NodeContext& context, const NodeInputs& in) {
                                          : eval::default_descriptor(in.where("descriptor"));
   at::Tensor images = from_comfy_image(in.object<at::Tensor>("images"), 3, in.where("images"));           // [N, 3, H, W]
   at::Tensor references = from_comfy_image(in.object<at::Tensor>("reference"), 3, in.where("reference"));  // [R, 3, H, W]
+  eval::check_suited(*descriptor, images, in.where("images"));
+  eval::check_suited(*descriptor, references, in.where("reference"));
   eval::CopyScores scores =
       eval::score_copies(*descriptor, images, references, in.number("threshold"), in.text("match") == "paired");
-  context.texts.push_back(str("memorization rate ", scores.memorization_rate, " at threshold ", scores.threshold));
+  context.texts.push_back(eval::copy_scores_line(scores, descriptor->label()));
+  // The per-image scores as files beside the preview, JSON and CSV under one number.
+  const std::filesystem::path json_file = io::write_numbered_file(
+      context.run_directory, "sscd-scores-node-" + io::file_name_part(context.node_id), ".json", in.where("images"),
+      [&](const std::filesystem::path& file) { io::write_file_atomic(file, scores.json.dump(2), io::WriteMode::exclusive); });
+  std::filesystem::path csv_file = json_file;
+  io::write_file_atomic(csv_file.replace_extension(".csv"), eval::copy_scores_csv(scores), io::WriteMode::exclusive);
+  context.files.push_back(json_file);
+  context.files.push_back(csv_file);
+  context.texts.push_back(str("per-image scores: ", json_file.filename().string(), ", ", csv_file.filename().string()));
   at::Tensor preview = eval::draw_copy_scores(images, scores);
   context.previews.emplace_back("sscd", to_comfy_image(preview));
   return {json_value("FLOAT", scores.memorization_rate), json_value("STRING", scores.json.dump()), image_value(preview)};

@@ -89,8 +89,9 @@ std::vector<Value> unlearn_model(NodeContext& context, const NodeInputs& in) {
   auto result = unlearn::run_unlearning(config, context.progress, model, &data, node_run_placement(context));
   context.files.push_back(result.model_file);
   report_run(context, result,
-             str(steps_and_time(result.summary), ", peak memory ",
-                 static_cast<int>(result.summary["peak_rss_mb"].get<double>()), " MB"));
+             // ru_maxrss is the process's: inside ComfyUI that includes ComfyUI and every model it holds.
+             str(steps_and_time(result.summary), ", process peak RSS ",
+                 static_cast<int>(result.summary["peak_rss_mb"].get<double>()), " MB (the whole process, not this node alone)"));
   return run_outputs(Value(types::kModel, result.model), result,
                      {result.lora_file, result.model->unet()->config(), "kohya"});
 }
