@@ -15,7 +15,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TOOLS = {"cmake": "cmake", "ninja": "ninja-build", "c++": "build-essential", "make": "make"}
 HEADERS = {"nlohmann/json.hpp": "nlohmann-json3-dev", "stb/stb_image.h": "libstb-dev", "CLI/CLI.hpp": "libcli11-dev"}
 # The measured ComfyUI user build (README): 2-core Intel Xeon, torch 2.14.1+cu130, nothing cached.
-MEASURED = "about 25 minutes on 2 cores, less with more"
+MEASURED = "about 20 minutes on 2 cores, less with more"
 
 
 def module_loads():
