@@ -207,13 +207,6 @@ std::string concept_key(const nlohmann::json& report, const std::string& erased_
   return key;
 }
 
-std::string fixed(const nlohmann::json& value) {
-  if (!value.is_number()) return "n/a";
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.2f", value.get<double>());
-  return text;
-}
-
 }  // namespace
 
 std::string report_summary(const nlohmann::json& report, const std::string& erased_concept) {
@@ -235,10 +228,11 @@ std::string before_after_line(const nlohmann::json& report, const std::string& e
   const std::string measure =
       erased_concept.empty() ? "memorization rate" : str(erased_concept, " still drawn as ", erased_concept);
   const auto &before = models["baseline"], &after = models["evaluated"];
-  std::string line = str("before -> after: ", measure, " ", fixed(before[key]), " -> ", fixed(after[key]), ", FID ",
-                         fixed(before["fid"]), " -> ", fixed(after["fid"]));
+  std::string line = str("before -> after: ", measure, " ", metric_text(before[key], 2), " -> ",
+                         metric_text(after[key], 2), ", FID ", metric_text(before["fid"], 2), " -> ",
+                         metric_text(after["fid"], 2));
   if (models.contains("reference"))
-    line += str(" (retrained: ", fixed(models["reference"][key]), ", ", fixed(models["reference"]["fid"]), ")");
+    line += str(" (retrained: ", metric_text(models["reference"][key], 2), ", ", metric_text(models["reference"]["fid"], 2), ")");
   return line;
 }
 

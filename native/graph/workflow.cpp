@@ -304,10 +304,6 @@ json to_api_json(const ApiGraph& graph) {
   return out;
 }
 
-}  // namespace lethe::graph
-
-namespace lethe::graph {
-
 void check_schemas_known(const ApiGraph& graph, const std::string& where) {
   std::string unknown;
   std::set<std::string> classes;
@@ -319,11 +315,7 @@ void check_schemas_known(const ApiGraph& graph, const std::string& where) {
   check(unknown.empty(), where, ": ", unknown, classes.size() == 1 ? " is" : " are",
         " not Lethe's, and their widgets map onto inputs only through their schemas: save /object_info from your "
         "ComfyUI (e.g. curl http://127.0.0.1:8188/object_info > object_info.json) and pass --object-info "
-        "object_info.json (it must have ", [&] {
-          std::string names;
-          for (const std::string& name : classes) names += (names.empty() ? "" : ", ") + name;
-          return names;
-        }(), ")");
+        "object_info.json (it must have ", join(classes), ")");
 }
 
 }  // namespace lethe::graph
