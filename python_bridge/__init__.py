@@ -23,8 +23,11 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 def _build_hint():
     """Which Python this is and the exact command that builds the module for it."""
     pack = os.path.dirname(_HERE)
-    return (f"this Python is {sys.executable} (Python {platform.python_version()}, torch {torch.__version__}); "
-            f"build the module for it with `make -C {shlex.quote(pack)} comfy PYTHON={shlex.quote(sys.executable)}`")
+    this = f"this Python is {sys.executable} (Python {platform.python_version()}, torch {torch.__version__})"
+    if not os.path.exists(os.path.join(pack, "Makefile")):  # an installed wheel: nothing to build here
+        return (f"{this}; {pack} is an installed Lethe wheel: install one built for this torch (`make wheel "
+                f"PYTHON={shlex.quote(sys.executable)}` in Lethe's source folder, then install.py or pip install it)")
+    return f"{this}; build the module for it with `make -C {shlex.quote(pack)} comfy PYTHON={shlex.quote(sys.executable)}`"
 
 
 def _installed_folder():

@@ -89,6 +89,13 @@ def test_pip_install_no_build_isolation_installs_a_working_pack(tmp_path):
     assert native_torch == torch_version.split("+")[0] and bridge.startswith(str(tmp_path / "venv")) and int(count) > 10
     program = run([str(tmp_path / "venv" / "bin" / "lethe"), "--version"], cwd=str(tmp_path))
     assert program.startswith(f"lethe {VERSION} (torch {native_torch},"), program
+    # An installed wheel whose module does not fit this Python says to install another wheel (there
+    # is no Makefile to run where it is installed).
+    for module in glob.glob(os.path.join(os.path.dirname(bridge), "_lethe*.so")):
+        os.remove(module)
+    done = subprocess.run([python, "-c", "import lethe.python_bridge"], cwd=str(tmp_path), capture_output=True, text=True)
+    assert done.returncode == 1 and "is an installed Lethe wheel: install one built for this torch" in done.stderr
+    assert f"make wheel PYTHON={python}" in done.stderr and "make -C" not in done.stderr
 
 
 def test_install_py_installs_the_wheel_and_comfyui_runs_the_pack_from_it(tmp_path, wheel):
