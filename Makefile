@@ -18,7 +18,7 @@ export CCACHE_BASEDIR ?= $(CURDIR)
 export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup system-packages venv configure build comfy stub test test-native test-python test-cuda-wheel cuda-wheel-venv demo bench compare unlearning-check bench-models bench-check fuzz fuzz-build fuzz-smoke clean help
+.PHONY: setup system-packages venv configure build comfy stub test test-native test-python test-cuda-wheel cuda-wheel-venv wheel test-wheel demo bench compare unlearning-check bench-models bench-check fuzz fuzz-build fuzz-smoke clean help
 
 help:
 	@echo "make setup   install what is missing (apt packages, .venv with torch), configure and build"
@@ -30,7 +30,9 @@ help:
 	@echo "make bench-check   measure the committed bench models (models/bench/report.json)"
 	@echo "make build   rebuild only (PYTHON=/path/to/python builds _lethe for another interpreter)"
 	@echo "make comfy PYTHON=/path/to/ComfyUI/python   the ComfyUI user's build: _lethe and lethe, no tests (build-comfy/)"
-	@echo "make test-cuda-wheel  make comfy against torch's CUDA wheel in .venv-cuda-wheel/, then the pack's tests (CI)"
+	@echo "make test-cuda-wheel  install.py (make comfy) against torch's CUDA wheel in .venv-cuda-wheel/, then the pack's tests (CI)"
+	@echo "make wheel   a wheel of the pack built against PYTHON's torch, its version tagged with that torch (dist/)"
+	@echo "make test-wheel  make wheel, pip install --no-build-isolation ., and install.py from the wheel, tested (CI)"
 	@echo "make stub    regenerate python_bridge/_lethe.pyi, the native module's type stub"
 	@echo "make fuzz    run each libFuzzer target for FUZZ_SECONDS (default 600); crashes land in build-fuzz/findings"
 
@@ -81,8 +83,9 @@ test-native:
 test-python:
 	$(PYTHON) -m pytest tests/python -q
 
-# The README's ComfyUI build against the CUDA torch wheel that ComfyUI users have (it runs on a
-# machine without a GPU), then the pack's tests in the mock ComfyUI against that build; CI runs it
+# The README's ComfyUI install (install.py with that Python, which runs `make comfy`) against the
+# CUDA torch wheel that ComfyUI users have (it runs on a machine without a GPU), then the pack's
+# tests in the mock ComfyUI against that build; CI runs it
 # after `make test`. It builds in a copy of the tree (build-cuda-wheel/lethe, the files git
 # tracks or would track), so the module it writes into python_bridge/ is not the developer's.
 CUDA_WHEEL_VENV ?= $(ROOT)/.venv-cuda-wheel
@@ -100,13 +103,38 @@ $(CUDA_WHEEL_VENV)/.requirements-installed: requirements-dev.txt
 test-cuda-wheel: system-packages cuda-wheel-venv
 	@mkdir -p $(CUDA_WHEEL_COPY) && find $(CUDA_WHEEL_COPY) -mindepth 1 -maxdepth 1 ! -name build-comfy -exec rm -rf {} +
 	git ls-files -z --cached --others --exclude-standard | tar -c --null -T - | tar -x -C $(CUDA_WHEEL_COPY)
-	cd $(CUDA_WHEEL_COPY) && $(MAKE) comfy PYTHON=$(CUDA_WHEEL_VENV)/bin/python
+	cd $(CUDA_WHEEL_COPY) && $(CUDA_WHEEL_VENV)/bin/python install.py
 	cd $(CUDA_WHEEL_COPY)/python_bridge && $(CUDA_WHEEL_VENV)/bin/python -c \
 	  "import torch, _lethe; print('torch', torch.__version__, '_lethe built against', _lethe.torch_version())"
 	@! ldd $(CUDA_WHEEL_COPY)/build-comfy/lethe | grep "not found" && ldd $(CUDA_WHEEL_COPY)/build-comfy/lethe | grep -q libtorch_cuda.so \
 	  || { echo "test-cuda-wheel: build-comfy/lethe does not find libtorch_cuda and its libraries by its RPATH"; exit 1; }
 	$(CUDA_WHEEL_COPY)/build-comfy/lethe --version
 	cd $(CUDA_WHEEL_COPY) && LETHE_BUILD=$(CUDA_WHEEL_COPY)/build-comfy $(CUDA_WHEEL_VENV)/bin/python -m pytest -q $(CUDA_WHEEL_TESTS)
+
+# A wheel of the pack for PYTHON's torch (default the project venv's; PYTHON=/path/to/ComfyUI/python
+# for ComfyUI), its build tag naming that torch (lethe-0.1.0-1torch2.14.1.cu130-cp311-...whl, by
+# cmake/wheel_tag.py), in WHEEL_DIR.
+# The build backend is scikit-build-core, installed into PYTHON if missing (a build tool only).
+# The build folder build-wheel/ is kept, so a second wheel rebuilds only what changed; with the
+# compiler CMake picks for build/ (scikit-build-core would take Python's CXX, g++), ccache shares
+# build/'s objects with it.
+WHEEL_DIR ?= $(ROOT)/dist
+SKBUILD_REQUIREMENT := $(shell grep '^scikit-build-core' requirements-dev.txt)
+wheel:
+	@$(PYTHON) -c "import scikit_build_core" 2>/dev/null || { echo "make wheel: installing $(SKBUILD_REQUIREMENT) into $(PYTHON)"; \
+	  $(PYTHON) -m pip install --quiet "$(SKBUILD_REQUIREMENT)"; }
+	@tag=$$($(PYTHON) cmake/wheel_tag.py) || exit 1; set -x; \
+	CXX=$${CXX:-c++} $(PYTHON) -m pip wheel --no-build-isolation --no-deps --wheel-dir $(WHEEL_DIR) \
+	  --config-settings=wheel.build-tag=$$tag --config-settings=cmake.define.CMAKE_CXX_COMPILER_LAUNCHER=ccache .
+
+# CI: the wheel against the project venv's torch, then tests/wheel: its name and contents,
+# `pip install --no-build-isolation .` into a fresh environment, and install.py installing it
+# into a pack folder without a built module (ComfyUI-Manager's path), run in the mock ComfyUI.
+WHEEL_TEST_DIR := $(ROOT)/build-wheel-test
+test-wheel: setup
+	rm -rf $(WHEEL_TEST_DIR)
+	$(MAKE) wheel WHEEL_DIR=$(WHEEL_TEST_DIR)
+	LETHE_WHEEL_DIR=$(WHEEL_TEST_DIR) $(PYTHON) -m pytest -q tests/wheel
 
 # The main job: the quickstart workflow (SISS with time-frequency selection on the bench's
 # artist forget set, sampled, SSCD-scored and evaluated against base and retrained).
@@ -185,4 +213,4 @@ fuzz-smoke: fuzz-build
 	if [ $$status != 0 ]; then for f in $(FUZZERS); do tail -30 $(FUZZ_BUILD)/fuzz_$$f.log; done; exit 1; fi
 
 clean:
-	rm -rf $(BUILD) $(COMFY_BUILD) $(FUZZ_BUILD) $(CUDA_WHEEL_BUILD) python_bridge/_lethe*.so
+	rm -rf $(BUILD) $(COMFY_BUILD) $(FUZZ_BUILD) $(CUDA_WHEEL_BUILD) $(ROOT)/build-wheel $(WHEEL_TEST_DIR) $(WHEEL_DIR) python_bridge/_lethe*.so

@@ -10,16 +10,21 @@
 #                        outside Python can use the GPU; empty for a CPU wheel
 #
 # Input: Python3_EXECUTABLE. Output: LETHE_TORCH_RUNTIME_DIRS, the folders a program's RPATH
-# needs (torch/lib, and a CUDA wheel's nvidia/*/lib).
+# needs (torch/lib, and a CUDA wheel's nvidia/*/lib), and LETHE_TORCH_SITE_PACKAGES, the folder
+# that holds torch.
 execute_process(
   COMMAND "${Python3_EXECUTABLE}" "${CMAKE_CURRENT_LIST_DIR}/torch_paths.py"
   OUTPUT_VARIABLE torch_paths ERROR_VARIABLE torch_paths_error RESULT_VARIABLE torch_paths_status)
 if(NOT torch_paths_status EQUAL 0)
   string(REGEX REPLACE ".*\n([^\n]+)\n?$" "\\1" torch_paths_error "\n${torch_paths_error}")
+  if(SKBUILD)
+    string(CONCAT torch_paths_hint "; pip builds in an isolated environment without torch unless told not to: "
+      "run `pip install --no-build-isolation .` (or `make wheel`) with the Python that has torch")
+  endif()
   message(FATAL_ERROR "torch: ${Python3_EXECUTABLE} cannot import torch and torch.utils.cpp_extension "
-    "(expected the Python that Lethe is built for, with torch installed), got: ${torch_paths_error}")
+    "(expected the Python that Lethe is built for, with torch installed), got: ${torch_paths_error}${torch_paths_hint}")
 endif()
-foreach(key IN ITEMS version include_dirs library_dirs cxx11_abi cuda nvidia_library_dirs)
+foreach(key IN ITEMS version include_dirs library_dirs cxx11_abi cuda nvidia_library_dirs site_packages)
   string(REGEX MATCH "(^|\n)${key}=([^\n]*)" line "${torch_paths}")
   set(torch_${key} "${CMAKE_MATCH_2}")
 endforeach()
@@ -58,6 +63,7 @@ add_library(lethe::torch_python INTERFACE IMPORTED)
 target_link_libraries(lethe::torch_python INTERFACE lethe::torch ${torch_python})
 
 add_library(lethe::torch_cuda INTERFACE IMPORTED)
+set(LETHE_TORCH_SITE_PACKAGES "${torch_site_packages}")
 set(LETHE_TORCH_RUNTIME_DIRS ${torch_library_dirs})
 if(torch_cuda)
   lethe_torch_library(torch_cuda_library torch_cuda OPTIONAL)

@@ -39,14 +39,14 @@ SMALL = {
 }
 
 
-def comfy(tmp_path, body, pack=ROOT):
+def comfy(tmp_path, body, pack=ROOT, python=sys.executable):
     """Runs `body` after the prelude (which loads the pack folder `pack`) in a fresh interpreter
-    (cwd = the mock ComfyUI base); returns the JSON object it prints on its last line."""
+    (`python`, cwd = the mock ComfyUI base); returns the JSON object it prints on its last line."""
     base = str(tmp_path / "comfyui")
     os.makedirs(base, exist_ok=True)
     script = PRELUDE.format(mock=MOCK, base=base, root=pack) + textwrap.dedent(body)
     env = dict(os.environ, PYTHONPATH="")
-    done = subprocess.run([sys.executable, "-c", script], cwd=base, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run([python, "-c", script], cwd=base, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -57,7 +57,8 @@ def test_pack_without_a_module_for_this_python_says_how_to_build_it(tmp_path, mo
     pack = tmp_path / "custom_nodes" / "lethe"
     for folder in ("nodes", "python_bridge"):  # the pack's Python, without any built module
         shutil.copytree(os.path.join(ROOT, folder), pack / folder, ignore=shutil.ignore_patterns("__pycache__", "_lethe*.so"))
-    shutil.copy(os.path.join(ROOT, "__init__.py"), pack)
+    for name in ("__init__.py", "Makefile"):
+        shutil.copy(os.path.join(ROOT, name), pack)
     if module == "unloadable":
         (pack / "python_bridge" / ("_lethe" + importlib.machinery.EXTENSION_SUFFIXES[0])).write_bytes(b"not a library")
     out = comfy(tmp_path, """

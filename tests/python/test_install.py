@@ -5,6 +5,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 
@@ -26,3 +28,53 @@ def test_install_names_the_build_tools_it_lacks(tmp_path):
     assert done.returncode == 1
     assert "building the native module needs" in done.stdout and "cmake" in done.stdout and "ninja-build" in done.stdout
     assert "sudo apt-get install" in done.stdout and "Traceback" not in done.stdout + done.stderr
+
+
+def test_install_says_when_the_wheel_folder_has_no_wheel_for_this_torch(tmp_path):
+    """A wheel for another torch is never installed: install.py names what it expected and found,
+    then goes on to the build (here stopped by the missing tools)."""
+    import torch
+
+    pack = tmp_path / "lethe"
+    for folder in ("python_bridge", "cmake"):
+        (pack / folder).mkdir(parents=True)
+    for name in ("install.py", "pyproject.toml", "cmake/wheel_tag.py", "python_bridge/__init__.py"):
+        shutil.copy(os.path.join(ROOT, name), pack / name)
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    python_tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    other = f"lethe-0.1.0-1torch1.0.0.cu100-{python_tag}-{python_tag}-linux_x86_64.whl"
+    (wheels / other).write_bytes(b"")
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    done = subprocess.run([sys.executable, str(pack / "install.py")], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PATH=str(empty), LETHE_WHEELS=str(wheels)))
+    tag = "1torch" + torch.__version__.replace("+", ".")
+    version = wheel_tag().pack_version()
+    assert f"{wheels} has no wheel for torch {torch.__version__} and Python {python_tag}" in done.stdout
+    assert f"expected lethe-{version}-{tag}-{python_tag}-*.whl, found {other}" in done.stdout
+    assert done.returncode == 1 and "building the native module needs" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def wheel_tag():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("wheel_tag", os.path.join(ROOT, "cmake", "wheel_tag.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_wheel_tag_names_the_torch_and_the_version_is_pyprojects():
+    import re
+
+    module = wheel_tag()
+    cmake_reads = "file(STRINGS pyproject.toml lethe_version_line" in open(os.path.join(ROOT, "CMakeLists.txt")).read()
+    version = re.search(r'^version = "([0-9.]+)"$', open(os.path.join(ROOT, "pyproject.toml")).read(), re.M).group(1)
+    assert cmake_reads and module.pack_version() == version
+    assert module.build_tag("2.14.1+cu130") == "1torch2.14.1.cu130" and module.build_tag("2.13.0") == "1torch2.13.0"
+    assert module.build_tag("2.6.0a0+git1234") == "1torch2.6.0a0.git1234"
+    assert module.wheel_prefix("2.13.0+cpu") == f"lethe-{version}-1torch2.13.0.cpu-"
+    with pytest.raises(ValueError, match="torch version '2.1 beta'"):
+        module.build_tag("2.1 beta")
