@@ -78,3 +78,24 @@ def test_wheel_tag_names_the_torch_and_the_version_is_pyprojects():
     assert module.wheel_prefix("2.13.0+cpu") == f"lethe-{version}-1torch2.13.0.cpu-"
     with pytest.raises(ValueError, match="torch version '2.1 beta'"):
         module.build_tag("2.1 beta")
+
+
+def test_pyproject_is_what_the_comfy_registry_reads():
+    """The fields comfy-cli's `comfy node publish` takes from pyproject.toml (project.name, a static
+    X.Y.Z version, description, license, urls.Repository; tool.comfy PublisherId, DisplayName,
+    Icon), with the registry's rules for the node id; the icon is a picture this repository ships."""
+    import re
+    import tomllib
+
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as handle:
+        data = tomllib.load(handle)
+    project, comfy = data["project"], data["tool"]["comfy"]
+    assert "version" not in project.get("dynamic", []) and re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", project["version"])
+    name = project["name"]
+    assert len(name) < 100 and re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]*", name) and not re.search(r"[_.-]{2}", name)
+    assert "comfyui" not in name.lower()
+    assert project["description"] and project["license"] and project["urls"]["Repository"].startswith("https://")
+    assert comfy["PublisherId"] and comfy["DisplayName"]
+    repository = project["urls"]["Repository"].replace("https://github.com/", "https://raw.githubusercontent.com/")
+    assert comfy["Icon"].startswith(repository + "/main/")
+    assert os.path.isfile(os.path.join(ROOT, comfy["Icon"][len(repository + "/main/"):]))
