@@ -109,11 +109,6 @@ at::Tensor NoiseSchedule::x0_from_eps(const at::Tensor& x_t, const at::Tensor& e
   return (x_t - sqrt_one_minus_alpha_cumprod(t, rank) * eps) / sqrt_alpha_cumprod(t, rank);
 }
 
-at::Tensor NoiseSchedule::v_from_eps(const at::Tensor& x0, const at::Tensor& eps, const at::Tensor& t) const {
-  const int64_t rank = x0.dim();
-  return sqrt_alpha_cumprod(t, rank) * eps - sqrt_one_minus_alpha_cumprod(t, rank) * x0;
-}
-
 at::Tensor NoiseSchedule::eps_from_v(const at::Tensor& x_t, const at::Tensor& v, const at::Tensor& t) const {
   const int64_t rank = x_t.dim();
   return sqrt_one_minus_alpha_cumprod(t, rank) * x_t + sqrt_alpha_cumprod(t, rank) * v;
@@ -133,10 +128,19 @@ std::pair<at::Tensor, at::Tensor> NoiseSchedule::split_prediction(const at::Tens
   return {model_output, eps_from_x0(x_t, model_output, t)};  // "sample"
 }
 
-at::Tensor NoiseSchedule::training_target(const at::Tensor& x0, const at::Tensor& eps, const at::Tensor& t) const {
-  if (config_.prediction_type == "epsilon") return eps;
-  if (config_.prediction_type == "v_prediction") return v_from_eps(x0, eps, t);
+at::Tensor training_target(const std::string& prediction_type, const at::Tensor& x0, const at::Tensor& eps,
+                           const at::Tensor& gamma, const at::Tensor& sigma) {
+  if (prediction_type == "epsilon") return eps;
+  if (prediction_type == "v_prediction") return gamma * eps - sigma * x0;
+  check(prediction_type == "sample", "training target: prediction type: expected epsilon, v_prediction or sample, got '",
+        prediction_type, "'");
   return x0;
+}
+
+at::Tensor NoiseSchedule::training_target(const at::Tensor& x0, const at::Tensor& eps, const at::Tensor& t) const {
+  const int64_t rank = x0.dim();
+  return diffusion::training_target(config_.prediction_type, x0, eps, sqrt_alpha_cumprod(t, rank),
+                                    sqrt_one_minus_alpha_cumprod(t, rank));
 }
 
 }  // namespace lethe::diffusion

@@ -31,6 +31,13 @@ struct ScheduleConfig {
   static ScheduleConfig stable_diffusion();
 };
 
+// The training target of a parameterisation (epsilon | v_prediction | sample) for clean x0
+// noised with eps as gamma x0 + sigma eps: eps, v = gamma eps - sigma x0, or x0. gamma and sigma
+// broadcast over x0 (e.g. [B, 1, ..., 1]). The one place the parameterisations' targets are
+// written (NoiseSchedule::training_target, SISS's mixture targets).
+at::Tensor training_target(const std::string& prediction_type, const at::Tensor& x0, const at::Tensor& eps,
+                           const at::Tensor& gamma, const at::Tensor& sigma);
+
 class NoiseSchedule {
  public:
   explicit NoiseSchedule(const ScheduleConfig& config = {});
@@ -53,10 +60,10 @@ class NoiseSchedule {
 
   // x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) noise. x_0, noise [B, ...]; t [B].
   at::Tensor add_noise(const at::Tensor& x0, const at::Tensor& noise, const at::Tensor& t) const;
-  // eps from (x_t, x_0); x_0 from (x_t, eps); v = sqrt(abar) eps - sqrt(1-abar) x_0 and back.
+  // eps from (x_t, x_0); x_0 from (x_t, eps); from v = sqrt(abar) eps - sqrt(1-abar) x_0 (training_target)
+  // back to eps and x_0.
   at::Tensor eps_from_x0(const at::Tensor& x_t, const at::Tensor& x0, const at::Tensor& t) const;
   at::Tensor x0_from_eps(const at::Tensor& x_t, const at::Tensor& eps, const at::Tensor& t) const;
-  at::Tensor v_from_eps(const at::Tensor& x0, const at::Tensor& eps, const at::Tensor& t) const;
   at::Tensor eps_from_v(const at::Tensor& x_t, const at::Tensor& v, const at::Tensor& t) const;
   at::Tensor x0_from_v(const at::Tensor& x_t, const at::Tensor& v, const at::Tensor& t) const;
   // Converts a model output of config().prediction_type into (x0_hat, eps_hat).

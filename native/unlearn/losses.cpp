@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include "core/error.hpp"
+#include "diffusion/schedule.hpp"
 #include "unlearn/objective.hpp"
 
 namespace lethe::unlearn {
@@ -37,11 +38,9 @@ SissTerms siss_losses(const at::Tensor& prediction_x, const at::Tensor& predicti
                       const FrequencySelection& frequency, const std::string& prediction_type) {
   check(prediction_type == "epsilon" || prediction_type == "v_prediction" || prediction_type == "sample",
         "SISS: prediction type: expected epsilon, v_prediction or sample, got '", prediction_type, "'");
-  // The target for x_0 = y of the noised m (see the header). [B, ...]
+  // The target for x_0 = y of the noised m, with the noise that makes m from y (see the header). [B, ...]
   auto target = [&](const at::Tensor& y) {
-    if (prediction_type == "epsilon") return ((m - gamma * y) / sigma).detach();
-    if (prediction_type == "v_prediction") return ((gamma * m - y) / sigma).detach();
-    return y.detach();
+    return diffusion::training_target(prediction_type, y, (m - gamma * y) / sigma, gamma, sigma).detach();
   };
   SissTerms terms;
   std::tie(terms.weight_x, terms.weight_a) = siss_weights(m, x, a, gamma, sigma, lambda);
@@ -92,16 +91,6 @@ std::pair<at::Tensor, double> dpo_loss(const at::Tensor& winner_error, const at:
 const std::vector<std::string>& f_divergence_names() {
   static const std::vector<std::string> names = {"mse", "kl", "reverse_kl", "js", "hellinger", "chi2", "alpha"};
   return names;
-}
-
-double f_divergence_curvature(const std::string& divergence, double alpha) {
-  if (divergence == "js") return 0.25;
-  if (divergence == "hellinger") return 0.5;
-  if (divergence == "chi2") return 2.0;
-  if (divergence == "alpha") return 1.0;
-  check(divergence == "kl" || divergence == "reverse_kl" || divergence == "mse", "unknown f-divergence '", divergence,
-        "'; known: ", join(f_divergence_names()));
-  return 1.0;
 }
 
 namespace {

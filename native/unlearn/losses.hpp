@@ -31,8 +31,8 @@ std::pair<at::Tensor, at::Tensor> siss_weights(const at::Tensor& m, const at::Te
 // SISS loss terms on a mixture batch: prediction_x = f_theta(m, t, c_x), prediction_a =
 // f_theta(m, t, c_a) (the same tensor when the conditions agree), f the model's parameterisation;
 // targets y_x, y_a for x_0 = x, a with the noise that makes m: eps_y = (m - gamma y) / sigma and
-// y_y = eps_y (epsilon), gamma eps_y - sigma y = (gamma m - y) / sigma (v_prediction, as
-// gamma^2 + sigma^2 = 1), y (sample). The SISS paper and code train epsilon only.
+// diffusion::training_target of (y, eps_y): eps_y (epsilon), gamma eps_y - sigma y = (gamma m - y) / sigma
+// (v_prediction, as gamma^2 + sigma^2 = 1), y (sample). The SISS paper and code train epsilon only.
 // L_x = mean_B w_x sum_d (p_x - y_x)^2, L_a = mean_B w_a time_weight forget_error(p_a - y_a).
 struct SissTerms {
   at::Tensor retain;   // L_x
@@ -74,7 +74,5 @@ std::pair<at::Tensor, double> dpo_loss(const at::Tensor& winner_error, const at:
 // error [B] -> loss per sample [B].
 at::Tensor f_divergence(const at::Tensor& error, const std::string& divergence, double tau, double alpha = 0.5);
 const std::vector<std::string>& f_divergence_names();
-// f''(1) of each divergence's generator (the local curvature that sets stable step sizes).
-double f_divergence_curvature(const std::string& divergence, double alpha = 0.5);
 
 }  // namespace lethe::unlearn
