@@ -31,7 +31,7 @@ help:
 	@echo "make build   rebuild only (PYTHON=/path/to/python builds _lethe for another interpreter)"
 	@echo "make comfy PYTHON=/path/to/ComfyUI/python   the ComfyUI user's build: _lethe and lethe, no tests (build-comfy/)"
 	@echo "make test-cuda-wheel  install.py (make comfy) against torch's CUDA wheel in .venv-cuda-wheel/, then the pack's tests (CI)"
-	@echo "make wheel   a wheel of the pack built against PYTHON's torch, its version tagged with that torch (dist/)"
+	@echo "make wheel   a wheel of the pack built against PYTHON's torch, its build tag naming that torch (dist/)"
 	@echo "make test-wheel  make wheel, pip install --no-build-isolation ., and install.py from the wheel, tested (CI)"
 	@echo "make stub    regenerate python_bridge/_lethe.pyi, the native module's type stub"
 	@echo "make fuzz    run each libFuzzer target for FUZZ_SECONDS (default 600); crashes land in build-fuzz/findings"

@@ -23,11 +23,16 @@ HEADERS = {"nlohmann/json.hpp": "nlohmann-json3-dev", "stb/stb_image.h": "libstb
 MEASURED = "13 to 20 minutes on 2 cores, less with more"
 
 
+def last_line(text):
+    """The last line of a program's error output (what it ended on), or 'no message'."""
+    return (text.strip().splitlines() or ["no message"])[-1]
+
+
 def module_problem():
     """None when python_bridge imports in this Python (a module built for it and its torch), else
     the last line of the import's error."""
     done = subprocess.run([sys.executable, "-c", "import python_bridge"], cwd=HERE, capture_output=True, text=True)
-    return None if done.returncode == 0 else (done.stderr.strip().splitlines() or ["no message"])[-1]
+    return None if done.returncode == 0 else last_line(done.stderr)
 
 
 def module_loads():
@@ -61,8 +66,7 @@ def install_local_wheel(torch_version):
     done = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--force-reinstall", wheel],
                           capture_output=True, text=True)
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-        print(f"[lethe] install: pip could not install {os.path.basename(wheel)} ({last})")
+        print(f"[lethe] install: pip could not install {os.path.basename(wheel)} ({last_line(done.stderr)})")
         return False
     problem = module_problem()
     if problem is not None:

@@ -21,6 +21,16 @@ os.environ["LETHE_EVAL_CACHE"] = os.path.join(_TMP, f"lethe-test-eval-cache-{os.
 os.environ["LETHE_LOG_DIR"] = os.path.join(_TMP, f"lethe-test-logs-{os.getpid()}")
 
 
+def load_wheel_tag():
+    """cmake/wheel_tag.py (the wheel's name and the pack version) as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("wheel_tag", os.path.join(ROOT, "cmake", "wheel_tag.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 BENCH_MODELS = [os.path.join(ROOT, "models", "bench", f"{name}.safetensors")
                 for name in ("base", "retrained", "descriptor", "classifier")]
 

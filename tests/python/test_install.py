@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, load_wheel_tag
 
 
 def test_install_does_nothing_when_the_module_is_built_for_this_python():
@@ -50,26 +50,17 @@ def test_install_says_when_the_wheel_folder_has_no_wheel_for_this_torch(tmp_path
     done = subprocess.run([sys.executable, str(pack / "install.py")], capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, PATH=str(empty), LETHE_WHEELS=str(wheels)))
     tag = "1torch" + torch.__version__.replace("+", ".")
-    version = wheel_tag().pack_version()
+    version = load_wheel_tag().pack_version()
     assert f"{wheels} has no wheel for torch {torch.__version__} and Python {python_tag}" in done.stdout
     assert f"expected lethe-{version}-{tag}-{python_tag}-*.whl, found {other}" in done.stdout
     assert done.returncode == 1 and "building the native module needs" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
 
 
-def wheel_tag():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("wheel_tag", os.path.join(ROOT, "cmake", "wheel_tag.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_wheel_tag_names_the_torch_and_the_version_is_pyprojects():
     import re
 
-    module = wheel_tag()
+    module = load_wheel_tag()
     cmake_reads = "file(STRINGS pyproject.toml lethe_version_line" in open(os.path.join(ROOT, "CMakeLists.txt")).read()
     version = re.search(r'^version = "([0-9.]+)"$', open(os.path.join(ROOT, "pyproject.toml")).read(), re.M).group(1)
     assert cmake_reads and module.pack_version() == version

@@ -8,7 +8,6 @@ pack's nodes from it.
 The fresh environments see this Python's packages (torch among them) through a .pth file, as a
 ComfyUI venv has its own torch: nothing is downloaded."""
 import glob
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -22,11 +21,9 @@ import torch
 WHEEL_DIR = os.environ.get("LETHE_WHEEL_DIR", "")  # read before conftest clears LETHE_* variables
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python"))
 from comfy_helpers import comfy, write_score_folder_inputs  # noqa: E402
-from conftest import ROOT  # noqa: E402
+from conftest import ROOT, load_wheel_tag  # noqa: E402
 
-_spec = importlib.util.spec_from_file_location("wheel_tag", os.path.join(ROOT, "cmake", "wheel_tag.py"))
-wheel_tag = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(wheel_tag)
+wheel_tag = load_wheel_tag()
 VERSION = wheel_tag.pack_version()
 PY_TAG = f"cp{sys.version_info.major}{sys.version_info.minor}"
 
