@@ -339,8 +339,8 @@ def test_sdxl_adm_sd3_and_flux_extra_conds():
     assert out["shape"] == [2, 32 + 6 * 256] and out["rows_equal"] and out["default"]
     assert out["width_changes"] == [True, True, True] and out["width_slot"]
     assert out["keys"] == {"base": {"c_crossattn": "CONDCrossAttn"}, "sdxl": {"y": "CONDRegular", "c_crossattn": "CONDCrossAttn"},
-                           "sd3": {"y": "CONDRegular", "c_crossattn": "CONDCrossAttn"},
-                           "flux": {"y": "CONDRegular", "c_crossattn": "CONDCrossAttn", "guidance": "CONDRegular"}}
+                           "sd3": {"y": "CONDRegular", "c_crossattn": "CONDRegular"},
+                           "flux": {"y": "CONDRegular", "c_crossattn": "CONDRegular", "guidance": "CONDRegular"}}
     assert out["sd3_y"] and out["guidance"] == [3.5, 3.5, 3.5] and out["guidance_dtype"] == "torch.float32"
     assert out["no_guidance"] == ["y"] and out["guidance_2"] == [2.0]
 

@@ -102,6 +102,14 @@ SCRIPT = """
             result["siss"] = json.loads(node("LetheUnlearnHostModel", "9", model=host, lora_targets="auto", objective=siss,
                                              steps=2, batch_size=2, learning_rate=1e-3, seed=0, lora_rank=4,
                                              retain_caption_dropout=0.0, forget=forget, retain=retain)[2])["steps"]
+            if family in ("sdxl", "sd3"):  # a prompt without the pooled output these models need
+                bare = node("LetheDatasetFromLatents", "10", samples={{"samples": forget_latents}},
+                            conditioning=[[c[0] * 1.5, {{}}] for c in forget_cond], **latent)[0]
+                try:
+                    node("LetheUnlearnHostModel", "11", model=host, lora_targets="auto", objective=neggrad, steps=1,
+                         batch_size=2, learning_rate=1e-3, seed=0, lora_rank=4, retain_caption_dropout=0.0, forget=bare)
+                except Exception as error:
+                    result["missing"] = str(error)
             result["lora_name"] = node("LetheSaveLoRA", "6", lora=lora, filename_prefix="lethe/" + family)[0]
             result["patched"] = patched
     thread = threading.Thread(target=work)
@@ -226,6 +234,15 @@ def test_lora_loads_through_lora_loader_and_forgets_the_prompt(family_run):
     assert out["not_loaded"] == [] and out["lora_patches"] > 0 and out["same"], out
     assert out["forget_change"] > 1.5 * out["other_change"], (family, out["forget_change"], out["other_change"])
     assert out["steps"] == 30 and out["siss"] == 2
+
+
+def test_a_prompt_without_a_value_the_model_needs_is_an_error_naming_the_node(family_run):
+    family, out = family_run
+    if family not in ("sdxl", "sd3"):
+        pytest.skip("SD1.x/2.x, Flux: nothing required beyond the tokens (Flux's guidance defaults to 3.5)")
+    message = out["missing"]
+    assert "node 11 (LetheUnlearnHostModel)" in message and "pooled_output" in message
+    assert "needs a conditioning value its prompt does not carry" in message and "Traceback" not in message
 
 
 def test_input_model_is_left_as_it_was(family_run):

@@ -115,20 +115,29 @@ class SDXL(BaseModel):
 
 class SD3(BaseModel):
     """comfy/model_base.py:SD3 (CONST over ModelSamplingDiscreteFlow, shift 3; latent_formats.SD3
-    scale 1.5305, shift 0.0609); y is the pooled output as it is."""
+    scale 1.5305, shift 0.0609); y is the pooled output as it is (required: a KeyError without it),
+    the tokens a CONDRegular."""
 
     def __init__(self, diffusion_model, model_sampling=None, latent_scale=1.5305, latent_shift=0.0609):
         super().__init__(diffusion_model, model_sampling if model_sampling is not None else comfy.model_sampling.flow_sampling("sd3"),
                          latent_scale, latent_shift)
 
     def encode_adm(self, **kwargs):
-        return kwargs.get("pooled_output", None)
+        return kwargs["pooled_output"]
+
+    def extra_conds(self, **kwargs):
+        out = super().extra_conds(**kwargs)
+        cross_attn = kwargs.get("cross_attn", None)
+        if cross_attn is not None:
+            out["c_crossattn"] = comfy.conds.CONDRegular(cross_attn)
+        return out
 
 
 class Flux(BaseModel):
     """comfy/model_base.py:Flux (CONST over ModelSamplingFlux, shift 1.15; latent_formats.Flux scale
     0.3611, shift 0.1159); y is the pooled output, and a guidance cond (default 3.5) feeds the
-    guidance-distilled model's guidance embedding."""
+    guidance-distilled model's guidance embedding; the tokens are a CONDRegular. Not mirrored: the
+    attention mask, reference latents and control-LoRA concat inputs."""
 
     def __init__(self, diffusion_model, model_sampling=None, latent_scale=0.3611, latent_shift=0.1159):
         super().__init__(diffusion_model, model_sampling if model_sampling is not None else comfy.model_sampling.flow_sampling("flux"),
@@ -139,6 +148,9 @@ class Flux(BaseModel):
 
     def extra_conds(self, **kwargs):
         out = super().extra_conds(**kwargs)
+        cross_attn = kwargs.get("cross_attn", None)
+        if cross_attn is not None:
+            out["c_crossattn"] = comfy.conds.CONDRegular(cross_attn)
         guidance = kwargs.get("guidance", 3.5)
         if guidance is not None:
             out["guidance"] = comfy.conds.CONDRegular(torch.FloatTensor([guidance]))
