@@ -14,8 +14,12 @@ Native code asks four things through callbacks (python_bridge/bind_host.cpp):
   own extra_conds over the CONDITIONING values of each context row (SDXL's y from pooled output
   and sizes, SD3's pooled y, Flux's y and guidance), and the output taken back from the
   denoised x_0 (eps = (x - x_0) / s, v = gamma eps - sigma x_0, velocity = (x - x_0) / s);
-- attach(adapters): adds y += scale * up(down(x)) to the named linear layers (forward hooks on the
-  model's own modules), or removes them;
+- attach(adapters, gradient_checkpointing): adds y += scale * up(down(x)) to the named linear
+  layers (forward hooks on the model's own modules), or removes them; with gradient
+  checkpointing, each element of the diffusion model's top-level block lists (UNet
+  input/output blocks, MMDiT joint blocks, Flux double/single blocks) recomputes its
+  activations in backward (torch.utils.checkpoint, non-reentrant), with the adapters on or off
+  as they were in the forward pass;
 - fingerprint() and conditioning_digest(contexts): what a run's identity holds of the model and
   of the CONDITIONING values attached to its contexts.
 
@@ -41,6 +45,7 @@ class HostModelAdapter:
         self.where = where
         self.enabled = False
         self.hooks = []
+        self.checkpointed = []  # blocks whose forward is wrapped in torch.utils.checkpoint
         self.swapped = []  # (module, name, kind, original) to restore
         self.kind = None
         self.sigmas = None  # [T] ComfyUI sigma of each of Lethe's timesteps
@@ -170,21 +175,51 @@ class HostModelAdapter:
         return conditioning_digest(row for tensor in contexts for row in tensor)
 
     # ---- attach ----
-    def attach(self, adapters):
+    def attach(self, adapters, gradient_checkpointing=False):
         for hook in self.hooks:
             hook.remove()
         self.hooks = []
+        for block in self.checkpointed:
+            del block.forward  # the class's forward again
+        self.checkpointed = []
         self._restore()
         if not adapters:
             return
         diffusion = self.patcher.model.diffusion_model
         modules = dict(diffusion.named_modules())
         self._thaw(diffusion)
+        if gradient_checkpointing:
+            for blocks in diffusion.children():
+                if isinstance(blocks, torch.nn.ModuleList):
+                    for block in blocks:
+                        block.forward = self._checkpointed(block.forward)
+                        self.checkpointed.append(block)
         for key, down, up, scale in adapters:
             path = key[len("diffusion_model."):-len(".weight")]
             if path not in modules:
                 raise ValueError(f"{self.where}: the MODEL has no layer '{path}' for the LoRA weight '{key}'")
             self.hooks.append(modules[path].register_forward_hook(self._hook(down, up, float(scale))))
+
+    def _checkpointed(self, forward):
+        """forward run under torch.utils.checkpoint; the recomputation in backward sees the adapters
+        on or off as the forward did (a reference prediction may run in between)."""
+        import torch.utils.checkpoint
+
+        def run(*args, **kwargs):
+            enabled = self.enabled
+
+            def again(*inner_args, **inner_kwargs):
+                previous, self.enabled = self.enabled, enabled
+                try:
+                    return forward(*inner_args, **inner_kwargs)
+                finally:
+                    self.enabled = previous
+
+            if not torch.is_grad_enabled():
+                return forward(*args, **kwargs)
+            return torch.utils.checkpoint.checkpoint(again, *args, use_reentrant=False, **kwargs)
+
+        return run
 
     def _hook(self, down, up, scale):
         def hook(module, inputs, output):

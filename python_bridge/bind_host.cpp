@@ -73,12 +73,12 @@ void bind_host(py::module_& m) {
             return digest_ref->get()(contexts).cast<std::string>();
           };
         }
-        model->attach = [attach_ref](const std::vector<models::HostAdapter>& adapters) {
+        model->attach = [attach_ref](const std::vector<models::HostAdapter>& adapters, bool gradient_checkpointing) {
           py::gil_scoped_acquire acquire;
           py::list items;
           for (const auto& adapter : adapters)
             items.append(py::make_tuple(adapter.key, adapter.down, adapter.up, adapter.scale));
-          attach_ref->get()(items);
+          attach_ref->get()(items, gradient_checkpointing);
         };
         return graph::Value(graph::types::kHostModel, model);
       },
@@ -87,7 +87,8 @@ void bind_host(py::module_& m) {
       "A host model for native nodes. describe() -> ([(weight key, [out, in])], prediction_type (epsilon | "
       "v_prediction | flow), schedule table [T] (alphas_cumprod, or the flow sigmas), device); "
       "predict(x_t, t, context, adapters: bool) -> the model output in its prediction type; attach([(weight key, "
-      "down, up, scale)]) installs LoRA adapters (an empty list removes them); fingerprint() -> SHA-256 hex of the "
+      "down, up, scale)], gradient_checkpointing: bool) installs LoRA adapters (an empty list removes them) and, "
+      "with gradient_checkpointing, recomputes the model's blocks in backward; fingerprint() -> SHA-256 hex of the "
       "weights as computed (a run's identity; unlearning needs it); conditioning_sha256([contexts]) -> SHA-256 hex "
       "of what the host attaches to those contexts ('' for nothing; part of a run's identity).");
 }

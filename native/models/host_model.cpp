@@ -58,7 +58,8 @@ const HostModelInfo& HostModel::info() {
   return *info_;
 }
 
-HostLora::HostLora(HostModel& model, const LoraConfig& config, uint64_t seed) : model_(model), config_(config) {
+HostLora::HostLora(HostModel& model, const LoraConfig& config, uint64_t seed, bool gradient_checkpointing)
+    : model_(model), config_(config) {
   config_.validate("LoRA");
   check(static_cast<bool>(model.attach), model.description, ": the host cannot attach adapters");
   const HostModelInfo& info = model.info();
@@ -92,12 +93,12 @@ HostLora::HostLora(HostModel& model, const LoraConfig& config, uint64_t seed) : 
     throw Error(str("LoRA: no linear layer of ", model.description, " matches the targets ", join(config_.targets),
                     " (", linear, " linear weights, e.g. ", join(examples), ")"));
   }
-  model_.attach(adapters_);
+  model_.attach(adapters_, gradient_checkpointing);
 }
 
 HostLora::~HostLora() {
   try {
-    model_.attach({});
+    model_.attach({}, false);
   } catch (...) {  // a destructor must not throw; the host's error was already reported by the run
   }
 }

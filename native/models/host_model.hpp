@@ -57,8 +57,10 @@ struct HostModel {
   // context [B, L, D]; `adapters`: with the attached adapters, or the base model alone (the
   // frozen reference).
   std::function<at::Tensor(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& context, bool adapters)> predict;
-  // Installs adapters on the host's layers; an empty list removes them.
-  std::function<void(const std::vector<HostAdapter>&)> attach;
+  // Installs adapters on the host's layers; an empty list removes them. With
+  // `gradient_checkpointing`, the host also recomputes its blocks' activations in backward
+  // while the adapters are attached.
+  std::function<void(const std::vector<HostAdapter>&, bool gradient_checkpointing)> attach;
 
   const HostModelInfo& info();
 
@@ -81,7 +83,7 @@ std::vector<std::string> family_lora_targets(const std::vector<std::pair<std::st
 // leaves the host model as it was).
 class HostLora {
  public:
-  HostLora(HostModel& model, const LoraConfig& config, uint64_t seed);
+  HostLora(HostModel& model, const LoraConfig& config, uint64_t seed, bool gradient_checkpointing = false);
   ~HostLora();
   HostLora(const HostLora&) = delete;
   HostLora& operator=(const HostLora&) = delete;

@@ -458,7 +458,7 @@ HostRunResult run_host_unlearning(const RunConfig& input, models::HostModel& mod
   }
 
   const diffusion::NoiseSchedule& schedule = model.info().schedule;
-  models::HostLora lora(model, config.lora, config.lora_seed());
+  models::HostLora lora(model, config.lora, config.lora_seed(), config.gradient_checkpointing);
   models::HostDenoiser trained(model, &lora), reference(model, nullptr);
   ObjectiveContext context;
   context.model = &trained;

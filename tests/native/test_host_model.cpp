@@ -37,7 +37,7 @@ struct LinearHost {
         for (const auto& a : attached) w = w + a.scale * at::matmul(a.up, a.down);
       return at::einsum("oc,bchw->bohw", {w, x});
     };
-    host.attach = [this](const std::vector<models::HostAdapter>& adapters) {
+    host.attach = [this](const std::vector<models::HostAdapter>& adapters, bool) {
       attached = adapters;
       ++attach_calls;
     };
