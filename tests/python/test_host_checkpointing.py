@@ -4,24 +4,13 @@ backward trains (DPO, whose reference predictions run between the forwards and t
 so the recomputation must see the adapters as the forward did), is on only while training and leaves
 the MODEL's blocks as they were; a bf16 MODEL (ComfyUI's usual dtype for Flux) trains float32
 adapters with finite losses."""
-import os
 
 import pytest
 
-from comfy_helpers import comfy
+from comfy_helpers import comfy, family_script
 
 SCRIPT = """
-    import threading
-    import comfy.model_base as model_base, comfy.model_sampling as model_sampling
-    from comfy.model_patcher import ModelPatcher
-    sys.path.insert(0, {tests!r})
-    import family_standins
-    M = pack.NODE_CLASS_MAPPINGS
-    host_module = sys.modules[{root!r}.replace(".", "_x_") + ".nodes.host_model"]
     family = {family!r}
-
-    def node(name, uid, **inputs):
-        return M[name]().run(unique_id=uid, **inputs)["result"]
 
     def load(dtype):
         with torch.inference_mode():
@@ -67,7 +56,6 @@ SCRIPT = """
             host = load(torch.bfloat16)
             summary = json.loads(node("LetheUnlearnHostModel", "7", model=host, gradient_checkpointing=True, **train)[2])
             result["bf16"] = dict(summary=summary, dtype=str(next(host.model.parameters()).dtype))
-    from safetensors.torch import load_file
     thread = threading.Thread(target=work)
     thread.start(); thread.join()
     loras = {{label: load_file(os.path.join(folder_paths.get_folder_paths("loras")[0], result[label]["name"]))
@@ -85,11 +73,7 @@ SCRIPT = """
 
 @pytest.fixture(scope="module", params=["flux", "sdxl"])
 def checkpointing_run(request, tmp_path_factory):
-    from conftest import ROOT
-
-    tests = os.path.dirname(os.path.abspath(__file__))
-    return request.param, comfy(tmp_path_factory.mktemp(request.param),
-                                SCRIPT.format(tests=tests, root=ROOT, family=request.param))
+    return request.param, comfy(tmp_path_factory.mktemp(request.param), family_script(SCRIPT, family=request.param))
 
 
 def test_gradient_checkpointing_trains_the_same_lora(checkpointing_run):

@@ -13,30 +13,18 @@ starts as a no-op, so the step-1 prediction is the base model's). Then: the save
 through LoraLoaderModelOnly with no unloaded key and equals Lethe Apply LoRA's patches, the
 patched MODEL moved more under the forget prompts than under another, and the input MODEL is
 as it was."""
-import math
 
 import pytest
-import torch
 
-from comfy_helpers import comfy
+from comfy_helpers import comfy, family_script
 
 FAMILIES = ("sd1", "sd2_v", "sdxl", "sd3", "flux")
 TEXT_TARGETS = {"sd1": "attn2.to_k, attn2.to_v", "sd2_v": "attn2.to_k, attn2.to_v", "sdxl": "attn2.to_k, attn2.to_v",
                 "sd3": "context_block.attn.qkv", "flux": "txt_attn.qkv"}
 
 SCRIPT = """
-    import logging, math, threading
-    import comfy.model_base as model_base, comfy.model_sampling as model_sampling, comfy.sd
-    from comfy.model_patcher import ModelPatcher
-    from safetensors.torch import load_file
-    sys.path.insert(0, {tests!r})
-    import family_standins
-    M = pack.NODE_CLASS_MAPPINGS
-    host_module = sys.modules[{root!r}.replace(".", "_x_") + ".nodes.host_model"]
+    import logging, math
     family = {family!r}
-
-    def node(name, uid, **inputs):
-        return M[name]().run(unique_id=uid, **inputs)["result"]
 
     with torch.inference_mode():  # as ComfyUI's checkpoint loader runs
         torch.manual_seed(0)
@@ -212,14 +200,8 @@ SISS = {"method": "siss", "lambda": 0.5, "scaling_norm": 1.0}
 
 @pytest.fixture(scope="module", params=FAMILIES)
 def family_run(request, tmp_path_factory):
-    import os
-
-    from conftest import ROOT
-
-    tmp = tmp_path_factory.mktemp(request.param)
-    tests = os.path.dirname(os.path.abspath(__file__))
-    return request.param, comfy(tmp, SCRIPT.format(tests=tests, root=ROOT, family=request.param, steps=30, siss=SISS,
-                                            text_targets=TEXT_TARGETS[request.param]))
+    script = family_script(SCRIPT, family=request.param, steps=30, siss=SISS, text_targets=TEXT_TARGETS[request.param])
+    return request.param, comfy(tmp_path_factory.mktemp(request.param), script)
 
 
 def test_first_step_loss_equals_comfyuis_formulas(family_run):
