@@ -67,7 +67,8 @@ class HostModelAdapter:
         else:
             kind = None
         if kind is None:
-            raise ValueError(f"{self.where}: this MODEL's sampling ({', '.join(c.__name__ for c in type(sampling).__mro__[1:-1])}) "
+            names = ", ".join(c.__name__ for c in type(sampling).__mro__[1:] if c not in (torch.nn.Module, object))
+            raise ValueError(f"{self.where}: this MODEL's sampling ({names}) "
                              "is not one Lethe's host path trains: expected epsilon or v-prediction with a discrete "
                              "schedule (SD1.x/2.x, SDXL) or flow matching (CONST: SD3.x, Flux)")
         sigmas = table.detach().to("cpu", torch.float64)
