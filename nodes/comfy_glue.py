@@ -2,6 +2,7 @@
 pack also imports outside ComfyUI): the progress bar (which raises ComfyUI's interrupt),
 the output and model folders, preview images in the temp folder, and ComfyUI's LATENT and
 CONDITIONING values (docs/comfyui-contract.md §5) as the tensors native nodes take."""
+import hashlib
 import os
 
 
@@ -113,9 +114,61 @@ def model_folders():
     return folders
 
 
+# What ComfyUI's CONDITIONING entries carry besides their tensor (pooled_output, guidance, width,
+# height, ...: what a model's extra_conds turns into its y, guidance, ... inputs), by the SHA-256
+# of each context row: native code carries the [L, D] rows only, and the host model
+# (nodes/host_model.py) looks their values up again when it calls the MODEL. The latest
+# registration of a row wins (a re-run with another guidance replaces the old value); a run's
+# identity includes the values it used (conditioning_digest).
+_CONDITIONING_VALUES = {}
+
+
+def context_key(row):
+    """The key of one context row [L, D] (as float32, the form native nodes keep it in)."""
+    import torch
+
+    row = row.detach().to("cpu", torch.float32).contiguous()
+    digest = hashlib.sha256(str(tuple(row.shape)).encode())
+    digest.update(row.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def conditioning_values(row):
+    """The CONDITIONING values registered for a context row [L, D], or None."""
+    return _CONDITIONING_VALUES.get(context_key(row))
+
+
+def _value_digest(value):
+    import torch
+
+    if torch.is_tensor(value):
+        tensor = value.detach().to("cpu").contiguous()
+        return f"{tensor.dtype}{tuple(tensor.shape)}:" + hashlib.sha256(tensor.reshape(-1).view(torch.uint8).numpy()
+                                                                          .tobytes()).hexdigest()
+    if isinstance(value, (bool, int, float, str, type(None))):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_value_digest(item) for item in value) + "]"
+    return type(value).__name__  # objects (control nets, hooks) by kind only
+
+
+def conditioning_digest(rows):
+    """SHA-256 of the CONDITIONING values attached to these context rows ('' when none has any)."""
+    digest, attached = hashlib.sha256(), False
+    for row in rows:
+        values = conditioning_values(row)
+        if values:
+            attached = True
+            for key in sorted(values):
+                digest.update(f"{key}={_value_digest(values[key])};".encode())
+        digest.update(b"|")
+    return digest.hexdigest() if attached else ""
+
+
 def to_native(kind, value, where):
     """A ComfyUI LATENT ({"samples": [B, C, h, w], ...}) or CONDITIONING ([[cond [1, L, D], {...}], ...])
-    as the tensor native nodes take: the samples, or the entries' cond tensors concatenated [N, L, D]."""
+    as the tensor native nodes take: the samples, or the entries' cond tensors concatenated [N, L, D]
+    (each entry's values registered for its rows, for the host model)."""
     import torch
 
     if kind == "LATENT":
@@ -132,6 +185,10 @@ def to_native(kind, value, where):
         if len(shapes) != 1:
             raise ValueError(f"{where}: CONDITIONING entries of different token lengths {sorted(shapes)}; "
                              "encode prompts of similar length (or one prompt per node)")
+        for entry in value:
+            values = dict(entry[1]) if len(entry) > 1 and isinstance(entry[1], dict) else {}
+            for row in entry[0]:
+                _CONDITIONING_VALUES[context_key(row)] = values
         return torch.cat(tensors, dim=0)
     return value
 

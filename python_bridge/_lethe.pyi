@@ -11,10 +11,26 @@ class LetheError(RuntimeError):
 class Cancelled(LetheError):
     pass
 class NoiseSchedule:
+    @staticmethod
+    def from_alphas_cumprod(alphas_cumprod: torch.Tensor, prediction_type: str = 'epsilon') -> NoiseSchedule:
+        ...
+    @staticmethod
+    def from_flow_sigmas(sigmas: torch.Tensor) -> NoiseSchedule:
+        """
+        A flow-matching schedule: x_t = (1 - s_t) x_0 + s_t eps, velocity target eps - x_0.
+        """
     def __init__(self, config_json: str = '{}') -> None:
         ...
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         ...
+    def noise_scale(self, t: torch.Tensor, rank: typing.SupportsInt | typing.SupportsIndex) -> torch.Tensor:
+        ...
+    def signal_scale(self, t: torch.Tensor, rank: typing.SupportsInt | typing.SupportsIndex) -> torch.Tensor:
+        ...
+    def split_prediction(self, x_t: torch.Tensor, model_output: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        (x0_hat, eps_hat) from a model output in the schedule's parameterisation.
+        """
     def training_target(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         ...
     @property
@@ -22,6 +38,9 @@ class NoiseSchedule:
         ...
     @property
     def betas(self) -> torch.Tensor:
+        ...
+    @property
+    def prediction_type(self) -> str:
         ...
 class UNet:
     """
@@ -120,9 +139,9 @@ def frequency_energy(residual: torch.Tensor, config_json: str) -> torch.Tensor:
     ...
 def frequency_mask(height: typing.SupportsInt | typing.SupportsIndex, width: typing.SupportsInt | typing.SupportsIndex, config_json: str) -> torch.Tensor:
     ...
-def host_model(describe: typing.Any, predict: typing.Any, attach: typing.Any, description: str = 'ComfyUI MODEL', fingerprint: typing.Any = None) -> Value:
+def host_model(describe: typing.Any, predict: typing.Any, attach: typing.Any, description: str = 'ComfyUI MODEL', fingerprint: typing.Any = None, conditioning_sha256: typing.Any = None) -> Value:
     """
-    A host model for native nodes. describe() -> ([(weight key, [out, in])], alphas_cumprod [T], device); predict(x_t, t, context, adapters: bool) -> eps; attach([(weight key, down, up, scale)]) installs LoRA adapters (an empty list removes them); fingerprint() -> SHA-256 hex of the weights as computed (a run's identity; unlearning needs it).
+    A host model for native nodes. describe() -> ([(weight key, [out, in])], prediction_type (epsilon | v_prediction | flow), schedule table [T] (alphas_cumprod, or the flow sigmas), device); predict(x_t, t, context, adapters: bool) -> the model output in its prediction type; attach([(weight key, down, up, scale)], gradient_checkpointing: bool) installs LoRA adapters (an empty list removes them) and, with gradient_checkpointing, recomputes the model's blocks in backward; fingerprint() -> SHA-256 hex of the weights as computed (a run's identity; unlearning needs it); conditioning_sha256([contexts]) -> SHA-256 hex of what the host attaches to those contexts ('' for nothing; part of a run's identity).
     """
 def inference_timesteps(num_train_timesteps: typing.SupportsInt | typing.SupportsIndex, steps: typing.SupportsInt | typing.SupportsIndex, spacing: str = 'leading', steps_offset: typing.SupportsInt | typing.SupportsIndex = 0) -> list[int]:
     ...

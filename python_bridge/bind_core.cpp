@@ -39,9 +39,18 @@ void bind_core(py::module_& m) {
                  io::parse_json(config_json, "NoiseSchedule config"), "NoiseSchedule config"));
            }),
            py::arg("config_json") = "{}")
+      .def_static("from_alphas_cumprod", &NoiseSchedule::from_alphas_cumprod, py::arg("alphas_cumprod"),
+                  py::arg("prediction_type") = "epsilon")
+      .def_static("from_flow_sigmas", &NoiseSchedule::from_flow_sigmas, py::arg("sigmas"),
+                  "A flow-matching schedule: x_t = (1 - s_t) x_0 + s_t eps, velocity target eps - x_0.")
+      .def_property_readonly("prediction_type", [](const NoiseSchedule& s) { return s.config().prediction_type; })
       .def_property_readonly("betas", &NoiseSchedule::betas)
       .def_property_readonly("alphas_cumprod", &NoiseSchedule::alphas_cumprod)
+      .def("signal_scale", &NoiseSchedule::signal_scale, py::arg("t"), py::arg("rank"))
+      .def("noise_scale", &NoiseSchedule::noise_scale, py::arg("t"), py::arg("rank"))
       .def("add_noise", &NoiseSchedule::add_noise, py::arg("x0"), py::arg("noise"), py::arg("t"))
+      .def("split_prediction", &NoiseSchedule::split_prediction, py::arg("x_t"), py::arg("model_output"), py::arg("t"),
+           "(x0_hat, eps_hat) from a model output in the schedule's parameterisation.")
       .def("training_target", &NoiseSchedule::training_target, py::arg("x0"), py::arg("eps"), py::arg("t"));
   m.def("inference_timesteps", &diffusion::inference_timesteps, py::arg("num_train_timesteps"), py::arg("steps"),
         py::arg("spacing") = "leading", py::arg("steps_offset") = 0);

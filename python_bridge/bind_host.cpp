@@ -26,14 +26,15 @@ class PyRef {
 models::HostModelInfo describe_from(const py::object& result, const std::string& where) {
   models::HostModelInfo info;
   auto tuple = result.cast<py::tuple>();
-  check(tuple.size() == 3, where, ": describe() must return (weights, alphas_cumprod, device), got ", tuple.size(),
-        " items");
+  check(tuple.size() == 4, where, ": describe() must return (weights, prediction_type, schedule table, device), got ",
+        tuple.size(), " items");
   for (const auto& item : tuple[0].cast<py::list>()) {
     auto pair = item.cast<py::tuple>();
     info.weights.emplace_back(pair[0].cast<std::string>(), pair[1].cast<std::vector<int64_t>>());
   }
-  info.alphas_cumprod = tuple[1].cast<at::Tensor>();
-  info.device = c10::Device(tuple[2].cast<std::string>());
+  info.prediction_type = tuple[1].cast<std::string>();
+  info.schedule_table = tuple[2].cast<at::Tensor>();
+  info.device = c10::Device(tuple[3].cast<std::string>());
   return info;
 }
 
@@ -43,7 +44,7 @@ void bind_host(py::module_& m) {
   m.def(
       "host_model",
       [](const py::object& describe, const py::object& predict, const py::object& attach, const std::string& description,
-         const py::object& fingerprint) {
+         const py::object& fingerprint, const py::object& conditioning_sha256) {
         auto model = std::make_shared<models::HostModel>();
         model->description = description;
         auto describe_ref = std::make_shared<PyRef>(describe);
@@ -65,21 +66,31 @@ void bind_host(py::module_& m) {
             return fingerprint_ref->get()().cast<std::string>();
           };
         }
-        model->attach = [attach_ref](const std::vector<models::HostAdapter>& adapters) {
+        if (!conditioning_sha256.is_none()) {
+          auto digest_ref = std::make_shared<PyRef>(conditioning_sha256);
+          model->conditioning_sha256 = [digest_ref](const std::vector<at::Tensor>& contexts) {
+            py::gil_scoped_acquire acquire;
+            return digest_ref->get()(contexts).cast<std::string>();
+          };
+        }
+        model->attach = [attach_ref](const std::vector<models::HostAdapter>& adapters, bool gradient_checkpointing) {
           py::gil_scoped_acquire acquire;
           py::list items;
           for (const auto& adapter : adapters)
             items.append(py::make_tuple(adapter.key, adapter.down, adapter.up, adapter.scale));
-          attach_ref->get()(items);
+          attach_ref->get()(items, gradient_checkpointing);
         };
         return graph::Value(graph::types::kHostModel, model);
       },
       py::arg("describe"), py::arg("predict"), py::arg("attach"), py::arg("description") = "ComfyUI MODEL",
-      py::arg("fingerprint") = py::none(),
-      "A host model for native nodes. describe() -> ([(weight key, [out, in])], alphas_cumprod [T], device); "
-      "predict(x_t, t, context, adapters: bool) -> eps; attach([(weight key, down, up, scale)]) installs LoRA "
-      "adapters (an empty list removes them); fingerprint() -> SHA-256 hex of the weights as computed (a run's "
-      "identity; unlearning needs it).");
+      py::arg("fingerprint") = py::none(), py::arg("conditioning_sha256") = py::none(),
+      "A host model for native nodes. describe() -> ([(weight key, [out, in])], prediction_type (epsilon | "
+      "v_prediction | flow), schedule table [T] (alphas_cumprod, or the flow sigmas), device); "
+      "predict(x_t, t, context, adapters: bool) -> the model output in its prediction type; attach([(weight key, "
+      "down, up, scale)], gradient_checkpointing: bool) installs LoRA adapters (an empty list removes them) and, "
+      "with gradient_checkpointing, recomputes the model's blocks in backward; fingerprint() -> SHA-256 hex of the "
+      "weights as computed (a run's identity; unlearning needs it); conditioning_sha256([contexts]) -> SHA-256 hex "
+      "of what the host attaches to those contexts ('' for nothing; part of a run's identity).");
 }
 
 }  // namespace lethe::bridge

@@ -52,9 +52,20 @@ SCHEMAS.update({
                                ("batch_size", ["INT", {"default": 1}])], ["LATENT"], "Empty Latent Image"),
     "KSampler": _core([("model", ["MODEL", {}]), ("seed", SEED), ("steps", ["INT", {"default": 20}]),
                        ("cfg", ["FLOAT", {"default": 8.0}]), ("sampler_name", [["euler", "ddim"], {}]),
-                       ("scheduler", [["normal", "ddim_uniform"], {}]), ("positive", ["CONDITIONING", {}]),
+                       ("scheduler", [["normal", "simple", "ddim_uniform"], {}]), ("positive", ["CONDITIONING", {}]),
                        ("negative", ["CONDITIONING", {}]), ("latent_image", ["LATENT", {}]),
                        ("denoise", ["FLOAT", {"default": 1.0}])], ["LATENT"], "KSampler"),
+    # The Flux workflow's (ComfyUI @ a125cd84: nodes.py, comfy_extras/nodes_flux.py, nodes_sd3.py).
+    "UNETLoader": _core([("unet_name", [["flux1-dev.safetensors"], {}]),
+                         ("weight_dtype", [["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"], {}])],
+                        ["MODEL"], "Load Diffusion Model"),
+    "DualCLIPLoader": _core([("clip_name1", [["clip_l.safetensors"], {}]), ("clip_name2", [["t5xxl_fp16.safetensors"], {}]),
+                             ("type", [["sdxl", "sd3", "flux", "hunyuan_video"], {}])], ["CLIP"], "DualCLIPLoader"),
+    "VAELoader": _core([("vae_name", [["ae.safetensors"], {}])], ["VAE"], "Load VAE"),
+    "FluxGuidance": _core([("conditioning", ["CONDITIONING", {}]), ("guidance", ["FLOAT", {"default": 3.5}])],
+                          ["CONDITIONING"], "FluxGuidance"),
+    "EmptySD3LatentImage": _core([("width", ["INT", {"default": 1024}]), ("height", ["INT", {"default": 1024}]),
+                                  ("batch_size", ["INT", {"default": 1}])], ["LATENT"], "EmptySD3LatentImage"),
 })
 # What an unlearn node's title calls its objective: (objective node type, value of its method
 # widget) -> name. The f-divergence node's method widget is `divergence`.
@@ -277,6 +288,19 @@ def score_folder():
     return w
 
 
+def sample_and_decode(w, column, model, positive, negative, latent, vae, **settings):
+    """ComfyUI's KSampler (seed 0, `settings`) in `column` on (node, output) sources, then VAEDecode in
+    the next column; returns the VAEDecode node."""
+    sampler = w.add("KSampler", (column, 0), seed=0, **settings)
+    for source, input_name in ((model, "model"), (positive, "positive"), (negative, "negative")):
+        w.link(*source, sampler, input_name)
+    w.link(latent, "LATENT", sampler, "latent_image")
+    decode = w.add("VAEDecode", (column + 1, 0))
+    w.link(sampler, "LATENT", decode, "samples")
+    w.link(*vae, decode, "vae")
+    return decode
+
+
 def sd15_artist_removal():
     """A Stable Diffusion 1.5 checkpoint: forget an artist's images (VAE-encoded, with their
     CLIP-encoded prompt) with a LoRA, save it, apply it and sample the forgotten prompt, then
@@ -322,14 +346,8 @@ def sd15_artist_removal():
     w.link(loader, "MODEL", apply, "model")
     w.link(unlearn, "lora", apply, "lora")
     latent = w.add("EmptyLatentImage", (4, 2), width=512, height=512, batch_size=4)
-    sampler = w.add("KSampler", (5, 0), seed=0, steps=25, cfg=7.5, sampler_name="ddim", scheduler="ddim_uniform")
-    w.link(apply, "model", sampler, "model")
-    w.link(forget_prompt, "CONDITIONING", sampler, "positive")
-    w.link(empty_prompt, "CONDITIONING", sampler, "negative")
-    w.link(latent, "LATENT", sampler, "latent_image")
-    decode = w.add("VAEDecode", (6, 0))
-    w.link(sampler, "LATENT", decode, "samples")
-    w.link(loader, "VAE", decode, "vae")
+    decode = sample_and_decode(w, 5, (apply, "model"), (forget_prompt, "CONDITIONING"), (empty_prompt, "CONDITIONING"),
+                               latent, (loader, "VAE"), steps=25, cfg=7.5, sampler_name="ddim", scheduler="ddim_uniform")
     descriptor = w.add("LetheLoadDescriptor", (6, 1), source="file",
                        path="models/sscd/sscd_disc_mixup.torchscript.pt", title="official SSCD model")
     score = w.add("LetheSSCDScore", (7, 0), match="any", threshold=0.5)
@@ -343,12 +361,59 @@ def sd15_artist_removal():
     return w
 
 
+def flux_concept_erasure():
+    """A Flux.1 [dev] MODEL as ComfyUI loads it: erase a style (the concept prompt, with its
+    FluxGuidance) towards an anchor prompt with the f-divergence objective, on VAE-encoded anchor
+    images, training a LoRA on the MODEL's own forward pass; save it and sample the erased prompt
+    with the patched MODEL."""
+    w = Workflow()
+    loader = w.add("UNETLoader", (0, 0), unet_name="flux1-dev.safetensors", weight_dtype="default")
+    clip = w.add("DualCLIPLoader", (0, 1), clip_name1="clip_l.safetensors", clip_name2="t5xxl_fp16.safetensors",
+                 type="flux")
+    vae = w.add("VAELoader", (0, 2), vae_name="ae.safetensors")
+    anchors = w.add("LetheLoadRetainSet", (0, 3), folder="input/lethe/anchor", color="rgb", resize=True, size=1024,
+                    title="anchor images (paintings)")
+    concept = w.add("CLIPTextEncode", (1, 0), text="a painting in the style of Van Gogh", title="concept to erase")
+    anchor_prompt = w.add("CLIPTextEncode", (1, 1), text="a painting", title="anchor prompt")
+    empty = w.add("CLIPTextEncode", (1, 2), text="", title="empty prompt")
+    encode = w.add("VAEEncode", (1, 3))
+    for prompt in (concept, anchor_prompt, empty):
+        w.link(clip, "CLIP", prompt, "clip")
+    w.link(anchors, "images", encode, "pixels")
+    w.link(vae, "VAE", encode, "vae")
+    concept_guided = w.add("FluxGuidance", (2, 0), guidance=3.5, title="concept (guidance)")
+    w.link(concept, "CONDITIONING", concept_guided, "conditioning")
+    anchor_guided = w.add("FluxGuidance", (2, 1), guidance=3.5, title="anchor (guidance)")
+    w.link(anchor_prompt, "CONDITIONING", anchor_guided, "conditioning")
+    anchor_set = w.add("LetheDatasetFromLatents", (3, 0), latent_scale=0.3611, latent_shift=0.1159, title="anchor set")
+    w.link(encode, "LATENT", anchor_set, "samples")
+    w.link(anchor_guided, "CONDITIONING", anchor_set, "conditioning")
+    objective = w.add("LetheObjectiveFDivergence", (3, 1), divergence="js")
+    unlearn = w.add("LetheUnlearnHostModel", (4, 0), steps=200, batch_size=1, learning_rate=1e-4, lora_rank=16,
+                    retain_caption_dropout=0.0, lora_targets="auto")
+    w.link(loader, "MODEL", unlearn, "model")
+    w.link(objective, "objective", unlearn, "objective")
+    w.link(anchor_set, "dataset", unlearn, "anchor")
+    w.link(concept_guided, "CONDITIONING", unlearn, "target_conditioning")
+    save = w.add("LetheSaveLoRA", (5, 0), filename_prefix="lethe/flux-concept-erased")
+    w.link(unlearn, "lora", save, "lora")
+    latent = w.add("EmptySD3LatentImage", (5, 1), width=1024, height=1024, batch_size=1)
+    curve = w.add("PreviewImage", (5, 2), title="loss curve")
+    w.link(unlearn, "loss_curve", curve, "images")
+    decode = sample_and_decode(w, 6, (unlearn, "model"), (concept_guided, "CONDITIONING"), (empty, "CONDITIONING"),
+                               latent, (vae, "VAE"), steps=20, cfg=1.0, sampler_name="euler", scheduler="simple")
+    preview = w.add("PreviewImage", (8, 0), title="the erased prompt after unlearning")
+    w.link(decode, "IMAGE", preview, "images")
+    return w
+
+
 WORKFLOWS = {
     "quickstart": quickstart,
     "concept-erasure": concept_erasure,
     "compare-objectives": compare_objectives,
     "score-folder": score_folder,
     "sd15-artist-removal": sd15_artist_removal,
+    "flux-concept-erasure": flux_concept_erasure,
 }
 
 

@@ -16,8 +16,15 @@ void ScheduleConfig::validate(const std::string& where) const {
   check(num_train_timesteps >= 2, where, ".num_train_timesteps: expected >= 2, got ", num_train_timesteps);
   check(beta_start > 0 && beta_end > 0 && beta_start < 1 && beta_end < 1, where,
         ": beta_start and beta_end must be in (0, 1), got ", beta_start, " and ", beta_end);
-  check(prediction_type == "epsilon" || prediction_type == "v_prediction" || prediction_type == "sample", where,
-        ".prediction_type: unknown '", prediction_type, "'; known: epsilon, v_prediction, sample");
+  check_prediction_type(prediction_type, where + ".prediction_type");
+  check(prediction_type != "flow", where,
+        ".prediction_type: flow needs a flow-matching sigma table (a flow model's own), not a beta schedule");
+}
+
+void check_prediction_type(const std::string& prediction_type, const std::string& where) {
+  check(prediction_type == "epsilon" || prediction_type == "v_prediction" || prediction_type == "sample" ||
+            prediction_type == "flow",
+        where, ": unknown prediction type '", prediction_type, "'; known: epsilon, v_prediction, sample, flow");
 }
 
 ScheduleConfig ScheduleConfig::stable_diffusion() {
@@ -53,13 +60,15 @@ NoiseSchedule::NoiseSchedule(const ScheduleConfig& config) : config_(config) {
   fill_tables();
 }
 
-NoiseSchedule NoiseSchedule::from_alphas_cumprod(const at::Tensor& alphas_cumprod) {
+NoiseSchedule NoiseSchedule::from_alphas_cumprod(const at::Tensor& alphas_cumprod, const std::string& prediction_type) {
   check(alphas_cumprod.dim() == 1 && alphas_cumprod.size(0) >= 2, "noise schedule: expected alphas_cumprod [T], got ",
         alphas_cumprod.sizes());
+  check(prediction_type == "epsilon" || prediction_type == "v_prediction", "noise schedule: a table of alphas_cumprod ",
+        "is for epsilon or v_prediction models, got '", prediction_type, "'");
   NoiseSchedule schedule;
   schedule.config_.beta_schedule = "table";
   schedule.config_.num_train_timesteps = alphas_cumprod.size(0);
-  schedule.config_.prediction_type = "epsilon";
+  schedule.config_.prediction_type = prediction_type;
   schedule.alphas_cumprod_ = alphas_cumprod.to(at::kCPU, at::kFloat).contiguous();
   at::Tensor previous = at::cat({at::ones({1}), schedule.alphas_cumprod_.slice(0, 0, -1)});
   schedule.betas_ = 1.0 - schedule.alphas_cumprod_ / previous;
@@ -67,9 +76,28 @@ NoiseSchedule NoiseSchedule::from_alphas_cumprod(const at::Tensor& alphas_cumpro
   return schedule;
 }
 
+NoiseSchedule NoiseSchedule::from_flow_sigmas(const at::Tensor& sigmas) {
+  check(sigmas.dim() == 1 && sigmas.size(0) >= 2, "noise schedule: expected the flow sigmas [T], got ", sigmas.sizes());
+  at::Tensor s = sigmas.to(at::kCPU, at::kDouble).contiguous();
+  const double first = s[0].item<double>(), last = s[-1].item<double>();
+  check(first > 0.0 && last <= 1.0 && (s.slice(0, 1) > s.slice(0, 0, -1)).all().item<bool>(),
+        "noise schedule: expected flow sigmas increasing inside (0, 1], got ", first, " .. ", last);
+  NoiseSchedule schedule;
+  schedule.config_.beta_schedule = "flow_table";
+  schedule.config_.num_train_timesteps = sigmas.size(0);
+  schedule.config_.prediction_type = "flow";
+  at::Tensor gamma = 1.0 - s;
+  schedule.alphas_cumprod_ = (gamma * gamma / (gamma * gamma + s * s)).to(at::kFloat);  // same SNR gamma^2 / sigma^2
+  at::Tensor previous = at::cat({at::ones({1}), schedule.alphas_cumprod_.slice(0, 0, -1)});
+  schedule.betas_ = 1.0 - schedule.alphas_cumprod_ / previous;
+  schedule.signal_scales_ = gamma.to(at::kFloat);
+  schedule.noise_scales_ = s.to(at::kFloat);
+  return schedule;
+}
+
 void NoiseSchedule::fill_tables() {
-  sqrt_alphas_cumprod_ = alphas_cumprod_.sqrt();
-  sqrt_one_minus_alphas_cumprod_ = (1.0 - alphas_cumprod_).sqrt();
+  signal_scales_ = alphas_cumprod_.sqrt();
+  noise_scales_ = (1.0 - alphas_cumprod_).sqrt();
 }
 
 double NoiseSchedule::alpha_cumprod(int64_t t) const {
@@ -87,36 +115,34 @@ at::Tensor NoiseSchedule::gather(const at::Tensor& table, const at::Tensor& t, i
   return table.index_select(0, index).view(shape).to(t.device());  // [B, 1, ..., 1]
 }
 
-at::Tensor NoiseSchedule::sqrt_alpha_cumprod(const at::Tensor& t, int64_t rank) const {
-  return gather(sqrt_alphas_cumprod_, t, rank);
-}
-at::Tensor NoiseSchedule::sqrt_one_minus_alpha_cumprod(const at::Tensor& t, int64_t rank) const {
-  return gather(sqrt_one_minus_alphas_cumprod_, t, rank);
-}
+at::Tensor NoiseSchedule::signal_scale(const at::Tensor& t, int64_t rank) const { return gather(signal_scales_, t, rank); }
+at::Tensor NoiseSchedule::noise_scale(const at::Tensor& t, int64_t rank) const { return gather(noise_scales_, t, rank); }
 
 at::Tensor NoiseSchedule::add_noise(const at::Tensor& x0, const at::Tensor& noise, const at::Tensor& t) const {
   const int64_t rank = x0.dim();
-  return sqrt_alpha_cumprod(t, rank).to(x0.dtype()) * x0 + sqrt_one_minus_alpha_cumprod(t, rank).to(x0.dtype()) * noise;
+  return signal_scale(t, rank).to(x0.dtype()) * x0 + noise_scale(t, rank).to(x0.dtype()) * noise;
 }
 
 at::Tensor NoiseSchedule::eps_from_x0(const at::Tensor& x_t, const at::Tensor& x0, const at::Tensor& t) const {
   const int64_t rank = x_t.dim();
-  return (x_t - sqrt_alpha_cumprod(t, rank) * x0) / sqrt_one_minus_alpha_cumprod(t, rank);
+  return (x_t - signal_scale(t, rank) * x0) / noise_scale(t, rank);
 }
 
 at::Tensor NoiseSchedule::x0_from_eps(const at::Tensor& x_t, const at::Tensor& eps, const at::Tensor& t) const {
   const int64_t rank = x_t.dim();
-  return (x_t - sqrt_one_minus_alpha_cumprod(t, rank) * eps) / sqrt_alpha_cumprod(t, rank);
+  return (x_t - noise_scale(t, rank) * eps) / signal_scale(t, rank);
 }
 
 at::Tensor NoiseSchedule::eps_from_v(const at::Tensor& x_t, const at::Tensor& v, const at::Tensor& t) const {
+  check(!is_flow(), "noise schedule: v-prediction relations on a flow-matching schedule");
   const int64_t rank = x_t.dim();
-  return sqrt_one_minus_alpha_cumprod(t, rank) * x_t + sqrt_alpha_cumprod(t, rank) * v;
+  return noise_scale(t, rank) * x_t + signal_scale(t, rank) * v;
 }
 
 at::Tensor NoiseSchedule::x0_from_v(const at::Tensor& x_t, const at::Tensor& v, const at::Tensor& t) const {
+  check(!is_flow(), "noise schedule: v-prediction relations on a flow-matching schedule");
   const int64_t rank = x_t.dim();
-  return sqrt_alpha_cumprod(t, rank) * x_t - sqrt_one_minus_alpha_cumprod(t, rank) * v;
+  return signal_scale(t, rank) * x_t - noise_scale(t, rank) * v;
 }
 
 std::pair<at::Tensor, at::Tensor> NoiseSchedule::split_prediction(const at::Tensor& x_t,
@@ -125,6 +151,10 @@ std::pair<at::Tensor, at::Tensor> NoiseSchedule::split_prediction(const at::Tens
   if (config_.prediction_type == "epsilon") return {x0_from_eps(x_t, model_output, t), model_output};
   if (config_.prediction_type == "v_prediction")
     return {x0_from_v(x_t, model_output, t), eps_from_v(x_t, model_output, t)};
+  if (config_.prediction_type == "flow") {  // x_t = x_0 + sigma u = eps - gamma u for u = eps - x_0
+    const int64_t rank = x_t.dim();
+    return {x_t - noise_scale(t, rank) * model_output, x_t + signal_scale(t, rank) * model_output};
+  }
   return {model_output, eps_from_x0(x_t, model_output, t)};  // "sample"
 }
 
@@ -132,15 +162,15 @@ at::Tensor training_target(const std::string& prediction_type, const at::Tensor&
                            const at::Tensor& gamma, const at::Tensor& sigma) {
   if (prediction_type == "epsilon") return eps;
   if (prediction_type == "v_prediction") return gamma * eps - sigma * x0;
-  check(prediction_type == "sample", "training target: prediction type: expected epsilon, v_prediction or sample, got '",
-        prediction_type, "'");
+  if (prediction_type == "flow") return eps - x0;
+  check_prediction_type(prediction_type, "training target");
   return x0;
 }
 
 at::Tensor NoiseSchedule::training_target(const at::Tensor& x0, const at::Tensor& eps, const at::Tensor& t) const {
   const int64_t rank = x0.dim();
-  return diffusion::training_target(config_.prediction_type, x0, eps, sqrt_alpha_cumprod(t, rank),
-                                    sqrt_one_minus_alpha_cumprod(t, rank));
+  return diffusion::training_target(config_.prediction_type, x0, eps, signal_scale(t, rank),
+                                    noise_scale(t, rank));
 }
 
 }  // namespace lethe::diffusion

@@ -18,26 +18,52 @@ std::string strip_suffix(const std::string& text, const std::string& suffix) {
 
 }  // namespace
 
+std::vector<std::string> family_lora_targets(const std::vector<std::pair<std::string, std::vector<int64_t>>>& weights) {
+  auto has = [&](const std::string& part) {
+    for (const auto& [key, shape] : weights)
+      if (key.find(part) != std::string::npos) return true;
+    return false;
+  };
+  if (has(".double_blocks.") || has(".single_blocks."))
+    return {"img_attn.qkv", "img_attn.proj", "txt_attn.qkv", "txt_attn.proj", "img_mlp.0", "img_mlp.2",
+            "txt_mlp.0",    "txt_mlp.2",     "linear1",      "linear2"};
+  if (has(".joint_blocks.")) return {"attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"};
+  return LoraConfig{}.targets;
+}
+
 const HostModelInfo& HostModel::info() {
   if (!info_) {
     check(static_cast<bool>(describe), description, ": the host gave no model description");
     HostModelInfo info = describe();
-    check(info.alphas_cumprod.defined() && info.alphas_cumprod.dim() == 1 && info.alphas_cumprod.size(0) >= 2,
-          description, ": expected the noise schedule as alphas_cumprod [T], got ",
-          info.alphas_cumprod.defined() ? info.alphas_cumprod.sizes() : at::IntArrayRef{});
-    info.alphas_cumprod = info.alphas_cumprod.to(at::kCPU, at::kFloat).contiguous();
-    const double first = info.alphas_cumprod[0].item<double>(), last = info.alphas_cumprod[-1].item<double>();
-    check(first < 1.0 && last > 0.0 && first > last, description,
-          ": expected alphas_cumprod decreasing inside (0, 1), got ", first, " .. ", last);
+    const bool flow = info.prediction_type == "flow";
+    check(flow || info.prediction_type == "epsilon" || info.prediction_type == "v_prediction", description,
+          ": expected the prediction type epsilon, v_prediction or flow, got '", info.prediction_type, "'");
+    const char* table = flow ? "the flow sigmas" : "alphas_cumprod";
+    at::Tensor& values = info.schedule_table;
+    check(values.defined() && values.dim() == 1 && values.size(0) >= 2, description, ": expected the noise schedule as ",
+          table, " [T], got ", values.defined() ? values.sizes() : at::IntArrayRef{});
+    values = values.to(at::kCPU, at::kFloat).contiguous();
+    const double first = values[0].item<double>(), last = values[-1].item<double>();
+    if (flow) {
+      check(first > 0.0 && last <= 1.0 && first < last, description,
+            ": expected the flow sigmas increasing inside (0, 1], got ", first, " .. ", last);
+      info.schedule = diffusion::NoiseSchedule::from_flow_sigmas(values);
+    } else {
+      check(first < 1.0 && last > 0.0 && first > last, description,
+            ": expected alphas_cumprod decreasing inside (0, 1), got ", first, " .. ", last);
+      info.schedule = diffusion::NoiseSchedule::from_alphas_cumprod(values, info.prediction_type);
+    }
     info_ = std::move(info);
   }
   return *info_;
 }
 
-HostLora::HostLora(HostModel& model, const LoraConfig& config, uint64_t seed) : model_(model), config_(config) {
+HostLora::HostLora(HostModel& model, const LoraConfig& config, uint64_t seed, bool gradient_checkpointing)
+    : model_(model), config_(config) {
   config_.validate("LoRA");
   check(static_cast<bool>(model.attach), model.description, ": the host cannot attach adapters");
   const HostModelInfo& info = model.info();
+  if (config_.targets == std::vector<std::string>{kFamilyLoraTargets}) config_.targets = family_lora_targets(info.weights);
   at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(seed);
   for (const auto& [key, shape] : info.weights) {
     const std::string module = strip_suffix(key, ".weight");
@@ -67,12 +93,12 @@ HostLora::HostLora(HostModel& model, const LoraConfig& config, uint64_t seed) : 
     throw Error(str("LoRA: no linear layer of ", model.description, " matches the targets ", join(config_.targets),
                     " (", linear, " linear weights, e.g. ", join(examples), ")"));
   }
-  model_.attach(adapters_);
+  model_.attach(adapters_, gradient_checkpointing);
 }
 
 HostLora::~HostLora() {
   try {
-    model_.attach({});
+    model_.attach({}, false);
   } catch (...) {  // a destructor must not throw; the host's error was already reported by the run
   }
 }

@@ -36,8 +36,7 @@ SissTerms siss_losses(const at::Tensor& prediction_x, const at::Tensor& predicti
                       const at::Tensor& x, const at::Tensor& a, const at::Tensor& gamma, const at::Tensor& sigma,
                       double lambda, const at::Tensor& time_weight, const at::Tensor& masks,
                       const FrequencySelection& frequency, const std::string& prediction_type) {
-  check(prediction_type == "epsilon" || prediction_type == "v_prediction" || prediction_type == "sample",
-        "SISS: prediction type: expected epsilon, v_prediction or sample, got '", prediction_type, "'");
+  diffusion::check_prediction_type(prediction_type, "SISS");
   // The target for x_0 = y of the noised m, with the noise that makes m from y (see the header). [B, ...]
   auto target = [&](const at::Tensor& y) {
     return diffusion::training_target(prediction_type, y, (m - gamma * y) / sigma, gamma, sigma).detach();

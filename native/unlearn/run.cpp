@@ -406,6 +406,28 @@ RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progres
   return result;
 }
 
+namespace {
+
+// The task data's SHA-256 with what the host attaches to its contexts (ComfyUI's CONDITIONING
+// values), so a changed guidance or pooled output is another run.
+std::string host_task_data_sha256(models::HostModel& model, const TaskData& data) {
+  const std::string tensors = task_data_sha256(data);
+  if (!model.conditioning_sha256) return tensors;
+  std::vector<at::Tensor> contexts;
+  for (const ExampleSet* set : {&data.forget, &data.retain, &data.anchor})
+    for (const at::Tensor& context : {set->contexts, set->empty_context})
+      if (context.defined()) contexts.push_back(context);
+  if (data.target_contexts.defined()) contexts.push_back(data.target_contexts);
+  const std::string attached = model.conditioning_sha256(contexts);
+  if (attached.empty()) return tensors;
+  io::Sha256 hash;
+  hash.update(std::string_view(tensors));
+  hash.update(std::string_view(attached));
+  return hash.hex();
+}
+
+}  // namespace
+
 HostRunResult run_host_unlearning(const RunConfig& input, models::HostModel& model, const TaskData& data,
                                   const ProgressCallback& progress, const RunPlacement& placement) {
   RunConfig config = input;
@@ -419,7 +441,8 @@ HostRunResult run_host_unlearning(const RunConfig& input, models::HostModel& mod
         ": the erased concept must come as CONDITIONING (target_conditioning), not as a caption");
   check(static_cast<bool>(model.fingerprint), where, ": the host gave no fingerprint of its weights");
   auto objective = checked_objective(config, data);
-  const nlohmann::json identity = run_identity(config, model.fingerprint(), task_data_sha256(data), objective->config_json());
+  const nlohmann::json identity =
+      run_identity(config, model.fingerprint(), host_task_data_sha256(model, data), objective->config_json());
   RunFolder folder = open_run_folder(config, identity, placement, where);
   const fs::path directory = folder.directory;
 
@@ -434,8 +457,8 @@ HostRunResult run_host_unlearning(const RunConfig& input, models::HostModel& mod
     return result;
   }
 
-  const diffusion::NoiseSchedule schedule = diffusion::NoiseSchedule::from_alphas_cumprod(model.info().alphas_cumprod);
-  models::HostLora lora(model, config.lora, config.lora_seed());
+  const diffusion::NoiseSchedule& schedule = model.info().schedule;
+  models::HostLora lora(model, config.lora, config.lora_seed(), config.gradient_checkpointing);
   models::HostDenoiser trained(model, &lora), reference(model, nullptr);
   ObjectiveContext context;
   context.model = &trained;

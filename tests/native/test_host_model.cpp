@@ -28,7 +28,7 @@ struct LinearHost {
     host.describe = [this] {
       models::HostModelInfo info;
       info.weights = {{"diffusion_model.mix.weight", {3, 3}}, {"diffusion_model.norm.weight", {3}}};
-      info.alphas_cumprod = diffusion::NoiseSchedule(diffusion::ScheduleConfig::stable_diffusion()).alphas_cumprod();
+      info.schedule_table = diffusion::NoiseSchedule(diffusion::ScheduleConfig::stable_diffusion()).alphas_cumprod();
       return info;
     };
     host.predict = [this](const at::Tensor& x, const at::Tensor&, const at::Tensor&, bool adapters) {
@@ -37,7 +37,7 @@ struct LinearHost {
         for (const auto& a : attached) w = w + a.scale * at::matmul(a.up, a.down);
       return at::einsum("oc,bchw->bohw", {w, x});
     };
-    host.attach = [this](const std::vector<models::HostAdapter>& adapters) {
+    host.attach = [this](const std::vector<models::HostAdapter>& adapters, bool) {
       attached = adapters;
       ++attach_calls;
     };
@@ -57,6 +57,66 @@ TEST(HostModel, ScheduleFromTheHostTableEqualsTheClosedForm) {
   at::Tensor t = at::tensor({0, 10, 500, 999}, at::kLong);
   EXPECT_TRUE(at::allclose(table.add_noise(x0, noise, t), sd.add_noise(x0, noise, t)));
   expect_error([] { diffusion::NoiseSchedule::from_alphas_cumprod(at::ones({2, 2})); }, {"alphas_cumprod [T]"});
+}
+
+TEST(HostModel, FlowScheduleFromTheHostSigmasEqualsTheClosedForm) {
+  // SD3's table: s = shift u / (1 + (shift - 1) u), u = (k + 1) / T, shift 3 (ComfyUI's ModelSamplingDiscreteFlow).
+  at::Tensor u = at::arange(1, 1001, at::kDouble) / 1000.0;
+  at::Tensor sigmas = (3.0 * u / (1.0 + 2.0 * u)).to(at::kFloat);
+  const auto flow = diffusion::NoiseSchedule::from_flow_sigmas(sigmas);
+  EXPECT_EQ(flow.num_timesteps(), 1000);
+  EXPECT_EQ(flow.config().prediction_type, "flow");
+  EXPECT_TRUE(flow.is_flow());
+  at::Tensor x0 = at::randn({4, 2, 3, 3}), eps = at::randn({4, 2, 3, 3});
+  at::Tensor t = at::tensor({0, 10, 500, 999}, at::kLong);
+  at::Tensor s = sigmas.index_select(0, t).view({4, 1, 1, 1});
+  at::Tensor x_t = flow.add_noise(x0, eps, t);
+  EXPECT_TRUE(at::allclose(x_t, (1 - s) * x0 + s * eps, 1e-6, 1e-6));
+  EXPECT_TRUE(at::allclose(flow.training_target(x0, eps, t), eps - x0));  // the velocity d x_t / d s
+  auto [x0_hat, eps_hat] = flow.split_prediction(x_t, eps - x0, t);
+  EXPECT_TRUE(at::allclose(x0_hat, x0, 1e-5, 1e-5));
+  EXPECT_TRUE(at::allclose(eps_hat, eps, 1e-5, 1e-5));
+  EXPECT_TRUE(at::allclose(flow.eps_from_x0(x_t, x0, t), eps, 1e-4, 1e-5));
+  // The variance-preserving equivalent abar = SNR / (1 + SNR) with the flow's SNR (1 - s)^2 / s^2.
+  at::Tensor snr = ((1 - sigmas) / sigmas).pow(2).to(at::kDouble);
+  EXPECT_TRUE(at::allclose(flow.alphas_cumprod().to(at::kDouble), snr / (1 + snr), 1e-6, 1e-7));
+  expect_error([&] { flow.eps_from_v(x_t, x0, t); }, {"v-prediction relations on a flow-matching schedule"});
+  expect_error([] { diffusion::NoiseSchedule::from_flow_sigmas(at::tensor({0.5f, 0.4f})); },
+               {"expected flow sigmas increasing inside (0, 1], got 0.5 .. 0.4"});
+  diffusion::ScheduleConfig config;
+  config.prediction_type = "flow";
+  expect_error([&] { config.validate("model.schedule"); }, {"model.schedule.prediction_type: flow needs a flow-matching"});
+  config.prediction_type = "edm";
+  expect_error([&] { config.validate("model.schedule"); },
+               {"model.schedule.prediction_type: unknown prediction type 'edm'; known: epsilon, v_prediction, sample, flow"});
+}
+
+TEST(HostModel, InfoBuildsTheScheduleOfTheHostsParameterisation) {
+  LinearHost host;
+  models::HostModel model = host.model();
+  auto describe = model.describe;
+  model.describe = [describe] {
+    models::HostModelInfo info = describe();
+    info.prediction_type = "flow";
+    info.schedule_table = at::linspace(0.001, 1.0, 1000, at::kFloat);
+    return info;
+  };
+  EXPECT_EQ(model.info().schedule.config().prediction_type, "flow");
+  EXPECT_EQ(models::HostDenoiser(model, nullptr).prediction_type(), "flow");
+  models::HostModel v = host.model();
+  v.describe = [describe] {
+    models::HostModelInfo info = describe();
+    info.prediction_type = "v_prediction";
+    return info;
+  };
+  EXPECT_EQ(v.info().schedule.config().prediction_type, "v_prediction");
+  models::HostModel wrong = host.model();
+  wrong.describe = [describe] {
+    models::HostModelInfo info = describe();
+    info.prediction_type = "flow";  // with a decreasing alphas_cumprod table
+    return info;
+  };
+  expect_error([&] { wrong.info(); }, {"test host: expected the flow sigmas increasing inside (0, 1]"});
 }
 
 TEST(HostModel, LoraAttachesTrainsAndDetaches) {
@@ -115,4 +175,31 @@ TEST(HostModel, ErrorsNameTheHostAndWhatWasExpected) {
                {"test host: expected a prediction shaped like x_t [1, 3, 2, 2], got [1, 2, 2]"});
   expect_error([] { models::lora_weight_deltas({{"a.lora_down.weight", at::zeros({2, 3})}}, "file x"); },
                {"file x: 'a.lora_down.weight' has no matching 'a.lora_up.weight'"});
+}
+
+TEST(HostModel, AutoLoraTargetsFollowTheFamilyOfTheWeights) {
+  using Weights = std::vector<std::pair<std::string, std::vector<int64_t>>>;
+  const Weights flux = {{"diffusion_model.double_blocks.0.img_attn.qkv.weight", {96, 32}},
+                        {"diffusion_model.single_blocks.0.linear1.weight", {160, 32}}};
+  const Weights sd3 = {{"diffusion_model.joint_blocks.0.x_block.attn.qkv.weight", {96, 32}}};
+  const Weights unet = {{"diffusion_model.input_blocks.1.1.transformer_blocks.0.attn1.to_q.weight", {32, 32}}};
+  EXPECT_EQ(models::family_lora_targets(flux).front(), "img_attn.qkv");
+  EXPECT_EQ(models::family_lora_targets(flux).back(), "linear2");
+  EXPECT_EQ(models::family_lora_targets(sd3), (std::vector<std::string>{"attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"}));
+  EXPECT_EQ(models::family_lora_targets(unet), models::LoraConfig{}.targets);
+
+  // "auto" adapts the host's family defaults: here the UNet's attn1.to_q (a "mix" layer is not one).
+  LinearHost host;
+  models::HostModel model = host.model();
+  auto describe = model.describe;
+  model.describe = [describe] {
+    models::HostModelInfo info = describe();
+    info.weights.push_back({"diffusion_model.input_blocks.1.1.transformer_blocks.0.attn1.to_q.weight", {3, 3}});
+    return info;
+  };
+  models::LoraConfig config;
+  config.targets = {models::kFamilyLoraTargets};
+  models::HostLora lora(model, config, 0);
+  ASSERT_EQ(lora.size(), 1u);
+  EXPECT_EQ(host.attached[0].key, "diffusion_model.input_blocks.1.1.transformer_blocks.0.attn1.to_q.weight");
 }

@@ -2,7 +2,9 @@
 fresh interpreter after a prelude that loads the pack as ComfyUI loads a custom_nodes folder;
 SMALL holds small step counts for every shipped workflow; needs_bench marks tests that use the
 shipped bench models; write_score_folder_inputs writes the images score-folder reads;
-comfyui_unet_config gives the unet_config ComfyUI detects for a diffusers-configured SD UNet."""
+comfyui_unet_config gives the unet_config ComfyUI detects for a diffusers-configured SD UNet;
+headless_refusal runs a workflow with ComfyUI's own nodes headless and checks how it is refused;
+family_script prefixes a host-path test script with what the model-family tests share."""
 import json
 import os
 import subprocess
@@ -90,3 +92,45 @@ def comfyui_unet_config(spec):
             "transformer_depth": [d for d in down for _ in range(per_block)],
             "transformer_depth_output": [d for d in reversed(up) for _ in range(per_block + 1)],
             "transformer_depth_middle": depth}
+
+
+def headless_refusal(workflow, comfy_nodes, out, *arguments):
+    """`lethe run workflow --out out *arguments` on a workflow with ComfyUI's own nodes: it fails,
+    naming each of `comfy_nodes` ({node id: type}) as a ComfyUI node it cannot run, runs nothing and
+    records the run as invalid. Returns its stderr."""
+    from conftest import LETHE_EXE
+
+    done = subprocess.run([LETHE_EXE, "run", workflow, "--out", str(out), *arguments], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if line.strip().startswith("- node")]
+    assert len(lines) == len(comfy_nodes), done.stderr
+    for node_id, kind in comfy_nodes.items():
+        line = next(line for line in lines if line.strip().startswith(f"- node {node_id} ({kind})"))
+        assert "a ComfyUI node the headless runner cannot run" in line and "inside ComfyUI" in line
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "invalid" and not (out / "outputs").exists()
+    return done.stderr
+
+
+FAMILY_PRELUDE = """
+    import threading
+    import comfy.model_base as model_base, comfy.model_sampling as model_sampling
+    from comfy.model_patcher import ModelPatcher
+    from safetensors.torch import load_file
+    sys.path.insert(0, {tests!r})
+    import family_standins
+    M = pack.NODE_CLASS_MAPPINGS
+    host_module = sys.modules[{root!r}.replace(".", "_x_") + ".nodes.host_model"]
+
+    def node(name, uid, **inputs):
+        return M[name]().run(unique_id=uid, **inputs)["result"]
+"""
+
+
+def family_script(body, **fields):
+    """A script for comfy(): the mock's model classes and samplings, the family stand-ins, the pack's
+    nodes as node(name, uid, **inputs) and its host_model module, then `body` formatted with `fields`
+    (4-space indented, as comfy() dedents the whole)."""
+    tests = os.path.dirname(os.path.abspath(__file__))
+    return FAMILY_PRELUDE.format(tests=tests, root=ROOT) + body.format(**fields)

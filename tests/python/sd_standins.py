@@ -149,7 +149,7 @@ class EmptyLatentImage:
 
 
 class KSampler:
-    SAMPLERS, SCHEDULERS = ["euler", "ddim"], ["normal", "ddim_uniform"]
+    SAMPLERS, SCHEDULERS = ["euler", "ddim"], ["normal", "simple", "ddim_uniform"]
 
     @classmethod
     def INPUT_TYPES(cls):  # noqa: N802

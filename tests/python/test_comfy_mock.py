@@ -2,12 +2,20 @@
 that the pack's tests lean on: validate_prompt refusing a prompt without an output node,
 validate_inputs' widget coercion, the output cache across prompts keyed by input signature and
 IS_CHANGED, load_models_gpu merging a ModelPatcher's patches (and skipping a shape mismatch),
-and comfy.utils.unet_to_diffusers. Each runs in a fresh interpreter (comfy() of comfy_helpers.py)."""
+and comfy.utils.unet_to_diffusers; then the model families' side (no pack needed): the flow-matching
+sigma tables and timesteps, CONST's noise scaling, comfy.conds, SDXL's adm vector, Flux's guidance
+cond, and the tiny family stand-ins (family_standins.py) driven through apply_model. Each runs in a
+fresh interpreter (comfy() of comfy_helpers.py, or mock_python() below without the pack)."""
+import json
+import math
 import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
-from comfy_helpers import comfy, comfyui_unet_config
+from comfy_helpers import MOCK, comfy, comfyui_unet_config
 from conftest import ROOT
 from sd_helpers import CASES, SPEC
 
@@ -174,3 +182,228 @@ def test_unet_to_diffusers_maps_each_diffusers_key_to_its_ldm_key(tmp_path, case
                           "stray": sorted(k for k, v in mapped.items() if k not in expected and v in ldm)}}))
     """)
     assert out == {"wrong": [], "stray": []}
+
+
+# ---- the model families (SDXL, SD3, Flux): the mock alone, without the pack ----
+
+MOCK_PRELUDE = """
+import json, math, sys
+sys.path.insert(0, {tests!r})
+sys.path.insert(0, {mock!r})
+import torch
+import comfy.conds, comfy.model_base, comfy.model_sampling, comfy.utils
+"""
+
+
+def mock_python(body):
+    """Runs `body` in a fresh interpreter with the mock's modules and tests/python importable (the
+    pack is not loaded, so no native module is needed); returns the JSON object it prints last."""
+    script = MOCK_PRELUDE.format(tests=os.path.dirname(os.path.abspath(__file__)), mock=MOCK) + textwrap.dedent(body)
+    done = subprocess.run([sys.executable, "-c", script], env=dict(os.environ, PYTHONPATH=""), capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_flow_sigma_tables_and_timesteps_are_the_closed_forms():
+    """SD3: sigma_k = 3u/(1 + 2u), u = (k+1)/1000, timestep = 1000·sigma; Flux-dev: sigma_k =
+    e^1.15/(e^1.15 + 1/u - 1), u = (k+1)/10000, timestep = sigma; SD's discrete table maps sigma to its index."""
+    out = mock_python("""
+        from comfy.model_sampling import CONST, EPS, flow_sampling, model_sampling
+        sd3, flux = flow_sampling("sd3"), flow_sampling("flux")
+        u3 = torch.arange(1, 1001, dtype=torch.float64) / 1000
+        uf = torch.arange(1, 10001, dtype=torch.float64) / 10000
+        closed3, closedf = 3 * u3 / (1 + 2 * u3), math.exp(1.15) / (math.exp(1.15) + 1 / uf - 1)
+        sigma = torch.tensor([0.25, 0.5, 1.0])
+        discrete = model_sampling(EPS)
+        print(json.dumps({
+            "kinds": [[c.__name__ for c in type(s).__mro__
+                       if c.__name__ in ("CONST", "EPS", "ModelSamplingDiscreteFlow", "ModelSamplingFlux")] for s in (sd3, flux)],
+            "dtypes": [str(sd3.sigmas.dtype), str(flux.sigmas.dtype)], "sizes": [len(sd3.sigmas), len(flux.sigmas)],
+            "sd3_error": (sd3.sigmas.double() - closed3).abs().max().item(),
+            "flux_error": (flux.sigmas.double() - closedf).abs().max().item(),
+            "ends": [sd3.sigma_max.item(), flux.sigma_max.item(), sd3.sigma_min.item(), flux.sigma_min.item()],
+            "sd3_timestep": sd3.timestep(sigma).tolist(), "flux_timestep": flux.timestep(sigma).tolist(),
+            "discrete_timestep": discrete.timestep(discrete.sigmas[torch.tensor([0, 499, 999])]).tolist(),
+            "percent": [[s.percent_to_sigma(p) for p in (0.0, 0.5, 1.0)] for s in (sd3, flux)],
+            "shift_1": flow_sampling("sd3", shift=1.0).sigmas[:3].tolist(), "multiplier": sd3.multiplier, "shifts": [sd3.shift, flux.shift],
+        }))
+    """)
+    assert out["kinds"] == [["ModelSamplingDiscreteFlow", "CONST"], ["ModelSamplingFlux", "CONST"]]
+    assert out["dtypes"] == ["torch.float32", "torch.float32"] and out["sizes"] == [1000, 10000]
+    assert out["sd3_error"] < 1e-6 and out["flux_error"] < 1e-6
+    assert out["ends"][:2] == [1.0, 1.0] and out["ends"][2] == pytest.approx(0.003 / 1.002, rel=1e-6)
+    assert out["ends"][3] == pytest.approx(math.exp(1.15) / (math.exp(1.15) + 9999), rel=1e-5)
+    assert out["sd3_timestep"] == [250.0, 500.0, 1000.0] and out["flux_timestep"] == [0.25, 0.5, 1.0]
+    assert out["discrete_timestep"] == [0, 499, 999]
+    assert out["percent"][0] == [1.0, pytest.approx(1.5 / 2.0), 0.0]  # time_snr_shift(3, 0.5) = 0.75
+    assert out["percent"][1] == [1.0, pytest.approx(math.exp(1.15) / (math.exp(1.15) + 1)), 0.0]
+    assert out["shift_1"] == pytest.approx([0.001, 0.002, 0.003]) and out["multiplier"] == 1000 and out["shifts"] == [3.0, 1.15]
+
+
+def test_noise_scaling_and_denoising_round_trip_and_apply_model_passes_the_conds():
+    """CONST: x = sigma·eps + (1 - sigma)·x0, and a model output eps - x0 at x denoises to x0 (through
+    apply_model too, with SD3's timestep 1000·sigma); EPS: x = x0 + sigma·eps (sqrt(1 + sigma²)·eps at
+    max_denoise). apply_model casts float conds to the weights' dtype and keeps integer ones."""
+    out = mock_python("""
+        from comfy.model_sampling import CONST, EPS, flow_sampling, model_sampling
+        g = torch.Generator().manual_seed(0)
+        x0, eps = torch.randn(3, 16, 4, 4, generator=g), torch.randn(3, 16, 4, 4, generator=g)
+        sigma = torch.tensor([0.1, 0.5, 0.9])
+        const, s = CONST(), sigma.view(3, 1, 1, 1)
+        x = const.noise_scaling(sigma, eps, x0)
+        seen = {}
+        class Oracle(torch.nn.Module):  # predicts the velocity eps - x0 exactly
+            def __init__(self):
+                super().__init__()
+                self.w = torch.nn.Parameter(torch.zeros((), dtype=torch.float64))
+            def forward(self, x, timesteps, context=None, control=None, transformer_options={}, **kwargs):
+                seen.update(t=timesteps.tolist(), dtypes={k: str(v.dtype) for k, v in dict(kwargs, x=x, context=context).items()})
+                return (eps - x0).double() + self.w
+        sd3 = comfy.model_base.SD3(Oracle())
+        applied = sd3.apply_model(x, sigma, c_crossattn=torch.zeros(3, 2, 8), y=torch.zeros(3, 4), index=torch.arange(3))
+        eps_model = model_sampling(EPS)
+        print(json.dumps({
+            "const_x": (x - (s * eps + (1 - s) * x0)).abs().max().item(),
+            "const_round_trip": (const.calculate_denoised(sigma, eps - x0, x) - x0).abs().max().item(),
+            "apply_model_round_trip": (applied - x0).abs().max().item(), "t": seen["t"], "dtypes": seen["dtypes"],
+            "inverse": (const.inverse_noise_scaling(sigma, const.noise_scaling(sigma, torch.zeros_like(x0), x0)) - x0).abs().max().item(),
+            "eps_x": (eps_model.noise_scaling(sigma, eps, x0) - (x0 + s * eps)).abs().max().item(),
+            "eps_max": (eps_model.noise_scaling(sigma, eps, x0, max_denoise=True) - (x0 + (1 + s * s).sqrt() * eps)).abs().max().item(),
+            "eps_round_trip": (eps_model.calculate_denoised(sigma, eps, x0 + s * eps) - x0).abs().max().item(),
+            "latent_in": [m.process_latent_in(torch.tensor([1.0])).item()
+                          for m in (sd3, comfy.model_base.Flux(Oracle()), comfy.model_base.SDXL(Oracle()))],
+        }))
+    """)
+    assert max(out["const_x"], out["const_round_trip"], out["apply_model_round_trip"], out["inverse"]) < 1e-5
+    assert max(out["eps_x"], out["eps_max"], out["eps_round_trip"]) < 1e-5
+    assert out["t"] == pytest.approx([100.0, 500.0, 900.0], rel=1e-6)
+    assert out["dtypes"] == {"x": "torch.float64", "context": "torch.float64", "y": "torch.float64", "index": "torch.int64"}
+    assert out["latent_in"] == pytest.approx([(1 - 0.0609) * 1.5305, (1 - 0.1159) * 0.3611, 0.13025])
+
+
+def test_conds_batch_and_concatenate_as_comfyui_does():
+    out = mock_python("""
+        from comfy.conds import CONDConstant, CONDCrossAttn, CONDRegular
+        r = comfy.utils.repeat_to_batch_size
+        t = torch.arange(6.0).view(2, 3)
+        regular = CONDRegular(t)
+        cross, other = CONDCrossAttn(torch.zeros(1, 5, 4)), CONDCrossAttn(torch.ones(2, 5, 4))
+        print(json.dumps({
+            "cut": r(t, 1).tolist(), "same": r(t, 2) is t, "repeat": r(t, 5).tolist(), "dim1": r(t, 4, dim=1).tolist(),
+            "process": regular.process_cond(3).cond.tolist(), "process_type": type(cross.process_cond(2)).__name__,
+            "size": regular.size(), "concat": regular.concat([CONDRegular(t + 10)]).shape[0],
+            "can_concat": [regular.can_concat(CONDRegular(t[:1])), cross.can_concat(other),
+                           cross.can_concat(CONDCrossAttn(torch.zeros(1, 6, 4)))],
+            "cross_concat": list(cross.concat([other]).shape),
+            "constant": [CONDConstant(2).process_cond(4).cond, CONDConstant(2).can_concat(CONDConstant(2)),
+                         CONDConstant(2).can_concat(CONDConstant(3)), CONDConstant(2).concat([CONDConstant(2)]), CONDConstant(2).size()],
+        }))
+    """)
+    assert out["cut"] == [[0.0, 1.0, 2.0]] and out["same"]
+    assert out["repeat"] == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]] * 2 + [[0.0, 1.0, 2.0]]
+    assert out["dim1"] == [[0.0, 1.0, 2.0, 0.0], [3.0, 4.0, 5.0, 3.0]]
+    assert out["process"] == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [0.0, 1.0, 2.0]] and out["process_type"] == "CONDCrossAttn"
+    assert out["size"] == [2, 3] and out["concat"] == 4
+    assert out["can_concat"] == [False, True, False] and out["cross_concat"] == [3, 5, 4]
+    assert out["constant"] == [2, True, False, 2, [1]]
+
+
+def test_sdxl_adm_sd3_and_flux_extra_conds():
+    """SDXL's y: the pooled output, then timestep_embedding(·, 256) of height, width, crop_h, crop_w,
+    target_height, target_width (768, 768, 0, 0, then the size by default); Flux adds guidance 3.5."""
+    out = mock_python("""
+        from comfy.model_base import SD3, SDXL, BaseModel, Flux, timestep_embedding
+        net = torch.nn.Linear(1, 1)
+        pooled, tokens = torch.randn(2, 32), torch.randn(2, 7, 48)
+        sdxl = SDXL(net)
+        y = sdxl.encode_adm(pooled_output=pooled)
+        wide = sdxl.encode_adm(pooled_output=pooled, width=1024)
+        tall = sdxl.encode_adm(pooled_output=pooled, height=1024)
+        emb = lambda v: timestep_embedding(torch.Tensor([v]), 256)[0]
+        expected = torch.cat([pooled[0]] + [emb(v) for v in (768, 768, 0, 0, 768, 768)])
+        conds = {name: model.extra_conds(pooled_output=pooled, cross_attn=tokens)
+                 for name, model in (("base", BaseModel(net, None)), ("sdxl", sdxl), ("sd3", SD3(net)), ("flux", Flux(net)))}
+        flux = conds["flux"]
+        print(json.dumps({
+            "shape": list(y.shape), "rows_equal": torch.equal(y[0, 32:], y[1, 32:]), "default": torch.allclose(y[0], expected),
+            "width_changes": [not torch.equal(wide, y), not torch.equal(tall, y), not torch.equal(wide, tall)],
+            "width_slot": torch.allclose(wide[0, 32 + 256: 32 + 512], emb(1024)) and torch.allclose(wide[0, 32 + 5 * 256:], emb(1024)),
+            "keys": {k: {n: type(c).__name__ for n, c in v.items()} for k, v in conds.items()},
+            "sd3_y": torch.equal(conds["sd3"]["y"].cond, pooled), "guidance": flux["guidance"].process_cond(3).cond.tolist(),
+            "guidance_dtype": str(flux["guidance"].cond.dtype),
+            "no_guidance": sorted(Flux(net).extra_conds(pooled_output=pooled, guidance=None)),
+            "guidance_2": Flux(net).extra_conds(guidance=2.0)["guidance"].cond.tolist(),
+        }))
+    """)
+    assert out["shape"] == [2, 32 + 6 * 256] and out["rows_equal"] and out["default"]
+    assert out["width_changes"] == [True, True, True] and out["width_slot"]
+    assert out["keys"] == {"base": {"c_crossattn": "CONDCrossAttn"}, "sdxl": {"y": "CONDRegular", "c_crossattn": "CONDCrossAttn"},
+                           "sd3": {"y": "CONDRegular", "c_crossattn": "CONDRegular"},
+                           "flux": {"y": "CONDRegular", "c_crossattn": "CONDRegular", "guidance": "CONDRegular"}}
+    assert out["sd3_y"] and out["guidance"] == [3.5, 3.5, 3.5] and out["guidance_dtype"] == "torch.float32"
+    assert out["no_guidance"] == ["y"] and out["guidance_2"] == [2.0]
+
+
+@pytest.mark.parametrize("family", ["sdxl", "sd3", "flux"])
+def test_the_family_standins_train_through_apply_model_and_use_every_cond(family):
+    """Each stand-in under its family's BaseModel: deterministic under a seed, LoRA-style suffixes
+    where the real network has them, forward and backward through apply_model (every Linear gets a
+    gradient), and the output moves when y, context or (Flux) guidance change; a missing cond raises."""
+    out = mock_python(f"""
+        from family_standins import STANDINS
+        from comfy.model_base import SD3, SDXL, Flux
+        family = {family!r}
+        wrapper, channels = {{"sdxl": (SDXL, 4), "sd3": (SD3, 16), "flux": (Flux, 16)}}[family]
+        torch.manual_seed(0)
+        net = STANDINS[family]()
+        torch.manual_seed(0)
+        same = all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), STANDINS[family]().state_dict().values()))
+        model = wrapper(net)
+        g = torch.Generator().manual_seed(1)
+        x, tokens, pooled = torch.randn(2, channels, 6, 6, generator=g), torch.randn(2, 5, 48, generator=g), torch.randn(2, 32, generator=g)
+        sigma = model.model_sampling.sigmas[torch.tensor([len(model.model_sampling.sigmas) // 4, len(model.model_sampling.sigmas) - 1])]
+        def run(**entry):
+            conds = model.extra_conds(**dict(dict(pooled_output=pooled, cross_attn=tokens), **entry))
+            kwargs = {{name: c.process_cond(2).cond for name, c in conds.items()}}
+            return model.apply_model(x, sigma, **kwargs)
+        out = run()
+        out.pow(2).mean().backward()
+        linears = {{n: m for n, m in net.named_modules() if isinstance(m, torch.nn.Linear)}}
+        no_grad = sorted(n for n, m in linears.items() if m.weight.grad is None or m.weight.grad.abs().sum() == 0)
+        with torch.no_grad():
+            base = run()
+            changes = {{"y": run(pooled_output=pooled + 1), "context": run(cross_attn=tokens + 1)}}
+            if family == "flux": changes["guidance"] = run(guidance=1.0)
+            if family == "sdxl": changes["width"] = run(width=1024)
+            moved = {{k: (v - base).abs().max().item() > 1e-4 for k, v in changes.items()}}
+            errors = []
+            for missing in (["c_crossattn"], ["y"]) + ((["guidance"],) if family == "flux" else ()):
+                conds = {{n: c.process_cond(2).cond for n, c in model.extra_conds(pooled_output=pooled, cross_attn=tokens).items()
+                         if n not in missing}}
+                try:
+                    model.apply_model(x, sigma, **conds)
+                except Exception as error:
+                    errors.append(type(error).__name__)
+        print(json.dumps({{"same": same, "shape": list(out.shape), "finite": bool(torch.isfinite(out).all()), "no_grad": no_grad,
+                          "moved": moved, "errors": errors, "linears": sorted(linears),
+                          "deterministic": torch.equal(base, run().detach())}}))
+    """)
+    assert out["same"] and out["deterministic"] and out["finite"]
+    assert out["shape"] == [2, 4 if family == "sdxl" else 16, 6, 6]
+    assert out["no_grad"] == [], "every Linear takes part in the forward pass"
+    assert all(out["moved"].values()), out["moved"]
+    assert set(out["moved"]) >= {"y", "context"} and (family != "flux" or "guidance" in out["moved"])
+    assert out["errors"] == ["ValueError"] * (3 if family == "flux" else 2)
+    suffixes = {"sdxl": ["attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0", "attn2.to_q", "attn2.to_k", "attn2.to_v",
+                         "attn2.to_out.0", "ff.net.0.proj", "ff.net.2", "time_embed.0", "time_embed.2", "label_emb.0.0", "label_emb.0.2"],
+                "sd3": ["x_block.attn.qkv", "x_block.attn.proj", "x_block.mlp.fc1", "x_block.mlp.fc2", "context_block.attn.qkv",
+                        "context_block.attn.proj", "context_block.mlp.fc1", "context_block.mlp.fc2", "x_block.adaLN_modulation.1",
+                        "context_block.adaLN_modulation.1", "t_embedder.mlp.0", "y_embedder.mlp.2", "context_embedder",
+                        "final_layer.linear"],
+                "flux": ["img_attn.qkv", "img_attn.proj", "img_mlp.0", "img_mlp.2", "txt_attn.qkv", "txt_attn.proj", "txt_mlp.0",
+                         "txt_mlp.2", "img_mod.lin", "txt_mod.lin", "single_blocks.0.linear1", "single_blocks.0.linear2",
+                         "single_blocks.0.modulation.lin", "time_in.in_layer", "guidance_in.out_layer", "vector_in.in_layer", "txt_in",
+                         "img_in", "final_layer.linear"]}[family]
+    assert all(any(name.endswith(s) for name in out["linears"]) for s in suffixes), sorted(set(suffixes) - {
+        s for s in suffixes for name in out["linears"] if name.endswith(s)})

@@ -1,7 +1,8 @@
 """`lethe convert WORKFLOW --object-info FILE`: with the /object_info a ComfyUI serves, nodes that are
 not Lethe's keep their widgets and links, so every shipped workflow converts to the prompt the
 frontend's own conversion gives and the server accepts (the mock's graph_to_prompt and
-validate_prompt, ComfyUI's own nodes included as stand-ins); without an entry for such a node the
+validate_prompt, ComfyUI's own nodes included as stand-ins: the SD ones, and the Flux loaders and
+FluxGuidance); without an entry for such a node the
 conversion refuses and names it."""
 import glob
 import json
@@ -29,8 +30,9 @@ def mock_object_info(tmp_path_factory):
     spec = {k: list(v) if isinstance(v, tuple) else v for k, v in SPEC.items()}
     out = comfy(tmp_path, f"""
         sys.path.insert(0, {os.path.join(ROOT, "tests", "python")!r})
-        import sd_standins, server
+        import flux_standins, sd_standins, server
         sd_standins.register({spec!r})
+        flux_standins.register(shared=False)
         info = server.object_info()
         prompts = {{}}
         for path in {WORKFLOWS!r}:
@@ -58,8 +60,9 @@ def test_convert_with_object_info_gives_the_frontends_prompt_and_the_server_acce
     assert prompt == frontend[os.path.basename(workflow)]
     out = comfy(tmp_path, f"""
         sys.path.insert(0, {os.path.join(ROOT, "tests", "python")!r})
-        import sd_standins
+        import flux_standins, sd_standins
         sd_standins.register({spec!r})
+        flux_standins.register(shared=False)
         prompt = json.loads({json.dumps(prompt)!r})
         executor.validate(prompt)
         print(json.dumps({{"valid": True, "classes": sorted({{n["class_type"] for n in prompt.values()}})}}))

@@ -75,7 +75,8 @@ SCRIPT = """
             # The native path on the same checkpoint and data (the reference for the first step).
             native = node("LetheLoadModel", "8", path={checkpoint!r})[0]
             result["native"] = json.loads(node("LetheUnlearn", "9", model=native, trainable="lora", **train)[2])
-            # Errors: no layer matches; a flow-matching MODEL; Cancel leaves the MODEL as it was.
+            # Errors: no layer matches; a sampling the host path does not train (CONST on a discrete
+            # schedule); Cancel leaves the MODEL as it was.
             for label, call in (("targets", lambda: node("LetheUnlearnHostModel", "10", model=host, lora_targets="nothing_here",
                                                          **train)),
                                 ("flow", lambda: node("LetheUnlearnHostModel", "11", model=load_host(CONST),
@@ -171,4 +172,5 @@ def test_host_model_errors_name_the_node_and_what_was_expected(host_run):
     out, _ = host_run
     assert "no linear layer of ComfyUI MODEL (BaseModel) at node 10 (LetheUnlearnHostModel)" in out["targets"]
     assert "nothing_here" in out["targets"] and "e.g." in out["targets"]
-    assert "node 11 (LetheUnlearnHostModel)" in out["flow"] and "flow-matching" in out["flow"]
+    assert "node 11 (LetheUnlearnHostModel)" in out["flow"] and "is not one Lethe's host path trains" in out["flow"]
+    assert "flow matching (CONST: SD3.x, Flux)" in out["flow"]

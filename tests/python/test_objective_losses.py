@@ -46,13 +46,15 @@ def test_frequency_energy_matches_numpy_fft(lethe):
 def siss_reference(p_x, p_a, m, x, a, gamma, sigma, lam, time_weight, masks, lowpass, prediction_type="epsilon"):
     """docs/methods.md §2.1 in the repository's weight form, then §3's low-pass on l_a; the target
     of each x_0 = y from the noise that makes m: eps, the velocity gamma eps - sigma y (diffusers'
-    get_velocity) or y itself."""
+    get_velocity), y itself, or the flow-matching velocity eps - y (x_t = (1 - s) y + s eps)."""
     dims = tuple(range(1, m.dim()))
     eps_x, eps_a = (m - gamma * x) / sigma, (m - gamma * a) / sigma
     if prediction_type == "v_prediction":
         eps_x, eps_a = gamma * eps_x - sigma * x, gamma * eps_a - sigma * a
     elif prediction_type == "sample":
         eps_x, eps_a = x, a
+    elif prediction_type == "flow":
+        eps_x, eps_a = eps_x - x, eps_a - a
     var = 2 * sigma.flatten() ** 2
     d_x = ((m - gamma * x) ** 2).sum(dims).double() / var
     d_a = ((m - gamma * a) ** 2).sum(dims).double() / var
@@ -64,12 +66,15 @@ def siss_reference(p_x, p_a, m, x, a, gamma, sigma, lam, time_weight, masks, low
     return l_x, l_a
 
 
-def siss_case(seed, same_prediction):
+def siss_case(seed, same_prediction, flow=False):
     g = torch.Generator().manual_seed(seed)
     shape = (6, 2, 8, 8)
     x, a, eps = (torch.randn(*shape, generator=g) * 0.5 for _ in range(3))
     abar = torch.rand(6, generator=g).clamp(0.2, 0.95).view(6, 1, 1, 1)
     gamma, sigma = abar.sqrt(), (1 - abar).sqrt()
+    if flow:  # rectified flow: x_t = (1 - s) x_0 + s eps, q(x_t | x_0) = N((1 - s) x_0, s^2 I)
+        s = 1 - abar
+        gamma, sigma = 1 - s, s
     pick = torch.rand(6, generator=g).view(6, 1, 1, 1) < 0.5
     m = torch.where(pick, gamma * a + sigma * eps, gamma * x + sigma * eps)
     p_x = torch.randn(*shape, generator=g).requires_grad_(True)
@@ -98,11 +103,12 @@ def test_siss_losses_and_gradients_match_reference(lethe, same_prediction, lowpa
                 assert torch.allclose(go, gr, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("prediction_type", ["v_prediction", "sample"])
+@pytest.mark.parametrize("prediction_type", ["v_prediction", "sample", "flow"])
 def test_siss_losses_train_the_target_of_the_models_parameterisation(lethe, prediction_type):
-    """A v-prediction (or x_0) model is trained on its own target, not on eps: values and gradients
-    against the textbook velocity, and different from the eps loss on the same batch."""
-    p_x, p_a, m, x, a, gamma, sigma, tw, masks = siss_case(5, False)
+    """A v-prediction, x_0 or flow-matching model is trained on its own target, not on eps: values and
+    gradients against the textbook velocity (flow: eps - x_0 with weights from N((1 - s) x_0, s^2 I)),
+    and different from the eps loss on the same batch."""
+    p_x, p_a, m, x, a, gamma, sigma, tw, masks = siss_case(5, False, flow=prediction_type == "flow")
     ours = lethe.siss_losses(p_x, p_a, m, x, a, gamma, sigma, 0.5, tw, masks, "{}", prediction_type)
     ref = siss_reference(p_x, p_a, m, x, a, gamma, sigma, 0.5, tw, masks, None, prediction_type)
     eps_loss = lethe.siss_losses(p_x, p_a, m, x, a, gamma, sigma, 0.5, tw, masks, "{}")
@@ -116,8 +122,8 @@ def test_siss_losses_train_the_target_of_the_models_parameterisation(lethe, pred
                 assert go is None or go.abs().max() == 0
             else:
                 assert torch.allclose(go, gr, rtol=1e-5, atol=1e-5)
-    with pytest.raises(lethe.LetheError, match="SISS: prediction type: expected epsilon, v_prediction or sample, got 'flow'"):
-        lethe.siss_losses(p_x, p_a, m, x, a, gamma, sigma, 0.5, tw, masks, "{}", "flow")
+    with pytest.raises(lethe.LetheError, match="SISS: unknown prediction type 'edm'; known: epsilon, v_prediction, sample, flow"):
+        lethe.siss_losses(p_x, p_a, m, x, a, gamma, sigma, 0.5, tw, masks, "{}", "edm")
 
 
 def test_siss_weights_are_a_partition_of_unity(lethe):

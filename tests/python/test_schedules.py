@@ -115,3 +115,30 @@ def test_v_target_matches_diffusers(lethe):
     ours = native(lethe, "linear", 1e-4, 0.02, "v_prediction")
     x0, noise, t = torch.randn(3, 2, 4, 4), torch.randn(3, 2, 4, 4), torch.tensor([3, 300, 900])
     assert torch.allclose(ours.training_target(x0, noise, t), ref.get_velocity(x0, noise, t), atol=1e-6)
+
+
+def test_flow_schedule_matches_diffusers_flow_matching(lethe):
+    """A flow-matching table (SD3's, shift 3) against diffusers' FlowMatchEulerDiscreteScheduler: the
+    same sigmas (diffusers lists them from the noisiest), x_t = scale_noise(x_0, t, eps) =
+    s eps + (1 - s) x_0, the velocity target eps - x_0 of diffusers' SD3 training script, and
+    (x_0, eps) read back from the velocity."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    ref = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0)
+    sigmas = ref.sigmas.flip(0)                                   # [1000] increasing
+    u = torch.arange(1, 1001, dtype=torch.float64) / 1000
+    assert torch.allclose(sigmas.double(), 3 * u / (1 + 2 * u), atol=1e-6)
+    ours = lethe.NoiseSchedule.from_flow_sigmas(sigmas)
+    assert ours.prediction_type == "flow"
+    g = torch.Generator().manual_seed(2)
+    x0, eps = torch.randn(4, 16, 8, 8, generator=g), torch.randn(4, 16, 8, 8, generator=g)
+    t = torch.tensor([0, 10, 500, 999])
+    x_t = ours.add_noise(x0, eps, t)
+    for i, step in enumerate(t.tolist()):
+        expected = ref.scale_noise(x0[i : i + 1], ref.timesteps[999 - step : 1000 - step], eps[i : i + 1])
+        assert torch.allclose(x_t[i : i + 1], expected, atol=1e-5)
+    assert torch.equal(ours.training_target(x0, eps, t), eps - x0)
+    x0_hat, eps_hat = ours.split_prediction(x_t, eps - x0, t)
+    assert torch.allclose(x0_hat, x0, atol=1e-5) and torch.allclose(eps_hat, eps, atol=1e-5)
+    with pytest.raises(lethe.LetheError, match="expected flow sigmas increasing inside"):
+        lethe.NoiseSchedule.from_flow_sigmas(ref.sigmas)

@@ -211,11 +211,13 @@ def layout_problems(workflow, schemas):
     return problems
 
 
-@pytest.mark.parametrize("name", ["quickstart", "concept-erasure", "compare-objectives", "score-folder",
-                                  "sd15-artist-removal"])
+SHIPPED = ["quickstart", "concept-erasure", "compare-objectives", "score-folder", "sd15-artist-removal",
+           "flux-concept-erasure"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_no_two_nodes_overlap_and_links_cross_a_gap(name):
-    assert sorted(generator().WORKFLOWS) == sorted(["quickstart", "concept-erasure", "compare-objectives",
-                                                    "score-folder", "sd15-artist-removal"])
+    assert sorted(generator().WORKFLOWS) == sorted(SHIPPED)
     problems = layout_problems(shipped()[name][1], generator().SCHEMAS)
     assert problems == [], f"workflows/{name}.json:\n" + "\n".join(problems)
 
@@ -277,7 +279,7 @@ def test_each_unlearn_node_is_titled_by_the_objective_wired_into_it():
                 f"{name}: node {node['id']} is titled {node.get('title')!r}, its objective is node {objective['id']} " \
                 f"({objective['type']}, {widget} = {method}): expected {expected!r}"
             checked += 1
-    assert checked == 6  # quickstart, concept-erasure, three in compare-objectives, sd15-artist-removal
+    assert checked == 7  # quickstart, concept-erasure, three in compare-objectives, sd15-artist-removal, flux-concept-erasure
 
 
 def test_a_workflow_saved_before_a_widget_existed_gets_its_default():

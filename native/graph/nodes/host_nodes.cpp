@@ -39,7 +39,9 @@ std::vector<Value> dataset_from_latents(NodeContext& context, const NodeInputs& 
   const int64_t count = latents.size(0), height = latents.size(2), width = latents.size(3);
   unlearn::ExampleSet set;
   set.name = str("node ", context.node_id, " (LetheDatasetFromLatents)");
-  set.images = (latents.to(at::kFloat) * in.number("latent_scale")).contiguous();  // [B, C, h, w]
+  // The model's own latent space (ComfyUI's process_latent_in): (latent - shift) * scale.
+  const double shift = in.has("latent_shift") ? in.number("latent_shift") : 0.0;
+  set.images = ((latents.to(at::kFloat) - shift) * in.number("latent_scale")).contiguous();  // [B, C, h, w]
   set.contexts = conditioning_for(in, "conditioning", count);
   if (in.has("empty_conditioning")) {
     set.empty_context = conditioning_for(in, "empty_conditioning", 1);

@@ -102,6 +102,7 @@ std::vector<Value> unlearn_host_model(NodeContext& context, const NodeInputs& in
   config.lora.targets = comma_list(in.text("lora_targets"));
   check(!config.lora.targets.empty(), in.where("lora_targets"), ": expected at least one layer suffix, got '",
         in.text("lora_targets"), "'");
+  config.gradient_checkpointing = in.has("gradient_checkpointing") && in.flag("gradient_checkpointing");
   unlearn::TaskData data = node_task_data(in);
   auto result = unlearn::run_host_unlearning(config, *host, data, context.progress, node_run_placement(context));
   auto patches = std::make_shared<ModelPatches>();

@@ -79,8 +79,8 @@ class Siss : public ConfiguredObjective<SissConfig, ObjectiveNeeds{.forget = tru
     const int64_t count = x.size(0), rank = x.dim();
     at::Tensor t = context.uniform_timesteps(count);  // one t and eps shared by both terms
     at::Tensor eps = context.noise_like(x);
-    at::Tensor gamma = context.schedule->sqrt_alpha_cumprod(t, rank).to(x.options());
-    at::Tensor sigma = context.schedule->sqrt_one_minus_alpha_cumprod(t, rank).to(x.options());
+    at::Tensor gamma = context.schedule->signal_scale(t, rank).to(x.options());
+    at::Tensor sigma = context.schedule->noise_scale(t, rank).to(x.options());
     at::Tensor c_x = context.context(retain), c_a = context.context(forget);
     const bool shared = same_condition(retain, forget);
     const double scale = 1.0 / static_cast<double>(context.accumulation_steps);

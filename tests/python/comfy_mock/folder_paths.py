@@ -1,4 +1,5 @@
-"""Mock of ComfyUI's folder_paths.py: the directories, the model folder registry (loras) and
+"""Mock of ComfyUI's folder_paths.py: the directories, the model folder registry (checkpoints,
+loras: get_folder_paths, get_full_path, get_full_path_or_raise, get_filename_list) and
 get_save_image_path."""
 import os
 
@@ -33,6 +34,15 @@ def get_full_path(folder_name, filename):
         if os.path.isfile(path):
             return path
     return None
+
+
+def get_full_path_or_raise(folder_name, filename):
+    """get_full_path, or FileNotFoundError("Model in folder '<folder>' with filename '<name>' not
+    found.") as the real one raises (what a loader node such as LoraLoader calls)."""
+    full_path = get_full_path(folder_name, filename)
+    if full_path is None:
+        raise FileNotFoundError(f"Model in folder '{folder_name}' with filename '{filename}' not found.")
+    return full_path
 
 
 def get_filename_list(folder_name):

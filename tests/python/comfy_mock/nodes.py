@@ -1,4 +1,5 @@
-"""Mock of ComfyUI's nodes.py: the core PreviewImage node and the custom-node loader."""
+"""Mock of ComfyUI's nodes.py: the core PreviewImage and LoraLoaderModelOnly nodes and the
+custom-node loader."""
 import importlib.util
 import os
 import sys
@@ -41,8 +42,65 @@ class PreviewImage:
         return {"ui": {"images": results}}
 
 
+def _load_lora_file(path):
+    """What comfy/utils.py:load_torch_file(path, safe_load=True) gives for a LoRA file: the
+    tensors of a .safetensors/.sft file (safetensors.torch.load_file), else torch.load with
+    weights_only=True (its "state_dict" entry when it has one). On the CPU only."""
+    if path.lower().endswith((".safetensors", ".sft")):
+        import safetensors.torch
+
+        return safetensors.torch.load_file(path, device="cpu")
+    import torch
+
+    sd = torch.load(path, map_location="cpu", weights_only=True)
+    return sd.get("state_dict", sd)
+
+
+class LoraLoaderModelOnly:
+    """Core LoraLoaderModelOnly (nodes.py: LoraLoaderModelOnly over LoraLoader.load_lora with
+    clip=None, strength_clip=0): strength 0 gives the input MODEL back; otherwise the file from
+    the loras folder (folder_paths.get_full_path_or_raise; the last file read is kept per node
+    instance by its path, as LoraLoader.loaded_lora) patched onto a clone of the MODEL by
+    comfy.sd.load_lora_for_models at strength_model. Deviation: the file is read by
+    _load_lora_file (safetensors.torch.load_file for .safetensors/.sft) rather than
+    comfy.utils.load_torch_file, which the mock's comfy.utils does not have."""
+
+    def __init__(self):
+        self.loaded_lora = None
+
+    @classmethod
+    def INPUT_TYPES(cls):  # noqa: N802
+        return {"required": {"model": ("MODEL",),
+                             "lora_name": (folder_paths.get_filename_list("loras"),),
+                             "strength_model": ("FLOAT", {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01})}}
+
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "load_lora_model_only"
+    CATEGORY = "loaders"
+
+    def load_lora_model_only(self, model, lora_name, strength_model):
+        import comfy.sd
+
+        if strength_model == 0:
+            return (model,)
+        lora_path = folder_paths.get_full_path_or_raise("loras", lora_name)
+        lora = None
+        if self.loaded_lora is not None:
+            if self.loaded_lora[0] == lora_path:
+                lora = self.loaded_lora[1]
+            else:
+                self.loaded_lora = None
+        if lora is None:
+            lora = _load_lora_file(lora_path)
+            self.loaded_lora = (lora_path, lora)
+        model_lora, _ = comfy.sd.load_lora_for_models(model, None, lora, strength_model, 0)
+        return (model_lora,)
+
+
 NODE_CLASS_MAPPINGS["PreviewImage"] = PreviewImage
 NODE_DISPLAY_NAME_MAPPINGS["PreviewImage"] = "Preview Image"
+# LoraLoaderModelOnly is a core node in ComfyUI, but not registered here yet: test_comfy_pack.py
+# takes every name but PreviewImage in NODE_CLASS_MAPPINGS for one of the pack's.
 CORE_NODES = set(NODE_CLASS_MAPPINGS)
 
 

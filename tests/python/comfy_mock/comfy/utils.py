@@ -1,6 +1,9 @@
 """Mock of comfy/utils.py (ComfyUI @ a125cd84): ProgressBar and its global hook, the attribute
-helpers ModelPatcher patches weights with, and unet_to_diffusers, the diffusers → LDM UNet key
-map that comfy/lora.py:model_lora_keys_unet builds kohya LoRA names from."""
+helpers ModelPatcher patches weights with, unet_to_diffusers, the diffusers → LDM UNet key
+map that comfy/lora.py:model_lora_keys_unet builds kohya LoRA names from, and
+repeat_to_batch_size, which comfy/conds.py batches conditioning with."""
+import math
+
 import torch
 
 PROGRESS_BAR_ENABLED = True
@@ -163,3 +166,14 @@ def unet_to_diffusers(unet_config):
         diffusers_unet_map[k[1]] = k[0]
 
     return diffusers_unet_map
+
+
+# comfy/utils.py: repeat_to_batch_size
+def repeat_to_batch_size(tensor, batch_size, dim=0):
+    """The first batch_size entries along dim, repeating the tensor whole when it has fewer."""
+    if tensor.shape[dim] > batch_size:
+        return tensor.narrow(dim, 0, batch_size)
+    elif tensor.shape[dim] < batch_size:
+        repeats = dim * [1] + [math.ceil(batch_size / tensor.shape[dim])] + [1] * (len(tensor.shape) - 1 - dim)
+        return tensor.repeat(repeats).narrow(dim, 0, batch_size)
+    return tensor
