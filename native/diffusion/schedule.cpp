@@ -115,6 +115,12 @@ at::Tensor NoiseSchedule::gather(const at::Tensor& table, const at::Tensor& t, i
   return table.index_select(0, index).view(shape).to(t.device());  // [B, 1, ..., 1]
 }
 
+at::Tensor NoiseSchedule::noise_levels() const {
+  if (is_flow()) return noise_scales_.to(at::kDouble);
+  at::Tensor abar = alphas_cumprod_.to(at::kDouble);
+  return ((1.0 - abar) / abar).sqrt();
+}
+
 at::Tensor NoiseSchedule::signal_scale(const at::Tensor& t, int64_t rank) const { return gather(signal_scales_, t, rank); }
 at::Tensor NoiseSchedule::noise_scale(const at::Tensor& t, int64_t rank) const { return gather(noise_scales_, t, rank); }
 

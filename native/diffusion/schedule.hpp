@@ -69,6 +69,10 @@ class NoiseSchedule {
 
   bool is_flow() const { return config_.prediction_type == "flow"; }
 
+  // [T] float64: each timestep's noise level as ComfyUI names it (its sigma): s_t for a flow
+  // schedule, sqrt((1 - abar_t) / abar_t) for a DDPM one.
+  at::Tensor noise_levels() const;
+
   // Per-sample coefficients for t [B] (int64), shaped [B, 1, ..., 1] to broadcast over x of
   // rank `rank`: gamma_t (signal) and sigma_t (noise); DDPM: sqrt(abar_t), sqrt(1 - abar_t).
   at::Tensor signal_scale(const at::Tensor& t, int64_t rank) const;

@@ -80,6 +80,11 @@ TEST(HostModel, FlowScheduleFromTheHostSigmasEqualsTheClosedForm) {
   // The variance-preserving equivalent abar = SNR / (1 + SNR) with the flow's SNR (1 - s)^2 / s^2.
   at::Tensor snr = ((1 - sigmas) / sigmas).pow(2).to(at::kDouble);
   EXPECT_TRUE(at::allclose(flow.alphas_cumprod().to(at::kDouble), snr / (1 + snr), 1e-6, 1e-7));
+  EXPECT_TRUE(at::allclose(flow.noise_levels(), sigmas.to(at::kDouble)));  // ComfyUI's sigma of a flow model is s
+  const diffusion::NoiseSchedule sd(diffusion::ScheduleConfig::stable_diffusion());
+  at::Tensor abar = sd.alphas_cumprod().to(at::kDouble);
+  EXPECT_TRUE(at::allclose(sd.noise_levels(), ((1 - abar) / abar).sqrt()));
+  EXPECT_NEAR(sd.noise_levels()[-1].item<double>(), 14.6146, 1e-3);  // ComfyUI's sigma_max for SD1.x
   expect_error([&] { flow.eps_from_v(x_t, x0, t); }, {"v-prediction relations on a flow-matching schedule"});
   expect_error([] { diffusion::NoiseSchedule::from_flow_sigmas(at::tensor({0.5f, 0.4f})); },
                {"expected flow sigmas increasing inside (0, 1], got 0.5 .. 0.4"});

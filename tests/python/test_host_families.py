@@ -78,9 +78,11 @@ SCRIPT = """
             retain = node("LetheDatasetFromLatents", "3", samples={{"samples": retain_latents}}, conditioning=retain_cond,
                           **latent)[0]
             neggrad = node("LetheObjectiveBaseline", "4", method="neggrad", scale=1.0, eta=1e-3)[0]
-            first = node("LetheUnlearnHostModel", "5", model=host, lora_targets="auto", objective=neggrad, steps=1,
-                         batch_size=2, learning_rate=3e-3, seed=0, lora_rank=4, retain_caption_dropout=0.0, forget=forget)
-            result["summary"] = json.loads(first[2])
+            ran = M["LetheUnlearnHostModel"]().run(unique_id="5", model=host, lora_targets="auto", objective=neggrad,
+                                                   steps=1, batch_size=2, learning_rate=3e-3, seed=0, lora_rank=4,
+                                                   retain_caption_dropout=0.0, forget=forget)
+            result["summary"] = json.loads(ran["result"][2])
+            result["texts"] = ran["ui"]["text"]
             # The text side only (the keys and values the prompt's tokens make), so what changes depends on the prompt.
             patched, curve, summary, lora = node("LetheUnlearnHostModel", "8", model=host, lora_targets={text_targets!r},
                                                  objective=neggrad, steps={steps}, batch_size=2, learning_rate=1e-2,
@@ -216,6 +218,19 @@ def test_lora_loads_through_lora_loader_and_forgets_the_prompt(family_run):
     assert out["not_loaded"] == [] and out["lora_patches"] > 0 and out["same"], out
     assert out["forget_change"] > 1.5 * out["other_change"], (family, out["forget_change"], out["other_change"])
     assert out["steps"] == 30 and out["siss"] == 2
+
+
+def test_the_node_says_what_it_made_of_the_model(family_run):
+    """The parameterisation and the noise levels (ComfyUI's sigmas) the host path read from the MODEL."""
+    family, out = family_run
+    kind, first, last = {"sd1": ("epsilon prediction", 0.0292, 14.6), "sd2_v": ("v-prediction", 0.0292, 14.6),
+                         "sdxl": ("epsilon prediction", 0.0292, 14.6),
+                         "sd3": ("flow matching (velocity)", 0.00299, 1.0),  # 3u / (1 + 2u) at u = 0.001 .. 1
+                         "flux": ("flow matching (velocity)", 0.00315, 1.0)}[family]  # e^1.15 / (e^1.15 + 999)
+    line = next(text for text in out["texts"] if text.startswith("MODEL: "))
+    levels = line.split("noise levels sigma ")[1].split(" over ")[0].split(" .. ")
+    assert line.startswith(f"MODEL: {kind}, ") and line.endswith(" over 1000 timesteps"), line
+    assert float(levels[0]) == pytest.approx(first, rel=2e-3) and float(levels[1]) == pytest.approx(last, rel=2e-3), line
 
 
 def test_a_prompt_without_a_value_the_model_needs_is_an_error_naming_the_node(family_run):

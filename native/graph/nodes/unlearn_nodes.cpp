@@ -54,6 +54,16 @@ std::string steps_and_time(const nlohmann::json& summary) {
   return str(summary["steps"].get<int64_t>(), " steps in ", static_cast<int>(summary["wall_seconds"].get<double>()), " s");
 }
 
+// What the host path made of a MODEL: its parameterisation and noise levels (ComfyUI's sigmas).
+std::string host_model_line(models::HostModel& model) {
+  const models::HostModelInfo& info = model.info();
+  const at::Tensor levels = info.schedule.noise_levels();
+  const std::string& type = info.prediction_type;
+  const std::string kind = type == "flow" ? "flow matching (velocity)" : type == "v_prediction" ? "v-prediction" : "epsilon prediction";
+  return str("MODEL: ", kind, ", noise levels sigma ", levels[0].item<double>(), " .. ", levels[-1].item<double>(), " over ",
+             levels.size(0), " timesteps");
+}
+
 // The datasets, erased prompt or erased CONDITIONING of an unlearn node.
 unlearn::TaskData node_task_data(const NodeInputs& in) {
   unlearn::TaskData data;
@@ -108,6 +118,7 @@ std::vector<Value> unlearn_host_model(NodeContext& context, const NodeInputs& in
   auto patches = std::make_shared<ModelPatches>();
   patches->deltas = models::lora_weight_deltas(result.lora, "node " + context.node_id + " LoRA");
   report_run(context, result, str(steps_and_time(result.summary), ", ", patches->deltas.size(), " layers adapted"));
+  context.texts.push_back(host_model_line(*host));
   return run_outputs(Value(types::kHostModel, patches), result, {result.lora_file, models::UNetConfig{}, "comfy"});
 }
 
