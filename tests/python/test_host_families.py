@@ -78,9 +78,10 @@ SCRIPT = """
             retain = node("LetheDatasetFromLatents", "3", samples={{"samples": retain_latents}}, conditioning=retain_cond,
                           **latent)[0]
             neggrad = node("LetheObjectiveBaseline", "4", method="neggrad", scale=1.0, eta=1e-3)[0]
+            window = node("LetheTimestepSelection", "12", t_min=100, t_max=900, weighting="uniform")[0]
             ran = M["LetheUnlearnHostModel"]().run(unique_id="5", model=host, lora_targets="auto", objective=neggrad,
                                                    steps=1, batch_size=2, learning_rate=3e-3, seed=0, lora_rank=4,
-                                                   retain_caption_dropout=0.0, forget=forget)
+                                                   retain_caption_dropout=0.0, forget=forget, timesteps=window)
             result["summary"] = json.loads(ran["result"][2])
             result["texts"] = ran["ui"]["text"]
             # The text side only (the keys and values the prompt's tokens make), so what changes depends on the prompt.
@@ -111,6 +112,16 @@ SCRIPT = """
     x_t, t, context = calls[0]
     rows = [next(i for i, c in enumerate(forget_cond) if torch.equal(c[0][0], row)) for row in context]
     x0 = (forget_latents[rows] - base.latent_shift) * base.latent_scale  # ComfyUI's process_latent_in
+    def comfy_sigma(t):  # ComfyUI's sigma of Lethe's timestep t, from the family's formulas
+        u = (t.double() + 1) / 1000
+        if family == "sd3":
+            return (3.0 * u / (1 + 2.0 * u)).float()                      # time_snr_shift(3, u)
+        if family == "flux":
+            return (math.exp(1.15) / (math.exp(1.15) + 1 / u - 1)).float()  # flux_time_shift(1.15, 1, u)
+        betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float64) ** 2
+        abar = torch.cumprod(1 - betas, 0)
+        return ((1 - abar) / abar).sqrt().float()[t]
+    result["window_sigmas"] = comfy_sigma(torch.tensor([100, 899])).tolist()
     u = (t.double() + 1) / 1000
     if family == "sd3":
         s = (3.0 * u / (1 + 2.0 * u)).float()                          # time_snr_shift(3, u)
@@ -221,12 +232,17 @@ def test_lora_loads_through_lora_loader_and_forgets_the_prompt(family_run):
 
 
 def test_the_node_says_what_it_made_of_the_model(family_run):
-    """The parameterisation and the noise levels (ComfyUI's sigmas) the host path read from the MODEL."""
+    """The parameterisation and the noise levels (ComfyUI's sigmas) the host path read from the MODEL, and
+    the forget window in those noise levels."""
     family, out = family_run
     kind, first, last = {"sd1": ("epsilon prediction", 0.0292, 14.6), "sd2_v": ("v-prediction", 0.0292, 14.6),
                          "sdxl": ("epsilon prediction", 0.0292, 14.6),
                          "sd3": ("flow matching (velocity)", 0.00299, 1.0),  # 3u / (1 + 2u) at u = 0.001 .. 1
                          "flux": ("flow matching (velocity)", 0.00315, 1.0)}[family]  # e^1.15 / (e^1.15 + 999)
+    window = next(text for text in out["texts"] if text.startswith("forget window "))
+    low, high = (float(v) for v in window.split("noise levels sigma ")[1].split(" .. "))
+    assert window.startswith("forget window t [100, 900): ")
+    assert [low, high] == pytest.approx(out["window_sigmas"], rel=1e-4), (window, out["window_sigmas"])
     line = next(text for text in out["texts"] if text.startswith("MODEL: "))
     levels = line.split("noise levels sigma ")[1].split(" over ")[0].split(" .. ")
     assert line.startswith(f"MODEL: {kind}, ") and line.endswith(" over 1000 timesteps"), line

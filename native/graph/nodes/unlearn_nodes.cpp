@@ -64,6 +64,13 @@ std::string host_model_line(models::HostModel& model) {
              levels.size(0), " timesteps");
 }
 
+// The forget window of a timestep selection in the MODEL's own noise levels (ComfyUI's sigmas).
+std::string window_line(models::HostModel& model, const unlearn::TimestepSelectionConfig& window) {
+  const at::Tensor levels = model.info().schedule.noise_levels();  // [T], the run checked t_max <= T
+  return str("forget window t [", window.t_min, ", ", window.t_max, "): noise levels sigma ",
+             levels[window.t_min].item<double>(), " .. ", levels[window.t_max - 1].item<double>());
+}
+
 // The datasets, erased prompt or erased CONDITIONING of an unlearn node.
 unlearn::TaskData node_task_data(const NodeInputs& in) {
   unlearn::TaskData data;
@@ -119,6 +126,7 @@ std::vector<Value> unlearn_host_model(NodeContext& context, const NodeInputs& in
   patches->deltas = models::lora_weight_deltas(result.lora, "node " + context.node_id + " LoRA");
   report_run(context, result, str(steps_and_time(result.summary), ", ", patches->deltas.size(), " layers adapted"));
   context.texts.push_back(host_model_line(*host));
+  if (in.has("timesteps")) context.texts.push_back(window_line(*host, config.timesteps));
   return run_outputs(Value(types::kHostModel, patches), result, {result.lora_file, models::UNetConfig{}, "comfy"});
 }
 
