@@ -123,13 +123,19 @@ def model_folders():
 _CONDITIONING_VALUES = {}
 
 
+def tensor_bytes(tensor):
+    """A tensor's values as raw bytes (on the CPU, contiguous), for hashing."""
+    import torch
+
+    return tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
 def context_key(row):
     """The key of one context row [L, D] (as float32, the form native nodes keep it in)."""
     import torch
 
-    row = row.detach().to("cpu", torch.float32).contiguous()
     digest = hashlib.sha256(str(tuple(row.shape)).encode())
-    digest.update(row.reshape(-1).view(torch.uint8).numpy().tobytes())
+    digest.update(tensor_bytes(row.to(torch.float32)))
     return digest.hexdigest()
 
 
@@ -142,9 +148,7 @@ def _value_digest(value):
     import torch
 
     if torch.is_tensor(value):
-        tensor = value.detach().to("cpu").contiguous()
-        return f"{tensor.dtype}{tuple(tensor.shape)}:" + hashlib.sha256(tensor.reshape(-1).view(torch.uint8).numpy()
-                                                                          .tobytes()).hexdigest()
+        return f"{value.dtype}{tuple(value.shape)}:" + hashlib.sha256(tensor_bytes(value)).hexdigest()
     if isinstance(value, (bool, int, float, str, type(None))):
         return repr(value)
     if isinstance(value, (list, tuple)):

@@ -32,7 +32,7 @@ continuous schedules, x0 and image-to-image parameterisations) are refused with 
 
 import torch
 
-from .comfy_glue import conditioning_digest, conditioning_values, context_key
+from .comfy_glue import conditioning_digest, conditioning_values, context_key, tensor_bytes
 
 FLOW_STEPS = 1000  # the flow-matching table Lethe trains over: s(u) at u = (t + 1) / 1000
 REFUSED = {"EDM", "X0", "IMG_TO_IMG", "IMG_TO_IMG_FLOW", "COSMOS_RFLOW", "ModelSamplingContinuousEDM",
@@ -112,8 +112,7 @@ class HostModelAdapter:
                 if not torch.is_tensor(tensor):
                     continue
                 digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-                flat = tensor.detach().to("cpu").contiguous().reshape(-1)
-                digest.update(flat.view(torch.uint8).numpy())
+                digest.update(tensor_bytes(tensor))
         return digest.hexdigest()
 
     # ---- predict ----

@@ -60,6 +60,15 @@ NoiseSchedule::NoiseSchedule(const ScheduleConfig& config) : config_(config) {
   fill_tables();
 }
 
+namespace {
+
+// beta_t = 1 - abar_t / abar_{t-1} (abar_{-1} = 1) of a table abar [T].
+at::Tensor betas_of(const at::Tensor& alphas_cumprod) {
+  return 1.0 - alphas_cumprod / at::cat({at::ones({1}), alphas_cumprod.slice(0, 0, -1)});
+}
+
+}  // namespace
+
 NoiseSchedule NoiseSchedule::from_alphas_cumprod(const at::Tensor& alphas_cumprod, const std::string& prediction_type) {
   check(alphas_cumprod.dim() == 1 && alphas_cumprod.size(0) >= 2, "noise schedule: expected alphas_cumprod [T], got ",
         alphas_cumprod.sizes());
@@ -70,8 +79,7 @@ NoiseSchedule NoiseSchedule::from_alphas_cumprod(const at::Tensor& alphas_cumpro
   schedule.config_.num_train_timesteps = alphas_cumprod.size(0);
   schedule.config_.prediction_type = prediction_type;
   schedule.alphas_cumprod_ = alphas_cumprod.to(at::kCPU, at::kFloat).contiguous();
-  at::Tensor previous = at::cat({at::ones({1}), schedule.alphas_cumprod_.slice(0, 0, -1)});
-  schedule.betas_ = 1.0 - schedule.alphas_cumprod_ / previous;
+  schedule.betas_ = betas_of(schedule.alphas_cumprod_);
   schedule.fill_tables();
   return schedule;
 }
@@ -88,8 +96,7 @@ NoiseSchedule NoiseSchedule::from_flow_sigmas(const at::Tensor& sigmas) {
   schedule.config_.prediction_type = "flow";
   at::Tensor gamma = 1.0 - s;
   schedule.alphas_cumprod_ = (gamma * gamma / (gamma * gamma + s * s)).to(at::kFloat);  // same SNR gamma^2 / sigma^2
-  at::Tensor previous = at::cat({at::ones({1}), schedule.alphas_cumprod_.slice(0, 0, -1)});
-  schedule.betas_ = 1.0 - schedule.alphas_cumprod_ / previous;
+  schedule.betas_ = betas_of(schedule.alphas_cumprod_);
   schedule.signal_scales_ = gamma.to(at::kFloat);
   schedule.noise_scales_ = s.to(at::kFloat);
   return schedule;

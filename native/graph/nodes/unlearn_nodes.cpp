@@ -54,21 +54,19 @@ std::string steps_and_time(const nlohmann::json& summary) {
   return str(summary["steps"].get<int64_t>(), " steps in ", static_cast<int>(summary["wall_seconds"].get<double>()), " s");
 }
 
-// What the host path made of a MODEL: its parameterisation and noise levels (ComfyUI's sigmas).
-std::string host_model_line(models::HostModel& model) {
+// What the host path made of a MODEL: its parameterisation and noise levels (ComfyUI's sigmas),
+// and the forget window of a timestep selection (when given) in those levels.
+std::vector<std::string> host_model_lines(models::HostModel& model, const unlearn::TimestepSelectionConfig* window) {
   const models::HostModelInfo& info = model.info();
-  const at::Tensor levels = info.schedule.noise_levels();
+  const at::Tensor levels = info.schedule.noise_levels();  // [T]; the run checked the window's t_max <= T
   const std::string& type = info.prediction_type;
   const std::string kind = type == "flow" ? "flow matching (velocity)" : type == "v_prediction" ? "v-prediction" : "epsilon prediction";
-  return str("MODEL: ", kind, ", noise levels sigma ", levels[0].item<double>(), " .. ", levels[-1].item<double>(), " over ",
-             levels.size(0), " timesteps");
-}
-
-// The forget window of a timestep selection in the MODEL's own noise levels (ComfyUI's sigmas).
-std::string window_line(models::HostModel& model, const unlearn::TimestepSelectionConfig& window) {
-  const at::Tensor levels = model.info().schedule.noise_levels();  // [T], the run checked t_max <= T
-  return str("forget window t [", window.t_min, ", ", window.t_max, "): noise levels sigma ",
-             levels[window.t_min].item<double>(), " .. ", levels[window.t_max - 1].item<double>());
+  std::vector<std::string> lines = {str("MODEL: ", kind, ", noise levels sigma ", levels[0].item<double>(), " .. ",
+                                        levels[-1].item<double>(), " over ", levels.size(0), " timesteps")};
+  if (window != nullptr)
+    lines.push_back(str("forget window t [", window->t_min, ", ", window->t_max, "): noise levels sigma ",
+                        levels[window->t_min].item<double>(), " .. ", levels[window->t_max - 1].item<double>()));
+  return lines;
 }
 
 // The datasets, erased prompt or erased CONDITIONING of an unlearn node.
@@ -125,8 +123,8 @@ std::vector<Value> unlearn_host_model(NodeContext& context, const NodeInputs& in
   auto patches = std::make_shared<ModelPatches>();
   patches->deltas = models::lora_weight_deltas(result.lora, "node " + context.node_id + " LoRA");
   report_run(context, result, str(steps_and_time(result.summary), ", ", patches->deltas.size(), " layers adapted"));
-  context.texts.push_back(host_model_line(*host));
-  if (in.has("timesteps")) context.texts.push_back(window_line(*host, config.timesteps));
+  for (std::string& line : host_model_lines(*host, in.has("timesteps") ? &config.timesteps : nullptr))
+    context.texts.push_back(std::move(line));
   return run_outputs(Value(types::kHostModel, patches), result, {result.lora_file, models::UNetConfig{}, "comfy"});
 }
 
