@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections.abc
 import torch
 import typing
-__all__: list[str] = ['Cancelled', 'Descriptor', 'LetheError', 'NoiseSchedule', 'UNet', 'Value', 'available_cores', 'best_match', 'build_info', 'convert_workflow', 'copy_detection', 'ddim_step', 'ddpm_step', 'detect_unet_config', 'dpo_loss', 'erasediff_combine', 'f_divergence', 'f_divergence_names', 'forget_error', 'frechet_distance', 'frequency_energy', 'frequency_mask', 'host_model', 'inference_timesteps', 'init_threads', 'kernel_distance', 'kohya_module_name', 'load_safetensors', 'memorization_rate', 'node_schemas_json', 'npo_loss', 'objective_config', 'objective_description', 'objective_names', 'percentile', 'run_node', 'save_safetensors', 'similarity_matrix', 'siss_combine', 'siss_losses', 'siss_weights', 'sscd_direction', 'sscd_margin', 'sscd_official_preprocess', 'sscd_progress', 'torch_version', 'unet_inference_bytes', 'version', 'widgets_values_layout']
+__all__: list[str] = ['Cancelled', 'Descriptor', 'LetheError', 'NoiseSchedule', 'UNet', 'Value', 'available_cores', 'best_match', 'build_info', 'convert_workflow', 'copy_detection', 'ddim_step', 'ddpm_step', 'detect_unet_config', 'dpo_loss', 'erasediff_combine', 'f_divergence', 'f_divergence_names', 'forget_error', 'frechet_distance', 'frequency_energy', 'frequency_mask', 'host_model', 'inference_timesteps', 'init_threads', 'kernel_distance', 'kohya_module_name', 'load_safetensors', 'memorization_rate', 'node_schemas_json', 'npo_loss', 'objective_config', 'objective_description', 'objective_names', 'percentile', 'run_node', 'save_safetensors', 'sdxl_vector', 'similarity_matrix', 'siss_combine', 'siss_losses', 'siss_weights', 'sscd_direction', 'sscd_margin', 'sscd_official_preprocess', 'sscd_progress', 'timestep_distribution', 'torch_version', 'unet_inference_bytes', 'version', 'widgets_values_layout']
 class LetheError(RuntimeError):
     pass
 class Cancelled(LetheError):
@@ -59,9 +59,9 @@ class UNet:
         """
     def config_json(self) -> str:
         ...
-    def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """
-        x_t [B,C,H,W], t [B], context [B,L,D] -> [B,C,H,W]
+        x_t [B,C,H,W], t [B], context [B,L,D], y [B,adm_in_channels] (SDXL only) -> [B,C,H,W]
         """
     def named_parameters(self) -> dict[str, torch.Tensor]:
         """
@@ -183,6 +183,10 @@ def run_node(name: str, inputs: dict, node_id: str = '0', run_directory: str = '
     """
 def save_safetensors(path: str, tensors: collections.abc.Mapping[str, torch.Tensor], metadata: collections.abc.Mapping[str, str] = {}) -> None:
     ...
+def sdxl_vector(pooled: torch.Tensor, sizes: torch.Tensor, size_embedding_dim: typing.SupportsInt | typing.SupportsIndex = 256) -> torch.Tensor:
+    """
+    SDXL's y: pooled [B,P] and sizes [B,6] (height, width, crop top, crop left, target height, target width) -> [B, P + 6 size_embedding_dim].
+    """
 def similarity_matrix(generated: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
     ...
 def siss_combine(retain_gradient: collections.abc.Sequence[torch.Tensor], forget_gradient: collections.abc.Sequence[torch.Tensor], scaling_norm: typing.SupportsFloat | typing.SupportsIndex) -> tuple[list[torch.Tensor], float, float]:
@@ -199,6 +203,10 @@ def sscd_official_preprocess(images: torch.Tensor) -> torch.Tensor:
     ...
 def sscd_progress(evaluated: typing.SupportsFloat | typing.SupportsIndex, original: typing.SupportsFloat | typing.SupportsIndex, retrained: typing.SupportsFloat | typing.SupportsIndex) -> float:
     ...
+def timestep_distribution(schedule: NoiseSchedule, config_json: str = '{}', count: typing.SupportsInt | typing.SupportsIndex = 0, t_min: typing.SupportsInt | typing.SupportsIndex = 0, t_max: typing.SupportsInt | typing.SupportsIndex | None = None, seed: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple[str, torch.Tensor, torch.Tensor]:
+    """
+    (resolved kind, P(t) [T] over [t_min, t_max), `count` draws) of how training draws t for `schedule`.
+    """
 def torch_version() -> str:
     """
     The torch version _lethe was compiled against.

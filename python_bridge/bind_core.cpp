@@ -1,6 +1,9 @@
 #include <torch/version.h>
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include "bindings.hpp"
+#include "diffusion/timestep_distribution.hpp"
 #include "core/runtime.hpp"
 #include "diffusion/sampler.hpp"
 #include "diffusion/schedule.hpp"
@@ -52,6 +55,22 @@ void bind_core(py::module_& m) {
       .def("split_prediction", &NoiseSchedule::split_prediction, py::arg("x_t"), py::arg("model_output"), py::arg("t"),
            "(x0_hat, eps_hat) from a model output in the schedule's parameterisation.")
       .def("training_target", &NoiseSchedule::training_target, py::arg("x0"), py::arg("eps"), py::arg("t"));
+  m.def(
+      "timestep_distribution",
+      [](const NoiseSchedule& schedule, const std::string& config_json, int64_t count, int64_t t_min,
+         std::optional<int64_t> t_max, uint64_t seed) {
+        const diffusion::TimestepDistribution distribution(
+            io::read_config<diffusion::TimestepDistributionConfig>(io::parse_json(config_json, "timestep distribution"),
+                                                                   "timestep distribution"),
+            schedule);
+        at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+        const int64_t end = t_max.value_or(schedule.num_timesteps());
+        return py::make_tuple(distribution.kind(), distribution.probabilities(t_min, end),
+                              distribution.sample(count, t_min, end, generator));
+      },
+      py::arg("schedule"), py::arg("config_json") = "{}", py::arg("count") = 0, py::arg("t_min") = 0,
+      py::arg("t_max") = py::none(), py::arg("seed") = 0,
+      "(resolved kind, P(t) [T] over [t_min, t_max), `count` draws) of how training draws t for `schedule`.");
   m.def("inference_timesteps", &diffusion::inference_timesteps, py::arg("num_train_timesteps"), py::arg("steps"),
         py::arg("spacing") = "leading", py::arg("steps_offset") = 0);
   m.def(

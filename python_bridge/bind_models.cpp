@@ -1,6 +1,7 @@
 #include "bindings.hpp"
 #include "models/lora_kohya.hpp"
 #include "io/json_config.hpp"
+#include "models/sdxl_vector.hpp"
 #include "models/state_dict.hpp"
 #include "models/unet_file.hpp"
 #include "models/unet_memory.hpp"
@@ -42,11 +43,13 @@ void bind_models(py::module_& m) {
           "Load the UNet of a .safetensors checkpoint strictly, config detected from the weights.")
       .def(
           "forward",
-          [](UNetImpl& self, const at::Tensor& x, const at::Tensor& t, const at::Tensor& context) {
+          [](UNetImpl& self, const at::Tensor& x, const at::Tensor& t, const at::Tensor& context,
+             std::optional<at::Tensor> y) {
             py::gil_scoped_release release;
-            return self.forward(x, t, context);
+            return self.forward(x, t, context, y.value_or(at::Tensor()));
           },
-          py::arg("x"), py::arg("t"), py::arg("context"), "x_t [B,C,H,W], t [B], context [B,L,D] -> [B,C,H,W]")
+          py::arg("x"), py::arg("t"), py::arg("context"), py::arg("y") = py::none(),
+          "x_t [B,C,H,W], t [B], context [B,L,D], y [B,adm_in_channels] (SDXL only) -> [B,C,H,W]")
       .def("config_json", [](const UNetImpl& self) { return io::to_json(self.config()).dump(); })
       .def("state_dict", [](const UNetImpl& self) { return models::state_dict(self); },
            "Detached views of the weights, by checkpoint key.")
@@ -68,6 +71,15 @@ void bind_models(py::module_& m) {
       },
       py::arg("config_json"), py::arg("batch"), py::arg("height"), py::arg("width"),
       "The estimated peak activation bytes of one fp32 forward pass without autograd (the sampling guard's estimate).");
+
+  m.def(
+      "sdxl_vector",
+      [](const at::Tensor& pooled, const at::Tensor& sizes, int64_t size_embedding_dim) {
+        return models::sdxl_vector(pooled, sizes, size_embedding_dim);
+      },
+      py::arg("pooled"), py::arg("sizes"), py::arg("size_embedding_dim") = models::kSdxlSizeEmbeddingDim,
+      "SDXL's y: pooled [B,P] and sizes [B,6] (height, width, crop top, crop left, target height, target width) -> "
+      "[B, P + 6 size_embedding_dim].");
 
   m.def(
       "kohya_module_name",

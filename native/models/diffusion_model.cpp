@@ -27,7 +27,12 @@ std::shared_ptr<DiffusionModel> DiffusionModel::load(const std::filesystem::path
   // SD checkpoints also hold the VAE and CLIP (first_stage_model.*, cond_stage_model.*):
   // those are the host's business and are skipped; the UNet part loads strictly.
   const std::string prefix = find_unet_prefix(file);
-  UNet unet(detect_unet_config(file, options.hints), tensor_options);
+  const UNetConfig config = detect_unet_config(file, options.hints);
+  // Lethe's datasets, samplers and objectives carry the text context only, not SDXL's y.
+  check(config.adm_in_channels == 0, where, ": is an SDXL-layout UNet (label_emb over a ", config.adm_in_channels,
+        "-wide y: the pooled text embedding and the sizes); the native path trains SD1.x/2.x UNets: load this ",
+        "checkpoint in ComfyUI and train it with Lethe Unlearn (ComfyUI MODEL)");
+  UNet unet(config, tensor_options);
   TensorMap unet_weights, encoder_weights;
   for (const std::string& name : file.names()) {
     if (name.rfind("text_encoder.", 0) == 0) {

@@ -46,10 +46,6 @@ std::string resnet_inner(const std::string& rest, const std::string& path) {
 
 std::string with_rest(const std::string& prefix, const std::string& rest) { return rest.empty() ? prefix : prefix + "." + rest; }
 
-bool has_attention(const UNetConfig& config, int64_t level) {
-  return std::find(config.attention_levels.begin(), config.attention_levels.end(), level) != config.attention_levels.end();
-}
-
 }  // namespace
 
 std::string diffusers_module_path(const std::string& ldm_path, const UNetConfig& config) {
@@ -58,6 +54,8 @@ std::string diffusers_module_path(const std::string& ldm_path, const UNetConfig&
   const int64_t per_level = config.num_res_blocks + 1;
   if (ldm_path == "time_embed.0") return "time_embedding.linear_1";
   if (ldm_path == "time_embed.2") return "time_embedding.linear_2";
+  if (config.adm_in_channels > 0 && ldm_path == "label_emb.0.0") return "add_embedding.linear_1";  // SDXL
+  if (config.adm_in_channels > 0 && ldm_path == "label_emb.0.2") return "add_embedding.linear_2";
   if (ldm_path == "out.0") return "conv_norm_out";
   if (ldm_path == "out.2") return "conv_out";
   check(p.size() >= 3, "LoRA key mapping: '", ldm_path, "' is not an LDM UNet module path");
@@ -70,7 +68,7 @@ std::string diffusers_module_path(const std::string& ldm_path, const UNetConfig&
     const std::string block = "down_blocks." + std::to_string(level);
     if (j == config.num_res_blocks) return block + ".downsamplers.0.conv";  // input_blocks.i.0.op
     if (p[2] == "0") return block + ".resnets." + std::to_string(j) + "." + resnet_inner(rest, ldm_path);
-    check(p[2] == "1" && has_attention(config, level), "LoRA key mapping: '", ldm_path, "': no transformer there");
+    check(p[2] == "1" && config.has_attention(level), "LoRA key mapping: '", ldm_path, "': no transformer there");
     return with_rest(block + ".attentions." + std::to_string(j), rest);
   }
   if (p[0] == "middle_block") {
@@ -87,7 +85,7 @@ std::string diffusers_module_path(const std::string& ldm_path, const UNetConfig&
     const std::string block = "up_blocks." + std::to_string(up);
     const int64_t sub = number(p[2], ldm_path);
     if (sub == 0) return block + ".resnets." + std::to_string(a) + "." + resnet_inner(rest, ldm_path);
-    if (sub == 1 && has_attention(config, level)) return with_rest(block + ".attentions." + std::to_string(a), rest);
+    if (sub == 1 && config.has_attention(level)) return with_rest(block + ".attentions." + std::to_string(a), rest);
     // The upsampler: output_blocks.i.1.conv (no transformer at this level) or .2.conv.
     check(a == config.num_res_blocks && level > 0 && rest == "conv", "LoRA key mapping: '", ldm_path,
           "': not a layer of this UNet");

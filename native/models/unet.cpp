@@ -112,7 +112,7 @@ at::Tensor TransformerBlockImpl::forward(const at::Tensor& x, const at::Tensor& 
   return ff_out(parts[0] * at::gelu(parts[1])) + h;
 }
 
-SpatialTransformerImpl::SpatialTransformerImpl(int64_t channels, const UNetConfig& config,
+SpatialTransformerImpl::SpatialTransformerImpl(int64_t channels, int64_t depth, const UNetConfig& config,
                                                const at::TensorOptions& options)
     : linear_projection(config.use_linear_in_transformer) {
   auto [heads, head_dim] = config.heads_for(channels);
@@ -124,7 +124,7 @@ SpatialTransformerImpl::SpatialTransformerImpl(int64_t channels, const UNetConfi
     proj_in = register_module("proj_in", Conv2dLayer(channels, inner, 1, 1, 0, options).ptr());
   }
   auto list = register_module("transformer_blocks", Slots());
-  for (int64_t d = 0; d < config.transformer_depth; ++d) {
+  for (int64_t d = 0; d < depth; ++d) {
     blocks.push_back(TransformerBlock(inner, config.context_dim, heads, head_dim, options));
     list->put(std::to_string(d), blocks.back());
   }
@@ -201,6 +201,15 @@ UNetImpl::UNetImpl(const UNetConfig& config, const at::TensorOptions& options) :
   time_embed_out = LinearLayer(emb_channels, emb_channels, true, options);
   time_embed->put("0", time_embed_in);
   time_embed->put("2", time_embed_out);
+  if (config.adm_in_channels > 0) {  // LDM's label_emb = Sequential(Sequential(linear, SiLU, linear))
+    auto label_emb = register_module("label_emb", Slots());
+    auto inner = Slots();
+    label_emb->put("0", inner);
+    label_embed_in = LinearLayer(config.adm_in_channels, emb_channels, true, options);
+    label_embed_out = LinearLayer(emb_channels, emb_channels, true, options);
+    inner->put("0", label_embed_in);
+    inner->put("2", label_embed_out);
+  }
 
   auto inputs = register_module("input_blocks", Slots());
   auto add_input = [&](TimestepSequential block) {
@@ -219,7 +228,7 @@ UNetImpl::UNetImpl(const UNetConfig& config, const at::TensorOptions& options) :
       const int64_t out = config.channel_mult[level] * mc;
       block->append(ResBlock(ch, emb_channels, out, config, options).ptr());
       ch = out;
-      if (config.has_attention(level)) block->append(SpatialTransformer(ch, config, options).ptr());
+      if (config.has_attention(level)) block->append(SpatialTransformer(ch, config.depth_at(level), config, options).ptr());
       add_input(block);
       skip_channels.push_back(ch);
     }
@@ -233,7 +242,8 @@ UNetImpl::UNetImpl(const UNetConfig& config, const at::TensorOptions& options) :
 
   middle_block = register_module("middle_block", TimestepSequential());
   middle_block->append(ResBlock(ch, emb_channels, ch, config, options).ptr());
-  if (config.middle_attention) middle_block->append(SpatialTransformer(ch, config, options).ptr());
+  if (config.middle_attention)
+    middle_block->append(SpatialTransformer(ch, config.transformer_depth, config, options).ptr());
   middle_block->append(ResBlock(ch, emb_channels, ch, config, options).ptr());
 
   auto outputs = register_module("output_blocks", Slots());
@@ -245,7 +255,7 @@ UNetImpl::UNetImpl(const UNetConfig& config, const at::TensorOptions& options) :
       const int64_t out = config.channel_mult[level] * mc;
       block->append(ResBlock(ch + skip, emb_channels, out, config, options).ptr());
       ch = out;
-      if (config.has_attention(level)) block->append(SpatialTransformer(ch, config, options).ptr());
+      if (config.has_attention(level)) block->append(SpatialTransformer(ch, config.depth_at(level), config, options).ptr());
       if (level > 0 && r == config.num_res_blocks) block->append(Upsample(ch, options).ptr());
       outputs->put(std::to_string(output_blocks.size()), block);
       output_blocks.push_back(block);
@@ -277,7 +287,7 @@ void UNetImpl::initialize(uint64_t seed) {
   out_conv->bias.zero_();
 }
 
-at::Tensor UNetImpl::forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& context) {
+at::Tensor UNetImpl::forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& context, const at::Tensor& y) {
   check(x.dim() == 4 && x.size(1) == config_.in_channels, "UNet: expected x_t [B, ", config_.in_channels,
         ", H, W], got ", x.sizes());
   const int64_t factor = int64_t{1} << (config_.channel_mult.size() - 1);
@@ -289,6 +299,15 @@ at::Tensor UNetImpl::forward(const at::Tensor& x, const at::Tensor& t, const at:
 
   at::Tensor emb = timestep_embedding(t, config_.model_channels);  // [B, mc]
   emb = time_embed_out(at::silu(time_embed_in(emb)));                 // [B, 4 mc]
+  if (config_.adm_in_channels > 0) {
+    check(y.defined() && y.dim() == 2 && y.size(0) == x.size(0) && y.size(1) == config_.adm_in_channels,
+          "UNet: this UNet has a label_emb and expects y [", x.size(0), ", ", config_.adm_in_channels,
+          "] (SDXL: the pooled text embedding and the size conditioning), got ",
+          y.defined() ? str(y.sizes()) : std::string("none"));
+    emb = emb + label_embed_out(at::silu(label_embed_in(y)));  // [B, 4 mc]
+  } else {
+    check(!y.defined(), "UNet: got a vector y [", y.defined() ? str(y.sizes()) : "", "] but this UNet has no label_emb");
+  }
   const bool checkpointing = gradient_checkpointing && at::GradMode::is_enabled();
   auto run = [&](TimestepSequential& block, const at::Tensor& h) {
     if (!checkpointing) return block->forward(h, emb, context);

@@ -66,7 +66,7 @@ TORCH_MODULE(TransformerBlock);
 
 class SpatialTransformerImpl : public UNetLayer {
  public:
-  SpatialTransformerImpl(int64_t channels, const UNetConfig& config, const at::TensorOptions& options);
+  SpatialTransformerImpl(int64_t channels, int64_t depth, const UNetConfig& config, const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& emb, const at::Tensor& context) override;
 
   bool linear_projection;
@@ -112,8 +112,9 @@ class UNetImpl : public torch::nn::Module {
  public:
   explicit UNetImpl(const UNetConfig& config, const at::TensorOptions& options = {});
   // x_t [B, in, H, W] (H, W divisible by 2^(levels-1)), t [B] (int or float timesteps),
-  // context [B, L, context_dim] -> [B, out, H, W]
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& context);
+  // context [B, L, context_dim], y [B, adm_in_channels] (only with label_emb, else
+  // undefined) -> [B, out, H, W]
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& context, const at::Tensor& y = {});
   // Re-initialises all weights from a seed (PyTorch defaults; zero-initialised output convs).
   void initialize(uint64_t seed);
   const UNetConfig& config() const { return config_; }
@@ -125,6 +126,7 @@ class UNetImpl : public torch::nn::Module {
  private:
   UNetConfig config_;
   LinearLayer time_embed_in{nullptr}, time_embed_out{nullptr};  // time_embed.0, time_embed.2
+  LinearLayer label_embed_in{nullptr}, label_embed_out{nullptr};  // label_emb.0.0, label_emb.0.2 (adm_in_channels > 0)
   std::vector<TimestepSequential> input_blocks, output_blocks;
   TimestepSequential middle_block{nullptr};
   GroupNormLayer out_norm{nullptr};  // out.0

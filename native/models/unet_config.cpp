@@ -24,6 +24,17 @@ void UNetConfig::validate(const std::string& where) const {
     check(level >= 0 && level < static_cast<int64_t>(channel_mult.size()), where, ".attention_levels: level ",
           level, " does not exist (", channel_mult.size(), " levels)");
   check(transformer_depth >= 1, where, ".transformer_depth: expected >= 1, got ", transformer_depth);
+  if (!level_transformer_depth.empty()) {
+    check(level_transformer_depth.size() == channel_mult.size(), where, ".level_transformer_depth: expected one entry per level (",
+          channel_mult.size(), "), got ", level_transformer_depth.size());
+    for (size_t level = 0; level < channel_mult.size(); ++level) {
+      const int64_t depth = level_transformer_depth[level];
+      const bool attention = has_attention(static_cast<int64_t>(level));
+      check(attention ? depth >= 1 : depth == 0, where, ".level_transformer_depth[", level, "]: expected ",
+            attention ? ">= 1 (an attention level)" : "0 (no attention at this level)", ", got ", depth);
+    }
+  }
+  check(adm_in_channels >= 0, where, ".adm_in_channels: expected >= 0 (0 = no y), got ", adm_in_channels);
   const bool any_attention = !attention_levels.empty() || middle_attention;
   check(!any_attention || context_dim > 0, where, ".context_dim: expected > 0 with attention, got ", context_dim);
   check(num_head_channels == -1 || num_head_channels > 0, where, ".num_head_channels: expected -1 or > 0, got ",
@@ -50,6 +61,11 @@ bool UNetConfig::has_attention(int64_t level) const {
   return std::find(attention_levels.begin(), attention_levels.end(), level) != attention_levels.end();
 }
 
+int64_t UNetConfig::depth_at(int64_t level) const {
+  if (!has_attention(level)) return 0;
+  return level_transformer_depth.empty() ? transformer_depth : level_transformer_depth[level];
+}
+
 std::pair<int64_t, int64_t> UNetConfig::heads_for(int64_t channels) const {
   if (num_head_channels == -1) return {num_heads, channels / num_heads};
   return {channels / num_head_channels, num_head_channels};
@@ -63,6 +79,20 @@ UNetConfig UNetConfig::sd21() {
   config.num_heads = -1;
   config.num_head_channels = 64;
   config.use_linear_in_transformer = true;
+  return config;
+}
+
+UNetConfig UNetConfig::sdxl() {
+  UNetConfig config;
+  config.channel_mult = {1, 2, 4};
+  config.attention_levels = {1, 2};
+  config.transformer_depth = 10;
+  config.level_transformer_depth = {0, 2, 10};
+  config.context_dim = 2048;
+  config.num_heads = -1;
+  config.num_head_channels = 64;
+  config.use_linear_in_transformer = true;
+  config.adm_in_channels = 2816;
   return config;
 }
 
@@ -137,7 +167,7 @@ UNetConfig detect_unet_config(const ShapeTable& shapes, const UNetHints& hints, 
   config.out_channels = table.shape("out.2.weight", 4)[0];
 
   std::vector<int64_t> blocks_per_level;
-  std::set<int64_t> depths;
+  std::map<int64_t, std::set<int64_t>> level_depths;  // level -> transformer depths seen there
   std::optional<bool> linear_projection;
   config.channel_mult.clear();
   config.attention_levels.clear();
@@ -164,7 +194,7 @@ UNetConfig detect_unet_config(const ShapeTable& shapes, const UNetHints& hints, 
     config.use_scale_shift_norm = table.shape(prefix + "0.emb_layers.1.weight", 2)[0] == 2 * out;
     if (table.has(prefix + "1.norm.weight")) {
       if (!config.has_attention(level)) config.attention_levels.push_back(level);
-      depths.insert(table.count_indices(prefix + "1.transformer_blocks.", ".attn1.to_q.weight"));
+      level_depths[level].insert(table.count_indices(prefix + "1.transformer_blocks.", ".attn1.to_q.weight"));
       linear_projection = table.rank(prefix + "1.proj_in.weight") == 2;
     }
   }
@@ -175,19 +205,31 @@ UNetConfig detect_unet_config(const ShapeTable& shapes, const UNetHints& hints, 
           " res blocks, level 0 has ", config.num_res_blocks, " (per-level counts are not supported)");
 
   config.middle_attention = table.has("middle_block.1.norm.weight");
+  std::optional<int64_t> middle_depth;
   if (config.middle_attention) {
-    depths.insert(table.count_indices("middle_block.1.transformer_blocks.", ".attn1.to_q.weight"));
+    middle_depth = table.count_indices("middle_block.1.transformer_blocks.", ".attn1.to_q.weight");
     if (!linear_projection) linear_projection = table.rank("middle_block.1.proj_in.weight") == 2;
   }
-  check(depths.size() <= 1, where, ": transformer depth varies between blocks (",
-        join([&] {
-          std::vector<std::string> items;
-          for (int64_t d : depths) items.push_back(std::to_string(d));
-          return items;
-        }()),
-        "); per-block depths are not supported");
-  config.transformer_depth = depths.empty() ? 1 : *depths.begin();
+  // One depth per level (SDXL: 2 at level 1, 10 at level 2); the middle block's is its own.
+  std::set<int64_t> distinct;
+  for (const auto& [l, seen] : level_depths) {
+    check(seen.size() == 1, where, ": the transformers at level ", l, " have different depths (",
+          join([&] {
+            std::vector<std::string> items;
+            for (int64_t d : seen) items.push_back(std::to_string(d));
+            return items;
+          }()),
+          "); per-block depths within a level are not supported");
+    distinct.insert(*seen.begin());
+  }
+  if (middle_depth) distinct.insert(*middle_depth);
+  config.transformer_depth = middle_depth.value_or(distinct.empty() ? 1 : *distinct.rbegin());
+  if (distinct.size() > 1) {
+    config.level_transformer_depth.assign(config.channel_mult.size(), 0);
+    for (const auto& [l, seen] : level_depths) config.level_transformer_depth[l] = *seen.begin();
+  }
   config.use_linear_in_transformer = linear_projection.value_or(false);
+  if (table.has("label_emb.0.0.weight")) config.adm_in_channels = table.shape("label_emb.0.0.weight", 2)[1];
 
   const bool any_attention = !config.attention_levels.empty() || config.middle_attention;
   if (any_attention) {
@@ -206,12 +248,13 @@ UNetConfig detect_unet_config(const ShapeTable& shapes, const UNetHints& hints, 
   } else if (config.context_dim == 768 || !any_attention) {
     config.num_heads = 8;  // SD 1.x
     config.num_head_channels = -1;
-  } else if (config.context_dim == 1024) {
-    config.num_heads = -1;  // SD 2.x
+  } else if (config.context_dim == 1024 || config.context_dim == 2048 || config.context_dim == 1280) {
+    config.num_heads = -1;  // SD 2.x, SDXL, SDXL refiner
     config.num_head_channels = 64;
   } else {
     throw Error(str(where, ": cannot tell the attention head count from the weights (context width ",
-                    config.context_dim, " is not SD1.x's 768 or SD2.x's 1024); give num_heads or num_head_channels"));
+                    config.context_dim, " is not SD1.x's 768, SD2.x's 1024 or SDXL's 2048/1280); give num_heads or ",
+                    "num_head_channels"));
   }
   config.validate(where);
   check_shape_table(unet_shape_table(config), shapes, where);

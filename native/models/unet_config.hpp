@@ -18,7 +18,10 @@ struct UNetConfig {
   std::vector<int64_t> channel_mult = {1, 2, 4, 4};
   int64_t num_res_blocks = 2;
   std::vector<int64_t> attention_levels = {0, 1, 2};  // levels (indices into channel_mult) with transformers
-  int64_t transformer_depth = 1;
+  int64_t transformer_depth = 1;  // transformer blocks in the middle block, and at each attention level by default
+  // Transformer blocks per level (one entry per channel_mult entry, 0 exactly at the levels
+  // without attention); empty = transformer_depth at every attention level. SDXL: {0, 2, 10}.
+  std::vector<int64_t> level_transformer_depth;
   bool middle_attention = true;
   int64_t context_dim = 768;
   int64_t num_heads = 8;           // used when num_head_channels == -1
@@ -26,6 +29,9 @@ struct UNetConfig {
   bool use_linear_in_transformer = false;
   bool use_scale_shift_norm = false;
   int64_t norm_groups = 32;
+  // Width of the vector y that label_emb maps onto the timestep embedding (SDXL: 2816, its
+  // pooled text embedding and size conditioning); 0 = no label_emb, no y.
+  int64_t adm_in_channels = 0;
 
   template <typename Visitor>
   void visit(Visitor& v) {
@@ -36,6 +42,7 @@ struct UNetConfig {
     v("num_res_blocks", num_res_blocks);
     v("attention_levels", attention_levels);
     v("transformer_depth", transformer_depth);
+    v("level_transformer_depth", level_transformer_depth);
     v("middle_attention", middle_attention);
     v("context_dim", context_dim);
     v("num_heads", num_heads);
@@ -43,15 +50,19 @@ struct UNetConfig {
     v("use_linear_in_transformer", use_linear_in_transformer);
     v("use_scale_shift_norm", use_scale_shift_norm);
     v("norm_groups", norm_groups);
+    v("adm_in_channels", adm_in_channels);
   }
   void validate(const std::string& where) const;
 
   bool has_attention(int64_t level) const;
+  // Transformer blocks of each transformer at `level` (0 without attention).
+  int64_t depth_at(int64_t level) const;
   // (heads, head width) for a transformer over `channels` channels.
   std::pair<int64_t, int64_t> heads_for(int64_t channels) const;
 
   static UNetConfig sd15();
   static UNetConfig sd21();
+  static UNetConfig sdxl();
 };
 
 bool operator==(const UNetConfig& a, const UNetConfig& b);
@@ -61,8 +72,8 @@ using ShapeTable = std::map<std::string, std::vector<int64_t>>;
 
 // What weights cannot tell: the number of attention heads and the GroupNorm group count.
 // Defaults follow the SD family: context width 768 -> 8 heads (SD1.x), 1024 -> 64-wide
-// heads (SD2.x); other widths need a hint (Lethe's own files carry the full config in
-// their metadata).
+// heads (SD2.x), 2048 and 1280 -> 64-wide heads (SDXL base, SDXL refiner); other widths
+// need a hint (Lethe's own files carry the full config in their metadata).
 struct UNetHints {
   std::optional<int64_t> num_heads;
   std::optional<int64_t> num_head_channels;

@@ -112,7 +112,8 @@ at::Tensor ObjectiveContext::noise_like(const at::Tensor& x) {
   return at::randn(x.sizes(), generator, at::kFloat).to(x.options());
 }
 
-at::Tensor ObjectiveContext::uniform_timesteps(int64_t count) {
+at::Tensor ObjectiveContext::training_timesteps(int64_t count) {
+  if (distribution != nullptr) return distribution->sample(count, generator);
   return at::randint(0, schedule->num_timesteps(), {count}, generator, at::kLong);
 }
 
@@ -137,7 +138,7 @@ void ObjectiveContext::reset_streams(uint64_t seed) {
 
 // ---------------------------------------------------------------- helpers
 at::Tensor forget_timesteps(ObjectiveContext& context, int64_t count) {
-  return context.timesteps ? context.timesteps->sample(count, context.generator) : context.uniform_timesteps(count);
+  return context.timesteps ? context.timesteps->sample(count, context.generator) : context.training_timesteps(count);
 }
 
 at::Tensor forget_time_weight(const ObjectiveContext& context, const at::Tensor& t) {

@@ -18,6 +18,7 @@
 
 #include "data/batching.hpp"
 #include "diffusion/schedule.hpp"
+#include "diffusion/timestep_distribution.hpp"
 #include "models/denoiser.hpp"
 #include "unlearn/example_set.hpp"
 #include "unlearn/frequency_selection.hpp"
@@ -45,6 +46,7 @@ class ObjectiveContext {
   const diffusion::NoiseSchedule* schedule = nullptr;
   const TaskData* data = nullptr;
   const TimestepSelection* timesteps = nullptr;
+  const diffusion::TimestepDistribution* distribution = nullptr;  // how t is drawn (null: uniform)
   const FrequencySelection* frequency = nullptr;
   at::Generator generator;                  // t, eps, Bernoulli draws
   int64_t batch_size = 1;                   // micro-batch size
@@ -65,9 +67,10 @@ class ObjectiveContext {
   // per sample).
   at::Tensor target_context(int64_t count);
 
-  // Gaussian noise and uniform timesteps from the run's generator.
+  // Gaussian noise, and timesteps over the full range drawn from the run's distribution
+  // (uniform without one), from the run's generator.
   at::Tensor noise_like(const at::Tensor& x);
-  at::Tensor uniform_timesteps(int64_t count);
+  at::Tensor training_timesteps(int64_t count);
 
   // Batcher state (for checkpoints): name -> (epoch, position).
   std::map<std::string, data::Batcher::State> stream_states() const;

@@ -30,6 +30,7 @@ void RunConfig::validate(const std::string& where) const {
   check(trainable == "full" || trainable == "lora", where, ".trainable: expected full or lora, got '", trainable, "'");
   timesteps.validate(where + ".timesteps");
   frequency.validate(where + ".frequency");
+  timestep_distribution.validate(where + ".timestep_distribution");
   trainer.validate(where + ".trainer");
   lora.validate(where + ".lora");
   check(snapshot_every >= 0, where, ".snapshot_every: expected >= 0, got ", snapshot_every);
@@ -216,8 +217,10 @@ std::unique_ptr<Objective> checked_objective(const RunConfig& config, const Task
 TrainOutcome train(const RunConfig& config, Objective& objective, ObjectiveContext& context,
                    const NamedTensors& parameters, const fs::path& directory, const nlohmann::json& identity,
                    const ProgressCallback& progress) {
-  TimestepSelection timesteps(config.timesteps, *context.schedule);
+  const diffusion::TimestepDistribution distribution(config.timestep_distribution, *context.schedule);
+  TimestepSelection timesteps(config.timesteps, *context.schedule, &distribution);
   FrequencySelection frequency(config.frequency);
+  context.distribution = &distribution;
   context.timesteps = &timesteps;
   context.frequency = &frequency;
   const TaskData& data = *context.data;
@@ -233,6 +236,7 @@ TrainOutcome train(const RunConfig& config, Objective& objective, ObjectiveConte
   TrainOutcome outcome = trainer.run(directory / "checkpoint.safetensors", progress);
   trainer.apply_ema();  // with trainer.ema_decay > 0 the run's result is the EMA weights (snapshots stay raw)
   context.timesteps = nullptr;
+  context.distribution = nullptr;
   context.frequency = nullptr;
   draw_loss_curves(outcome.history, directory / "loss.png", config.objective);
   return outcome;

@@ -65,6 +65,8 @@ struct RunConfig {
   nlohmann::json objective_config = nlohmann::json::object();
   TimestepSelectionConfig timesteps;
   FrequencySelectionConfig frequency;
+  // How training draws t (auto: logit-normal for flow matching, uniform otherwise).
+  diffusion::TimestepDistributionConfig timestep_distribution;
   TrainerConfig trainer;
   std::string trainable = "full";        // full | lora
   models::LoraConfig lora;
@@ -80,6 +82,7 @@ struct RunConfig {
     v("objective_config", objective_config);
     v("timesteps", timesteps);
     v("frequency", frequency);
+    v("timestep_distribution", timestep_distribution);
     v("trainer", trainer);
     v("trainable", trainable);
     v("lora", lora);

@@ -16,11 +16,16 @@ void TimestepSelectionConfig::validate(const std::string& where) const {
   check(min_snr_gamma > 0, where, ".min_snr_gamma: expected > 0, got ", min_snr_gamma);
 }
 
-TimestepSelection::TimestepSelection(const TimestepSelectionConfig& config, const diffusion::NoiseSchedule& schedule)
-    : config_(config), num_timesteps_(schedule.num_timesteps()) {
+TimestepSelection::TimestepSelection(const TimestepSelectionConfig& config, const diffusion::NoiseSchedule& schedule,
+                                     const diffusion::TimestepDistribution* distribution)
+    : config_(config),
+      num_timesteps_(schedule.num_timesteps()),
+      distribution_(distribution != nullptr ? *distribution : diffusion::TimestepDistribution::uniform(num_timesteps_)) {
   config_.validate("timestep selection");
   check(config.t_max <= num_timesteps_, "timestep selection: t_max ", config.t_max, " exceeds the schedule's ",
         num_timesteps_, " steps");
+  check(distribution_.num_timesteps() == num_timesteps_, "timestep selection: the training distribution covers ",
+        distribution_.num_timesteps(), " timesteps, the schedule ", num_timesteps_);
   at::Tensor abar = schedule.alphas_cumprod().to(at::kDouble);
   at::Tensor snr = abar / (1.0 - abar);  // [T]
   at::Tensor t = at::arange(num_timesteps_, at::kDouble);
@@ -37,16 +42,13 @@ TimestepSelection::TimestepSelection(const TimestepSelectionConfig& config, cons
     shape = at::sin(M_PI * (t - config.t_min + 0.5) / width).pow(2);
   }
   at::Tensor weights = shape * inside;
-  weights = weights / (weights.sum() / inside.sum());  // mean 1 over the window
+  // mean 1 under the window's sampling distribution (for uniform sampling: over the window)
+  weights = weights / (weights * distribution_.probabilities(config.t_min, config.t_max)).sum();
   table_ = weights.to(at::kFloat);
 }
 
 at::Tensor TimestepSelection::sample(int64_t count, at::Generator& generator) const {
-  return at::randint(config_.t_min, config_.t_max, {count}, generator, at::kLong);
-}
-
-at::Tensor TimestepSelection::sample_full(int64_t count, at::Generator& generator) const {
-  return at::randint(0, num_timesteps_, {count}, generator, at::kLong);
+  return distribution_.sample(count, config_.t_min, config_.t_max, generator);
 }
 
 at::Tensor TimestepSelection::weight(const at::Tensor& t) const {

@@ -9,6 +9,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "diffusion/schedule.hpp"
+#include "diffusion/timestep_distribution.hpp"
 
 namespace lethe::unlearn {
 
@@ -30,13 +31,13 @@ struct TimestepSelectionConfig {
 
 class TimestepSelection {
  public:
-  TimestepSelection(const TimestepSelectionConfig& config, const diffusion::NoiseSchedule& schedule);
-  // t ~ U{t_min .. t_max-1}, [count] int64.
+  // `distribution`: how training draws t (null: uniform).
+  TimestepSelection(const TimestepSelectionConfig& config, const diffusion::NoiseSchedule& schedule,
+                    const diffusion::TimestepDistribution* distribution = nullptr);
+  // t in {t_min .. t_max-1} from the training distribution truncated to the window, [count] int64.
   at::Tensor sample(int64_t count, at::Generator& generator) const;
-  // t ~ U{0 .. T-1} (the retain term's range).
-  at::Tensor sample_full(int64_t count, at::Generator& generator) const;
-  // Per-sample forget weight m(t) = 1[t in window] * w(t), [B] float; w averages to 1 over
-  // the window so the weighting changes the shape, not the scale.
+  // Per-sample forget weight m(t) = 1[t in window] * w(t), [B] float; w has mean 1 under the
+  // window's sampling distribution, so the weighting changes the shape, not the scale.
   at::Tensor weight(const at::Tensor& t) const;
   const TimestepSelectionConfig& config() const { return config_; }
   // The [T] weight table (for plots and tests).
@@ -48,6 +49,7 @@ class TimestepSelection {
  private:
   TimestepSelectionConfig config_;
   int64_t num_timesteps_;
+  diffusion::TimestepDistribution distribution_;
   at::Tensor table_;  // [T]
 };
 

@@ -48,7 +48,7 @@ TEST(DenoisingTerms, NoiseBatchDrawsEpsAfterTheCallersTimestepsAndNoisesByTheClo
     config.prediction_type = prediction_type;
     Harness run(7, config);
     const at::Tensor x0 = images(3);
-    const unlearn::NoisedBatch noisy = unlearn::noise_batch(run.context, x0, run.context.uniform_timesteps(3));
+    const unlearn::NoisedBatch noisy = unlearn::noise_batch(run.context, x0, run.context.training_timesteps(3));
 
     at::Generator same = at::make_generator<at::CPUGeneratorImpl>(7);
     const at::Tensor t = at::randint(0, run.schedule.num_timesteps(), {3}, same, at::kLong);

@@ -76,7 +76,8 @@ TEST(HostModel, FlowScheduleFromTheHostSigmasEqualsTheClosedForm) {
   auto [x0_hat, eps_hat] = flow.split_prediction(x_t, eps - x0, t);
   EXPECT_TRUE(at::allclose(x0_hat, x0, 1e-5, 1e-5));
   EXPECT_TRUE(at::allclose(eps_hat, eps, 1e-5, 1e-5));
-  EXPECT_TRUE(at::allclose(flow.eps_from_x0(x_t, x0, t), eps, 1e-4, 1e-5));
+  // eps = (x_t - (1 - s) x0) / s divides float32 rounding by s = 0.003 at t = 0: about 3e-4 there.
+  EXPECT_TRUE(at::allclose(flow.eps_from_x0(x_t, x0, t), eps, 1e-4, 1e-3));
   // The variance-preserving equivalent abar = SNR / (1 + SNR) with the flow's SNR (1 - s)^2 / s^2.
   at::Tensor snr = ((1 - sigmas) / sigmas).pow(2).to(at::kDouble);
   EXPECT_TRUE(at::allclose(flow.alphas_cumprod().to(at::kDouble), snr / (1 + snr), 1e-6, 1e-7));

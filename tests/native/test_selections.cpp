@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "diffusion/schedule.hpp"
+#include "diffusion/timestep_distribution.hpp"
 #include "test_helpers.hpp"
 #include "unlearn/frequency_selection.hpp"
 #include "unlearn/timestep_selection.hpp"
@@ -33,6 +34,68 @@ TEST(TimestepSelection, DrawsOnlyInsideTheWindow) {
   EXPECT_EQ(inside[1].item<float>(), 1.0f);
   EXPECT_EQ(inside[2].item<float>(), 1.0f);
   EXPECT_EQ(inside[3].item<float>(), 0.0f);
+}
+
+TEST(TimestepDistribution, AutoFollowsTheScheduleAndUniformDrawsAreRandintsOwn) {
+  using lethe::diffusion::TimestepDistribution;
+  using lethe::diffusion::TimestepDistributionConfig;
+  const lethe::diffusion::NoiseSchedule ddpm;
+  const auto flow = lethe::diffusion::NoiseSchedule::from_flow_sigmas(at::arange(1, 1001, at::kFloat) / 1000.0);
+  EXPECT_EQ(TimestepDistribution(TimestepDistributionConfig{}, ddpm).kind(), "uniform");
+  EXPECT_EQ(TimestepDistribution(TimestepDistributionConfig{}, flow).kind(), "logit_normal");
+  TimestepDistributionConfig uniform;
+  uniform.kind = "uniform";
+  EXPECT_EQ(TimestepDistribution(uniform, flow).kind(), "uniform");
+  // Uniform draws are exactly the draws runs made before the distribution existed.
+  at::Generator a = at::make_generator<at::CPUGeneratorImpl>(3), b = at::make_generator<at::CPUGeneratorImpl>(3);
+  EXPECT_TRUE(at::equal(TimestepDistribution(uniform, ddpm).sample(64, 250, 750, a),
+                        at::randint(250, 750, {64}, b, at::kLong)));
+  TimestepDistributionConfig bad;
+  bad.kind = "cosine";
+  expect_error([&] { bad.validate("run.timestep_distribution"); },
+               {"run.timestep_distribution.kind", "unknown 'cosine'", "auto, uniform, logit_normal"});
+  bad = {};
+  bad.logit_std = 0;
+  expect_error([&] { bad.validate("d"); }, {"d.logit_std", "expected > 0", "got 0"});
+}
+
+TEST(TimestepDistribution, LogitNormalProbabilitiesAreTheCdfDifferencesAndDrawsFollowThem) {
+  using lethe::diffusion::TimestepDistribution;
+  const auto flow = lethe::diffusion::NoiseSchedule::from_flow_sigmas(at::arange(1, 1001, at::kFloat) / 1000.0);
+  lethe::diffusion::TimestepDistributionConfig config;
+  config.logit_mean = 0.5;
+  config.logit_std = 0.8;
+  const TimestepDistribution distribution(config, flow);
+  // P(t) = Phi(z((t + 1) / T)) - Phi(z(t / T)), z(u) = (log(u / (1 - u)) - m) / s: here at t = 600.
+  auto phi = [](double u) { return 0.5 * std::erfc(-((std::log(u / (1 - u)) - 0.5) / 0.8) / std::sqrt(2.0)); };
+  const at::Tensor full = distribution.probabilities(0, 1000);
+  EXPECT_NEAR(full.sum().item<double>(), 1.0, 1e-12);
+  EXPECT_NEAR(full[600].item<double>(), phi(0.601) - phi(0.600), 1e-12);
+  // A window renormalises; draws stay inside it and follow P (a chi-square-sized bound on 50 bins).
+  const at::Tensor window = distribution.probabilities(700, 1000);
+  EXPECT_EQ(window.narrow(0, 0, 700).abs().sum().item<double>(), 0.0);
+  EXPECT_NEAR(window[800].item<double>(), full[800].item<double>() / full.narrow(0, 700, 300).sum().item<double>(), 1e-12);
+  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(5);
+  const int64_t n = 200000;
+  const at::Tensor t = distribution.sample(n, 700, 1000, g);
+  EXPECT_GE(t.min().item<int64_t>(), 700);
+  EXPECT_LE(t.max().item<int64_t>(), 999);
+  const at::Tensor observed = at::bincount(t - 700, {}, 300).to(at::kDouble).view({50, 6}).sum(1);  // [50]
+  const at::Tensor expected = window.narrow(0, 700, 300).view({50, 6}).sum(1) * static_cast<double>(n);
+  const double chi2 = ((observed - expected).pow(2) / expected).sum().item<double>();
+  EXPECT_LT(chi2, 100.0) << "49 degrees of freedom: the 1e-5 quantile is about 100";
+}
+
+TEST(TimestepSelection, WeightingsHaveMeanOneUnderTheSamplingDistribution) {
+  const auto flow = lethe::diffusion::NoiseSchedule::from_flow_sigmas(at::arange(1, 1001, at::kFloat) / 1000.0);
+  const lethe::diffusion::TimestepDistribution distribution(lethe::diffusion::TimestepDistributionConfig{}, flow);
+  TimestepSelectionConfig config;
+  config.t_min = 100;
+  config.t_max = 900;
+  config.weighting = "hann";
+  TimestepSelection selection(config, flow, &distribution);
+  const at::Tensor p = distribution.probabilities(100, 900);
+  EXPECT_NEAR((selection.table().to(at::kDouble) * p).sum().item<double>(), 1.0, 1e-6);
 }
 
 TEST(TimestepSelection, WeightingsAverageToOneOverTheWindowAndVanishOutside) {

@@ -90,7 +90,7 @@ class NanAtStep : public unlearn::Objective {
   nlohmann::json config_json() const override { return {{"step", step_}}; }
   unlearn::LossTerms micro_step(unlearn::ObjectiveContext& context) override {
     auto batch = context.next_retain();
-    at::Tensor t = context.uniform_timesteps(batch.size());
+    at::Tensor t = context.training_timesteps(batch.size());
     at::Tensor out = context.model->predict(batch.images, t, batch.contexts);
     at::Tensor loss = out.pow(2).mean();
     if (context.step >= step_) loss = loss * std::nan("");
@@ -111,7 +111,7 @@ class FailsMidStep : public unlearn::Objective {
   nlohmann::json config_json() const override { return nlohmann::json::object(); }
   unlearn::LossTerms micro_step(unlearn::ObjectiveContext& context) override {
     auto batch = context.next_retain();
-    at::Tensor t = context.uniform_timesteps(batch.size());
+    at::Tensor t = context.training_timesteps(batch.size());
     at::Tensor noise = at::randn(batch.images.sizes(), context.generator);
     if (context.step == fail_at_) throw Error("disk went away");
     at::Tensor loss = (context.model->predict(batch.images + 0.1 * noise, t, batch.contexts) - noise).pow(2).mean();

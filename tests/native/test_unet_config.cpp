@@ -39,7 +39,7 @@ TEST(UNetConfig, DetectionRoundTripsEveryConfigShape) {
   tiny.use_scale_shift_norm = true;
   UNetHints hints{std::nullopt, 16, 8};
   const std::vector<std::pair<UNetConfig, UNetHints>> cases = {
-      {UNetConfig::sd15(), {}}, {UNetConfig::sd21(), {}}, {tiny, hints}};
+      {UNetConfig::sd15(), {}}, {UNetConfig::sd21(), {}}, {UNetConfig::sdxl(), {}}, {tiny, hints}};
   for (const auto& [config, use] : cases) {
     UNetConfig detected = detect_unet_config(unet_shape_table(config), use, "table");
     EXPECT_EQ(lethe::io::to_json(detected), lethe::io::to_json(config));
@@ -65,6 +65,11 @@ TEST(UNetConfig, InvalidConfigIsRejectedWithTheField) {
   config = UNetConfig{};
   config.norm_groups = 7;
   expect_error([&] { config.validate("unet"); }, {"norm_groups = 7"});
+  config = UNetConfig::sdxl();
+  config.level_transformer_depth = {1, 2, 10};
+  expect_error([&] { config.validate("unet"); }, {"unet.level_transformer_depth[0]", "expected 0", "got 1"});
+  config.level_transformer_depth = {0, 2};
+  expect_error([&] { config.validate("unet"); }, {"unet.level_transformer_depth", "one entry per level (3)", "got 2"});
 }
 
 TEST(UNet, ForwardShapesAndZeroInitialOutput) {

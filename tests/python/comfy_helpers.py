@@ -82,16 +82,18 @@ def comfyui_unet_config(spec):
     detect_unet_config finds them in the LDM checkpoint of a UNet2DConditionModel config `spec`:
     res blocks and channel multipliers per level, transformer depth per input block, per output
     block from the last one to the first (detect_unet_config walks output_blocks backwards), and
-    the middle block's (diffusers' mid block always has cross-attention)."""
-    depth = spec.get("transformer_layers_per_block", 1)
-    per_block = spec["layers_per_block"]
-    down = [depth if "CrossAttn" in kind else 0 for kind in spec["down_block_types"]]
-    up = [depth if "CrossAttn" in kind else 0 for kind in spec["up_block_types"]]
+    the middle block's (diffusers' mid block always has cross-attention, with the last level's
+    depth)."""
     channels = spec["block_out_channels"]
+    depth = spec.get("transformer_layers_per_block", 1)
+    depths = list(depth) if isinstance(depth, (list, tuple)) else [depth] * len(channels)  # per level
+    per_block = spec["layers_per_block"]
+    down = [d if "CrossAttn" in kind else 0 for d, kind in zip(depths, spec["down_block_types"])]
+    up = [d if "CrossAttn" in kind else 0 for d, kind in zip(reversed(depths), spec["up_block_types"])]
     return {"num_res_blocks": [per_block] * len(channels), "channel_mult": [c // channels[0] for c in channels],
             "transformer_depth": [d for d in down for _ in range(per_block)],
             "transformer_depth_output": [d for d in reversed(up) for _ in range(per_block + 1)],
-            "transformer_depth_middle": depth}
+            "transformer_depth_middle": depths[-1]}
 
 
 def headless_refusal(workflow, comfy_nodes, out, *arguments):

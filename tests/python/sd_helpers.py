@@ -1,6 +1,7 @@
 """Small models the Python tests share: SPEC, the diffusers config of the tiny SD-shaped
 checkpoint (the tiny_sd fixture of conftest.py); transformer_blocks, which counts a UNet's
-transformer blocks; CASES, the small UNet configurations the parity and kohya-name tests build;
+transformer blocks; CASES, the small UNet configurations the parity and kohya-name tests build (SDXL_VECTOR: the
+pooled and size-embedding widths of the SDXL-style ones);
 TinySSCD, a small TorchScript-able SSCD-style descriptor; PixelDescriptor, a parameter-free one
 that tells images apart."""
 import torch
@@ -27,7 +28,16 @@ CASES = {
                       # diffusers' attention_head_dim is a head count per level: 32 channels / 4 = width 8
                       cross_attention_dim=20, attention_head_dim=(2, 4), norm_num_groups=8, use_linear_projection=True,
                       transformer_layers_per_block=2, heads={"num_head_channels": 8}),
+    # 3 levels, no attention at level 0, depth 1 then 2 (middle 2), linear projections, the
+    # label_emb over SDXL's y (pooled text embedding + 6 size embeddings): SDXL style
+    "sdxl_style": dict(block_out_channels=(16, 32, 32), down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * 2,
+                       up_block_types=("CrossAttnUpBlock2D",) * 2 + ("UpBlock2D",), layers_per_block=2,
+                       cross_attention_dim=24, attention_head_dim=(2, 4, 4), norm_num_groups=8, use_linear_projection=True,
+                       transformer_layers_per_block=(1, 1, 2), addition_embed_type="text_time", addition_time_embed_dim=8,
+                       projection_class_embeddings_input_dim=12 + 6 * 8, heads={"num_head_channels": 8}),
 }
+# SDXL-style cases: the width of the pooled embedding and of each size embedding in y
+SDXL_VECTOR = {"sdxl_style": (12, 8)}
 
 
 class TinySSCD(torch.nn.Module):

@@ -247,6 +247,9 @@ def test_the_node_says_what_it_made_of_the_model(family_run):
     levels = line.split("noise levels sigma ")[1].split(" over ")[0].split(" .. ")
     assert line.startswith(f"MODEL: {kind}, ") and line.endswith(" over 1000 timesteps"), line
     assert float(levels[0]) == pytest.approx(first, rel=2e-3) and float(levels[1]) == pytest.approx(last, rel=2e-3), line
+    drawn = next(text for text in out["texts"] if text.startswith("timesteps drawn "))  # timestep_sampling = auto
+    assert drawn == ("timesteps drawn logit-normal: t = floor(1000 sigmoid(n)), n ~ N(0, 1)" if family in ("sd3", "flux")
+                     else "timesteps drawn uniform over t"), drawn
 
 
 def test_a_prompt_without_a_value_the_model_needs_is_an_error_naming_the_node(family_run):

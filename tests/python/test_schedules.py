@@ -142,3 +142,25 @@ def test_flow_schedule_matches_diffusers_flow_matching(lethe):
     assert torch.allclose(x0_hat, x0, atol=1e-5) and torch.allclose(eps_hat, eps, atol=1e-5)
     with pytest.raises(lethe.LetheError, match="expected flow sigmas increasing inside"):
         lethe.NoiseSchedule.from_flow_sigmas(ref.sigmas)
+
+
+def test_logit_normal_timesteps_follow_diffusers_sd3_training_density(lethe):
+    """SD3's training draws u with diffusers' compute_density_for_timestep_sampling("logit_normal")
+    and takes index floor(u T) (train_dreambooth_sd3.py); Lethe's P(t) is that index's law and its
+    draws follow it, inside a window too. Auto picks it for flow schedules, uniform for DDPM."""
+    from diffusers.training_utils import compute_density_for_timestep_sampling
+
+    flow = lethe.NoiseSchedule.from_flow_sigmas(torch.arange(1, 1001, dtype=torch.float32) / 1000)
+    kind, probabilities, draws = lethe.timestep_distribution(flow, count=400000, seed=1)
+    assert kind == "logit_normal" and lethe.timestep_distribution(lethe.NoiseSchedule())[0] == "uniform"
+    u = compute_density_for_timestep_sampling("logit_normal", 400000, logit_mean=0.0, logit_std=1.0,
+                                              generator=torch.Generator().manual_seed(0))
+    reference = torch.bincount((u * 1000).long(), minlength=1000).double() / 400000  # diffusers' indices
+    bins = lambda p: p.view(50, 20).sum(1)  # noqa: E731 (20 timesteps a bin)
+    assert torch.allclose(bins(probabilities), bins(reference), atol=3e-3), (bins(probabilities) - bins(reference)).abs().max()
+    ours = torch.bincount(draws, minlength=1000).double() / 400000
+    assert torch.allclose(bins(ours), bins(probabilities), atol=3e-3)
+    _, window, inside = lethe.timestep_distribution(flow, '{"kind": "logit_normal"}', count=1000, t_min=800, seed=2)
+    assert int(inside.min()) >= 800 and window[:800].sum() == 0
+    assert window[800:].sum().item() == pytest.approx(1.0)
+    assert window[900].item() == pytest.approx(probabilities[900].item() / probabilities[800:].sum().item(), rel=1e-9)

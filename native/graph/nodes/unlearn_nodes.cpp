@@ -31,6 +31,7 @@ unlearn::RunConfig node_run_config(const NodeInputs& in) {
   if (in.has("timesteps")) config.timesteps = in.object<unlearn::TimestepSelectionConfig>("timesteps");
   if (in.has("frequency")) config.frequency = in.object<unlearn::FrequencySelectionConfig>("frequency");
   if (in.has("checkpoint_minutes")) config.trainer.checkpoint_seconds = 60.0 * in.number("checkpoint_minutes");
+  if (in.has("timestep_sampling")) config.timestep_distribution.kind = in.text("timestep_sampling");
   return config;
 }
 
@@ -55,14 +56,16 @@ std::string steps_and_time(const nlohmann::json& summary) {
 }
 
 // What the host path made of a MODEL: its parameterisation and noise levels (ComfyUI's sigmas),
-// and the forget window of a timestep selection (when given) in those levels.
-std::vector<std::string> host_model_lines(models::HostModel& model, const unlearn::TimestepSelectionConfig* window) {
+// how training draws t, and the forget window of a timestep selection (when given) in those levels.
+std::vector<std::string> host_model_lines(models::HostModel& model, const diffusion::TimestepDistributionConfig& drawn,
+                                          const unlearn::TimestepSelectionConfig* window) {
   const models::HostModelInfo& info = model.info();
   const at::Tensor levels = info.schedule.noise_levels();  // [T]; the run checked the window's t_max <= T
   const std::string& type = info.prediction_type;
   const std::string kind = type == "flow" ? "flow matching (velocity)" : type == "v_prediction" ? "v-prediction" : "epsilon prediction";
   std::vector<std::string> lines = {str("MODEL: ", kind, ", noise levels sigma ", levels[0].item<double>(), " .. ",
-                                        levels[-1].item<double>(), " over ", levels.size(0), " timesteps")};
+                                        levels[-1].item<double>(), " over ", levels.size(0), " timesteps"),
+                                    str("timesteps drawn ", diffusion::TimestepDistribution(drawn, info.schedule).describe())};
   if (window != nullptr)
     lines.push_back(str("forget window t [", window->t_min, ", ", window->t_max, "): noise levels sigma ",
                         levels[window->t_min].item<double>(), " .. ", levels[window->t_max - 1].item<double>()));
@@ -123,7 +126,7 @@ std::vector<Value> unlearn_host_model(NodeContext& context, const NodeInputs& in
   auto patches = std::make_shared<ModelPatches>();
   patches->deltas = models::lora_weight_deltas(result.lora, "node " + context.node_id + " LoRA");
   report_run(context, result, str(steps_and_time(result.summary), ", ", patches->deltas.size(), " layers adapted"));
-  for (std::string& line : host_model_lines(*host, in.has("timesteps") ? &config.timesteps : nullptr))
+  for (std::string& line : host_model_lines(*host, config.timestep_distribution, in.has("timesteps") ? &config.timesteps : nullptr))
     context.texts.push_back(std::move(line));
   return run_outputs(Value(types::kHostModel, patches), result, {result.lora_file, models::UNetConfig{}, "comfy"});
 }

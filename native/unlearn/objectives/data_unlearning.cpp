@@ -77,7 +77,7 @@ class Siss : public ConfiguredObjective<SissConfig, ObjectiveNeeds{.forget = tru
     check(x.sizes() == a.sizes(), "SISS: retain and forget images must have the same shape, got ", x.sizes(), " and ",
           a.sizes());
     const int64_t count = x.size(0), rank = x.dim();
-    at::Tensor t = context.uniform_timesteps(count);  // one t and eps shared by both terms
+    at::Tensor t = context.training_timesteps(count);  // one t and eps shared by both terms
     at::Tensor eps = context.noise_like(x);
     at::Tensor gamma = context.schedule->signal_scale(t, rank).to(x.options());
     at::Tensor sigma = context.schedule->noise_scale(t, rank).to(x.options());

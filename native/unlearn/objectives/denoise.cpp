@@ -49,7 +49,7 @@ class Denoise : public ConfiguredObjective<DenoiseConfig, ObjectiveNeeds{}> {
         caption.clear();
     }
     const int64_t count = batch.size();
-    const NoisedBatch noisy = noise_batch(context, batch.images, context.uniform_timesteps(count));
+    const NoisedBatch noisy = noise_batch(context, batch.images, context.training_timesteps(count));
     at::Tensor prediction =
         context.model->predict(noisy.x_t, noisy.t.to(noisy.x_t.device()), context.context(batch));  // [B, C, H, W]
     at::Tensor squared = (prediction.to(at::kFloat) - noisy.target.to(at::kFloat)).pow(2);

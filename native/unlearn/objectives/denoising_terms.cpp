@@ -17,7 +17,7 @@ NoisedBatch noise_batch(ObjectiveContext& context, const at::Tensor& x0, const a
 }
 
 at::Tensor retain_loss(ObjectiveContext& context, const ExampleBatch& batch, ErrorReduction reduction) {
-  const NoisedBatch noisy = noise_batch(context, batch.images, context.uniform_timesteps(batch.size()));
+  const NoisedBatch noisy = noise_batch(context, batch.images, context.training_timesteps(batch.size()));
   at::Tensor prediction = context.model->predict(noisy.x_t, noisy.t, context.context(batch));  // [B, C, H, W]
   return denoising_error(prediction, noisy.target, reduction).mean();
 }

@@ -24,7 +24,7 @@ struct NoisedBatch {
 NoisedBatch noised(const diffusion::NoiseSchedule& schedule, const at::Tensor& x0, const at::Tensor& eps,
                    const at::Tensor& t);
 // Draws eps for x_0 [B, C, H, W] from the context's generator and noises x_0 at t (which the
-// caller drew before: uniform_timesteps or forget_timesteps).
+// caller drew before: training_timesteps or forget_timesteps).
 NoisedBatch noise_batch(ObjectiveContext& context, const at::Tensor& x0, const at::Tensor& t);
 
 // The retain term: the ordinary denoising loss of `batch` at uniform timesteps,
