@@ -40,9 +40,13 @@ double TimestepDistribution::cdf(int64_t t) const {
   return 0.5 * std::erfc(-z / std::sqrt(2.0));  // Phi(z)
 }
 
-at::Tensor TimestepDistribution::sample(int64_t count, int64_t t_min, int64_t t_max, at::Generator& generator) const {
+void TimestepDistribution::check_window(int64_t t_min, int64_t t_max) const {
   check(0 <= t_min && t_min < t_max && t_max <= num_timesteps_, "timestep distribution: expected a window inside [0, ",
         num_timesteps_, "), got [", t_min, ", ", t_max, ")");
+}
+
+at::Tensor TimestepDistribution::sample(int64_t count, int64_t t_min, int64_t t_max, at::Generator& generator) const {
+  check_window(t_min, t_max);
   if (kind_ == "uniform") return at::randint(t_min, t_max, {count}, generator, at::kLong);
   // Inverse CDF inside the window: p ~ U(F(t_min), F(t_max)), n = Phi^-1(p), t = floor(T sigmoid(n)).
   const double low = cdf(t_min), high = cdf(t_max);
@@ -55,8 +59,7 @@ at::Tensor TimestepDistribution::sample(int64_t count, int64_t t_min, int64_t t_
 }
 
 at::Tensor TimestepDistribution::probabilities(int64_t t_min, int64_t t_max) const {
-  check(0 <= t_min && t_min < t_max && t_max <= num_timesteps_, "timestep distribution: expected a window inside [0, ",
-        num_timesteps_, "), got [", t_min, ", ", t_max, ")");
+  check_window(t_min, t_max);
   at::Tensor out = at::zeros({num_timesteps_}, at::kDouble);
   auto values = out.accessor<double, 1>();
   for (int64_t t = t_min; t < t_max; ++t) values[t] = kind_ == "uniform" ? 1.0 : cdf(t + 1) - cdf(t);

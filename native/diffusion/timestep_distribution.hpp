@@ -52,6 +52,8 @@ class TimestepDistribution {
   TimestepDistribution(const TimestepDistributionConfig& config, std::string kind, int64_t num_timesteps);
   // F(t / T): the probability that t' < t, for t in 0..T (the logit-normal CDF of u = t / T).
   double cdf(int64_t t) const;
+  // Throws unless 0 <= t_min < t_max <= T.
+  void check_window(int64_t t_min, int64_t t_max) const;
 
   TimestepDistributionConfig config_;
   std::string kind_;
