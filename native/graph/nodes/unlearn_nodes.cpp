@@ -80,10 +80,11 @@ unlearn::TaskData node_task_data(const NodeInputs& in) {
   if (in.has("anchor")) data.anchor = *in.object<DatasetPtr>("anchor");
   if (in.has("target_prompt") && !in.text("target_prompt").empty()) data.target_captions = {in.text("target_prompt")};
   if (in.has("target_conditioning")) {
-    const at::Tensor& conditioning = in.object<at::Tensor>("target_conditioning");
-    check(conditioning.dim() == 3, in.where("target_conditioning"), ": expected CONDITIONING [N, L, D], got ",
-          conditioning.sizes());
-    data.target_contexts = conditioning.to(at::kFloat).contiguous();
+    // Sizes default to the images it is trained on (the anchor set's, else the forget set's).
+    const unlearn::ExampleSet& images = !data.anchor.empty() ? data.anchor : data.forget;
+    const double height = images.empty() ? 0.0 : kPixelsPerLatent * static_cast<double>(images.images.size(2));
+    const double width = images.empty() ? 0.0 : kPixelsPerLatent * static_cast<double>(images.images.size(3));
+    data.target_conditioning = host_conditioning(in, "target_conditioning", height, width);
   }
   for (unlearn::ExampleSet* set : {&data.forget, &data.retain, &data.anchor})
     if (!set->empty()) set->validate();
