@@ -161,12 +161,19 @@ def test_workflow_runs_inside_comfyui_on_the_tiny_sdxl_checkpoint(tiny_sdxl, tmp
                           "not_loaded": [l for l in lines if "not loaded" in l.lower()],
                           "forget_change": change(forget_text), "other_change": change("a photo of a red bicycle"),
                           "ran": sorted(result.outputs, key=int), "image": list(result.outputs["18"][0].shape),
-                          "dataset_text": result.ui.get("10", {{}}).get("text")}}))
+                          "dataset_text": result.ui.get("10", {{}}).get("text"),
+                          "unlearn_text": result.ui.get("13", {{}}).get("text")}}))
     """)
     assert out["loras"] == ["lethe/sdxl-artist-removed_00001_.safetensors"]
     assert out["patched_keys"] == 80  # the 10 default targets of each of the tiny UNet's 8 transformer blocks
     assert out["not_loaded"] == [] and out["loaded_same"], "LoraLoader loads every key, as Lethe Apply LoRA patches"
     assert out["forget_change"] > 1.5 * out["other_change"], (out["forget_change"], out["other_change"])
+    assert out["dataset_text"] == ["2 latents 4x8x8, conditioning 77x2048, pooled 16"]
+    # SD's schedule in ComfyUI's sigmas: sqrt((1 - abar) / abar) from 0.0292 to 14.6
+    lines = out["unlearn_text"]
+    assert any(line.startswith("model: epsilon prediction, noise levels sigma 0.029") and " .. 14.6" in line and
+               line.endswith("over 1000 timesteps") for line in lines), lines
+    assert "timesteps drawn uniform" in "\n".join(lines), lines
     assert out["image"] == [2, 64, 64, 3] and len(out["scores"]["scores"]) == 2
     assert out["rate"] == sum(s["score"] >= 0.5 for s in out["scores"]["scores"]) / 2
     assert set(out["ran"]) >= set(COMFY_NODES) | {"2", "10", "11", "12", "13", "14", "15", "19", "20"}
