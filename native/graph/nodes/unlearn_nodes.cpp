@@ -69,9 +69,13 @@ std::vector<std::string> schedule_lines(const std::string& what, const diffusion
   std::vector<std::string> lines = {str(what, ": ", kind, ", noise levels sigma ", levels[0].item<double>(), " .. ",
                                         levels[-1].item<double>(), " over ", levels.size(0), " timesteps"),
                                     str("timesteps drawn ", diffusion::TimestepDistribution(drawn, schedule).describe())};
-  if (window != nullptr)
-    lines.push_back(str("forget window t [", window->t_min, ", ", window->t_max, "): noise levels sigma ",
-                        levels[window->t_min].item<double>(), " .. ", levels[window->t_max - 1].item<double>()));
+  if (window != nullptr) {
+    const unlearn::TimestepSelectionConfig resolved = unlearn::resolve_window(*window, schedule);
+    lines.push_back(str("forget window ",
+                        window->in_sigma() ? str("sigma [", window->sigma_min, ", ", window->sigma_max, "] = ") : "", "t [",
+                        resolved.t_min, ", ", resolved.t_max, "): noise levels sigma ", levels[resolved.t_min].item<double>(),
+                        " .. ", levels[resolved.t_max - 1].item<double>()));
+  }
   return lines;
 }
 
