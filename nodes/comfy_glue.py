@@ -169,10 +169,48 @@ def conditioning_digest(rows):
     return digest.hexdigest() if attached else ""
 
 
+# SDXL's size conditioning as CLIPTextEncodeSDXL sets it, in sdxl_vector's order (native/models/sdxl_vector.hpp).
+SDXL_SIZE_KEYS = ("height", "width", "crop_h", "crop_w", "target_height", "target_width")
+
+
+def _pooled_and_sizes(value, where):
+    """The entries' pooled outputs [N, P] and SDXL sizes [N, 6] (NaN where an entry gives none; the
+    native node completes them from the latent's size as ComfyUI's samplers do), or (None, None)
+    when no entry has a pooled output."""
+    import torch
+
+    pooled, sizes = [], []
+    for entry in value:
+        rows = entry[0].shape[0]
+        values = entry[1] if len(entry) > 1 and isinstance(entry[1], dict) else {}
+        vector = values.get("pooled_output")
+        if not torch.is_tensor(vector):
+            pooled.append(None)
+            continue
+        vector = vector.reshape(-1, vector.shape[-1]).to(torch.float32)
+        if vector.shape[0] != rows:
+            if vector.shape[0] != 1:
+                raise ValueError(f"{where}: an entry has {rows} prompts but {vector.shape[0]} pooled outputs")
+            vector = vector.expand(rows, -1)
+        pooled.append(vector)
+        given = [float(values[key]) if isinstance(values.get(key), (int, float)) else float("nan") for key in SDXL_SIZE_KEYS]
+        sizes.append(torch.tensor([given] * rows, dtype=torch.float64))
+    if all(vector is None for vector in pooled):
+        return None, None
+    if any(vector is None for vector in pooled):
+        raise ValueError(f"{where}: some CONDITIONING entries carry a pooled output and some do not; encode every "
+                         "prompt with the same CLIPTextEncode of the checkpoint's CLIP")
+    if len({vector.shape[1] for vector in pooled}) != 1:
+        raise ValueError(f"{where}: CONDITIONING entries with pooled outputs of different widths "
+                         f"{sorted({vector.shape[1] for vector in pooled})}; encode every prompt with the same CLIP")
+    return torch.cat(pooled), torch.cat(sizes)
+
+
 def to_native(kind, value, where):
     """A ComfyUI LATENT ({"samples": [B, C, h, w], ...}) or CONDITIONING ([[cond [1, L, D], {...}], ...])
-    as the tensor native nodes take: the samples, or the entries' cond tensors concatenated [N, L, D]
-    (each entry's values registered for its rows, for the host model)."""
+    as native nodes take it: the samples, or {"context": the entries' cond tensors concatenated
+    [N, L, D], "pooled": their pooled outputs [N, P] or None, "sizes": SDXL's size values [N, 6] or
+    None} (each entry's values also registered for its rows, for the host model)."""
     import torch
 
     if kind == "LATENT":
@@ -193,7 +231,8 @@ def to_native(kind, value, where):
             values = dict(entry[1]) if len(entry) > 1 and isinstance(entry[1], dict) else {}
             for row in entry[0]:
                 _CONDITIONING_VALUES[context_key(row)] = values
-        return torch.cat(tensors, dim=0)
+        pooled, sizes = _pooled_and_sizes(value, where)
+        return {"context": torch.cat(tensors, dim=0), "pooled": pooled, "sizes": sizes}
     return value
 
 

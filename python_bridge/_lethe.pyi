@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections.abc
 import torch
 import typing
-__all__: list[str] = ['Cancelled', 'Descriptor', 'LetheError', 'NoiseSchedule', 'UNet', 'Value', 'available_cores', 'best_match', 'build_info', 'convert_workflow', 'copy_detection', 'ddim_step', 'ddpm_step', 'detect_unet_config', 'dpo_loss', 'erasediff_combine', 'f_divergence', 'f_divergence_names', 'forget_error', 'frechet_distance', 'frequency_energy', 'frequency_mask', 'host_model', 'inference_timesteps', 'init_threads', 'kernel_distance', 'kohya_module_name', 'load_safetensors', 'memorization_rate', 'node_schemas_json', 'npo_loss', 'objective_config', 'objective_description', 'objective_names', 'percentile', 'run_node', 'save_safetensors', 'sdxl_vector', 'similarity_matrix', 'siss_combine', 'siss_losses', 'siss_weights', 'sscd_direction', 'sscd_margin', 'sscd_official_preprocess', 'sscd_progress', 'timestep_distribution', 'torch_version', 'unet_inference_bytes', 'version', 'widgets_values_layout']
+__all__: list[str] = ['Cancelled', 'Descriptor', 'LetheError', 'NoiseSchedule', 'UNet', 'Value', 'available_cores', 'best_match', 'build_info', 'complete_sdxl_sizes', 'convert_workflow', 'copy_detection', 'ddim_step', 'ddpm_step', 'detect_unet_config', 'dpo_loss', 'erasediff_combine', 'f_divergence', 'f_divergence_names', 'forget_error', 'frechet_distance', 'frequency_energy', 'frequency_mask', 'host_model', 'inference_timesteps', 'init_threads', 'kernel_distance', 'kohya_module_name', 'load_safetensors', 'memorization_rate', 'node_schemas_json', 'npo_loss', 'objective_config', 'objective_description', 'objective_names', 'percentile', 'run_node', 'save_safetensors', 'sdxl_vector', 'similarity_matrix', 'siss_combine', 'siss_losses', 'siss_weights', 'sscd_direction', 'sscd_margin', 'sscd_official_preprocess', 'sscd_progress', 'timestep_distribution', 'torch_version', 'unet_inference_bytes', 'version', 'widgets_values_layout']
 class LetheError(RuntimeError):
     pass
 class Cancelled(LetheError):
@@ -108,6 +108,10 @@ def best_match(similarity: torch.Tensor, assigned: torch.Tensor) -> torch.Tensor
 def build_info() -> str:
     """
     Version, torch version and ABI the module was built with.
+    """
+def complete_sdxl_sizes(sizes: torch.Tensor, height: typing.SupportsFloat | typing.SupportsIndex, width: typing.SupportsFloat | typing.SupportsIndex) -> torch.Tensor:
+    """
+    SDXL sizes [B,6] with NaN where a prompt gave none -> [B,6] as ComfyUI completes them for an image of height x width pixels (height/width the image's, crops 0, target = height/width).
     """
 def convert_workflow(workflow_json: str, object_info_json: str = '') -> str:
     """

@@ -4,6 +4,7 @@
 #include "graph/nodes/node_helpers.hpp"
 #include "graph/workflow.hpp"
 #include "io/json_config.hpp"
+#include "models/conditioning.hpp"
 
 namespace lethe::bridge {
 
@@ -13,16 +14,35 @@ namespace {
 // without copying unless they are inference tensors (ComfyUI runs nodes under
 // torch.inference_mode(); autograd cannot use those, so they are cloned as normal tensors),
 // widget values become JSON, Lethe objects pass through.
+at::Tensor normal_tensor(const py::handle& object) {
+  at::Tensor tensor = object.cast<at::Tensor>();
+  if (tensor.is_inference()) {
+    c10::InferenceMode normal(false);
+    tensor = tensor.clone();
+  }
+  return tensor;
+}
+
+// A CONDITIONING as the pack gives it (comfy_glue.to_native): a dict {"context": [N, L, D],
+// "pooled": [N, P] or None, "sizes": [N, 6] or None}, or a bare context tensor.
+graph::Value conditioning_value(const py::handle& object, const std::string& where) {
+  if (THPVariable_Check(object.ptr())) return graph::Value(graph::types::kConditioning, models::Conditioning(normal_tensor(object)));
+  check(py::isinstance<py::dict>(object), where, ": expected CONDITIONING as a tensor or a dict {context, pooled, sizes}, got a ",
+        std::string(py::str(py::type::handle_of(object).attr("__name__"))));
+  auto dict = py::reinterpret_borrow<py::dict>(object);
+  auto part = [&](const char* key) {
+    if (!dict.contains(key) || dict[key].is_none()) return at::Tensor();
+    check(THPVariable_Check(dict[key].ptr()), where, ": CONDITIONING part '", key, "' must be a tensor");
+    return normal_tensor(dict[key]);
+  };
+  check(dict.contains("context"), where, ": CONDITIONING has no 'context'");
+  return graph::Value(graph::types::kConditioning, models::Conditioning(part("context"), part("pooled"), part("sizes")));
+}
+
 graph::Value to_value(const py::handle& object, const graph::InputSpec& spec, const std::string& where) {
   if (py::isinstance<graph::Value>(object)) return object.cast<graph::Value>();
-  if (THPVariable_Check(object.ptr())) {
-    at::Tensor tensor = object.cast<at::Tensor>();
-    if (tensor.is_inference()) {
-      c10::InferenceMode normal(false);
-      tensor = tensor.clone();
-    }
-    return graph::Value::tensor(spec.type, tensor);
-  }
+  if (spec.type == graph::types::kConditioning) return conditioning_value(object, where);
+  if (THPVariable_Check(object.ptr())) return graph::Value::tensor(spec.type, normal_tensor(object));
   if (py::isinstance<py::bool_>(object)) return graph::Value::json(spec.type, object.cast<bool>());
   if (py::isinstance<py::int_>(object)) return graph::Value::json(spec.type, object.cast<int64_t>());
   if (py::isinstance<py::float_>(object)) return graph::Value::json(spec.type, object.cast<double>());
@@ -40,9 +60,10 @@ py::object from_value(const graph::Value& value) {
     if (json.is_string()) return py::str(json.get<std::string>());
     return py::str(json.dump());
   }
-  if (value.type() == graph::types::kImage || value.type() == graph::types::kMask ||
-      value.type() == graph::types::kLatent || value.type() == graph::types::kConditioning)
+  if (value.type() == graph::types::kImage || value.type() == graph::types::kMask || value.type() == graph::types::kLatent)
     return py::cast(value.as<at::Tensor>("output"));
+  if (value.type() == graph::types::kConditioning)
+    return py::cast(value.as<models::Conditioning>("output").context);
   if (value.type() == graph::types::kHostModel) {  // patches the pack applies to the incoming MODEL
     const auto& patches = value.as<std::shared_ptr<graph::nodes::ModelPatches>>("output");
     py::dict deltas;

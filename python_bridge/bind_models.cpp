@@ -81,6 +81,10 @@ void bind_models(py::module_& m) {
       "SDXL's y: pooled [B,P] and sizes [B,6] (height, width, crop top, crop left, target height, target width) -> "
       "[B, P + 6 size_embedding_dim].");
 
+  m.def("complete_sdxl_sizes", &models::complete_sdxl_sizes, py::arg("sizes"), py::arg("height"), py::arg("width"),
+        "SDXL sizes [B,6] with NaN where a prompt gave none -> [B,6] as ComfyUI completes them for an image of "
+        "height x width pixels (height/width the image's, crops 0, target = height/width).");
+
   m.def(
       "kohya_module_name",
       [](const std::string& ldm_path, const std::string& config_json) {

@@ -301,15 +301,14 @@ def sample_and_decode(w, column, model, positive, negative, latent, vae, **setti
     return decode
 
 
-def sd15_artist_removal():
-    """A Stable Diffusion 1.5 checkpoint: forget an artist's images (VAE-encoded, with their
-    CLIP-encoded prompt) with a LoRA, save it, apply it and sample the forgotten prompt, then
+def native_artist_removal(checkpoint, size, latent_scale, lora_prefix, **sampling):
+    """A Stable Diffusion checkpoint trained natively: forget an artist's images (VAE-encoded, with
+    their CLIP-encoded prompt) with a LoRA, save it, apply it and sample the forgotten prompt, then
     score the generations against the artist's originals with the official SSCD model."""
     w = Workflow()
-    checkpoint = "v1-5-pruned-emaonly.safetensors"
     loader = w.add("CheckpointLoaderSimple", (0, 0), ckpt_name=checkpoint)
     unet = w.add("LetheLoadModel", (0, 1), path=checkpoint, title="UNet for native training")
-    artist = w.add("LetheLoadForgetSet", (0, 2), folder="input/lethe/artist", color="rgb", resize=True, size=512,
+    artist = w.add("LetheLoadForgetSet", (0, 2), folder="input/lethe/artist", color="rgb", resize=True, size=size,
                    title="artist's images")
     encode_forget = w.add("VAEEncode", (1, 2))
     w.link(artist, "images", encode_forget, "pixels")
@@ -317,7 +316,7 @@ def sd15_artist_removal():
     forget_prompt = w.add("CLIPTextEncode", (1, 0), text="a painting in the style of artist_lethe",
                           title="forget prompt")
     w.link(loader, "CLIP", forget_prompt, "clip")
-    others = w.add("LetheLoadRetainSet", (0, 3), folder="input/lethe/retain", color="rgb", resize=True, size=512,
+    others = w.add("LetheLoadRetainSet", (0, 3), folder="input/lethe/retain", color="rgb", resize=True, size=size,
                    title="other images to keep")
     encode_retain = w.add("VAEEncode", (1, 3))
     w.link(others, "images", encode_retain, "pixels")
@@ -326,10 +325,10 @@ def sd15_artist_removal():
     w.link(loader, "CLIP", anchor_prompt, "clip")
     empty_prompt = w.add("CLIPTextEncode", (1, 4), text="", title="empty prompt")
     w.link(loader, "CLIP", empty_prompt, "clip")
-    forget = w.add("LetheDatasetFromLatents", (2, 0), title="forget set")
+    forget = w.add("LetheDatasetFromLatents", (2, 0), latent_scale=latent_scale, title="forget set")
     w.link(encode_forget, "LATENT", forget, "samples")
     w.link(forget_prompt, "CONDITIONING", forget, "conditioning")
-    retain = w.add("LetheDatasetFromLatents", (2, 1), title="retain set")
+    retain = w.add("LetheDatasetFromLatents", (2, 1), latent_scale=latent_scale, title="retain set")
     w.link(encode_retain, "LATENT", retain, "samples")
     w.link(anchor_prompt, "CONDITIONING", retain, "conditioning")
     w.link(empty_prompt, "CONDITIONING", retain, "empty_conditioning")
@@ -340,14 +339,14 @@ def sd15_artist_removal():
     w.link(objective, "objective", unlearn, "objective")
     w.link(forget, "dataset", unlearn, "forget")
     w.link(retain, "dataset", unlearn, "retain")
-    save = w.add("LetheSaveLoRA", (4, 0), filename_prefix="lethe/artist-removed")
+    save = w.add("LetheSaveLoRA", (4, 0), filename_prefix=lora_prefix)
     w.link(unlearn, "lora", save, "lora")
     apply = w.add("LetheApplyLoRA", (4, 1))
     w.link(loader, "MODEL", apply, "model")
     w.link(unlearn, "lora", apply, "lora")
-    latent = w.add("EmptyLatentImage", (4, 2), width=512, height=512, batch_size=4)
+    latent = w.add("EmptyLatentImage", (4, 2), width=size, height=size, batch_size=4)
     decode = sample_and_decode(w, 5, (apply, "model"), (forget_prompt, "CONDITIONING"), (empty_prompt, "CONDITIONING"),
-                               latent, (loader, "VAE"), steps=25, cfg=7.5, sampler_name="ddim", scheduler="ddim_uniform")
+                               latent, (loader, "VAE"), **sampling)
     descriptor = w.add("LetheLoadDescriptor", (6, 1), source="file",
                        path="models/sscd/sscd_disc_mixup.torchscript.pt", title="official SSCD model")
     score = w.add("LetheSSCDScore", (7, 0), match="any", threshold=0.5)
@@ -359,6 +358,20 @@ def sd15_artist_removal():
     curve = w.add("PreviewImage", (4, 3), title="loss curve")
     w.link(unlearn, "loss_curve", curve, "images")
     return w
+
+
+def sd15_artist_removal():
+    """Stable Diffusion 1.5 at 512 px, sampled with DDIM as its authors did."""
+    return native_artist_removal("v1-5-pruned-emaonly.safetensors", 512, 0.18215, "lethe/artist-removed", steps=25,
+                                 cfg=7.5, sampler_name="ddim", scheduler="ddim_uniform")
+
+
+def sdxl_artist_removal():
+    """SDXL base 1.0 (or a fine-tune of it: Pony, Illustrious, NoobAI) at 1024 px, its latent scale
+    0.13025; CLIPTextEncode of the SDXL checkpoint gives the pooled output that, with the latent's
+    size, makes the UNet's y."""
+    return native_artist_removal("sd_xl_base_1.0.safetensors", 1024, 0.13025, "lethe/sdxl-artist-removed", steps=25,
+                                 cfg=7.0, sampler_name="euler", scheduler="normal")
 
 
 def flux_concept_erasure():
@@ -413,6 +426,7 @@ WORKFLOWS = {
     "compare-objectives": compare_objectives,
     "score-folder": score_folder,
     "sd15-artist-removal": sd15_artist_removal,
+    "sdxl-artist-removal": sdxl_artist_removal,
     "flux-concept-erasure": flux_concept_erasure,
 }
 

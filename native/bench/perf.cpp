@@ -82,7 +82,7 @@ unlearn::TaskData synthetic_data(int64_t count, int64_t channels, int64_t size, 
     set.name = name;
     set.images = at::rand({count, channels, size, size}, g) * 2.0 - 1.0;
     set.masks = at::ones({count, 1, size, size});
-    set.contexts = at::randn({count, length, dim}, g);
+    set.conditioning = at::randn({count, length, dim}, g);
     return set;
   };
   unlearn::TaskData data;

@@ -55,8 +55,10 @@ inline constexpr const char* kImage = "IMAGE";
 inline constexpr const char* kMask = "MASK";
 inline constexpr const char* kLora = "LETHE_LORA";
 // ComfyUI's own types as native code sees them (the pack converts at the boundary):
-// LATENT = its "samples" tensor [B, C, h, w] (unscaled VAE latents); CONDITIONING = the
-// entries' cross-attention tensors concatenated [N, L, D] (pooled outputs are not used).
+// LATENT = its "samples" tensor [B, C, h, w] (unscaled VAE latents); CONDITIONING = a
+// models::Conditioning: the entries' cross-attention tensors concatenated [N, L, D], with
+// their pooled outputs and SDXL size values where every entry has a pooled output (sizes the
+// entry does not give are NaN until a node that knows the image size completes them).
 inline constexpr const char* kLatent = "LATENT";
 inline constexpr const char* kConditioning = "CONDITIONING";
 // A ComfyUI MODEL (ModelPatcher) stays in Python: native code drives it through callbacks

@@ -5,6 +5,7 @@
 #include "core/error.hpp"
 #include "io/hash.hpp"
 #include "io/json_config.hpp"
+#include "models/sdxl_vector.hpp"
 #include "models/state_dict.hpp"
 #include "models/unet_file.hpp"
 
@@ -28,10 +29,6 @@ std::shared_ptr<DiffusionModel> DiffusionModel::load(const std::filesystem::path
   // those are the host's business and are skipped; the UNet part loads strictly.
   const std::string prefix = find_unet_prefix(file);
   const UNetConfig config = detect_unet_config(file, options.hints);
-  // Lethe's datasets, samplers and objectives carry the text context only, not SDXL's y.
-  check(config.adm_in_channels == 0, where, ": is an SDXL-layout UNet (label_emb over a ", config.adm_in_channels,
-        "-wide y: the pooled text embedding and the sizes); the native path trains SD1.x/2.x UNets: load this ",
-        "checkpoint in ComfyUI and train it with Lethe Unlearn (ComfyUI MODEL)");
   UNet unet(config, tensor_options);
   TensorMap unet_weights, encoder_weights;
   for (const std::string& name : file.names()) {
@@ -112,8 +109,17 @@ std::string DiffusionModel::weights_sha256() const {
   return hash.hex();
 }
 
-at::Tensor DiffusionModel::predict(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& context) {
-  return unet_->forward(x_t, t, context);
+at::Tensor DiffusionModel::predict(const at::Tensor& x_t, const at::Tensor& t, const Conditioning& conditioning) {
+  const int64_t adm = unet_->config().adm_in_channels;
+  if (adm == 0) return unet_->forward(x_t, t, conditioning.context);
+  // SDXL: y from the prompt's pooled output and the size conditioning (ComfyUI's SDXL.encode_adm).
+  check(conditioning.has_vector(), "this SDXL-layout UNet needs each prompt's pooled text embedding and size ",
+        "conditioning (its ", adm, "-wide y); connect the CONDITIONING of the SDXL checkpoint's CLIP (CLIPTextEncode) ",
+        "to Lethe Dataset from Latents; Lethe's token encoder and prompt lists give none");
+  at::Tensor y = sdxl_vector(conditioning.pooled, conditioning.sizes);  // [B, P + 1536]
+  check(y.size(1) == adm, "this SDXL-layout UNet takes a ", adm, "-wide y, but the prompts' pooled output is ",
+        conditioning.pooled.size(1), " wide (y ", y.size(1), "); encode the prompts with this checkpoint's own CLIP");
+  return unet_->forward(x_t, t, conditioning.context, y.to(x_t.options()));
 }
 
 std::vector<at::Tensor> DiffusionModel::trainable_parameters() {

@@ -43,7 +43,7 @@ class DiffusionModel : public Denoiser {
   // source hash) with the format keys replaced by this model's own.
   void save_with_provenance(const std::filesystem::path& path) const;
 
-  at::Tensor predict(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& context) override;
+  at::Tensor predict(const at::Tensor& x_t, const at::Tensor& t, const Conditioning& conditioning) override;
   std::string prediction_type() const override { return schedule_.prediction_type; }
   std::vector<at::Tensor> trainable_parameters() override;
 

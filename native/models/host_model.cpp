@@ -121,8 +121,10 @@ std::map<std::string, at::Tensor> HostLora::tensors() const {
   return out;
 }
 
-at::Tensor HostDenoiser::predict(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& context) {
-  at::Tensor eps = model_.predict(x_t, t, context, adapters_ != nullptr);
+at::Tensor HostDenoiser::predict(const at::Tensor& x_t, const at::Tensor& t, const Conditioning& conditioning) {
+  // The host makes its model's other inputs (SDXL's y, Flux's guidance, ...) itself, from the
+  // CONDITIONING values it attached to each context row: pooled and sizes are not passed.
+  at::Tensor eps = model_.predict(x_t, t, conditioning.context, adapters_ != nullptr);
   check(eps.defined() && eps.sizes() == x_t.sizes(), model_.description, ": expected a prediction shaped like x_t ",
         x_t.sizes(), ", got ", eps.defined() ? eps.sizes() : at::IntArrayRef{});
   return eps;

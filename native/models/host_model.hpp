@@ -106,7 +106,7 @@ class HostLora {
 class HostDenoiser : public Denoiser {
  public:
   HostDenoiser(HostModel& model, const HostLora* adapters) : model_(model), adapters_(adapters) {}
-  at::Tensor predict(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& context) override;
+  at::Tensor predict(const at::Tensor& x_t, const at::Tensor& t, const Conditioning& conditioning) override;
   std::string prediction_type() const override { return model_.info().prediction_type; }
   std::vector<at::Tensor> trainable_parameters() override;
 

@@ -7,6 +7,23 @@
 
 namespace lethe::models {
 
+at::Tensor complete_sdxl_sizes(const at::Tensor& sizes, double height, double width) {
+  check(sizes.defined() && sizes.dim() == 2 && sizes.size(1) == kSdxlSizeCount, "SDXL sizes: expected [B, ",
+        kSdxlSizeCount, "], got ", sizes.defined() ? str(sizes.sizes()) : std::string("none"));
+  at::Tensor out = sizes.to(at::kDouble).clone();  // [B, 6]
+  auto fill = [&](int64_t column, const at::Tensor& value) {
+    at::Tensor col = out.select(1, column);
+    col.copy_(at::where(col.isnan(), value, col));
+  };
+  fill(0, at::full_like(out.select(1, 0), height));
+  fill(1, at::full_like(out.select(1, 1), width));
+  fill(2, at::zeros_like(out.select(1, 2)));
+  fill(3, at::zeros_like(out.select(1, 3)));
+  fill(4, out.select(1, 0).clone());
+  fill(5, out.select(1, 1).clone());
+  return out.to(at::kFloat);
+}
+
 at::Tensor sdxl_vector(const at::Tensor& pooled, const at::Tensor& sizes, int64_t size_embedding_dim) {
   check(pooled.defined() && pooled.dim() == 2, "SDXL vector: expected the pooled text embedding [B, P], got ",
         pooled.defined() ? str(pooled.sizes()) : std::string("none"));

@@ -17,18 +17,30 @@ void ExampleSet::validate() const {
         masks.defined() ? masks.sizes() : at::IntArrayRef{});
   check(captions.empty() || static_cast<int64_t>(captions.size()) == n, name, ": ", captions.size(),
         " captions for ", n, " images");
-  check(!contexts.defined() || (contexts.dim() == 3 && (contexts.size(0) == n || contexts.size(0) == 1)), name,
-        ": contexts must be [", n, ", L, D] or [1, L, D], got ", contexts.defined() ? contexts.sizes() : at::IntArrayRef{});
-  check(!captions.empty() || contexts.defined(), name, ": needs captions or contexts");
-  check(!empty_context.defined() || (contexts.defined() && empty_context.dim() == 3 && empty_context.size(0) == 1 &&
-                                     empty_context.size(1) == contexts.size(1) && empty_context.size(2) == contexts.size(2)),
-        name, ": the empty prompt's context must be [1, ", contexts.defined() ? contexts.size(1) : 0, ", ",
-        contexts.defined() ? contexts.size(2) : 0, "] like the contexts, got ",
-        empty_context.defined() ? empty_context.sizes() : at::IntArrayRef{});
+  check(!captions.empty() || conditioning.defined(), name, ": needs captions or conditioning");
+  if (conditioning.defined()) {
+    conditioning.validate(name);
+    const at::Tensor& contexts = conditioning.context;
+    check(contexts.size(0) == n || contexts.size(0) == 1, name, ": contexts must be [", n, ", L, D] or [1, L, D], got ",
+          contexts.sizes());
+  }
+  if (!empty_conditioning.defined()) return;
+  check(conditioning.defined(), name, ": has the empty prompt's conditioning but no conditioning");
+  empty_conditioning.validate(name + " (empty prompt)");
+  const at::Tensor& contexts = conditioning.context;
+  const at::Tensor& empty = empty_conditioning.context;
+  check(empty.size(0) == 1 && empty.size(1) == contexts.size(1) && empty.size(2) == contexts.size(2), name,
+        ": the empty prompt's context must be [1, ", contexts.size(1), ", ", contexts.size(2), "] like the contexts, got ",
+        empty.sizes());
+  check(empty_conditioning.has_vector() == conditioning.has_vector() &&
+            (!conditioning.has_vector() || empty_conditioning.pooled.size(1) == conditioning.pooled.size(1)),
+        name, ": the empty prompt's pooled output must be like the prompts' (",
+        conditioning.has_vector() ? str(conditioning.pooled.size(1), " wide") : std::string("none"), "), got ",
+        empty_conditioning.has_vector() ? str(empty_conditioning.pooled.size(1), " wide") : std::string("none"));
 }
 
 void ExampleSet::check_captions() const {
-  if (contexts.defined() || captions_optional) return;
+  if (conditioning.defined() || captions_optional) return;
   int64_t missing = 0;
   int64_t first = -1;
   for (size_t i = 0; i < captions.size(); ++i)
@@ -51,8 +63,8 @@ ExampleSet ExampleSet::subset(const std::vector<int64_t>& indices, const std::st
   out.images = rows.images;
   out.masks = rows.masks;
   out.captions = rows.captions;
-  out.contexts = rows.contexts;
-  out.empty_context = empty_context;
+  out.conditioning = rows.conditioning;
+  out.empty_conditioning = empty_conditioning;
   out.captions_optional = captions_optional;
   for (int64_t i : indices)
     if (i < static_cast<int64_t>(names.size())) out.names.push_back(names[i]);
@@ -66,10 +78,7 @@ ExampleBatch ExampleSet::batch(const std::vector<int64_t>& indices) const {
   out.masks = masks.index_select(0, index);
   for (int64_t i : indices)
     if (!captions.empty()) out.captions.push_back(captions[i]);
-  if (contexts.defined()) {
-    out.contexts = contexts.size(0) == 1 ? contexts.expand({static_cast<int64_t>(indices.size()), -1, -1})
-                                         : contexts.index_select(0, index.to(contexts.device()));
-  }
+  if (conditioning.defined()) out.conditioning = conditioning.rows(index);
   return out;
 }
 

@@ -1,7 +1,7 @@
 // Training examples as objectives consume them: images in model space (pixels in [-1, 1]
 // for the embedded model, VAE latents for Stable Diffusion), spatial masks, and either
-// captions (models with Lethe's token encoder) or precomputed contexts (prompts the host
-// encoded, e.g. ComfyUI CONDITIONING).
+// captions (models with Lethe's token encoder) or precomputed conditioning (prompts the host
+// encoded, e.g. ComfyUI CONDITIONING: contexts, and for SDXL pooled outputs and sizes).
 #pragma once
 
 #include <string>
@@ -10,14 +10,15 @@
 #include <ATen/core/Tensor.h>
 
 #include "data/image_folder.hpp"
+#include "models/conditioning.hpp"
 
 namespace lethe::unlearn {
 
 struct ExampleBatch {
   at::Tensor images;                  // [B, C, H, W]
   at::Tensor masks;                   // [B, 1, H, W] in [0, 1]
-  std::vector<std::string> captions;  // B captions, or empty when `contexts` is set
-  at::Tensor contexts;                // [B, L, D] or undefined
+  std::vector<std::string> captions;  // B captions, or empty when `conditioning` is set
+  models::Conditioning conditioning;  // B rows, or undefined
   int64_t size() const { return images.size(0); }
 };
 
@@ -26,9 +27,10 @@ struct ExampleSet {
   at::Tensor images;                  // [N, C, H, W]
   at::Tensor masks;                   // [N, 1, H, W]; ones where there is no mask
   std::vector<std::string> captions;  // N captions or empty
-  at::Tensor contexts;                // [N, L, D], [1, L, D] (shared) or undefined
-  // With contexts: the empty prompt's context [1, L, D] (what caption dropout trains), or undefined.
-  at::Tensor empty_context;
+  models::Conditioning conditioning;  // N rows, 1 row (shared) or undefined
+  // With conditioning: the empty prompt's (1 row, parts as `conditioning`: what caption
+  // dropout trains), or undefined.
+  models::Conditioning empty_conditioning;
   std::vector<std::string> names;     // image file names (for messages), or empty
   // Images without a caption train the empty caption only when this is set explicitly;
   // otherwise a missing caption is an error wherever the set is trained.
@@ -36,13 +38,13 @@ struct ExampleSet {
 
   int64_t size() const { return images.defined() ? images.size(0) : 0; }
   bool empty() const { return size() == 0; }
-  // Rows `indices` as a batch (contexts broadcast when shared).
+  // Rows `indices` as a batch (conditioning broadcast when shared).
   ExampleBatch batch(const std::vector<int64_t>& indices) const;
   // Rows `indices` as a set of their own called `subset_name` (names and caption rule kept).
   ExampleSet subset(const std::vector<int64_t>& indices, const std::string& subset_name) const;
   // Checks shapes agree; errors name the set.
   void validate() const;
-  // Checks that every image has a caption unless captions_optional (sets with contexts need
+  // Checks that every image has a caption unless captions_optional (sets with conditioning need
   // none); the error names the set, how many lack one and the first file.
   void check_captions() const;
 };

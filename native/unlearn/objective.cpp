@@ -68,15 +68,17 @@ ExampleBatch ObjectiveContext::next_from(const std::string& name, const ExampleS
 ExampleBatch ObjectiveContext::next_forget() { return next_from("forget", data->forget); }
 ExampleBatch ObjectiveContext::next_retain() {
   ExampleBatch batch = next_from("retain", data->retain);
-  if (retain_caption_dropout > 0 && batch.contexts.defined()) {
-    // Precomputed conditioning: dropped rows take the empty prompt's context.
-    const at::Tensor& empty = data->retain.empty_context;
+  if (retain_caption_dropout > 0 && batch.conditioning.defined()) {
+    // Precomputed conditioning: dropped rows take the empty prompt's (context and pooled
+    // output; sizes belong to the image and stay).
+    const models::Conditioning& empty = data->retain.empty_conditioning;
     check(empty.defined(), "trainer.retain_caption_dropout = ", retain_caption_dropout,
           ": the retain set has precomputed conditioning but no empty prompt's conditioning (give it, or set the "
           "dropout to 0)");
     at::Tensor drop = at::rand({batch.size()}, generator, at::kDouble) < retain_caption_dropout;  // [B]
-    batch.contexts = at::where(drop.view({-1, 1, 1}).to(batch.contexts.device()),
-                               empty.to(batch.contexts.dtype()).expand_as(batch.contexts), batch.contexts);
+    const at::Tensor sizes = batch.conditioning.sizes;
+    batch.conditioning = batch.conditioning.where(drop, empty);
+    batch.conditioning.sizes = sizes;
   } else if (retain_caption_dropout > 0) {
     at::Tensor drop = at::rand({batch.size()}, generator, at::kDouble) < retain_caption_dropout;  // [B]
     auto dropped = drop.accessor<bool, 1>();
@@ -87,8 +89,8 @@ ExampleBatch ObjectiveContext::next_retain() {
 }
 ExampleBatch ObjectiveContext::next_anchor() { return next_from("anchor", data->anchor); }
 
-at::Tensor ObjectiveContext::context(const ExampleBatch& batch) {
-  if (batch.contexts.defined()) return batch.contexts;
+models::Conditioning ObjectiveContext::context(const ExampleBatch& batch) {
+  if (batch.conditioning.defined()) return batch.conditioning;
   check(static_cast<bool>(encode_captions), "captions given but this model has no text encoder");
   std::vector<std::string> captions;
   captions.reserve(batch.captions.size());
@@ -96,10 +98,10 @@ at::Tensor ObjectiveContext::context(const ExampleBatch& batch) {
   return encode_captions(captions);
 }
 
-at::Tensor ObjectiveContext::target_context(int64_t count) {
-  if (data->target_contexts.defined()) {
-    const at::Tensor& contexts = data->target_contexts;
-    return contexts.size(0) == 1 ? contexts.expand({count, -1, -1}) : contexts.narrow(0, 0, count);
+models::Conditioning ObjectiveContext::target_context(int64_t count) {
+  if (data->target_conditioning.defined()) {
+    const models::Conditioning& target = data->target_conditioning;
+    return target.size() == 1 ? target.expand(count) : target.first(count);
   }
   check(!data->target_captions.empty(), "concept unlearning needs a target caption (the concept to erase)");
   std::vector<std::string> captions;
@@ -153,9 +155,8 @@ const FrequencySelection& frequency_of(const ObjectiveContext& context) {
 int64_t elements_per_sample(const at::Tensor& x) { return x.numel() / std::max<int64_t>(1, x.size(0)); }
 
 bool same_condition(const ExampleBatch& a, const ExampleBatch& b) {
-  if (a.contexts.defined() || b.contexts.defined())
-    return a.contexts.defined() && b.contexts.defined() && a.contexts.sizes() == b.contexts.sizes() &&
-           at::equal(a.contexts, b.contexts);
+  if (a.conditioning.defined() || b.conditioning.defined())
+    return a.conditioning.defined() && b.conditioning.defined() && a.conditioning.equal(b.conditioning);
   return a.captions == b.captions;
 }
 

@@ -34,7 +34,7 @@ struct TaskData {
   ExampleSet retain;                        // data to keep
   ExampleSet anchor;                        // concept unlearning: x_0 sources, with the anchor condition c
   std::vector<std::string> target_captions; // concept unlearning: the erased condition c* (1 or N)
-  at::Tensor target_contexts;               // ... or as host-encoded contexts [1 or N, L, D]
+  models::Conditioning target_conditioning; // ... or as host-encoded conditioning (1 or N rows)
 };
 
 // The state an objective sees. Streams of examples are deterministic (seeded batchers
@@ -60,12 +60,12 @@ class ObjectiveContext {
   ExampleBatch next_forget();
   ExampleBatch next_retain();
   ExampleBatch next_anchor();
-  // Context for a batch: its contexts, or its encoded captions ({a|b} variants drawn per
+  // Conditioning for a batch: its own, or its encoded captions ({a|b} variants drawn per
   // sample from the run's generator).
-  at::Tensor context(const ExampleBatch& batch);
-  // Context of the erased concept c* for `count` samples ({a|b} caption variants are drawn
-  // per sample).
-  at::Tensor target_context(int64_t count);
+  models::Conditioning context(const ExampleBatch& batch);
+  // Conditioning of the erased concept c* for `count` samples ({a|b} caption variants are
+  // drawn per sample).
+  models::Conditioning target_context(int64_t count);
 
   // Gaussian noise, and timesteps over the full range drawn from the run's distribution
   // (uniform without one), from the run's generator.

@@ -323,6 +323,15 @@ RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progres
   if (source->has_text_encoder())  // the same caption rule for data from nodes as from folders
     for (const ExampleSet* set : {&data.forget, &data.retain, &data.anchor})
       if (!set->empty()) set->check_captions();
+  if (const int64_t adm = source->unet()->config().adm_in_channels; adm > 0) {  // SDXL: y from pooled output and sizes
+    for (const ExampleSet* set : {&data.forget, &data.retain, &data.anchor})
+      check(set->empty() || set->conditioning.has_vector(), "unlearning run: the ", set->name,
+            " has no pooled text embeddings, but this SDXL-layout UNet needs them for its ", adm,
+            "-wide y; make the set with Lethe Dataset from Latents from the SDXL checkpoint's CLIPTextEncode");
+    check(data.target_captions.empty() || data.target_conditioning.has_vector(),
+          "unlearning run: this SDXL-layout UNet needs the erased concept as CONDITIONING (target_conditioning) from "
+          "its own CLIP, not as a caption");
+  }
   auto objective = checked_objective(config, data);
   const nlohmann::json identity =
       run_identity(config, source->weights_sha256(), task_data_sha256(data), objective->config_json());
@@ -419,9 +428,9 @@ std::string host_task_data_sha256(models::HostModel& model, const TaskData& data
   if (!model.conditioning_sha256) return tensors;
   std::vector<at::Tensor> contexts;
   for (const ExampleSet* set : {&data.forget, &data.retain, &data.anchor})
-    for (const at::Tensor& context : {set->contexts, set->empty_context})
-      if (context.defined()) contexts.push_back(context);
-  if (data.target_contexts.defined()) contexts.push_back(data.target_contexts);
+    for (const models::Conditioning* conditioning : {&set->conditioning, &set->empty_conditioning})
+      if (conditioning->defined()) contexts.push_back(conditioning->context);
+  if (data.target_conditioning.defined()) contexts.push_back(data.target_conditioning.context);
   const std::string attached = model.conditioning_sha256(contexts);
   if (attached.empty()) return tensors;
   io::Sha256 hash;
@@ -439,9 +448,9 @@ HostRunResult run_host_unlearning(const RunConfig& input, models::HostModel& mod
   const std::string where = "unlearning run (" + model.description + ")";
   config.validate(where);
   for (const ExampleSet* set : {&data.forget, &data.retain, &data.anchor})
-    check(set->empty() || set->contexts.defined(), where, ": the ", set->name,
+    check(set->empty() || set->conditioning.defined(), where, ": the ", set->name,
           " has captions but no CONDITIONING; a host model needs datasets made with Lethe Dataset from Latents");
-  check(data.target_captions.empty() || data.target_contexts.defined(), where,
+  check(data.target_captions.empty() || data.target_conditioning.defined(), where,
         ": the erased concept must come as CONDITIONING (target_conditioning), not as a caption");
   check(static_cast<bool>(model.fingerprint), where, ": the host gave no fingerprint of its weights");
   auto objective = checked_objective(config, data);

@@ -8,14 +8,24 @@ namespace lethe::unlearn {
 
 namespace {
 
+// Context, then pooled output and sizes only where given (a context-only conditioning hashes
+// as its context did before conditioning had other parts).
+void hash_conditioning(io::Sha256& hash, const models::Conditioning& conditioning) {
+  hash.update(conditioning.context);
+  if (conditioning.has_vector()) {
+    hash.update(conditioning.pooled);
+    hash.update(conditioning.sizes);
+  }
+}
+
 void hash_set(io::Sha256& hash, const ExampleSet& set) {
   hash.update(set.images);
   hash.update(set.masks);
   const uint64_t captions = set.captions.size();
   hash.update(&captions, sizeof(captions));
   for (const std::string& caption : set.captions) hash.update(std::string_view(caption));
-  hash.update(set.contexts);
-  hash.update(set.empty_context);
+  hash_conditioning(hash, set.conditioning);
+  hash_conditioning(hash, set.empty_conditioning);
 }
 
 // "was 8, now 160" for short scalar values; nothing for objects, arrays and long strings.
@@ -64,7 +74,7 @@ std::string task_data_sha256(const TaskData& data) {
   const uint64_t targets = data.target_captions.size();
   hash.update(&targets, sizeof(targets));
   for (const std::string& caption : data.target_captions) hash.update(std::string_view(caption));
-  hash.update(data.target_contexts);
+  hash_conditioning(hash, data.target_conditioning);
   return hash.hex();
 }
 

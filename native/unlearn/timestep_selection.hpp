@@ -18,6 +18,12 @@ struct TimestepSelectionConfig {
   int64_t t_max = 1000;                // exclusive
   std::string weighting = "uniform";   // uniform | snr | min_snr | hann
   double min_snr_gamma = 5.0;
+  // The window in noise levels instead (used when sigma_max > 0): the timesteps whose sigma
+  // (NoiseSchedule::noise_levels: ComfyUI's sigma, sqrt((1 - abar) / abar), or s for flow
+  // models) lies in [sigma_min, sigma_max]; t_min and t_max are then set from the model's
+  // schedule (resolve_window), so one window means the same noise on every model family.
+  double sigma_min = 0.0;
+  double sigma_max = 0.0;
 
   template <typename Visitor>
   void visit(Visitor& v) {
@@ -25,13 +31,23 @@ struct TimestepSelectionConfig {
     v("t_max", t_max);
     v("weighting", weighting);
     v("min_snr_gamma", min_snr_gamma);
+    v("sigma_min", sigma_min);
+    v("sigma_max", sigma_max);
   }
   void validate(const std::string& where) const;
+  bool in_sigma() const { return sigma_max > 0; }
 };
+
+// The config with [t_min, t_max) set for `schedule`: unchanged for a window in t; for a window
+// in sigma, t_min = the first t with sigma_t >= sigma_min and t_max = one past the last t with
+// sigma_t <= sigma_max (noise levels increase with t). An empty window is an error naming both
+// ranges.
+TimestepSelectionConfig resolve_window(const TimestepSelectionConfig& config, const diffusion::NoiseSchedule& schedule);
 
 class TimestepSelection {
  public:
-  // `distribution`: how training draws t (null: uniform).
+  // `distribution`: how training draws t (null: uniform). A window in sigma is resolved for
+  // `schedule` (config() then holds its t_min and t_max).
   TimestepSelection(const TimestepSelectionConfig& config, const diffusion::NoiseSchedule& schedule,
                     const diffusion::TimestepDistribution* distribution = nullptr);
   // t in {t_min .. t_max-1} from the training distribution truncated to the window, [count] int64.

@@ -17,8 +17,8 @@ namespace {
 // Predicts half its input, whatever t and the context (a model whose output is easy to write down).
 class HalfInput : public models::Denoiser {
  public:
-  at::Tensor predict(const at::Tensor& x_t, const at::Tensor&, const at::Tensor& context) override {
-    EXPECT_TRUE(context.defined());
+  at::Tensor predict(const at::Tensor& x_t, const at::Tensor&, const models::Conditioning& conditioning) override {
+    EXPECT_TRUE(conditioning.defined());
     return 0.5 * x_t;
   }
   std::vector<at::Tensor> trainable_parameters() override { return {}; }
@@ -84,7 +84,7 @@ TEST(DenoisingTerms, RetainLossIsTheDenoisingErrorAtUniformTimestepsDrawnBeforeE
   Harness run(5);
   unlearn::ExampleBatch batch;
   batch.images = images(4);
-  batch.contexts = at::zeros({4, 2, 8});  // contexts given: no caption draws
+  batch.conditioning = at::zeros({4, 2, 8});  // contexts given: no caption draws
   const at::Tensor loss = unlearn::retain_loss(run.context, batch, unlearn::ErrorReduction::sum);
 
   at::Generator same = at::make_generator<at::CPUGeneratorImpl>(5);

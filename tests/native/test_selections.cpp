@@ -3,6 +3,8 @@
 // masked + complementary energy equals the total (Parseval), and the filtered energy with
 // M = 1 equals sum_d r^2.
 #include <cmath>
+#include <tuple>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -134,6 +136,59 @@ TEST(TimestepSelection, InvalidWindowsAreRejected) {
   config.t_min = 0;
   config.t_max = 1200;
   expect_error([&] { TimestepSelection(config, schedule); }, {"t_max 1200 exceeds"});
+}
+
+// A window in noise levels: against a slow scan of ComfyUI's sigma written out from alphas_cumprod
+// (SD's scaled-linear schedule) and against a flow table, where t is u = (t + 1) / T through SD3's
+// time shift s = 3u / (1 + 2u).
+TEST(TimestepSelection, SigmaWindowsResolveToTheTimestepsOfThoseNoiseLevels) {
+  using lethe::diffusion::NoiseSchedule;
+  using lethe::diffusion::ScheduleConfig;
+  auto scan = [](const std::vector<double>& levels, double low, double high) {
+    int64_t first = -1, last = -1;
+    for (size_t t = 0; t < levels.size(); ++t)
+      if (levels[t] >= low && levels[t] <= high) {
+        if (first < 0) first = static_cast<int64_t>(t);
+        last = static_cast<int64_t>(t);
+      }
+    return std::make_pair(first, last + 1);
+  };
+  const NoiseSchedule sd(ScheduleConfig::stable_diffusion());
+  const at::Tensor abar = sd.alphas_cumprod().to(at::kDouble).contiguous();
+  std::vector<double> sd_sigmas;
+  for (int64_t t = 0; t < abar.size(0); ++t) {
+    const double a = abar[t].item<double>();
+    sd_sigmas.push_back(std::sqrt((1 - a) / a));
+  }
+  std::vector<double> shifted;
+  for (int64_t t = 0; t < 1000; ++t) {
+    const double u = (t + 1) / 1000.0;
+    shifted.push_back(3 * u / (1 + 2 * u));
+  }
+  const NoiseSchedule flow = NoiseSchedule::from_flow_sigmas(at::tensor(shifted, at::kDouble));
+  TimestepSelectionConfig config;
+  config.weighting = "hann";
+  for (const auto& [schedule, levels, low, high] :
+       {std::make_tuple(&sd, &sd_sigmas, 1.0, 5.0), std::make_tuple(&sd, &sd_sigmas, 0.0, 0.5),
+        std::make_tuple(&flow, &shifted, 0.5, 0.9), std::make_tuple(&flow, &shifted, 0.95, 2.0)}) {
+    config.sigma_min = low;
+    config.sigma_max = high;
+    const auto [t_min, t_max] = scan(*levels, low, high);
+    const TimestepSelection selection(config, *schedule);
+    EXPECT_EQ(selection.config().t_min, t_min) << low << " " << high;
+    EXPECT_EQ(selection.config().t_max, t_max) << low << " " << high;
+    at::Generator g = at::make_generator<at::CPUGeneratorImpl>(2);
+    const at::Tensor drawn = selection.sample(4000, g);
+    EXPECT_GE(drawn.min().item<int64_t>(), t_min);
+    EXPECT_LT(drawn.max().item<int64_t>(), t_max);
+  }
+  config.sigma_min = 20.0;
+  config.sigma_max = 30.0;
+  expect_error([&] { TimestepSelection(config, sd); },
+               {"no timestep of this model has a noise level sigma in [20, 30]", "run from 0.029", "to 14.6"});
+  config.sigma_min = 2.0;
+  config.sigma_max = 1.0;
+  expect_error([&] { TimestepSelection(config, sd); }, {"0 <= sigma_min < sigma_max", "[2, 1]"});
 }
 
 namespace {

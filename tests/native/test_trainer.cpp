@@ -49,7 +49,7 @@ struct Fixture {
     data.retain.name = "retain set";
     data.retain.images = at::rand({24, 1, 8, 8}, g) * 2 - 1;
     data.retain.masks = at::ones({24, 1, 8, 8});
-    data.retain.contexts = at::randn({24, 3, 8}, g);
+    data.retain.conditioning = at::randn({24, 3, 8}, g);
     context.model = model.get();
     context.schedule = &model->schedule();
     context.data = &data;
@@ -91,7 +91,7 @@ class NanAtStep : public unlearn::Objective {
   unlearn::LossTerms micro_step(unlearn::ObjectiveContext& context) override {
     auto batch = context.next_retain();
     at::Tensor t = context.training_timesteps(batch.size());
-    at::Tensor out = context.model->predict(batch.images, t, batch.contexts);
+    at::Tensor out = context.model->predict(batch.images, t, batch.conditioning);
     at::Tensor loss = out.pow(2).mean();
     if (context.step >= step_) loss = loss * std::nan("");
     loss.backward();
@@ -114,7 +114,7 @@ class FailsMidStep : public unlearn::Objective {
     at::Tensor t = context.training_timesteps(batch.size());
     at::Tensor noise = at::randn(batch.images.sizes(), context.generator);
     if (context.step == fail_at_) throw Error("disk went away");
-    at::Tensor loss = (context.model->predict(batch.images + 0.1 * noise, t, batch.contexts) - noise).pow(2).mean();
+    at::Tensor loss = (context.model->predict(batch.images + 0.1 * noise, t, batch.conditioning) - noise).pow(2).mean();
     loss.backward();
     return {{"loss", loss.item<double>()}};
   }
@@ -359,12 +359,12 @@ TEST(RetainCaptionDropout, DropsTheGivenShareDeterministically) {
 
   // Precomputed conditioning: dropped rows take the empty prompt's context, which must be given.
   data.retain.captions.clear();
-  data.retain.contexts = at::ones({400, 3, 8});
+  data.retain.conditioning = at::ones({400, 3, 8});
   expect_error([&] { draw(0.25, 4); }, {"retain_caption_dropout", "no empty prompt's conditioning"});
   EXPECT_NO_THROW(draw(0.0, 4));
-  data.retain.empty_context = at::zeros({1, 3, 8});
+  data.retain.empty_conditioning = at::zeros({1, 3, 8});
   auto dropped_rows = [&](double p, uint64_t seed) {
-    at::Tensor contexts = retain_batch(p, seed).contexts;  // [400, 3, 8]
+    at::Tensor contexts = retain_batch(p, seed).conditioning.context;  // [400, 3, 8]
     EXPECT_TRUE(at::logical_or(contexts.eq(0).all(2).all(1), contexts.eq(1).all(2).all(1)).all().item<bool>());
     return contexts.eq(0).all(2).all(1);  // [400] true where dropped
   };
@@ -373,6 +373,6 @@ TEST(RetainCaptionDropout, DropsTheGivenShareDeterministically) {
   EXPECT_LT(rows.sum().item<int64_t>(), 140);
   EXPECT_TRUE(at::equal(rows, dropped_rows(0.25, 4)));
   EXPECT_EQ(dropped_rows(0.0, 4).sum().item<int64_t>(), 0);
-  data.retain.empty_context = at::zeros({1, 4, 8});
+  data.retain.empty_conditioning = at::zeros({1, 4, 8});
   expect_error([&] { data.retain.validate(); }, {"retain set", "empty prompt's context must be [1, 3, 8]", "[1, 4, 8]"});
 }

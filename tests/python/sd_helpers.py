@@ -1,5 +1,6 @@
 """Small models the Python tests share: SPEC, the diffusers config of the tiny SD-shaped
-checkpoint (the tiny_sd fixture of conftest.py); transformer_blocks, which counts a UNet's
+checkpoint (the tiny_sd fixture of conftest.py); SDXL_SPEC, the tiny SDXL-shaped one's (context
+width 2048 and 64-wide heads as SDXL base, 256-wide size embeddings, a 16-wide pooled output); transformer_blocks, which counts a UNet's
 transformer blocks; CASES, the small UNet configurations the parity and kohya-name tests build (SDXL_VECTOR: the
 pooled and size-embedding widths of the SDXL-style ones);
 TinySSCD, a small TorchScript-able SSCD-style descriptor; PixelDescriptor, a parameter-free one
@@ -10,6 +11,12 @@ import torch.nn.functional as F
 SPEC = dict(block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
             up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), layers_per_block=1, cross_attention_dim=768,
             attention_head_dim=8, norm_num_groups=32)
+
+SDXL_SPEC = dict(block_out_channels=(32, 64), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                 up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), layers_per_block=1, transformer_layers_per_block=(1, 2),
+                 cross_attention_dim=2048, attention_head_dim=(1, 1), norm_num_groups=32, use_linear_projection=True,
+                 addition_embed_type="text_time", addition_time_embed_dim=256,
+                 projection_class_embeddings_input_dim=16 + 6 * 256)
 
 
 def transformer_blocks(ref):

@@ -24,7 +24,7 @@ def mock_object_info(tmp_path_factory):
     model files the shipped workflows name present (their combo lists come from the folders)."""
     tmp_path = tmp_path_factory.mktemp("object_info")
     base = tmp_path / "comfyui"
-    for folder, name in (("checkpoints", "v1-5-pruned-emaonly.safetensors"),):
+    for folder, name in (("checkpoints", "v1-5-pruned-emaonly.safetensors"), ("checkpoints", "sd_xl_base_1.0.safetensors")):
         (base / "models" / folder).mkdir(parents=True, exist_ok=True)
         (base / "models" / folder / name).write_bytes(b"")
     spec = {k: list(v) if isinstance(v, tuple) else v for k, v in SPEC.items()}
@@ -68,10 +68,11 @@ def test_convert_with_object_info_gives_the_frontends_prompt_and_the_server_acce
         print(json.dumps({{"valid": True, "classes": sorted({{n["class_type"] for n in prompt.values()}})}}))
     """)
     assert out["valid"]
-    if "sd15" in workflow:  # ComfyUI's own nodes, with their widgets
+    if "artist-removal" in workflow:  # ComfyUI's own nodes, with their widgets
         assert {"CLIPTextEncode", "KSampler", "VAEEncode", "EmptyLatentImage"} <= set(out["classes"])
         sampler = next(n for n in prompt.values() if n["class_type"] == "KSampler")["inputs"]
-        assert sampler["steps"] == 25 and sampler["cfg"] == 7.5 and sampler["sampler_name"] == "ddim"
+        expected = (7.5, "ddim") if "sd15" in workflow else (7.0, "euler")
+        assert sampler["steps"] == 25 and (sampler["cfg"], sampler["sampler_name"]) == expected
         assert all(isinstance(sampler[k], list) for k in ("model", "positive", "negative", "latent_image"))
 
 

@@ -162,3 +162,32 @@ def test_running_an_unlearn_node_again_reuses_the_finished_identical_run(tiny_sd
     run(lethe, tmp_path, "LetheUnlearn", model=model, objective=objective, steps=1, batch_size=2, learning_rate=1e-4,
         seed=0, trainable="lora", lora_rank=2, retain_caption_dropout=0.0, retain=retain)
     assert (tmp_path / "unlearn-node-7-2" / "summary.json").exists()
+
+
+def test_a_window_in_noise_levels_becomes_the_timesteps_of_those_sigmas(tiny_sd, tmp_path, lethe):
+    """LetheTimestepSelection with sigma_max > 0: the window [sigma_min, sigma_max] in ComfyUI's
+    sigmas, sqrt((1 - abar) / abar) of SD's scaled-linear schedule (written out here), becomes the
+    t whose sigma lies inside; the unlearn node says which t and sigmas it trained."""
+    _, path, _ = tiny_sd
+    betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float64) ** 2
+    abar = torch.cumprod(1 - betas, 0)
+    sigmas = ((1 - abar) / abar).sqrt()
+    inside = ((sigmas >= 1.0) & (sigmas <= 5.0)).nonzero().flatten()
+    t_min, t_max = inside.min().item(), inside.max().item() + 1
+    outputs, ui = lethe.run_node("LetheTimestepSelection", {"t_min": 0, "t_max": 1000, "weighting": "uniform",
+                                                            "sigma_min": 1.0, "sigma_max": 5.0}, "3", str(tmp_path), None, {})
+    assert ui["texts"] == [f"window in noise levels sigma [1, 5]: on SD1.x/SDXL's schedule t [{t_min}, {t_max}); "
+                          "the unlearn node resolves it for its model"]
+    g = torch.Generator().manual_seed(0)
+    model = run(lethe, tmp_path, "LetheLoadModel", path=str(path))[0]
+    forget = run(lethe, tmp_path, "LetheDatasetFromLatents", samples=torch.randn(2, 4, 8, 8, generator=g),
+                 conditioning=torch.randn(1, 77, 768, generator=g), latent_scale=0.18215)[0]
+    objective = run(lethe, tmp_path, "LetheObjectiveBaseline", method="neggrad", scale=1.0, eta=1e-3)[0]
+    _, ui = lethe.run_node("LetheUnlearn", dict(model=model, objective=objective, steps=1, batch_size=2, learning_rate=1e-4,
+                                                seed=0, trainable="lora", lora_rank=2, retain_caption_dropout=0.0,
+                                                forget=forget, timesteps=outputs[0]), "8", str(tmp_path), None, {})
+    line = next(text for text in ui["texts"] if text.startswith("forget window"))
+    assert line.startswith(f"forget window sigma [1, 5] = t [{t_min}, {t_max}): noise levels sigma "), line
+    low, high = (float(v) for v in line.split("noise levels sigma ")[1].split(" .. "))
+    assert abs(low - sigmas[t_min].item()) < 1e-4 and abs(high - sigmas[t_max - 1].item()) < 1e-3
+    assert low >= 1.0 and high <= 5.0

@@ -115,18 +115,32 @@ def test_the_vector_y_is_required_exactly_when_the_unet_has_a_label_emb(tmp_path
         sd1.forward(x, t, torch.randn(1, 5, 24), torch.randn(1, 60))
 
 
-def test_the_native_trainer_refuses_an_sdxl_unet_naming_the_host_path(tmp_path, lethe):
-    """Lethe's datasets and samplers carry no y yet: LetheLoadModel says so and where to go."""
+def test_the_native_trainer_takes_an_sdxl_unet_but_not_captions_without_pooled_output(tmp_path, lethe):
+    """LetheLoadModel loads an SDXL-layout UNet; training it on a folder of captioned images (no
+    pooled text embeddings for y) is refused before any step, naming LetheDatasetFromLatents."""
+    import numpy as np
+    from PIL import Image
+
     _, native = build_pair("sdxl_style", tmp_path, lethe)
     path = tmp_path / "sdxl_style.safetensors"
     save_file({f"diffusion_model.{k}": v.contiguous() for k, v in native.state_dict().items()}, str(path),
               metadata={"lethe.unet_config": native.config_json()})  # the head width, which weights cannot tell
-    done = lethe_cli("run", write_api(tmp_path / "wf.json", {1: ("LetheLoadModel", {"path": str(path)}),
-                                                              2: ("LetheSaveModel", {"model": ["1", 0]})}),
-                     "--out", tmp_path / "run")
+    folder = tmp_path / "artist"
+    folder.mkdir()
+    for name in ("a", "b"):
+        Image.fromarray(np.full((16, 16, 3), 40, np.uint8)).save(folder / f"{name}.png")
+        (folder / f"{name}.txt").write_text("artist_lethe")
+    graph = {1: ("LetheLoadModel", {"path": str(path)}), 2: ("LetheSaveModel", {"model": ["1", 0]})}
+    done = lethe_cli("run", write_api(tmp_path / "wf.json", graph), "--out", tmp_path / "run")
+    assert done.returncode == 0, done.stderr
+    graph = {1: ("LetheLoadModel", {"path": str(path)}), 2: ("LetheLoadForgetSet", {"folder": str(folder)}),
+             3: ("LetheObjectiveBaseline", {"method": "neggrad", "scale": 1.0, "eta": 0.001}),
+             4: ("LetheUnlearn", {"model": ["1", 0], "objective": ["3", 0], "forget": ["2", 0], "steps": 1, "batch_size": 2}),
+             5: ("LetheSaveModel", {"model": ["4", 0]})}
+    done = lethe_cli("run", write_api(tmp_path / "wf2.json", graph), "--out", tmp_path / "run2")
     assert done.returncode == 1
-    assert_clean(done.stderr, "node 1 (LetheLoadModel)", "sdxl_style.safetensors", "SDXL-layout UNet", "label_emb over a 60-wide y",
-                 "Lethe Unlearn (ComfyUI MODEL)")
+    assert_clean(done.stderr, "node 4 (LetheUnlearn)", "forget set", "no pooled text embeddings", "60-wide y",
+                 "Lethe Dataset from Latents")
 
 
 def test_the_sdxl_vector_is_comfyuis_encode_adm(lethe):

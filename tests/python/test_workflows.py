@@ -212,7 +212,7 @@ def layout_problems(workflow, schemas):
 
 
 SHIPPED = ["quickstart", "concept-erasure", "compare-objectives", "score-folder", "sd15-artist-removal",
-           "flux-concept-erasure"]
+           "sdxl-artist-removal", "flux-concept-erasure"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -279,7 +279,7 @@ def test_each_unlearn_node_is_titled_by_the_objective_wired_into_it():
                 f"{name}: node {node['id']} is titled {node.get('title')!r}, its objective is node {objective['id']} " \
                 f"({objective['type']}, {widget} = {method}): expected {expected!r}"
             checked += 1
-    assert checked == 7  # quickstart, concept-erasure, three in compare-objectives, sd15-artist-removal, flux-concept-erasure
+    assert checked == 8  # quickstart, concept-erasure, three in compare-objectives, sd15/sdxl-artist-removal, flux-concept-erasure
 
 
 def test_a_workflow_saved_before_a_widget_existed_gets_its_default():

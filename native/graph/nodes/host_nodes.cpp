@@ -15,13 +15,14 @@ namespace lethe::graph::nodes {
 
 namespace {
 
-// CONDITIONING [N, L, D] for `count` examples: one entry each, or one shared by all.
-at::Tensor conditioning_for(const NodeInputs& in, const std::string& name, int64_t count) {
-  at::Tensor conditioning = in.object<at::Tensor>(name).to(at::kFloat);  // [N, L, D]
-  check(conditioning.dim() == 3 && (conditioning.size(0) == count || conditioning.size(0) == 1), in.where(name),
-        ": expected CONDITIONING with 1 or ", count, " entries of [L, D] (one per latent, or one for all), got ",
-        conditioning.sizes());
-  return conditioning.contiguous();
+// CONDITIONING (N rows) for `count` examples of height x width pixels: one entry each, or one
+// shared by all.
+models::Conditioning conditioning_for(const NodeInputs& in, const std::string& name, int64_t count, double height,
+                                      double width) {
+  models::Conditioning conditioning = host_conditioning(in, name, height, width);
+  check(conditioning.size() == count || conditioning.size() == 1, in.where(name), ": expected CONDITIONING with 1 or ",
+        count, " entries of [L, D] (one per latent, or one for all), got ", conditioning.context.sizes());
+  return conditioning;
 }
 
 // The LoRA input of a node: the run must have trained adapters.
@@ -42,17 +43,21 @@ std::vector<Value> dataset_from_latents(NodeContext& context, const NodeInputs& 
   // The model's own latent space (ComfyUI's process_latent_in): (latent - shift) * scale.
   const double shift = in.has("latent_shift") ? in.number("latent_shift") : 0.0;
   set.images = ((latents.to(at::kFloat) - shift) * in.number("latent_scale")).contiguous();  // [B, C, h, w]
-  set.contexts = conditioning_for(in, "conditioning", count);
+  // ComfyUI's samplers give SDXL the latent's size in pixels unless the prompt says otherwise.
+  const double pixel_height = kPixelsPerLatent * static_cast<double>(height), pixel_width = kPixelsPerLatent * static_cast<double>(width);
+  set.conditioning = conditioning_for(in, "conditioning", count, pixel_height, pixel_width);
   if (in.has("empty_conditioning")) {
-    set.empty_context = conditioning_for(in, "empty_conditioning", 1);
-    check(set.empty_context.size(0) == 1, in.where("empty_conditioning"), ": expected one entry, got ",
-          set.empty_context.size(0));
+    set.empty_conditioning = conditioning_for(in, "empty_conditioning", 1, pixel_height, pixel_width);
+    check(set.empty_conditioning.size() == 1, in.where("empty_conditioning"), ": expected one entry, got ",
+          set.empty_conditioning.size());
   }
   set.masks = in.has("mask") ? unlearn::spatial_masks(in.object<at::Tensor>("mask"), count, height, width, in.where("mask"))
                              : at::ones({count, 1, height, width});
   set.validate();
+  const at::Tensor& contexts = set.conditioning.context;
   context.texts.push_back(str(count, " latents ", latents.size(1), "x", height, "x", width, ", conditioning ",
-                              set.contexts.size(1), "x", set.contexts.size(2)));
+                              contexts.size(1), "x", contexts.size(2),
+                              set.conditioning.has_vector() ? str(", pooled ", set.conditioning.pooled.size(1)) : ""));
   return {dataset_value(set)};
 }
 

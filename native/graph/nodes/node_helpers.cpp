@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "core/error.hpp"
+#include "models/sdxl_vector.hpp"
 
 namespace lethe::graph::nodes {
 
@@ -29,5 +30,12 @@ Value dataset_value(unlearn::ExampleSet set) {
 Value image_value(const at::Tensor& pixels) { return Value::tensor(graph::types::kImage, to_comfy_image(pixels)); }
 
 Value json_value(const std::string& type, nlohmann::json value) { return Value::json(type, std::move(value)); }
+
+models::Conditioning host_conditioning(const NodeInputs& in, const std::string& name, double height, double width) {
+  models::Conditioning conditioning = in.object<models::Conditioning>(name).to_float();
+  conditioning.validate(in.where(name));
+  if (conditioning.has_vector()) conditioning.sizes = models::complete_sdxl_sizes(conditioning.sizes, height, width);
+  return conditioning;
+}
 
 }  // namespace lethe::graph::nodes

@@ -10,6 +10,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "graph/node_registry.hpp"
+#include "models/conditioning.hpp"
 #include "models/unet_config.hpp"
 #include "unlearn/example_set.hpp"
 
@@ -48,6 +49,12 @@ struct ModelPatches {
   double strength = 1.0;
 };
 Value image_value(const at::Tensor& pixels);  // pixels [B, C, H, W] -> IMAGE
+// Pixels per latent cell as ComfyUI's samplers count them (encode_model_conds: width and
+// height = latent x 8), for SDXL's default size conditioning.
+inline constexpr double kPixelsPerLatent = 8.0;
+// A CONDITIONING input as float32: context [N, L, D], with pooled output and sizes when the
+// prompts carry them (sizes completed for images of height x width pixels). Errors name the input.
+models::Conditioning host_conditioning(const NodeInputs& in, const std::string& name, double height, double width);
 Value json_value(const std::string& type, nlohmann::json value);
 
 }  // namespace lethe::graph::nodes

@@ -55,20 +55,27 @@ std::string steps_and_time(const nlohmann::json& summary) {
   return str(summary["steps"].get<int64_t>(), " steps in ", static_cast<int>(summary["wall_seconds"].get<double>()), " s");
 }
 
-// What the host path made of a MODEL: its parameterisation and noise levels (ComfyUI's sigmas),
-// how training draws t, and the forget window of a timestep selection (when given) in those levels.
-std::vector<std::string> host_model_lines(models::HostModel& model, const diffusion::TimestepDistributionConfig& drawn,
-                                          const unlearn::TimestepSelectionConfig* window) {
-  const models::HostModelInfo& info = model.info();
-  const at::Tensor levels = info.schedule.noise_levels();  // [T]; the run checked the window's t_max <= T
-  const std::string& type = info.prediction_type;
-  const std::string kind = type == "flow" ? "flow matching (velocity)" : type == "v_prediction" ? "v-prediction" : "epsilon prediction";
-  std::vector<std::string> lines = {str("MODEL: ", kind, ", noise levels sigma ", levels[0].item<double>(), " .. ",
+// What a run trains on: the model's parameterisation and noise levels (ComfyUI's sigmas), how
+// training draws t, and the forget window of a timestep selection (when given) in those levels.
+std::vector<std::string> schedule_lines(const std::string& what, const diffusion::NoiseSchedule& schedule,
+                                        const diffusion::TimestepDistributionConfig& drawn,
+                                        const unlearn::TimestepSelectionConfig* window) {
+  const at::Tensor levels = schedule.noise_levels();  // [T]; the run checked the window's t_max <= T
+  const std::string& type = schedule.config().prediction_type;
+  const std::string kind = type == "flow"           ? "flow matching (velocity)"
+                           : type == "v_prediction" ? "v-prediction"
+                           : type == "sample"       ? "x0 prediction"
+                                                    : "epsilon prediction";
+  std::vector<std::string> lines = {str(what, ": ", kind, ", noise levels sigma ", levels[0].item<double>(), " .. ",
                                         levels[-1].item<double>(), " over ", levels.size(0), " timesteps"),
-                                    str("timesteps drawn ", diffusion::TimestepDistribution(drawn, info.schedule).describe())};
-  if (window != nullptr)
-    lines.push_back(str("forget window t [", window->t_min, ", ", window->t_max, "): noise levels sigma ",
-                        levels[window->t_min].item<double>(), " .. ", levels[window->t_max - 1].item<double>()));
+                                    str("timesteps drawn ", diffusion::TimestepDistribution(drawn, schedule).describe())};
+  if (window != nullptr) {
+    const unlearn::TimestepSelectionConfig resolved = unlearn::resolve_window(*window, schedule);
+    lines.push_back(str("forget window ",
+                        window->in_sigma() ? str("sigma [", window->sigma_min, ", ", window->sigma_max, "] = ") : "", "t [",
+                        resolved.t_min, ", ", resolved.t_max, "): noise levels sigma ", levels[resolved.t_min].item<double>(),
+                        " .. ", levels[resolved.t_max - 1].item<double>()));
+  }
   return lines;
 }
 
@@ -80,10 +87,11 @@ unlearn::TaskData node_task_data(const NodeInputs& in) {
   if (in.has("anchor")) data.anchor = *in.object<DatasetPtr>("anchor");
   if (in.has("target_prompt") && !in.text("target_prompt").empty()) data.target_captions = {in.text("target_prompt")};
   if (in.has("target_conditioning")) {
-    const at::Tensor& conditioning = in.object<at::Tensor>("target_conditioning");
-    check(conditioning.dim() == 3, in.where("target_conditioning"), ": expected CONDITIONING [N, L, D], got ",
-          conditioning.sizes());
-    data.target_contexts = conditioning.to(at::kFloat).contiguous();
+    // Sizes default to the images it is trained on (the anchor set's, else the forget set's).
+    const unlearn::ExampleSet& images = !data.anchor.empty() ? data.anchor : data.forget;
+    const double height = images.empty() ? 0.0 : kPixelsPerLatent * static_cast<double>(images.images.size(2));
+    const double width = images.empty() ? 0.0 : kPixelsPerLatent * static_cast<double>(images.images.size(3));
+    data.target_conditioning = host_conditioning(in, "target_conditioning", height, width);
   }
   for (unlearn::ExampleSet* set : {&data.forget, &data.retain, &data.anchor})
     if (!set->empty()) set->validate();
@@ -110,6 +118,9 @@ std::vector<Value> unlearn_model(NodeContext& context, const NodeInputs& in) {
              // ru_maxrss is the process's: inside ComfyUI that includes ComfyUI and every model it holds.
              str(steps_and_time(result.summary), ", process peak RSS ",
                  static_cast<int>(result.summary["peak_rss_mb"].get<double>()), " MB (the whole process, not this node alone)"));
+  for (std::string& line : schedule_lines("model", model->schedule(), config.timestep_distribution,
+                                          in.has("timesteps") ? &config.timesteps : nullptr))
+    context.texts.push_back(std::move(line));
   return run_outputs(Value(types::kModel, result.model), result,
                      {result.lora_file, result.model->unet()->config(), "kohya"});
 }
@@ -126,7 +137,8 @@ std::vector<Value> unlearn_host_model(NodeContext& context, const NodeInputs& in
   auto patches = std::make_shared<ModelPatches>();
   patches->deltas = models::lora_weight_deltas(result.lora, "node " + context.node_id + " LoRA");
   report_run(context, result, str(steps_and_time(result.summary), ", ", patches->deltas.size(), " layers adapted"));
-  for (std::string& line : host_model_lines(*host, config.timestep_distribution, in.has("timesteps") ? &config.timesteps : nullptr))
+  for (std::string& line : schedule_lines("MODEL", host->info().schedule, config.timestep_distribution,
+                                          in.has("timesteps") ? &config.timesteps : nullptr))
     context.texts.push_back(std::move(line));
   return run_outputs(Value(types::kHostModel, patches), result, {result.lora_file, models::UNetConfig{}, "comfy"});
 }

@@ -53,8 +53,8 @@ class FDivergence
     const double scale = 1.0 / static_cast<double>(context.accumulation_steps);
     ExampleBatch anchor = context.next_anchor();
     const NoisedBatch noisy = noise_batch(context, anchor.images, forget_timesteps(context, anchor.size()));
-    at::Tensor c_anchor = context.context(anchor);
-    at::Tensor c_target = context.target_context(anchor.size());
+    models::Conditioning c_anchor = context.context(anchor);
+    models::Conditioning c_target = context.target_context(anchor.size());
     at::Tensor anchored = reference_predict(context, noisy.x_t, noisy.t, c_anchor).to(at::kFloat);  // sg(eps_Phi(x_t, t, c))
     at::Tensor prediction = context.model->predict(noisy.x_t, noisy.t, c_target).to(at::kFloat);
     at::Tensor error = selected_mean_error(context, prediction, anchored, anchor.masks);  // [B] mean squared gap

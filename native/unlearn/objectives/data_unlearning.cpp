@@ -81,7 +81,7 @@ class Siss : public ConfiguredObjective<SissConfig, ObjectiveNeeds{.forget = tru
     at::Tensor eps = context.noise_like(x);
     at::Tensor gamma = context.schedule->signal_scale(t, rank).to(x.options());
     at::Tensor sigma = context.schedule->noise_scale(t, rank).to(x.options());
-    at::Tensor c_x = context.context(retain), c_a = context.context(forget);
+    models::Conditioning c_x = context.context(retain), c_a = context.context(forget);
     const bool shared = same_condition(retain, forget);
     const double scale = 1.0 / static_cast<double>(context.accumulation_steps);
     LossTerms terms;

@@ -39,7 +39,7 @@ at::Tensor forget_loss(const ObjectiveContext& context, const at::Tensor& predic
 }
 
 at::Tensor reference_predict(ObjectiveContext& context, const at::Tensor& x_t, const at::Tensor& t,
-                             const at::Tensor& condition) {
+                             const models::Conditioning& condition) {
   check(context.reference != nullptr,
         "this objective needs the frozen reference model (a copy of the starting model), but none was given");
   at::NoGradGuard no_grad;

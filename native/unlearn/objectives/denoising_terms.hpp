@@ -44,6 +44,6 @@ at::Tensor forget_loss(const ObjectiveContext& context, const at::Tensor& predic
 
 // The frozen reference model's prediction (no gradient); an error when the context has none.
 at::Tensor reference_predict(ObjectiveContext& context, const at::Tensor& x_t, const at::Tensor& t,
-                             const at::Tensor& condition);
+                             const models::Conditioning& condition);
 
 }  // namespace lethe::unlearn

@@ -39,7 +39,7 @@ class Npo : public ConfiguredObjective<NpoConfig, ObjectiveNeeds{.forget = true,
     const double scale = 1.0 / static_cast<double>(context.accumulation_steps);
     ExampleBatch forget = context.next_forget();
     const NoisedBatch noisy = noise_batch(context, forget.images, forget_timesteps(context, forget.size()));
-    at::Tensor c = context.context(forget);
+    models::Conditioning c = context.context(forget);
     at::Tensor weight = forget_time_weight(context, noisy.t).to(forget.images.device());  // [B]
     at::Tensor error =
         selected_mean_error(context, context.model->predict(noisy.x_t, noisy.t, c), noisy.target, forget.masks);
@@ -78,7 +78,7 @@ class Dpo : public ConfiguredObjective<DpoConfig, ObjectiveNeeds{.forget = true,
     // One t (from the forget window) and one eps shared by the pair.
     const NoisedBatch l = noise_batch(context, loser.images, forget_timesteps(context, loser.size()));
     const NoisedBatch w = noised(*context.schedule, winner.images, l.eps, l.t);
-    at::Tensor c_w = context.context(winner), c_l = context.context(loser);
+    models::Conditioning c_w = context.context(winner), c_l = context.context(loser);
     at::Tensor e_w = denoising_error(context.model->predict(w.x_t, w.t, c_w), w.target, ErrorReduction::mean);
     at::Tensor e_l = selected_mean_error(context, context.model->predict(l.x_t, l.t, c_l), l.target, loser.masks);
     at::Tensor r_w = denoising_error(reference_predict(context, w.x_t, w.t, c_w), w.target, ErrorReduction::mean);

@@ -1,0 +1,53 @@
+// What a denoiser is conditioned on, per sample: the text encoder's token context and, for
+// models with a vector input (SDXL's label_emb), what that vector is made from: the text
+// encoder's pooled output and the image-size conditioning. The model turns the parts it uses
+// into its own inputs (DiffusionModel: SDXL's y = sdxl_vector(pooled, sizes)); a model
+// without a vector input ignores pooled and sizes.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+namespace lethe::models {
+
+struct Conditioning {
+  at::Tensor context;  // [B, L, D]
+  at::Tensor pooled;   // [B, P] the pooled text embedding, or undefined
+  at::Tensor sizes;    // [B, 6] float pixels (sdxl_vector.hpp's order), defined iff pooled is
+
+  Conditioning() = default;
+  // A context alone (models without a vector input). Implicit: a context tensor is a conditioning.
+  Conditioning(at::Tensor context) : context(std::move(context)) {}  // NOLINT(google-explicit-constructor)
+  Conditioning(at::Tensor context, at::Tensor pooled, at::Tensor sizes)
+      : context(std::move(context)), pooled(std::move(pooled)), sizes(std::move(sizes)) {}
+
+  bool defined() const { return context.defined(); }
+  bool has_vector() const { return pooled.defined(); }
+  int64_t size() const { return context.size(0); }
+
+  // Checks the parts agree: context [N, L, D], pooled [N, P] with sizes [N, 6] or neither.
+  // Errors name `where`.
+  void validate(const std::string& where) const;
+  // The rows `index` [K] (int64) of every part; a one-row conditioning is broadcast instead.
+  Conditioning rows(const at::Tensor& index) const;
+  // One row (or `count` rows) as `count` rows.
+  Conditioning expand(int64_t count) const;
+  // The first `count` rows.
+  Conditioning first(int64_t count) const;
+  // Rows where `take` [B] (bool) is true come from `other` (one row, broadcast); the rest stay.
+  Conditioning where(const at::Tensor& take, const Conditioning& other) const;
+  Conditioning to(const at::Device& device) const;
+  // Every part as float32, contiguous.
+  Conditioning to_float() const;
+  // Whether both hold the same values in every part.
+  bool equal(const Conditioning& other) const;
+  // The tensors it holds, for hashing (context, then pooled and sizes when defined).
+  std::vector<at::Tensor> tensors() const;
+};
+
+// The conditionings concatenated along the batch (all with a vector, or none).
+Conditioning cat(const std::vector<Conditioning>& parts);
+
+}  // namespace lethe::models
