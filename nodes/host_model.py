@@ -19,7 +19,10 @@ Native code asks four things through callbacks (python_bridge/bind_host.cpp):
   checkpointing, each element of the diffusion model's top-level block lists (UNet
   input/output blocks, MMDiT joint blocks, Flux double/single blocks) recomputes its
   activations in backward (torch.utils.checkpoint, non-reentrant), with the adapters on or off
-  as they were in the forward pass;
+  as they were in the forward pass; while adapters are attached, ComfyUI's in-place residual
+  additions (Flux's blocks) are made safe for backward (each LayerNorm and checkpointed block gets
+  a copy of its input) and comfy-kitchen's rotary-embedding kernels, which have no backward, are
+  replaced by the same rotation in plain torch;
 - fingerprint() and conditioning_digest(contexts): what a run's identity holds of the model and
   of the CONDITIONING values attached to its contexts.
 
@@ -29,6 +32,8 @@ are swapped for ordinary copies (and every base weight has requires_grad off); d
 puts the originals back, so the incoming MODEL is as it was. Other samplings (EDM and other
 continuous schedules, x0 and image-to-image parameterisations) are refused with a message.
 """
+
+import sys
 
 import torch
 
@@ -188,6 +193,12 @@ class HostModelAdapter:
         diffusion = self.patcher.model.diffusion_model
         modules = dict(diffusion.named_modules())
         self._thaw(diffusion)
+        self._differentiable_rope()
+        # ComfyUI's blocks add to the residual stream in place (Flux: `img += ...`) after a
+        # LayerNorm saved that tensor for backward: while training, each LayerNorm gets a copy.
+        for module in diffusion.modules():
+            if isinstance(module, torch.nn.LayerNorm):
+                self.hooks.append(module.register_forward_pre_hook(self._copy_input))
         if gradient_checkpointing:
             for blocks in diffusion.children():
                 if isinstance(blocks, torch.nn.ModuleList):
@@ -210,6 +221,9 @@ class HostModelAdapter:
 
             def again(*inner_args, **inner_kwargs):
                 previous, self.enabled = self.enabled, enabled
+                # A block may add to its input in place (Flux's `x += ...`): it gets a copy, so the
+                # input kept for the recomputation stays as it was.
+                inner_args = tuple(a.clone() if torch.is_tensor(a) else a for a in inner_args)
                 try:
                     return forward(*inner_args, **inner_kwargs)
                 finally:
@@ -230,6 +244,24 @@ class HostModelAdapter:
             return output + (scale * delta).to(output.dtype)
 
         return hook
+
+    def _copy_input(self, module, args):
+        if self.enabled and torch.is_grad_enabled() and args and torch.is_tensor(args[0]):
+            return (args[0].clone(),) + tuple(args[1:])
+        return None
+
+    def _differentiable_rope(self):
+        """ComfyUI's rotary embeddings (comfy.ldm.*: apply_rope, apply_rope1) come from comfy-kitchen's
+        fused kernels where it is installed, and those have no backward. While adapters are attached,
+        every comfy.ldm module's kernel is swapped for the same rotation in plain torch."""
+        for name, module in list(sys.modules.items()):
+            if not name.startswith("comfy.ldm") or module is None:
+                continue
+            for attribute, function in (("apply_rope", _apply_rope), ("apply_rope1", _apply_rope1)):
+                original = getattr(module, attribute, None)
+                if callable(original) and not getattr(original, "__module__", "").startswith("comfy."):
+                    self.swapped.append((module, attribute, "attribute", original))
+                    setattr(module, attribute, function)
 
     def _thaw(self, diffusion):
         with torch.inference_mode(False):
@@ -254,9 +286,23 @@ class HostModelAdapter:
                 module._parameters[name] = original
             elif kind == "buffer":
                 module._buffers[name] = original
+            elif kind == "attribute":
+                setattr(module, name, original)
             else:
                 original.requires_grad_(True)
         self.swapped = []
+
+
+def _apply_rope1(x, freqs_cis):
+    """Rotates each consecutive pair (x_2i, x_2i+1) of x's last dimension by the 2x2 matrix
+    freqs_cis[..., i, :, :] ([..., D/2, 2, 2], comfy.ldm.flux.math.rope's layout), in freqs_cis's dtype."""
+    pairs = x.to(freqs_cis.dtype).reshape(*x.shape[:-1], -1, 1, 2)          # [..., D/2, 1, 2]
+    rotated = freqs_cis[..., 0] * pairs[..., 0] + freqs_cis[..., 1] * pairs[..., 1]  # [..., D/2, 2]
+    return rotated.reshape(*x.shape).type_as(x)
+
+
+def _apply_rope(xq, xk, freqs_cis):
+    return _apply_rope1(xq, freqs_cis), _apply_rope1(xk, freqs_cis)
 
 
 def host_model_value(lethe, model, where):

@@ -9,12 +9,15 @@ dict (comfy/ldm/modules/diffusionmodules/openaimodel.py, comfy/ldm/modules/diffu
 comfy/ldm/flux/model.py and layers.py), so LoRA target suffixes such as attn2.to_k,
 x_block.attn.qkv or img_attn.proj find them. Every conditioning input changes the output; a
 missing one raises (the real SDXL UNet asserts y, the reference Flux raises without guidance).
-They are not the real architectures: single-head attention, no positional embeddings (no RoPE,
-no sin-cos table), no ControlNet residuals (control is accepted and ignored), no zero-initialised
+They are not the real architectures: single-head attention, no positional embeddings except
+Flux's rotary one of each token's index (through the mock comfy.ldm.flux.math, whose apply_rope
+is a kernel without backward, as comfy-kitchen's; Flux's blocks add to the residual in place, as
+flux/layers.py does), no sin-cos table, no ControlNet residuals (control is accepted and ignored), no zero-initialised
 layers (so the conditioning matters from the first step)."""
 import torch
 import torch.nn.functional as F
 
+import comfy.ldm.flux.math as flux_math  # imported with the model, as flux/layers.py does
 from comfy.model_base import timestep_embedding
 
 
@@ -27,6 +30,15 @@ def _per_sample(t, batch):
 def _attention(q, k, v):
     """Single-head scaled dot-product attention over [B, N, D] tokens."""
     return F.scaled_dot_product_attention(q, k, v)
+
+
+def _rope_attention(q, k, v):
+    """Single-head attention over [B, N, D] tokens with Flux's rotary position embedding of each
+    token's index, through (the mock of) comfy.ldm.flux.math, whose apply_rope is a kernel without
+    autograd as comfy-kitchen's is."""
+    positions = torch.arange(q.shape[1], device=q.device).expand(q.shape[0], -1)
+    pe = flux_math.rope(positions, q.shape[-1], 10000).unsqueeze(1)  # [B, 1, N, D/2, 2, 2]
+    return flux_math.attention(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), pe)
 
 
 def _modulate(x, shift, scale):
@@ -388,12 +400,13 @@ class _DoubleStreamBlock(torch.nn.Module):
         txt_mod = self.txt_mod(vec)
         iq, ik, iv = self.img_attn.qkv_normed(_modulate(self.img_norm1(img), img_mod[0], img_mod[1]))
         tq, tk, tv = self.txt_attn.qkv_normed(_modulate(self.txt_norm1(txt), txt_mod[0], txt_mod[1]))
-        attn = _attention(torch.cat([tq, iq], 1), torch.cat([tk, ik], 1), torch.cat([tv, iv], 1))
+        attn = _rope_attention(torch.cat([tq, iq], 1), torch.cat([tk, ik], 1), torch.cat([tv, iv], 1))
         txt_attn, img_attn = attn[:, :txt.shape[1]], attn[:, txt.shape[1]:]
-        img = img + img_mod[2].unsqueeze(1) * self.img_attn.proj(img_attn)
-        img = img + img_mod[5].unsqueeze(1) * self.img_mlp(_modulate(self.img_norm2(img), img_mod[3], img_mod[4]))
-        txt = txt + txt_mod[2].unsqueeze(1) * self.txt_attn.proj(txt_attn)
-        txt = txt + txt_mod[5].unsqueeze(1) * self.txt_mlp(_modulate(self.txt_norm2(txt), txt_mod[3], txt_mod[4]))
+        # in place, as flux/layers.py adds to the residual stream (after its LayerNorms saved it)
+        img += img_mod[2].unsqueeze(1) * self.img_attn.proj(img_attn)
+        img += img_mod[5].unsqueeze(1) * self.img_mlp(_modulate(self.img_norm2(img), img_mod[3], img_mod[4]))
+        txt += txt_mod[2].unsqueeze(1) * self.txt_attn.proj(txt_attn)
+        txt += txt_mod[5].unsqueeze(1) * self.txt_mlp(_modulate(self.txt_norm2(txt), txt_mod[3], txt_mod[4]))
         return img, txt
 
 
@@ -415,8 +428,9 @@ class _SingleStreamBlock(torch.nn.Module):
         shift, scale, gate = self.modulation(vec)
         qkv, mlp = torch.split(self.linear1(_modulate(self.pre_norm(x), shift, scale)), [3 * self.dim, self.mlp_hidden], dim=-1)
         q, k, v = qkv.chunk(3, dim=-1)
-        attn = _attention(self.norm.query_norm(q), self.norm.key_norm(k), v)
-        return x + gate.unsqueeze(1) * self.linear2(torch.cat([attn, self.mlp_act(mlp)], dim=-1))
+        attn = _rope_attention(self.norm.query_norm(q), self.norm.key_norm(k), v)
+        x += gate.unsqueeze(1) * self.linear2(torch.cat([attn, self.mlp_act(mlp)], dim=-1))  # in place, as layers.py
+        return x
 
 
 class TinyFlux(torch.nn.Module):

@@ -351,7 +351,8 @@ def test_sdxl_adm_sd3_and_flux_extra_conds():
 def test_the_family_standins_train_through_apply_model_and_use_every_cond(family):
     """Each stand-in under its family's BaseModel: deterministic under a seed, LoRA-style suffixes
     where the real network has them, forward and backward through apply_model (every Linear gets a
-    gradient), and the output moves when y, context or (Flux) guidance change; a missing cond raises."""
+    gradient; Flux, like ComfyUI's, only once its rope kernel is replaced and its LayerNorms get a
+    copy of the residual that the blocks then add to in place), and the output moves when y, context or (Flux) guidance change; a missing cond raises."""
     out = mock_python(f"""
         from family_standins import STANDINS
         from comfy.model_base import SD3, SDXL, Flux
@@ -369,6 +370,19 @@ def test_the_family_standins_train_through_apply_model_and_use_every_cond(family
             conds = model.extra_conds(**dict(dict(pooled_output=pooled, cross_attn=tokens), **entry))
             kwargs = {{name: c.process_cond(2).cond for name, c in conds.items()}}
             return model.apply_model(x, sigma, **kwargs)
+        plain = ""
+        if family == "flux":  # as in ComfyUI: comfy-kitchen's rope kernel has no backward, the blocks add in place
+            import comfy.ldm.flux.math as flux_math
+            try:
+                run().pow(2).mean().backward()
+            except RuntimeError as error:
+                plain = str(error)
+            net.zero_grad(set_to_none=True)
+            rotate = lambda x, f: flux_math._FusedRope.forward(None, x, f)  # the kernel's forward in plain torch
+            flux_math.apply_rope = lambda q, k, f: (rotate(q, f), rotate(k, f))
+            for m in net.modules():
+                if isinstance(m, torch.nn.LayerNorm):
+                    m.register_forward_pre_hook(lambda module, args: (args[0].clone(),))
         out = run()
         out.pow(2).mean().backward()
         linears = {{n: m for n, m in net.named_modules() if isinstance(m, torch.nn.Linear)}}
@@ -389,9 +403,10 @@ def test_the_family_standins_train_through_apply_model_and_use_every_cond(family
                     errors.append(type(error).__name__)
         print(json.dumps({{"same": same, "shape": list(out.shape), "finite": bool(torch.isfinite(out).all()), "no_grad": no_grad,
                           "moved": moved, "errors": errors, "linears": sorted(linears),
-                          "deterministic": torch.equal(base, run().detach())}}))
+                          "deterministic": torch.equal(base, run().detach()), "plain": plain}}))
     """)
     assert out["same"] and out["deterministic"] and out["finite"]
+    assert ("no autograd formula" in out["plain"]) == (family == "flux"), out["plain"]
     assert out["shape"] == [2, 4 if family == "sdxl" else 16, 6, 6]
     assert out["no_grad"] == [], "every Linear takes part in the forward pass"
     assert all(out["moved"].values()), out["moved"]

@@ -201,10 +201,12 @@ SCRIPT = """
 
     state = base.state_dict()
     untouched = all(state[k] is originals[k] or torch.equal(state[k], originals[k]) for k in originals)
-    hooks = sum(len(m._forward_hooks) for m in base.modules())
+    hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in base.modules())
+    import comfy.ldm.flux.math as flux_math
+    kernel_back = flux_math.apply_rope.__module__ == "comfy_kitchen.backends.eager"  # the swap is undone
     print(json.dumps(dict(result, reference=reference, t=t.tolist(), not_loaded=[l for l in capture.lines if "not loaded" in l.lower()],
                           lora_patches=len(loaded.patches), same=same, forget_change=forget_change, other_change=other_change,
-                          untouched=untouched, hooks=hooks, input_patches=len(host.patches),
+                          untouched=untouched, hooks=hooks, input_patches=len(host.patches), kernel_back=kernel_back,
                           inference=all(v.is_inference() for v in state.values()))))
 """
 
@@ -264,3 +266,4 @@ def test_a_prompt_without_a_value_the_model_needs_is_an_error_naming_the_node(fa
 def test_input_model_is_left_as_it_was(family_run):
     _, out = family_run
     assert out["untouched"] and out["inference"] and out["hooks"] == 0 and out["input_patches"] == 0
+    assert out["kernel_back"], "the rope kernel ComfyUI had is back after training"
