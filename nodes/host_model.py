@@ -224,6 +224,7 @@ class HostModelAdapter:
                 # A block may add to its input in place (Flux's `x += ...`): it gets a copy, so the
                 # input kept for the recomputation stays as it was.
                 inner_args = tuple(a.clone() if torch.is_tensor(a) else a for a in inner_args)
+                inner_kwargs = {k: v.clone() if torch.is_tensor(v) else v for k, v in inner_kwargs.items()}
                 try:
                     return forward(*inner_args, **inner_kwargs)
                 finally:

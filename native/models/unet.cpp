@@ -244,7 +244,7 @@ UNetImpl::UNetImpl(const UNetConfig& config, const at::TensorOptions& options) :
   middle_block->append(ResBlock(ch, emb_channels, ch, config, options).ptr());
   if (config.middle_attention)
     middle_block->append(SpatialTransformer(ch, config.transformer_depth, config, options).ptr());
-  middle_block->append(ResBlock(ch, emb_channels, ch, config, options).ptr());
+  if (config.middle_res_blocks == 2) middle_block->append(ResBlock(ch, emb_channels, ch, config, options).ptr());
 
   auto outputs = register_module("output_blocks", Slots());
   for (int64_t level = levels - 1; level >= 0; --level) {

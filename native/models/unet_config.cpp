@@ -34,6 +34,9 @@ void UNetConfig::validate(const std::string& where) const {
             attention ? ">= 1 (an attention level)" : "0 (no attention at this level)", ", got ", depth);
     }
   }
+  check(middle_res_blocks == 2 || (middle_res_blocks == 1 && !middle_attention), where,
+        ".middle_res_blocks: expected 2, or 1 without middle attention, got ", middle_res_blocks,
+        middle_attention ? " with middle attention" : "");
   check(adm_in_channels >= 0, where, ".adm_in_channels: expected >= 0 (0 = no y), got ", adm_in_channels);
   const bool any_attention = !attention_levels.empty() || middle_attention;
   check(!any_attention || context_dim > 0, where, ".context_dim: expected > 0 with attention, got ", context_dim);
@@ -205,6 +208,7 @@ UNetConfig detect_unet_config(const ShapeTable& shapes, const UNetHints& hints, 
           " res blocks, level 0 has ", config.num_res_blocks, " (per-level counts are not supported)");
 
   config.middle_attention = table.has("middle_block.1.norm.weight");
+  config.middle_res_blocks = config.middle_attention || table.has("middle_block.1.in_layers.0.weight") ? 2 : 1;
   std::optional<int64_t> middle_depth;
   if (config.middle_attention) {
     middle_depth = table.count_indices("middle_block.1.transformer_blocks.", ".attn1.to_q.weight");

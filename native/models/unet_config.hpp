@@ -23,6 +23,9 @@ struct UNetConfig {
   // without attention); empty = transformer_depth at every attention level. SDXL: {0, 2, 10}.
   std::vector<int64_t> level_transformer_depth;
   bool middle_attention = true;
+  // Res blocks in the middle block: 2 (around its transformer, or back to back without one), or
+  // 1 without a transformer (SSD-1B, Segmind Vega: ComfyUI's transformer_depth_middle = -1).
+  int64_t middle_res_blocks = 2;
   int64_t context_dim = 768;
   int64_t num_heads = 8;           // used when num_head_channels == -1
   int64_t num_head_channels = -1;  // fixed head width (SD2: 64); -1 = use num_heads
@@ -44,6 +47,7 @@ struct UNetConfig {
     v("transformer_depth", transformer_depth);
     v("level_transformer_depth", level_transformer_depth);
     v("middle_attention", middle_attention);
+    v("middle_res_blocks", middle_res_blocks);
     v("context_dim", context_dim);
     v("num_heads", num_heads);
     v("num_head_channels", num_head_channels);

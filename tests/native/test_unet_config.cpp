@@ -38,8 +38,14 @@ TEST(UNetConfig, DetectionRoundTripsEveryConfigShape) {
   tiny.norm_groups = 8;
   tiny.use_scale_shift_norm = true;
   UNetHints hints{std::nullopt, 16, 8};
+  // Segmind Vega's layout: SDXL's with depths 1 and 2 and a middle block of one res block.
+  UNetConfig vega = UNetConfig::sdxl();
+  vega.level_transformer_depth = {0, 1, 2};
+  vega.transformer_depth = 2;
+  vega.middle_attention = false;
+  vega.middle_res_blocks = 1;
   const std::vector<std::pair<UNetConfig, UNetHints>> cases = {
-      {UNetConfig::sd15(), {}}, {UNetConfig::sd21(), {}}, {UNetConfig::sdxl(), {}}, {tiny, hints}};
+      {UNetConfig::sd15(), {}}, {UNetConfig::sdxl(), {}}, {UNetConfig::sd21(), {}}, {vega, {}}, {tiny, hints}};
   for (const auto& [config, use] : cases) {
     UNetConfig detected = detect_unet_config(unet_shape_table(config), use, "table");
     EXPECT_EQ(lethe::io::to_json(detected), lethe::io::to_json(config));
@@ -65,6 +71,9 @@ TEST(UNetConfig, InvalidConfigIsRejectedWithTheField) {
   config = UNetConfig{};
   config.norm_groups = 7;
   expect_error([&] { config.validate("unet"); }, {"norm_groups = 7"});
+  config = UNetConfig::sdxl();
+  config.middle_res_blocks = 1;
+  expect_error([&] { config.validate("unet"); }, {"unet.middle_res_blocks", "1 without middle attention", "got 1"});
   config = UNetConfig::sdxl();
   config.level_transformer_depth = {1, 2, 10};
   expect_error([&] { config.validate("unet"); }, {"unet.level_transformer_depth[0]", "expected 0", "got 1"});

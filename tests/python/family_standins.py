@@ -478,7 +478,7 @@ class TinyFlux(torch.nn.Module):
         vec = vec + self.vector_in(y)
         txt = self.txt_in(context)
         for block in self.double_blocks:
-            img, txt = block(img, txt, vec)
+            img, txt = block(img=img, txt=txt, vec=vec)  # by keyword, as comfy/ldm/flux/model.py calls them
         joint = torch.cat([txt, img], 1)
         for block in self.single_blocks:
             joint = block(joint, vec)
