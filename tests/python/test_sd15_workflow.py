@@ -28,6 +28,27 @@ def test_headless_run_names_the_comfyui_nodes_it_cannot_run(tiny_sd, tmp_path):
     assert "CLIP text encoder" in stderr and "ComfyUI's VAE" in stderr and "ComfyUI's samplers" in stderr
 
 
+def run_artist_workflow(workflow, spec, checkpoint, unlearn):
+    """The start of a mock-ComfyUI script that runs an artist-removal workflow (the SD1.5 and SDXL
+    ones share node ids) on the stand-ins for `spec`, small: 64 px images, `unlearn` on Lethe
+    Unlearn, 3 sampler steps; it leaves `prompt`, `result`, `rate` and `scores`."""
+    small = {"1": {"ckpt_name": checkpoint}, "2": {"path": checkpoint}, "3": {"size": 64}, "6": {"size": 64},
+             "13": unlearn, "16": {"width": 64, "height": 64, "batch_size": 2}, "17": {"steps": 3},
+             "19": {"path": "models/sscd/tiny.torchscript.pt"}}
+    return f"""
+        sys.path.insert(0, {os.path.join(ROOT, "tests", "python")!r})
+        import sd_standins
+        sd_standins.register({spec!r})
+        prompt = executor.graph_to_prompt(json.load(open({workflow!r})))
+        for node_id, inputs in {small!r}.items():
+            prompt[node_id]["inputs"].update(inputs)
+        result = executor.execute(prompt)
+        if result.error is not None:
+            raise result.error
+        rate, scores = result.outputs["20"][0], json.loads(result.outputs["20"][1])
+"""
+
+
 def _images(folder, count, seed):
     os.makedirs(folder, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -47,21 +68,7 @@ def test_workflow_runs_inside_comfyui_on_the_tiny_checkpoint(tiny_sd, tmp_path):
     (base / "models" / "sscd").mkdir(parents=True)
     torch.jit.script(PixelDescriptor().eval()).save(str(base / "models" / "sscd" / "tiny.torchscript.pt"))
     spec = {k: list(v) if isinstance(v, tuple) else v for k, v in SPEC.items()}
-    out = comfy(tmp_path, f"""
-        sys.path.insert(0, {os.path.join(ROOT, "tests", "python")!r})
-        import sd_standins
-        sd_standins.register({spec!r})
-        prompt = executor.graph_to_prompt(json.load(open({WORKFLOW!r})))
-        small = {{"1": {{"ckpt_name": "tiny-sd15.safetensors"}}, "2": {{"path": "tiny-sd15.safetensors"}},
-                 "3": {{"size": 64}}, "6": {{"size": 64}}, "13": {{"steps": 3, "batch_size": 1}},
-                 "16": {{"width": 64, "height": 64, "batch_size": 2}}, "17": {{"steps": 3}},
-                 "19": {{"path": "models/sscd/tiny.torchscript.pt"}}}}
-        for node_id, inputs in small.items():
-            prompt[node_id]["inputs"].update(inputs)
-        result = executor.execute(prompt)
-        if result.error is not None:
-            raise result.error
-        rate, scores = result.outputs["20"][0], json.loads(result.outputs["20"][1])
+    out = comfy(tmp_path, run_artist_workflow(WORKFLOW, spec, "tiny-sd15.safetensors", {"steps": 3, "batch_size": 1}) + f"""
         # The score node with the workflow's descriptor, on the artist's images: against themselves
         # (exact copies) and against unrelated noise, at a threshold only a copy reaches.
         score = nodes.NODE_CLASS_MAPPINGS["LetheSSCDScore"]()

@@ -17,7 +17,7 @@ import pytest
 from comfy_helpers import comfy, headless_refusal
 from conftest import ROOT
 from sd_helpers import SDXL_SPEC, PixelDescriptor
-from test_sd15_workflow import _images
+from test_sd15_workflow import _images, run_artist_workflow
 
 WORKFLOW = os.path.join(ROOT, "workflows", "sdxl-artist-removal.json")
 COMFY_NODES = {"1": "CheckpointLoaderSimple", "4": "VAEEncode", "5": "CLIPTextEncode", "7": "VAEEncode",
@@ -113,22 +113,9 @@ def test_workflow_runs_inside_comfyui_on_the_tiny_sdxl_checkpoint(tiny_sdxl, tmp
     _images(base / "input" / "lethe" / "retain", 4, 1)
     (base / "models" / "sscd").mkdir(parents=True)
     torch.jit.script(PixelDescriptor().eval()).save(str(base / "models" / "sscd" / "tiny.torchscript.pt"))
-    out = comfy(tmp_path, f"""
+    unlearn = {"steps": 30, "batch_size": 2, "learning_rate": 3e-3}
+    out = comfy(tmp_path, run_artist_workflow(WORKFLOW, _spec(), "tiny-sdxl.safetensors", unlearn) + f"""
         import logging
-        sys.path.insert(0, {os.path.join(ROOT, "tests", "python")!r})
-        import sd_standins
-        sd_standins.register({_spec()!r})
-        prompt = executor.graph_to_prompt(json.load(open({WORKFLOW!r})))
-        small = {{"1": {{"ckpt_name": "tiny-sdxl.safetensors"}}, "2": {{"path": "tiny-sdxl.safetensors"}},
-                 "3": {{"size": 64}}, "6": {{"size": 64}}, "13": {{"steps": 30, "batch_size": 2, "learning_rate": 3e-3}},
-                 "16": {{"width": 64, "height": 64, "batch_size": 2}}, "17": {{"steps": 3}},
-                 "19": {{"path": "models/sscd/tiny.torchscript.pt"}}}}
-        for node_id, inputs in small.items():
-            prompt[node_id]["inputs"].update(inputs)
-        result = executor.execute(prompt)
-        if result.error is not None:
-            raise result.error
-        rate, scores = result.outputs["20"][0], json.loads(result.outputs["20"][1])
         model, clip = result.outputs["1"][0], result.outputs["1"][1]
         applied = result.outputs["15"][0]
         # The saved LoRA through LoraLoaderModelOnly, logging what it does not load.
