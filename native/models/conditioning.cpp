@@ -25,23 +25,19 @@ void Conditioning::validate(const std::string& where) const {
 
 Conditioning Conditioning::rows(const at::Tensor& index) const {
   if (size() == 1) return expand(index.size(0));
-  auto take = [&](const at::Tensor& part) { return part.defined() ? part.index_select(0, index.to(part.device())) : part; };
-  return {take(context), take(pooled), take(sizes)};
+  return map([&](const at::Tensor& part) { return part.index_select(0, index.to(part.device())); });
 }
 
 Conditioning Conditioning::expand(int64_t count) const {
-  auto grow = [&](const at::Tensor& part) {
-    if (!part.defined()) return part;
+  return map([&](const at::Tensor& part) {
     std::vector<int64_t> shape(part.sizes().begin(), part.sizes().end());
     shape[0] = count;
     return part.expand(shape);
-  };
-  return {grow(context), grow(pooled), grow(sizes)};
+  });
 }
 
 Conditioning Conditioning::first(int64_t count) const {
-  auto head = [&](const at::Tensor& part) { return part.defined() ? part.narrow(0, 0, count) : part; };
-  return {head(context), head(pooled), head(sizes)};
+  return map([&](const at::Tensor& part) { return part.narrow(0, 0, count); });
 }
 
 Conditioning Conditioning::where(const at::Tensor& take, const Conditioning& other) const {
@@ -55,14 +51,8 @@ Conditioning Conditioning::where(const at::Tensor& take, const Conditioning& oth
   return {pick(context, other.context), pick(pooled, other.pooled), pick(sizes, other.sizes)};
 }
 
-Conditioning Conditioning::to(const at::Device& device) const {
-  auto move = [&](const at::Tensor& part) { return part.defined() ? part.to(device) : part; };
-  return {move(context), move(pooled), move(sizes)};
-}
-
 Conditioning Conditioning::to_float() const {
-  auto cast = [](const at::Tensor& part) { return part.defined() ? part.to(at::kFloat).contiguous() : part; };
-  return {cast(context), cast(pooled), cast(sizes)};
+  return map([](const at::Tensor& part) { return part.to(at::kFloat).contiguous(); });
 }
 
 bool Conditioning::equal(const Conditioning& other) const {
@@ -71,13 +61,6 @@ bool Conditioning::equal(const Conditioning& other) const {
     return !a.defined() || (a.sizes() == b.sizes() && at::equal(a, b.to(a.device())));
   };
   return same(context, other.context) && same(pooled, other.pooled) && same(sizes, other.sizes);
-}
-
-std::vector<at::Tensor> Conditioning::tensors() const {
-  std::vector<at::Tensor> out;
-  for (const at::Tensor& part : {context, pooled, sizes})
-    if (part.defined()) out.push_back(part);
-  return out;
 }
 
 Conditioning cat(const std::vector<Conditioning>& parts) {

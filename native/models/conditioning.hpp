@@ -38,13 +38,18 @@ struct Conditioning {
   Conditioning first(int64_t count) const;
   // Rows where `take` [B] (bool) is true come from `other` (one row, broadcast); the rest stay.
   Conditioning where(const at::Tensor& take, const Conditioning& other) const;
-  Conditioning to(const at::Device& device) const;
   // Every part as float32, contiguous.
   Conditioning to_float() const;
   // Whether both hold the same values in every part.
   bool equal(const Conditioning& other) const;
-  // The tensors it holds, for hashing (context, then pooled and sizes when defined).
-  std::vector<at::Tensor> tensors() const;
+
+ private:
+  // f applied to every defined part (undefined parts stay undefined).
+  template <typename F>
+  Conditioning map(F f) const {
+    auto apply = [&](const at::Tensor& part) { return part.defined() ? f(part) : part; };
+    return {apply(context), apply(pooled), apply(sizes)};
+  }
 };
 
 // The conditionings concatenated along the batch (all with a vector, or none).

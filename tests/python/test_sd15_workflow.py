@@ -49,6 +49,20 @@ def run_artist_workflow(workflow, spec, checkpoint, unlearn):
 """
 
 
+def write_artist_inputs(base, checkpoint, name):
+    """The mock ComfyUI folder `base` an artist-removal workflow reads: the checkpoint file as
+    models/checkpoints/<name>, 2 artist and 4 retain images (64 px) and the parameter-free
+    descriptor as models/sscd/tiny.torchscript.pt."""
+    import torch
+
+    (base / "models" / "checkpoints").mkdir(parents=True)
+    (base / "models" / "checkpoints" / name).write_bytes(checkpoint.read_bytes())
+    _images(base / "input" / "lethe" / "artist", 2, 0)
+    _images(base / "input" / "lethe" / "retain", 4, 1)
+    (base / "models" / "sscd").mkdir(parents=True)
+    torch.jit.script(PixelDescriptor().eval()).save(str(base / "models" / "sscd" / "tiny.torchscript.pt"))
+
+
 def _images(folder, count, seed):
     os.makedirs(folder, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -57,16 +71,8 @@ def _images(folder, count, seed):
 
 
 def test_workflow_runs_inside_comfyui_on_the_tiny_checkpoint(tiny_sd, tmp_path):
-    import torch
-
     _, checkpoint, _ = tiny_sd
-    base = tmp_path / "comfyui"
-    (base / "models" / "checkpoints").mkdir(parents=True)
-    (base / "models" / "checkpoints" / "tiny-sd15.safetensors").write_bytes(checkpoint.read_bytes())
-    _images(base / "input" / "lethe" / "artist", 2, 0)
-    _images(base / "input" / "lethe" / "retain", 4, 1)
-    (base / "models" / "sscd").mkdir(parents=True)
-    torch.jit.script(PixelDescriptor().eval()).save(str(base / "models" / "sscd" / "tiny.torchscript.pt"))
+    write_artist_inputs(tmp_path / "comfyui", checkpoint, "tiny-sd15.safetensors")
     spec = {k: list(v) if isinstance(v, tuple) else v for k, v in SPEC.items()}
     out = comfy(tmp_path, run_artist_workflow(WORKFLOW, spec, "tiny-sd15.safetensors", {"steps": 3, "batch_size": 1}) + f"""
         # The score node with the workflow's descriptor, on the artist's images: against themselves

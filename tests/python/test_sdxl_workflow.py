@@ -16,8 +16,8 @@ import pytest
 
 from comfy_helpers import comfy, headless_refusal
 from conftest import ROOT
-from sd_helpers import SDXL_SPEC, PixelDescriptor
-from test_sd15_workflow import _images, run_artist_workflow
+from sd_helpers import SDXL_SPEC
+from test_sd15_workflow import run_artist_workflow, write_artist_inputs
 
 WORKFLOW = os.path.join(ROOT, "workflows", "sdxl-artist-removal.json")
 COMFY_NODES = {"1": "CheckpointLoaderSimple", "4": "VAEEncode", "5": "CLIPTextEncode", "7": "VAEEncode",
@@ -104,15 +104,7 @@ def test_headless_run_names_the_comfyui_nodes_it_cannot_run(tiny_sdxl, tmp_path)
 
 
 def test_workflow_runs_inside_comfyui_on_the_tiny_sdxl_checkpoint(tiny_sdxl, tmp_path):
-    import torch
-
-    base = tmp_path / "comfyui"
-    (base / "models" / "checkpoints").mkdir(parents=True)
-    (base / "models" / "checkpoints" / "tiny-sdxl.safetensors").write_bytes(tiny_sdxl.read_bytes())
-    _images(base / "input" / "lethe" / "artist", 2, 0)
-    _images(base / "input" / "lethe" / "retain", 4, 1)
-    (base / "models" / "sscd").mkdir(parents=True)
-    torch.jit.script(PixelDescriptor().eval()).save(str(base / "models" / "sscd" / "tiny.torchscript.pt"))
+    write_artist_inputs(tmp_path / "comfyui", tiny_sdxl, "tiny-sdxl.safetensors")
     unlearn = {"steps": 30, "batch_size": 2, "learning_rate": 3e-3}
     out = comfy(tmp_path, run_artist_workflow(WORKFLOW, _spec(), "tiny-sdxl.safetensors", unlearn) + f"""
         import logging
