@@ -19,18 +19,16 @@ std::vector<Value> select_timesteps(NodeContext& context, const NodeInputs& in) 
   if (in.has("sigma_min")) config.sigma_min = in.number("sigma_min");
   if (in.has("sigma_max")) config.sigma_max = in.number("sigma_max");
   config.validate(in.where(config.in_sigma() ? "sigma_max" : "t_min"));
-  if (!config.in_sigma()) {
-    unlearn::TimestepSelection selection(config, diffusion::NoiseSchedule{});
-    return {Value(types::kTimesteps, config), image_value(selection.draw_weights())};
-  }
   // A window in noise levels: the preview shows it on Stable Diffusion's schedule (SD1.x/2.x,
   // SDXL); each unlearn node resolves it for its own model and says which t it became.
-  const diffusion::NoiseSchedule sd(diffusion::ScheduleConfig::stable_diffusion());
-  unlearn::TimestepSelection selection(config, sd);
-  const auto& resolved = selection.config();
-  context.texts.push_back(str("window in noise levels sigma [", config.sigma_min, ", ", config.sigma_max,
-                              "]: on SD1.x/SDXL's schedule t [", resolved.t_min, ", ", resolved.t_max,
-                              "); the unlearn node resolves it for its model"));
+  const diffusion::NoiseSchedule schedule = config.in_sigma()
+                                                ? diffusion::NoiseSchedule(diffusion::ScheduleConfig::stable_diffusion())
+                                                : diffusion::NoiseSchedule{};
+  unlearn::TimestepSelection selection(config, schedule);
+  if (config.in_sigma())
+    context.texts.push_back(str("window in noise levels sigma [", config.sigma_min, ", ", config.sigma_max,
+                                "]: on SD1.x/SDXL's schedule t [", selection.config().t_min, ", ",
+                                selection.config().t_max, "); the unlearn node resolves it for its model"));
   return {Value(types::kTimesteps, config), image_value(selection.draw_weights())};
 }
 
