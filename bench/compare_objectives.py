@@ -2,8 +2,9 @@
 
 Data task (the bench artist's ten pieces): each data-unlearning objective with and without
 time-frequency selection (timesteps 250-750, radial low-pass at half Nyquist on the forget
-term). Concept task (erase `sneaker`): each f-divergence with the near-class anchor
-`sandal` and the superclass anchor `footwear`.
+term). Concept task (erase `sneaker`): each f-divergence, closed form and variational (a critic
+network), with the near-class anchor `sandal` and the superclass anchor `footwear`; the baselines
+ESD and UCE.
 
 Every run is `lethe unlearn` with the same run defaults (batch 16, AdamW 3e-5 constant,
 gradient clip 1, retain caption dropout 0.1, no EMA, seed 0, full parameters) for up to
@@ -56,6 +57,7 @@ TASK_EVALUATORS = {"data": ("descriptor", "classifier"), "concept": ("classifier
 
 DATA_OBJECTIVES = ["siss", "siss_no_is", "neggrad", "erasediff", "naive_deletion", "npo", "dpo"]
 DIVERGENCES = ["mse", "kl", "reverse_kl", "js", "hellinger", "chi2"]
+VARIATIONAL = ["kl", "reverse_kl", "js", "hellinger", "chi2", "tv"]  # with a critic network (docs/methods.md §5.2)
 TF = {"timesteps": {"t_min": 250, "t_max": 750, "weighting": "uniform"},
       "frequency": {"filter": "lowpass", "shape": "radial", "profile": "hard", "cutoff": 0.5}}
 TARGET = 0.10
@@ -77,6 +79,21 @@ def configurations():
             config = {"data": {"preset": "bench", "task": "concept", "concept": CONCEPT, "anchor": anchor},
                       "objective": "f_divergence", "objective_config": {"divergence": divergence}}
             yield {"task": "concept", "method": divergence, "variant": f"{kind} ({anchor})", "config": config}
+    for divergence in VARIATIONAL:
+        for anchor, kind in (("sandal", "near class"), ("footwear", "superclass")):
+            config = {"data": {"preset": "bench", "task": "concept", "concept": CONCEPT, "anchor": anchor},
+                      "objective": "f_divergence",
+                      "objective_config": {"form": "variational", "divergence": divergence}}
+            yield {"task": "concept", "method": f"variational-{divergence}", "variant": f"{kind} ({anchor})",
+                   "config": config}
+    # The baselines: ESD (x_t drawn by the model; the anchor set only gives the image shape) and
+    # UCE (a closed-form edit towards the anchor's captions, no steps).
+    data = {"preset": "bench", "task": "concept", "concept": CONCEPT, "anchor": "sandal"}
+    yield {"task": "concept", "method": "esd", "variant": "sampled x_t (ESD-u: all weights)",
+           "config": {"data": data, "objective": "esd"}}
+    for anchor, kind in (("sandal", "near class"), ("footwear", "superclass")):
+        yield {"task": "concept", "method": "uce", "variant": f"{kind} ({anchor})",
+               "config": {"data": dict(data, anchor=anchor), "objective": "uce"}}
 
 
 def timing_facts(summary):

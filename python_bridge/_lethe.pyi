@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections.abc
 import torch
 import typing
-__all__: list[str] = ['Cancelled', 'Descriptor', 'LetheError', 'NoiseSchedule', 'UNet', 'Value', 'available_cores', 'best_match', 'build_info', 'complete_sdxl_sizes', 'convert_workflow', 'copy_detection', 'ddim_step', 'ddpm_step', 'detect_unet_config', 'dpo_loss', 'erasediff_combine', 'f_divergence', 'f_divergence_names', 'forget_error', 'frechet_distance', 'frequency_energy', 'frequency_mask', 'host_model', 'inference_timesteps', 'init_threads', 'kernel_distance', 'kohya_module_name', 'load_safetensors', 'memorization_rate', 'node_schemas_json', 'npo_loss', 'objective_config', 'objective_description', 'objective_names', 'percentile', 'run_node', 'save_safetensors', 'sdxl_vector', 'similarity_matrix', 'siss_combine', 'siss_losses', 'siss_weights', 'sscd_direction', 'sscd_margin', 'sscd_official_preprocess', 'sscd_progress', 'timestep_distribution', 'torch_version', 'unet_inference_bytes', 'version', 'widgets_values_layout']
+__all__: list[str] = ['Cancelled', 'Descriptor', 'LetheError', 'NoiseSchedule', 'PatchCritic', 'UNet', 'Value', 'available_cores', 'best_match', 'build_info', 'complete_sdxl_sizes', 'convert_workflow', 'copy_detection', 'critic_activation', 'critic_conjugate', 'critic_loss', 'ddim_step', 'ddpm_step', 'detect_unet_config', 'dpo_loss', 'erasediff_combine', 'f_divergence', 'f_divergence_names', 'forget_error', 'frechet_distance', 'frequency_energy', 'frequency_mask', 'generator_loss', 'host_model', 'inference_timesteps', 'init_threads', 'kernel_distance', 'kohya_module_name', 'load_safetensors', 'memorization_rate', 'node_schemas_json', 'npo_loss', 'objective_config', 'objective_description', 'objective_names', 'percentile', 'run_node', 'save_safetensors', 'sdxl_vector', 'similarity_matrix', 'siss_combine', 'siss_losses', 'siss_weights', 'sscd_direction', 'sscd_margin', 'sscd_official_preprocess', 'sscd_progress', 'timestep_distribution', 'torch_version', 'uce_rows', 'uce_weight', 'unet_inference_bytes', 'variational_divergence_names', 'version', 'widgets_values_layout']
 class LetheError(RuntimeError):
     pass
 class Cancelled(LetheError):
@@ -42,6 +42,24 @@ class NoiseSchedule:
     @property
     def prediction_type(self) -> str:
         ...
+class PatchCritic:
+    """
+    The variational f-divergence objective's critic.
+    """
+    def __init__(self, input_channels: typing.SupportsInt | typing.SupportsIndex, channels: typing.SupportsInt | typing.SupportsIndex = 64, layers: typing.SupportsInt | typing.SupportsIndex = 3, spectral_norm: bool = True, seed: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+        ...
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, update: bool) -> torch.Tensor:
+        """
+        Patch logits [B, 1, h, w]; update: a training forward (one power iteration).
+        """
+    def parameters(self) -> list[torch.Tensor]:
+        """
+        The trainable tensors (live, they require grad).
+        """
+    def state(self) -> dict[str, torch.Tensor]:
+        """
+        Weights, biases and u/v vectors by name.
+        """
 class UNet:
     """
     The native LDM-layout UNet.
@@ -119,6 +137,12 @@ def convert_workflow(workflow_json: str, object_info_json: str = '') -> str:
     """
 def copy_detection(queries: torch.Tensor, database: torch.Tensor, sources: torch.Tensor) -> dict:
     ...
+def critic_activation(logits: torch.Tensor, divergence: str) -> torch.Tensor:
+    ...
+def critic_conjugate(logits: torch.Tensor, divergence: str) -> torch.Tensor:
+    ...
+def critic_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, mask: torch.Tensor, divergence: str) -> torch.Tensor:
+    ...
 def ddim_step(schedule: NoiseSchedule, model_output: torch.Tensor, t: typing.SupportsInt | typing.SupportsIndex, t_prev: typing.SupportsInt | typing.SupportsIndex, x_t: torch.Tensor, eta: typing.SupportsFloat | typing.SupportsIndex = 0.0, noise: torch.Tensor | None = None, clip_sample_range: typing.SupportsFloat | typing.SupportsIndex = 0.0, use_clipped_model_output: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     ...
 def ddpm_step(schedule: NoiseSchedule, model_output: torch.Tensor, t: typing.SupportsInt | typing.SupportsIndex, t_prev: typing.SupportsInt | typing.SupportsIndex, x_t: torch.Tensor, noise: torch.Tensor, variance_type: str = 'fixed_small', clip_sample_range: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,6 +166,8 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
 def frequency_energy(residual: torch.Tensor, config_json: str) -> torch.Tensor:
     ...
 def frequency_mask(height: typing.SupportsInt | typing.SupportsIndex, width: typing.SupportsInt | typing.SupportsIndex, config_json: str) -> torch.Tensor:
+    ...
+def generator_loss(fake_logits: torch.Tensor, divergence: str) -> torch.Tensor:
     ...
 def host_model(describe: typing.Any, predict: typing.Any, attach: typing.Any, description: str = 'ComfyUI MODEL', fingerprint: typing.Any = None, conditioning_sha256: typing.Any = None) -> Value:
     """
@@ -215,10 +241,16 @@ def torch_version() -> str:
     """
     The torch version _lethe was compiled against.
     """
+def uce_rows(context: torch.Tensor, tokens: typing.SupportsInt | typing.SupportsIndex, destination_context: torch.Tensor, destination_tokens: typing.SupportsInt | typing.SupportsIndex) -> tuple[torch.Tensor, torch.Tensor]:
+    ...
+def uce_weight(weight: torch.Tensor, erase: torch.Tensor, destination: torch.Tensor, preserve: torch.Tensor, lam: typing.SupportsFloat | typing.SupportsIndex, erase_scale: typing.SupportsFloat | typing.SupportsIndex, preserve_scale: typing.SupportsFloat | typing.SupportsIndex) -> torch.Tensor:
+    ...
 def unet_inference_bytes(config_json: str, batch: typing.SupportsInt | typing.SupportsIndex, height: typing.SupportsInt | typing.SupportsIndex, width: typing.SupportsInt | typing.SupportsIndex) -> int:
     """
     The estimated peak activation bytes of one fp32 forward pass without autograd (the sampling guard's estimate).
     """
+def variational_divergence_names() -> list[str]:
+    ...
 def version() -> str:
     """
     Version of the native core.

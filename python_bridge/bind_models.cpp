@@ -1,5 +1,8 @@
 #include "bindings.hpp"
+#include <ATen/CPUGeneratorImpl.h>
+
 #include "models/lora_kohya.hpp"
+#include "models/patch_critic.hpp"
 #include "io/json_config.hpp"
 #include "models/sdxl_vector.hpp"
 #include "models/state_dict.hpp"
@@ -19,6 +22,18 @@ void bind_models(py::module_& m) {
       },
       py::arg("shapes"), py::arg("num_heads") = py::none(), py::arg("num_head_channels") = py::none(),
       py::arg("norm_groups") = py::none(), "Detect the UNet config (JSON) from a {key: shape} table.");
+
+  py::class_<models::PatchCritic>(m, "PatchCritic", "The variational f-divergence objective's critic.")
+      .def(py::init([](int64_t input_channels, int64_t channels, int64_t layers, bool spectral_norm, uint64_t seed) {
+             return models::PatchCritic(input_channels, {channels, layers, spectral_norm},
+                                        at::make_generator<at::CPUGeneratorImpl>(seed));
+           }),
+           py::arg("input_channels"), py::arg("channels") = 64, py::arg("layers") = 3, py::arg("spectral_norm") = true,
+           py::arg("seed") = 0)
+      .def("forward", &models::PatchCritic::forward, py::arg("x"), py::arg("mask"), py::arg("update"),
+           "Patch logits [B, 1, h, w]; update: a training forward (one power iteration).")
+      .def("state", &models::PatchCritic::state, "Weights, biases and u/v vectors by name.")
+      .def("parameters", &models::PatchCritic::parameters, "The trainable tensors (live, they require grad).");
 
   py::class_<UNetImpl, std::shared_ptr<UNetImpl>>(m, "UNet", "The native LDM-layout UNet.")
       .def_static(

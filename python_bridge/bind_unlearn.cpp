@@ -1,4 +1,5 @@
 #include "bindings.hpp"
+#include "unlearn/uce.hpp"
 #include "io/json_config.hpp"
 #include "unlearn/frequency_selection.hpp"
 #include "unlearn/losses.hpp"
@@ -71,6 +72,16 @@ void bind_unlearn(py::module_& m) {
   m.def("f_divergence", &unlearn::f_divergence, py::arg("error"), py::arg("divergence"), py::arg("tau") = 1.0,
         py::arg("alpha") = 0.5);
   m.def("f_divergence_names", &unlearn::f_divergence_names);
+  m.def("variational_divergence_names", &unlearn::variational_divergence_names);
+  m.def("critic_activation", &unlearn::critic_activation, py::arg("logits"), py::arg("divergence"));
+  m.def("critic_conjugate", &unlearn::critic_conjugate, py::arg("logits"), py::arg("divergence"));
+  m.def("critic_loss", &unlearn::critic_loss, py::arg("real_logits"), py::arg("fake_logits"), py::arg("mask"),
+        py::arg("divergence"));
+  m.def("generator_loss", &unlearn::generator_loss, py::arg("fake_logits"), py::arg("divergence"));
+  m.def("uce_weight", &unlearn::uce_weight, py::arg("weight"), py::arg("erase"), py::arg("destination"),
+        py::arg("preserve"), py::arg("lam"), py::arg("erase_scale"), py::arg("preserve_scale"));
+  m.def("uce_rows", &unlearn::uce_rows, py::arg("context"), py::arg("tokens"), py::arg("destination_context"),
+        py::arg("destination_tokens"));
 }
 
 }  // namespace lethe::bridge

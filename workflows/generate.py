@@ -77,7 +77,8 @@ OBJECTIVE_LABELS = {
     ("LetheObjectiveFDivergence", "js"): "JS divergence", ("LetheObjectiveFDivergence", "hellinger"): "Hellinger",
     ("LetheObjectiveFDivergence", "kl"): "KL", ("LetheObjectiveFDivergence", "reverse_kl"): "reverse KL",
     ("LetheObjectiveFDivergence", "chi2"): "chi2", ("LetheObjectiveFDivergence", "mse"): "MSE",
-    ("LetheObjectiveFDivergence", "alpha"): "alpha divergence",
+    ("LetheObjectiveFDivergence", "alpha"): "alpha divergence", ("LetheObjectiveFDivergence", "tv"): "TV",
+    ("LetheObjectiveErasure", "esd"): "ESD", ("LetheObjectiveErasure", "uce"): "UCE",
 }
 METHOD_WIDGET = {"LetheObjectiveFDivergence": "divergence"}  # every other objective node: "method"
 UNLEARN_NODES = ("LetheUnlearn", "LetheUnlearnHostModel")

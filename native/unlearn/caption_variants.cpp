@@ -8,18 +8,27 @@
 
 namespace lethe::unlearn {
 
-std::string choose_caption_variant(const std::string& caption, at::Generator& generator) {
-  std::string out;
+namespace {
+
+// The caption as a sequence of parts, each a list of alternatives: literal text (one, not a
+// choice) or a {...} group (a choice, even of one).
+struct Part {
+  std::vector<std::string> options;
+  bool choice = false;
+};
+
+std::vector<Part> caption_parts(const std::string& caption) {
+  std::vector<Part> parts;
   size_t cursor = 0;
   while (cursor < caption.size()) {
     const size_t open = caption.find('{', cursor);
     if (open == std::string::npos) {
-      out += caption.substr(cursor);
+      parts.push_back({{caption.substr(cursor)}});
       break;
     }
     const size_t close = caption.find('}', open);
     check(close != std::string::npos, "caption '", caption, "': '{' without a closing '}'");
-    out += caption.substr(cursor, open - cursor);
+    parts.push_back({{caption.substr(cursor, open - cursor)}});
     std::vector<std::string> options;
     size_t start = open + 1;
     for (size_t i = open + 1; i <= close; ++i) {
@@ -28,9 +37,34 @@ std::string choose_caption_variant(const std::string& caption, at::Generator& ge
         start = i + 1;
       }
     }
+    parts.push_back({std::move(options), true});
+    cursor = close + 1;
+  }
+  return parts;
+}
+
+}  // namespace
+
+std::string choose_caption_variant(const std::string& caption, at::Generator& generator) {
+  std::string out;
+  for (const auto& [options, choice] : caption_parts(caption)) {
+    if (!choice) {
+      out += options[0];
+      continue;
+    }
     const int64_t pick = at::randint(0, static_cast<int64_t>(options.size()), {1}, generator, at::kLong).item<int64_t>();
     out += options[pick];
-    cursor = close + 1;
+  }
+  return out;
+}
+
+std::vector<std::string> all_caption_variants(const std::string& caption) {
+  std::vector<std::string> out = {""};
+  for (const auto& [options, choice] : caption_parts(caption)) {
+    std::vector<std::string> next;
+    for (const auto& prefix : out)
+      for (const auto& option : options) next.push_back(prefix + option);
+    out = std::move(next);
   }
   return out;
 }

@@ -1,5 +1,6 @@
 #include "unlearn/losses.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include <ATen/ATen.h>
@@ -114,13 +115,21 @@ const std::pair<at::Tensor, at::Tensor>& normal_quadrature() {
 
 }  // namespace
 
+constexpr double kChi2Knee = 20.0;
+
 at::Tensor f_divergence(const at::Tensor& error, const std::string& divergence, double tau, double alpha) {
   check(tau > 0, "f-divergence: tau must be > 0, got ", tau);
   if (divergence == "mse") return error;
   at::Tensor q = error / tau;  // [B]
   if (divergence == "kl" || divergence == "reverse_kl") return q;  // equal-variance Gaussians: both D2 / 2
   if (divergence == "hellinger") return 2.0 * (1.0 - at::exp(-q / 4.0));
-  if (divergence == "chi2") return at::exp(at::clamp_max(2.0 * q, 80.0)) - 1.0;
+  if (divergence == "chi2") {
+    // exp(z) - 1 up to z = 20, then its tangent: the slope stays finite and non-zero, so a far
+    // sample still pulls (and a step's gradient norm cannot overflow float32).
+    at::Tensor z = 2.0 * q;
+    at::Tensor knee = at::clamp_max(z, kChi2Knee);
+    return at::exp(knee) * (1.0 + (z - knee)) - 1.0;
+  }
   if (divergence == "alpha") {
     check(alpha > 0 && alpha < 1, "alpha divergence: alpha must be in (0, 1), got ", alpha);
     const double c = alpha * (1.0 - alpha);
@@ -134,6 +143,52 @@ at::Tensor f_divergence(const at::Tensor& error, const std::string& divergence, 
     return std::log(2.0) - (inner * weights.to(q.device()).unsqueeze(0)).sum(1);
   }
   throw Error(str("unknown f-divergence '", divergence, "'; known: ", join(f_divergence_names())));
+}
+
+const std::vector<std::string>& variational_divergence_names() {
+  static const std::vector<std::string> names = {"kl", "reverse_kl", "js", "hellinger", "chi2", "tv"};
+  return names;
+}
+
+namespace {
+
+void check_variational(const std::string& divergence) {
+  const auto& names = variational_divergence_names();
+  check(std::find(names.begin(), names.end(), divergence) != names.end(), "variational f-divergence: unknown '",
+        divergence, "'; known: ", join(names));
+}
+
+}  // namespace
+
+at::Tensor critic_activation(const at::Tensor& v, const std::string& divergence) {
+  check_variational(divergence);
+  if (divergence == "reverse_kl") return -at::exp(-v);
+  if (divergence == "hellinger") return 1.0 - at::exp(-v);
+  if (divergence == "js") return std::log(2.0) - at::softplus(-v);
+  if (divergence == "tv") return 0.5 * at::tanh(v);
+  return v;  // kl, chi2
+}
+
+at::Tensor critic_conjugate(const at::Tensor& v, const std::string& divergence) {
+  check_variational(divergence);
+  if (divergence == "kl") return at::exp(v - 1.0);
+  if (divergence == "reverse_kl") return v - 1.0;
+  if (divergence == "hellinger") return at::exp(v) - 1.0;
+  if (divergence == "js") return at::softplus(v) - std::log(2.0);
+  if (divergence == "chi2") return 0.25 * v * v + v;
+  return 0.5 * at::tanh(v);  // tv
+}
+
+at::Tensor critic_loss(const at::Tensor& real_logits, const at::Tensor& fake_logits, const at::Tensor& mask,
+                       const std::string& divergence) {
+  at::Tensor gap = critic_conjugate(fake_logits, divergence) - critic_activation(real_logits, divergence);  // [B, 1, h, w]
+  if (!mask.defined()) return gap.mean();
+  at::Tensor resized = at::upsample_nearest2d(mask.to(gap.options()), {gap.size(2), gap.size(3)});  // [B, 1, h, w]
+  return (gap * resized).sum() / (resized.sum() + 1e-6);
+}
+
+at::Tensor generator_loss(const at::Tensor& fake_logits, const std::string& divergence) {
+  return -critic_conjugate(fake_logits, divergence).flatten(1).mean(1);
 }
 
 }  // namespace lethe::unlearn

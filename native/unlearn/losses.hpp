@@ -65,14 +65,32 @@ std::pair<at::Tensor, double> dpo_loss(const at::Tensor& winner_error, const at:
                                        const at::Tensor& reference_winner_error, const at::Tensor& reference_loser_error,
                                        double beta);
 
-// f-divergence concept losses (docs/methods.md §5, project choice): per sample q = error / tau
+// f-divergence concept losses, closed form (docs/methods.md §5.1): per sample q = error / tau
 // where error is the mean squared gap between the trained prediction under the target
-// concept and the frozen prediction under the anchor; D2 = 2q.
+// concept and the frozen prediction under the anchor; D2 = 2q. The default tau = 2 makes chi2
+// and hellinger the f-divergence paper's closed-form losses (sigma = 1) up to constants.
 //   mse: error (no tau); kl, reverse_kl: q; hellinger: 2 (1 - exp(-q/4));
-//   chi2: exp(min(2q, 80)) - 1; js: log 2 - E_z softplus(-sqrt(2q) z - q) (Gauss-Hermite);
+//   chi2: exp(2q) - 1, continued linearly above 2q = 20 (finite, non-zero slopes);
+//   js: log 2 - E_z softplus(-sqrt(2q) z - q) (Gauss-Hermite; a Lethe construction);
 //   alpha: (1 - exp(-alpha (1 - alpha) q)) / (alpha (1 - alpha)).
 // error [B] -> loss per sample [B].
 at::Tensor f_divergence(const at::Tensor& error, const std::string& divergence, double tau, double alpha = 0.5);
 const std::vector<std::string>& f_divergence_names();
+
+// Variational f-divergences (docs/methods.md §5.2; Nowozin et al.'s f-GAN pairs): a critic's
+// logits v give T = g_f(v) and D_f(P || Q) >= E_P[T] - E_Q[f*(T)]. Activation g_f and the
+// composed conjugate f*(g_f(v)) in stable closed forms:
+//   kl: v, exp(v - 1);  reverse_kl: -exp(-v), v - 1;  hellinger: 1 - exp(-v), exp(v) - 1;
+//   js: log 2 - softplus(-v), softplus(v) - log 2;  chi2: v, v^2/4 + v;  tv: tanh(v)/2, tanh(v)/2.
+const std::vector<std::string>& variational_divergence_names();
+at::Tensor critic_activation(const at::Tensor& logits, const std::string& divergence);  // g_f(v)
+at::Tensor critic_conjugate(const at::Tensor& logits, const std::string& divergence);   // f*(g_f(v))
+// The critic's loss, -(the bound) as a masked mean over patches:
+// sum(mask (f*(g(v_q)) - g(v_p))) / (sum(mask) + 1e-6). Logits [B, 1, h, w]; mask [B, 1, H, W]
+// is resized to h x w (nearest), undefined = all ones. [] scalar
+at::Tensor critic_loss(const at::Tensor& real_logits, const at::Tensor& fake_logits, const at::Tensor& mask,
+                       const std::string& divergence);
+// The trained model's (generator's) loss per sample: -mean over patches of f*(g(v_q)). [B, 1, h, w] -> [B]
+at::Tensor generator_loss(const at::Tensor& fake_logits, const std::string& divergence);
 
 }  // namespace lethe::unlearn

@@ -110,6 +110,14 @@ models::Conditioning ObjectiveContext::target_context(int64_t count) {
   return encode_captions(captions);
 }
 
+models::Conditioning ObjectiveContext::empty_context(int64_t count) {
+  for (const ExampleSet* set : {&data->anchor, &data->retain, &data->forget})
+    if (set->empty_conditioning.defined()) return set->empty_conditioning.expand(count);
+  check(static_cast<bool>(encode_captions), "this objective needs the empty prompt's conditioning: give the data "
+                                            "set's empty conditioning (host models) or use a model with a text encoder");
+  return encode_captions(std::vector<std::string>(static_cast<size_t>(count), ""));
+}
+
 at::Tensor ObjectiveContext::noise_like(const at::Tensor& x) {
   return at::randn(x.sizes(), generator, at::kFloat).to(x.options());
 }

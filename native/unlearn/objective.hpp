@@ -24,6 +24,10 @@
 #include "unlearn/frequency_selection.hpp"
 #include "unlearn/timestep_selection.hpp"
 
+namespace lethe::models {
+class DiffusionModel;
+}
+
 namespace lethe::unlearn {
 
 using LossTerms = std::map<std::string, double>;
@@ -66,6 +70,9 @@ class ObjectiveContext {
   // Conditioning of the erased concept c* for `count` samples ({a|b} caption variants are
   // drawn per sample).
   models::Conditioning target_context(int64_t count);
+  // The empty prompt's conditioning for `count` samples: a set's precomputed one (anchor,
+  // retain, forget, the first that has it), else the encoded empty caption.
+  models::Conditioning empty_context(int64_t count);
 
   // Gaussian noise, and timesteps over the full range drawn from the run's distribution
   // (uniform without one), from the run's generator.
@@ -103,6 +110,14 @@ class Objective {
   // training checkpoints.
   virtual nlohmann::json state() const { return nlohmann::json::object(); }
   virtual void restore(const nlohmann::json& state) {}
+  // The tensors of that state (a critic's weights and optimizer moments) by name, saved in
+  // checkpoints as "objective/<name>"; restore_tensors gets them back after restore().
+  virtual std::map<std::string, at::Tensor> tensor_state() const { return {}; }
+  virtual void restore_tensors(const std::map<std::string, at::Tensor>& tensors, const std::string& where) {}
+  // A closed-form edit instead of training (UCE): the run calls edit() once on its copy of the
+  // model and trains nothing; edit() returns what it did, for the run's summary.
+  virtual bool edits_in_closed_form() const { return false; }
+  virtual nlohmann::json edit(models::DiffusionModel& model, const TaskData& data) { return nullptr; }
 };
 
 using ObjectiveFactory = std::function<std::unique_ptr<Objective>(const nlohmann::json& config, const std::string& where)>;

@@ -1,7 +1,9 @@
 #include "unlearn/run.hpp"
 #include "models/lora_kohya.hpp"
 
+#include <chrono>
 #include <cstdio>
+#include <cstring>
 
 #include <ATen/ATen.h>
 
@@ -27,20 +29,30 @@ void DataConfig::validate(const std::string& where) const {
 
 void RunConfig::validate(const std::string& where) const {
   data.validate(where + ".data");
-  check(trainable == "full" || trainable == "lora", where, ".trainable: expected full or lora, got '", trainable, "'");
+  check(trainable == "full" || trainable == "lora" || trainable == "cross_attention_kv", where,
+        ".trainable: expected full, lora or cross_attention_kv, got '", trainable, "'");
   timesteps.validate(where + ".timesteps");
   frequency.validate(where + ".frequency");
   timestep_distribution.validate(where + ".timestep_distribution");
   trainer.validate(where + ".trainer");
   lora.validate(where + ".lora");
   check(snapshot_every >= 0, where, ".snapshot_every: expected >= 0, got ", snapshot_every);
-  check(snapshot_every == 0 || trainable == "full", where,
-        ".snapshot_every: snapshots need trainable = full (LoRA runs save their adapters at the end), got trainable = ",
+  check(snapshot_every == 0 || trainable != "lora", where,
+        ".snapshot_every: snapshots need whole-model training (LoRA runs save their adapters at the end), got trainable = ",
         trainable);
 }
 
 
 namespace {
+
+// The cross-attention key and value projections (ESD-x, the f-divergence paper's
+// "cross-attn" group): the weights that read the text condition.
+bool is_cross_attention_kv(const std::string& name) {
+  for (const char* suffix : {"attn2.to_k.weight", "attn2.to_v.weight"})
+    if (name.size() >= std::strlen(suffix) && name.compare(name.size() - std::strlen(suffix), std::string::npos, suffix) == 0)
+      return true;
+  return false;
+}
 
 ExampleSet folder_set(const std::string& folder, const std::string& role, const models::DiffusionModel& model,
                       bool resize, bool captions_optional) {
@@ -357,6 +369,29 @@ RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progres
   std::shared_ptr<models::DiffusionModel> reference;
   if (objective->needs_reference()) reference = source->frozen_copy();
 
+  if (objective->edits_in_closed_form()) {  // UCE: one edit of the copy, no training
+    const auto started = std::chrono::steady_clock::now();
+    nlohmann::json report = objective->edit(*trained, data);
+    TrainOutcome outcome;
+    outcome.finished = true;
+    outcome.total_seconds = outcome.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    io::Metadata metadata = run_metadata(config, *objective, outcome, source->source_path, source->source_sha256);
+    trained->set_requires_grad(false);
+    save_result([&] { trained->save(result.model_file, metadata); }, result.model_file, directory);
+    trained->source_path = result.model_file.string();
+    trained->source_sha256 = io::sha256_file(result.model_file);
+    trained->source_metadata = metadata;
+    nlohmann::json resolved = io::to_json(config);
+    resolved["objective_config"] = objective->config_json();
+    io::write_json_file(directory / "config.json", resolved);
+    result.summary = finish_run(config, outcome, directory, {{"model_file", result.model_file.string()}});
+    result.summary["edit"] = report;
+    io::write_json_file(directory / "summary.json", result.summary);
+    result.model = trained;
+    return result;
+  }
+
   ObjectiveContext context;
   context.model = trained.get();
   context.reference = reference.get();
@@ -373,9 +408,12 @@ RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progres
   } else {
     trained->unet()->train();
     for (const auto& item : trained->unet()->named_parameters()) {
-      item.value().set_requires_grad(true);
-      parameters.emplace_back("diffusion_model." + item.key(), item.value());
+      const bool trains = config.trainable == "full" || is_cross_attention_kv(item.key());
+      item.value().set_requires_grad(trains);
+      if (trains) parameters.emplace_back("diffusion_model." + item.key(), item.value());
     }
+    check(!parameters.empty(), "run config .trainable = cross_attention_kv: the model has no cross-attention "
+                               "key/value projections (attn2.to_k, attn2.to_v); use full or lora");
   }
 
   // Snapshots (for "steps to reach a target" curves): the weights after every k-th step.

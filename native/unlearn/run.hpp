@@ -68,7 +68,7 @@ struct RunConfig {
   // How training draws t (auto: logit-normal for flow matching, uniform otherwise).
   diffusion::TimestepDistributionConfig timestep_distribution;
   TrainerConfig trainer;
-  std::string trainable = "full";        // full | lora
+  std::string trainable = "full";        // full | lora | cross_attention_kv (attn2.to_k/to_v weights only)
   models::LoraConfig lora;
   bool gradient_checkpointing = false;
   int64_t snapshot_every = 0;            // > 0: also save the model every k steps (snapshots/step-NNNNN.safetensors)

@@ -9,11 +9,15 @@
 
 #include "core/error.hpp"
 #include "io/safetensors.hpp"
+#include "unlearn/adam_moments.hpp"
 #include "unlearn/run_identity.hpp"
 
 namespace lethe::unlearn {
 
 namespace fs = std::filesystem;
+
+// Checkpoint names of the objective's own tensors (Objective::tensor_state).
+const std::string kObjectivePrefix = "objective/";
 
 void OptimizerConfig::validate(const std::string& where) const {
   check(learning_rate > 0, where, ".learning_rate: expected > 0, got ", learning_rate);
@@ -94,21 +98,14 @@ nlohmann::json Trainer::identity() const {
 void Trainer::save_checkpoint(const fs::path& path, int64_t step, const std::vector<LossTerms>& history,
                               double seconds) {
   std::map<std::string, at::Tensor> tensors;
-  auto& state = optimizer_->adam->state();
-  int64_t adam_steps = 0;
+  const int64_t adam_steps = save_adam_moments(*optimizer_->adam, parameters_, "adam/", tensors);
   for (size_t i = 0; i < parameters_.size(); ++i) {
     const auto& [name, tensor] = parameters_[i];
     tensors["param/" + name] = tensor.detach();
-    auto found = state.find(tensor.unsafeGetTensorImpl());
-    if (found != state.end()) {
-      auto& adam = static_cast<torch::optim::AdamWParamState&>(*found->second);
-      tensors["adam/exp_avg/" + name] = adam.exp_avg();
-      tensors["adam/exp_avg_sq/" + name] = adam.exp_avg_sq();
-      adam_steps = adam.step();
-    }
     if (!ema_.empty()) tensors["ema/" + name] = ema_[i];
   }
   tensors["rng/generator"] = context_.generator.get_state();
+  for (const auto& [name, tensor] : objective_.tensor_state()) tensors[kObjectivePrefix + name] = tensor.detach();
   nlohmann::json streams = nlohmann::json::object();
   for (const auto& [name, s] : context_.stream_states()) streams[name] = {s.epoch, s.position};
   nlohmann::json history_json = history;
@@ -134,20 +131,15 @@ int64_t Trainer::load_checkpoint(const fs::path& path, std::vector<LossTerms>& h
   check(saved == identity(), where, ": was written by a different run (it differs in ",
         join(identity_differences(saved, identity())), "); delete it or use another output folder");
   at::NoGradGuard no_grad;
-  auto& state = optimizer_->adam->state();
-  const int64_t adam_steps = std::stoll(metadata.at("adam_step"));
   for (size_t i = 0; i < parameters_.size(); ++i) {
     const auto& [name, tensor] = parameters_[i];
     tensor.detach().copy_(file.tensor("param/" + name));
-    if (file.contains("adam/exp_avg/" + name)) {
-      auto adam = std::make_unique<torch::optim::AdamWParamState>();
-      adam->step(adam_steps);
-      adam->exp_avg(file.tensor("adam/exp_avg/" + name).clone().to(tensor.device()));
-      adam->exp_avg_sq(file.tensor("adam/exp_avg_sq/" + name).clone().to(tensor.device()));
-      state[tensor.unsafeGetTensorImpl()] = std::move(adam);
-    }
     if (!ema_.empty()) ema_[i].copy_(file.tensor("ema/" + name));
   }
+  load_adam_moments(
+      *optimizer_->adam, parameters_, "adam/",
+      [&](const std::string& name) { return file.contains(name) ? file.tensor(name) : at::Tensor(); },
+      std::stoll(metadata.at("adam_step")));
   context_.generator.set_state(file.tensor("rng/generator").clone());
   std::map<std::string, data::Batcher::State> streams;
   const nlohmann::json saved_streams = io::parse_json(metadata.at("streams"), where);
@@ -160,6 +152,10 @@ int64_t Trainer::load_checkpoint(const fs::path& path, std::vector<LossTerms>& h
   // them only for objectives that have none.
   if (metadata.count("objective_state")) {
     objective_.restore(io::parse_json(metadata.at("objective_state"), where));
+    std::map<std::string, at::Tensor> objective_tensors;
+    for (const auto& name : file.names())
+      if (name.rfind(kObjectivePrefix, 0) == 0) objective_tensors[name.substr(kObjectivePrefix.size())] = file.tensor(name);
+    objective_.restore_tensors(objective_tensors, where);
   } else {
     check(objective_.state().empty(), where, ": has no 'objective_state' but objective '", objective_.name(),
           "' keeps one (", objective_.state().dump(), ")");
@@ -197,12 +193,15 @@ TrainOutcome Trainer::run(const fs::path& checkpoint, const ProgressCallback& pr
     const at::Tensor generator_at_start = context_.generator.get_state();
     const auto streams_at_start = context_.stream_states();
     const nlohmann::json objective_at_start = objective_.state();
+    std::map<std::string, at::Tensor> objective_tensors_at_start;
+    for (const auto& [name, tensor] : objective_.tensor_state()) objective_tensors_at_start[name] = tensor.detach().clone();
     bool step_done = false;
     auto rewind = [&] {
       if (step_done) return;
       context_.generator.set_state(generator_at_start);
       context_.restore_streams(streams_at_start);
       objective_.restore(objective_at_start);
+      objective_.restore_tensors(objective_tensors_at_start, "the state at the start of the step");
     };
     try {
       context_.step = step;

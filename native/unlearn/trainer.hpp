@@ -12,6 +12,7 @@
 
 #include "core/progress.hpp"
 #include "io/json_config.hpp"
+#include "unlearn/adam_moments.hpp"
 #include "unlearn/objective.hpp"
 
 namespace lethe::unlearn {
@@ -74,8 +75,6 @@ struct TrainerConfig {
   }
   void validate(const std::string& where) const;
 };
-
-using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 
 struct TrainOutcome {
   int64_t steps_done = 0;        // optimizer steps completed in total (including resumed ones)

@@ -7,6 +7,7 @@
 #include <map>
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
 #include "core/error.hpp"
@@ -183,6 +184,99 @@ TEST(Trainer, StopAndResumeEqualsUninterruptedRun) {
   expect_same_weights(straight.weights(), resumed.weights());
 }
 
+// A concept task on the fixture: anchor images with their own conditioning, a target
+// conditioning, and a frozen reference copy of the starting model.
+struct ConceptFixture : Fixture {
+  std::shared_ptr<models::DiffusionModel> reference;
+  explicit ConceptFixture(uint64_t init_seed = 3) : Fixture(init_seed) {
+    models::UNet unet(tiny_unet());
+    unet->initialize(3);
+    reference = std::make_shared<models::DiffusionModel>(unet, models::TokenEncoder{nullptr}, diffusion::ScheduleConfig{});
+    data.anchor = data.retain;
+    data.anchor.name = "anchor set";
+    at::Generator g = at::make_generator<at::CPUGeneratorImpl>(12);
+    data.target_conditioning = at::randn({1, 3, 8}, g);
+    context.reference = reference.get();
+  }
+};
+
+nlohmann::json variational_js() {
+  return {{"form", "variational"}, {"divergence", "js"}, {"critic_channels", 4}, {"critic_layers", 1},
+          {"critic_warmup_steps", 2}};
+}
+
+TEST(Trainer, TheVariationalCriticSurvivesAResumeBitwise) {
+  TempDir dir;
+  ConceptFixture straight;
+  auto straight_objective = unlearn::make_objective("f_divergence", variational_js());
+  unlearn::Trainer(small_config(5), straight.parameters(), *straight_objective, straight.context).run("");
+  // Warm-up: 2 critic-only steps, then one critic step per optimizer step.
+  EXPECT_EQ(straight_objective->state().at("critic_steps"), 7);
+
+  ConceptFixture interrupted;
+  const auto checkpoint = dir / "run.checkpoint.safetensors";
+  {
+    auto objective = unlearn::make_objective("f_divergence", variational_js());
+    unlearn::Trainer first(small_config(5), interrupted.parameters(), *objective, interrupted.context);
+    first.run(checkpoint, {}, true, /*stop_after=*/2);
+  }
+  const auto saved = io::SafetensorsFile::open(checkpoint);
+  EXPECT_TRUE(saved.contains("objective/critic/0.weight"));
+  EXPECT_TRUE(saved.contains("objective/critic/0.u"));
+  EXPECT_TRUE(saved.contains("objective/critic_adam/exp_avg/0.weight"));
+  ConceptFixture resumed(/*init_seed=*/99);
+  auto resumed_objective = unlearn::make_objective("f_divergence", variational_js());
+  unlearn::Trainer second(small_config(5), resumed.parameters(), *resumed_objective, resumed.context);
+  EXPECT_TRUE(second.run(checkpoint).resumed);
+  expect_same_weights(straight.weights(), resumed.weights());
+  expect_same_weights(straight_objective->tensor_state(), resumed_objective->tensor_state());
+  EXPECT_EQ(straight_objective->state(), resumed_objective->state());
+}
+
+// ESD trains the prediction under the erased concept towards the frozen model's negatively
+// guided one, eps_ref(x, 0) - eta (eps_ref(x, c*) - eps_ref(x, 0)), at x_t the model draws.
+TEST(Objectives, EsdPullsTheConceptTowardsTheNegativelyGuidedPrediction) {
+  for (const std::string x_t : {"sampled", "anchor"}) {
+    ConceptFixture fixture;
+    // The initialised UNet's output layer is zero (LDM's zero module); give both copies the
+    // same non-zero weights so that predictions differ by condition.
+    for (auto* model : {fixture.model.get(), fixture.reference.get()}) {
+      at::Generator same = at::make_generator<at::CPUGeneratorImpl>(21);
+      at::NoGradGuard no_grad;
+      for (auto& item : model->unet()->named_parameters()) item.value().add_(at::randn(item.value().sizes(), same) * 0.05);
+    }
+    at::Generator g = at::make_generator<at::CPUGeneratorImpl>(13);
+    fixture.data.anchor.empty_conditioning = at::randn({1, 3, 8}, g);
+    const at::Tensor probe = at::randn({4, 1, 8, 8}, g), t = at::full({4}, 400, at::kLong);
+    const models::Conditioning erased = fixture.data.target_conditioning.expand(4);
+    const models::Conditioning empty = fixture.data.anchor.empty_conditioning.expand(4);
+    const double eta = 2.0;
+    auto gap = [&] {
+      at::NoGradGuard no_grad;
+      at::Tensor e0 = fixture.reference->predict(probe, t, empty), ec = fixture.reference->predict(probe, t, erased);
+      return (fixture.model->predict(probe, t, erased) - (e0 - eta * (ec - e0))).pow(2).mean().item<double>();
+    };
+    const double before = gap();
+    auto objective = unlearn::make_objective("esd", {{"negative_guidance", eta}, {"x_t", x_t}, {"sampling_steps", 5}});
+    unlearn::TrainerConfig config = small_config(25);
+    config.optimizer.learning_rate = 3e-4;
+    config.ema_decay = 0.0;
+    config.gradient_accumulation = 1;
+    auto outcome = unlearn::Trainer(config, fixture.parameters(), *objective, fixture.context).run("");
+    EXPECT_LT(gap(), 0.5 * before) << x_t;
+    if (x_t == "sampled")  // x_t after k of 5 DDIM steps sits on the grid 801, 601, ..., 1
+      for (const auto& terms : outcome.history) EXPECT_EQ(std::fmod(terms.at("t") - 1, 200.0), 0.0) << terms.at("t");
+  }
+  expect_error([] { unlearn::make_objective("esd", {{"x_t", "noise"}}); }, {".x_t: expected sampled or anchor"});
+}
+
+TEST(Objectives, EachFormOfTheFDivergenceNamesItsOwnDivergences) {
+  expect_error([] { unlearn::make_objective("f_divergence", {{"form", "variational"}, {"divergence", "mse"}}); },
+               {"'mse' has no variational form", "tv"});
+  expect_error([] { unlearn::make_objective("f_divergence", {{"divergence", "tv"}}); }, {"'tv' has no closed form", "alpha"});
+  expect_error([] { unlearn::make_objective("f_divergence", {{"form", "critic"}}); }, {".form: expected closed or variational"});
+}
+
 TEST(Trainer, NanStopsWithTheStepAndTermAndKeepsTheLastGoodCheckpoint) {
   TempDir dir;
   Fixture f;
@@ -315,7 +409,8 @@ TEST(Objectives, EachAsksForItsSetsAndTheReference) {
       {"neggrad", {true, false, false, false}},   {"erasediff", {true, true, false, false}},
       {"npo", {true, false, false, true}},        {"dpo", {true, true, false, true}},
       {"f_divergence", {false, false, true, true}}, {"denoise", {false, true, false, false}},
-      {"naive_deletion", {false, true, false, false}}};
+      {"naive_deletion", {false, true, false, false}}, {"esd", {false, false, true, true}},
+      {"uce", {false, false, true, false}}};
   unlearn::register_builtin_objectives();
   EXPECT_EQ(expected.size(), unlearn::objective_names().size());
   for (const auto& [name, needs] : expected) {

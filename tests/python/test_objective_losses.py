@@ -293,6 +293,21 @@ def test_js_slope_near_zero_is_a_quarter(lethe):
     assert g.item() == pytest.approx(0.25, rel=0.02)  # JS ~ D2/8 = q/4 near 0
 
 
+def test_chi2_continues_linearly_past_its_knee(lethe):
+    """exp(2q) - 1 up to 2q = 20, then the tangent there: value and slope continuous, the
+    slope finite and non-zero far beyond (no overflow, no dead gradient)."""
+    q = torch.tensor([9.999, 10.0, 10.001, 50.0, 1e4], dtype=torch.float64, requires_grad=True)
+    value = lethe.f_divergence(q, "chi2", 1.0)
+    (slope,) = torch.autograd.grad(value.sum(), q)
+    knee = math.exp(20.0)
+    assert value[0].item() == pytest.approx(math.exp(19.998) - 1, rel=1e-12)
+    assert value[2].item() == pytest.approx(knee * (1 + 0.002) - 1, rel=1e-12)
+    assert value[3].item() == pytest.approx(knee * 81 - 1, rel=1e-12)
+    assert slope[0].item() == pytest.approx(2 * math.exp(19.998), rel=1e-12)
+    assert slope[2:].tolist() == pytest.approx([2 * knee] * 3, rel=1e-12)
+    assert torch.isfinite(lethe.f_divergence(torch.tensor([1e20]), "chi2", 1.0)).all()
+
+
 def test_unknown_divergence_lists_the_known_ones(lethe):
     with pytest.raises(lethe.LetheError, match="known: mse, kl, reverse_kl, js"):
         lethe.f_divergence(torch.ones(1), "jensen")

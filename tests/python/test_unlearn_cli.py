@@ -94,6 +94,26 @@ def test_lora_runs_write_kohya_named_adapters(tmp_path):
 
 
 @needs_base
+def test_cross_attention_kv_training_moves_only_the_key_and_value_projections(tmp_path):
+    from safetensors.torch import load_file
+
+    out = tmp_path / "run"
+    done = unlearn(tmp_path, dict(TINY, output=str(out), trainable="cross_attention_kv", snapshot_every=0))
+    assert done.returncode == 0, done.stderr
+    before, after = load_file(BASE), load_file(str(out / "model.safetensors"))
+    kv = [k for k in before if k.startswith("diffusion_model.") and (k.endswith("attn2.to_k.weight") or k.endswith("attn2.to_v.weight"))]
+    assert kv
+    moved = {k for k in before if k.startswith("diffusion_model.") and not torch_equal(before[k], after[k])}
+    assert moved and moved <= set(kv), sorted(moved - set(kv))[:5]
+    wrong = unlearn(tmp_path, dict(TINY, output=str(tmp_path / "other"), trainable="cross_attn"))
+    assert wrong.returncode != 0 and "expected full, lora or cross_attention_kv, got 'cross_attn'" in wrong.stderr
+
+
+def torch_equal(a, b):
+    return bool((a == b).all())
+
+
+@needs_base
 def test_ema_runs_save_the_ema_of_the_raw_trajectory(tmp_path):
     # The same seeded run twice: without EMA (raw weights after step 1 as a snapshot, after
     # step 2 as the model) and with trainer.ema_decay d, whose model must be

@@ -247,7 +247,7 @@ def normalized(text):
 def test_objective_labels_name_every_method_of_every_objective_node():
     gen = generator()
     objective_nodes = [k for k, s in gen.SCHEMAS.items() if s.get("output") == ["LETHE_OBJECTIVE"]]
-    assert len(objective_nodes) == 4, objective_nodes
+    assert len(objective_nodes) == 5, objective_nodes
     expected = set()
     for kind in objective_nodes:
         widget = gen.METHOD_WIDGET.get(kind, "method")

@@ -38,13 +38,28 @@ std::vector<Value> preference_objective(NodeContext&, const NodeInputs& in) {
 }
 
 std::vector<Value> divergence_objective(NodeContext&, const NodeInputs& in) {
-  return objective_value("f_divergence",
-                         {{"divergence", in.text("divergence")},
-                          {"tau", in.number("tau")},
-                          {"tau_auto", in.flag("tau_auto")},
-                          {"alpha", in.number("alpha")},
-                          {"preservation_weight", in.number("preservation_weight")}},
-                         in.where("divergence"));
+  nlohmann::json config = {{"divergence", in.text("divergence")},
+                           {"tau", in.number("tau")},
+                           {"tau_auto", in.flag("tau_auto")},
+                           {"alpha", in.number("alpha")},
+                           {"preservation_weight", in.number("preservation_weight")}};
+  if (in.has("form")) config["form"] = in.text("form");
+  if (in.has("critic_learning_rate")) config["critic_learning_rate"] = in.number("critic_learning_rate");
+  if (in.has("critic_warmup_steps")) config["critic_warmup_steps"] = in.integer("critic_warmup_steps");
+  return objective_value("f_divergence", config, in.where("divergence"));
+}
+
+std::vector<Value> erasure_objective(NodeContext&, const NodeInputs& in) {
+  const std::string method = in.text("method");
+  if (method == "uce")
+    return objective_value(method, {{"lambda", in.number("lambda")}, {"preserve_scale", in.number("preserve_scale")}},
+                           in.where("method"));
+  return objective_value(method,
+                         {{"negative_guidance", in.number("negative_guidance")},
+                          {"x_t", in.text("x_t")},
+                          {"sampling_steps", in.integer("sampling_steps")},
+                          {"start_guidance", in.number("start_guidance")}},
+                         in.where("method"));
 }
 
 }  // namespace
@@ -54,6 +69,7 @@ void register_objective_nodes() {
   register_table_node("LetheObjectiveBaseline", baseline_objective);
   register_table_node("LetheObjectivePreference", preference_objective);
   register_table_node("LetheObjectiveFDivergence", divergence_objective);
+  register_table_node("LetheObjectiveErasure", erasure_objective);
 }
 
 }  // namespace lethe::graph::nodes

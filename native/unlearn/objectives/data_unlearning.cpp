@@ -162,14 +162,20 @@ class EraseDiff : public ConfiguredObjective<EraseDiffConfig, ObjectiveNeeds{.fo
   LossTerms micro_step(ObjectiveContext& context) override {
     const double scale = 1.0 / static_cast<double>(context.accumulation_steps);
     ExampleBatch retain = context.next_retain(), forget = context.next_forget();
-    // Retain: the ordinary denoising loss (sum_d, mean over the batch).
-    at::Tensor retain_term = retain_loss(context, retain, ErrorReduction::sum);
-    gradients_.backward(gradients_.retain, retain_term * scale, context.parameters);
-    // Forget: pull the prediction towards uniform noise u ~ U[0, 1)^d (SISS-repository EraseDiff),
-    // u drawn after eps and before the caption variants.
+    check(retain.images.sizes() == forget.images.sizes(), "EraseDiff: retain and forget images must have the same "
+                                                          "shape, got ", retain.images.sizes(), " and ", forget.images.sizes());
+    // As the SISS repository's EraseDiff: both terms share t and eps. With a timestep window the
+    // forget term's t comes from it and the retain term keeps the full range (docs/methods.md §2.3).
     const NoisedBatch noisy = noise_batch(context, forget.images, forget_timesteps(context, forget.size()));
-    at::Tensor u = at::rand(forget.images.sizes(), context.generator, at::kFloat).to(forget.images.options());
+    const at::Tensor retain_t = context.timesteps ? context.training_timesteps(retain.size()) : noisy.t;
+    const NoisedBatch retain_noisy = noised(*context.schedule, retain.images, noisy.eps, retain_t);
+    // Retain: the ordinary denoising loss (sum_d, mean over the batch).
+    at::Tensor p_x = context.model->predict(retain_noisy.x_t, retain_noisy.t, context.context(retain));
+    at::Tensor retain_term = denoising_error(p_x, retain_noisy.target, ErrorReduction::sum).mean();
+    gradients_.backward(gradients_.retain, retain_term * scale, context.parameters);
+    // Forget: pull the prediction towards uniform noise u ~ U[0, 1)^d (SISS-repository EraseDiff).
     at::Tensor p_a = context.model->predict(noisy.x_t, noisy.t, context.context(forget));
+    at::Tensor u = at::rand(forget.images.sizes(), context.generator, at::kFloat).to(forget.images.options());
     at::Tensor forget_term = forget_loss(context, p_a, u, noisy.t, forget.masks);
     gradients_.backward(gradients_.forget, forget_term * scale, context.parameters);
     return {{"retain", retain_term.item<double>() * scale}, {"forget", forget_term.item<double>() * scale}};

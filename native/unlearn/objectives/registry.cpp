@@ -11,6 +11,7 @@ void register_builtin_objectives() {
     register_data_unlearning_objectives();
     register_preference_objectives();
     register_concept_objectives();
+    register_esd_objectives();
   });
 }
 

@@ -9,5 +9,6 @@ void register_denoise_objectives();
 void register_data_unlearning_objectives();
 void register_preference_objectives();
 void register_concept_objectives();
+void register_esd_objectives();
 
 }  // namespace lethe::unlearn
