@@ -16,7 +16,7 @@ footwear` samples the classifier calls sneakers <= 0.10. Writes bench/comparison
 (README section `comparison`, see bench/doc_tables.py). Whatever the numbers say is
 what the table shows: nothing here is tuned per method.
 
-    .venv/bin/python bench/compare_objectives.py [--steps 200 --every 25] [--only siss,js]
+    .venv/bin/python bench/compare_objectives.py [--steps 200 --every 25] [--only siss,js,variational-kl:near]
 
 Each finished configuration leaves bench/comparison-rows/<name>.json (committed: the exact
 config, the hashes of the base model and of the models that scored it (descriptor and
@@ -180,7 +180,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--every", type=int, default=25)
-    parser.add_argument("--only", default="", help="comma-separated methods to run (default: all)")
+    parser.add_argument("--only", default="",
+                        help="comma-separated methods to run, each optionally with its variant's first word "
+                             "(siss, variational-js:near); default: all")
     parser.add_argument("--work", default=os.path.join(HERE, "tmp", "compare"))
     parser.add_argument("--out", default=os.path.join(HERE, "comparison.json"))
     parser.add_argument("--rows", default=os.path.join(HERE, "comparison-rows"), help="finished rows (reused)")
@@ -204,7 +206,7 @@ def main():
     rows, missing = [], []
     timed = []  # (name, key, config, row) of every configuration, for --retime
     for entry in configurations():
-        if only and entry["method"] not in only:
+        if only and entry["method"] not in only and f"{entry['method']}:{entry['variant'].split(' ')[0]}" not in only:
             continue
         name = f"{entry['task']}-{entry['method']}-{entry['variant'].split(' ')[0]}"
         directory = os.path.join(args.work, name)
