@@ -32,10 +32,11 @@ void bind_unlearn(py::module_& m) {
 
   m.def(
       "frequency_energy",
-      [](const at::Tensor& residual, const std::string& config_json) {
-        return frequency_from(config_json).filtered_energy(residual);
+      [](const at::Tensor& residual, const std::string& config_json, std::optional<at::Tensor> tau) {
+        return frequency_from(config_json).filtered_energy(residual, tau.value_or(at::Tensor()));
       },
-      py::arg("residual"), py::arg("config_json"));
+      py::arg("residual"), py::arg("config_json"), py::arg("tau") = py::none(),
+      "Filtered energy per sample; tau [B] = t / (T - 1) when the cutoff depends on t.");
   m.def(
       "frequency_mask",
       [](int64_t height, int64_t width, const std::string& config_json) {
@@ -54,14 +55,15 @@ void bind_unlearn(py::module_& m) {
       "siss_losses",
       [](const at::Tensor& p_x, const at::Tensor& p_a, const at::Tensor& m, const at::Tensor& x, const at::Tensor& a,
          const at::Tensor& gamma, const at::Tensor& sigma, double lambda, const at::Tensor& time_weight,
-         const at::Tensor& masks, const std::string& frequency_json, const std::string& prediction_type) {
+         const at::Tensor& masks, const std::string& frequency_json, const std::string& prediction_type,
+         std::optional<at::Tensor> tau) {
         auto terms = unlearn::siss_losses(p_x, p_a, m, x, a, gamma, sigma, lambda, time_weight, masks,
-                                          frequency_from(frequency_json), prediction_type);
+                                          frequency_from(frequency_json), prediction_type, tau.value_or(at::Tensor()));
         return py::make_tuple(terms.retain, terms.forget);
       },
       py::arg("p_x"), py::arg("p_a"), py::arg("m"), py::arg("x"), py::arg("a"), py::arg("gamma"), py::arg("sigma"),
       py::arg("lam"), py::arg("time_weight"), py::arg("masks"), py::arg("frequency_json") = "{}",
-      py::arg("prediction_type") = "epsilon");
+      py::arg("prediction_type") = "epsilon", py::arg("tau") = py::none());
   m.def("siss_combine", &unlearn::siss_combine, py::arg("retain_gradient"), py::arg("forget_gradient"),
         py::arg("scaling_norm"));
   m.def("erasediff_combine", &unlearn::erasediff_combine, py::arg("retain_gradient"), py::arg("forget_gradient"),

@@ -19,6 +19,9 @@ struct FrequencySelectionConfig {
   double cutoff = 0.5;             // fraction of Nyquist: the low-pass edge, or the high-pass edge
   double cutoff_high = 1.0;        // band-pass upper edge (fraction of Nyquist)
   int64_t order = 2;               // Butterworth order
+  // > 0: the cutoff depends on the timestep, r(t) = cutoff + (cutoff_end - cutoff) t / (T - 1),
+  // from `cutoff` at the cleanest timestep to `cutoff_end` at the noisiest; 0: constant.
+  double cutoff_end = 0.0;
 
   template <typename Visitor>
   void visit(Visitor& v) {
@@ -28,6 +31,7 @@ struct FrequencySelectionConfig {
     v("cutoff", cutoff);
     v("cutoff_high", cutoff_high);
     v("order", order);
+    v("cutoff_end", cutoff_end);
   }
   void validate(const std::string& where) const;
 };
@@ -36,14 +40,25 @@ class FrequencySelection {
  public:
   explicit FrequencySelection(const FrequencySelectionConfig& config);
   bool enabled() const { return config_.filter != "none"; }
-  // The mask M [H, W] (float, unshifted FFT layout, values in [0, 1]).
-  at::Tensor mask(int64_t height, int64_t width, const at::TensorOptions& options) const;
+  // Whether the cutoff depends on the timestep (cutoff_end > 0): then every call below needs
+  // `tau` [B], each sample's t / (T - 1) in [0, 1].
+  bool time_dependent() const { return enabled() && config_.cutoff_end > 0; }
+  // The mask M (float, unshifted FFT layout, values in [0, 1]): [H, W], or [B, 1, H, W] per
+  // sample when time-dependent.
+  at::Tensor mask(int64_t height, int64_t width, const at::TensorOptions& options, const at::Tensor& tau = {}) const;
   // sum_{C, ky, kx} M |FFT_ortho(r)|^2 per sample: r [B, C, H, W] -> [B]. Differentiable.
-  at::Tensor filtered_energy(const at::Tensor& residual) const;
+  at::Tensor filtered_energy(const at::Tensor& residual, const at::Tensor& tau = {}) const;
   // The filtered signal real(IFFT(M FFT(x))) [B, C, H, W] (for checks and pictures).
-  at::Tensor apply(const at::Tensor& x) const;
-  // The mask as a picture: [1, H, W] with zero frequency at the centre.
-  at::Tensor mask_image(int64_t height, int64_t width) const;
+  at::Tensor apply(const at::Tensor& x, const at::Tensor& tau = {}) const;
+  // The mask as a picture: [1, H, W] with zero frequency at the centre (at tau when
+  // time-dependent).
+  at::Tensor mask_image(int64_t height, int64_t width, double tau = 0.0) const;
+  // The picture nodes and run folders show: mask_image, or for a time-dependent cutoff the
+  // masks at the cleanest and the noisiest timestep side by side, [1, H, 2W + 2].
+  at::Tensor preview(int64_t height, int64_t width) const;
+  // A line that says what the selection keeps ("lowpass radial hard cutoff 0.5", "... cutoff
+  // 0.3 at t = 0 to 0.8 at t = T-1").
+  std::string describe() const;
   const FrequencySelectionConfig& config() const { return config_; }
 
  private:

@@ -36,7 +36,7 @@ std::pair<at::Tensor, at::Tensor> siss_weights(const at::Tensor& m, const at::Te
 SissTerms siss_losses(const at::Tensor& prediction_x, const at::Tensor& prediction_a, const at::Tensor& m,
                       const at::Tensor& x, const at::Tensor& a, const at::Tensor& gamma, const at::Tensor& sigma,
                       double lambda, const at::Tensor& time_weight, const at::Tensor& masks,
-                      const FrequencySelection& frequency, const std::string& prediction_type) {
+                      const FrequencySelection& frequency, const std::string& prediction_type, const at::Tensor& tau) {
   diffusion::check_prediction_type(prediction_type, "SISS");
   // The target for x_0 = y of the noised m, with the noise that makes m from y (see the header). [B, ...]
   auto target = [&](const at::Tensor& y) {
@@ -45,7 +45,7 @@ SissTerms siss_losses(const at::Tensor& prediction_x, const at::Tensor& predicti
   SissTerms terms;
   std::tie(terms.weight_x, terms.weight_a) = siss_weights(m, x, a, gamma, sigma, lambda);
   at::Tensor retain_error = denoising_error(prediction_x, target(x), ErrorReduction::sum);  // [B]
-  at::Tensor forget_error_ = forget_error(prediction_a.to(at::kFloat) - target(a), masks, frequency);  // [B]
+  at::Tensor forget_error_ = forget_error(prediction_a.to(at::kFloat) - target(a), masks, frequency, tau);  // [B]
   terms.retain = (terms.weight_x * retain_error).mean();
   at::Tensor forget_weight = terms.weight_a * (time_weight.defined() ? time_weight.to(at::kFloat) : at::ones_like(terms.weight_a));
   // Never multiply an inf by a zero weight: zero-weight samples contribute exactly 0.

@@ -33,7 +33,8 @@ std::pair<at::Tensor, at::Tensor> siss_weights(const at::Tensor& m, const at::Te
 // targets y_x, y_a for x_0 = x, a with the noise that makes m: eps_y = (m - gamma y) / sigma and
 // diffusion::training_target of (y, eps_y): eps_y (epsilon), gamma eps_y - sigma y = (gamma m - y) / sigma
 // (v_prediction, as gamma^2 + sigma^2 = 1), y (sample). The SISS paper and code train epsilon only.
-// L_x = mean_B w_x sum_d (p_x - y_x)^2, L_a = mean_B w_a time_weight forget_error(p_a - y_a).
+// L_x = mean_B w_x sum_d (p_x - y_x)^2, L_a = mean_B w_a time_weight forget_error(p_a - y_a);
+// tau [B] = t / (T - 1) when the frequency cutoff depends on t.
 struct SissTerms {
   at::Tensor retain;   // L_x
   at::Tensor forget;   // L_a
@@ -42,7 +43,8 @@ struct SissTerms {
 SissTerms siss_losses(const at::Tensor& prediction_x, const at::Tensor& prediction_a, const at::Tensor& m,
                       const at::Tensor& x, const at::Tensor& a, const at::Tensor& gamma, const at::Tensor& sigma,
                       double lambda, const at::Tensor& time_weight, const at::Tensor& masks,
-                      const FrequencySelection& frequency, const std::string& prediction_type = "epsilon");
+                      const FrequencySelection& frequency, const std::string& prediction_type = "epsilon",
+                      const at::Tensor& tau = {});
 
 // g = g_x - (scaling_norm / |g_a|) g_a (the SISS repository's rescale); g_a is dropped
 // when |g_a| < 1e-12 (nothing to rescale). Returns (g, |g_x|, |g_a|).

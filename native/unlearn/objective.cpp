@@ -168,9 +168,14 @@ bool same_condition(const ExampleBatch& a, const ExampleBatch& b) {
   return a.captions == b.captions;
 }
 
-at::Tensor forget_error(const at::Tensor& residual, const at::Tensor& masks, const FrequencySelection& frequency) {
+at::Tensor time_fraction(const ObjectiveContext& context, const at::Tensor& t) {
+  return t.to(at::kFloat) / static_cast<double>(std::max<int64_t>(context.schedule->num_timesteps() - 1, 1));
+}
+
+at::Tensor forget_error(const at::Tensor& residual, const at::Tensor& masks, const FrequencySelection& frequency,
+                        const at::Tensor& tau) {
   at::Tensor masked = masks.defined() ? residual * masks.to(residual.dtype()) : residual;  // [B, C, H, W]
-  return frequency.filtered_energy(masked);                                              // [B]
+  return frequency.filtered_energy(masked, tau);                                              // [B]
 }
 
 std::vector<at::Tensor> take_gradients(const std::vector<at::Tensor>& parameters) {

@@ -145,8 +145,12 @@ int64_t elements_per_sample(const at::Tensor& x);
 bool same_condition(const ExampleBatch& a, const ExampleBatch& b);
 
 // Per-sample forget-term error of a residual [B, C, H, W] -> [B]: the spatial masks
-// multiply the residual, then the frequency selection's filtered energy (or sum_d r^2).
-at::Tensor forget_error(const at::Tensor& residual, const at::Tensor& masks, const FrequencySelection& frequency);
+// multiply the residual, then the frequency selection's filtered energy (or sum_d r^2);
+// `tau` [B] = t / (T - 1) for a time-dependent cutoff.
+at::Tensor forget_error(const at::Tensor& residual, const at::Tensor& masks, const FrequencySelection& frequency,
+                        const at::Tensor& tau = {});
+// t / (T - 1) per sample, float [B] (what a time-dependent frequency cutoff reads).
+at::Tensor time_fraction(const ObjectiveContext& context, const at::Tensor& t);
 
 // Global L2 norm over all parameters' .grad.
 double global_grad_norm(const std::vector<at::Tensor>& parameters);

@@ -118,12 +118,12 @@ void draw_selections(const TimestepSelection& timesteps, const FrequencySelectio
   draw::Canvas canvas(900, 300);
   std::vector<double> weights(timesteps.table().data_ptr<float>(), timesteps.table().data_ptr<float>() + timesteps.table().numel());
   draw::draw_line_chart(canvas, {10, 10, 560, 280}, "forget weight over t (timestep selection)", {{"m(t)", weights, {}}}, "t");
-  canvas.text("frequency mask (centre = DC)", 600, 16, 14, draw::colors::black, true);
-  const int scale = std::max(1, static_cast<int>(240 / std::max(height, width)));
-  canvas.paste(frequency.mask_image(height, width), 600, 44, scale);
-  canvas.text(frequency.config().filter + " " + frequency.config().shape + " " + frequency.config().profile +
-                  (frequency.enabled() ? str(" cutoff ", frequency.config().cutoff) : ""),
-              600, 44 + static_cast<int>(height) * scale + 6, 12);
+  canvas.text(frequency.time_dependent() ? "frequency mask at t = 0 | t = T-1" : "frequency mask (centre = DC)", 600, 16,
+              14, draw::colors::black, true);
+  const at::Tensor mask = frequency.preview(height, width);  // [1, H, W'] with W' = W or 2W + 2
+  const int scale = std::max(1, static_cast<int>(280 / std::max(height, mask.size(2))));
+  canvas.paste(mask, 600, 44, scale);
+  canvas.text(frequency.describe(), 600, 44 + static_cast<int>(height) * scale + 6, 12);
   canvas.save_png(directory / "selections.png");
 }
 

@@ -103,7 +103,7 @@ TEST(DenoisingTerms, ForgetLossIsTheMaskedErrorWeightedByTheTimeWeight) {
   const at::Tensor t = at::zeros({2}, at::kLong);
   // No selections: weight 1, error sum_d (mask r)^2 = [4, 0], per element [1, 0].
   EXPECT_DOUBLE_EQ(unlearn::forget_loss(run.context, prediction, target, t, masks).item<double>(), 2.0);
-  EXPECT_TRUE(at::equal(unlearn::selected_mean_error(run.context, prediction, target, masks), at::tensor({1.0f, 0.0f})));
+  EXPECT_TRUE(at::equal(unlearn::selected_mean_error(run.context, prediction, target, masks, t), at::tensor({1.0f, 0.0f})));
 }
 
 TEST(DenoisingTerms, ReferencePredictionNeedsTheFrozenReference) {

@@ -284,3 +284,21 @@ TEST(FrequencySelection, BadConfigsNameTheField) {
   config.cutoff_high = 0.4;
   expect_error([&] { FrequencySelection{config}; }, {".cutoff_high"});
 }
+
+TEST(FrequencySelection, ATimeDependentCutoffShowsBothEndsAndNamesThem) {
+  FrequencySelectionConfig config;
+  config.filter = "lowpass";
+  config.cutoff = 0.25;
+  config.cutoff_end = 1.0;
+  FrequencySelection moving(config);
+  const at::Tensor picture = moving.preview(8, 8);  // [1, 8, 18]: t = 0 | gap | t = T-1
+  EXPECT_EQ(picture.sizes(), at::IntArrayRef({1, 8, 18}));
+  EXPECT_TRUE(at::equal(picture.slice(2, 0, 8), moving.mask_image(8, 8, 0.0)));
+  EXPECT_TRUE(at::equal(picture.slice(2, 10, 18), moving.mask_image(8, 8, 1.0)));
+  EXPECT_LT(picture.slice(2, 0, 8).sum().item<double>(), picture.slice(2, 10, 18).sum().item<double>());
+  EXPECT_EQ(moving.describe(), "lowpass radial hard cutoff 0.25 at t = 0 to 1 at t = T-1");
+  config.cutoff_end = 0.0;
+  EXPECT_EQ(FrequencySelection(config).preview(8, 8).sizes(), at::IntArrayRef({1, 8, 8}));
+  config.cutoff_end = -1.0;
+  expect_error([&] { FrequencySelection{config}; }, {".cutoff_end: expected >= 0"});
+}

@@ -43,6 +43,33 @@ def test_frequency_energy_matches_numpy_fft(lethe):
     assert torch.allclose(lethe.frequency_energy(r, "{}"), (r**2).flatten(1).sum(1))
 
 
+def test_a_time_dependent_cutoff_filters_each_sample_at_its_own_t(lethe):
+    """cutoff_end > 0: r(t) = cutoff + (cutoff_end - cutoff) t / (T - 1) per sample; values and
+    gradients against the constant-cutoff reference applied sample by sample."""
+    g = torch.Generator().manual_seed(7)
+    r = torch.randn(3, 2, 8, 8, generator=g, dtype=torch.float64).requires_grad_(True)
+    tau = torch.tensor([0.0, 0.5, 1.0])
+    config = json.dumps({"filter": "lowpass", "cutoff": 0.25, "cutoff_end": 1.0})
+    ours = lethe.frequency_energy(r, config, tau)
+    expected = torch.cat([energy_reference(r[b:b + 1], lowpass=0.25 + 0.75 * tau[b].item()) for b in range(3)])
+    assert torch.allclose(ours, expected.to(ours.dtype), rtol=1e-5, atol=1e-6)
+    (g_ours,) = torch.autograd.grad(ours.sum(), r)
+    (g_ref,) = torch.autograd.grad(expected.sum(), r)
+    assert torch.allclose(g_ours.double(), g_ref, rtol=1e-4, atol=1e-6)
+    # The ends are the constant cutoffs; without t it says what it needs.
+    assert torch.allclose(ours[2], lethe.frequency_energy(r[2:], lowpass_json(1.0))[0].to(ours.dtype))
+    with pytest.raises(lethe.LetheError, match="the cutoff depends on t .cutoff_end = 1.*each sample's t is needed"):
+        lethe.frequency_energy(r, config)
+    # SISS passes each sample's t through to its forget term.
+    p_x, p_a, m, x, a, gamma, sigma, tw, masks = siss_case(4, False)
+    tau6 = torch.linspace(0, 1, 6)
+    _, forget = lethe.siss_losses(p_x, p_a, m, x, a, gamma, sigma, 0.5, tw, masks, config, "epsilon", tau6)
+    per_sample = [lethe.siss_losses(p_x[b:b + 1], p_a[b:b + 1], m[b:b + 1], x[b:b + 1], a[b:b + 1], gamma[b:b + 1],
+                                    sigma[b:b + 1], 0.5, tw[b:b + 1], masks[b:b + 1],
+                                    lowpass_json(0.25 + 0.75 * tau6[b].item()))[1] for b in range(6)]
+    assert forget.item() == pytest.approx(torch.stack(per_sample).mean().item(), rel=1e-5)
+
+
 def siss_reference(p_x, p_a, m, x, a, gamma, sigma, lam, time_weight, masks, lowpass, prediction_type="epsilon"):
     """docs/methods.md §2.1 in the repository's weight form, then §3's low-pass on l_a; the target
     of each x_0 = y from the noise that makes m: eps, the velocity gamma eps - sigma y (diffusers'

@@ -40,9 +40,10 @@ std::vector<Value> select_frequencies(NodeContext&, const NodeInputs& in) {
   config.cutoff = in.number("cutoff");
   config.cutoff_high = in.number("cutoff_high");
   config.order = in.integer("order");
+  if (in.has("cutoff_end")) config.cutoff_end = in.number("cutoff_end");
   unlearn::FrequencySelection selection(config);
   const int64_t size = in.integer("preview_size");
-  return {Value(types::kFrequency, config), image_value(selection.mask_image(size, size).unsqueeze(0))};  // [1, 1, S, S]
+  return {Value(types::kFrequency, config), image_value(selection.preview(size, size).unsqueeze(0))};  // [1, 1, S, S or 2S+2]
 }
 
 }  // namespace

@@ -229,7 +229,7 @@ class FDivergence
       loss = (weight * generator_loss(fake, config_.divergence)).mean();
       terms["generator"] = loss.item<double>() * scale;
     } else {
-      at::Tensor error = selected_mean_error(context, p.prediction, p.anchored, p.masks);  // [B] mean squared gap
+      at::Tensor error = selected_mean_error(context, p.prediction, p.anchored, p.masks, p.t);  // [B] mean squared gap
       if (config_.tau_auto && !tau_fixed_) {
         tau_ = std::max(1e-12, error.detach().median().item<double>() / 4.0);
         tau_fixed_ = true;
@@ -266,8 +266,8 @@ class FDivergence
     p.prediction = context.model->predict(noisy.x_t, noisy.t, c_target).to(at::kFloat);
     const FrequencySelection& frequency = frequency_of(context);
     if (config_.variational() && frequency.enabled()) {  // the critic compares the selected band
-      p.anchored = frequency.apply(p.anchored);
-      p.prediction = frequency.apply(p.prediction);
+      p.anchored = frequency.apply(p.anchored, time_fraction(context, p.t));
+      p.prediction = frequency.apply(p.prediction, time_fraction(context, p.t));
     }
     return p;
   }

@@ -93,7 +93,8 @@ class Siss : public ConfiguredObjective<SissConfig, ObjectiveNeeds{.forget = tru
       at::Tensor p_x = context.model->predict(m, t, c_x);
       at::Tensor p_a = shared ? p_x : context.model->predict(m, t, c_a);
       SissTerms losses = siss_losses(p_x, p_a, m, x, a, gamma, sigma, config_.lambda, forget_time_weight(context, t),
-                                     forget.masks, frequency_of(context), context.schedule->config().prediction_type);
+                                     forget.masks, frequency_of(context), context.schedule->config().prediction_type,
+                                     time_fraction(context, t));
       gradients_.backward(gradients_.retain, losses.retain * scale, context.parameters, /*keep_graph=*/true);
       gradients_.backward(gradients_.forget, losses.forget * scale, context.parameters);
       terms = {{"retain", losses.retain.item<double>() * scale}, {"forget", losses.forget.item<double>() * scale},

@@ -23,19 +23,19 @@ at::Tensor retain_loss(ObjectiveContext& context, const ExampleBatch& batch, Err
 }
 
 at::Tensor selected_error(const ObjectiveContext& context, const at::Tensor& prediction, const at::Tensor& target,
-                          const at::Tensor& masks) {
-  return forget_error(prediction.to(at::kFloat) - target, masks, frequency_of(context));
+                          const at::Tensor& masks, const at::Tensor& t) {
+  return forget_error(prediction.to(at::kFloat) - target, masks, frequency_of(context), time_fraction(context, t));
 }
 
 at::Tensor selected_mean_error(const ObjectiveContext& context, const at::Tensor& prediction, const at::Tensor& target,
-                               const at::Tensor& masks) {
-  return selected_error(context, prediction, target, masks) / static_cast<double>(elements_per_sample(target));
+                               const at::Tensor& masks, const at::Tensor& t) {
+  return selected_error(context, prediction, target, masks, t) / static_cast<double>(elements_per_sample(target));
 }
 
 at::Tensor forget_loss(const ObjectiveContext& context, const at::Tensor& prediction, const at::Tensor& target,
                        const at::Tensor& t, const at::Tensor& masks) {
   at::Tensor weight = forget_time_weight(context, t).to(target.device());  // [B] m(t)
-  return (weight * selected_error(context, prediction, target, masks)).mean();
+  return (weight * selected_error(context, prediction, target, masks, t)).mean();
 }
 
 at::Tensor reference_predict(ObjectiveContext& context, const at::Tensor& x_t, const at::Tensor& t,

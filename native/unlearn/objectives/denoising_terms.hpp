@@ -32,12 +32,13 @@ NoisedBatch noise_batch(ObjectiveContext& context, const at::Tensor& x0, const a
 at::Tensor retain_loss(ObjectiveContext& context, const ExampleBatch& batch, ErrorReduction reduction);
 
 // Forget-term error per sample: the spatial masks and the frequency selection in force
-// applied to prediction - target (forget_error). [B, C, H, W] -> [B]
+// (its cutoff at each sample's t [B] when time-dependent) applied to prediction - target
+// (forget_error). [B, C, H, W] -> [B]
 at::Tensor selected_error(const ObjectiveContext& context, const at::Tensor& prediction, const at::Tensor& target,
-                          const at::Tensor& masks);
+                          const at::Tensor& masks, const at::Tensor& t);
 // The same divided by the elements per sample d, a per-element mean like ErrorReduction::mean. [B]
 at::Tensor selected_mean_error(const ObjectiveContext& context, const at::Tensor& prediction, const at::Tensor& target,
-                               const at::Tensor& masks);
+                               const at::Tensor& masks, const at::Tensor& t);
 // The forget term: mean_B m(t) selected_error, m(t) the timestep selection's weight. [] scalar
 at::Tensor forget_loss(const ObjectiveContext& context, const at::Tensor& prediction, const at::Tensor& target,
                        const at::Tensor& t, const at::Tensor& masks);

@@ -62,7 +62,7 @@ class Esd : public ConfiguredObjective<EsdConfig, ObjectiveNeeds{.anchor = true,
     at::Tensor target = e_empty - config_.negative_guidance * (e_concept - e_empty);  // [B, C, H, W]
     at::Tensor prediction = context.model->predict(x_t, t, c_target);
     at::Tensor weight = forget_time_weight(context, t).to(target.device());  // [B] m(t)
-    at::Tensor loss = (weight * selected_mean_error(context, prediction, target, masks)).mean();
+    at::Tensor loss = (weight * selected_mean_error(context, prediction, target, masks, t)).mean();
     (loss * scale).backward();
     return {{"esd", loss.item<double>() * scale}, {"t", t.to(at::kDouble).mean().item<double>() * scale}};
   }

@@ -42,9 +42,9 @@ class Npo : public ConfiguredObjective<NpoConfig, ObjectiveNeeds{.forget = true,
     models::Conditioning c = context.context(forget);
     at::Tensor weight = forget_time_weight(context, noisy.t).to(forget.images.device());  // [B]
     at::Tensor error =
-        selected_mean_error(context, context.model->predict(noisy.x_t, noisy.t, c), noisy.target, forget.masks);
+        selected_mean_error(context, context.model->predict(noisy.x_t, noisy.t, c), noisy.target, forget.masks, noisy.t);
     at::Tensor reference =
-        selected_mean_error(context, reference_predict(context, noisy.x_t, noisy.t, c), noisy.target, forget.masks);
+        selected_mean_error(context, reference_predict(context, noisy.x_t, noisy.t, c), noisy.target, forget.masks, noisy.t);
     // Samples outside the time window contribute nothing (their weight is 0).
     at::Tensor loss = (weight * 2.0 / config_.beta * at::softplus(-config_.beta_k * (error - reference))).mean();
     LossTerms terms = {{"npo", loss.item<double>() * scale}, {"forget_error", error.mean().item<double>() * scale}};
@@ -80,9 +80,9 @@ class Dpo : public ConfiguredObjective<DpoConfig, ObjectiveNeeds{.forget = true,
     const NoisedBatch w = noised(*context.schedule, winner.images, l.eps, l.t);
     models::Conditioning c_w = context.context(winner), c_l = context.context(loser);
     at::Tensor e_w = denoising_error(context.model->predict(w.x_t, w.t, c_w), w.target, ErrorReduction::mean);
-    at::Tensor e_l = selected_mean_error(context, context.model->predict(l.x_t, l.t, c_l), l.target, loser.masks);
+    at::Tensor e_l = selected_mean_error(context, context.model->predict(l.x_t, l.t, c_l), l.target, loser.masks, l.t);
     at::Tensor r_w = denoising_error(reference_predict(context, w.x_t, w.t, c_w), w.target, ErrorReduction::mean);
-    at::Tensor r_l = selected_mean_error(context, reference_predict(context, l.x_t, l.t, c_l), l.target, loser.masks);
+    at::Tensor r_l = selected_mean_error(context, reference_predict(context, l.x_t, l.t, c_l), l.target, loser.masks, l.t);
     auto [loss, accuracy] = dpo_loss(e_w, e_l, r_w, r_l, config_.beta);
     (loss * scale).backward();
     return {{"dpo", loss.item<double>() * scale},
