@@ -91,8 +91,8 @@ def configurations():
     # The baselines: ESD (x_t drawn by the model; the anchor set only gives the image shape) and
     # UCE (a closed-form edit towards the anchor's captions, no steps).
     data = {"preset": "bench", "task": "concept", "concept": CONCEPT, "anchor": "sandal"}
-    yield {"task": "concept", "method": "esd", "variant": "sampled x_t (ESD-u: all weights)",
-           "config": {"data": data, "objective": "esd"}}
+    yield {"task": "concept", "method": "esd", "variant": "sampled x_t (10-step DDIM grid; ESD-u: all weights)",
+           "config": {"data": data, "objective": "esd", "objective_config": {"sampling_steps": 10}}}
     for anchor, kind in (("sandal", "near class"), ("footwear", "superclass")):
         yield {"task": "concept", "method": "uce", "variant": f"{kind} ({anchor})",
                "config": {"data": dict(data, anchor=anchor), "objective": "uce"}}
