@@ -58,8 +58,8 @@ PatchCritic::PatchCritic(int64_t input_channels, PatchCriticConfig config,
                          const std::map<std::string, at::Tensor>& state, const std::string& where)
     : input_channels_(input_channels), config_(std::move(config)) {
   build(&state, nullptr, where);
-  for (const auto& [name, tensor] : state)
-    check(this->state().count(name), where, ": unexpected critic tensor '", name, "'");
+  const auto built = this->state();
+  for (const auto& [name, tensor] : state) check(built.count(name), where, ": unexpected critic tensor '", name, "'");
 }
 
 void PatchCritic::build(const std::map<std::string, at::Tensor>* state, at::Generator* generator,

@@ -331,4 +331,7 @@ at::Tensor UNetImpl::forward(const at::Tensor& x, const at::Tensor& t, const at:
   return out_conv(at::silu(out_norm(h)));  // [B, out, H, W]
 }
 
+bool is_cross_attention_key(const std::string& name) { return name.ends_with("attn2.to_k.weight"); }
+bool is_cross_attention_value(const std::string& name) { return name.ends_with("attn2.to_v.weight"); }
+
 }  // namespace lethe::models

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <torch/nn/module.h>
@@ -133,6 +134,12 @@ class UNetImpl : public torch::nn::Module {
   Conv2dLayer out_conv{nullptr};     // out.2
 };
 TORCH_MODULE(UNet);
+
+// Whether a UNet parameter name ("<LDM path>.attn2.to_k.weight", "...to_v.weight") is a
+// cross-attention key or value projection: the weights that read the text condition (what
+// ESD-x and the f-divergence paper train, and what UCE edits).
+bool is_cross_attention_key(const std::string& name);
+bool is_cross_attention_value(const std::string& name);
 
 // Sinusoidal timestep embedding as in LDM: [cos(t f), sin(t f)], f_i = 10000^(-i/half).
 at::Tensor timestep_embedding(const at::Tensor& t, int64_t dim, double max_period = 10000.0);  // [B] -> [B, dim]

@@ -3,7 +3,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 
 #include <ATen/ATen.h>
 
@@ -14,6 +13,7 @@
 #include "io/atomic_file.hpp"
 #include "io/hash.hpp"
 #include "io/output_path.hpp"
+#include "models/unet.hpp"
 #include "unlearn/presets.hpp"
 #include "unlearn/run_identity.hpp"
 
@@ -44,15 +44,6 @@ void RunConfig::validate(const std::string& where) const {
 
 
 namespace {
-
-// The cross-attention key and value projections (ESD-x, the f-divergence paper's
-// "cross-attn" group): the weights that read the text condition.
-bool is_cross_attention_kv(const std::string& name) {
-  for (const char* suffix : {"attn2.to_k.weight", "attn2.to_v.weight"})
-    if (name.size() >= std::strlen(suffix) && name.compare(name.size() - std::strlen(suffix), std::string::npos, suffix) == 0)
-      return true;
-  return false;
-}
 
 ExampleSet folder_set(const std::string& folder, const std::string& role, const models::DiffusionModel& model,
                       bool resize, bool captions_optional) {
@@ -223,6 +214,14 @@ std::unique_ptr<Objective> checked_objective(const RunConfig& config, const Task
   return objective;
 }
 
+// The run's config with every default filled in and the objective's resolved settings, as
+// the run folder's config.json.
+void write_resolved_config(const RunConfig& config, const Objective& objective, const fs::path& directory) {
+  nlohmann::json resolved = io::to_json(config);
+  resolved["objective_config"] = objective.config_json();
+  io::write_json_file(directory / "config.json", resolved);
+}
+
 // Trains `parameters` of context.model (model, reference, schedule, data and caption encoder
 // already set in `context`) with the run's selections; writes the selection pictures, the
 // resolved config and the loss curves into `directory`.
@@ -239,9 +238,7 @@ TrainOutcome train(const RunConfig& config, Objective& objective, ObjectiveConte
   // The selections' pictures at the size of the data they act on (naive deletion has only a retain set).
   const ExampleSet& shown = !data.forget.empty() ? data.forget : !data.anchor.empty() ? data.anchor : data.retain;
   draw_selections(timesteps, frequency, shown.images.size(2), shown.images.size(3), directory);
-  nlohmann::json resolved = io::to_json(config);
-  resolved["objective_config"] = objective.config_json();
-  io::write_json_file(directory / "config.json", resolved);
+  write_resolved_config(config, objective, directory);
 
   Trainer trainer(config.trainer, parameters, objective, context);
   trainer.set_run_identity(identity);
@@ -279,7 +276,8 @@ io::Metadata lora_metadata(const RunConfig& config, io::Metadata metadata, const
 
 // Writes summary.json (the mark of a finished run), then removes the checkpoint.
 nlohmann::json finish_run(const RunConfig& config, const TrainOutcome& outcome, const fs::path& directory,
-                          const std::map<std::string, std::string>& files) {
+                          const std::map<std::string, std::string>& files,
+                          const nlohmann::json& extra = nlohmann::json::object()) {
   nlohmann::json summary;
   summary["objective"] = config.objective;
   summary["steps"] = outcome.steps_done;
@@ -294,6 +292,7 @@ nlohmann::json finish_run(const RunConfig& config, const TrainOutcome& outcome, 
   const MachineFacts machine = machine_facts();  // what wall_seconds depends on
   summary["machine"] = {{"cpu", machine.cpu}, {"threads", machine.threads}, {"flush_denormals", machine.flush_denormals}};
   for (const auto& [name, path] : files) summary[name] = path;
+  summary.update(extra);
   io::write_json_file(directory / "summary.json", summary);
   std::error_code ignored;
   fs::remove(directory / "checkpoint.safetensors", ignored);
@@ -313,6 +312,16 @@ void save_result(const std::function<void()>& save, const fs::path& file, const 
                     (directory / "checkpoint.safetensors").string(),
                     "': run the same command again to save it without training again"));
   }
+}
+
+// Saves the run's model with its provenance and makes that file the model's source.
+void save_run_model(models::DiffusionModel& model, const io::Metadata& metadata, const fs::path& file,
+                    const fs::path& directory) {
+  model.set_requires_grad(false);
+  save_result([&] { model.save(file, metadata); }, file, directory);
+  model.source_path = file.string();
+  model.source_sha256 = io::sha256_file(file);
+  model.source_metadata = metadata;
 }
 
 }  // namespace
@@ -370,24 +379,16 @@ RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progres
   if (objective->needs_reference()) reference = source->frozen_copy();
 
   if (objective->edits_in_closed_form()) {  // UCE: one edit of the copy, no training
+    write_resolved_config(config, *objective, directory);
     const auto started = std::chrono::steady_clock::now();
-    nlohmann::json report = objective->edit(*trained, data);
+    const nlohmann::json report = objective->edit(*trained, data);
     TrainOutcome outcome;
     outcome.finished = true;
     outcome.total_seconds = outcome.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    io::Metadata metadata = run_metadata(config, *objective, outcome, source->source_path, source->source_sha256);
-    trained->set_requires_grad(false);
-    save_result([&] { trained->save(result.model_file, metadata); }, result.model_file, directory);
-    trained->source_path = result.model_file.string();
-    trained->source_sha256 = io::sha256_file(result.model_file);
-    trained->source_metadata = metadata;
-    nlohmann::json resolved = io::to_json(config);
-    resolved["objective_config"] = objective->config_json();
-    io::write_json_file(directory / "config.json", resolved);
-    result.summary = finish_run(config, outcome, directory, {{"model_file", result.model_file.string()}});
-    result.summary["edit"] = report;
-    io::write_json_file(directory / "summary.json", result.summary);
+    save_run_model(*trained, run_metadata(config, *objective, outcome, source->source_path, source->source_sha256),
+                   result.model_file, directory);
+    result.summary = finish_run(config, outcome, directory, {{"model_file", result.model_file.string()}}, {{"edit", report}});
     result.model = trained;
     return result;
   }
@@ -408,7 +409,8 @@ RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progres
   } else {
     trained->unet()->train();
     for (const auto& item : trained->unet()->named_parameters()) {
-      const bool trains = config.trainable == "full" || is_cross_attention_kv(item.key());
+      const bool trains = config.trainable == "full" || models::is_cross_attention_key(item.key()) ||
+                          models::is_cross_attention_value(item.key());
       item.value().set_requires_grad(trains);
       if (trains) parameters.emplace_back("diffusion_model." + item.key(), item.value());
     }
@@ -446,11 +448,7 @@ RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progres
     lora->merge();
     files["lora_file"] = result.lora_file.string();
   }
-  trained->set_requires_grad(false);
-  save_result([&] { trained->save(result.model_file, metadata); }, result.model_file, directory);
-  trained->source_path = result.model_file.string();
-  trained->source_sha256 = io::sha256_file(result.model_file);
-  trained->source_metadata = metadata;
+  save_run_model(*trained, metadata, result.model_file, directory);
   files["model_file"] = result.model_file.string();
   result.summary = finish_run(config, outcome, directory, files);
   result.model = trained;

@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include "core/error.hpp"
+#include "models/unet.hpp"
 #include "unlearn/caption_variants.hpp"
 
 namespace lethe::unlearn {
@@ -102,8 +103,8 @@ UceReport uce_edit(models::DiffusionModel& model, const std::vector<std::string>
   at::NoGradGuard no_grad;
   for (auto& item : model.unet()->named_parameters()) {
     const std::string& name = item.key();
-    const bool value = name.ends_with("attn2.to_v.weight");
-    const bool key = config.edit_keys && name.ends_with("attn2.to_k.weight");
+    const bool value = models::is_cross_attention_value(name);
+    const bool key = config.edit_keys && models::is_cross_attention_key(name);
     if (!value && !key) continue;
     item.value().copy_(uce_weight(item.value(), c, d, p, config.lambda, config.erase_scale, preserve_scale));
     ++report.projections;

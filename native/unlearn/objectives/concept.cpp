@@ -125,10 +125,7 @@ class Critic {
     }
     if (++micro_ == context.accumulation_steps) {
       const std::vector<at::Tensor> parameters = critic.parameters();
-      for (size_t i = 0; i < parameters.size(); ++i) {
-        at::Tensor parameter = parameters[i];
-        parameter.mutable_grad() = sums_[i];
-      }
+      add_gradients(parameters, sums_, 1.0);  // their .grad is empty: the critic's own step only
       if (config_.critic_grad_clip > 0) torch::nn::utils::clip_grad_norm_(parameters, config_.critic_grad_clip);
       adam_->step();
       adam_->zero_grad(/*set_to_none=*/true);
