@@ -117,11 +117,18 @@ def unlearning_table(result):
     m, c, s = result["models"], result["checks"], result["summary"]
     rows = [("memorization rate (forget captions)", "memorization_rate", 3), ("normalized SSCD", "normalized_sscd", 3),
             ("mean SSCD to the forget image", "sscd_mean", 3), ("FID (bench classifier features)", "fid", 2),
-            ("class-conditional accuracy", "class_accuracy", 3), ("forget loss", "forget_loss", 4),
-            ("retain loss", "retain_loss", 4)]
+            ("class-conditional accuracy", "class_accuracy", 3), ("prompt attack: attacked samples that are copies",
+                                                 "attack_prompt_success_rate", 3),
+            ("relearning attack: steps until held-out pieces return", "attack_relearn_steps", 0)]
 
     def fmt(value, digits):
         return "" if value is None else f"{value:.{digits}f}"
+
+    def cell(entry, key, digits):
+        relearn = (entry.get("attacks") or {}).get("relearn")
+        if key == "attack_relearn_steps" and relearn and not relearn["returned"]:
+            return f"> {relearn['budget']}"  # did not return within the budget
+        return fmt(entry.get(key), digits)
 
     lines = [f"Measured by `make unlearning-check` ({s['steps']} steps, {s['samples_seen']} samples seen, "
              f"{s['wall_seconds']:.0f} s of unlearning; evaluation: {result['counts']['forget_generations']} forget-caption and "
@@ -129,8 +136,8 @@ def unlearning_table(result):
              "[report](bench/unlearning/report.png), [loss curve](bench/unlearning/loss.png).", "",
              "| metric | base (before) | unlearned | retrained (gold standard) |", "|---|---|---|---|"]
     for label, key, digits in rows:
-        lines.append(f"| {label} | {fmt(m['baseline'].get(key), digits)} | {fmt(m['evaluated'].get(key), digits)} | "
-                     f"{fmt(m['reference'].get(key), digits)} |")
+        lines.append(f"| {label} | {cell(m['baseline'], key, digits)} | {cell(m['evaluated'], key, digits)} | "
+                     f"{cell(m['reference'], key, digits)} |")
     lines += ["", "| acceptance | measured | target | met |", "|---|---|---|---|"]
     for name, check in c.items():
         lines.append(f"| {name.replace('_', ' ')} | {check['value']:.4g} | {check['target']} | {'yes' if check['ok'] else '**no**'} |")

@@ -71,7 +71,7 @@ std::string shipped_model_name(const std::string& sha256) {
   return "";
 }
 
-const char* const kCacheVersion = "lethe-eval-cache/1";
+const char* const kCacheVersion = "lethe-eval-cache/2";  // 2: with the attacks
 
 // models/bench/eval-cache, or $LETHE_EVAL_CACHE.
 std::filesystem::path cache_file(const std::string& model_name, const std::string& key) {
@@ -98,6 +98,11 @@ std::optional<eval::ModelEvaluation> read_cached(const std::filesystem::path& fi
   result.forget_descriptors = cached.tensor("forget_descriptors").clone();
   result.class_samples = cached.tensor("class_samples").clone();
   result.class_predictions = cached.tensor("class_predictions").clone();
+  if (metadata.count("attacks")) {
+    result.attacks = io::parse_json(metadata.at("attacks"), file.string());
+    result.attack_samples = cached.tensor("attack_samples").clone();
+    result.attack_success = cached.tensor("attack_success").to(at::kBool);
+  }
   return result;
 }
 
@@ -105,13 +110,18 @@ void write_cached(const std::filesystem::path& file, const std::string& key, con
   try {
     std::filesystem::create_directories(file.parent_path());
     nlohmann::json metrics = result.metrics;
-    io::save_safetensors(file,
-                         {{"forget_samples", result.forget_samples.contiguous()},
-                          {"forget_scores", result.forget_scores.contiguous()},
-                          {"forget_descriptors", result.forget_descriptors.contiguous()},
-                          {"class_samples", result.class_samples.contiguous()},
-                          {"class_predictions", result.class_predictions.contiguous()}},
-                         {{"key", key}, {"metrics", metrics.dump()}, {"seconds", std::to_string(result.seconds)}});
+    std::map<std::string, at::Tensor> tensors = {{"forget_samples", result.forget_samples.contiguous()},
+                                                 {"forget_scores", result.forget_scores.contiguous()},
+                                                 {"forget_descriptors", result.forget_descriptors.contiguous()},
+                                                 {"class_samples", result.class_samples.contiguous()},
+                                                 {"class_predictions", result.class_predictions.contiguous()}};
+    io::Metadata metadata = {{"key", key}, {"metrics", metrics.dump()}, {"seconds", std::to_string(result.seconds)}};
+    if (!result.attacks.is_null()) {
+      tensors["attack_samples"] = result.attack_samples.contiguous();
+      tensors["attack_success"] = result.attack_success.to(at::kByte).contiguous();
+      metadata["attacks"] = result.attacks.dump();
+    }
+    io::save_safetensors(file, tensors, metadata);
   } catch (const std::exception&) {
     // A read-only install just evaluates again next time.
   }

@@ -78,6 +78,10 @@ std::vector<Value> evaluate(NodeContext& context, const NodeInputs& in) {
   config.samples_per_forget_caption = in.integer("samples_per_caption");
   config.samples_per_class = in.integer("samples_per_class");
   config.sampling.seed = static_cast<uint64_t>(in.integer("seed"));
+  const std::string erased =
+      !in.has("erased_concept") || in.text("erased_concept") == "none" ? "" : in.text("erased_concept");
+  config.erased_concept = erased;
+  if (in.has("attacks")) config.attacks.enabled = in.flag("attacks");
   const std::vector<NamedModel> entries = connected_models(in);
   config = fit_to_memory(config, entries, str("node ", context.node_id, " (LetheEvaluate) samples_per_caption/samples_per_class"));
   std::shared_ptr<eval::Descriptor> descriptor;
@@ -85,8 +89,6 @@ std::vector<Value> evaluate(NodeContext& context, const NodeInputs& in) {
   // A new folder per evaluation (evaluate-node-<id>, -2, ...): reports are never overwritten.
   const auto out = io::claim_numbered_folder(context.run_directory, "evaluate-node-" + io::file_name_part(context.node_id));
   nlohmann::json report = evaluate_on_bench(entries, out, config, descriptor, nullptr, context.progress);
-  const std::string erased =
-      !in.has("erased_concept") || in.text("erased_concept") == "none" ? "" : in.text("erased_concept");
   const std::string summary = eval::report_summary(report, erased), before_after = eval::before_after_line(report, erased);
   context.texts.push_back(summary);
   if (!before_after.empty()) context.texts.push_back(before_after);

@@ -17,7 +17,8 @@ namespace lethe::cli {
 namespace {
 
 struct EvalOptions {
-  std::string model, baseline, reference, out, descriptor, classifier, config_file;
+  std::string model, baseline, reference, out, descriptor, classifier, config_file, erased_concept;
+  bool no_attacks = false;
   int64_t seed = 0;
   int64_t samples_per_caption = -1;
   int64_t samples_per_class = -1;
@@ -40,6 +41,11 @@ void add_eval_command(CLI::App& app) {
   command->add_option("--seed", options->seed, "sampling seed")->capture_default_str();
   command->add_option("--samples-per-caption", options->samples_per_caption, "generations per forget caption");
   command->add_option("--samples-per-class", options->samples_per_class, "generations per class prompt");
+  command->add_option("--erased-concept", options->erased_concept,
+                      "the class a concept-erasure run erased (the attacks then try to bring it back; the summary "
+                      "reports its share)");
+  command->add_flag("--no-attacks", options->no_attacks,
+                    "skip the attacks (adversarial prompt search, relearning) that try to bring the forgotten content back");
   set_action(command, [options]() {
     eval::EvalConfig config = bench::bench_eval_config();
     if (!options->config_file.empty())
@@ -47,6 +53,8 @@ void add_eval_command(CLI::App& app) {
     config.sampling.seed = static_cast<uint64_t>(options->seed);
     if (options->samples_per_caption > 0) config.samples_per_forget_caption = options->samples_per_caption;
     if (options->samples_per_class > 0) config.samples_per_class = options->samples_per_class;
+    if (!options->erased_concept.empty()) config.erased_concept = options->erased_concept;
+    if (options->no_attacks) config.attacks.enabled = false;
     const std::filesystem::path out =
         options->out.empty() ? io::claim_numbered_folder("out", "eval-" + timestamp()) : std::filesystem::path(options->out);
     check(!std::filesystem::exists(out / "report.json"), "lethe eval: '", out.string(),
@@ -63,7 +71,7 @@ void add_eval_command(CLI::App& app) {
     }
     auto report = bench::evaluate_on_bench(entries, out, config, descriptor, classifier, terminal_progress("eval"));
     std::cout << "report: " << (out / "report.json").string() << "\npicture: " << (out / "report.png").string() << "\n";
-    std::cout << eval::report_summary(report);
+    std::cout << eval::report_summary(report, config.erased_concept);
     return 0;
   });
 }

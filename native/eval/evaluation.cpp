@@ -23,6 +23,7 @@ void EvalConfig::validate(const std::string& where) const {
   check(threshold > -1 && threshold < 1, where, ".threshold: expected in (-1, 1), got ", threshold);
   check(probe_timestep >= 0, where, ".probe_timestep: expected >= 0");
   sampling.validate(where + ".sampling");
+  attacks.validate(where + ".attacks");
 }
 
 namespace {
@@ -38,6 +39,16 @@ std::pair<at::Tensor, at::Tensor> classify_all(models::ClassifierImpl& classifie
     predictions.push_back(logits.argmax(1));
   }
   return {at::cat(features), at::cat(predictions)};
+}
+
+// Class probabilities [N, classes] of pixels [N, C, H, W].
+at::Tensor classify_probabilities(models::ClassifierImpl& classifier, const at::Tensor& pixels) {
+  c10::InferenceMode inference;
+  std::vector<at::Tensor> probabilities;
+  for (int64_t first = 0; first < pixels.size(0); first += 256)
+    probabilities.push_back(
+        classifier.classify(pixels.narrow(0, first, std::min<int64_t>(256, pixels.size(0) - first))).second.softmax(1));
+  return at::cat(probabilities);
 }
 
 std::vector<std::string> repeat_each(const std::vector<std::string>& items, int64_t times) {
@@ -61,6 +72,41 @@ Evaluator::Evaluator(EvalConfig config, EvalData data, std::shared_ptr<Descripto
   retain_descriptors_ = embed_batched(*descriptor_, data_.retain_images);
   const int64_t real = std::min<int64_t>(config_.fid_real_images, data_.real_images.size(0));
   real_features_ = classify_all(*classifier_, data_.real_images.narrow(0, 0, real)).first;
+
+  if (config_.erased_concept.empty()) {
+    attack_targets_ = {data_.forget_images, data_.forget_captions};
+    attack_descriptors_ = forget_descriptors_;
+    return;
+  }
+  // Concept task: the retain images of the erased class with its prompt, as many as there are
+  // forget images (at least 2: half are relearned, half held out).
+  std::vector<std::string> names;
+  for (size_t c = 0; c < data_.class_captions.size(); ++c) {
+    const std::string& caption = data_.class_captions[c];
+    names.push_back(caption.substr(0, caption.find(' ')));
+    if (names.back() != config_.erased_concept) continue;
+    concept_label_ = data_.class_labels[c];
+    std::vector<int64_t> picks;
+    const int64_t wanted = std::max<int64_t>(2, data_.forget_images.size(0));
+    for (size_t i = 0; i < data_.retain_captions.size() && static_cast<int64_t>(picks.size()) < wanted; ++i)
+      if (data_.retain_captions[i] == caption) picks.push_back(static_cast<int64_t>(i));
+    check(picks.size() >= 2, "evaluation.erased_concept: expected at least 2 retain images of '", config_.erased_concept,
+          "' for the attacks, got ", picks.size());
+    attack_targets_.images = data_.retain_images.index_select(0, at::tensor(picks, at::kLong));
+    attack_targets_.captions.assign(picks.size(), caption);
+  }
+  check(concept_label_ >= 0, "evaluation.erased_concept: expected one of the evaluated classes (", join(names, ", "),
+        ") or \"\" for the data task, got '", config_.erased_concept, "'");
+}
+
+std::pair<at::Tensor, at::Tensor> Evaluator::judge(const at::Tensor& samples, const at::Tensor& target) const {
+  c10::InferenceMode inference;
+  if (concept_label_ >= 0) {
+    at::Tensor probabilities = classify_probabilities(*classifier_, samples);  // [M, classes]
+    return {probabilities.argmax(1) == concept_label_, probabilities.select(1, concept_label_)};
+  }
+  at::Tensor scores = best_match(similarity_matrix(embed_batched(*descriptor_, samples), attack_descriptors_), target);
+  return {scores >= config_.threshold, scores};
 }
 
 ModelEvaluation Evaluator::evaluate(models::DiffusionModel& model, const std::string& name,
@@ -68,6 +114,30 @@ ModelEvaluation Evaluator::evaluate(models::DiffusionModel& model, const std::st
   const auto started = std::chrono::steady_clock::now();
   ModelEvaluation result;
   result.name = name;
+  measure(model, result, progress);
+  if (config_.attacks.enabled) {
+    ProgressCallback named;
+    if (progress)
+      named = [&](const ProgressEvent& event) {
+        ProgressEvent renamed = event;
+        renamed.stage = name + ": " + event.stage;
+        progress(renamed);
+      };
+    AttackReport attacks = run_attacks(model, attack_targets_,
+                                       [this](const at::Tensor& samples, const at::Tensor& target) { return judge(samples, target); },
+                                       config_.attacks, config_.sampling, named);
+    for (const auto& [metric, value] : attacks.metrics) result.metrics[metric] = value;
+    result.attacks = attacks.details;
+    result.attack_samples = attacks.prompt_samples;
+    result.attack_success = attacks.prompt_success;
+  }
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  result.metrics["wall_seconds"] = result.seconds;
+  return result;
+}
+
+void Evaluator::measure(models::DiffusionModel& model, ModelEvaluation& result, const ProgressCallback& progress) {
+  const std::string& name = result.name;
   c10::InferenceMode inference;
   const std::vector<int64_t> shape = {data_.forget_images.size(1), data_.forget_images.size(2), data_.forget_images.size(3)};
   at::Tensor uncond = model.context_for({""});  // [1, L, D]
@@ -158,9 +228,6 @@ ModelEvaluation Evaluator::evaluate(models::DiffusionModel& model, const std::st
   };
   m["forget_loss"] = denoising_loss(data_.forget_images, data_.forget_captions);
   m["retain_loss"] = denoising_loss(data_.retain_images.narrow(0, 0, retain_count), retain_captions);
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  m["wall_seconds"] = result.seconds;
-  return result;
 }
 
 void Evaluator::compare(ModelEvaluation& evaluated, const ModelEvaluation* baseline, const ModelEvaluation* reference) const {

@@ -13,8 +13,11 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <nlohmann/json.hpp>
+
 #include "core/progress.hpp"
 #include "diffusion/sampling.hpp"
+#include "eval/attacks.hpp"
 #include "eval/descriptor.hpp"
 #include "io/json_config.hpp"
 #include "models/classifier.hpp"
@@ -33,6 +36,10 @@ struct EvalConfig {
   int64_t fid_real_images = 2000;
   std::vector<int64_t> loss_timesteps = {100, 250, 500, 750};
   int64_t margin_neighbours = 16;
+  // The class a concept-erasure run erased (a class prompt's first word), or "" for the data
+  // task: it decides what the attacks try to bring back (attacks.hpp).
+  std::string erased_concept;
+  AttackConfig attacks;
 
   template <typename V>
   void visit(V& v) {
@@ -46,6 +53,8 @@ struct EvalConfig {
     v("fid_real_images", fid_real_images);
     v("loss_timesteps", loss_timesteps);
     v("margin_neighbours", margin_neighbours);
+    v("erased_concept", erased_concept);
+    v("attacks", attacks);
   }
   void validate(const std::string& where) const;
 };
@@ -69,6 +78,9 @@ struct ModelEvaluation {
   at::Tensor forget_descriptors;             // [F * K, D]
   at::Tensor class_samples;                  // [classes * S, C, H, W]
   at::Tensor class_predictions;              // [classes * S]
+  nlohmann::json attacks;                    // attacks.hpp's details (null when attacks are off)
+  at::Tensor attack_samples;                 // [N * K, C, H, W] drawn with the prompt attack's embeddings
+  at::Tensor attack_success;                 // [N * K] bool
   double seconds = 0.0;
 };
 
@@ -84,6 +96,9 @@ class Evaluator {
   const EvalData& data() const { return data_; }
   const Descriptor& descriptor() const { return *descriptor_; }
   const models::ClassifierImpl& classifier() const { return *classifier_; }
+  // What the attacks aim at: the forget images with their captions (data task) or images of
+  // the erased class with its prompt (concept task).
+  const AttackTargets& attack_targets() const { return attack_targets_; }
 
  private:
   EvalConfig config_;
@@ -91,6 +106,12 @@ class Evaluator {
   std::shared_ptr<Descriptor> descriptor_;
   std::shared_ptr<models::ClassifierImpl> classifier_;
   at::Tensor forget_descriptors_, retain_descriptors_, real_features_;
+  AttackTargets attack_targets_;
+  int64_t concept_label_ = -1;  // the erased class's label, -1 for the data task
+  at::Tensor attack_descriptors_;  // [N, D] of the data task's targets
+  // The metrics of evaluate() without the attacks, in inference mode.
+  void measure(models::DiffusionModel& model, ModelEvaluation& result, const ProgressCallback& progress);
+  std::pair<at::Tensor, at::Tensor> judge(const at::Tensor& samples, const at::Tensor& target) const;
 };
 
 // The text the report gives for "normalized_sscd".

@@ -15,7 +15,8 @@ const std::vector<std::string>& report_metric_names() {
   static const std::vector<std::string> names = {
       "memorization_rate", "normalized_sscd", "sscd_mean",  "sscd_p95",        "sscd_margin_mean",
       "sscd_direction",    "fid",             "kid_mean",   "class_accuracy",  "forget_loss",
-      "retain_loss",       "forget_probe_sscd", "retain_probe_sscd"};
+      "retain_loss",       "forget_probe_sscd", "retain_probe_sscd", "attack_prompt_success_rate",
+      "attack_prompt_score_mean", "attack_relearn_steps"};
   return names;
 }
 
@@ -44,6 +45,9 @@ nlohmann::json build_report(const Evaluator& evaluator, const std::vector<const 
     for (const auto& [name, value] : model->metrics) entry[name] = value;
     for (const std::string& name : report_metric_names())
       if (!entry.contains(name)) entry[name] = nullptr;  // not applicable (e.g. normalized_sscd without a reference)
+    // attack_relearn_steps is null also when the content did not return within the budget:
+    // attacks.relearn.returned tells the two apart.
+    entry["attacks"] = model->attacks;
     report["models"][model->name] = entry;
   }
   nlohmann::json per_caption = nlohmann::json::array();
@@ -75,6 +79,14 @@ std::string metric_text(const nlohmann::json& value, int digits = 3) {
   return value.is_number() ? fixed(value.get<double>(), digits) : "-";
 }
 
+// "20", "> 60" (did not return within the budget) or "-" (no attacks run).
+std::string relearn_text(const nlohmann::json& entry) {
+  const nlohmann::json& attacks = entry.value("attacks", nlohmann::json());
+  if (!attacks.is_object()) return "-";
+  const nlohmann::json& relearn = attacks.at("relearn");
+  return relearn.at("returned").get<bool>() ? relearn.at("steps").dump() : "> " + relearn.at("budget").dump();
+}
+
 }  // namespace
 
 void draw_report(const Evaluator& evaluator, const std::vector<const ModelEvaluation*>& models, const nlohmann::json& report,
@@ -101,7 +113,7 @@ void draw_report(const Evaluator& evaluator, const std::vector<const ModelEvalua
     grid_width += blocks.back();
   }
   const int width = grid_width + 560;
-  const int height = std::max<int>(top + static_cast<int>(forget_count) * row_height + 40, 1060);
+  const int height = std::max<int>(top + static_cast<int>(forget_count) * row_height + 40, 1380);
 
   draw::Canvas canvas(width, height);
   canvas.text("Lethe evaluation report", left, 14, 24, draw::colors::black, true);
@@ -165,7 +177,8 @@ void draw_report(const Evaluator& evaluator, const std::vector<const ModelEvalua
   const std::vector<std::pair<std::string, int>> rows = {
       {"memorization_rate", 3}, {"normalized_sscd", 3}, {"sscd_mean", 3},     {"sscd_direction", 3},
       {"fid", 2},               {"kid_mean", 4},        {"class_accuracy", 3}, {"forget_loss", 4},
-      {"retain_loss", 4},       {"forget_probe_sscd", 3}, {"retain_probe_sscd", 3}};
+      {"retain_loss", 4},       {"forget_probe_sscd", 3}, {"retain_probe_sscd", 3}, {"attack_prompt_success_rate", 3},
+      {"attack_relearn_steps", 0}};
   int column = panel_x + 170;
   for (const ModelEvaluation* model : models) {
     canvas.text(model->name, column, y, 12, draw::colors::black, true);
@@ -176,13 +189,27 @@ void draw_report(const Evaluator& evaluator, const std::vector<const ModelEvalua
     canvas.text(name, panel_x + 4, y, 12);
     column = panel_x + 170;
     for (const ModelEvaluation* model : models) {
-      canvas.text(metric_text(report["models"][model->name][name], digits), column, y, 12);
+      const nlohmann::json& entry = report["models"][model->name];
+      canvas.text(name == "attack_relearn_steps" ? relearn_text(entry) : metric_text(entry[name], digits), column, y, 12);
       column += 120;
     }
     y += 17;
   }
   canvas.text(str("normalized_sscd: P1 retrain-anchored progress (1 = unchanged, 0 = like retrained)"), panel_x + 4, y + 6, 11,
               draw::colors::grey);
+  // The relearning attack's curves: how fast the held-out targets come back under fine-tuning.
+  std::vector<draw::Series> curves;
+  for (const ModelEvaluation* model : models) {
+    if (!model->attacks.is_object()) continue;
+    const nlohmann::json& relearn = model->attacks.at("relearn");
+    curves.push_back({model->name, relearn.at("held_out_success_rate").get<std::vector<double>>(),
+                      relearn.at("checked_steps").get<std::vector<double>>()});
+  }
+  if (!curves.empty())
+    draw::draw_line_chart(canvas, {panel_x, y + 30, panel_width, 270},
+                          str("relearning attack: held-out ", config.erased_concept.empty() ? "memorization" : "concept share",
+                              " vs fine-tuning steps (prompt attack: attack_prompt_success_rate)"),
+                          curves, "fine-tuning steps");
   canvas.save_png(png);
 }
 
@@ -216,6 +243,9 @@ std::string report_summary(const nlohmann::json& report, const std::string& eras
     summary += str(name, ": memorization_rate ", metrics["memorization_rate"].dump(), ", fid ", metrics["fid"].dump(),
                    ", class_accuracy ", metrics["class_accuracy"].dump());
     if (!key.empty()) summary += str(", ", erased_concept, " still drawn as ", erased_concept, " ", metrics[key].dump());
+    if (metrics.value("attacks", nlohmann::json()).is_object())
+      summary += str(", attack_prompt_success_rate ", metrics["attack_prompt_success_rate"].dump(), ", relearned in ",
+                     relearn_text(metrics), " steps");
     summary += "\n";
   }
   return summary;

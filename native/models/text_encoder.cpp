@@ -60,8 +60,17 @@ at::Tensor TokenEncoderImpl::tokenize(const std::vector<std::string>& captions) 
 at::Tensor TokenEncoderImpl::forward(const at::Tensor& ids) {
   check(ids.dim() == 2 && ids.size(1) == config_.max_tokens, "token encoder: expected ids [B, ", config_.max_tokens,
         "], got ", ids.sizes());
-  at::Tensor tokens = at::embedding(token_embedding_, ids.to(token_embedding_.device()));  // [B, L, dim]
-  return norm_(tokens + position_embedding_.unsqueeze(0));                                  // [B, L, dim]
+  return encode_embeddings(embed(ids));
+}
+
+at::Tensor TokenEncoderImpl::embed(const at::Tensor& ids) {
+  return at::embedding(token_embedding_, ids.to(token_embedding_.device()));  // [B, L, dim]
+}
+
+at::Tensor TokenEncoderImpl::encode_embeddings(const at::Tensor& tokens) {
+  check(tokens.dim() == 3 && tokens.size(1) == config_.max_tokens && tokens.size(2) == config_.dim,
+        "token encoder: expected token embeddings [B, ", config_.max_tokens, ", ", config_.dim, "], got ", tokens.sizes());
+  return norm_(tokens + position_embedding_.unsqueeze(0));  // [B, L, dim]
 }
 
 }  // namespace lethe::models

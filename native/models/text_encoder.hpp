@@ -38,6 +38,10 @@ class TokenEncoderImpl : public torch::nn::Module {
   at::Tensor tokenize(const std::vector<std::string>& captions) const;
   // ids [B, L] -> context [B, L, dim]
   at::Tensor forward(const at::Tensor& ids);
+  // forward split in two, for soft-prompt attacks that optimise the token embeddings:
+  // ids [B, L] -> token embeddings [B, L, dim]; token embeddings [B, L, dim] -> context [B, L, dim].
+  at::Tensor embed(const at::Tensor& ids);
+  at::Tensor encode_embeddings(const at::Tensor& tokens);
   at::Tensor encode(const std::vector<std::string>& captions) { return forward(tokenize(captions)); }
   void initialize(uint64_t seed);
   const TokenEncoderConfig& config() const { return config_; }

@@ -32,4 +32,18 @@ void expect_error(const std::function<void()>& body, const std::vector<std::stri
   ADD_FAILURE() << "expected a lethe::Error mentioning '" << (fragments.empty() ? "" : fragments[0]) << "'";
 }
 
+models::UNetConfig tiny_unet_config() {
+  models::UNetConfig config;
+  config.in_channels = 1;
+  config.out_channels = 1;
+  config.model_channels = 8;
+  config.channel_mult = {1, 2};
+  config.num_res_blocks = 1;
+  config.attention_levels = {1};
+  config.context_dim = 8;
+  config.num_heads = 2;
+  config.norm_groups = 4;
+  return config;
+}
+
 }  // namespace lethe::testing

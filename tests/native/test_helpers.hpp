@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include "models/unet_config.hpp"
+
 namespace lethe::testing {
 
 // A fresh temporary directory, removed when the object goes out of scope.
@@ -20,6 +22,10 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// A UNet small enough for a test to train in milliseconds: 1 channel, widths 8 and 16,
+// cross-attention on the second level with 8-dimensional contexts.
+models::UNetConfig tiny_unet_config();
 
 // Runs `body`, expects a lethe::Error whose message contains every fragment.
 void expect_error(const std::function<void()>& body, const std::vector<std::string>& fragments);

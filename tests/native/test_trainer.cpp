@@ -22,20 +22,6 @@ using lethe::testing::TempDir;
 
 namespace {
 
-models::UNetConfig tiny_unet() {
-  models::UNetConfig config;
-  config.in_channels = 1;
-  config.out_channels = 1;
-  config.model_channels = 8;
-  config.channel_mult = {1, 2};
-  config.num_res_blocks = 1;
-  config.attention_levels = {1};
-  config.context_dim = 8;
-  config.num_heads = 2;
-  config.norm_groups = 4;
-  return config;
-}
-
 // A model, its data and a context, ready for a Trainer.
 struct Fixture {
   std::shared_ptr<models::DiffusionModel> model;
@@ -43,7 +29,7 @@ struct Fixture {
   unlearn::ObjectiveContext context;
 
   explicit Fixture(uint64_t init_seed = 3) {
-    models::UNet unet(tiny_unet());
+    models::UNet unet(lethe::testing::tiny_unet_config());
     unet->initialize(init_seed);
     model = std::make_shared<models::DiffusionModel>(unet, models::TokenEncoder{nullptr}, diffusion::ScheduleConfig{});
     at::Generator g = at::make_generator<at::CPUGeneratorImpl>(11);
@@ -189,7 +175,7 @@ TEST(Trainer, StopAndResumeEqualsUninterruptedRun) {
 struct ConceptFixture : Fixture {
   std::shared_ptr<models::DiffusionModel> reference;
   explicit ConceptFixture(uint64_t init_seed = 3) : Fixture(init_seed) {
-    models::UNet unet(tiny_unet());
+    models::UNet unet(lethe::testing::tiny_unet_config());
     unet->initialize(3);
     reference = std::make_shared<models::DiffusionModel>(unet, models::TokenEncoder{nullptr}, diffusion::ScheduleConfig{});
     data.anchor = data.retain;

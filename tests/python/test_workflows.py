@@ -26,7 +26,7 @@ def lethe_run(workflow, out, *sets, cwd=None):
     args = [LETHE_EXE, "run", str(workflow), "--out", str(out)]
     for node_id, inputs in sets:
         for key, value in inputs.items():
-            args += ["--set", f"{node_id}.{key}={value}"]
+            args += ["--set", f"{node_id}.{key}={json.dumps(value) if isinstance(value, bool) else value}"]
     return subprocess.run(args, capture_output=True, text=True, cwd=cwd or ROOT, timeout=900)
 
 
