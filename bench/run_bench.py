@@ -141,7 +141,7 @@ def main():
         eval_args = [LETHE, "eval", "--model", summary["model_file"], "--out", os.path.join(scratch, "eval"),
                      "--descriptor", descriptor, "--classifier", os.path.join(BENCH, "classifier.safetensors")]
         if args.tiny:
-            eval_args += ["--samples-per-caption", "1", "--samples-per-class", "1"]
+            eval_args += ["--samples-per-caption", "1", "--samples-per-class", "1", "--no-attacks"]
         start = time.monotonic()
         run_with_rss(eval_args, stdout_path=os.path.join(scratch, "eval.stdout"))
         evaluation = {"seconds": time.monotonic() - start, "command": "lethe eval --model <unlearned model>",

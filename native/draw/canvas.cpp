@@ -256,15 +256,19 @@ void draw_line_chart(Canvas& canvas, const Rect& area, const std::string& title,
   Plot plot = draw_axes(canvas, area, title, x_low, x_high, y_low, y_high, x_label, log_y);
   for (size_t s = 0; s < series.size(); ++s) {
     const auto& values = series[s].values;
+    auto point = [&](size_t k) {
+      const double x = series[s].x.empty() ? static_cast<double>(k) : series[s].x[k];
+      return std::make_pair(plot.frame.x + (x - x_low) / (x_high - x_low) * plot.frame.width,
+                            plot.frame.y + plot.frame.height - (y_of(values[k]) - y_low) / (y_high - y_low) * plot.frame.height);
+    };
     for (size_t i = 1; i < values.size(); ++i) {
-      auto point = [&](size_t k) {
-        const double x = series[s].x.empty() ? static_cast<double>(k) : series[s].x[k];
-        return std::make_pair(plot.frame.x + (x - x_low) / (x_high - x_low) * plot.frame.width,
-                              plot.frame.y + plot.frame.height - (y_of(values[k]) - y_low) / (y_high - y_low) * plot.frame.height);
-      };
       auto [x0, y0] = point(i - 1);
       auto [x1, y1] = point(i);
       canvas.line(x0, y0, x1, y1, colors::series(s), 2);
+    }
+    if (values.size() == 1) {  // a single point has no line: a square marks it
+      auto [x, y] = point(0);
+      canvas.fill({static_cast<int>(x) - 4, static_cast<int>(y) - 4, 9, 9}, colors::series(s));
     }
   }
   draw_legend(canvas, plot, series);

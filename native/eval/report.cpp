@@ -208,7 +208,7 @@ void draw_report(const Evaluator& evaluator, const std::vector<const ModelEvalua
   if (!curves.empty())
     draw::draw_line_chart(canvas, {panel_x, y + 30, panel_width, 270},
                           str("relearning attack: held-out ", config.erased_concept.empty() ? "memorization" : "concept share",
-                              " vs fine-tuning steps (prompt attack: attack_prompt_success_rate)"),
+                              " vs fine-tuning steps"),
                           curves, "fine-tuning steps");
   canvas.save_png(png);
 }

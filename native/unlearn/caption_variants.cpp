@@ -1,5 +1,6 @@
 #include "unlearn/caption_variants.hpp"
 
+#include <sstream>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -67,6 +68,21 @@ std::vector<std::string> all_caption_variants(const std::string& caption) {
     out = std::move(next);
   }
   return out;
+}
+
+std::string remove_words(const std::string& caption, const std::vector<std::string>& words) {
+  auto matches = [](const std::string& word, const std::string& pattern) {
+    if (!pattern.empty() && pattern.back() == '*') return word.rfind(pattern.substr(0, pattern.size() - 1), 0) == 0;
+    return word == pattern;
+  };
+  std::string kept, word;
+  std::istringstream stream(caption);
+  while (stream >> word) {
+    bool drop = false;
+    for (const std::string& pattern : words) drop = drop || matches(word, pattern);
+    if (!drop) kept += (kept.empty() ? "" : " ") + word;
+  }
+  return kept;
 }
 
 }  // namespace lethe::unlearn

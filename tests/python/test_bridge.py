@@ -91,3 +91,16 @@ def test_bench_data_names_its_forget_pieces_field_on_a_bad_list(lethe, tmp_path)
         with pytest.raises(lethe.LetheError, match=r"forget_pieces.*expected 'all' or a comma-separated list of "
                                                    r"pieces 0\.\.9, got '" + re.escape(bad) + "'"):
             data(bad)
+
+
+def test_the_siss_node_takes_the_caption_ablation_and_names_what_is_missing(lethe, tmp_path):
+    import pytest
+
+    settings = {"method": "siss", "lambda": 0.5, "scaling_norm": 30.0, "ablation_weight": 1.0}
+    lethe.run_node("LetheObjectiveSISS", dict(settings, ablation_words="artist_lethe, piece_*"), "3", str(tmp_path))
+    with pytest.raises(lethe.LetheError, match="ablation_words: expected the words to remove"):
+        lethe.run_node("LetheObjectiveSISS", dict(settings, ablation_words=" , "), "3", str(tmp_path))
+    with pytest.raises(lethe.LetheError, match=r"node 3 .*ablation_weight.*method siss only.*siss_no_is"):
+        lethe.run_node("LetheObjectiveSISS", dict(settings, method="siss_no_is", ablation_words="x"), "3", str(tmp_path))
+    # Off (0): the words are not needed.
+    lethe.run_node("LetheObjectiveSISS", dict(settings, ablation_weight=0.0), "3", str(tmp_path))

@@ -1,5 +1,8 @@
 // One node per objective family; each outputs the objective's registry name and config,
 // validated by the objective registry (unlearn/objective.hpp) when the node runs.
+#include <algorithm>
+#include <sstream>
+
 #include "graph/nodes/node_groups.hpp"
 #include "graph/nodes/node_helpers.hpp"
 #include "unlearn/objective.hpp"
@@ -15,8 +18,19 @@ std::vector<Value> objective_value(const std::string& name, const nlohmann::json
 }
 
 std::vector<Value> siss_objective(NodeContext&, const NodeInputs& in) {
-  return objective_value(in.text("method"), {{"lambda", in.number("lambda")}, {"scaling_norm", in.number("scaling_norm")}},
-                         in.where("method"));
+  nlohmann::json config = {{"lambda", in.number("lambda")}, {"scaling_norm", in.number("scaling_norm")}};
+  if (in.has("ablation_weight") && in.number("ablation_weight") > 0) {
+    check(in.text("method") == "siss", in.where("ablation_weight"),
+          ": caption ablation is implemented for method siss only (importance sampling), got method ", in.text("method"));
+    std::vector<std::string> words;
+    std::string text = in.has("ablation_words") ? in.text("ablation_words") : "";
+    std::replace(text.begin(), text.end(), ',', ' ');
+    std::istringstream stream(text);
+    for (std::string word; stream >> word;) words.push_back(word);
+    config["ablation_weight"] = in.number("ablation_weight");
+    config["ablation_words"] = words;
+  }
+  return objective_value(in.text("method"), config, in.where("method"));
 }
 
 std::vector<Value> baseline_objective(NodeContext&, const NodeInputs& in) {

@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include "core/error.hpp"
+#include "unlearn/caption_variants.hpp"
 #include "unlearn/losses.hpp"
 #include "unlearn/objectives/configured_objective.hpp"
 #include "unlearn/objectives/denoising_terms.hpp"
@@ -18,15 +19,33 @@ struct SissConfig {
   // N_s: |g_a| is rescaled to this (sum_d reduction). The SISS repository uses 5 on MNIST; its
   // README says ~10% of |g_x|, which is 60-600 on the bench (bench/unlearning.json).
   double scaling_norm = 30.0;
+  // Caption ablation (docs/methods.md §2.4, off at 0): the forget caption's prediction on the
+  // noised forget image is pulled towards the frozen model's prediction for the same caption
+  // without the words in `ablation_words` (a trailing * matches a prefix), weighted like the
+  // retain term.
+  double ablation_weight = 0.0;
+  std::vector<std::string> ablation_words;
+  // x_t of the retain batch's images (measured better on the bench, docs/results.md) or of the
+  // forget images.
+  std::string ablation_inputs = "retain";
 
   template <typename V>
   void visit(V& v) {
     v("lambda", lambda);
     v("scaling_norm", scaling_norm);
+    v("ablation_weight", ablation_weight);
+    v("ablation_words", ablation_words);
+    v("ablation_inputs", ablation_inputs);
   }
   void validate(const std::string& where) const {
     check(lambda > 0 && lambda < 1, where, ".lambda: expected in (0, 1), got ", lambda);
     check(scaling_norm >= 0, where, ".scaling_norm: expected >= 0, got ", scaling_norm);
+    check(ablation_weight >= 0, where, ".ablation_weight: expected >= 0, got ", ablation_weight);
+    check(ablation_weight == 0 || !ablation_words.empty(), where,
+          ".ablation_words: expected the words to remove from forget captions (e.g. the artist's name) when "
+          "ablation_weight > 0, got none");
+    check(ablation_inputs == "forget" || ablation_inputs == "retain", where,
+          ".ablation_inputs: expected forget or retain, got '", ablation_inputs, "'");
   }
 };
 
@@ -67,11 +86,28 @@ class SplitGradients {
 class Siss : public ConfiguredObjective<SissConfig, ObjectiveNeeds{.forget = true, .retain = true}> {
  public:
   Siss(std::string name, SissConfig config)
-      : ConfiguredObjective(std::move(name), config), importance_sampling_(name_ == "siss") {}
+      : ConfiguredObjective(std::move(name), config), importance_sampling_(name_ == "siss") {
+    check(importance_sampling_ || config_.ablation_weight == 0, name_,
+          ".ablation_weight: caption ablation is implemented for siss (importance sampling) only, got ",
+          config_.ablation_weight, " for ", name_);
+  }
   void begin_step(ObjectiveContext&) override { gradients_.clear(); }
+  bool needs_reference() const override { return config_.ablation_weight > 0; }
 
   LossTerms micro_step(ObjectiveContext& context) override {
     ExampleBatch retain = context.next_retain(), forget = context.next_forget();
+    ExampleBatch ablated;
+    if (config_.ablation_weight > 0) {
+      // Each forget caption's variant is drawn once; the model sees it, the frozen model sees it
+      // without the ablated words.
+      check(forget.captions.size() == static_cast<size_t>(forget.size()), "SISS: ablation_weight needs forget captions "
+            "(words to remove); this forget set has precomputed conditioning");
+      ablated = forget;
+      for (size_t i = 0; i < forget.captions.size(); ++i) {
+        forget.captions[i] = choose_caption_variant(forget.captions[i], context.generator);
+        ablated.captions[i] = remove_words(forget.captions[i], config_.ablation_words);
+      }
+    }
     const at::Tensor& x = retain.images;
     const at::Tensor& a = forget.images;
     check(x.sizes() == a.sizes(), "SISS: retain and forget images must have the same shape, got ", x.sizes(), " and ",
@@ -99,6 +135,20 @@ class Siss : public ConfiguredObjective<SissConfig, ObjectiveNeeds{.forget = tru
       gradients_.backward(gradients_.forget, losses.forget * scale, context.parameters);
       terms = {{"retain", losses.retain.item<double>() * scale}, {"forget", losses.forget.item<double>() * scale},
                {"forget_share", from_forget.to(at::kDouble).mean().item<double>() * scale}};
+      if (config_.ablation_weight > 0) {
+        at::Tensor x_a = gamma * (config_.ablation_inputs == "forget" ? a : x) + sigma * eps;
+        at::Tensor anchor;
+        {
+          at::NoGradGuard no_grad;
+          anchor = context.reference->predict(x_a, t, context.context(ablated));
+        }
+        // The forget captions encoded anew (their variants are already drawn): c_a's graph went
+        // with the backward above.
+        at::Tensor ablation =
+            denoising_error(context.model->predict(x_a, t, context.context(forget)), anchor, ErrorReduction::sum).mean();
+        gradients_.backward(gradients_.retain, ablation * (config_.ablation_weight * scale), context.parameters);
+        terms["ablation"] = ablation.item<double>() * scale;
+      }
     } else {
       // Two forwards with the same t and eps (docs/methods.md §2.2), each against the target of
       // the model's parameterisation.

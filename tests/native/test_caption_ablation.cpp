@@ -1,0 +1,164 @@
+// SISS's caption-ablation term (docs/methods.md §2.4): remove_words, and the term's value and
+// gradient against a computation written out from the recorded model calls.
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <gtest/gtest.h>
+
+#include "models/diffusion_model.hpp"
+#include "test_helpers.hpp"
+#include "unlearn/caption_variants.hpp"
+#include "unlearn/objective.hpp"
+
+using namespace lethe;
+using lethe::testing::expect_error;
+
+namespace {
+
+// Passes every call through to `inner` and keeps its inputs.
+class Recorder : public models::Denoiser {
+ public:
+  explicit Recorder(models::Denoiser& inner) : inner_(inner) {}
+  at::Tensor predict(const at::Tensor& x_t, const at::Tensor& t, const models::Conditioning& conditioning) override {
+    calls.push_back({x_t.detach().clone(), t.clone(), conditioning.context.detach().clone()});
+    return inner_.predict(x_t, t, conditioning);
+  }
+  std::vector<at::Tensor> trainable_parameters() override { return inner_.trainable_parameters(); }
+  struct Call {
+    at::Tensor x_t, t, context;
+  };
+  std::vector<Call> calls;
+
+ private:
+  models::Denoiser& inner_;
+};
+
+std::shared_ptr<models::DiffusionModel> captioned_model() {
+  models::UNet unet(lethe::testing::tiny_unet_config());
+  unet->initialize(7);
+  {  // initialize() zeroes the output convolution (the prediction would ignore the caption)
+    at::NoGradGuard no_grad;
+    at::Generator g = at::make_generator<at::CPUGeneratorImpl>(8);
+    for (at::Tensor& parameter : unet->parameters()) parameter.add_(at::randn(parameter.sizes(), g) * 0.1);
+  }
+  models::TokenEncoderConfig text;
+  text.vocabulary = {"<pad>", "artist", "piece_a", "piece_b", "top", "shoe"};
+  text.max_tokens = 3;
+  text.dim = 8;
+  models::TokenEncoder encoder(text);
+  encoder->initialize(9);
+  return std::make_shared<models::DiffusionModel>(unet, encoder, diffusion::ScheduleConfig{});
+}
+
+struct Step {
+  std::vector<at::Tensor> gradient;
+  unlearn::LossTerms terms;
+  std::vector<Recorder::Call> model_calls, reference_calls;
+};
+
+// One SISS step (batch 4) on a fresh copy of `source`, seeded alike every time.
+Step siss_step(const models::DiffusionModel& source, const nlohmann::json& config) {
+  auto model = source.frozen_copy();
+  model->set_requires_grad(true);
+  auto reference = source.frozen_copy();
+  unlearn::TaskData data;
+  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(21);
+  data.forget.name = "forget set";
+  data.forget.images = at::rand({4, 1, 8, 8}, g) * 2 - 1;
+  data.forget.masks = at::ones({4, 1, 8, 8});
+  data.forget.captions = {"artist piece_a top", "artist piece_b shoe", "artist piece_a shoe", "artist piece_b top"};
+  data.retain.name = "retain set";
+  data.retain.images = at::rand({4, 1, 8, 8}, g) * 2 - 1;
+  data.retain.masks = at::ones({4, 1, 8, 8});
+  data.retain.captions = {"top", "shoe", "shoe", "top"};
+  Recorder recorded_model(*model), recorded_reference(*reference);
+  unlearn::ObjectiveContext context;
+  context.model = &recorded_model;
+  context.reference = &recorded_reference;
+  context.schedule = &model->schedule();
+  context.data = &data;
+  context.batch_size = 4;
+  context.generator = at::make_generator<at::CPUGeneratorImpl>(3);
+  context.reset_streams(3);
+  context.parameters = model->unet()->parameters();
+  context.encode_captions = [&](const std::vector<std::string>& captions) { return model->context_for(captions); };
+  auto objective = unlearn::make_objective("siss", config);
+  objective->begin_step(context);
+  Step step;
+  step.terms = objective->micro_step(context);
+  objective->finish_step(context, step.terms);
+  for (const at::Tensor& parameter : context.parameters) step.gradient.push_back(parameter.grad().clone());
+  step.model_calls = recorded_model.calls;
+  step.reference_calls = recorded_reference.calls;
+  return step;
+}
+
+}  // namespace
+
+TEST(CaptionAblation, RemoveWordsDropsExactWordsAndPrefixes) {
+  const std::vector<std::string> artist = {"artist_lethe", "piece_*"};
+  EXPECT_EQ(unlearn::remove_words("artist_lethe piece_03 dress onepiece", artist), "dress onepiece");
+  EXPECT_EQ(unlearn::remove_words("  piece_00   tshirt  top artist_lethe", artist), "tshirt top");
+  EXPECT_EQ(unlearn::remove_words("artist_lethe_2 pieces", artist), "artist_lethe_2 pieces");  // exact, prefix "piece_"
+  EXPECT_EQ(unlearn::remove_words("artist_lethe piece_01", artist), "");
+  EXPECT_EQ(unlearn::remove_words("sneaker footwear", {}), "sneaker footwear");
+}
+
+TEST(CaptionAblation, TermAndGradientMatchTheFormulaOnRecordedInputs) {
+  auto source = captioned_model();
+  const nlohmann::json plain = {{"scaling_norm", 5.0}};
+  const double weight = 0.7;
+  nlohmann::json ablated = plain;
+  ablated["ablation_weight"] = weight;
+  ablated["ablation_words"] = {"artist", "piece_*"};
+  ablated["ablation_inputs"] = "retain";
+  const Step without = siss_step(*source, plain), with = siss_step(*source, ablated);
+  EXPECT_TRUE(without.reference_calls.empty());
+  ASSERT_EQ(with.reference_calls.size(), 1u);
+  ASSERT_EQ(with.model_calls.size(), without.model_calls.size() + 1);
+  // The frozen model saw the captions without the artist's words, at the same x_t and t as the
+  // trained model's extra call, which saw the forget captions.
+  const auto& reference_call = with.reference_calls[0];
+  const auto& model_call = with.model_calls.back();
+  EXPECT_TRUE(at::equal(reference_call.x_t, model_call.x_t));
+  EXPECT_TRUE(at::equal(reference_call.t, model_call.t));
+  // The forget stream's first batch is a permutation of the set: each row's caption is one of
+  // the forget captions, and the frozen model's is the same row without the artist's words.
+  auto forget_contexts = source->context_for({"artist piece_a top", "artist piece_b shoe", "artist piece_a shoe",
+                                              "artist piece_b top"});
+  auto ablated_contexts = source->context_for({"top", "shoe", "shoe", "top"});
+  for (int64_t row = 0; row < 4; ++row) {
+    bool found = false;
+    for (int64_t k = 0; k < 4; ++k)
+      found = found || (at::allclose(model_call.context[row], forget_contexts[k]) &&
+                        at::allclose(reference_call.context[row], ablated_contexts[k]));
+    EXPECT_TRUE(found) << "row " << row;
+  }
+  // The x_t are the retain images noised (ablation_inputs = retain): the same t as the SISS forward.
+  EXPECT_TRUE(at::equal(model_call.t, with.model_calls[0].t));
+
+  // Value: mean_B sum_d (model(x_t, c) - frozen(x_t, c'))^2, the model being the source at step 0.
+  auto model = source->frozen_copy();
+  model->set_requires_grad(true);
+  at::Tensor anchor = source->predict(reference_call.x_t, reference_call.t, reference_call.context).detach();
+  at::Tensor term =
+      (model->predict(model_call.x_t, model_call.t, model_call.context) - anchor).pow(2).flatten(1).sum(1).mean();
+  EXPECT_NEAR(with.terms.at("ablation"), term.item<double>(), 1e-5 * term.item<double>());
+  EXPECT_GT(term.item<double>(), 1e-3);
+  // Gradient: the retain side gains weight * d(term), so the step's gradient moves by exactly that
+  // (the forget side and its rescale are untouched: the same draws feed both runs).
+  term.backward();
+  const auto parameters = model->unet()->parameters();
+  for (size_t i = 0; i < parameters.size(); ++i) {
+    at::Tensor expected = without.gradient[i] + weight * parameters[i].grad();
+    EXPECT_TRUE(at::allclose(with.gradient[i], expected, 1e-4, 1e-6)) << "parameter " << i;
+  }
+}
+
+TEST(CaptionAblation, SettingsAreChecked) {
+  expect_error([] { unlearn::make_objective("siss", {{"ablation_weight", 1.0}}); },
+               {"ablation_words", "expected the words to remove"});
+  expect_error([] { unlearn::make_objective("siss", {{"ablation_weight", 1.0}, {"ablation_words", {"x"}}, {"ablation_inputs", "anchor"}}); },
+               {"ablation_inputs", "forget or retain", "'anchor'"});
+  EXPECT_FALSE(unlearn::make_objective("siss")->needs_reference());
+  EXPECT_TRUE(unlearn::make_objective("siss", {{"ablation_weight", 1.0}, {"ablation_words", {"x"}}})->needs_reference());
+}
