@@ -19,10 +19,9 @@ struct SissConfig {
   // N_s: |g_a| is rescaled to this (sum_d reduction). The SISS repository uses 5 on MNIST; its
   // README says ~10% of |g_x|, which is 60-600 on the bench (bench/unlearning.json).
   double scaling_norm = 30.0;
-  // Caption ablation (docs/methods.md §2.4, off at 0): the forget caption's prediction on the
-  // noised forget image is pulled towards the frozen model's prediction for the same caption
-  // without the words in `ablation_words` (a trailing * matches a prefix), weighted like the
-  // retain term.
+  // Caption ablation (docs/methods.md §2.4, off at 0): the forget caption's prediction at x_t is
+  // pulled towards the frozen model's prediction for the same caption without the words in
+  // `ablation_words` (a trailing * matches a prefix), added to the retain side with this weight.
   double ablation_weight = 0.0;
   std::vector<std::string> ablation_words;
   // x_t of the retain batch's images (measured better on the bench, docs/results.md) or of the
