@@ -24,4 +24,13 @@ std::vector<std::string> comma_list(const std::string& text) {
   return items;
 }
 
+std::vector<std::string> word_list(const std::string& text) {
+  std::vector<std::string> words;
+  for (const std::string& item : comma_list(text)) {
+    std::stringstream stream(item);
+    for (std::string word; stream >> word;) words.push_back(word);
+  }
+  return words;
+}
+
 }  // namespace lethe

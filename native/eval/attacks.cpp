@@ -126,7 +126,7 @@ RelearnResult relearn_attack(const models::DiffusionModel& model, const AttackTa
   torch::optim::Adam optimizer(parameters, torch::optim::AdamOptions(config.relearn_learning_rate));
 
   at::Tensor train_images = data::to_model_space(targets.images.narrow(0, 0, result.relearn_targets));  // [n, C, H, W]
-  at::Tensor train_context;
+  at::Tensor train_context, held_out_context;  // the copy trains its UNet only: contexts stay fixed
   std::vector<std::string> held_out_captions;
   for (int64_t i = result.relearn_targets; i < count; ++i)
     for (int64_t k = 0; k < config.relearn_samples; ++k) held_out_captions.push_back(targets.captions[i]);
@@ -136,16 +136,12 @@ RelearnResult relearn_attack(const models::DiffusionModel& model, const AttackTa
     at::NoGradGuard no_grad;
     train_context = copy->context_for(std::vector<std::string>(targets.captions.begin(),
                                                                targets.captions.begin() + result.relearn_targets));
+    held_out_context = copy->context_for(held_out_captions);
   }
   diffusion::SamplingOptions options = sampling;
   options.seed = sampling.seed + kRelearnSeed;
   auto check_now = [&](int64_t step) {
-    at::Tensor context;
-    {
-      at::NoGradGuard no_grad;
-      context = copy->context_for(held_out_captions);
-    }
-    at::Tensor samples = draw(*copy, context, options, image_shape(targets.images));
+    at::Tensor samples = draw(*copy, held_out_context, options, image_shape(targets.images));
     const double rate = judge(samples, held_out_target).first.to(at::kDouble).mean().item<double>();
     result.steps.push_back(step);
     result.success_rate.push_back(rate);

@@ -29,26 +29,16 @@ void EvalConfig::validate(const std::string& where) const {
 namespace {
 
 
-// Classifier features and predictions in batches. pixels [N, C, H, W] -> ([N, F], [N])
+// Classifier features and logits in batches. pixels [N, C, H, W] -> ([N, F], [N, classes])
 std::pair<at::Tensor, at::Tensor> classify_all(models::ClassifierImpl& classifier, const at::Tensor& pixels) {
   c10::InferenceMode inference;
-  std::vector<at::Tensor> features, predictions;
+  std::vector<at::Tensor> features, logits;
   for (int64_t first = 0; first < pixels.size(0); first += 256) {
-    auto [f, logits] = classifier.classify(pixels.narrow(0, first, std::min<int64_t>(256, pixels.size(0) - first)));
+    auto [f, l] = classifier.classify(pixels.narrow(0, first, std::min<int64_t>(256, pixels.size(0) - first)));
     features.push_back(f);
-    predictions.push_back(logits.argmax(1));
+    logits.push_back(l);
   }
-  return {at::cat(features), at::cat(predictions)};
-}
-
-// Class probabilities [N, classes] of pixels [N, C, H, W].
-at::Tensor classify_probabilities(models::ClassifierImpl& classifier, const at::Tensor& pixels) {
-  c10::InferenceMode inference;
-  std::vector<at::Tensor> probabilities;
-  for (int64_t first = 0; first < pixels.size(0); first += 256)
-    probabilities.push_back(
-        classifier.classify(pixels.narrow(0, first, std::min<int64_t>(256, pixels.size(0) - first))).second.softmax(1));
-  return at::cat(probabilities);
+  return {at::cat(features), at::cat(logits)};
 }
 
 std::vector<std::string> repeat_each(const std::vector<std::string>& items, int64_t times) {
@@ -102,7 +92,7 @@ Evaluator::Evaluator(EvalConfig config, EvalData data, std::shared_ptr<Descripto
 std::pair<at::Tensor, at::Tensor> Evaluator::judge(const at::Tensor& samples, const at::Tensor& target) const {
   c10::InferenceMode inference;
   if (concept_label_ >= 0) {
-    at::Tensor probabilities = classify_probabilities(*classifier_, samples);  // [M, classes]
+    at::Tensor probabilities = classify_all(*classifier_, samples).second.softmax(1);  // [M, classes]
     return {probabilities.argmax(1) == concept_label_, probabilities.select(1, concept_label_)};
   }
   at::Tensor scores = best_match(similarity_matrix(embed_batched(*descriptor_, samples), attack_descriptors_), target);
@@ -177,7 +167,8 @@ void Evaluator::measure(models::DiffusionModel& model, ModelEvaluation& result, 
   class_sampling.seed = config_.sampling.seed + 1000003;
   result.class_samples = data::to_pixels(diffusion::sample(model, model.schedule(), class_context, uncond, shape, class_sampling,
                                                      {}, stage("class prompts")));
-  auto [features, predictions] = classify_all(*classifier_, result.class_samples);
+  auto [features, logits] = classify_all(*classifier_, result.class_samples);
+  at::Tensor predictions = logits.argmax(1);  // [classes * S]
   result.class_predictions = predictions;
   std::vector<int64_t> expected_labels;
   for (int64_t label : data_.class_labels)

@@ -96,9 +96,6 @@ class Evaluator {
   const EvalData& data() const { return data_; }
   const Descriptor& descriptor() const { return *descriptor_; }
   const models::ClassifierImpl& classifier() const { return *classifier_; }
-  // What the attacks aim at: the forget images with their captions (data task) or images of
-  // the erased class with its prompt (concept task).
-  const AttackTargets& attack_targets() const { return attack_targets_; }
 
  private:
   EvalConfig config_;
@@ -106,6 +103,8 @@ class Evaluator {
   std::shared_ptr<Descriptor> descriptor_;
   std::shared_ptr<models::ClassifierImpl> classifier_;
   at::Tensor forget_descriptors_, retain_descriptors_, real_features_;
+  // What the attacks aim at: the forget images with their captions (data task) or images of
+  // the erased class with its prompt (concept task).
   AttackTargets attack_targets_;
   int64_t concept_label_ = -1;  // the erased class's label, -1 for the data task
   at::Tensor attack_descriptors_;  // [N, D] of the data task's targets

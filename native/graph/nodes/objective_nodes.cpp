@@ -1,8 +1,6 @@
 // One node per objective family; each outputs the objective's registry name and config,
 // validated by the objective registry (unlearn/objective.hpp) when the node runs.
-#include <algorithm>
-#include <sstream>
-
+#include "core/text.hpp"
 #include "graph/nodes/node_groups.hpp"
 #include "graph/nodes/node_helpers.hpp"
 #include "unlearn/objective.hpp"
@@ -22,13 +20,8 @@ std::vector<Value> siss_objective(NodeContext&, const NodeInputs& in) {
   if (in.has("ablation_weight") && in.number("ablation_weight") > 0) {
     check(in.text("method") == "siss", in.where("ablation_weight"),
           ": caption ablation is implemented for method siss only (importance sampling), got method ", in.text("method"));
-    std::vector<std::string> words;
-    std::string text = in.has("ablation_words") ? in.text("ablation_words") : "";
-    std::replace(text.begin(), text.end(), ',', ' ');
-    std::istringstream stream(text);
-    for (std::string word; stream >> word;) words.push_back(word);
     config["ablation_weight"] = in.number("ablation_weight");
-    config["ablation_words"] = words;
+    config["ablation_words"] = word_list(in.has("ablation_words") ? in.text("ablation_words") : "");
   }
   return objective_value(in.text("method"), config, in.where("method"));
 }
