@@ -18,7 +18,7 @@ export CCACHE_BASEDIR ?= $(CURDIR)
 export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup system-packages venv configure build comfy stub test test-native test-python test-cuda-wheel cuda-wheel-venv wheel test-wheel demo bench compare unlearning-check bench-models bench-check fuzz fuzz-build fuzz-smoke clean help
+.PHONY: setup system-packages venv configure build comfy stub test test-native test-python test-cuda-wheel cuda-wheel-venv wheel test-wheel demo bench compare unlearning-check precision-check bench-models bench-check fuzz fuzz-build fuzz-smoke clean help
 
 help:
 	@echo "make setup   install what is missing (apt packages, .venv with torch), configure and build"
@@ -26,6 +26,7 @@ help:
 	@echo "make demo    setup, then run the quickstart workflow on the embedded bench"
 	@echo "make bench   native vs Python reference speed and memory (bench/results.json)"
 	@echo "make compare the objectives side by side on the bench (bench/comparison.json)"
+	@echo "make precision-check  fp32 against bf16 unlearning over several seeds (bench/precision_parity.json)"
 	@echo "make bench-models  retrain the four embedded bench models and re-measure them"
 	@echo "make bench-check   measure the committed bench models (models/bench/report.json)"
 	@echo "make build   rebuild only (PYTHON=/path/to/python builds _lethe for another interpreter)"
@@ -161,6 +162,11 @@ bench: setup
 # retrained (bench/unlearning.json, README table).
 unlearning-check: setup
 	$(PYTHON) bench/unlearning_check.py
+
+# fp32 against bf16 mixed precision: the default unlearning and evaluation over several seeds
+# (bench/precision_parity.json, docs/performance.md table).
+precision-check: setup
+	$(PYTHON) bench/precision_parity.py
 
 # Every data objective with/without time-frequency selection and every f-divergence with
 # near-class/superclass anchors, run and evaluated (bench/comparison.json, README table).

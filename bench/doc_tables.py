@@ -8,6 +8,7 @@ never typed:
   comparison                <- bench/comparison.json       (`make compare`)
   unlearning                <- bench/unlearning.json       (`make unlearning-check`)
   tuning                    <- bench/tuning.json           (bench/tune_defaults.py)
+  precision-parity          <- bench/precision_parity.json (`make precision-check`)
 
     .venv/bin/python bench/doc_tables.py          # rewrite the sections in every document
     .venv/bin/python bench/doc_tables.py --check  # exit 1 if a document is stale (a test runs this)
@@ -22,6 +23,7 @@ is not recorded: a table never describes other models than the ones in the repos
 import json
 import os
 import re
+import statistics
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -227,13 +229,50 @@ def performance_table(results):
 
 
 def performance_summary(results):
-    """The performance section's first paragraph and table, and its evaluation line."""
-    full = performance_table(results).split("\n")
-    end = 2  # the "Measured ..." line and a blank line, then the table
-    while end < len(full) and full[end].startswith("|"):
-        end += 1
-    evaluation = [line for line in full if line.startswith("Default bench evaluation")]
-    return "\n".join(full[:end] + ([""] + evaluation if evaluation else []))
+    """The README's short form: the machine, native fp32 and bf16 against the fastest Python
+    way for the step and sampling, and the evaluation line."""
+    sys.path.insert(0, HERE)
+    from run_bench import VARIANT_NAMES
+
+    n, p, r = results["native"], results["python"], results["ratios"]
+    m = n["machine"]
+    precisions = [q for q in ("fp32", "bf16") if q in n["precisions"]]
+    step, fast_step = r["fastest_python_train_step"], r["fastest_python_sampling"]
+    lines = [f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores, torch {m['torch']}; `auto` picks "
+             f"{n['auto_precision']['precision']} here).", "",
+             "| measurement | " + " | ".join(f"native {q}" for q in precisions) + " | fastest Python way | speed-up |",
+             "|---" * (len(precisions) + 3) + "|",
+             "| SISS step, batch %d | " % n["precisions"]["fp32"]["train_step"]["batch"]
+             + " | ".join("%.3f s" % n["precisions"][q]["train_step"]["median_seconds"] for q in precisions)
+             + " | %.3f s (%s) | %.2fx |" % (p[step]["train_step"]["median_seconds"], VARIANT_NAMES[step], r["train_step_speedup"]),
+             "| DDIM sampling, batch %d | " % n["precisions"]["fp32"]["sampling"]["batch"]
+             + " | ".join("%.1f img/s" % n["precisions"][q]["sampling"]["images_per_second"] for q in precisions)
+             + " | %.1f img/s (%s) | %.2fx |" % (p[fast_step]["sampling"]["images_per_second"], VARIANT_NAMES[fast_step],
+                                                r["sampling_speedup"])]
+    evaluation = [line for line in performance_table(results).split("\n") if line.startswith("Default bench evaluation")]
+    return "\n".join(lines + ([""] + evaluation if evaluation else []))
+
+
+def precision_parity_table(result):
+    """fp32 against bf16 over training seeds: per metric, each precision's mean and spread."""
+    m, s = result["machine"], result["stats"]
+    labels = {"memorization_rate": ("memorization rate", 3), "sscd_mean": ("mean SSCD to the forget image", 3),
+              "fid": ("FID", 3), "class_accuracy": ("class accuracy", 3)}
+    lines = [f"Measured {result['date']} by `make precision-check` on {m['cpu']} ({m['threads']} threads): the default "
+             f"unlearning ({result['config']}) and the default evaluation of its model (no attacks), both in the "
+             f"precision of the column, training seeds {', '.join(map(str, result['seeds']))}. Spread: max - min over "
+             "the seeds.", "",
+             "| metric | fp32 mean (spread) | bf16 mean (spread) | bf16 - fp32 | within fp32's spread |",
+             "|---|---|---|---|---|"]
+    for metric, (label, digits) in labels.items():
+        f, b, p = s["fp32"][metric], s["bf16"][metric], result["parity"][metric]
+        lines.append(f"| {label} | {f['mean']:.{digits}f} ({f['spread']:.{digits}f}) | {b['mean']:.{digits}f} "
+                     f"({b['spread']:.{digits}f}) | {b['mean'] - f['mean']:+.{digits}f} | {'yes' if p['ok'] else '**no**'} |")
+    seconds = {q: statistics.fmean(r["unlearning_seconds"] for r in rows) for q, rows in result["rows"].items()}
+    evaluation = {q: statistics.fmean(r["evaluation_seconds"] for r in rows) for q, rows in result["rows"].items()}
+    lines += ["", f"Mean unlearning wall time: fp32 {seconds['fp32']:.0f} s, bf16 {seconds['bf16']:.0f} s; evaluation "
+              f"of one model without attacks: fp32 {evaluation['fp32']:.0f} s, bf16 {evaluation['bf16']:.0f} s."]
+    return "\n".join(lines)
 
 
 # name: (measured JSON, table, the models it was measured with, the command that measures it)
@@ -246,6 +285,8 @@ SECTIONS = {
     "comparison": (os.path.join(HERE, "comparison.json"), comparison_table, _comparison_models, "make compare"),
     "unlearning": (os.path.join(HERE, "unlearning.json"), unlearning_table, lambda r: r.get("models_sha256"),
                    "make unlearning-check"),
+    "precision-parity": (os.path.join(HERE, "precision_parity.json"), precision_parity_table,
+                         lambda r: r.get("models_sha256"), "make precision-check"),
     "tuning": (os.path.join(HERE, "tuning.json"), tuning_table, _tuning_models, ".venv/bin/python bench/tune_defaults.py"),
 }
 

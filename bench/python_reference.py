@@ -1,5 +1,6 @@
-"""The Python way of doing what `lethe perf` does natively: diffusers' UNet2DConditionModel
-in eager PyTorch with the bench UNet's configuration and the same weights, one SISS step
+"""The Python ways of doing what `lethe perf` does natively: diffusers' UNet2DConditionModel
+with the bench UNet's configuration and the same weights, run eager or under torch.compile
+(inductor), in fp32 or with torch.autocast bf16 (`--variant`), one SISS step
 (two forwards, two gradients, rescaled forget gradient, clip, AdamW: the same work as
 Lethe's SISS objective) and a plain loop over the UNet and DDIMScheduler for sampling.
 
@@ -69,10 +70,33 @@ def siss_step(unet, optimizer, params, alphas_cumprod, x, a, c_x, c_a, generator
     optimizer.zero_grad(set_to_none=True)
 
 
+VARIANTS = ("eager_fp32", "eager_bf16", "compile_fp32", "compile_bf16")
+
+
+class Output:
+    def __init__(self, sample):
+        self.sample = sample
+
+
+class Bf16Forward(torch.nn.Module):
+    """The model's forward under torch.autocast(bf16), its output back in fp32: how a PyTorch
+    user runs mixed precision (backward outside autocast, as the autocast docs advise)."""
+
+    def __init__(self, unet):
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, *args, **kwargs):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return Output(self.unet(*args, **kwargs).sample.float())
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--write-unet")
     parser.add_argument("--unet-state")
+    parser.add_argument("--variant", choices=VARIANTS, default="eager_fp32",
+                        help="eager or torch.compile (inductor), fp32 or bf16 autocast")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--timed", type=int, default=20)
@@ -92,6 +116,9 @@ def main():
     unet.load_state_dict(torch.load(args.unet_state))
     unet.train()
     params = [p for p in unet.parameters() if p.requires_grad]
+    model = Bf16Forward(unet) if args.variant.endswith("bf16") else unet
+    if args.variant.startswith("compile"):
+        model = torch.compile(model)
     optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
     alphas_cumprod = DDIMScheduler(num_train_timesteps=1000).alphas_cumprod
     g = torch.Generator().manual_seed(7)
@@ -101,18 +128,23 @@ def main():
     c_a = torch.randn(args.batch, 8, 64, generator=g)
 
     def step():
-        siss_step(unet, optimizer, params, alphas_cumprod, x, a, c_x, c_a, g)
+        siss_step(model, optimizer, params, alphas_cumprod, x, a, c_x, c_a, g)
 
-    for _ in range(args.warmup):
+    start = time.perf_counter()
+    step()  # torch.compile compiles here
+    first_step = time.perf_counter() - start
+    for _ in range(args.warmup - 1):
         step()
     times = []
     for _ in range(args.timed):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-    with FlopCounterMode(display=False) as counter:
-        step()
-    flops = counter.get_total_flops()
+    flops = None
+    if args.variant == "eager_fp32":
+        with FlopCounterMode(display=False) as counter:
+            step()
+        flops = counter.get_total_flops()
 
     # Sampling: 25-step DDIM with classifier-free guidance (uncond + cond in one batch).
     unet.eval()
@@ -125,21 +157,23 @@ def main():
         latents = torch.randn(batch, 1, 28, 28, generator=g)
         with torch.inference_mode():
             for t in scheduler.timesteps:
-                both = unet(torch.cat([latents, latents]), t, encoder_hidden_states=torch.cat([uncond[:batch], context[:batch]])).sample
+                both = model(torch.cat([latents, latents]), t, encoder_hidden_states=torch.cat([uncond[:batch], context[:batch]])).sample
                 e_u, e_c = both.chunk(2)
                 latents = scheduler.step(e_u + 3.0 * (e_c - e_u), t, latents).prev_sample
         return latents
 
-    sample(2)
+    start = time.perf_counter()
+    sample(args.sample_batch)  # warm-up at the timed shape (torch.compile compiles here)
+    first_sample = time.perf_counter() - start
     start = time.perf_counter()
     sample(args.sample_batch)
     sample_seconds = time.perf_counter() - start
     print(json.dumps({
-        "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "variant": args.variant, "torch": torch.__version__, "threads": torch.get_num_threads(),
         "train_step": {"batch": args.batch, "timed_steps": args.timed, "median_seconds": statistics.median(times),
-                       "flops": flops},
+                       "first_step_seconds": first_step, "flops": flops},
         "sampling": {"batch": args.sample_batch, "steps": args.sample_steps, "seconds": sample_seconds,
-                     "images_per_second": args.sample_batch / sample_seconds},
+                     "first_run_seconds": first_sample, "images_per_second": args.sample_batch / sample_seconds},
     }))
 
 

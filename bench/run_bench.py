@@ -2,9 +2,11 @@
 
 Runs (each in its own process, so peak RSS is per process):
   1. bench/python_reference.py --write-unet: the bench-shaped UNet's weights for both sides;
-  2. `lethe perf`: native ceilings, SISS step, sampling, scoring, scaling (+ scaling.png);
-  3. bench/python_reference.py: the same SISS step and sampling with diffusers, FLOPs counted;
-  4. `lethe unlearn` with the default bench config (peak RSS of a real unlearning run).
+  2. `lethe perf`: native ceilings, SISS step and sampling in fp32 and bf16, scoring, scaling (+ scaling.png);
+  3. bench/python_reference.py, once per way a Python user would run it (eager / torch.compile,
+     fp32 / bf16 autocast): the same SISS step and sampling with diffusers, FLOPs counted;
+  4. `lethe unlearn` with the default bench config and `lethe eval` of its model, in fp32 and in
+     the native side's faster precision (peak RSS of a real unlearning run, evaluation time).
 Writes bench/results.json, prints a short table and rewrites the README's benchmark table
 (bench/doc_tables.py, section `performance`). `--tiny` runs every path at toy sizes (the smoke test in `make test`;
 its numbers mean nothing and it writes only to --out).
@@ -46,48 +48,78 @@ def last_json(text):
     return json.loads(text[start:])
 
 
+PYTHON_VARIANTS = ("eager_fp32", "eager_bf16", "compile_fp32", "compile_bf16")
+VARIANT_NAMES = {"eager_fp32": "eager fp32", "eager_bf16": "eager bf16 autocast",
+                 "compile_fp32": "torch.compile fp32", "compile_bf16": "torch.compile bf16 autocast"}
+
+
 def markdown_table(results):
-    n, p = results["native"], results["python"]
-    r = results["ratios"]
+    n, p, r = results["native"], results["python"], results["ratios"]
     m = n["machine"]
+    precisions = [q for q in ("fp32", "bf16") if q in n["precisions"]]
+    variants = [v for v in PYTHON_VARIANTS if v in p]
+    best = n["best_precision"]
+    step = lambda e: "%.3f s" % e["train_step"]["median_seconds"]
+    rate = lambda e: "%.1f img/s" % e["sampling"]["images_per_second"]
+    first = n["precisions"][precisions[0]]
+    header = ["measurement"] + [f"native {q}" for q in precisions] + [f"Python {VARIANT_NAMES[v]}" for v in variants] + \
+             ["native best / fastest Python"]
     rows = [
-        ("SISS training step, batch %d (median of %d)" % (n["train_step"]["batch"], n["train_step"]["timed_steps"]),
-         "%.3f s" % n["train_step"]["median_seconds"], "%.3f s" % p["train_step"]["median_seconds"],
-         "%.2fx" % r["train_step_speedup"]),
-        ("DDIM sampling, %d steps, batch %d, guidance" % (n["sampling"]["steps"], n["sampling"]["batch"]),
-         "%.1f img/s" % n["sampling"]["images_per_second"], "%.1f img/s" % p["sampling"]["images_per_second"],
-         "%.2fx" % r["sampling_speedup"]),
-        ("Copy descriptor, batch %d" % n["scoring"]["batch"], "%.0f img/s" % n["scoring"]["images_per_second"], "", ""),
-        ("Peak RSS: default bench unlearning run (native) / reference step process",
-         "%s MiB" % ("%.0f" % results["memory"]["native_unlearning_run_mib"] if results["memory"]["native_unlearning_run_mib"] else "n/a"),
-         "%.0f MiB" % results["memory"]["python_reference_mib"], ""),
+        ["SISS training step, batch %d (median of %d)" % (first["train_step"]["batch"], first["train_step"]["timed_steps"])]
+        + [step(n["precisions"][q]) for q in precisions] + [step(p[v]) for v in variants]
+        + ["%.2fx (%s vs %s)" % (r["train_step_speedup"], best, VARIANT_NAMES[r["fastest_python_train_step"]])],
+        ["DDIM sampling, %d steps, batch %d, guidance" % (first["sampling"]["steps"], first["sampling"]["batch"])]
+        + [rate(n["precisions"][q]) for q in precisions] + [rate(p[v]) for v in variants]
+        + ["%.2fx (%s vs %s)" % (r["sampling_speedup"], r["best_sampling_precision"],
+                                 VARIANT_NAMES[r["fastest_python_sampling"]])],
     ]
-    lines = [f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores, {m['threads']} torch threads, torch {m['torch']}).",
-             "", "| measurement | native | Python eager (diffusers) | speed-up |", "|---|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    lines = [f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores, {m['threads']} torch threads, torch {m['torch']}); "
+             f"`auto` precision here: {n['auto_precision']['reason']}.",
+             "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    mem = results["memory"]
+    lines += ["", "| memory and scoring | native | Python reference |", "|---|---|---|",
+              f"| Copy descriptor, batch {n['scoring']['batch']} | {n['scoring']['images_per_second']:.0f} img/s |  |"]
+    for q, rss in mem["native_unlearning_run_mib"].items():
+        lines.append(f"| Peak RSS, default bench unlearning run, {q} / eager fp32 step process | {rss:.0f} MiB | "
+                     f"{mem['python_reference_mib']:.0f} MiB |")
     if results.get("evaluation"):
-        e = results["evaluation"]
+        times = ", ".join(f"{q} {e['seconds']:.0f} s" for q, e in results["evaluation"].items())
+        e = next(iter(results["evaluation"].values()))
         lines += ["", f"Default bench evaluation of one model (`{e['command']}`, {e['settings']} settings: "
-                  f"forget-caption and class-prompt sampling, descriptor, classifier, FID): {e['seconds']:.0f} s."]
-    c = n["ceiling"]
-    lines += ["", f"Ceilings in the same run: matmul {c['matmul_gflops']:.1f} GFLOP/s ({c['matmul_size']}^3), "
-              f"conv {c['conv_gflops']:.1f} GFLOP/s ({c['conv_shape']}). The training step does "
-              f"{p['train_step']['flops'] / 1e9:.2f} GFLOP (counted by torch's FlopCounterMode on the reference), "
-              f"i.e. {r['train_step_gflops']:.1f} GFLOP/s natively = {100 * r['train_step_fraction_of_conv_ceiling']:.0f}% of the conv ceiling.",
-              "", "Scaling of the native step (seconds; see bench/scaling.png):", "",
-              "| image | " + " | ".join(f"batch {s['batch']}" for s in n["scaling"] if s["image_size"] == n["scaling"][0]["image_size"]) + " |",
-              "|---|" + "---|" * sum(1 for s in n["scaling"] if s["image_size"] == n["scaling"][0]["image_size"])]
-    for size in sorted({s["image_size"] for s in n["scaling"]}):
-        cells = [f"{s['median_seconds']:.3f}" for s in n["scaling"] if s["image_size"] == size]
+                  f"forget-caption and class-prompt sampling, descriptor, classifier, FID, attacks): {times}."]
+    compiled = [v for v in variants if v.startswith("compile")]
+    if compiled:
+        lines += ["", "torch.compile's first step and first sampling run (compilation included; the table compares "
+                  "steady state): " + "; ".join(f"{VARIANT_NAMES[v]} {p[v]['train_step']['first_step_seconds']:.0f} s and "
+                                               f"{p[v]['sampling']['first_run_seconds']:.0f} s" for v in compiled) + "."]
+    flops = p["eager_fp32"]["train_step"]["flops"]
+    lines += ["", f"The training step does {flops / 1e9:.2f} GFLOP (counted by torch's FlopCounterMode on the reference). "
+              "Ceilings in the same run (batch-64 3x3 convolutions at the bench UNet's level shapes, a square matmul):", "",
+              "| precision | conv GFLOP/s (per shape) | matmul GFLOP/s | native step GFLOP/s | share of the conv ceiling |",
+              "|---|---|---|---|---|"]
+    for q in precisions:
+        c = n["precisions"][q]["ceiling"]
+        achieved = flops / n["precisions"][q]["train_step"]["median_seconds"] / 1e9
+        convs = ", ".join(f"{x['gflops']:.0f}" for x in c["convs"])
+        lines.append(f"| {q} | {convs} | {c['matmul_gflops']:.0f} | {achieved:.0f} | {100 * achieved / c['conv_gflops']:.0f}% |")
+    scaling = n["scaling"]["points"]
+    sizes = sorted({s["image_size"] for s in scaling})
+    batches = [s["batch"] for s in scaling if s["image_size"] == sizes[0]]
+    lines += ["", f"Scaling of the native step in {n['scaling']['precision']} (seconds; see bench/scaling.png):", "",
+              "| image | " + " | ".join(f"batch {b}" for b in batches) + " |", "|---|" + "---|" * len(batches)]
+    for size in sizes:
+        cells = [f"{s['median_seconds']:.3f}" for s in scaling if s["image_size"] == size]
         lines.append(f"| {size}x{size} | " + " | ".join(cells) + " |")
-    profile = n.get("train_step_profile")
-    if profile:
-        lines += ["", f"Where the native training step's time goes (libtorch's profiler, self time per op, "
-                  f"mean of {profile['steps']} steps at batch {n['train_step']['batch']}; "
-                  f"{profile['op_seconds_per_step']:.3f} s of ops per step):", "",
+    for q in precisions:
+        profile = n["precisions"][q].get("train_step_profile")
+        if not profile:
+            continue
+        lines += ["", f"Where the native {q} training step's time goes (libtorch's profiler, self time per op, "
+                  f"mean of {profile['steps']} steps; {profile['op_seconds_per_step']:.3f} s of ops per step):", "",
                   "| op | ms per step | calls per step | share |", "|---|---|---|---|"]
         lines += [f"| `{o['op']}` | {1e3 * o['self_seconds_per_step']:.1f} | {o['calls_per_step']:.0f} | "
-                  f"{100 * o['share']:.1f}% |" for o in profile["ops"]]
+                  f"{100 * o['share']:.1f}% |" for o in profile["ops"][:10]]
     return "\n".join(lines)
 
 
@@ -116,39 +148,52 @@ def main():
     if native.get("scoring", {}).get("descriptor"):  # recorded repository-relative, like every path
         native["scoring"]["descriptor"] = os.path.relpath(native["scoring"]["descriptor"], ROOT)
 
-    ref_args = [python, reference, "--unet-state", unet + ".diffusers.pt"]
-    if args.tiny:
-        ref_args += ["--batch", "2", "--warmup", "1", "--timed", "2", "--sample-batch", "2", "--sample-steps", "2"]
-    python_out, python_rss = run_with_rss(ref_args, stdout_path=os.path.join(scratch, "reference.stdout"))
-    python_result = last_json(python_out)
+    python_result, python_rss = {}, None
+    for variant in PYTHON_VARIANTS if not args.tiny else ("eager_fp32", "eager_bf16"):
+        ref_args = [python, reference, "--unet-state", unet + ".diffusers.pt", "--variant", variant]
+        if args.tiny:
+            ref_args += ["--batch", "2", "--warmup", "1", "--timed", "2", "--sample-batch", "2", "--sample-steps", "2"]
+        text, rss = run_with_rss(ref_args, stdout_path=os.path.join(scratch, f"reference-{variant}.stdout"))
+        python_result[variant] = last_json(text)
+        if variant == "eager_fp32":
+            python_rss = rss  # the plain reference process (the compiled ones also hold the compiler)
 
-    native_rss, unlearn_label, evaluation = None, "", None
+    native_rss, unlearn_label, evaluation = {}, "", {}
     base = os.path.join(BENCH, "base.safetensors")
+    measured = ["fp32"] + ([native["best_precision"]] if native["best_precision"] != "fp32" else [])
     if os.path.exists(base):
-        config = {"output": os.path.join(scratch, "unlearn-run")}
-        if args.tiny:
-            config["trainer"] = {"steps": 2, "batch_size": 2}
-        config_path = os.path.join(scratch, "unlearn.json")
-        with open(config_path, "w") as f:
-            json.dump(config, f)
-        subprocess.run(["rm", "-rf", config["output"]], check=True)
-        _, native_rss = run_with_rss([LETHE, "unlearn", "--config", config_path], stdout_path=os.path.join(scratch, "unlearn.stdout"))
-        with open(os.path.join(config["output"], "summary.json")) as f:
-            summary = json.load(f)
-        unlearn_label = "lethe unlearn with the default bench config (%s, %d steps, %d samples)" % (
-            summary["objective"], summary["steps"], summary["samples_seen"])
-        # The default bench evaluation of one (not cached) model: the unlearned one.
-        eval_args = [LETHE, "eval", "--model", summary["model_file"], "--out", os.path.join(scratch, "eval"),
-                     "--descriptor", descriptor, "--classifier", os.path.join(BENCH, "classifier.safetensors")]
-        if args.tiny:
-            eval_args += ["--samples-per-caption", "1", "--samples-per-class", "1", "--no-attacks"]
-        start = time.monotonic()
-        run_with_rss(eval_args, stdout_path=os.path.join(scratch, "eval.stdout"))
-        evaluation = {"seconds": time.monotonic() - start, "command": "lethe eval --model <unlearned model>",
-                      "settings": "tiny" if args.tiny else "default"}
+        for precision in measured:
+            config = {"output": os.path.join(scratch, f"unlearn-run-{precision}"), "precision": precision}
+            if args.tiny:
+                config["trainer"] = {"steps": 2, "batch_size": 2}
+            config_path = os.path.join(scratch, f"unlearn-{precision}.json")
+            with open(config_path, "w") as f:
+                json.dump(config, f)
+            subprocess.run(["rm", "-rf", config["output"]], check=True)
+            _, native_rss[precision] = run_with_rss([LETHE, "unlearn", "--config", config_path],
+                                                    stdout_path=os.path.join(scratch, f"unlearn-{precision}.stdout"))
+            with open(os.path.join(config["output"], "summary.json")) as f:
+                summary = json.load(f)
+            unlearn_label = "lethe unlearn with the default bench config (%s, %d steps, %d samples)" % (
+                summary["objective"], summary["steps"], summary["samples_seen"])
+            # The default bench evaluation of one (not cached) model: the unlearned one.
+            eval_args = [LETHE, "eval", "--model", summary["model_file"], "--out", os.path.join(scratch, f"eval-{precision}"),
+                         "--descriptor", descriptor, "--classifier", os.path.join(BENCH, "classifier.safetensors"),
+                         "--precision", precision]
+            if args.tiny:
+                eval_args += ["--samples-per-caption", "1", "--samples-per-class", "1", "--no-attacks"]
+            subprocess.run(["rm", "-rf", os.path.join(scratch, f"eval-{precision}")], check=True)
+            start = time.monotonic()
+            run_with_rss(eval_args, stdout_path=os.path.join(scratch, f"eval-{precision}.stdout"))
+            evaluation[precision] = {"seconds": time.monotonic() - start, "command": "lethe eval --model <unlearned model>",
+                                     "settings": "tiny" if args.tiny else "default"}
 
-    step_native = native["train_step"]["median_seconds"]
-    flops = python_result["train_step"]["flops"]
+    best = native["precisions"][native["best_precision"]]
+    fastest_step = min(python_result, key=lambda v: python_result[v]["train_step"]["median_seconds"])
+    best_sampling = max(native["precisions"], key=lambda q: native["precisions"][q]["sampling"]["images_per_second"])
+    fastest_sampling = max(python_result, key=lambda v: python_result[v]["sampling"]["images_per_second"])
+    flops = python_result["eager_fp32"]["train_step"]["flops"]
+    step_native = best["train_step"]["median_seconds"]
     results = {
         "date": datetime.date.today().isoformat(),
         "tiny": args.tiny,
@@ -160,10 +205,14 @@ def main():
         # the unlearning run starts from base; scoring and evaluation use the descriptor and classifier
         "models": bench_model_hashes("base", "descriptor", "classifier") if os.path.exists(base) else {},
         "ratios": {
-            "train_step_speedup": python_result["train_step"]["median_seconds"] / step_native,
-            "sampling_speedup": native["sampling"]["images_per_second"] / python_result["sampling"]["images_per_second"],
+            "train_step_speedup": python_result[fastest_step]["train_step"]["median_seconds"] / step_native,
+            "fastest_python_train_step": fastest_step,
+            "sampling_speedup": native["precisions"][best_sampling]["sampling"]["images_per_second"]
+            / python_result[fastest_sampling]["sampling"]["images_per_second"],
+            "best_sampling_precision": best_sampling,
+            "fastest_python_sampling": fastest_sampling,
             "train_step_gflops": flops / step_native / 1e9,
-            "train_step_fraction_of_conv_ceiling": flops / step_native / 1e9 / native["ceiling"]["conv_gflops"],
+            "train_step_fraction_of_conv_ceiling": flops / step_native / 1e9 / best["ceiling"]["conv_gflops"],
         },
     }
     os.makedirs(out, exist_ok=True)

@@ -82,6 +82,7 @@ std::vector<Value> evaluate(NodeContext& context, const NodeInputs& in) {
       !in.has("erased_concept") || in.text("erased_concept") == "none" ? "" : in.text("erased_concept");
   config.erased_concept = erased;
   if (in.has("attacks")) config.attacks.enabled = in.flag("attacks");
+  if (in.has("precision")) config.precision = in.text("precision");
   const std::vector<NamedModel> entries = connected_models(in);
   config = fit_to_memory(config, entries, str("node ", context.node_id, " (LetheEvaluate) samples_per_caption/samples_per_class"));
   std::shared_ptr<eval::Descriptor> descriptor;
@@ -106,7 +107,10 @@ void register_bench_nodes() {
   values.defaults = {{"evaluation", io::to_json(bench_eval_config())}};
   std::vector<std::string> erased = {"none"};
   for (const std::string& name : data::fashion_mnist_classes()) erased.push_back(name);
-  values.option_lists = {{"classes", data::fashion_mnist_classes()}, {"anchors", anchor_names()}, {"erased_concepts", erased}};
+  values.option_lists = {{"classes", data::fashion_mnist_classes()},
+                         {"anchors", anchor_names()},
+                         {"erased_concepts", erased},
+                         {"precisions", precision_names()}};
   const NodeTable table(kBenchNodesJson, "native/bench/bench_nodes.json", values);
   register_node(table.schema("LetheBenchData"), bench_data);
   register_node(table.schema("LetheBenchModel"), bench_model);

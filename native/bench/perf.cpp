@@ -12,6 +12,7 @@
 #include "bench/fashion_bench.hpp"
 #include "bench/op_profile.hpp"
 #include "core/error.hpp"
+#include "core/precision.hpp"
 #include "core/runtime.hpp"
 #include "diffusion/sampling.hpp"
 #include "draw/canvas.hpp"
@@ -58,19 +59,29 @@ json machine_facts_json() {
           {"flush_denormals", facts.flush_denormals}, {"torch", TORCH_VERSION}, {"lethe", version()}};
 }
 
-json ceilings(int64_t n) {
+// Matmul and convolution GFLOP/s in `dtype` (what autocast runs the UNet's convolutions and
+// linears in): a square matmul and a 3x3 convolution at each level shape of the bench UNet.
+json ceilings(int64_t n, at::ScalarType dtype) {
   c10::InferenceMode inference;
-  at::Tensor a = at::randn({n, n}), b = at::randn({n, n});
+  const auto options = at::TensorOptions().dtype(dtype);
+  at::Tensor a = at::randn({n, n}).to(options), b = at::randn({n, n}).to(options);
   const double matmul = time_median([&] { at::mm(a, b); }, 10);
-  // A convolution shaped like the bench UNet's widest level: 64 -> 64 channels, 3x3, 14x14, batch 64.
-  at::Tensor x = at::randn({64, 64, 14, 14}), w = at::randn({64, 64, 3, 3});
-  const double conv = time_median([&] { at::conv2d(x, w, {}, 1, 1); }, 10);
-  const double matmul_flops = 2.0 * n * n * n;
-  const double conv_flops = 2.0 * 64 * 64 * 14 * 14 * 64 * 9;
-  return {{"matmul_size", n},
-          {"matmul_gflops", matmul_flops / matmul / 1e9},
-          {"conv_shape", "x [64, 64, 14, 14] * w [64, 64, 3, 3], padding 1"},
-          {"conv_gflops", conv_flops / conv / 1e9}};
+  json out = {{"matmul_size", n}, {"matmul_gflops", 2.0 * n * n * n / matmul / 1e9}};
+  // batch 64, channels x channels, 3x3, padding 1, at the bench UNet's level sizes (28 and 14 pixels).
+  json convs = json::array();
+  double best = 0.0;
+  for (const auto& [channels, size] : std::vector<std::pair<int64_t, int64_t>>{{32, 28}, {64, 14}}) {
+    at::Tensor x = at::randn({64, channels, size, size}).to(options), w = at::randn({channels, channels, 3, 3}).to(options);
+    const double seconds = time_median([&] { at::conv2d(x, w, {}, 1, 1); }, 10);
+    const double gflops = 2.0 * 64 * channels * channels * size * size * 9 / seconds / 1e9;
+    convs.push_back({{"shape", str("x [64, ", channels, ", ", size, ", ", size, "] * w [", channels, ", ", channels,
+                                   ", 3, 3], padding 1")},
+                     {"gflops", gflops}});
+    best = std::max(best, gflops);
+  }
+  out["convs"] = convs;
+  out["conv_gflops"] = best;  // the ceiling: the fastest of the shapes
+  return out;
 }
 
 // Synthetic SISS data of the given size: distinct random contexts per example, so the two
@@ -95,7 +106,8 @@ unlearn::TaskData synthetic_data(int64_t count, int64_t channels, int64_t size, 
 // `model`: the trainer's own loop, timed between consecutive step reports. With `ops`, the
 // timed steps run under the op profiler instead and their self times land there.
 double siss_step_seconds(const std::shared_ptr<models::DiffusionModel>& model, int64_t batch, int64_t size,
-                         const PerfOptions& options, const fs::path& scratch, std::vector<OpTime>* ops = nullptr) {
+                         const PerfOptions& options, const std::string& precision, const fs::path& scratch,
+                         std::vector<OpTime>* ops = nullptr) {
   unlearn::TaskData data = synthetic_data(std::max<int64_t>(batch * 2, 16), options.channels, size,
                                           options.context_length, options.context_dim, 7);
   unlearn::RunConfig config;
@@ -103,7 +115,8 @@ double siss_step_seconds(const std::shared_ptr<models::DiffusionModel>& model, i
   config.trainer.batch_size = batch;
   config.trainer.retain_caption_dropout = 0.0;  // synthetic sets carry contexts, not captions
   config.trainer.steps = options.warmup_steps + options.timed_steps;
-  config.output = (scratch / ("siss-b" + std::to_string(batch) + "-s" + std::to_string(size))).string();
+  config.precision = precision;
+  config.output = (scratch / ("siss-" + precision + "-b" + std::to_string(batch) + "-s" + std::to_string(size))).string();
   std::error_code ignored;
   fs::remove_all(config.output, ignored);
   std::vector<double> times;
@@ -127,36 +140,23 @@ double siss_step_seconds(const std::shared_ptr<models::DiffusionModel>& model, i
   return median(times);
 }
 
-}  // namespace
-
-json run_perf(const PerfOptions& options) {
-  fs::create_directories(options.out);
-  const fs::path scratch = options.out / "scratch";
+// One precision's training step (with its op profile) and sampling throughput.
+json precision_perf(const std::shared_ptr<models::DiffusionModel>& model, const PerfOptions& options,
+                    const std::string& precision, const fs::path& scratch) {
   json out;
-  out["machine"] = machine_facts_json();
-  out["ceiling"] = ceilings(options.ceiling_size);
-
-  models::ModelLoadOptions load;
-  load.hints.norm_groups = bench_unet_config().norm_groups;
-  load.hints.num_head_channels = bench_unet_config().num_head_channels;
-  auto model = models::DiffusionModel::load(options.unet, load);
-  int64_t parameters = 0;
-  for (const auto& p : model->unet()->parameters()) parameters += p.numel();
-  out["unet_parameters"] = parameters;
-
-  // 1. Training step at the reference shape.
-  const double step = siss_step_seconds(model, options.train_batch, options.image_size, options, scratch);
+  const double step = siss_step_seconds(model, options.train_batch, options.image_size, options, precision, scratch);
   out["train_step"] = {{"objective", "siss"}, {"batch", options.train_batch}, {"image_size", options.image_size},
                        {"timed_steps", options.timed_steps}, {"warmup_steps", options.warmup_steps},
                        {"median_seconds", step}};
 
-  // 1b. Where that step's time goes: the same step under libtorch's profiler (self time per op).
+  // Where that step's time goes: the same step under libtorch's profiler (self time per op).
   if (options.profile_steps > 0) {
     PerfOptions profiled = options;
     profiled.warmup_steps = 2;
     profiled.timed_steps = options.profile_steps;
     std::vector<OpTime> ops;
-    const double seconds = siss_step_seconds(model, options.train_batch, options.image_size, profiled, scratch, &ops);
+    const double seconds =
+        siss_step_seconds(model, options.train_batch, options.image_size, profiled, precision, scratch, &ops);
     double total = 0;
     for (const auto& op : ops) total += op.self_seconds;
     json table = json::array();
@@ -170,26 +170,62 @@ json run_perf(const PerfOptions& options) {
                                  {"op_seconds_per_step", total / steps}, {"ops", table}};
   }
 
-  // 2. Sampling: 25-step DDIM with guidance (two UNet passes per step), batch 64.
-  {
-    at::Generator g = at::make_generator<at::CPUGeneratorImpl>(3);
-    at::Tensor context = at::randn({options.sample_batch, options.context_length, options.context_dim}, g);
-    at::Tensor uncond = at::zeros({1, options.context_length, options.context_dim});
-    diffusion::SamplingOptions sampling;
-    sampling.steps = options.sample_steps;
-    sampling.guidance = 3.0;
-    sampling.batch_size = options.sample_batch;
-    const std::vector<int64_t> shape = {options.channels, options.image_size, options.image_size};
-    diffusion::sample(*model, model->schedule(), context.narrow(0, 0, 2), uncond, shape, sampling);  // warm-up
-    const auto start = Clock::now();
-    diffusion::sample(*model, model->schedule(), context, uncond, shape, sampling);
-    const double seconds = seconds_since(start);
-    out["sampling"] = {{"sampler", "ddim"}, {"steps", options.sample_steps}, {"guidance", 3.0},
-                       {"batch", options.sample_batch}, {"seconds", seconds},
-                       {"images_per_second", options.sample_batch / seconds}};
-  }
+  // Sampling: 25-step DDIM with guidance (two UNet passes per step), batch 64.
+  const PrecisionScope scope(parse_precision(precision, "perf precision"));
+  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(3);
+  at::Tensor context = at::randn({options.sample_batch, options.context_length, options.context_dim}, g);
+  at::Tensor uncond = at::zeros({1, options.context_length, options.context_dim});
+  diffusion::SamplingOptions sampling;
+  sampling.steps = options.sample_steps;
+  sampling.guidance = 3.0;
+  sampling.batch_size = options.sample_batch;
+  const std::vector<int64_t> shape = {options.channels, options.image_size, options.image_size};
+  diffusion::sample(*model, model->schedule(), context.narrow(0, 0, 2), uncond, shape, sampling);  // warm-up
+  const auto start = Clock::now();
+  diffusion::sample(*model, model->schedule(), context, uncond, shape, sampling);
+  const double seconds = seconds_since(start);
+  out["sampling"] = {{"sampler", "ddim"}, {"steps", options.sample_steps}, {"guidance", 3.0},
+                     {"batch", options.sample_batch}, {"seconds", seconds},
+                     {"images_per_second", options.sample_batch / seconds}};
+  return out;
+}
 
-  // 3. Scoring: copy-descriptor throughput at batch 64.
+}  // namespace
+
+json run_perf(const PerfOptions& options) {
+  fs::create_directories(options.out);
+  const fs::path scratch = options.out / "scratch";
+  json out;
+  out["machine"] = machine_facts_json();
+  const ResolvedPrecision automatic = resolve_precision(Precision::automatic);
+  out["auto_precision"] = {{"precision", precision_name(automatic.precision)}, {"reason", automatic.reason}};
+
+  models::ModelLoadOptions load;
+  load.hints.norm_groups = bench_unet_config().norm_groups;
+  load.hints.num_head_channels = bench_unet_config().num_head_channels;
+  auto model = models::DiffusionModel::load(options.unet, load);
+  int64_t parameters = 0;
+  for (const auto& p : model->unet()->parameters()) parameters += p.numel();
+  out["unet_parameters"] = parameters;
+
+  // 1. Per precision, side by side: ceilings, the training step at the reference shape with
+  // its op profile, sampling.
+  json precisions = json::object();
+  std::string best;
+  for (const std::string& precision : options.precisions) {
+    const Precision parsed = parse_precision(precision, "perf precision");
+    check(parsed != Precision::automatic, "perf: measure fp32 or bf16, not auto");
+    json entry = precision_perf(model, options, precision, scratch);
+    entry["ceiling"] = ceilings(options.ceiling_size, parsed == Precision::bf16 ? at::kBFloat16 : at::kFloat);
+    if (best.empty() || entry["train_step"]["median_seconds"].get<double>() <
+                            precisions[best]["train_step"]["median_seconds"].get<double>())
+      best = precision;
+    precisions[precision] = entry;
+  }
+  out["precisions"] = precisions;
+  out["best_precision"] = best;  // the faster training step here
+
+  // 2. Scoring: copy-descriptor throughput at batch 64.
   {
     std::shared_ptr<eval::Descriptor> descriptor;
     if (!options.descriptor.empty()) {
@@ -213,7 +249,7 @@ json run_perf(const PerfOptions& options) {
                       {"images_per_second", options.score_batch / seconds}};
   }
 
-  // 4. Scaling of the training step with batch and image size.
+  // 3. Scaling of the training step with batch and image size, in the best precision.
   json scaling = json::array();
   std::vector<draw::Series> lines;
   PerfOptions short_run = options;
@@ -222,7 +258,7 @@ json run_perf(const PerfOptions& options) {
   for (int64_t size : options.scaling_sizes) {
     draw::Series series{"image " + std::to_string(size) + "x" + std::to_string(size), {}, {}};
     for (int64_t batch : options.scaling_batches) {
-      const double seconds = siss_step_seconds(model, batch, size, short_run, scratch);
+      const double seconds = siss_step_seconds(model, batch, size, short_run, best, scratch);
       scaling.push_back({{"batch", batch}, {"image_size", size}, {"median_seconds", seconds},
                          {"seconds_per_image", seconds / batch}});
       series.x.push_back(static_cast<double>(batch));
@@ -230,10 +266,10 @@ json run_perf(const PerfOptions& options) {
     }
     lines.push_back(series);
   }
-  out["scaling"] = scaling;
+  out["scaling"] = {{"precision", best}, {"points", scaling}};
   {
     draw::Canvas canvas(760, 460);
-    draw::draw_line_chart(canvas, {20, 20, 720, 420}, "SISS step seconds vs batch (native)", lines, "batch");
+    draw::draw_line_chart(canvas, {20, 20, 720, 420}, "SISS step seconds vs batch (native, " + best + ")", lines, "batch");
     canvas.save_png(options.out / "scaling.png");
   }
   std::error_code ignored;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <filesystem>
+#include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -27,6 +28,7 @@ struct PerfOptions {
   std::vector<int64_t> scaling_sizes = {32, 64};
   int64_t scaling_steps = 8;              // timed steps per scaling point (after warm-up)
   int64_t ceiling_size = 1024;            // square matmul size
+  std::vector<std::string> precisions = {"fp32", "bf16"};  // each measured side by side
 };
 
 // Runs everything and writes out/perf.json (returned).

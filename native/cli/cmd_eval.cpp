@@ -17,7 +17,7 @@ namespace lethe::cli {
 namespace {
 
 struct EvalOptions {
-  std::string model, baseline, reference, out, descriptor, classifier, config_file, erased_concept;
+  std::string model, baseline, reference, out, descriptor, classifier, config_file, erased_concept, precision;
   bool no_attacks = false;
   int64_t seed = 0;
   int64_t samples_per_caption = -1;
@@ -46,6 +46,9 @@ void add_eval_command(CLI::App& app) {
                       "reports its share)");
   command->add_flag("--no-attacks", options->no_attacks,
                     "skip the attacks (adversarial prompt search, relearning) that try to bring the forgotten content back");
+  command->add_option("--precision", options->precision,
+                      "compute precision of the models while sampling and attacking: auto, fp32 or bf16 (default: the "
+                      "settings' precision)");
   set_action(command, [options]() {
     eval::EvalConfig config = bench::bench_eval_config();
     if (!options->config_file.empty())
@@ -55,6 +58,7 @@ void add_eval_command(CLI::App& app) {
     if (options->samples_per_class > 0) config.samples_per_class = options->samples_per_class;
     if (!options->erased_concept.empty()) config.erased_concept = options->erased_concept;
     if (options->no_attacks) config.attacks.enabled = false;
+    if (!options->precision.empty()) config.precision = options->precision;
     const std::filesystem::path out =
         options->out.empty() ? io::claim_numbered_folder("out", "eval-" + timestamp()) : std::filesystem::path(options->out);
     check(!std::filesystem::exists(out / "report.json"), "lethe eval: '", out.string(),

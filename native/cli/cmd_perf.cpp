@@ -22,6 +22,7 @@ void add_perf_command(CLI::App& app) {
   perf->add_option("--timed-steps", options->timed_steps, "timed training steps (after warm-up)")->capture_default_str();
   perf->add_option("--profile-steps", options->profile_steps, "training steps run under the op profiler (0: none)")
       ->capture_default_str();
+  perf->add_option("--precisions", options->precisions, "precisions measured side by side")->capture_default_str();
   perf->add_flag("--tiny", *tiny, "tiny sizes (the smoke test): nothing is meaningful but every path runs");
   set_action(perf, [options, unet, descriptor, out, tiny]() {
     options->unet = *unet;

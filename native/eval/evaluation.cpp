@@ -24,6 +24,7 @@ void EvalConfig::validate(const std::string& where) const {
   check(probe_timestep >= 0, where, ".probe_timestep: expected >= 0");
   sampling.validate(where + ".sampling");
   attacks.validate(where + ".attacks");
+  parse_precision(precision, where + ".precision");
 }
 
 namespace {
@@ -102,6 +103,7 @@ std::pair<at::Tensor, at::Tensor> Evaluator::judge(const at::Tensor& samples, co
 ModelEvaluation Evaluator::evaluate(models::DiffusionModel& model, const std::string& name,
                                     const ProgressCallback& progress) {
   const auto started = std::chrono::steady_clock::now();
+  const PrecisionScope precision(resolve_precision(config_.precision, "evaluation settings .precision", model.device()).precision);
   ModelEvaluation result;
   result.name = name;
   measure(model, result, progress);

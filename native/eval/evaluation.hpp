@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/precision.hpp"
 #include "core/progress.hpp"
 #include "diffusion/sampling.hpp"
 #include "eval/attacks.hpp"
@@ -40,6 +41,8 @@ struct EvalConfig {
   // task: it decides what the attacks try to bring back (attacks.hpp).
   std::string erased_concept;
   AttackConfig attacks;
+  // The models' compute precision while sampling and attacking (core/precision.hpp).
+  std::string precision = kDefaultPrecision;
 
   template <typename V>
   void visit(V& v) {
@@ -55,6 +58,7 @@ struct EvalConfig {
     v("margin_neighbours", margin_neighbours);
     v("erased_concept", erased_concept);
     v("attacks", attacks);
+    v("precision", precision);
   }
   void validate(const std::string& where) const;
 };

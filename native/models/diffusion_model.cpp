@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "core/error.hpp"
+#include "core/precision.hpp"
 #include "io/hash.hpp"
 #include "io/json_config.hpp"
 #include "models/sdxl_vector.hpp"
@@ -109,9 +110,15 @@ std::string DiffusionModel::weights_sha256() const {
   return hash.hex();
 }
 
+c10::Device DiffusionModel::device() const {
+  const auto parameters = unet_->parameters();
+  return parameters.empty() ? c10::Device(c10::kCPU) : parameters.front().device();
+}
+
 at::Tensor DiffusionModel::predict(const at::Tensor& x_t, const at::Tensor& t, const Conditioning& conditioning) {
+  ForwardAutocast autocast(x_t.device());  // bf16 mixed precision when the caller's scope asks for it
   const int64_t adm = unet_->config().adm_in_channels;
-  if (adm == 0) return unet_->forward(x_t, t, conditioning.context);
+  if (adm == 0) return unet_->forward(x_t, t, conditioning.context).to(x_t.scalar_type());
   // SDXL: y from the prompt's pooled output and the size conditioning (ComfyUI's SDXL.encode_adm).
   check(conditioning.has_vector(), "this SDXL-layout UNet needs each prompt's pooled text embedding and size ",
         "conditioning (its ", adm, "-wide y); connect the CONDITIONING of the SDXL checkpoint's CLIP (CLIPTextEncode) ",
@@ -119,7 +126,7 @@ at::Tensor DiffusionModel::predict(const at::Tensor& x_t, const at::Tensor& t, c
   at::Tensor y = sdxl_vector(conditioning.pooled, conditioning.sizes);  // [B, P + 1536]
   check(y.size(1) == adm, "this SDXL-layout UNet takes a ", adm, "-wide y, but the prompts' pooled output is ",
         conditioning.pooled.size(1), " wide (y ", y.size(1), "); encode the prompts with this checkpoint's own CLIP");
-  return unet_->forward(x_t, t, conditioning.context, y.to(x_t.options()));
+  return unet_->forward(x_t, t, conditioning.context, y.to(x_t.options())).to(x_t.scalar_type());
 }
 
 std::vector<at::Tensor> DiffusionModel::trainable_parameters() {

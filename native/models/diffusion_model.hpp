@@ -50,6 +50,8 @@ class DiffusionModel : public Denoiser {
   // Context [B, L, D] for captions (needs the token encoder; errors otherwise).
   at::Tensor context_for(const std::vector<std::string>& captions);
   bool has_text_encoder() const { return !text_encoder_.is_empty(); }
+  // Where the UNet's weights live (CPU for a model without parameters).
+  c10::Device device() const;
 
   // A deep copy with its own weights (for frozen reference models), gradients off.
   std::shared_ptr<DiffusionModel> frozen_copy() const;

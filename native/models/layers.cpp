@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 
 #include "core/error.hpp"
 
@@ -15,9 +16,17 @@ void uniform_init(at::Tensor& tensor, double bound, at::Generator& generator) {
   tensor.uniform_(-bound, bound, generator);
 }
 
+// x in the dtype an op with `weight` computes in: the weight's, except under autocast, whose
+// op policy decides (bf16 activations then stay bf16 instead of bouncing through fp32, and
+// norms take bf16 input with fp32 weights, accumulating in fp32).
+at::Tensor op_input(const at::Tensor& x, const at::Tensor& weight) {
+  if (at::autocast::is_autocast_enabled(x.device().type())) return x;
+  return x.to(weight.scalar_type());
+}
+
 // y += scale * up(down(x)) for a linear adapter.
 at::Tensor apply_linear_adapter(const at::Tensor& x, const LowRankAdapter& adapter) {
-  at::Tensor hidden = at::linear(x.to(adapter.down.scalar_type()), adapter.down);  // [..., r]
+  at::Tensor hidden = at::linear(op_input(x, adapter.down), adapter.down);  // [..., r]
   return at::linear(hidden, adapter.up).mul(adapter.scale);                       // [..., out]
 }
 
@@ -36,7 +45,7 @@ void LinearLayerImpl::reset_parameters(at::Generator& generator) {
 }
 
 at::Tensor LinearLayerImpl::forward(const at::Tensor& x) {
-  at::Tensor y = at::linear(x.to(weight.scalar_type()), weight, bias);
+  at::Tensor y = at::linear(op_input(x, weight), weight, bias);
   if (adapter) y = y + apply_linear_adapter(x, *adapter).to(y.scalar_type());
   return y;
 }
@@ -55,10 +64,10 @@ void Conv2dLayerImpl::reset_parameters(at::Generator& generator) {
 }
 
 at::Tensor Conv2dLayerImpl::forward(const at::Tensor& x) {
-  at::Tensor y = at::conv2d(x.to(weight.scalar_type()), weight, bias, {stride, stride}, {padding, padding});
+  at::Tensor y = at::conv2d(op_input(x, weight), weight, bias, {stride, stride}, {padding, padding});
   if (adapter) {
     // down: a conv with the base kernel geometry to rank channels; up: a 1x1 conv back.
-    at::Tensor hidden = at::conv2d(x.to(adapter->down.scalar_type()), adapter->down, {}, {stride, stride},
+    at::Tensor hidden = at::conv2d(op_input(x, adapter->down), adapter->down, {}, {stride, stride},
                                    {padding, padding});                  // [B, r, H', W']
     y = y + at::conv2d(hidden, adapter->up).mul(adapter->scale).to(y.scalar_type());  // [B, out, H', W']
   }
@@ -80,7 +89,7 @@ void GroupNormLayerImpl::reset_parameters() {
 }
 
 at::Tensor GroupNormLayerImpl::forward(const at::Tensor& x) {
-  return at::group_norm(x.to(weight.scalar_type()), groups, weight, bias, eps);
+  return at::group_norm(op_input(x, weight), groups, weight, bias, eps);
 }
 
 LayerNormLayerImpl::LayerNormLayerImpl(int64_t features, double eps_, const at::TensorOptions& options) : eps(eps_) {
@@ -95,7 +104,7 @@ void LayerNormLayerImpl::reset_parameters() {
 }
 
 at::Tensor LayerNormLayerImpl::forward(const at::Tensor& x) {
-  return at::layer_norm(x.to(weight.scalar_type()), {weight.size(0)}, weight, bias, eps);
+  return at::layer_norm(op_input(x, weight), {weight.size(0)}, weight, bias, eps);
 }
 
 void reset_all_parameters(torch::nn::Module& module, at::Generator& generator) {

@@ -36,6 +36,7 @@ void RunConfig::validate(const std::string& where) const {
   timestep_distribution.validate(where + ".timestep_distribution");
   trainer.validate(where + ".trainer");
   lora.validate(where + ".lora");
+  parse_precision(precision, where + ".precision");
   check(snapshot_every >= 0, where, ".snapshot_every: expected >= 0, got ", snapshot_every);
   check(snapshot_every == 0 || trainable != "lora", where,
         ".snapshot_every: snapshots need whole-model training (LoRA runs save their adapters at the end), got trainable = ",
@@ -288,6 +289,7 @@ nlohmann::json finish_run(const RunConfig& config, const TrainOutcome& outcome, 
   summary["final_terms"] = outcome.history.empty() ? nlohmann::json::object() : nlohmann::json(outcome.history.back());
   summary["first_terms"] = outcome.history.empty() ? nlohmann::json::object() : nlohmann::json(outcome.history.front());
   summary["gradient_checkpointing"] = config.gradient_checkpointing;
+  summary["precision"] = {{"requested", config.precision}, {"used", precision_name(current_precision())}};
   summary["peak_rss_mb"] = static_cast<double>(peak_rss_bytes()) / (1024.0 * 1024.0);  // the process's, so far
   const MachineFacts machine = machine_facts();  // what wall_seconds depends on
   summary["machine"] = {{"cpu", machine.cpu}, {"threads", machine.threads}, {"flush_denormals", machine.flush_denormals}};
@@ -354,8 +356,10 @@ RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progres
           "its own CLIP, not as a caption");
   }
   auto objective = checked_objective(config, data);
-  const nlohmann::json identity =
-      run_identity(config, source->weights_sha256(), task_data_sha256(data), objective->config_json());
+  const ResolvedPrecision precision = resolve_precision(config.precision, "unlearning run .precision", source->device());
+  const PrecisionScope precision_scope(precision.precision);  // every forward of this run, the frozen copies' included
+  const nlohmann::json identity = run_identity(config, source->weights_sha256(), task_data_sha256(data),
+                                               objective->config_json(), precision.precision);
   RunFolder folder = open_run_folder(config, identity, placement, "unlearning run");
   const fs::path directory = folder.directory;
 
@@ -523,7 +527,9 @@ HostRunResult run_host_unlearning(const RunConfig& input, models::HostModel& mod
                                          lora_metadata(config, run_metadata(config, *objective, outcome, model.description, ""),
                                                        "comfy")); },
               result.lora_file, directory);
-  result.summary = finish_run(config, outcome, directory, {{"lora_file", result.lora_file.string()}});
+  // The host computes in its own dtype (ComfyUI's weight dtype and autocast), not Lethe's setting.
+  result.summary = finish_run(config, outcome, directory, {{"lora_file", result.lora_file.string()}},
+                              {{"precision", {{"requested", config.precision}, {"used", "host"}}}});
   return result;
 }
 

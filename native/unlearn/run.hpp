@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/precision.hpp"
 #include "core/progress.hpp"
 #include "io/json_config.hpp"
 #include "models/diffusion_model.hpp"
@@ -73,6 +74,8 @@ struct RunConfig {
   bool gradient_checkpointing = false;
   int64_t snapshot_every = 0;            // > 0: also save the model every k steps (snapshots/step-NNNNN.safetensors)
   std::string output;                    // run folder (default out/unlearn-<timestamp>)
+  // The model's compute precision (core/precision.hpp): auto | fp32 | bf16 (mixed, fp32 master weights).
+  std::string precision = kDefaultPrecision;
 
   template <typename V>
   void visit(V& v) {
@@ -89,6 +92,7 @@ struct RunConfig {
     v("gradient_checkpointing", gradient_checkpointing);
     v("snapshot_every", snapshot_every);
     v("output", output);
+    v("precision", precision);
   }
   void validate(const std::string& where) const;
   // The LoRA adapters' initialisation seed, derived from the trainer's seed (so the two

@@ -79,7 +79,7 @@ std::string task_data_sha256(const TaskData& data) {
 }
 
 nlohmann::json run_identity(const RunConfig& config, const std::string& model_sha256, const std::string& data_sha256,
-                            const nlohmann::json& objective_config) {
+                            const nlohmann::json& objective_config, Precision precision) {
   nlohmann::json trainer = io::to_json(config.trainer);
   trainer.erase("checkpoint_every");
   trainer.erase("checkpoint_seconds");
@@ -92,6 +92,8 @@ nlohmann::json run_identity(const RunConfig& config, const std::string& model_sh
                              {"trainer", trainer},
                              {"trainable", config.trainable}};
   if (config.trainable == "lora") identity["lora"] = io::to_json(config.lora);
+  check(precision != Precision::automatic, "internal: a run's identity needs its resolved precision, not auto");
+  if (precision != Precision::fp32) identity["precision"] = precision_name(precision);
   return identity;
 }
 

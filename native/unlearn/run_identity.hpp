@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/precision.hpp"
+
 #include "unlearn/objective.hpp"
 
 namespace lethe::unlearn {
@@ -22,9 +24,11 @@ struct RunConfig;
 std::string task_data_sha256(const TaskData& data);
 
 // The identity of `config` run from a model whose weights hash to `model_sha256` on
-// `data_sha256`, with the objective as resolved (`objective_config`).
+// `data_sha256`, with the objective as resolved (`objective_config`), computing in the resolved
+// `precision` (mixed precision trains another model; fp32 adds nothing, so folders made before
+// precision was a setting keep their identity).
 nlohmann::json run_identity(const RunConfig& config, const std::string& model_sha256, const std::string& data_sha256,
-                            const nlohmann::json& objective_config);
+                            const nlohmann::json& objective_config, Precision precision = Precision::fp32);
 
 // The parts in which two identities differ, named for people: "model weights",
 // "data (images, captions or masks)", "trainer.steps (was 8, now 160)". At most `limit`

@@ -17,12 +17,21 @@ def test_bench_harness_runs_at_tiny_sizes(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["tiny"] is True
     native, python = results["native"], results["python"]
-    for key in ("machine", "ceiling", "train_step", "sampling", "scoring", "scaling"):
+    for key in ("machine", "auto_precision", "precisions", "best_precision", "scoring", "scaling"):
         assert key in native
     assert native["machine"]["threads"] == native["machine"]["cores"]
-    assert native["train_step"]["median_seconds"] > 0 and python["train_step"]["median_seconds"] > 0
-    assert python["train_step"]["flops"] > 0
-    assert results["ratios"]["train_step_speedup"] > 0
+    assert set(native["precisions"]) == {"fp32", "bf16"}  # measured side by side
+    for entry in native["precisions"].values():
+        assert entry["train_step"]["median_seconds"] > 0 and entry["sampling"]["images_per_second"] > 0
+        assert entry["ceiling"]["conv_gflops"] > 0 and len(entry["ceiling"]["convs"]) == 2
+    assert native["auto_precision"]["precision"] in ("fp32", "bf16") and "amx_bf16" in native["auto_precision"]["reason"]
+    assert set(python) == {"eager_fp32", "eager_bf16"}  # the tiny run skips torch.compile's minutes of compiling
+    assert all(python[v]["train_step"]["median_seconds"] > 0 for v in python)
+    assert python["eager_fp32"]["train_step"]["flops"] > 0
+    ratios = results["ratios"]
+    assert ratios["train_step_speedup"] > 0 and ratios["fastest_python_train_step"] in python
+    # the unlearning run and the evaluation in fp32 and in the faster precision, when it is another
+    assert "fp32" in results["memory"]["native_unlearning_run_mib"] and "fp32" in results["evaluation"]
     assert (tmp_path / "scaling.png").stat().st_size > 1000
     assert "| SISS training step" in done.stdout
 
@@ -109,13 +118,16 @@ def _record_models(section, data, hashes):
         data["models"] = {m: hashes[m] for m in ("base", "descriptor", "classifier")}
     elif section == "unlearning":
         data["models_sha256"] = dict(hashes)
+    elif section == "precision-parity":
+        data["models_sha256"] = {m: hashes[m] for m in ("base", "descriptor", "classifier")}
     elif section == "bench-models":
         for model, entry in data["models"].items():
             entry["sha256"] = hashes[model]
     return data
 
 
-@pytest.mark.parametrize("section", ["comparison", "tuning", "performance", "unlearning", "bench-models"])
+@pytest.mark.parametrize("section", ["comparison", "tuning", "performance", "unlearning", "bench-models",
+                                     "precision-parity"])
 def test_a_table_fails_its_check_when_its_json_names_other_models_than_the_shipped_cards(tmp_path, section):
     tables = _bench_module("doc_tables")
     source, make, models, rerun = tables.SECTIONS[section]
@@ -141,8 +153,8 @@ def test_a_table_fails_its_check_when_its_json_names_other_models_than_the_shipp
         # a JSON that records no hashes cannot be checked: it fails too
         with open(doctored_path, "w") as f:
             json.dump({**measured, **({"models": {}} if section == "performance" else {}),
-                       **({"models_sha256": {}} if section == "unlearning" else {})}, f)
-        if section in ("performance", "unlearning"):
+                       **({"models_sha256": {}} if section in ("unlearning", "precision-parity") else {})}, f)
+        if section in ("performance", "unlearning", "precision-parity"):
             with pytest.raises(SystemExit, match="records no model hashes"):
                 tables.render(text)
     finally:

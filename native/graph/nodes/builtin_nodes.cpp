@@ -41,10 +41,12 @@ NodeTableValues core_table_values() {
                      {"objectives", objectives},
                      {"timesteps", io::to_json(run.timesteps)},
                      {"frequency", io::to_json(run.frequency)},
-                     {"sampling", io::to_json(diffusion::SamplingOptions{})}};
+                     {"sampling", io::to_json(diffusion::SamplingOptions{})},
+                     {"precision", kDefaultPrecision}};
   std::vector<std::string> sources = eval::named_descriptor_names();
   sources.push_back("file");
   values.option_lists["descriptor_sources"] = sources;
+  values.option_lists["precisions"] = precision_names();
   return values;
 }
 

@@ -1,4 +1,5 @@
 // Sampling from a native model with its token captions (diffusion/prompt_sampling).
+#include "core/precision.hpp"
 #include "core/text.hpp"
 #include "diffusion/prompt_sampling.hpp"
 #include "graph/nodes/node_groups.hpp"
@@ -18,6 +19,8 @@ std::vector<Value> sample_model(NodeContext& context, const NodeInputs& in) {
   options.seed = static_cast<uint64_t>(in.integer("seed"));
   options.sampler = in.text("sampler");
   options.eta = in.number("eta");
+  const std::string precision = in.has("precision") ? in.text("precision") : std::string(kDefaultPrecision);
+  const PrecisionScope scope(resolve_precision(precision, in.where("precision"), model->device()).precision);
   const auto samples = diffusion::sample_prompts(*model, prompts, in.integer("samples_per_prompt"), in.integer("size"),
                                                  options, str("node ", context.node_id, " (LetheSample) samples_per_prompt x size"),
                                                  context.progress);

@@ -111,6 +111,7 @@ std::vector<Value> unlearn_model(NodeContext& context, const NodeInputs& in) {
   config.trainable = in.text("trainable");
   config.gradient_checkpointing = in.has("gradient_checkpointing") && in.flag("gradient_checkpointing");
   if (in.has("ema_decay")) config.trainer.ema_decay = in.number("ema_decay");
+  if (in.has("precision")) config.precision = in.text("precision");
   unlearn::TaskData data = node_task_data(in);
   auto result = unlearn::run_unlearning(config, context.progress, model, &data, node_run_placement(context));
   context.files.push_back(result.model_file);

@@ -1,0 +1,85 @@
+#include "core/precision.hpp"
+
+#include <ATen/autocast_mode.h>
+#include <ATen/cpu/Utils.h>
+
+#include "core/error.hpp"
+
+namespace lethe {
+
+namespace {
+
+thread_local Precision thread_precision = Precision::fp32;
+
+bool cpu_flag(const std::string& name) {
+  const auto capabilities = at::cpu::get_cpu_capabilities();
+  const auto found = capabilities.find(name);
+  return found != capabilities.end() && found->second.isBool() && found->second.toBool();
+}
+
+}  // namespace
+
+const std::vector<std::string>& precision_names() {
+  static const std::vector<std::string> names = {"auto", "fp32", "bf16"};
+  return names;
+}
+
+Precision parse_precision(const std::string& text, const std::string& where) {
+  if (text == "auto") return Precision::automatic;
+  if (text == "fp32") return Precision::fp32;
+  if (text == "bf16") return Precision::bf16;
+  if (text == "fp16")
+    throw Error(str(where, ": precision 'fp16' is not offered (it needs loss scaling, which Lethe does not have); "
+                           "use auto, fp32 or bf16"));
+  throw Error(str(where, ": precision must be one of auto, fp32, bf16; got '", text, "'"));
+}
+
+std::string precision_name(Precision precision) {
+  switch (precision) {
+    case Precision::automatic: return "auto";
+    case Precision::fp32: return "fp32";
+    case Precision::bf16: return "bf16";
+  }
+  return "fp32";
+}
+
+ResolvedPrecision resolve_precision(Precision requested, c10::Device device) {
+  if (requested == Precision::fp32) return {Precision::fp32, "fp32 asked for"};
+  if (requested == Precision::bf16) return {Precision::bf16, "bf16 asked for"};
+  if (device.is_cuda()) return {Precision::bf16, "auto: bf16 on a CUDA device"};
+  if (cpu_flag("amx_bf16")) return {Precision::bf16, "auto: bf16, the CPU has AMX bf16 tiles (amx_bf16)"};
+  return {Precision::fp32, "auto: fp32, the CPU has no AMX bf16 tiles (amx_bf16), where bf16 would not be faster"};
+}
+
+ResolvedPrecision resolve_precision(const std::string& setting, const std::string& where, c10::Device device) {
+  return resolve_precision(parse_precision(setting, where), device);
+}
+
+Precision current_precision() { return thread_precision; }
+
+PrecisionScope::PrecisionScope(Precision resolved) : previous_(thread_precision) {
+  check(resolved != Precision::automatic, "internal: a PrecisionScope needs a resolved precision, not auto");
+  thread_precision = resolved;
+}
+
+PrecisionScope::~PrecisionScope() { thread_precision = previous_; }
+
+ForwardAutocast::ForwardAutocast(c10::Device device) {
+  if (thread_precision != Precision::bf16) return;
+  type_ = device.type();
+  previous_enabled_ = at::autocast::is_autocast_enabled(type_);
+  previous_dtype_ = at::autocast::get_autocast_dtype(type_);
+  at::autocast::set_autocast_enabled(type_, true);
+  at::autocast::set_autocast_dtype(type_, at::kBFloat16);
+  at::autocast::increment_nesting();
+  active_ = true;
+}
+
+ForwardAutocast::~ForwardAutocast() {
+  if (!active_) return;
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  at::autocast::set_autocast_enabled(type_, previous_enabled_);
+  at::autocast::set_autocast_dtype(type_, previous_dtype_);
+}
+
+}  // namespace lethe

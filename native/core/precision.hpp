@@ -1,0 +1,80 @@
+// Compute precision of the denoiser: fp32, or bf16 mixed precision (autocast) with fp32
+// master weights. Only the model's forward runs under autocast; its output is cast back to
+// the caller's dtype, so losses, importance weights, divergences, optimizer state and every
+// reduction after the model stay fp32 by construction. Backward runs each op in the dtype
+// its forward used.
+//
+// An entry point (an unlearning run, sampling, an evaluation) resolves the setting once
+// (`resolve_precision`) and holds a `PrecisionScope` while it works; models read the
+// current precision of their thread (`current_precision`) and switch autocast on around
+// their forward (`ForwardAutocast`). The setting is not stored in models, so a model shared
+// between nodes is never changed by one of them.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <c10/core/Device.h>
+
+namespace lethe {
+
+enum class Precision { automatic, fp32, bf16 };
+
+// The default of every precision setting (runs, sampling, evaluation, their nodes).
+inline constexpr const char* kDefaultPrecision = "fp32";
+
+// The one list of setting names, in the order nodes show them: "auto", "fp32", "bf16".
+const std::vector<std::string>& precision_names();
+// "auto" | "fp32" | "bf16"; anything else is an error naming `where`, the choices and what
+// was given ("fp16" says why it is not offered).
+Precision parse_precision(const std::string& text, const std::string& where);
+std::string precision_name(Precision precision);
+
+struct ResolvedPrecision {
+  Precision precision = Precision::fp32;  // fp32 or bf16, never automatic
+  std::string reason;                     // one line: why (the CPU flags or the device)
+};
+
+// What `requested` means on `device`. auto: bf16 on a CUDA device, or on a CPU with AMX bf16
+// tiles (cpuinfo's amx_bf16, where oneDNN's bf16 convolutions and matmuls run several times
+// faster than fp32); fp32 elsewhere (a CPU without AMX emulates or half-speeds bf16).
+// bf16 asked for explicitly is honoured anywhere (slow without hardware support).
+ResolvedPrecision resolve_precision(Precision requested, c10::Device device = c10::kCPU);
+// The same for a setting's text (parse_precision's errors name `where`).
+ResolvedPrecision resolve_precision(const std::string& setting, const std::string& where,
+                                    c10::Device device = c10::kCPU);
+
+// The precision models on this thread compute in (fp32 unless a PrecisionScope says otherwise).
+Precision current_precision();
+
+// Sets the calling thread's precision for its lifetime (nests; restores the previous one).
+class PrecisionScope {
+ public:
+  explicit PrecisionScope(Precision resolved);
+  ~PrecisionScope();
+  PrecisionScope(const PrecisionScope&) = delete;
+  PrecisionScope& operator=(const PrecisionScope&) = delete;
+
+ private:
+  Precision previous_;
+};
+
+// Autocast for one forward on `device` when the thread's precision is bf16 (no-op in fp32).
+// Restores the previous autocast state and drops autocast's weight-cast cache on exit, so
+// weights changed by an optimizer step are cast afresh.
+class ForwardAutocast {
+ public:
+  explicit ForwardAutocast(c10::Device device);
+  ~ForwardAutocast();
+  ForwardAutocast(const ForwardAutocast&) = delete;
+  ForwardAutocast& operator=(const ForwardAutocast&) = delete;
+  bool active() const { return active_; }
+
+ private:
+  bool active_ = false;
+  c10::DeviceType type_ = c10::DeviceType::CPU;
+  bool previous_enabled_ = false;
+  c10::ScalarType previous_dtype_ = c10::ScalarType::Float;
+};
+
+}  // namespace lethe

@@ -1,0 +1,131 @@
+// Compute precision (core/precision.hpp): the setting's names and errors, what auto picks,
+// scopes that restore what they changed, and the bf16 forward of the native model against
+// its fp32 forward (values and gradients).
+#include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+#include <ATen/cpu/Utils.h>
+#include <gtest/gtest.h>
+
+#include "core/precision.hpp"
+#include "models/diffusion_model.hpp"
+#include "test_helpers.hpp"
+#include "unlearn/run.hpp"
+#include "unlearn/run_identity.hpp"
+
+using namespace lethe;
+using lethe::testing::expect_error;
+
+namespace {
+
+std::shared_ptr<models::DiffusionModel> tiny_model() {
+  models::UNet unet(lethe::testing::tiny_unet_config());
+  unet->initialize(3);
+  at::NoGradGuard no_grad;  // the zero-initialised output layers too: a model with non-zero output and gradients
+  at::manual_seed(4);
+  for (auto& p : unet->parameters()) p.add_(0.1 * at::randn_like(p));
+  return std::make_shared<models::DiffusionModel>(unet, models::TokenEncoder{nullptr}, diffusion::ScheduleConfig{});
+}
+
+double relative_error(const at::Tensor& got, const at::Tensor& expected) {
+  return (got - expected).norm().item<double>() / expected.norm().item<double>();
+}
+
+}  // namespace
+
+TEST(Precision, NamesParseAndBadOnesNameTheFieldAndTheChoices) {
+  EXPECT_EQ(precision_names(), (std::vector<std::string>{"auto", "fp32", "bf16"}));
+  for (const std::string& name : precision_names()) EXPECT_EQ(precision_name(parse_precision(name, "x")), name);
+  expect_error([] { parse_precision("float16", "run config .precision"); },
+               {"run config .precision", "auto, fp32, bf16", "'float16'"});
+  expect_error([] { parse_precision("fp16", "node 4 (LetheUnlearn) precision"); },
+               {"node 4 (LetheUnlearn) precision", "loss scaling", "auto, fp32 or bf16"});
+  unlearn::RunConfig config;
+  EXPECT_EQ(config.precision, kDefaultPrecision);
+  config.precision = "half";
+  expect_error([&] { config.validate("unlearning run"); }, {"unlearning run.precision", "'half'"});
+}
+
+TEST(Precision, AutoPicksBf16OnCudaAndOnCpusWithAmxTiles) {
+  EXPECT_EQ(resolve_precision(Precision::fp32, c10::Device(c10::kCUDA, 0)).precision, Precision::fp32);
+  EXPECT_EQ(resolve_precision(Precision::bf16).precision, Precision::bf16);
+  EXPECT_EQ(resolve_precision(Precision::automatic, c10::Device(c10::kCUDA, 0)).precision, Precision::bf16);
+  const auto capabilities = at::cpu::get_cpu_capabilities();
+  const bool amx = capabilities.count("amx_bf16") && capabilities.at("amx_bf16").toBool();
+  const ResolvedPrecision cpu = resolve_precision(Precision::automatic);
+  EXPECT_EQ(cpu.precision, amx ? Precision::bf16 : Precision::fp32) << cpu.reason;
+  EXPECT_NE(cpu.reason.find("amx_bf16"), std::string::npos) << cpu.reason;
+}
+
+TEST(Precision, ScopesNestAndRestoreAutocastAsTheyFoundIt) {
+  EXPECT_EQ(current_precision(), Precision::fp32);
+  {
+    ForwardAutocast off(c10::kCPU);  // fp32: changes nothing
+    EXPECT_FALSE(off.active());
+    EXPECT_FALSE(at::autocast::is_autocast_enabled(c10::DeviceType::CPU));
+  }
+  {
+    PrecisionScope bf16(Precision::bf16);
+    EXPECT_EQ(current_precision(), Precision::bf16);
+    {
+      PrecisionScope inner(Precision::fp32);
+      EXPECT_EQ(current_precision(), Precision::fp32);
+    }
+    EXPECT_EQ(current_precision(), Precision::bf16);
+    {
+      ForwardAutocast on(c10::kCPU);
+      EXPECT_TRUE(on.active());
+      EXPECT_TRUE(at::autocast::is_autocast_enabled(c10::DeviceType::CPU));
+      EXPECT_EQ(at::autocast::get_autocast_dtype(c10::DeviceType::CPU), at::kBFloat16);
+      EXPECT_EQ(at::mm(at::ones({2, 2}), at::ones({2, 2})).scalar_type(), at::kBFloat16);
+    }
+    EXPECT_FALSE(at::autocast::is_autocast_enabled(c10::DeviceType::CPU));
+  }
+  EXPECT_EQ(current_precision(), Precision::fp32);
+  expect_error([] { PrecisionScope unresolved(Precision::automatic); }, {"resolved precision"});
+}
+
+TEST(Precision, Bf16ForwardMatchesFp32WithinBf16RoundingAndGivesFp32Gradients) {
+  auto model = tiny_model();
+  at::manual_seed(1);
+  at::Tensor x = at::randn({4, 1, 8, 8});
+  at::Tensor t = at::tensor({10, 200, 500, 900}, at::kLong);
+  at::Tensor context = at::randn({4, 3, 8});
+  auto gradients = [&](const at::Tensor& out) {
+    for (auto& p : model->unet()->parameters()) p.mutable_grad() = at::Tensor();
+    out.pow(2).mean().backward();
+    std::vector<at::Tensor> grads;
+    for (auto& p : model->unet()->parameters()) grads.push_back(p.grad().flatten());
+    return at::cat(grads);
+  };
+  at::Tensor fp32 = model->predict(x, t, context);
+  const at::Tensor fp32_grad = gradients(fp32);
+  at::Tensor bf16;
+  at::Tensor bf16_grad;
+  {
+    PrecisionScope scope(Precision::bf16);
+    bf16 = model->predict(x, t, context);
+    bf16_grad = gradients(bf16);
+  }
+  EXPECT_EQ(bf16.scalar_type(), at::kFloat);  // back in the caller's dtype: losses stay fp32
+  EXPECT_EQ(bf16_grad.scalar_type(), at::kFloat);
+  EXPECT_FALSE(at::equal(bf16, fp32));         // bf16 was really used
+  // bf16 keeps 8 significant bits (relative rounding 2^-9 per value); through a few layers the
+  // output drifts by a few times that.
+  EXPECT_LT(relative_error(bf16, fp32.detach()), 3e-2);
+  EXPECT_LT(relative_error(bf16_grad, fp32_grad), 6e-2);
+  EXPECT_GT(at::cosine_similarity(bf16_grad, fp32_grad, 0).item<double>(), 0.998);
+  for (auto& p : model->unet()->parameters()) EXPECT_EQ(p.scalar_type(), at::kFloat);  // master weights untouched
+}
+
+TEST(Precision, MixedPrecisionIsAnotherRunButFp32KeepsItsIdentity) {
+  unlearn::RunConfig config;
+  const nlohmann::json fp32 = unlearn::run_identity(config, "m", "d", {});
+  EXPECT_FALSE(fp32.contains("precision"));  // run folders made before the setting still resume
+  config.precision = "auto";  // the request is not the identity; what it resolved to is
+  EXPECT_EQ(unlearn::run_identity(config, "m", "d", {}, Precision::fp32), fp32);
+  const nlohmann::json bf16 = unlearn::run_identity(config, "m", "d", {}, Precision::bf16);
+  EXPECT_EQ(bf16.at("precision"), "bf16");
+  const auto differences = unlearn::identity_differences(fp32, bf16);
+  ASSERT_EQ(differences.size(), 1u);
+  EXPECT_NE(differences[0].find("precision"), std::string::npos) << differences[0];
+}
