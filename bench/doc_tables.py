@@ -232,11 +232,11 @@ def performance_summary(results):
     """The README's short form: the machine, native fp32 and bf16 against the fastest Python
     way for the step and sampling, and the evaluation line."""
     sys.path.insert(0, HERE)
-    from run_bench import VARIANT_NAMES
+    from run_bench import VARIANT_NAMES, evaluation_line, measured_precisions
 
     n, p, r = results["native"], results["python"], results["ratios"]
     m = n["machine"]
-    precisions = [q for q in ("fp32", "bf16") if q in n["precisions"]]
+    precisions = measured_precisions(n)
     step, fast_step = r["fastest_python_train_step"], r["fastest_python_sampling"]
     lines = [f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores, torch {m['torch']}; `auto` picks "
              f"{n['auto_precision']['precision']} here).", "",
@@ -249,8 +249,8 @@ def performance_summary(results):
              + " | ".join("%.1f img/s" % n["precisions"][q]["sampling"]["images_per_second"] for q in precisions)
              + " | %.1f img/s (%s) | %.2fx |" % (p[fast_step]["sampling"]["images_per_second"], VARIANT_NAMES[fast_step],
                                                 r["sampling_speedup"])]
-    evaluation = [line for line in performance_table(results).split("\n") if line.startswith("Default bench evaluation")]
-    return "\n".join(lines + ([""] + evaluation if evaluation else []))
+    evaluation = evaluation_line(results)
+    return "\n".join(lines + (["", evaluation] if evaluation else []))
 
 
 def precision_parity_table(result):

@@ -53,10 +53,25 @@ VARIANT_NAMES = {"eager_fp32": "eager fp32", "eager_bf16": "eager bf16 autocast"
                  "compile_fp32": "torch.compile fp32", "compile_bf16": "torch.compile bf16 autocast"}
 
 
+def measured_precisions(native):
+    """The precisions `lethe perf` measured, fp32 first."""
+    return [q for q in ("fp32", "bf16") if q in native["precisions"]]
+
+
+def evaluation_line(results):
+    """The default evaluation's wall time per precision, or None when it was not measured."""
+    if not results.get("evaluation"):
+        return None
+    times = ", ".join(f"{q} {e['seconds']:.0f} s" for q, e in results["evaluation"].items())
+    e = next(iter(results["evaluation"].values()))
+    return (f"Default bench evaluation of one model (`{e['command']}`, {e['settings']} settings: "
+            f"forget-caption and class-prompt sampling, descriptor, classifier, FID, attacks): {times}.")
+
+
 def markdown_table(results):
     n, p, r = results["native"], results["python"], results["ratios"]
     m = n["machine"]
-    precisions = [q for q in ("fp32", "bf16") if q in n["precisions"]]
+    precisions = measured_precisions(n)
     variants = [v for v in PYTHON_VARIANTS if v in p]
     best = n["best_precision"]
     step = lambda e: "%.3f s" % e["train_step"]["median_seconds"]
@@ -83,11 +98,8 @@ def markdown_table(results):
     for q, rss in mem["native_unlearning_run_mib"].items():
         lines.append(f"| Peak RSS, default bench unlearning run, {q} / eager fp32 step process | {rss:.0f} MiB | "
                      f"{mem['python_reference_mib']:.0f} MiB |")
-    if results.get("evaluation"):
-        times = ", ".join(f"{q} {e['seconds']:.0f} s" for q, e in results["evaluation"].items())
-        e = next(iter(results["evaluation"].values()))
-        lines += ["", f"Default bench evaluation of one model (`{e['command']}`, {e['settings']} settings: "
-                  f"forget-caption and class-prompt sampling, descriptor, classifier, FID, attacks): {times}."]
+    if evaluation_line(results):
+        lines += ["", evaluation_line(results)]
     compiled = [v for v in variants if v.startswith("compile")]
     if compiled:
         lines += ["", "torch.compile's first step and first sampling run (compilation included; the table compares "

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -106,7 +107,7 @@ unlearn::TaskData synthetic_data(int64_t count, int64_t channels, int64_t size, 
 // `model`: the trainer's own loop, timed between consecutive step reports. With `ops`, the
 // timed steps run under the op profiler instead and their self times land there.
 double siss_step_seconds(const std::shared_ptr<models::DiffusionModel>& model, int64_t batch, int64_t size,
-                         const PerfOptions& options, const std::string& precision, const fs::path& scratch,
+                         const PerfOptions& options, Precision precision, const fs::path& scratch,
                          std::vector<OpTime>* ops = nullptr) {
   unlearn::TaskData data = synthetic_data(std::max<int64_t>(batch * 2, 16), options.channels, size,
                                           options.context_length, options.context_dim, 7);
@@ -115,8 +116,8 @@ double siss_step_seconds(const std::shared_ptr<models::DiffusionModel>& model, i
   config.trainer.batch_size = batch;
   config.trainer.retain_caption_dropout = 0.0;  // synthetic sets carry contexts, not captions
   config.trainer.steps = options.warmup_steps + options.timed_steps;
-  config.precision = precision;
-  config.output = (scratch / ("siss-" + precision + "-b" + std::to_string(batch) + "-s" + std::to_string(size))).string();
+  config.precision = precision_name(precision);
+  config.output = (scratch / ("siss-" + config.precision + "-b" + std::to_string(batch) + "-s" + std::to_string(size))).string();
   std::error_code ignored;
   fs::remove_all(config.output, ignored);
   std::vector<double> times;
@@ -142,7 +143,7 @@ double siss_step_seconds(const std::shared_ptr<models::DiffusionModel>& model, i
 
 // One precision's training step (with its op profile) and sampling throughput.
 json precision_perf(const std::shared_ptr<models::DiffusionModel>& model, const PerfOptions& options,
-                    const std::string& precision, const fs::path& scratch) {
+                    Precision precision, const fs::path& scratch) {
   json out;
   const double step = siss_step_seconds(model, options.train_batch, options.image_size, options, precision, scratch);
   out["train_step"] = {{"objective", "siss"}, {"batch", options.train_batch}, {"image_size", options.image_size},
@@ -171,7 +172,7 @@ json precision_perf(const std::shared_ptr<models::DiffusionModel>& model, const 
   }
 
   // Sampling: 25-step DDIM with guidance (two UNet passes per step), batch 64.
-  const PrecisionScope scope(parse_precision(precision, "perf precision"));
+  const PrecisionScope scope(precision);
   at::Generator g = at::make_generator<at::CPUGeneratorImpl>(3);
   at::Tensor context = at::randn({options.sample_batch, options.context_length, options.context_dim}, g);
   at::Tensor uncond = at::zeros({1, options.context_length, options.context_dim});
@@ -211,19 +212,21 @@ json run_perf(const PerfOptions& options) {
   // 1. Per precision, side by side: ceilings, the training step at the reference shape with
   // its op profile, sampling.
   json precisions = json::object();
-  std::string best;
-  for (const std::string& precision : options.precisions) {
-    const Precision parsed = parse_precision(precision, "perf precision");
-    check(parsed != Precision::automatic, "perf: measure fp32 or bf16, not auto");
+  std::optional<Precision> best;
+  for (const std::string& name : options.precisions) {
+    const Precision precision = parse_precision(name, "perf --precisions");
+    check(precision != Precision::automatic, "perf --precisions: measure fp32 or bf16, not auto");
     json entry = precision_perf(model, options, precision, scratch);
-    entry["ceiling"] = ceilings(options.ceiling_size, parsed == Precision::bf16 ? at::kBFloat16 : at::kFloat);
-    if (best.empty() || entry["train_step"]["median_seconds"].get<double>() <
-                            precisions[best]["train_step"]["median_seconds"].get<double>())
+    entry["ceiling"] = ceilings(options.ceiling_size, precision == Precision::bf16 ? at::kBFloat16 : at::kFloat);
+    if (!best || entry["train_step"]["median_seconds"].get<double>() <
+                     precisions[precision_name(*best)]["train_step"]["median_seconds"].get<double>())
       best = precision;
-    precisions[precision] = entry;
+    precisions[name] = entry;
   }
+  check(best.has_value(), "perf --precisions: no precision to measure");
+  const std::string best_name = precision_name(*best);
   out["precisions"] = precisions;
-  out["best_precision"] = best;  // the faster training step here
+  out["best_precision"] = best_name;  // the faster training step here
 
   // 2. Scoring: copy-descriptor throughput at batch 64.
   {
@@ -258,7 +261,7 @@ json run_perf(const PerfOptions& options) {
   for (int64_t size : options.scaling_sizes) {
     draw::Series series{"image " + std::to_string(size) + "x" + std::to_string(size), {}, {}};
     for (int64_t batch : options.scaling_batches) {
-      const double seconds = siss_step_seconds(model, batch, size, short_run, best, scratch);
+      const double seconds = siss_step_seconds(model, batch, size, short_run, *best, scratch);
       scaling.push_back({{"batch", batch}, {"image_size", size}, {"median_seconds", seconds},
                          {"seconds_per_image", seconds / batch}});
       series.x.push_back(static_cast<double>(batch));
@@ -266,10 +269,10 @@ json run_perf(const PerfOptions& options) {
     }
     lines.push_back(series);
   }
-  out["scaling"] = {{"precision", best}, {"points", scaling}};
+  out["scaling"] = {{"precision", best_name}, {"points", scaling}};
   {
     draw::Canvas canvas(760, 460);
-    draw::draw_line_chart(canvas, {20, 20, 720, 420}, "SISS step seconds vs batch (native, " + best + ")", lines, "batch");
+    draw::draw_line_chart(canvas, {20, 20, 720, 420}, "SISS step seconds vs batch (native, " + best_name + ")", lines, "batch");
     canvas.save_png(options.out / "scaling.png");
   }
   std::error_code ignored;

@@ -1,5 +1,7 @@
 #include "core/precision.hpp"
 
+#include <utility>
+
 #include <ATen/autocast_mode.h>
 #include <ATen/cpu/Utils.h>
 
@@ -11,6 +13,10 @@ namespace {
 
 thread_local Precision thread_precision = Precision::fp32;
 
+// Each precision with its setting name, in the order nodes show them.
+constexpr std::pair<Precision, const char*> kNames[] = {
+    {Precision::automatic, "auto"}, {Precision::fp32, "fp32"}, {Precision::bf16, "bf16"}};
+
 bool cpu_flag(const std::string& name) {
   const auto capabilities = at::cpu::get_cpu_capabilities();
   const auto found = capabilities.find(name);
@@ -20,14 +26,17 @@ bool cpu_flag(const std::string& name) {
 }  // namespace
 
 const std::vector<std::string>& precision_names() {
-  static const std::vector<std::string> names = {"auto", "fp32", "bf16"};
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const auto& [precision, name] : kNames) out.emplace_back(name);
+    return out;
+  }();
   return names;
 }
 
 Precision parse_precision(const std::string& text, const std::string& where) {
-  if (text == "auto") return Precision::automatic;
-  if (text == "fp32") return Precision::fp32;
-  if (text == "bf16") return Precision::bf16;
+  for (const auto& [precision, name] : kNames)
+    if (text == name) return precision;
   if (text == "fp16")
     throw Error(str(where, ": precision 'fp16' is not offered (it needs loss scaling, which Lethe does not have); "
                            "use auto, fp32 or bf16"));
@@ -35,11 +44,8 @@ Precision parse_precision(const std::string& text, const std::string& where) {
 }
 
 std::string precision_name(Precision precision) {
-  switch (precision) {
-    case Precision::automatic: return "auto";
-    case Precision::fp32: return "fp32";
-    case Precision::bf16: return "bf16";
-  }
+  for (const auto& [value, name] : kNames)
+    if (value == precision) return name;
   return "fp32";
 }
 
