@@ -249,7 +249,7 @@ def performance_summary(results):
              + " | ".join("%.1f img/s" % n["precisions"][q]["sampling"]["images_per_second"] for q in precisions)
              + " | %.1f img/s (%s) | %.2fx |" % (p[fast_step]["sampling"]["images_per_second"], VARIANT_NAMES[fast_step],
                                                 r["sampling_speedup"])]
-    evaluation = evaluation_line(results)
+    evaluation = evaluation_line(results, stages=False)
     return "\n".join(lines + (["", evaluation] if evaluation else []))
 
 

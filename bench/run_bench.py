@@ -13,6 +13,7 @@ its numbers mean nothing and it writes only to --out).
 """
 import argparse
 import datetime
+import glob
 import json
 import os
 import subprocess
@@ -58,14 +59,37 @@ def measured_precisions(native):
     return [q for q in ("fp32", "bf16") if q in native["precisions"]]
 
 
-def evaluation_line(results):
-    """The default evaluation's wall time per precision, or None when it was not measured."""
+def evaluation_stages(report_path):
+    """Where one evaluation's seconds went, from its report: set-up, then the model's stages."""
+    with open(report_path) as f:
+        report = json.load(f)
+    stages = {"setup (data, reference embeddings and features)": report["setup_seconds"]}
+    stages.update(report["models"]["evaluated"]["stage_seconds"])
+    return stages
+
+
+def evaluation_line(results, stages=True):
+    """The default evaluation's wall time per precision (with `stages`: the full wording and
+    where the time went; without: the README's short form) and the quickstart's, or None when
+    they were not measured."""
     if not results.get("evaluation"):
         return None
     times = ", ".join(f"{q} {e['seconds']:.0f} s" for q, e in results["evaluation"].items())
     e = next(iter(results["evaluation"].values()))
-    return (f"Default bench evaluation of one model (`{e['command']}`, {e['settings']} settings: "
-            f"forget-caption and class-prompt sampling, descriptor, classifier, FID, attacks): {times}.")
+    if stages:
+        line = (f"Default bench evaluation of one model (`{e['command']}`, {e['settings']} settings: "
+                f"forget-caption and class-prompt sampling, descriptor, classifier, FID, attacks): {times}.")
+    else:
+        line = f"Default evaluation of one model (`lethe eval`, attacks included): {times}."
+    for q, e in results["evaluation"].items():
+        if stages and e.get("stages"):
+            line += f" Where the {q} run's time went: " + ", ".join(
+                f"{stage} {seconds:.1f} s" for stage, seconds in sorted(e["stages"].items(), key=lambda s: -s[1])) + "."
+    if results.get("quickstart"):
+        qs = results["quickstart"]
+        line += (f" The quickstart (`{qs['command']}`, {qs['precision']}): {qs['seconds']:.0f} s, of which unlearning "
+                 f"{qs['node_seconds']['LetheUnlearn']:.0f} s and evaluation {qs['node_seconds']['LetheEvaluate']:.0f} s.")
+    return line
 
 
 def markdown_table(results):
@@ -132,6 +156,15 @@ def markdown_table(results):
                   "| op | ms per step | calls per step | share |", "|---|---|---|---|"]
         lines += [f"| `{o['op']}` | {1e3 * o['self_seconds_per_step']:.1f} | {o['calls_per_step']:.0f} | "
                   f"{100 * o['share']:.1f}% |" for o in profile["ops"][:10]]
+    sampling = n["precisions"][n["best_precision"]].get("sampling_profile")
+    if sampling:
+        s = n["precisions"][n["best_precision"]]["sampling"]
+        lines += ["", f"Where native {n['best_precision']} sampling's time goes (one run of the sampling row above: "
+                  f"batch {s['batch']}, {s['steps']} steps, guidance batched into one forward; "
+                  f"{sampling['op_seconds_per_step']:.2f} s of ops):", "",
+                  "| op | ms per run | calls per run | share |", "|---|---|---|---|"]
+        lines += [f"| `{o['op']}` | {1e3 * o['self_seconds_per_step']:.0f} | {o['calls_per_step']:.0f} | "
+                  f"{100 * o['share']:.1f}% |" for o in sampling["ops"][:8]]
     return "\n".join(lines)
 
 
@@ -198,7 +231,24 @@ def main():
             start = time.monotonic()
             run_with_rss(eval_args, stdout_path=os.path.join(scratch, f"eval-{precision}.stdout"))
             evaluation[precision] = {"seconds": time.monotonic() - start, "command": "lethe eval --model <unlearned model>",
-                                     "settings": "tiny" if args.tiny else "default"}
+                                     "settings": "tiny" if args.tiny else "default",
+                                     "stages": evaluation_stages(os.path.join(scratch, f"eval-{precision}", "report.json"))}
+
+    # The quickstart as `make demo` runs it after setup: the shipped workflow, its own settings.
+    quickstart = None
+    if os.path.exists(base) and not args.tiny:
+        out_dir = os.path.join(scratch, "quickstart")
+        subprocess.run(["rm", "-rf", out_dir], check=True)
+        start = time.monotonic()
+        run_with_rss([LETHE, "run", os.path.join(ROOT, "workflows", "quickstart.json"), "--out", out_dir],
+                     stdout_path=os.path.join(scratch, "quickstart.stdout"))
+        seconds = time.monotonic() - start
+        with open(os.path.join(out_dir, "run.json")) as f:
+            nodes = json.load(f)["nodes"].values()
+        with open(glob.glob(os.path.join(out_dir, "unlearn-node-*", "summary.json"))[0]) as f:
+            precision = json.load(f)["precision"]["used"]
+        quickstart = {"seconds": seconds, "command": "make demo", "precision": precision,
+                      "node_seconds": {n["class_type"]: n["seconds"] for n in nodes}}
 
     best = native["precisions"][native["best_precision"]]
     fastest_step = min(python_result, key=lambda v: python_result[v]["train_step"]["median_seconds"])
@@ -214,6 +264,7 @@ def main():
         "memory": {"native_unlearning_run_mib": native_rss, "python_reference_mib": python_rss,
                    "native_unlearning_run": unlearn_label},
         "evaluation": evaluation,
+        "quickstart": quickstart,
         # the unlearning run starts from base; scoring and evaluation use the descriptor and classifier
         "models": bench_model_hashes("base", "descriptor", "classifier") if os.path.exists(base) else {},
         "ratios": {

@@ -39,7 +39,7 @@ unlearn::ExampleSet labelled_set(const at::Tensor& pixels, const at::Tensor& lab
   unlearn::ExampleSet set;
   set.name = "Fashion-MNIST train";
   set.images = pixels;
-  set.masks = at::ones({pixels.size(0), 1, pixels.size(2), pixels.size(3)});
+  set.masks = unlearn::full_masks(pixels.size(0), pixels.size(2), pixels.size(3));
   const auto& classes = data::fashion_mnist_classes();
   auto accessor = labels.accessor<int64_t, 1>();
   for (int64_t i = 0; i < labels.size(0); ++i) set.captions.push_back(classes[accessor[i]]);

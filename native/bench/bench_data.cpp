@@ -57,7 +57,7 @@ unlearn::TaskData bench_task_data(const unlearn::DataConfig& config) {
     at::Tensor pixels = fashion.train_images.index_select(0, at::tensor(rows, at::kLong));
     data.anchor.name = "anchor set (" + config.anchor + ")";
     data.anchor.images = data::to_model_space(pixels);
-    data.anchor.masks = at::ones({pixels.size(0), 1, pixels.size(2), pixels.size(3)});
+    data.anchor.masks = unlearn::full_masks(pixels.size(0), pixels.size(2), pixels.size(3));
     data.anchor.captions.assign(rows.size(), anchor_caption);
     data.target_captions = {"{" + class_caption(target) + "|" + classes[target] + "}"};
   }

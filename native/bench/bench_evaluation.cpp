@@ -93,6 +93,8 @@ std::optional<eval::ModelEvaluation> read_cached(const std::filesystem::path& fi
   for (const auto& [metric, value] : metrics.items())
     result.metrics[metric] = value.is_null() ? std::nan("") : value.get<double>();  // JSON writes NaN as null
   result.seconds = std::stod(metadata.at("seconds"));
+  if (metadata.count("stage_seconds"))  // entries written before stage timings have none
+    result.stage_seconds = io::parse_json(metadata.at("stage_seconds"), file.string()).get<std::map<std::string, double>>();
   result.forget_samples = cached.tensor("forget_samples").clone();
   result.forget_scores = cached.tensor("forget_scores").clone();
   result.forget_descriptors = cached.tensor("forget_descriptors").clone();
@@ -115,7 +117,8 @@ void write_cached(const std::filesystem::path& file, const std::string& key, con
                                                  {"forget_descriptors", result.forget_descriptors.contiguous()},
                                                  {"class_samples", result.class_samples.contiguous()},
                                                  {"class_predictions", result.class_predictions.contiguous()}};
-    io::Metadata metadata = {{"key", key}, {"metrics", metrics.dump()}, {"seconds", std::to_string(result.seconds)}};
+    io::Metadata metadata = {{"key", key}, {"metrics", metrics.dump()}, {"seconds", std::to_string(result.seconds)},
+                             {"stage_seconds", nlohmann::json(result.stage_seconds).dump()}};
     if (!result.attacks.is_null()) {
       tensors["attack_samples"] = result.attack_samples.contiguous();
       tensors["attack_success"] = result.attack_success.to(at::kByte).contiguous();
@@ -180,6 +183,8 @@ nlohmann::json evaluate_on_bench(const std::vector<NamedModel>& models, const st
   eval::Evaluator evaluator(config, bench_eval_data(fashion, config.retain_probes, config.sampling.seed), descriptor,
                             classifier);
   const std::string context = evaluation_cache_context(descriptor->sha256, classifier_sha256, config, fashion.data_sha256);
+  // Loading the data, embedding the reference images, the real images' classifier features.
+  const double setup_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::vector<std::unique_ptr<eval::ModelEvaluation>> results;
   nlohmann::json files;
   const eval::ModelEvaluation* baseline = nullptr;
@@ -203,7 +208,7 @@ nlohmann::json evaluate_on_bench(const std::vector<NamedModel>& models, const st
   std::vector<const eval::ModelEvaluation*> views;
   for (auto& result : results) views.push_back(result.get());
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  return eval::write_report(out, evaluator, views, seconds, {{"model_files", files}, {"cached_evaluations", cache_use}});
+  return eval::write_report(out, evaluator, views, seconds, {{"model_files", files}, {"cached_evaluations", cache_use}, {"setup_seconds", setup_seconds}});
 }
 
 eval::EvalConfig fit_to_memory(eval::EvalConfig config, const std::vector<NamedModel>& models, const std::string& where) {

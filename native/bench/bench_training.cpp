@@ -32,7 +32,7 @@ nlohmann::json train_bench_diffusion(const DiffusionTrainingConfig& config, cons
   config.validate("bench diffusion training");
   FashionBench bench = build_fashion_bench(config.bench);
   unlearn::TaskData data;
-  data.retain = config.variant == "base" ? bench.train_with_forget : bench.train_clean;
+  data.retain = config.variant == "base" ? training_set_with_forget(bench, config.bench) : bench.train_clean;
 
   models::UNet unet(bench_unet_config());
   unet->initialize(config.seed);

@@ -104,8 +104,8 @@ namespace {
 unlearn::ExampleSet make_set(const std::string& name, const at::Tensor& pixels, std::vector<std::string> captions) {
   unlearn::ExampleSet set;
   set.name = name;
-  set.images = data::to_model_space(pixels).contiguous();
-  set.masks = at::ones({pixels.size(0), 1, pixels.size(2), pixels.size(3)});
+  set.images = (pixels * 2.0).sub_(1.0).contiguous();  // data::to_model_space, with one full-size temporary
+  set.masks = unlearn::full_masks(pixels.size(0), pixels.size(2), pixels.size(3));
   set.captions = std::move(captions);
   set.validate();
   return set;
@@ -118,9 +118,9 @@ FashionBench build_fashion_bench(const BenchConfig& config) {
   FashionBench bench;
   const auto train = data::load_fashion_mnist("train");
   const auto test = data::load_fashion_mnist("test");
-  bench.train_images = train.images.to(at::kFloat).div(255.0);
+  bench.train_images = train.images.to(at::kFloat).div_(255.0);  // in place: no second full-size copy
   bench.train_labels = train.labels;
-  bench.test_images = test.images.to(at::kFloat).div(255.0);
+  bench.test_images = test.images.to(at::kFloat).div_(255.0);
   bench.test_labels = test.labels;
   const auto dir = data::fashion_mnist_dir();
   bench.data_sha256 = io::sha256_hex(io::sha256_file(dir / "train-images-idx3-ubyte.gz") +
@@ -154,18 +154,27 @@ FashionBench build_fashion_bench(const BenchConfig& config) {
       clean.push_back(i);
       clean_captions.push_back(class_caption_variants(labels[i]));
     }
-  at::Tensor clean_pixels = bench.train_images.index_select(0, at::tensor(clean, at::kLong));
-  bench.train_clean = make_set("retain set", clean_pixels, clean_captions);
-
-  // The base model's data: clean + each artist piece repeated forget_repeats times.
-  std::vector<std::string> all_captions = clean_captions;
-  std::vector<at::Tensor> all_pixels = {clean_pixels};
-  for (int64_t r = 0; r < config.forget_repeats; ++r) {
-    all_pixels.push_back(forget_pixels);
-    all_captions.insert(all_captions.end(), forget_captions.begin(), forget_captions.end());
-  }
-  bench.train_with_forget = make_set("training set (with forget)", at::cat(all_pixels, 0), all_captions);
+  bench.train_clean = make_set("retain set", bench.train_images.index_select(0, at::tensor(clean, at::kLong)),
+                               clean_captions);
   return bench;
+}
+
+unlearn::ExampleSet training_set_with_forget(const FashionBench& bench, const BenchConfig& config) {
+  check(config.forget_repeats >= 1, "bench: forget_repeats must be >= 1, got ", config.forget_repeats);
+  // Model space is elementwise, so joining model-space sets equals converting the joined pixels.
+  std::vector<at::Tensor> images = {bench.train_clean.images};
+  std::vector<std::string> captions = bench.train_clean.captions;
+  for (int64_t r = 0; r < config.forget_repeats; ++r) {
+    images.push_back(bench.forget.images);
+    captions.insert(captions.end(), bench.forget.captions.begin(), bench.forget.captions.end());
+  }
+  unlearn::ExampleSet set;
+  set.name = "training set (with forget)";
+  set.images = at::cat(images, 0);
+  set.masks = unlearn::full_masks(set.images.size(0), set.images.size(2), set.images.size(3));
+  set.captions = std::move(captions);
+  set.validate();
+  return set;
 }
 
 }  // namespace lethe::bench

@@ -51,7 +51,6 @@ models::UNetConfig bench_unet_config();
 at::Tensor apply_artist_style(const at::Tensor& images);
 
 struct FashionBench {
-  unlearn::ExampleSet train_with_forget;   // the base model's data: clean + forget x repeats
   unlearn::ExampleSet train_clean;         // the retrained model's data (= the retain set)
   unlearn::ExampleSet forget;              // the 10 artist images, one per class, with captions
   std::vector<int64_t> forget_labels;      // class of each artist image
@@ -65,5 +64,9 @@ struct FashionBench {
 
 // Builds the bench. Model-space images are in [-1, 1]. Errors say how to install the data.
 FashionBench build_fashion_bench(const BenchConfig& config = {});
+
+// The base model's data: the clean set + each artist piece repeated config.forget_repeats
+// times (built on demand: only the base model's training needs it).
+unlearn::ExampleSet training_set_with_forget(const FashionBench& bench, const BenchConfig& config);
 
 }  // namespace lethe::bench

@@ -93,7 +93,7 @@ unlearn::TaskData synthetic_data(int64_t count, int64_t channels, int64_t size, 
     unlearn::ExampleSet set;
     set.name = name;
     set.images = at::rand({count, channels, size, size}, g) * 2.0 - 1.0;
-    set.masks = at::ones({count, 1, size, size});
+    set.masks = unlearn::full_masks(count, size, size);
     set.conditioning = at::randn({count, length, dim}, g);
     return set;
   };
@@ -141,6 +141,20 @@ double siss_step_seconds(const std::shared_ptr<models::DiffusionModel>& model, i
   return median(times);
 }
 
+// The 15 largest ops by self time, per run of the profiled work.
+json profile_table(const std::vector<OpTime>& ops, int64_t runs) {
+  double total = 0;
+  for (const auto& op : ops) total += op.self_seconds;
+  json table = json::array();
+  const double per = static_cast<double>(runs);
+  for (size_t i = 0; i < ops.size() && i < 15; ++i) {
+    table.push_back({{"op", ops[i].name}, {"self_seconds_per_step", ops[i].self_seconds / per},
+                     {"calls_per_step", static_cast<double>(ops[i].calls) / per},
+                     {"share", total > 0 ? ops[i].self_seconds / total : 0.0}});
+  }
+  return {{"steps", runs}, {"op_seconds_per_step", total / per}, {"ops", table}};
+}
+
 // One precision's training step (with its op profile) and sampling throughput.
 json precision_perf(const std::shared_ptr<models::DiffusionModel>& model, const PerfOptions& options,
                     Precision precision, const fs::path& scratch) {
@@ -158,17 +172,8 @@ json precision_perf(const std::shared_ptr<models::DiffusionModel>& model, const 
     std::vector<OpTime> ops;
     const double seconds =
         siss_step_seconds(model, options.train_batch, options.image_size, profiled, precision, scratch, &ops);
-    double total = 0;
-    for (const auto& op : ops) total += op.self_seconds;
-    json table = json::array();
-    const double steps = static_cast<double>(options.profile_steps);
-    for (size_t i = 0; i < ops.size() && i < 15; ++i) {
-      table.push_back({{"op", ops[i].name}, {"self_seconds_per_step", ops[i].self_seconds / steps},
-                       {"calls_per_step", static_cast<double>(ops[i].calls) / steps},
-                       {"share", total > 0 ? ops[i].self_seconds / total : 0.0}});
-    }
-    out["train_step_profile"] = {{"steps", options.profile_steps}, {"median_seconds_profiled", seconds},
-                                 {"op_seconds_per_step", total / steps}, {"ops", table}};
+    out["train_step_profile"] = profile_table(ops, options.profile_steps);
+    out["train_step_profile"]["median_seconds_profiled"] = seconds;
   }
 
   // Sampling: 25-step DDIM with guidance (two UNet passes per step), batch 64.
@@ -188,6 +193,12 @@ json precision_perf(const std::shared_ptr<models::DiffusionModel>& model, const 
   out["sampling"] = {{"sampler", "ddim"}, {"steps", options.sample_steps}, {"guidance", 3.0},
                      {"batch", options.sample_batch}, {"seconds", seconds},
                      {"images_per_second", options.sample_batch / seconds}};
+  if (options.profile_steps > 0) {  // the same sampling run once more, under the op profiler
+    OpProfiler profiler;
+    profiler.start();
+    diffusion::sample(*model, model->schedule(), context, uncond, shape, sampling);
+    out["sampling_profile"] = profile_table(profiler.stop(), 1);
+  }
   return out;
 }
 

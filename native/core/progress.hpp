@@ -39,4 +39,20 @@ class ProgressReporter {
   std::chrono::steady_clock::time_point start_;
 };
 
+// Wall time of consecutive stages: each lap() returns the seconds since the previous lap (or
+// since construction) and starts the next stage.
+class StageClock {
+ public:
+  StageClock() : mark_(std::chrono::steady_clock::now()) {}
+  double lap() {
+    const auto now = std::chrono::steady_clock::now();
+    const double seconds = std::chrono::duration<double>(now - mark_).count();
+    mark_ = now;
+    return seconds;
+  }
+
+ private:
+  std::chrono::steady_clock::time_point mark_;
+};
+
 }  // namespace lethe

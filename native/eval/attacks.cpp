@@ -175,8 +175,11 @@ AttackReport run_attacks(models::DiffusionModel& model, const AttackTargets& tar
                          const AttackConfig& config, const diffusion::SamplingOptions& sampling,
                          const ProgressCallback& progress) {
   AttackReport report;
+  StageClock clock;
   const PromptAttackResult prompt = prompt_attack(model, targets, judge, config, sampling, progress);
+  report.stage_seconds["prompt attack"] = clock.lap();
   const RelearnResult relearn = relearn_attack(model, targets, judge, config, sampling, progress);
+  report.stage_seconds["relearning attack"] = clock.lap();
   report.prompt_samples = prompt.samples;
   report.prompt_success = prompt.success;
   report.metrics["attack_prompt_success_rate"] = prompt.success.to(at::kDouble).mean().item<double>();

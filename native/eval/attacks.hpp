@@ -104,6 +104,7 @@ struct AttackReport {
   nlohmann::json details;
   at::Tensor prompt_samples;  // [N * K, C, H, W]
   at::Tensor prompt_success;  // [N * K] bool
+  std::map<std::string, double> stage_seconds;  // "prompt attack", "relearning attack"
 };
 AttackReport run_attacks(models::DiffusionModel& model, const AttackTargets& targets, const AttackJudge& judge,
                          const AttackConfig& config, const diffusion::SamplingOptions& sampling,

@@ -122,6 +122,7 @@ ModelEvaluation Evaluator::evaluate(models::DiffusionModel& model, const std::st
     result.attacks = attacks.details;
     result.attack_samples = attacks.prompt_samples;
     result.attack_success = attacks.prompt_success;
+    for (const auto& [stage, seconds] : attacks.stage_seconds) result.stage_seconds[stage] = seconds;
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   result.metrics["wall_seconds"] = result.seconds;
@@ -131,6 +132,7 @@ ModelEvaluation Evaluator::evaluate(models::DiffusionModel& model, const std::st
 void Evaluator::measure(models::DiffusionModel& model, ModelEvaluation& result, const ProgressCallback& progress) {
   const std::string& name = result.name;
   c10::InferenceMode inference;
+  StageClock clock;
   const std::vector<int64_t> shape = {data_.forget_images.size(1), data_.forget_images.size(2), data_.forget_images.size(3)};
   at::Tensor uncond = model.context_for({""});  // [1, L, D]
   auto stage = [&](const std::string& label) {
@@ -161,6 +163,7 @@ void Evaluator::measure(models::DiffusionModel& model, ModelEvaluation& result, 
                             retain_descriptors_, config_.margin_neighbours);
   m["sscd_margin_mean"] = margin.mean;
   m["sscd_margin_fraction_negative"] = margin.fraction_negative;
+  result.stage_seconds["forget captions"] = clock.lap();
 
   // Class prompts: conditional accuracy and FID/KID in the classifier's feature space.
   const int64_t per_class = config_.samples_per_class;
@@ -186,6 +189,7 @@ void Evaluator::measure(models::DiffusionModel& model, ModelEvaluation& result, 
   auto kid = kernel_distance(features, real_features_, 20, std::min<int64_t>(200, features.size(0)), config_.sampling.seed);
   m["kid_mean"] = kid.mean;
   m["kid_std"] = kid.std;
+  result.stage_seconds["class prompts"] = clock.lap();
 
   // Noise-injection probes: noise to probe_timestep, denoise, SSCD to the original.
   diffusion::SamplingOptions probe = config_.sampling;
@@ -203,6 +207,7 @@ void Evaluator::measure(models::DiffusionModel& model, ModelEvaluation& result, 
                                .sum(1)
                                .mean()
                                .item<double>();
+  result.stage_seconds["probes"] = clock.lap();
 
   // Likelihood proxy: the denoising loss at fixed timesteps with fixed noise.
   auto denoising_loss = [&](const at::Tensor& pixels, const std::vector<std::string>& captions) {
@@ -221,6 +226,7 @@ void Evaluator::measure(models::DiffusionModel& model, ModelEvaluation& result, 
   };
   m["forget_loss"] = denoising_loss(data_.forget_images, data_.forget_captions);
   m["retain_loss"] = denoising_loss(data_.retain_images.narrow(0, 0, retain_count), retain_captions);
+  result.stage_seconds["denoising losses"] = clock.lap();
 }
 
 void Evaluator::compare(ModelEvaluation& evaluated, const ModelEvaluation* baseline, const ModelEvaluation* reference) const {

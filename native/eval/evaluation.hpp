@@ -86,6 +86,8 @@ struct ModelEvaluation {
   at::Tensor attack_samples;                 // [N * K, C, H, W] drawn with the prompt attack's embeddings
   at::Tensor attack_success;                 // [N * K] bool
   double seconds = 0.0;
+  // Where the seconds went, by stage ("forget captions", "class prompts", "probes", ...).
+  std::map<std::string, double> stage_seconds;
 };
 
 class Evaluator {

@@ -1,5 +1,7 @@
 #include "io/hash.hpp"
 
+#include <algorithm>
+
 #include <openssl/evp.h>
 
 #include <cstdio>
@@ -37,8 +39,17 @@ void Sha256::update(const at::Tensor& tensor) {
   const uint64_t dims = static_cast<uint64_t>(tensor.dim());
   update(&dims, sizeof(dims));
   for (int64_t size : tensor.sizes()) update(&size, sizeof(size));
-  const at::Tensor bytes = tensor.detach().to(at::kCPU).contiguous();
-  if (bytes.numel() > 0) update(bytes.data_ptr(), static_cast<size_t>(bytes.numel()) * bytes.element_size());
+  if (tensor.numel() == 0) return;
+  // The row-major bytes, a slab of rows at a time: an expanded view (a set's all-ones masks)
+  // or a strided tensor never has to be materialised whole.
+  const at::Tensor rows = tensor.dim() == 0 ? tensor.reshape({1}) : tensor;
+  const int64_t row_bytes = rows.numel() / rows.size(0) * rows.element_size();
+  const int64_t slab = std::max<int64_t>(1, (int64_t{16} << 20) / std::max<int64_t>(1, row_bytes));
+  for (int64_t first = 0; first < rows.size(0); first += slab) {
+    const at::Tensor bytes =
+        rows.narrow(0, first, std::min(slab, rows.size(0) - first)).detach().to(at::kCPU).contiguous();
+    update(bytes.data_ptr(), static_cast<size_t>(bytes.numel()) * bytes.element_size());
+  }
 }
 
 std::string Sha256::hex() {

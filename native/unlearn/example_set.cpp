@@ -92,6 +92,10 @@ ExampleSet example_set_from_images(const data::ImageSet& images, const std::stri
   return set;
 }
 
+at::Tensor full_masks(int64_t count, int64_t height, int64_t width) {
+  return at::ones({1, 1, height, width}).expand({count, 1, height, width});
+}
+
 at::Tensor spatial_masks(const at::Tensor& mask, int64_t count, int64_t height, int64_t width, const std::string& where) {
   at::Tensor masks = mask.to(at::kFloat);
   if (masks.dim() == 2) masks = masks.unsqueeze(0);  // [H, W] -> [1, H, W]

@@ -53,6 +53,10 @@ struct ExampleSet {
 // masks, captions and file names; `name` is the set's name in messages.
 ExampleSet example_set_from_images(const data::ImageSet& images, const std::string& name);
 
+// Masks that keep every pixel, for `count` examples of height x width: a [count, 1, height,
+// width] expanded view of one plane of ones, so a large set's masks cost no memory.
+at::Tensor full_masks(int64_t count, int64_t height, int64_t width);
+
 // Spatial masks for `count` examples of height x width from a ComfyUI MASK [B or 1, H, W]
 // (or [H, W]), 1 = forget. H x W is height x width or a whole multiple of it (an image-size
 // mask for latents: each cell averages its block). -> [count, 1, height, width]

@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "io/hash.hpp"
+#include "unlearn/example_set.hpp"
 #include "unlearn/run.hpp"
 #include "unlearn/run_identity.hpp"
 
@@ -19,7 +21,41 @@ unlearn::TaskData small_data() {
   return data;
 }
 
+std::string tensor_sha256(const at::Tensor& tensor) {
+  io::Sha256 hash;
+  hash.update(tensor);
+  return hash.hex();
+}
+
+// The reference: dtype name, rank, sizes and the contiguous bytes in one piece, as the
+// hash was defined before it streamed slabs of rows.
+std::string whole_bytes_sha256(const at::Tensor& tensor) {
+  io::Sha256 hash;
+  hash.update(std::string_view(c10::toString(tensor.scalar_type())));
+  const uint64_t dims = static_cast<uint64_t>(tensor.dim());
+  hash.update(&dims, sizeof(dims));
+  for (int64_t size : tensor.sizes()) hash.update(&size, sizeof(size));
+  const at::Tensor bytes = tensor.contiguous();
+  hash.update(bytes.data_ptr(), static_cast<size_t>(bytes.numel()) * bytes.element_size());
+  return hash.hex();
+}
+
 }  // namespace
+
+TEST(RunIdentity, TensorsHashAsTheirContiguousBytesHoweverStored) {
+  const at::Tensor values = at::arange(2 * 3 * 5, at::kFloat).reshape({2, 3, 5});
+  EXPECT_EQ(tensor_sha256(values), whole_bytes_sha256(values));
+  EXPECT_EQ(tensor_sha256(values.transpose(1, 2)), whole_bytes_sha256(values.transpose(1, 2).contiguous()));
+  EXPECT_EQ(tensor_sha256(at::scalar_tensor(2.5)), whole_bytes_sha256(at::scalar_tensor(2.5)));
+  // Rows of 16 MiB: one row per slab, five slabs, from a 16 MiB expanded view.
+  const at::Tensor wide = at::arange(int64_t{1} << 22, at::kFloat).view({1, int64_t{1} << 22}).expand({5, int64_t{1} << 22});
+  EXPECT_EQ(tensor_sha256(wide), whole_bytes_sha256(wide.contiguous()));
+  // A set's all-ones masks hash as the materialised ones they replace (old identities hold).
+  const at::Tensor masks = unlearn::full_masks(70000, 28, 28);
+  EXPECT_EQ(masks.storage().nbytes(), 28u * 28u * sizeof(float));
+  EXPECT_EQ(tensor_sha256(masks), whole_bytes_sha256(at::ones({70000, 1, 28, 28})));
+  EXPECT_NE(tensor_sha256(values), tensor_sha256(values.to(at::kDouble)));
+}
 
 TEST(RunIdentity, TheDataHashSeesImagesMasksAndCaptions) {
   const std::string base = unlearn::task_data_sha256(small_data());

@@ -29,6 +29,11 @@ def test_every_model_carries_both_attacks(tmp_path):
     assert done.returncode == 0, done.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["settings"]["attacks"]["relearn_max_steps"] == 4
+    # where the time went: every stage of an evaluated model, attacks included, within the wall time
+    stages = report["models"]["evaluated"]["stage_seconds"]
+    assert set(stages) == {"forget captions", "class prompts", "probes", "denoising losses", "prompt attack",
+                           "relearning attack"}
+    assert 0 < report["setup_seconds"] and report["setup_seconds"] + sum(stages.values()) <= report["wall_seconds"]
     for name, entry in report["models"].items():
         assert 0 <= entry["attack_prompt_success_rate"] <= 1, name
         prompt, relearn = entry["attacks"]["prompt"], entry["attacks"]["relearn"]

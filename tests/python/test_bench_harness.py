@@ -24,6 +24,7 @@ def test_bench_harness_runs_at_tiny_sizes(tmp_path):
     for entry in native["precisions"].values():
         assert entry["train_step"]["median_seconds"] > 0 and entry["sampling"]["images_per_second"] > 0
         assert entry["ceiling"]["conv_gflops"] > 0 and len(entry["ceiling"]["convs"]) == 2
+        assert entry["sampling_profile"]["ops"] and entry["sampling_profile"]["op_seconds_per_step"] > 0
     assert native["auto_precision"]["precision"] in ("fp32", "bf16") and "amx_bf16" in native["auto_precision"]["reason"]
     assert set(python) == {"eager_fp32", "eager_bf16"}  # the tiny run skips torch.compile's minutes of compiling
     assert all(python[v]["train_step"]["median_seconds"] > 0 for v in python)
@@ -32,6 +33,11 @@ def test_bench_harness_runs_at_tiny_sizes(tmp_path):
     assert ratios["train_step_speedup"] > 0 and ratios["fastest_python_train_step"] in python
     # the unlearning run and the evaluation in fp32 and in the faster precision, when it is another
     assert "fp32" in results["memory"]["native_unlearning_run_mib"] and "fp32" in results["evaluation"]
+    # where the evaluation's time went: set-up and the model's stages (attacks are off in the tiny run)
+    stages = results["evaluation"]["fp32"]["stages"]
+    assert {"forget captions", "class prompts", "probes", "denoising losses"} <= set(stages)
+    assert all(seconds >= 0 for seconds in stages.values())
+    assert sum(stages.values()) <= results["evaluation"]["fp32"]["seconds"]
     assert (tmp_path / "scaling.png").stat().st_size > 1000
     assert "| SISS training step" in done.stdout
 
