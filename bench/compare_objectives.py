@@ -43,7 +43,7 @@ import subprocess
 import sys
 import time
 
-from model_hashes import bench_model_hashes, file_sha256
+from model_hashes import TABLE_PRECISION, bench_model_hashes, file_sha256
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -113,7 +113,7 @@ def unlearn(config, directory, config_file, log):
     if os.path.exists(directory):
         shutil.rmtree(directory)
     with open(config_file, "w") as f:
-        json.dump(config, f, indent=1)
+        json.dump(dict(config, precision=TABLE_PRECISION), f, indent=1)
     cpu_seconds = run([LETHE, "unlearn", "--config", config_file], log)
     with open(os.path.join(directory, "summary.json")) as f:
         return dict(json.load(f), cpu_seconds=cpu_seconds)
@@ -132,7 +132,7 @@ def run(args, log):
 def evaluate(model, out, extra, log):
     if os.path.exists(out):
         shutil.rmtree(out)
-    run([LETHE, "eval", "--model", model, "--out", out, *extra], log)
+    run([LETHE, "eval", "--model", model, "--out", out, "--precision", TABLE_PRECISION, *extra], log)
     with open(os.path.join(out, "report.json")) as f:
         return json.load(f)["models"]["evaluated"]
 

@@ -3,6 +3,12 @@ against the shipped cards, models/bench/<model>.card.json)."""
 import hashlib
 import os
 
+# The precision the results tables are measured in (make unlearning-check, make compare,
+# bench/tune_defaults.py): fp32, as they were before precision was a setting, so their rows and
+# cached evaluations stay comparable whatever `auto` picks on the machine. make precision-check
+# measures bf16 against fp32 (docs/performance.md §Quality parity).
+TABLE_PRECISION = "fp32"
+
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "bench")
 
 

@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "python"))
 
 from ldm_convert import diffusers_to_ldm  # noqa: E402
 from test_objective_losses import siss_reference  # noqa: E402 (the loss written from docs/methods.md)
+from variants import VARIANTS  # noqa: E402
 
 
 def bench_unet(seed=0):
@@ -70,7 +71,6 @@ def siss_step(unet, optimizer, params, alphas_cumprod, x, a, c_x, c_a, generator
     optimizer.zero_grad(set_to_none=True)
 
 
-VARIANTS = ("eager_fp32", "eager_bf16", "compile_fp32", "compile_bf16")
 
 
 class Output:

@@ -21,6 +21,7 @@ import sys
 import time
 
 from model_hashes import bench_model_hashes
+from variants import VARIANT_NAMES, VARIANTS as PYTHON_VARIANTS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -47,11 +48,6 @@ def run_with_rss(args, **kwargs):
 def last_json(text):
     start = text.find("{")
     return json.loads(text[start:])
-
-
-PYTHON_VARIANTS = ("eager_fp32", "eager_bf16", "compile_fp32", "compile_bf16")
-VARIANT_NAMES = {"eager_fp32": "eager fp32", "eager_bf16": "eager bf16 autocast",
-                 "compile_fp32": "torch.compile fp32", "compile_bf16": "torch.compile bf16 autocast"}
 
 
 def measured_precisions(native):

@@ -18,6 +18,8 @@ import os
 import shutil
 import subprocess
 
+from model_hashes import TABLE_PRECISION
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LETHE = os.environ.get("LETHE_EXE", os.path.join(ROOT, "build", "lethe"))
@@ -70,7 +72,7 @@ def trial_config(settings):
 
 
 def evaluate(model, out):
-    subprocess.run([LETHE, "eval", "--model", model, "--out", out,
+    subprocess.run([LETHE, "eval", "--model", model, "--out", out, "--precision", TABLE_PRECISION,
                     "--descriptor", os.path.join(BENCH, "descriptor.safetensors"),
                     "--classifier", os.path.join(BENCH, "classifier.safetensors")], check=True)
     with open(os.path.join(out, "report.json")) as f:
@@ -109,7 +111,7 @@ def main():
             shutil.rmtree(folder, ignore_errors=True)
             os.makedirs(folder)
             with open(os.path.join(folder, "config.json"), "w") as f:
-                json.dump(config, f)
+                json.dump(dict(config, precision=TABLE_PRECISION), f)
             subprocess.run([LETHE, "unlearn", "--config", os.path.join(folder, "config.json"), "--out",
                             os.path.join(folder, "run")], check=True)
             report = evaluate(os.path.join(folder, "run", "model.safetensors"), os.path.join(folder, "eval"))

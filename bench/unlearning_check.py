@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 
-from model_hashes import bench_model_hashes
+from model_hashes import TABLE_PRECISION, bench_model_hashes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -25,8 +25,9 @@ def main():
         shutil.rmtree(work)
     os.makedirs(work)
     config = os.path.join(HERE, "configs", "siss-tf.json")
-    subprocess.run([LETHE, "unlearn", "--config", config, "--out", os.path.join(work, "run")], check=True)
-    subprocess.run([LETHE, "eval", "--model", os.path.join(work, "run", "model.safetensors"),
+    subprocess.run([LETHE, "unlearn", "--config", config, "--out", os.path.join(work, "run"),
+                    "--set", f"precision={TABLE_PRECISION}"], check=True)
+    subprocess.run([LETHE, "eval", "--model", os.path.join(work, "run", "model.safetensors"), "--precision", TABLE_PRECISION,
                     "--baseline", os.path.join(BENCH, "base.safetensors"),
                     "--reference", os.path.join(BENCH, "retrained.safetensors"), "--out", os.path.join(work, "eval")],
                    check=True)

@@ -20,8 +20,10 @@ namespace lethe {
 
 enum class Precision { automatic, fp32, bf16 };
 
-// The default of every precision setting (runs, sampling, evaluation, their nodes).
-inline constexpr const char* kDefaultPrecision = "fp32";
+// The default of every precision setting (runs, sampling, evaluation, their nodes): the
+// machine's faster precision, since bf16 holds fp32's quality within its seed-to-seed spread
+// (make precision-check, docs/performance.md §Quality parity).
+inline constexpr const char* kDefaultPrecision = "auto";
 
 // The one list of setting names, in the order nodes show them: "auto", "fp32", "bf16".
 const std::vector<std::string>& precision_names();

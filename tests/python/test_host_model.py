@@ -72,9 +72,11 @@ SCRIPT = """
             reapplied = node("LetheApplyLoRA", "7", model=host, lora=lora, strength=1.0)[0]
             result["reapplied_same"] = all(torch.equal(reapplied.patched_weight(k), patched.patched_weight(k))
                                            for k in patched.patches) and set(reapplied.patches) == set(patched.patches)
-            # The native path on the same checkpoint and data (the reference for the first step).
+            # The native path on the same checkpoint and data (the reference for the first step), in
+            # fp32 like the host's MODEL (the default `auto` is bf16 on an AMX CPU).
             native = node("LetheLoadModel", "8", path={checkpoint!r})[0]
-            result["native"] = json.loads(node("LetheUnlearn", "9", model=native, trainable="lora", **train)[2])
+            result["native"] = json.loads(node("LetheUnlearn", "9", model=native, trainable="lora", precision="fp32",
+                                               **train)[2])
             # Errors: no layer matches; a sampling the host path does not train (CONST on a discrete
             # schedule); Cancel leaves the MODEL as it was.
             for label, call in (("targets", lambda: node("LetheUnlearnHostModel", "10", model=host, lora_targets="nothing_here",

@@ -287,13 +287,13 @@ def test_a_workflow_saved_before_a_widget_existed_gets_its_default():
     timestep_sampling and then precision were added as LetheUnlearn's last widgets; a quickstart
     saved before (widgets_values six shorter) converts as the frontend loads it: the new widgets
     at their defaults (EMA off, as runs were then; a checkpoint every minute; t drawn as the model
-    was trained; fp32), the earlier positions unchanged."""
+    was trained; auto precision), the earlier positions unchanged."""
     from python_bridge import _lethe
 
     with open(os.path.join(WORKFLOWS, "quickstart.json")) as f:
         workflow = json.load(f)
     unlearn = next(n for n in workflow["nodes"] if n["type"] == "LetheUnlearn")
-    assert unlearn["widgets_values"][-6:] == [0.1, False, 0.98, 1.0, "auto", "fp32"]
+    assert unlearn["widgets_values"][-6:] == [0.1, False, 0.98, 1.0, "auto", "auto"]
     unlearn["widgets_values"] = unlearn["widgets_values"][:-6]
     unlearn["widgets_values"][0] = 77  # steps: positions before the new widgets are unchanged
     api = json.loads(_lethe.convert_workflow(json.dumps(workflow)))
@@ -301,7 +301,7 @@ def test_a_workflow_saved_before_a_widget_existed_gets_its_default():
     assert inputs["steps"] == 77 and inputs["trainable"] == "full"
     assert inputs["retain_caption_dropout"] == 0.1 and inputs["gradient_checkpointing"] is False
     assert inputs["ema_decay"] == 0.0 and inputs["checkpoint_minutes"] == 1.0
-    assert inputs["timestep_sampling"] == "auto" and inputs["precision"] == "fp32"
+    assert inputs["timestep_sampling"] == "auto" and inputs["precision"] == "auto"
 
 
 @needs_bench
