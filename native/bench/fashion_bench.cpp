@@ -101,11 +101,12 @@ at::Tensor apply_artist_style(const at::Tensor& images) {
 
 namespace {
 
-unlearn::ExampleSet make_set(const std::string& name, const at::Tensor& pixels, std::vector<std::string> captions) {
+// A set of model-space images [N, C, H, W] that keeps every pixel.
+unlearn::ExampleSet make_set(const std::string& name, const at::Tensor& images, std::vector<std::string> captions) {
   unlearn::ExampleSet set;
   set.name = name;
-  set.images = (pixels * 2.0).sub_(1.0).contiguous();  // data::to_model_space, with one full-size temporary
-  set.masks = unlearn::full_masks(pixels.size(0), pixels.size(2), pixels.size(3));
+  set.images = images.contiguous();
+  set.masks = unlearn::full_masks(images.size(0), images.size(2), images.size(3));
   set.captions = std::move(captions);
   set.validate();
   return set;
@@ -144,7 +145,7 @@ FashionBench build_fashion_bench(const BenchConfig& config) {
   }
   at::Tensor sources = at::tensor(bench.forget_sources, at::kLong);
   at::Tensor forget_pixels = apply_artist_style(bench.train_images.index_select(0, sources));  // [10, 1, 28, 28]
-  bench.forget = make_set("forget set", forget_pixels, forget_captions);
+  bench.forget = make_set("forget set", data::to_model_space(forget_pixels), forget_captions);
 
   // The clean set: every train image except the artist's sources.
   std::vector<int64_t> clean;
@@ -154,8 +155,8 @@ FashionBench build_fashion_bench(const BenchConfig& config) {
       clean.push_back(i);
       clean_captions.push_back(class_caption_variants(labels[i]));
     }
-  bench.train_clean = make_set("retain set", bench.train_images.index_select(0, at::tensor(clean, at::kLong)),
-                               clean_captions);
+  bench.train_clean = make_set(
+      "retain set", data::to_model_space(bench.train_images.index_select(0, at::tensor(clean, at::kLong))), clean_captions);
   return bench;
 }
 
@@ -168,13 +169,7 @@ unlearn::ExampleSet training_set_with_forget(const FashionBench& bench, const Be
     images.push_back(bench.forget.images);
     captions.insert(captions.end(), bench.forget.captions.begin(), bench.forget.captions.end());
   }
-  unlearn::ExampleSet set;
-  set.name = "training set (with forget)";
-  set.images = at::cat(images, 0);
-  set.masks = unlearn::full_masks(set.images.size(0), set.images.size(2), set.images.size(3));
-  set.captions = std::move(captions);
-  set.validate();
-  return set;
+  return make_set("training set (with forget)", at::cat(images, 0), std::move(captions));
 }
 
 }  // namespace lethe::bench

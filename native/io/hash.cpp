@@ -44,7 +44,7 @@ void Sha256::update(const at::Tensor& tensor) {
   // or a strided tensor never has to be materialised whole.
   const at::Tensor rows = tensor.dim() == 0 ? tensor.reshape({1}) : tensor;
   const int64_t row_bytes = rows.numel() / rows.size(0) * rows.element_size();
-  const int64_t slab = std::max<int64_t>(1, (int64_t{16} << 20) / std::max<int64_t>(1, row_bytes));
+  const int64_t slab = std::max<int64_t>(1, (int64_t{16} << 20) / row_bytes);  // row_bytes >= 1: numel > 0
   for (int64_t first = 0; first < rows.size(0); first += slab) {
     const at::Tensor bytes =
         rows.narrow(0, first, std::min(slab, rows.size(0) - first)).detach().to(at::kCPU).contiguous();
