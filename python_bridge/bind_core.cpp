@@ -4,6 +4,7 @@
 
 #include "bindings.hpp"
 #include "diffusion/timestep_distribution.hpp"
+#include "core/error.hpp"
 #include "core/runtime.hpp"
 #include "diffusion/sampler.hpp"
 #include "diffusion/schedule.hpp"
@@ -11,6 +12,23 @@
 #include "io/safetensors.hpp"
 
 namespace lethe::bridge {
+
+ProgressCallback progress_from_python(const py::object& progress) {
+  if (progress.is_none()) return {};
+  return [progress](const ProgressEvent& event) {
+    py::gil_scoped_acquire acquire;
+    py::dict info;
+    info["stage"] = event.stage;
+    info["step"] = event.step;
+    info["total"] = event.total;
+    info["seconds_per_step"] = event.seconds_per_step;
+    info["eta_seconds"] = event.eta_seconds;
+    info["values"] = event.values;
+    const py::object answer = progress(info);
+    if (py::isinstance<py::bool_>(answer) && !answer.cast<bool>())
+      throw Cancelled(str(event.stage, ": cancelled by the progress callback at step ", event.step, " of ", event.total));
+  };
+}
 
 void bind_core(py::module_& m) {
   m.def("version", &lethe::version, "Version of the native core.");

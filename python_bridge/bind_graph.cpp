@@ -130,25 +130,7 @@ void bind_graph(py::module_& m) {
         context.node_id = node_id;
         context.run_directory = run_directory;
         for (const auto& [folder, path] : folders) context.folders[folder] = path;
-        if (!progress.is_none()) {
-          context.progress = [progress](const ProgressEvent& event) {
-            py::gil_scoped_acquire acquire;
-            py::dict info;
-            info["stage"] = event.stage;
-            info["step"] = event.step;
-            info["total"] = event.total;
-            info["seconds_per_step"] = event.seconds_per_step;
-            info["eta_seconds"] = event.eta_seconds;
-            info["values"] = event.values;
-            // The callback cancels by raising (ComfyUI's interrupt: propagates through native code as
-            // it is) or by returning False (the run stops as lethe::Cancelled, _lethe.Cancelled in
-            // Python, after the checkpoint a cancel writes).
-            const py::object answer = progress(info);
-            if (py::isinstance<py::bool_>(answer) && !answer.cast<bool>())
-              throw Cancelled(str(event.stage, ": cancelled by the progress callback at step ", event.step, " of ",
-                                  event.total));
-          };
-        }
+        context.progress = progress_from_python(progress);
         std::vector<graph::Value> outputs;
         try {
           py::gil_scoped_release release;

@@ -3,6 +3,8 @@
 
 #include <torch/extension.h>
 
+#include "core/progress.hpp"
+
 namespace lethe::bridge {
 
 namespace py = pybind11;
@@ -13,5 +15,12 @@ void bind_eval(py::module_& m);      // descriptors, SSCD metrics, FID/KID
 void bind_unlearn(py::module_& m);   // objectives' loss functions and selections
 void bind_graph(py::module_& m);     // node registry and running nodes
 void bind_host(py::module_& m);      // host (ComfyUI) models behind native callbacks
+
+// A Python progress callable (or None: no reporting) as a native callback: called with a dict
+// (stage, step, total, seconds_per_step, eta_seconds, values) per update. It cancels by raising
+// (ComfyUI's interrupt, KeyboardInterrupt: propagates through native code as it is) or by
+// returning False (the run stops as lethe::Cancelled, _lethe.Cancelled in Python, after the
+// checkpoint a cancel writes).
+ProgressCallback progress_from_python(const py::object& progress);
 
 }  // namespace lethe::bridge

@@ -5,7 +5,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/progress_bar.hpp"
-#include "cli/set_override.hpp"
+#include "io/set_override.hpp"
 #include "core/error.hpp"
 #include "core/runtime.hpp"
 #include "graph/executor.hpp"
@@ -44,7 +44,7 @@ std::string markdown_node_list() {
 // Applies a --set override NODE_ID.INPUT=VALUE to the graph. Errors name the node and list
 // the node ids or the node's inputs.
 void apply_override(graph::ApiGraph& graph, const std::string& assignment) {
-  SetOverride given = parse_set_override(assignment, "NODE_ID.INPUT=VALUE");
+  io::SetOverride given = io::parse_set_override(assignment, "NODE_ID.INPUT=VALUE");
   const auto dot = given.key.find('.');
   check(dot != std::string::npos, "--set expects NODE_ID.INPUT=VALUE, got '", assignment, "'");
   const std::string id = given.key.substr(0, dot), input = given.key.substr(dot + 1);

@@ -4,32 +4,10 @@
 
 #include "cli/commands.hpp"
 #include "cli/progress_bar.hpp"
-#include "cli/set_override.hpp"
 #include "core/error.hpp"
 #include "unlearn/run.hpp"
 
 namespace lethe::cli {
-
-namespace {
-
-// Applies a --set override to the config: "a.b.c=value" sets config["a"]["b"]["c"].
-void apply_override(nlohmann::json& config, const std::string& assignment) {
-  const SetOverride given = parse_set_override(assignment, "key=value");
-  nlohmann::json* node = &config;
-  size_t start = 0;
-  while (true) {
-    const size_t dot = given.key.find('.', start);
-    const std::string key = given.key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    if (dot == std::string::npos) {
-      (*node)[key] = given.value;
-      break;
-    }
-    node = &(*node)[key];
-    start = dot + 1;
-  }
-}
-
-}  // namespace
 
 void add_unlearn_command(CLI::App& app) {
   auto* command = app.add_subcommand("unlearn", "Run one unlearning job from a JSON config (model, data, objective, "
@@ -44,11 +22,7 @@ void add_unlearn_command(CLI::App& app) {
   auto print_only = std::make_shared<bool>(false);
   command->add_flag("--print-config", *print_only, "print the resolved config (every default filled in) and exit");
   set_action(command, [config_file, out, overrides, print_only]() {
-    nlohmann::json json = config_file->empty() ? nlohmann::json::object() : io::read_json_file(*config_file);
-    for (const auto& assignment : *overrides) apply_override(json, assignment);
-    if (!out->empty()) json["output"] = *out;
-    const std::string where = config_file->empty() ? "run config" : *config_file;
-    auto config = io::merge_config(unlearn::RunConfig{}, json, where);
+    const unlearn::RunConfig config = unlearn::run_config_from(*config_file, *overrides, *out);
     if (*print_only) {
       std::cout << io::to_json(config).dump(2) << "\n";
       return 0;

@@ -4,6 +4,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "core/error.hpp"
+#include "dist/group.hpp"
 #include "unlearn/caption_variants.hpp"
 
 namespace lethe::unlearn {
@@ -196,6 +197,11 @@ void add_gradients(const std::vector<at::Tensor>& parameters, const std::vector<
     if (!parameter.grad().defined()) parameter.mutable_grad() = at::zeros_like(parameter);
     parameter.mutable_grad().add_(buffers[i], scale);
   }
+}
+
+void sum_over_ranks(ObjectiveContext& context, const std::vector<at::Tensor>& buffers) {
+  context.gradients_summed = true;
+  if (context.group) context.group->all_reduce_sum(buffers, "the gradient sum");
 }
 
 double norm_of(const std::vector<at::Tensor>& buffers) {

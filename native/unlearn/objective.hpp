@@ -27,6 +27,9 @@
 namespace lethe::models {
 class DiffusionModel;
 }
+namespace lethe::dist {
+class Group;
+}
 
 namespace lethe::unlearn {
 
@@ -58,6 +61,12 @@ class ObjectiveContext {
   int64_t step = 0;                         // optimizer step being computed
   double retain_caption_dropout = 0.0;      // next_retain: probability of a sample's caption becoming ""
   std::vector<at::Tensor> parameters;       // trainable tensors
+  // The ranks of a data-parallel run (null: one process). Every rank draws the same global
+  // batch; model and reference compute their share of each prediction (dist/sharded_denoiser.hpp)
+  // and the trainer sums the parameters' gradients over the ranks after finish_step, unless the
+  // objective summed the gradients it combines itself (sum_over_ranks sets gradients_summed).
+  const dist::Group* group = nullptr;
+  bool gradients_summed = false;
   // Resolves captions to contexts (the embedded token encoder); host models give contexts.
   std::function<at::Tensor(const std::vector<std::string>&)> encode_captions;
 
@@ -160,6 +169,10 @@ std::vector<at::Tensor> take_gradients(const std::vector<at::Tensor>& parameters
 // Adds `scale * buffers[i]` into parameters[i].grad.
 void add_gradients(const std::vector<at::Tensor>& parameters, const std::vector<at::Tensor>& buffers, double scale);
 double norm_of(const std::vector<at::Tensor>& buffers);
+// Sums gradient buffers over the ranks of a data-parallel run (before an objective combines
+// them: norms and dot products of the global gradients) and marks the step's gradients summed.
+// A no-op in one process.
+void sum_over_ranks(ObjectiveContext& context, const std::vector<at::Tensor>& buffers);
 double dot_of(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b);
 
 }  // namespace lethe::unlearn

@@ -9,10 +9,12 @@
 #include "core/error.hpp"
 #include "core/runtime.hpp"
 #include "data/image_folder.hpp"
+#include "dist/group.hpp"
 #include "draw/canvas.hpp"
 #include "io/atomic_file.hpp"
 #include "io/hash.hpp"
 #include "io/output_path.hpp"
+#include "io/set_override.hpp"
 #include "models/unet.hpp"
 #include "unlearn/presets.hpp"
 #include "unlearn/run_identity.hpp"
@@ -205,6 +207,29 @@ RunFolder open_run_folder(RunConfig& config, const nlohmann::json& identity, con
   return folder;
 }
 
+// A data-parallel run's folder: rank 0 opens (and locks) it as one process would; the others
+// take its place from rank 0 and only read there. Every rank must hold the same run.
+RunFolder open_shared_run_folder(RunConfig& config, const nlohmann::json& identity, const RunPlacement& placement,
+                                 const std::string& where, const dist::Group& group) {
+  RunFolder folder;
+  nlohmann::json shared;
+  if (group.leader()) {
+    folder = open_run_folder(config, identity, placement, where);
+    shared = {{"directory", folder.directory.string()}, {"finished", folder.finished}, {"notice", folder.notice},
+              {"identity", identity}};
+  }
+  shared = nlohmann::json::parse(group.broadcast_text(shared.dump(), "sharing the run folder"));
+  if (group.leader()) return folder;
+  check(shared.at("identity") == identity, where, ", rank ", group.rank(), ": this rank's run differs from rank 0's in ",
+        join(identity_differences(shared.at("identity"), identity, 3)),
+        "; every rank must be started with the same config, model and data");
+  folder.directory = shared.at("directory").get<std::string>();
+  folder.finished = shared.at("finished").get<bool>();
+  folder.notice = shared.at("notice").get<std::string>();
+  config.output = folder.directory.string();
+  return folder;
+}
+
 // The run's objective, checked against the data it needs.
 std::unique_ptr<Objective> checked_objective(const RunConfig& config, const TaskData& data) {
   auto objective = make_objective(config.objective, config.objective_config, "objective " + config.objective);
@@ -238,8 +263,11 @@ TrainOutcome train(const RunConfig& config, Objective& objective, ObjectiveConte
   const TaskData& data = *context.data;
   // The selections' pictures at the size of the data they act on (naive deletion has only a retain set).
   const ExampleSet& shown = !data.forget.empty() ? data.forget : !data.anchor.empty() ? data.anchor : data.retain;
-  draw_selections(timesteps, frequency, shown.images.size(2), shown.images.size(3), directory);
-  write_resolved_config(config, objective, directory);
+  const bool writes = !context.group || context.group->leader();  // a data-parallel run's files are rank 0's
+  if (writes) {
+    draw_selections(timesteps, frequency, shown.images.size(2), shown.images.size(3), directory);
+    write_resolved_config(config, objective, directory);
+  }
 
   Trainer trainer(config.trainer, parameters, objective, context);
   trainer.set_run_identity(identity);
@@ -248,7 +276,7 @@ TrainOutcome train(const RunConfig& config, Objective& objective, ObjectiveConte
   context.timesteps = nullptr;
   context.distribution = nullptr;
   context.frequency = nullptr;
-  draw_loss_curves(outcome.history, directory / "loss.png", config.objective);
+  if (writes) draw_loss_curves(outcome.history, directory / "loss.png", config.objective);
   return outcome;
 }
 
@@ -316,21 +344,47 @@ void save_result(const std::function<void()>& save, const fs::path& file, const 
   }
 }
 
-// Saves the run's model with its provenance and makes that file the model's source.
-void save_run_model(models::DiffusionModel& model, const io::Metadata& metadata, const fs::path& file,
-                    const fs::path& directory) {
+// Makes the saved `file` (with `metadata`) the model's source.
+void adopt_saved_model(models::DiffusionModel& model, const io::Metadata& metadata, const fs::path& file) {
   model.set_requires_grad(false);
-  save_result([&] { model.save(file, metadata); }, file, directory);
   model.source_path = file.string();
   model.source_sha256 = io::sha256_file(file);
   model.source_metadata = metadata;
 }
 
+// Saves the run's model with its provenance and makes that file the model's source.
+void save_run_model(models::DiffusionModel& model, const io::Metadata& metadata, const fs::path& file,
+                    const fs::path& directory) {
+  model.set_requires_grad(false);
+  save_result([&] { model.save(file, metadata); }, file, directory);
+  adopt_saved_model(model, metadata, file);
+}
+
+// A data-parallel run's other ranks, once rank 0 has saved the result: the same model (theirs
+// in memory equals rank 0's), with rank 0's file as its source and rank 0's summary.
+void adopt_leader_result(const dist::Group& group, models::DiffusionModel& model, const io::Metadata& metadata,
+                         RunResult& result) {
+  group.barrier("waiting for rank 0 to save the result");
+  if (group.leader()) return;
+  adopt_saved_model(model, metadata, result.model_file);
+  result.summary = io::read_json_file(result.directory / "summary.json");
+}
+
 }  // namespace
+
+RunConfig run_config_from(const std::string& config_file, const std::vector<std::string>& overrides,
+                          const std::string& out) {
+  nlohmann::json json = config_file.empty() ? nlohmann::json::object() : io::read_json_file(config_file);
+  for (const auto& assignment : overrides) io::apply_config_override(json, assignment);
+  if (!out.empty()) json["output"] = out;
+  return io::merge_config(RunConfig{}, json, config_file.empty() ? "run config" : config_file);
+}
 
 RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progress,
                          std::shared_ptr<models::DiffusionModel> model, const TaskData* given_data,
-                         const RunPlacement& placement) {
+                         const RunPlacement& placement, const dist::Group* group) {
+  const bool parallel = group && !group->single();
+  const bool writes = !parallel || group->leader();  // a data-parallel run's files are rank 0's
   RunConfig config = input;
   if (config.model.empty() && !model) config.model = default_model_path().string();
   check(!config.model.empty() || model, "unlearning run: no model given (the config's 'model' is empty and no default "
@@ -360,7 +414,8 @@ RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progres
   const PrecisionScope precision_scope(precision.precision);  // every forward of this run, the frozen copies' included
   const nlohmann::json identity = run_identity(config, source->weights_sha256(), task_data_sha256(data),
                                                objective->config_json(), precision.precision);
-  RunFolder folder = open_run_folder(config, identity, placement, "unlearning run");
+  RunFolder folder = parallel ? open_shared_run_folder(config, identity, placement, "unlearning run", *group)
+                              : open_run_folder(config, identity, placement, "unlearning run");
   const fs::path directory = folder.directory;
 
   RunResult result;
@@ -390,14 +445,18 @@ RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progres
     outcome.finished = true;
     outcome.total_seconds = outcome.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    save_run_model(*trained, run_metadata(config, *objective, outcome, source->source_path, source->source_sha256),
-                   result.model_file, directory);
-    result.summary = finish_run(config, outcome, directory, {{"model_file", result.model_file.string()}}, {{"edit", report}});
+    const io::Metadata metadata = run_metadata(config, *objective, outcome, source->source_path, source->source_sha256);
+    if (writes) {
+      save_run_model(*trained, metadata, result.model_file, directory);
+      result.summary = finish_run(config, outcome, directory, {{"model_file", result.model_file.string()}}, {{"edit", report}});
+    }
+    if (parallel) adopt_leader_result(*group, *trained, metadata, result);
     result.model = trained;
     return result;
   }
 
   ObjectiveContext context;
+  context.group = parallel ? group : nullptr;
   context.model = trained.get();
   context.reference = reference.get();
   context.schedule = &trained->schedule();
@@ -424,7 +483,7 @@ RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progres
 
   // Snapshots (for "steps to reach a target" curves): the weights after every k-th step.
   ProgressCallback on_step = progress;
-  if (config.snapshot_every > 0) {
+  if (config.snapshot_every > 0 && writes) {
     on_step = [&, progress](const ProgressEvent& event) {
       if (progress) progress(event);
       if (event.stage == "train" && event.step > 0 && event.step % config.snapshot_every == 0 &&
@@ -446,15 +505,19 @@ RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progres
   if (lora) {
     result.lora_file = directory / "lora.safetensors";
     // Kohya names (lora_unet_<diffusers path>): what ComfyUI's LoraLoader, A1111 and kohya load.
-    save_result([&] { io::save_safetensors(result.lora_file, models::to_kohya(lora->tensors(), trained->unet()->config()),
-                                           lora_metadata(config, metadata, "kohya")); },
-                result.lora_file, directory);
+    if (writes)
+      save_result([&] { io::save_safetensors(result.lora_file, models::to_kohya(lora->tensors(), trained->unet()->config()),
+                                             lora_metadata(config, metadata, "kohya")); },
+                  result.lora_file, directory);
     lora->merge();
     files["lora_file"] = result.lora_file.string();
   }
-  save_run_model(*trained, metadata, result.model_file, directory);
   files["model_file"] = result.model_file.string();
-  result.summary = finish_run(config, outcome, directory, files);
+  if (writes) {
+    save_run_model(*trained, metadata, result.model_file, directory);
+    result.summary = finish_run(config, outcome, directory, files);
+  }
+  if (parallel) adopt_leader_result(*group, *trained, metadata, result);
   result.model = trained;
   return result;
 }

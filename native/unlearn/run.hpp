@@ -24,6 +24,10 @@
 #include "unlearn/timestep_selection.hpp"
 #include "unlearn/trainer.hpp"
 
+namespace lethe::dist {
+class Group;
+}
+
 namespace lethe::unlearn {
 
 struct DataConfig {
@@ -100,6 +104,11 @@ struct RunConfig {
   uint64_t lora_seed() const { return trainer.seed + 17; }
 };
 
+// A run's config as `lethe unlearn` takes it: the JSON file (none: every default), then each
+// --set "a.b=value" override, then `out` as the output folder when not empty. Errors name the file.
+RunConfig run_config_from(const std::string& config_file, const std::vector<std::string>& overrides,
+                          const std::string& out);
+
 // Where a run's folder is.
 struct RunPlacement {
   // Empty root (headless): the folder is RunConfig::output (out/unlearn-<time> when empty).
@@ -132,9 +141,12 @@ void limit_retain(TaskData& data, int64_t limit);
 
 // Runs the whole job. `model` may be given in memory (the node graph does); otherwise it is
 // loaded from config.model. The model passed in is not modified: the run trains a copy.
+// With `group` of more than one rank (a data-parallel run, docs/distributed.md) every rank calls
+// this with the same config: each computes its share of every batch, rank 0 alone writes the
+// folder (every rank resumes from its checkpoint), and every rank returns the same result.
 RunResult run_unlearning(const RunConfig& config, const ProgressCallback& progress = {},
                          std::shared_ptr<models::DiffusionModel> model = nullptr, const TaskData* data = nullptr,
-                         const RunPlacement& placement = {});
+                         const RunPlacement& placement = {}, const dist::Group* group = nullptr);
 
 struct HostRunResult {
   std::filesystem::path directory;

@@ -8,6 +8,8 @@
 #include <torch/optim/adamw.h>
 
 #include "core/error.hpp"
+#include "dist/group.hpp"
+#include "dist/sharded_denoiser.hpp"
 #include "io/safetensors.hpp"
 #include "unlearn/adam_moments.hpp"
 #include "unlearn/run_identity.hpp"
@@ -73,13 +75,31 @@ Trainer::Trainer(TrainerConfig config, NamedTensors parameters, Objective& objec
   context_.retain_caption_dropout = config_.retain_caption_dropout;
   context_.generator = at::make_generator<at::CPUGeneratorImpl>(config_.seed);
   context_.reset_streams(config_.seed);
+  if (context_.group && !context_.group->single()) {
+    const dist::Group& group = *context_.group;
+    check(config_.batch_size >= group.size(), "trainer.batch_size: a data-parallel run over ", group.size(),
+          " ranks splits every batch, so it needs at least ", group.size(), " samples per batch, got ", config_.batch_size);
+    own_model_ = context_.model;
+    own_reference_ = context_.reference;
+    sharded_model_ = std::make_unique<dist::ShardedDenoiser>(*context_.model, group, "the trained model");
+    context_.model = sharded_model_.get();
+    if (context_.reference) {
+      sharded_reference_ = std::make_unique<dist::ShardedDenoiser>(*context_.reference, group, "the frozen model");
+      context_.reference = sharded_reference_.get();
+    }
+  }
   if (config_.ema_decay > 0) {
     at::NoGradGuard no_grad;
     for (const auto& [name, tensor] : parameters_) ema_.push_back(tensor.detach().clone());
   }
 }
 
-Trainer::~Trainer() = default;
+Trainer::~Trainer() {
+  if (sharded_model_) {
+    context_.model = own_model_;
+    context_.reference = own_reference_;
+  }
+}
 
 nlohmann::json Trainer::identity() const {
   nlohmann::json out = io::to_json(config_);
@@ -97,6 +117,7 @@ nlohmann::json Trainer::identity() const {
 
 void Trainer::save_checkpoint(const fs::path& path, int64_t step, const std::vector<LossTerms>& history,
                               double seconds) {
+  if (context_.group && !context_.group->leader()) return;  // every rank holds the same state: rank 0 writes it
   std::map<std::string, at::Tensor> tensors;
   const int64_t adam_steps = save_adam_moments(*optimizer_->adam, parameters_, "adam/", tensors);
   for (size_t i = 0; i < parameters_.size(); ++i) {
@@ -205,12 +226,14 @@ TrainOutcome Trainer::run(const fs::path& checkpoint, const ProgressCallback& pr
     };
     try {
       context_.step = step;
+      context_.gradients_summed = false;
       optimizer_->adam->zero_grad(/*set_to_none=*/true);
       objective_.begin_step(context_);
       LossTerms terms;
       for (int64_t micro = 0; micro < config_.gradient_accumulation; ++micro)
         for (const auto& [name, value] : objective_.micro_step(context_)) terms[name] += value;
       objective_.finish_step(context_, terms);
+      if (context_.group && !context_.gradients_summed) sum_gradients_over_ranks();
 
       // NaN/Inf guard: nothing has been updated yet, so the current weights are the last good ones.
       for (const auto& [name, value] : terms)
@@ -267,6 +290,16 @@ TrainOutcome Trainer::run(const fs::path& checkpoint, const ProgressCallback& pr
   if (!checkpoint.empty() && step > first_step) save_checkpoint(checkpoint, step, outcome.history, previous_seconds + elapsed());
   finish(step);
   return outcome;
+}
+
+void Trainer::sum_gradients_over_ranks() {
+  std::vector<at::Tensor> gradients;
+  for (const at::Tensor& parameter : context_.parameters) {
+    at::Tensor p = parameter;
+    if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);  // the same buffer layout on every rank
+    gradients.push_back(p.grad());
+  }
+  context_.group->all_reduce_sum(gradients, "the gradient sum");
 }
 
 void Trainer::apply_ema() {

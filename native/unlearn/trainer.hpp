@@ -88,7 +88,10 @@ struct TrainOutcome {
 class Trainer {
  public:
   // `parameters` are the trainable tensors by name (checkpoint keys); they must require
-  // grad. `context` supplies model, data and selections; its generator is seeded here.
+  // grad. `context` supplies model, data and selections; its generator is seeded here. With
+  // context.group set (a data-parallel run), model and reference predict through
+  // dist::ShardedDenoiser while the trainer lives, gradients are summed over the ranks, and
+  // only rank 0 writes checkpoints (every rank resumes from them).
   Trainer(TrainerConfig config, NamedTensors parameters, Objective& objective, ObjectiveContext& context);
   ~Trainer();
 
@@ -113,6 +116,7 @@ class Trainer {
                        double seconds);
   int64_t load_checkpoint(const std::filesystem::path& path, std::vector<LossTerms>& history, double& seconds);
   nlohmann::json identity() const;
+  void sum_gradients_over_ranks();
 
   struct Optimizer;
   TrainerConfig config_;
@@ -122,6 +126,10 @@ class Trainer {
   std::unique_ptr<Optimizer> optimizer_;
   std::vector<at::Tensor> ema_;
   nlohmann::json run_identity_;
+  // A data-parallel run's sharded model and reference, and the context's own pointers to put back.
+  std::unique_ptr<models::Denoiser> sharded_model_, sharded_reference_;
+  models::Denoiser* own_model_ = nullptr;
+  models::Denoiser* own_reference_ = nullptr;
 };
 
 }  // namespace lethe::unlearn

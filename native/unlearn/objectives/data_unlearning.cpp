@@ -66,6 +66,12 @@ class SplitGradients {
       for (size_t i = 0; i < sum.size(); ++i) sum[i].add_(taken[i]);
     }
   }
+  // Sums both over the ranks of a data-parallel run (the combination needs the global norms).
+  void sum_over_ranks(ObjectiveContext& context) {
+    std::vector<at::Tensor> both = retain;
+    both.insert(both.end(), forget.begin(), forget.end());
+    unlearn::sum_over_ranks(context, both);
+  }
   // Writes the combined gradient into the parameters' .grad and forgets the sums.
   void finish(const std::vector<at::Tensor>& parameters, const std::vector<at::Tensor>& gradient) {
     at::NoGradGuard no_grad;
@@ -164,6 +170,7 @@ class Siss : public ConfiguredObjective<SissConfig, ObjectiveNeeds{.forget = tru
   }
 
   void finish_step(ObjectiveContext& context, LossTerms& terms) override {
+    gradients_.sum_over_ranks(context);
     auto [gradient, retain_norm, forget_norm] = siss_combine(gradients_.retain, gradients_.forget, config_.scaling_norm);
     gradients_.finish(context.parameters, gradient);
     terms["retain_grad_norm"] = retain_norm;
@@ -231,6 +238,7 @@ class EraseDiff : public ConfiguredObjective<EraseDiffConfig, ObjectiveNeeds{.fo
     return {{"retain", retain_term.item<double>() * scale}, {"forget", forget_term.item<double>() * scale}};
   }
   void finish_step(ObjectiveContext& context, LossTerms& terms) override {
+    gradients_.sum_over_ranks(context);
     auto [gradient, factor] = erasediff_combine(gradients_.retain, gradients_.forget, config_.eta);
     gradients_.finish(context.parameters, gradient);
     terms["erasediff_factor"] = factor;

@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace lethe::cli {
+namespace lethe::io {
 
 struct SetOverride {
   std::string assignment;  // as given, for messages
@@ -19,4 +19,7 @@ struct SetOverride {
 // Splits KEY=VALUE; `form` is what the flag expects, for the error ("key=value").
 SetOverride parse_set_override(const std::string& assignment, const std::string& form);
 
-}  // namespace lethe::cli
+// Applies "a.b.c=value" to a JSON config: config["a"]["b"]["c"] = value (objects made on the way).
+void apply_config_override(nlohmann::json& config, const std::string& assignment);
+
+}  // namespace lethe::io

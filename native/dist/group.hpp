@@ -1,0 +1,60 @@
+// The processes one run spans: a single process, or the ranks of a torch.distributed process
+// group (c10d: Gloo on CPUs, NCCL on GPUs) that the caller created (Python's
+// torch.distributed.init_process_group under torchrun; docs/distributed.md). Lethe adds no
+// protocol of its own: every collective below is one c10d call, waited on with the group's
+// timeout, so a rank that failed, was cancelled or hangs ends the others with an Error instead
+// of a hang.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/intrusive_ptr.h>
+
+namespace c10d {
+class ProcessGroup;
+}
+
+namespace lethe::dist {
+
+class Group {
+ public:
+  Group() = default;  // one process: rank 0 of 1, every collective a no-op
+  Group(c10::intrusive_ptr<c10d::ProcessGroup> group, std::chrono::milliseconds timeout);
+  ~Group();
+  Group(const Group&);
+  Group& operator=(const Group&);
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  bool single() const { return size_ == 1; }
+  bool leader() const { return rank_ == 0; }  // writes the run's files and checkpoints
+  double timeout_seconds() const { return static_cast<double>(timeout_.count()) / 1000.0; }
+
+  // This rank's rows [first, end) of `rows` split into size() contiguous shares, the first
+  // rows % size() shares one row longer. Every rank gets at least one row when rows >= size().
+  std::pair<int64_t, int64_t> share(int64_t rows) const;
+  // Every rank's share (this rank's is `mine`, rows from share(rows)) concatenated along dim 0:
+  // [rows, ...] on every rank. `what` names the collective in errors.
+  at::Tensor all_gather_rows(const at::Tensor& mine, int64_t rows, const std::string& what) const;
+  // Sums the tensors over the ranks in place (one flat buffer per dtype, so one collective).
+  void all_reduce_sum(const std::vector<at::Tensor>& tensors, const std::string& what) const;
+  // Rank 0's text, on every rank.
+  std::string broadcast_text(const std::string& text, const std::string& what) const;
+  void barrier(const std::string& what) const;
+
+ private:
+  // Waits for the collective `run` starts; a failure or timeout becomes an Error naming `what`.
+  template <typename Run>
+  void collective(const std::string& what, Run run) const;
+
+  c10::intrusive_ptr<c10d::ProcessGroup> group_;
+  int rank_ = 0;
+  int size_ = 1;
+  std::chrono::milliseconds timeout_{0};
+};
+
+}  // namespace lethe::dist

@@ -1,0 +1,148 @@
+"""Data-parallel `lethe unlearn` on torch.distributed (docs/distributed.md).
+
+    torchrun --nproc-per-node 2 -m python_bridge.distributed unlearn --config run.json [--set K=V] [--out DIR]
+    python -m python_bridge.distributed unlearn --nproc 2 --config run.json      (one machine, no torchrun)
+
+(`-m lethe.python_bridge.distributed` where Lethe is installed as a wheel.) Every rank joins the
+process group that torchrun's environment describes (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT):
+Gloo for CPU runs, Gloo and NCCL with CUDA, or --backend. Every rank then runs the same unlearning run
+through the native core, which splits each batch over the ranks and sums the gradients with
+c10d collectives; rank 0 writes the run folder and prints the progress and the summary. A
+collective waits at most --timeout seconds, so a rank that fails or is cancelled ends the others
+with a message instead of a hang; the run then resumes from its checkpoint when started again.
+"""
+import argparse
+import datetime
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import torch
+import torch.distributed as dist
+
+from . import _lethe
+
+_TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="python -m python_bridge.distributed",
+                                     description="Data-parallel lethe unlearn under torchrun.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    unlearn = commands.add_parser("unlearn", help="one unlearning run from a JSON config, split over the ranks")
+    unlearn.add_argument("--config", default="", help="run config JSON (none: every default)")
+    unlearn.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                         help="override a config key, e.g. --set trainer.steps=50")
+    unlearn.add_argument("--out", default="", help="output folder (overrides the config's output)")
+    unlearn.add_argument("--backend", default=None,
+                         help="torch.distributed backend (default: cpu:gloo,cuda:nccl when CUDA is available, else gloo)")
+    unlearn.add_argument("--timeout", type=float, default=300.0,
+                         help="seconds a collective may wait for the other ranks (default 300)")
+    unlearn.add_argument("--nproc", type=int, default=0,
+                         help="start this many ranks on this machine (without torchrun's environment)")
+    return parser
+
+
+def _progress_printer(rank):
+    """Rank 0's progress: one line per 10 s and at the end (every rank still checks for cancel)."""
+    last = [0.0]
+
+    def report(event):
+        now = time.monotonic()
+        done = event["step"] >= event["total"]
+        if rank != 0 or (not done and now - last[0] < 10.0):
+            return True
+        last[0] = now
+        values = " ".join(f"{name}={value:.4g}" for name, value in sorted(event["values"].items()) if name != "lr")
+        print(f"{event['stage']} {event['step']}/{event['total']} {values} {event['seconds_per_step']:.2f} s/step",
+              file=sys.stderr, flush=True)
+        return True
+
+    return report
+
+
+def _threads_per_rank():
+    """The cores this process may use shared among the ranks on this machine (LETHE_THREADS wins)."""
+    if os.environ.get("LETHE_THREADS"):
+        return 0  # init_threads reads it
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, _lethe.available_cores() // max(1, local))
+
+
+def _start_local_ranks(count, argv):
+    """`count` ranks of this module on this machine, with the environment torchrun would give
+    them (loopback rendezvous on a free port); SIGINT and SIGTERM are passed on to every rank.
+    Returns the first failing rank's exit status (0 when all succeed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    forwarded = [a for i, a in enumerate(argv) if a != "--nproc" and (i == 0 or argv[i - 1] != "--nproc")
+                 and not a.startswith("--nproc=")]
+    module = __spec__.name if __spec__ else "python_bridge.distributed"
+    processes = []
+    for rank in range(count):
+        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(count),
+                   LOCAL_WORLD_SIZE=str(count), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        processes.append(subprocess.Popen([sys.executable, "-m", module, *forwarded], env=env))
+
+    def forward(signum, _frame):
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        codes = [process.wait() for process in processes]
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return next((code for code in codes if code != 0), 0)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser().parse_args(argv)
+    if args.nproc:
+        if args.nproc < 1 or "RANK" in os.environ:
+            print(f"lethe distributed: error: --nproc starts the ranks itself: expected a count >= 1 and no torchrun "
+                  f"environment, got --nproc {args.nproc}{' under RANK=' + os.environ['RANK'] if 'RANK' in os.environ else ''}",
+                  file=sys.stderr)
+            return 2
+        return _start_local_ranks(args.nproc, argv)
+    missing = [name for name in _TORCHRUN_VARIABLES if name not in os.environ]
+    if missing:
+        print(f"lethe distributed: error: the torchrun environment is missing {', '.join(missing)}; expected to be "
+              f"started by torchrun (torchrun --nproc-per-node 2 -m python_bridge.distributed unlearn --config run.json) "
+              f"or to be given --nproc N", file=sys.stderr)
+        return 2
+    _lethe.init_threads(_threads_per_rank())
+    # With CUDA, the core's small CPU messages (the run folder, barriers) go over Gloo, tensors on
+    # the GPU over NCCL.
+    backend = args.backend or ("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
+    timeout = datetime.timedelta(seconds=args.timeout)
+    dist.init_process_group(backend, timeout=timeout)
+    rank, size = dist.get_rank(), dist.get_world_size()
+    try:
+        summary, directory = _lethe.run_unlearning(args.config, args.overrides, args.out, group=dist.group.WORLD,
+                                                   timeout_seconds=args.timeout, progress=_progress_printer(rank))
+    except KeyboardInterrupt:
+        print(f"lethe: cancelled (rank {rank} of {size}): the run folder's checkpoint keeps the completed steps; "
+              f"the same command resumes it", file=sys.stderr)
+        return 130
+    except _lethe.LetheError as error:
+        print(f"lethe: error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        dist.destroy_process_group()
+    if rank == 0:
+        print(json.dumps(json.loads(summary), indent=2))
+        print(f"run folder: {directory}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Data-parallel unlearning on torch.distributed (Gloo on loopback, docs/distributed.md): two
+ranks train the model one process trains from the same global batches and seed; a SIGINT to
+both ranks leaves a checkpoint the same command resumes to the uninterrupted two-rank run;
+a rank that fails, or is killed, ends the other with a message, not a hang; the lethe program
+refuses to run as one of torchrun's ranks."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT
+from lethe_helpers import assert_clean, lethe
+
+pytestmark = pytest.mark.usefixtures("bench_models")
+
+# Float32 throughout: bf16 would add its own rounding on top of the summation order under test.
+DATA_TASK = {"data": {"preset": "bench", "task": "data", "retain_limit": 64}, "objective": "siss",
+             "timesteps": {"t_min": 250, "t_max": 750}, "frequency": {"filter": "lowpass", "cutoff": 0.5},
+             "trainer": {"steps": 4, "batch_size": 5, "gradient_accumulation": 2, "checkpoint_seconds": 0},
+             "precision": "fp32"}
+# The variational f-divergence: a critic network trained beside the model, its warm-up included.
+CONCEPT_TASK = {"data": {"preset": "bench", "task": "concept"}, "objective": "f_divergence",
+                "objective_config": {"form": "variational", "divergence": "js", "critic_warmup_steps": 2},
+                "trainer": {"steps": 3, "batch_size": 4, "checkpoint_seconds": 0}, "precision": "fp32"}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def weights(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def write_config(tmp_path, config, name="config.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(config))
+    return path
+
+
+def start_ranks(config_path, out, world=2, extra_by_rank=None, timeout=60):
+    """`world` ranks of python -m python_bridge.distributed, started as torchrun starts them
+    (its environment variables), one thread each."""
+    port = free_port()
+    processes = []
+    for rank in range(world):
+        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world),
+                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), LETHE_THREADS="1")
+        extra = (extra_by_rank or {}).get(rank, [])
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "python_bridge.distributed", "unlearn", "--config", str(config_path), "--out",
+             str(out), "--timeout", str(timeout), *extra], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True))
+    return processes
+
+
+def finish(processes, timeout=300):
+    results = []
+    for process in processes:
+        out, err = process.communicate(timeout=timeout)
+        results.append((process.returncode, out, err))
+    return results
+
+
+def assert_same_model(one, other, what):
+    """Equal up to the order the gradient's terms are added: two ranks add their partial sums
+    (Gloo), one process adds over the whole batch. Float32 rounding of that order moves each
+    step's gradient by ~1e-7 relative, so the weights after a few AdamW steps agree to a few
+    float32 ulps: |a - b| <= 1e-6 + 1e-5 |a|, while every step moves weights by ~lr = 3e-5."""
+    import torch
+
+    assert one.keys() == other.keys()
+    for key in one:
+        assert torch.allclose(one[key], other[key], rtol=1e-5, atol=1e-6), \
+            f"{what}: {key} differs by {(one[key] - other[key]).abs().max().item():.3g}"
+
+
+@pytest.mark.parametrize("config", [DATA_TASK, CONCEPT_TASK], ids=["siss", "variational-js"])
+def test_two_ranks_under_torchrun_train_the_one_process_model(tmp_path, config):
+    config_path = write_config(tmp_path, config)
+    single = lethe("unlearn", "--config", config_path, "--out", tmp_path / "one", env=dict(os.environ, LETHE_THREADS="1"))
+    assert single.returncode == 0, single.stderr
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    done = subprocess.run([torchrun, "--nproc-per-node", "2", "--master-port", str(free_port()), "-m",
+                           "python_bridge.distributed", "unlearn", "--config", str(config_path), "--out",
+                           str(tmp_path / "two"), "--timeout", "60"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("run folder:") == 1  # rank 0 reports
+    assert_same_model(weights(tmp_path / "one" / "model.safetensors"), weights(tmp_path / "two" / "model.safetensors"),
+                      "two ranks against one process")
+    one = json.loads((tmp_path / "one" / "summary.json").read_text())
+    two = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert one["steps"] == two["steps"] == config["trainer"]["steps"]
+    assert one["samples_seen"] == two["samples_seen"]  # the same global batch
+    for name, value in one["final_terms"].items():
+        assert two["final_terms"][name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
+    # The same run: the folder's identity does not depend on the number of ranks.
+    assert (json.loads((tmp_path / "one" / "identity.json").read_text())
+            == json.loads((tmp_path / "two" / "identity.json").read_text()))
+    assert sorted(os.listdir(tmp_path / "one")) == sorted(os.listdir(tmp_path / "two"))
+
+
+def test_sigint_to_both_ranks_resumes_to_the_uninterrupted_run(tmp_path):
+    import torch
+
+    config = dict(DATA_TASK, trainer=dict(DATA_TASK["trainer"], steps=40, checkpoint_every=1))
+    config_path = write_config(tmp_path, config)
+    # The uninterrupted run through the one-line start: --nproc starts the ranks itself.
+    whole = subprocess.run([sys.executable, "-m", "python_bridge.distributed", "unlearn", "--nproc", "2", "--config",
+                            str(config_path), "--out", str(tmp_path / "whole")], cwd=ROOT, capture_output=True, text=True,
+                           timeout=600, env=dict(os.environ, LETHE_THREADS="1"))
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    processes = start_ranks(config_path, tmp_path / "run")
+    checkpoint = tmp_path / "run" / "checkpoint.safetensors"
+    end = time.time() + 180
+    while not checkpoint.exists():
+        assert time.time() < end and all(p.poll() is None for p in processes), "no checkpoint while training"
+        time.sleep(0.05)
+    for process in processes:
+        process.send_signal(signal.SIGINT)
+    results = finish(processes)
+    assert all(code != 0 for code, _, _ in results), "the runs finished before the interrupt"
+    assert all(code in (1, 130) for code, _, _ in results), [r[2][-1500:] for r in results]
+    assert any("cancelled" in err for _, _, err in results)
+    assert checkpoint.exists() and not (tmp_path / "run" / "summary.json").exists()
+
+    resumed = finish(start_ranks(config_path, tmp_path / "run"))
+    assert [code for code, _, _ in resumed] == [0, 0], resumed[0][2][-2000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["resumed"] and summary["steps"] == 40
+    whole, run = weights(tmp_path / "whole" / "model.safetensors"), weights(tmp_path / "run" / "model.safetensors")
+    for key in whole:  # one world size on one machine: the same sums in the same order, bit for bit
+        assert torch.equal(whole[key], run[key]), key
+
+
+def test_a_rank_with_another_run_ends_both_with_messages(tmp_path):
+    config_path = write_config(tmp_path, DATA_TASK)
+    results = finish(start_ranks(config_path, tmp_path / "run", extra_by_rank={1: ["--set", "trainer.seed=7"]},
+                                 timeout=30), timeout=120)
+    (code0, _, err0), (code1, _, err1) = results
+    assert code0 == 1 and code1 == 1
+    message1 = err1[err1.rindex("lethe: error:"):]
+    assert_clean(message1, "rank 1", "differs from rank 0's", "seed")
+    message0 = err0[err0.rindex("lethe: error:"):]
+    assert_clean(message0, "rank 0 of 2", "another rank stopped")
+
+
+def test_a_killed_rank_ends_the_other_without_a_hang(tmp_path):
+    config = dict(DATA_TASK, trainer=dict(DATA_TASK["trainer"], steps=400, checkpoint_every=1))
+    config_path = write_config(tmp_path, config)
+    processes = start_ranks(config_path, tmp_path / "run", timeout=60)
+    checkpoint = tmp_path / "run" / "checkpoint.safetensors"
+    end = time.time() + 180
+    while not checkpoint.exists():
+        assert time.time() < end and all(p.poll() is None for p in processes), "no checkpoint while training"
+        time.sleep(0.05)
+    processes[1].kill()
+    started = time.time()
+    code0, _, err0 = finish(processes[:1], timeout=120)[0]
+    processes[1].communicate()
+    assert code0 == 1 and time.time() - started < 55  # the lost peer is noticed, not waited out
+    assert_clean(err0[err0.rindex("lethe: error:"):], "rank 0 of 2", "another rank stopped")
+    assert checkpoint.exists()  # the completed steps are kept
+
+
+def test_the_lethe_program_refuses_to_run_as_a_torchrun_rank(tmp_path):
+    done = lethe("unlearn", "--config", write_config(tmp_path, DATA_TASK), "--out", tmp_path / "run",
+                 env=dict(os.environ, RANK="1", WORLD_SIZE="2"))
+    assert done.returncode == 1
+    assert_clean(done.stderr, "rank 1 of 2", "python_bridge.distributed unlearn")
+    assert not (tmp_path / "run").exists()
