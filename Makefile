@@ -18,7 +18,7 @@ export CCACHE_BASEDIR ?= $(CURDIR)
 export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup system-packages venv configure build comfy stub test test-native test-python test-cuda-wheel cuda-wheel-venv wheel test-wheel demo bench compare unlearning-check precision-check bench-models bench-check fuzz fuzz-build fuzz-smoke clean help
+.PHONY: setup system-packages venv configure build comfy stub test test-native test-python test-cuda-wheel cuda-wheel-venv wheel test-wheel demo bench compare unlearning-check precision-check distributed-scaling bench-models bench-check fuzz fuzz-build fuzz-smoke clean help
 
 help:
 	@echo "make setup   install what is missing (apt packages, .venv with torch), configure and build"
@@ -27,6 +27,7 @@ help:
 	@echo "make bench   native vs Python reference speed and memory (bench/results.json)"
 	@echo "make compare the objectives side by side on the bench (bench/comparison.json)"
 	@echo "make precision-check  fp32 against bf16 unlearning over several seeds (bench/precision_parity.json)"
+	@echo "make distributed-scaling  data-parallel unlearning over 1, 2, 4 ranks (bench/distributed_scaling.json)"
 	@echo "make bench-models  retrain the four embedded bench models and re-measure them"
 	@echo "make bench-check   measure the committed bench models (models/bench/report.json)"
 	@echo "make build   rebuild only (PYTHON=/path/to/python builds _lethe for another interpreter)"
@@ -172,6 +173,11 @@ precision-check: setup
 # near-class/superclass anchors, run and evaluated (bench/comparison.json, README table).
 compare: setup
 	$(PYTHON) bench/compare_objectives.py
+
+# Data-parallel unlearning over 1, 2 and 4 ranks on this machine (bench/distributed_scaling.json,
+# docs/distributed.md table; a few minutes).
+distributed-scaling: setup
+	$(PYTHON) bench/distributed_scaling.py
 
 # The native module's type stub (python_bridge/_lethe.pyi), generated from its signatures and
 # docstrings by pybind11-stubgen; a test fails when it is not current.

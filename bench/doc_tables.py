@@ -275,6 +275,26 @@ def precision_parity_table(result):
     return "\n".join(lines)
 
 
+def distributed_scaling_table(result):
+    """Data-parallel unlearning over 1, 2, 4 ranks: step time, rank 0's collectives, speedup."""
+    m = result["machine"]
+    lines = [f"Measured {result['date']} by `make distributed-scaling` on {m['cpu']}: the default unlearning "
+             f"({result['config']}, {result['steps']} steps, {result['rows'][0]['precision']}) in one process with "
+             f"{m['threads_one_process']} threads, then over N ranks on this machine (Gloo on loopback), each rank "
+             "with its share of the cores. Collectives: rank 0's, per training step. The ranks share this machine's "
+             "cores, so the best they can reach is one process's speed (speedup 1.00x): the rows show what the "
+             "data-parallel path costs here (collectives, smaller batches per rank). Efficiency is speedup / ranks, "
+             "what it means where each rank brings its own cores or GPU.", "",
+             "| ranks | threads per rank | s per step | all-reduce s (MB) per step | all-gather s (MB) per step | "
+             "speedup | efficiency |", "|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['ranks']} | {r['threads_per_rank']} | {r['seconds_per_step']:.3f} | "
+                     f"{r['all_reduce_seconds_per_step']:.3f} ({r['all_reduce_bytes_per_step'] / 1e6:.1f}) | "
+                     f"{r['all_gather_seconds_per_step']:.3f} ({r['all_gather_bytes_per_step'] / 1e6:.2f}) | "
+                     f"{r['speedup']:.2f}x | {100 * r['efficiency']:.0f}% |")
+    return "\n".join(lines)
+
+
 # name: (measured JSON, table, the models it was measured with, the command that measures it)
 SECTIONS = {
     "bench-models": (os.path.join(ROOT, "models", "bench", "report.json"), bench_models_table,
@@ -288,6 +308,8 @@ SECTIONS = {
     "precision-parity": (os.path.join(HERE, "precision_parity.json"), precision_parity_table,
                          lambda r: r.get("models_sha256"), "make precision-check"),
     "tuning": (os.path.join(HERE, "tuning.json"), tuning_table, _tuning_models, ".venv/bin/python bench/tune_defaults.py"),
+    "distributed-scaling": (os.path.join(HERE, "distributed_scaling.json"), distributed_scaling_table,
+                            lambda r: r.get("models_sha256"), "make distributed-scaling"),
 }
 
 

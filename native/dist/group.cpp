@@ -13,6 +13,7 @@ Group::Group(c10::intrusive_ptr<c10d::ProcessGroup> group, std::chrono::millisec
   check(timeout_.count() > 0, "distributed run: the collective timeout must be > 0 s, got ", timeout_.count() / 1000.0);
   rank_ = group_->getRank();
   size_ = group_->getSize();
+  traffic_ = std::make_shared<std::map<std::string, Traffic>>();
 }
 
 Group::~Group() = default;
@@ -20,10 +21,15 @@ Group::Group(const Group&) = default;
 Group& Group::operator=(const Group&) = default;
 
 template <typename Run>
-void Group::collective(const std::string& what, Run run) const {
+void Group::collective(const std::string& what, const char* kind, int64_t bytes, Run run) const {
+  const auto started = std::chrono::steady_clock::now();
   try {
     c10::intrusive_ptr<c10d::Work> work = run();
     work->wait(timeout_);
+    Traffic& record = (*traffic_)[kind];
+    record.calls += 1;
+    record.bytes += bytes;
+    record.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   } catch (const Error&) {
     throw;
   } catch (const std::exception&) {
@@ -56,7 +62,7 @@ at::Tensor Group::all_gather_rows(const at::Tensor& mine, int64_t rows, const st
   std::vector<std::vector<at::Tensor>> outputs(1);
   for (int r = 0; r < size_; ++r) outputs[0].push_back(at::empty_like(padded));
   std::vector<at::Tensor> inputs{padded};
-  collective(what, [&] { return group_->allgather(outputs, inputs); });
+  collective(what, "all_gather", padded.nbytes(), [&] { return group_->allgather(outputs, inputs); });
   std::vector<at::Tensor> parts;
   for (int r = 0; r < size_; ++r) {
     const int64_t length = rows / size_ + (r < rows % size_ ? 1 : 0);
@@ -73,7 +79,7 @@ void Group::all_reduce_sum(const std::vector<at::Tensor>& tensors, const std::st
     std::vector<at::Tensor> flat_parts;
     for (const auto& tensor : group) flat_parts.push_back(tensor.detach().reshape({-1}));
     std::vector<at::Tensor> buffer{at::cat(flat_parts)};
-    collective(what, [&] { return group_->allreduce(buffer); });
+    collective(what, "all_reduce", buffer[0].nbytes(), [&] { return group_->allreduce(buffer); });
     int64_t offset = 0;
     for (const auto& tensor : group) {
       const int64_t count = tensor.numel();
@@ -86,11 +92,11 @@ void Group::all_reduce_sum(const std::vector<at::Tensor>& tensors, const std::st
 std::string Group::broadcast_text(const std::string& text, const std::string& what) const {
   if (single()) return text;
   std::vector<at::Tensor> length{at::full({1}, static_cast<int64_t>(text.size()), at::kLong)};
-  collective(what, [&] { return group_->broadcast(length); });
+  collective(what, "broadcast", length[0].nbytes(), [&] { return group_->broadcast(length); });
   const int64_t size = length[0].item<int64_t>();
   std::vector<at::Tensor> bytes{at::zeros({std::max<int64_t>(size, 1)}, at::kByte)};
   if (leader()) std::memcpy(bytes[0].data_ptr(), text.data(), text.size());
-  collective(what, [&] { return group_->broadcast(bytes); });
+  collective(what, "broadcast", bytes[0].nbytes(), [&] { return group_->broadcast(bytes); });
   return std::string(static_cast<const char*>(bytes[0].data_ptr()), static_cast<size_t>(size));
 }
 
@@ -98,7 +104,7 @@ void Group::barrier(const std::string& what) const {
   if (single()) return;
   // A one-element all-reduce: Gloo's barrier ignores the timeout of wait().
   std::vector<at::Tensor> token{at::zeros({1}, at::kFloat)};
-  collective(what, [&] { return group_->allreduce(token); });
+  collective(what, "barrier", token[0].nbytes(), [&] { return group_->allreduce(token); });
 }
 
 }  // namespace lethe::dist

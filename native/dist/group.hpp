@@ -7,6 +7,8 @@
 #pragma once
 
 #include <chrono>
+#include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -46,15 +48,27 @@ class Group {
   std::string broadcast_text(const std::string& text, const std::string& what) const;
   void barrier(const std::string& what) const;
 
+  // What this group's collectives moved so far (copies of the group add to the same record), by
+  // kind (all_gather, all_reduce, broadcast, barrier): calls, the bytes this rank contributed
+  // and the seconds from the call to the end of the wait.
+  struct Traffic {
+    int64_t calls = 0;
+    int64_t bytes = 0;
+    double seconds = 0.0;
+  };
+  std::map<std::string, Traffic> traffic() const { return traffic_ ? *traffic_ : std::map<std::string, Traffic>{}; }
+
  private:
-  // Waits for the collective `run` starts; a failure or timeout becomes an Error naming `what`.
+  // Waits for the collective `run` starts, recorded under `kind` with `bytes`; a failure or
+  // timeout becomes an Error naming `what`.
   template <typename Run>
-  void collective(const std::string& what, Run run) const;
+  void collective(const std::string& what, const char* kind, int64_t bytes, Run run) const;
 
   c10::intrusive_ptr<c10d::ProcessGroup> group_;
   int rank_ = 0;
   int size_ = 1;
   std::chrono::milliseconds timeout_{0};
+  std::shared_ptr<std::map<std::string, Traffic>> traffic_;
 };
 
 }  // namespace lethe::dist

@@ -360,6 +360,15 @@ void save_run_model(models::DiffusionModel& model, const io::Metadata& metadata,
   adopt_saved_model(model, metadata, file);
 }
 
+// A data-parallel run's ranks and what rank 0's collectives moved in this process (a resumed run
+// counts from the resume): calls, bytes and seconds per kind (docs/distributed.md).
+nlohmann::json distributed_summary(const dist::Group& group) {
+  nlohmann::json collectives = nlohmann::json::object();
+  for (const auto& [kind, traffic] : group.traffic())
+    collectives[kind] = {{"calls", traffic.calls}, {"bytes", traffic.bytes}, {"seconds", traffic.seconds}};
+  return {{"ranks", group.size()}, {"timeout_seconds", group.timeout_seconds()}, {"collectives", collectives}};
+}
+
 // A data-parallel run's other ranks, once rank 0 has saved the result: the same model (theirs
 // in memory equals rank 0's), with rank 0's file as its source and rank 0's summary.
 void adopt_leader_result(const dist::Group& group, models::DiffusionModel& model, const io::Metadata& metadata,
@@ -515,7 +524,9 @@ RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progres
   files["model_file"] = result.model_file.string();
   if (writes) {
     save_run_model(*trained, metadata, result.model_file, directory);
-    result.summary = finish_run(config, outcome, directory, files);
+    result.summary = finish_run(config, outcome, directory, files,
+                                parallel ? nlohmann::json{{"distributed", distributed_summary(*group)}}
+                                         : nlohmann::json::object());
   }
   if (parallel) adopt_leader_result(*group, *trained, metadata, result);
   result.model = trained;

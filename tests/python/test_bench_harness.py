@@ -126,6 +126,8 @@ def _record_models(section, data, hashes):
         data["models_sha256"] = dict(hashes)
     elif section == "precision-parity":
         data["models_sha256"] = {m: hashes[m] for m in ("base", "descriptor", "classifier")}
+    elif section == "distributed-scaling":  # unlearning only: the base model
+        data["models_sha256"] = {"base": hashes["base"]}
     elif section == "bench-models":
         for model, entry in data["models"].items():
             entry["sha256"] = hashes[model]
@@ -133,7 +135,7 @@ def _record_models(section, data, hashes):
 
 
 @pytest.mark.parametrize("section", ["comparison", "tuning", "performance", "unlearning", "bench-models",
-                                     "precision-parity"])
+                                     "precision-parity", "distributed-scaling"])
 def test_a_table_fails_its_check_when_its_json_names_other_models_than_the_shipped_cards(tmp_path, section):
     tables = _bench_module("doc_tables")
     source, make, models, rerun = tables.SECTIONS[section]
@@ -144,7 +146,7 @@ def test_a_table_fails_its_check_when_its_json_names_other_models_than_the_shipp
     doctored_path = str(tmp_path / os.path.basename(source))
     sections = dict(tables.SECTIONS)
     try:
-        for model in ("base", "descriptor"):
+        for model in ("base",) if section == "distributed-scaling" else ("base", "descriptor"):
             for hashes, fails in ((shipped, False), (dict(shipped, **{model: "0" * 64}), True)):
                 with open(doctored_path, "w") as f:
                     json.dump(_record_models(section, measured, hashes), f)
@@ -159,8 +161,9 @@ def test_a_table_fails_its_check_when_its_json_names_other_models_than_the_shipp
         # a JSON that records no hashes cannot be checked: it fails too
         with open(doctored_path, "w") as f:
             json.dump({**measured, **({"models": {}} if section == "performance" else {}),
-                       **({"models_sha256": {}} if section in ("unlearning", "precision-parity") else {})}, f)
-        if section in ("performance", "unlearning", "precision-parity"):
+                       **({"models_sha256": {}} if section in ("unlearning", "precision-parity",
+                                                               "distributed-scaling") else {})}, f)
+        if section in ("performance", "unlearning", "precision-parity", "distributed-scaling"):
             with pytest.raises(SystemExit, match="records no model hashes"):
                 tables.render(text)
     finally:

@@ -104,7 +104,15 @@ def test_two_ranks_under_torchrun_train_the_one_process_model(tmp_path, config):
     assert one["samples_seen"] == two["samples_seen"]  # the same global batch
     for name, value in one["final_terms"].items():
         assert two["final_terms"][name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
-    # The same run: the folder's identity does not depend on the number of ranks.
+    # One all-reduce per step (every gradient in one flat buffer) of the trained tensors in float32.
+    collectives = two["distributed"]["collectives"]
+    assert two["distributed"]["ranks"] == 2 and "distributed" not in one
+    assert collectives["all_reduce"]["calls"] == config["trainer"]["steps"]
+    numel = sum(t.numel() for key, t in weights(tmp_path / "one" / "model.safetensors").items()
+                if key.startswith("diffusion_model."))  # trainable = full: the UNet (not the text encoder)
+    assert collectives["all_reduce"]["bytes"] == 4 * numel * config["trainer"]["steps"] * (
+        2 if config["objective"] == "siss" else 1)  # SISS sums its retain and forget gradients apart
+        # The same run: the folder's identity does not depend on the number of ranks.
     assert (json.loads((tmp_path / "one" / "identity.json").read_text())
             == json.loads((tmp_path / "two" / "identity.json").read_text()))
     assert sorted(os.listdir(tmp_path / "one")) == sorted(os.listdir(tmp_path / "two"))
