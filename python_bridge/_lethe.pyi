@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections.abc
 import torch
 import typing
-__all__: list[str] = ['Cancelled', 'Descriptor', 'LetheError', 'NoiseSchedule', 'PatchCritic', 'UNet', 'Value', 'available_cores', 'best_match', 'build_info', 'complete_sdxl_sizes', 'convert_workflow', 'copy_detection', 'critic_activation', 'critic_conjugate', 'critic_loss', 'ddim_step', 'ddpm_step', 'detect_unet_config', 'dpo_loss', 'erasediff_combine', 'f_divergence', 'f_divergence_names', 'forget_error', 'frechet_distance', 'frequency_energy', 'frequency_mask', 'generator_loss', 'host_model', 'inference_timesteps', 'init_threads', 'kernel_distance', 'kohya_module_name', 'load_safetensors', 'memorization_rate', 'node_schemas_json', 'npo_loss', 'objective_config', 'objective_description', 'objective_names', 'percentile', 'run_node', 'run_unlearning', 'save_safetensors', 'sdxl_vector', 'similarity_matrix', 'siss_combine', 'siss_losses', 'siss_weights', 'sscd_direction', 'sscd_margin', 'sscd_official_preprocess', 'sscd_progress', 'timestep_distribution', 'torch_version', 'uce_rows', 'uce_weight', 'unet_inference_bytes', 'variational_divergence_names', 'version', 'widgets_values_layout']
+__all__: list[str] = ['Cancelled', 'Descriptor', 'LetheError', 'NoiseSchedule', 'PatchCritic', 'UNet', 'Value', 'available_cores', 'best_match', 'build_info', 'complete_sdxl_sizes', 'convert_workflow', 'copy_detection', 'critic_activation', 'critic_conjugate', 'critic_loss', 'ddim_step', 'ddpm_step', 'detect_unet_config', 'dpo_loss', 'erasediff_combine', 'f_divergence', 'f_divergence_names', 'forget_error', 'frechet_distance', 'frequency_energy', 'frequency_mask', 'generator_loss', 'host_model', 'inference_timesteps', 'init_threads', 'kernel_distance', 'kohya_module_name', 'load_safetensors', 'memorization_rate', 'node_schemas_json', 'npo_loss', 'objective_config', 'objective_description', 'objective_names', 'percentile', 'run_evaluation', 'run_node', 'run_unlearning', 'save_safetensors', 'sdxl_vector', 'similarity_matrix', 'siss_combine', 'siss_losses', 'siss_weights', 'sscd_direction', 'sscd_margin', 'sscd_official_preprocess', 'sscd_progress', 'timestep_distribution', 'torch_version', 'uce_rows', 'uce_weight', 'unet_inference_bytes', 'variational_divergence_names', 'version', 'widgets_values_layout']
 class LetheError(RuntimeError):
     pass
 class Cancelled(LetheError):
@@ -209,6 +209,10 @@ def objective_names() -> list[str]:
     ...
 def percentile(values: torch.Tensor, q: typing.SupportsFloat | typing.SupportsIndex) -> float:
     ...
+def run_evaluation(request_json: str, group: typing.Any = None, timeout_seconds: typing.SupportsFloat | typing.SupportsIndex = 300.0, progress: typing.Any = None) -> tuple[str, str, str]:
+    """
+    `lethe eval` from Python: the request's keys are the options (model, baseline, reference, out, descriptor, classifier, config, erased_concept, precision, no_attacks, seed, samples_per_caption, samples_per_class). group: a torch.distributed ProcessGroup splitting the sampling over its ranks (docs/distributed.md). Returns (report JSON, report folder, summary lines).
+    """
 def run_node(name: str, inputs: dict, node_id: str = '0', run_directory: str = '.', progress: typing.Any = None, folders: collections.abc.Mapping[str, str] = {}) -> tuple[tuple, dict]:
     """
     Runs a native node. Inputs: tensors, widget values or lethe Values; folders: model folders by ComfyUI name (e.g. loras); progress: called with a dict per update, cancels by raising or returning False (raises Cancelled). Returns (outputs, ui).

@@ -2,6 +2,9 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <torch/csrc/utils/pybind.h>
+
 #include "bindings.hpp"
 #include "diffusion/timestep_distribution.hpp"
 #include "core/error.hpp"
@@ -12,6 +15,19 @@
 #include "io/safetensors.hpp"
 
 namespace lethe::bridge {
+
+dist::Group group_from_python(const py::object& group, double timeout_seconds, const std::string& function) {
+  if (group.is_none()) return {};
+  // Cast at call time: torch.distributed's ProcessGroup type is registered when it is imported.
+  c10::intrusive_ptr<c10d::ProcessGroup> process_group;
+  try {
+    process_group = group.cast<c10::intrusive_ptr<c10d::ProcessGroup>>();
+  } catch (const py::cast_error&) {
+    throw Error(str(function, ": group: expected a torch.distributed ProcessGroup (e.g. torch.distributed.group.WORLD "
+                    "after init_process_group), got ", py::str(py::type::of(group)).cast<std::string>()));
+  }
+  return dist::Group(process_group, std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000.0)));
+}
 
 ProgressCallback progress_from_python(const py::object& progress) {
   if (progress.is_none()) return {};

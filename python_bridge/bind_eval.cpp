@@ -1,12 +1,34 @@
 #include "bindings.hpp"
+#include "bench/bench_evaluation.hpp"
+#include "io/json_config.hpp"
 #include "eval/copy_detection.hpp"
 #include "eval/descriptor.hpp"
 #include "eval/fid.hpp"
+#include "eval/report.hpp"
 #include "eval/sscd_metrics.hpp"
 
 namespace lethe::bridge {
 
 void bind_eval(py::module_& m) {
+  m.def(
+      "run_evaluation",
+      [](const std::string& request_json, const py::object& group, double timeout_seconds, const py::object& progress) {
+        const auto request = io::read_config<bench::EvalRequest>(io::parse_json(request_json, "evaluation request"),
+                                                                  "evaluation request");
+        const dist::Group ranks = group_from_python(group, timeout_seconds, "run_evaluation");
+        const ProgressCallback report = progress_from_python(progress);  // made and dropped with the GIL held
+        const bench::EvalOutcome outcome =
+            without_gil("evaluation", [&] { return bench::run_eval_request(request, report, &ranks); });
+        return py::make_tuple(outcome.report.dump(), outcome.out.string(),
+                              eval::report_summary(outcome.report, outcome.config.erased_concept));
+      },
+      py::arg("request_json"), py::arg("group") = py::none(), py::arg("timeout_seconds") = 300.0,
+      py::arg("progress") = py::none(),
+      "`lethe eval` from Python: the request's keys are the options (model, baseline, reference, out, descriptor, "
+      "classifier, config, erased_concept, precision, no_attacks, seed, samples_per_caption, samples_per_class). group: "
+      "a torch.distributed ProcessGroup splitting the sampling over its ranks (docs/distributed.md). Returns (report "
+      "JSON, report folder, summary lines).");
+
   m.def("frechet_distance", &eval::frechet_distance, py::arg("features_a"), py::arg("features_b"),
         py::call_guard<py::gil_scoped_release>());
   m.def(

@@ -1,5 +1,4 @@
 #include "bindings.hpp"
-#include "core/failure.hpp"
 #include "graph/node_registry.hpp"
 #include "graph/nodes/node_helpers.hpp"
 #include "graph/workflow.hpp"
@@ -131,18 +130,9 @@ void bind_graph(py::module_& m) {
         context.run_directory = run_directory;
         for (const auto& [folder, path] : folders) context.folders[folder] = path;
         context.progress = progress_from_python(progress);
-        std::vector<graph::Value> outputs;
-        try {
-          py::gil_scoped_release release;
-          outputs = graph::run_node(name, context, graph::NodeInputs(schema, values, node_id));
-        } catch (const py::error_already_set&) {
-          throw;  // ComfyUI's interrupt (raised by the progress callback) and other Python errors, as they are
-        } catch (const Error&) {
-          throw;
-        } catch (const std::exception& e) {
-          // A library's raw error: one clear line; its text, backtrace included, goes to a log file.
-          throw Error(user_message(e, str("node ", node_id, " (", name, ")")));
-        }
+        const std::vector<graph::Value> outputs = without_gil(str("node ", node_id, " (", name, ")"), [&] {
+          return graph::run_node(name, context, graph::NodeInputs(schema, values, node_id));
+        });
         py::tuple result(outputs.size());
         for (size_t i = 0; i < outputs.size(); ++i) result[i] = from_value(outputs[i]);
         py::dict ui;

@@ -1,8 +1,4 @@
-#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
-#include <torch/csrc/utils/pybind.h>
-
 #include "bindings.hpp"
-#include "core/failure.hpp"
 #include "dist/group.hpp"
 #include "unlearn/run.hpp"
 #include "unlearn/uce.hpp"
@@ -29,31 +25,11 @@ void bind_unlearn(py::module_& m) {
       [](const std::string& config_file, const std::vector<std::string>& overrides, const std::string& out,
          const py::object& group, double timeout_seconds, const py::object& progress) {
         const unlearn::RunConfig config = unlearn::run_config_from(config_file, overrides, out);
-        dist::Group ranks;
-        if (!group.is_none()) {
-          // Cast at call time: torch.distributed's ProcessGroup type is registered when it is imported.
-          c10::intrusive_ptr<c10d::ProcessGroup> process_group;
-          try {
-            process_group = group.cast<c10::intrusive_ptr<c10d::ProcessGroup>>();
-          } catch (const py::cast_error&) {
-            throw Error(str("run_unlearning: group: expected a torch.distributed ProcessGroup (e.g. "
-                            "torch.distributed.group.WORLD after init_process_group), got ",
-                            py::str(py::type::of(group)).cast<std::string>()));
-          }
-          ranks = dist::Group(process_group, std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000.0)));
-        }
+        const dist::Group ranks = group_from_python(group, timeout_seconds, "run_unlearning");
         const ProgressCallback report = progress_from_python(progress);  // made and dropped with the GIL held
-        unlearn::RunResult result;
-        try {
-          py::gil_scoped_release release;
-          result = unlearn::run_unlearning(config, report, nullptr, nullptr, {}, &ranks);
-        } catch (const py::error_already_set&) {
-          throw;  // KeyboardInterrupt from the progress callback, as it is
-        } catch (const Error&) {
-          throw;
-        } catch (const std::exception& e) {
-          throw Error(user_message(e, "unlearning run"));
-        }
+        const unlearn::RunResult result = without_gil("unlearning run", [&] {
+          return unlearn::run_unlearning(config, report, nullptr, nullptr, {}, &ranks);
+        });
         return py::make_tuple(result.summary.dump(), result.directory.string());
       },
       py::arg("config_file"), py::arg("overrides") = std::vector<std::string>{}, py::arg("out") = "",

@@ -3,7 +3,10 @@
 
 #include <torch/extension.h>
 
+#include "core/error.hpp"
+#include "core/failure.hpp"
 #include "core/progress.hpp"
+#include "dist/group.hpp"
 
 namespace lethe::bridge {
 
@@ -22,5 +25,26 @@ void bind_host(py::module_& m);      // host (ComfyUI) models behind native call
 // returning False (the run stops as lethe::Cancelled, _lethe.Cancelled in Python, after the
 // checkpoint a cancel writes).
 ProgressCallback progress_from_python(const py::object& progress);
+
+// Runs `work` without the GIL. Python errors (ComfyUI's interrupt or a KeyboardInterrupt raised
+// by a progress callback) and lethe::Error pass as they are; any other library error becomes one
+// clear line about `doing`, its text and backtrace going to a log file (core/failure.hpp).
+template <typename Work>
+auto without_gil(const std::string& doing, Work work) -> decltype(work()) {
+  try {
+    py::gil_scoped_release release;
+    return work();
+  } catch (const py::error_already_set&) {
+    throw;
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error(user_message(e, doing));
+  }
+}
+
+// A torch.distributed ProcessGroup (or None: one process) as the core's dist::Group, its
+// collectives waited on for at most timeout_seconds; `function` names the caller in errors.
+dist::Group group_from_python(const py::object& group, double timeout_seconds, const std::string& function);
 
 }  // namespace lethe::bridge

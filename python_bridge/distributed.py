@@ -2,6 +2,7 @@
 
     torchrun --nproc-per-node 2 -m python_bridge.distributed unlearn --config run.json [--set K=V] [--out DIR]
     python -m python_bridge.distributed unlearn --nproc 2 --config run.json      (one machine, no torchrun)
+    torchrun --nproc-per-node 2 -m python_bridge.distributed eval --model out/run/model.safetensors [lethe eval's options]
 
 (`-m lethe.python_bridge.distributed` where Lethe is installed as a wheel.) Every rank joins the
 process group that torchrun's environment describes (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT):
@@ -31,20 +32,43 @@ _TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 def _parser():
     parser = argparse.ArgumentParser(prog="python -m python_bridge.distributed",
-                                     description="Data-parallel lethe unlearn under torchrun.")
+                                     description="Data-parallel lethe unlearn and sharded lethe eval under torchrun.")
     commands = parser.add_subparsers(dest="command", required=True)
     unlearn = commands.add_parser("unlearn", help="one unlearning run from a JSON config, split over the ranks")
     unlearn.add_argument("--config", default="", help="run config JSON (none: every default)")
     unlearn.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                          help="override a config key, e.g. --set trainer.steps=50")
     unlearn.add_argument("--out", default="", help="output folder (overrides the config's output)")
-    unlearn.add_argument("--backend", default=None,
-                         help="torch.distributed backend (default: cpu:gloo,cuda:nccl when CUDA is available, else gloo)")
-    unlearn.add_argument("--timeout", type=float, default=300.0,
-                         help="seconds a collective may wait for the other ranks (default 300)")
-    unlearn.add_argument("--nproc", type=int, default=0,
-                         help="start this many ranks on this machine (without torchrun's environment)")
+    evaluate = commands.add_parser("eval", help="evaluate a model on the embedded bench, the sampling split over the "
+                                               "ranks (lethe eval's options)")
+    evaluate.add_argument("--model", required=True, help="the model to evaluate (.safetensors)")
+    for option, text in (("--baseline", "the model before unlearning"), ("--reference", "the retrained model"),
+                         ("--out", "report folder (default out/eval-<timestamp>)"), ("--descriptor", "copy descriptor"),
+                         ("--classifier", "classifier"), ("--config", "evaluation settings JSON"),
+                         ("--erased-concept", "the class a concept-erasure run erased"),
+                         ("--precision", "auto, fp32 or bf16")):
+        evaluate.add_argument(option, default="", help=text)
+    evaluate.add_argument("--seed", type=int, default=0, help="sampling seed")
+    evaluate.add_argument("--samples-per-caption", type=int, default=-1, help="generations per forget caption")
+    evaluate.add_argument("--samples-per-class", type=int, default=-1, help="generations per class prompt")
+    evaluate.add_argument("--no-attacks", action="store_true", help="skip the attacks")
+    for command in (unlearn, evaluate):
+        command.add_argument("--backend", default=None, help="torch.distributed backend (default: cpu:gloo,cuda:nccl "
+                                                             "when CUDA is available, else gloo)")
+        command.add_argument("--timeout", type=float, default=300.0,
+                             help="seconds a collective may wait for the other ranks (default 300)")
+        command.add_argument("--nproc", type=int, default=0,
+                             help="start this many ranks on this machine (without torchrun's environment)")
     return parser
+
+
+def _evaluation_request(args):
+    """lethe eval's options as the native request (bench::EvalRequest's keys)."""
+    return json.dumps({"model": args.model, "baseline": args.baseline, "reference": args.reference, "out": args.out,
+                       "descriptor": args.descriptor, "classifier": args.classifier, "config": args.config,
+                       "erased_concept": args.erased_concept, "precision": args.precision,
+                       "no_attacks": args.no_attacks, "seed": args.seed,
+                       "samples_per_caption": args.samples_per_caption, "samples_per_class": args.samples_per_class})
 
 
 def _progress_printer(rank):
@@ -126,9 +150,14 @@ def main(argv=None):
     timeout = datetime.timedelta(seconds=args.timeout)
     dist.init_process_group(backend, timeout=timeout)
     rank, size = dist.get_rank(), dist.get_world_size()
+    progress = _progress_printer(rank)
     try:
-        summary, directory = _lethe.run_unlearning(args.config, args.overrides, args.out, group=dist.group.WORLD,
-                                                   timeout_seconds=args.timeout, progress=_progress_printer(rank))
+        if args.command == "eval":
+            report, folder, lines = _lethe.run_evaluation(_evaluation_request(args), group=dist.group.WORLD,
+                                                          timeout_seconds=args.timeout, progress=progress)
+        else:
+            summary, directory = _lethe.run_unlearning(args.config, args.overrides, args.out, group=dist.group.WORLD,
+                                                       timeout_seconds=args.timeout, progress=progress)
     except KeyboardInterrupt:
         print(f"lethe: cancelled (rank {rank} of {size}): the run folder's checkpoint keeps the completed steps; "
               f"the same command resumes it", file=sys.stderr)
@@ -138,7 +167,10 @@ def main(argv=None):
         return 1
     finally:
         dist.destroy_process_group()
-    if rank == 0:
+    if rank == 0 and args.command == "eval":
+        print(f"report: {os.path.join(folder, 'report.json')}\npicture: {os.path.join(folder, 'report.png')}")
+        print(lines, end="")
+    elif rank == 0:
         print(json.dumps(json.loads(summary), indent=2))
         print(f"run folder: {directory}")
     return 0

@@ -7,9 +7,11 @@
 #include "core/runtime.hpp"
 #include "data/batching.hpp"
 #include "data/idx.hpp"
+#include "dist/group.hpp"
 #include "eval/report.hpp"
 #include "io/hash.hpp"
 #include "io/json_config.hpp"
+#include "io/output_path.hpp"
 #include "io/safetensors.hpp"
 #include "models/unet_memory.hpp"
 
@@ -161,13 +163,14 @@ eval::ModelEvaluation evaluate_cached(eval::Evaluator& evaluator, models::Diffus
     return std::move(*cached);
   }
   eval::ModelEvaluation result = evaluator.evaluate(model, name, progress);
-  write_cached(file, key, result);
+  if (!evaluator.group() || evaluator.group()->leader()) write_cached(file, key, result);  // every rank has the same
   return result;
 }
 
 nlohmann::json evaluate_on_bench(const std::vector<NamedModel>& models, const std::filesystem::path& out,
                                  const eval::EvalConfig& config, std::shared_ptr<eval::Descriptor> descriptor,
-                                 std::shared_ptr<models::ClassifierImpl> classifier, const ProgressCallback& progress) {
+                                 std::shared_ptr<models::ClassifierImpl> classifier, const ProgressCallback& progress,
+                                 const dist::Group* group) {
   check(!models.empty(), "evaluation: no model to evaluate");
   const auto started = std::chrono::steady_clock::now();
   const auto dir = bench_model_dir();
@@ -182,6 +185,7 @@ nlohmann::json evaluate_on_bench(const std::vector<NamedModel>& models, const st
   FashionBench fashion = build_fashion_bench();
   eval::Evaluator evaluator(config, bench_eval_data(fashion, config.retain_probes, config.sampling.seed), descriptor,
                             classifier);
+  evaluator.set_group(group);
   const std::string context = evaluation_cache_context(descriptor->sha256, classifier_sha256, config, fashion.data_sha256);
   // Loading the data, embedding the reference images, the real images' classifier features.
   const double setup_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -208,7 +212,48 @@ nlohmann::json evaluate_on_bench(const std::vector<NamedModel>& models, const st
   std::vector<const eval::ModelEvaluation*> views;
   for (auto& result : results) views.push_back(result.get());
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  return eval::write_report(out, evaluator, views, seconds, {{"model_files", files}, {"cached_evaluations", cache_use}, {"setup_seconds", setup_seconds}});
+  const nlohmann::json extra = {{"model_files", files}, {"cached_evaluations", cache_use}, {"setup_seconds", setup_seconds}};
+  if (!group || group->single()) return eval::write_report(out, evaluator, views, seconds, extra);
+  nlohmann::json report;
+  if (group->leader()) report = eval::write_report(out, evaluator, views, seconds, extra);
+  group->barrier("waiting for rank 0 to write the report");
+  return group->leader() ? report : io::read_json_file(out / "report.json");
+}
+
+EvalOutcome run_eval_request(const EvalRequest& request, const ProgressCallback& progress, const dist::Group* group) {
+  check(!request.model.empty(), "lethe eval: --model: expected the model to evaluate (.safetensors), got none");
+  EvalOutcome outcome;
+  eval::EvalConfig& config = outcome.config;
+  config = bench_eval_config();
+  if (!request.config_file.empty())
+    config = io::merge_config(config, io::read_json_file(request.config_file), request.config_file);
+  config.sampling.seed = static_cast<uint64_t>(request.seed);
+  if (request.samples_per_caption > 0) config.samples_per_forget_caption = request.samples_per_caption;
+  if (request.samples_per_class > 0) config.samples_per_class = request.samples_per_class;
+  if (!request.erased_concept.empty()) config.erased_concept = request.erased_concept;
+  if (request.no_attacks) config.attacks.enabled = false;
+  if (!request.precision.empty()) config.precision = request.precision;
+  const bool leader = !group || group->leader();
+  std::string out = request.out;
+  if (leader) {
+    if (out.empty()) out = io::claim_numbered_folder("out", "eval-" + timestamp()).string();
+    check(!std::filesystem::exists(std::filesystem::path(out) / "report.json"), "lethe eval: '", out,
+          "' already holds a report; choose another --out (nothing is overwritten)");
+  }
+  if (group) out = group->broadcast_text(out, "sharing the report folder");  // the folder rank 0 claimed
+  outcome.out = out;
+  std::vector<NamedModel> entries = {{"evaluated", models::DiffusionModel::load(request.model)}};
+  if (!request.baseline.empty()) entries.push_back({"baseline", models::DiffusionModel::load(request.baseline)});
+  if (!request.reference.empty()) entries.push_back({"reference", models::DiffusionModel::load(request.reference)});
+  std::shared_ptr<eval::Descriptor> descriptor;
+  if (!request.descriptor.empty()) descriptor = eval::load_descriptor(request.descriptor);
+  std::shared_ptr<models::ClassifierImpl> classifier;
+  if (!request.classifier.empty()) {
+    classifier = models::ClassifierImpl::load(request.classifier);
+    classifier->eval();
+  }
+  outcome.report = evaluate_on_bench(entries, outcome.out, config, descriptor, classifier, progress, group);
+  return outcome;
 }
 
 eval::EvalConfig fit_to_memory(eval::EvalConfig config, const std::vector<NamedModel>& models, const std::string& where) {

@@ -8,6 +8,10 @@
 #include "bench/fashion_bench.hpp"
 #include "eval/evaluation.hpp"
 
+namespace lethe::dist {
+class Group;
+}
+
 namespace lethe::bench {
 
 // models/bench under resource_dir().
@@ -45,9 +49,48 @@ eval::EvalConfig fit_to_memory(eval::EvalConfig config, const std::vector<NamedM
 // "reference" entries add normalized SSCD and the direction score), writes report.json and
 // report.png into `out` and returns the report. descriptor / classifier default to the
 // shipped bench ones.
+// With `group` of several ranks (dist/group.hpp) every rank calls this with the same arguments:
+// the sampling is split over them (Evaluator::set_group), rank 0 alone writes the report and the
+// cache, and every rank returns the report.
 nlohmann::json evaluate_on_bench(const std::vector<NamedModel>& models, const std::filesystem::path& out,
                                  const eval::EvalConfig& config, std::shared_ptr<eval::Descriptor> descriptor = nullptr,
                                  std::shared_ptr<models::ClassifierImpl> classifier = nullptr,
-                                 const ProgressCallback& progress = {});
+                                 const ProgressCallback& progress = {}, const dist::Group* group = nullptr);
+
+// What `lethe eval` is asked: the models, where the report goes, and the settings on top of
+// bench_eval_config() (a settings file, then the options; -1 / "" = not given).
+struct EvalRequest {
+  std::string model, baseline, reference, out, descriptor, classifier, config_file, erased_concept, precision;
+  bool no_attacks = false;
+  int64_t seed = 0;
+  int64_t samples_per_caption = -1;
+  int64_t samples_per_class = -1;
+
+  template <typename V>
+  void visit(V& v) {
+    v("model", model);
+    v("baseline", baseline);
+    v("reference", reference);
+    v("out", out);
+    v("descriptor", descriptor);
+    v("classifier", classifier);
+    v("config", config_file);
+    v("erased_concept", erased_concept);
+    v("precision", precision);
+    v("no_attacks", no_attacks);
+    v("seed", seed);
+    v("samples_per_caption", samples_per_caption);
+    v("samples_per_class", samples_per_class);
+  }
+};
+struct EvalOutcome {
+  nlohmann::json report;
+  std::filesystem::path out;
+  eval::EvalConfig config;
+};
+// Runs a request: the settings, the report folder (out/eval-<time> when none is given; a folder
+// that holds a report is refused), the models, evaluate_on_bench. With `group`, as there.
+EvalOutcome run_eval_request(const EvalRequest& request, const ProgressCallback& progress = {},
+                             const dist::Group* group = nullptr);
 
 }  // namespace lethe::bench

@@ -1,12 +1,15 @@
 #include "eval/evaluation.hpp"
 
 #include <chrono>
+#include <optional>
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "core/error.hpp"
 #include "data/image.hpp"
+#include "dist/group.hpp"
+#include "dist/sharded_denoiser.hpp"
 #include "eval/fid.hpp"
 #include "eval/sscd_metrics.hpp"
 
@@ -135,6 +138,10 @@ void Evaluator::measure(models::DiffusionModel& model, ModelEvaluation& result, 
   StageClock clock;
   const std::vector<int64_t> shape = {data_.forget_images.size(1), data_.forget_images.size(2), data_.forget_images.size(3)};
   at::Tensor uncond = model.context_for({""});  // [1, L, D]
+  // What samples and predicts: the model, or its sharded view over the ranks of a group.
+  std::optional<dist::ShardedDenoiser> sharded;
+  if (group_ && !group_->single()) sharded.emplace(model, *group_, "the evaluated model");
+  models::Denoiser& denoiser = sharded ? static_cast<models::Denoiser&>(*sharded) : model;
   auto stage = [&](const std::string& label) {
     return [&, label](const ProgressEvent& event) {
       if (!progress) return;
@@ -148,7 +155,7 @@ void Evaluator::measure(models::DiffusionModel& model, ModelEvaluation& result, 
   const int64_t per_caption = config_.samples_per_forget_caption;
   const int64_t forget_count = data_.forget_images.size(0);
   at::Tensor context = model.context_for(repeat_each(data_.forget_captions, per_caption));
-  result.forget_samples = data::to_pixels(diffusion::sample(model, model.schedule(), context, uncond, shape, config_.sampling,
+  result.forget_samples = data::to_pixels(diffusion::sample(denoiser, model.schedule(), context, uncond, shape, config_.sampling,
                                                       {}, stage("forget captions")));
   result.forget_descriptors = embed_batched(*descriptor_, result.forget_samples);
   at::Tensor assigned = at::arange(forget_count, at::kLong).repeat_interleave(per_caption);
@@ -170,7 +177,7 @@ void Evaluator::measure(models::DiffusionModel& model, ModelEvaluation& result, 
   at::Tensor class_context = model.context_for(repeat_each(data_.class_captions, per_class));
   diffusion::SamplingOptions class_sampling = config_.sampling;
   class_sampling.seed = config_.sampling.seed + 1000003;
-  result.class_samples = data::to_pixels(diffusion::sample(model, model.schedule(), class_context, uncond, shape, class_sampling,
+  result.class_samples = data::to_pixels(diffusion::sample(denoiser, model.schedule(), class_context, uncond, shape, class_sampling,
                                                      {}, stage("class prompts")));
   auto [features, logits] = classify_all(*classifier_, result.class_samples);
   at::Tensor predictions = logits.argmax(1);  // [classes * S]
@@ -195,13 +202,13 @@ void Evaluator::measure(models::DiffusionModel& model, ModelEvaluation& result, 
   diffusion::SamplingOptions probe = config_.sampling;
   probe.start_timestep = config_.probe_timestep;
   probe.seed = config_.sampling.seed + 2000003;
-  at::Tensor forget_probe = data::to_pixels(diffusion::sample(model, model.schedule(), model.context_for(data_.forget_captions),
+  at::Tensor forget_probe = data::to_pixels(diffusion::sample(denoiser, model.schedule(), model.context_for(data_.forget_captions),
                                                         uncond, shape, probe, data::to_model_space(data_.forget_images)));
   m["forget_probe_sscd"] =
       (embed_batched(*descriptor_, forget_probe) * forget_descriptors_).sum(1).mean().item<double>();
   const int64_t retain_count = std::min<int64_t>(config_.retain_probes, data_.retain_images.size(0));
   std::vector<std::string> retain_captions(data_.retain_captions.begin(), data_.retain_captions.begin() + retain_count);
-  at::Tensor retain_probe = data::to_pixels(diffusion::sample(model, model.schedule(), model.context_for(retain_captions), uncond,
+  at::Tensor retain_probe = data::to_pixels(diffusion::sample(denoiser, model.schedule(), model.context_for(retain_captions), uncond,
                                                         shape, probe, data::to_model_space(data_.retain_images.narrow(0, 0, retain_count))));
   m["retain_probe_sscd"] = (embed_batched(*descriptor_, retain_probe) * retain_descriptors_.narrow(0, 0, retain_count))
                                .sum(1)
@@ -220,7 +227,7 @@ void Evaluator::measure(models::DiffusionModel& model, ModelEvaluation& result, 
       at::Tensor steps = at::full({x0.size(0)}, t, at::kLong);
       at::Tensor x_t = model.schedule().add_noise(x0, noise, steps);
       at::Tensor target = model.schedule().training_target(x0, noise, steps);
-      total += (model.predict(x_t, steps, ctx) - target).pow(2).mean().item<double>();
+      total += (denoiser.predict(x_t, steps, ctx) - target).pow(2).mean().item<double>();
     }
     return total / static_cast<double>(config_.loss_timesteps.size());
   };

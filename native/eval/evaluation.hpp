@@ -24,6 +24,10 @@
 #include "models/classifier.hpp"
 #include "models/diffusion_model.hpp"
 
+namespace lethe::dist {
+class Group;
+}
+
 namespace lethe::eval {
 
 struct EvalConfig {
@@ -99,6 +103,12 @@ class Evaluator {
   // direction score (needs baseline) to `evaluated`.
   void compare(ModelEvaluation& evaluated, const ModelEvaluation* baseline, const ModelEvaluation* reference) const;
   const EvalConfig& config() const { return config_; }
+  // Splits the sampling of evaluate() over the ranks of `group` (null: one process): every rank
+  // draws the same noise, each forward runs on this rank's share of the rows and is gathered
+  // (dist/sharded_denoiser.hpp), so every rank gets the whole result. The attacks run whole on
+  // every rank. `group` must outlive the evaluations.
+  void set_group(const dist::Group* group) { group_ = group; }
+  const dist::Group* group() const { return group_; }
   const EvalData& data() const { return data_; }
   const Descriptor& descriptor() const { return *descriptor_; }
   const models::ClassifierImpl& classifier() const { return *classifier_; }
@@ -113,6 +123,7 @@ class Evaluator {
   // the erased class with its prompt (concept task).
   AttackTargets attack_targets_;
   int64_t concept_label_ = -1;  // the erased class's label, -1 for the data task
+  const dist::Group* group_ = nullptr;
   at::Tensor attack_descriptors_;  // [N, D] of the data task's targets
   // The metrics of evaluate() without the attacks, in inference mode.
   void measure(models::DiffusionModel& model, ModelEvaluation& result, const ProgressCallback& progress);

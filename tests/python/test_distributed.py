@@ -2,7 +2,8 @@
 ranks train the model one process trains from the same global batches and seed; a SIGINT to
 both ranks leaves a checkpoint the same command resumes to the uninterrupted two-rank run;
 a rank that fails, or is killed, ends the other with a message, not a hang; the lethe program
-refuses to run as one of torchrun's ranks."""
+refuses to run as one of torchrun's ranks; an evaluation split over two ranks reports what one
+process reports."""
 import json
 import os
 import signal
@@ -188,3 +189,37 @@ def test_the_lethe_program_refuses_to_run_as_a_torchrun_rank(tmp_path):
     assert done.returncode == 1
     assert_clean(done.stderr, "rank 1 of 2", "python_bridge.distributed unlearn")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_sharded_evaluation_reports_what_one_process_reports(tmp_path):
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    # A model that is not shipped (shipped ones come from the evaluation cache, not from sampling).
+    base = os.path.join(ROOT, "models", "bench", "base.safetensors")
+    tensors = load_file(base)
+    with safe_open(base, "pt") as f:
+        metadata = f.metadata()
+    key = next(k for k in sorted(tensors) if k.startswith("diffusion_model.") and tensors[k].dim() == 4)
+    tensors[key] = tensors[key] + 1e-3 * torch.randn(tensors[key].shape, generator=torch.Generator().manual_seed(0))
+    model = tmp_path / "model.safetensors"
+    save_file(tensors, str(model), metadata=metadata)
+    settings = write_config(tmp_path, {"samples_per_forget_caption": 2, "samples_per_class": 4, "precision": "fp32",
+                                       "attacks": {"prompt_steps": 2, "prompt_samples": 2, "relearn_max_steps": 4,
+                                                   "relearn_check_every": 2, "relearn_samples": 2}}, "eval.json")
+    options = ["--model", str(model), "--config", str(settings)]
+    single = lethe("eval", *options, "--out", tmp_path / "one", env=dict(os.environ, LETHE_THREADS="1"))
+    assert single.returncode == 0, single.stderr
+    two = subprocess.run([sys.executable, "-m", "python_bridge.distributed", "eval", "--nproc", "2", *options, "--out",
+                          str(tmp_path / "two"), "--timeout", "60"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=600, env=dict(os.environ, LETHE_THREADS="1"))
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("report:") == 1 and single.stdout.splitlines()[-1] == two.stdout.splitlines()[-1]
+    one_report = json.loads((tmp_path / "one" / "report.json").read_text())["models"]["evaluated"]
+    two_report = json.loads((tmp_path / "two" / "report.json").read_text())["models"]["evaluated"]
+    compared = [name for name, value in one_report.items() if isinstance(value, float) and "seconds" not in name]
+    assert {"fid", "memorization_rate", "attack_prompt_success_rate", "attack_relearn_steps"} <= set(compared)
+    for name in compared:  # the same samples up to the rows' summation order
+        assert two_report[name] == pytest.approx(one_report[name], rel=1e-4, abs=1e-6), name
+    assert sorted(os.listdir(tmp_path / "one")) == sorted(os.listdir(tmp_path / "two"))
