@@ -94,7 +94,7 @@ CUDA_WHEEL_VENV ?= $(ROOT)/.venv-cuda-wheel
 CUDA_WHEEL_TORCH := torch==2.14.1 torchvision==0.29.1
 CUDA_WHEEL_BUILD := $(ROOT)/build-cuda-wheel
 CUDA_WHEEL_COPY := $(CUDA_WHEEL_BUILD)/lethe
-CUDA_WHEEL_TESTS := tests/python/test_comfy_pack.py tests/python/test_bridge.py tests/python/test_node_results.py tests/python/test_convert.py tests/python/test_install.py
+CUDA_WHEEL_TESTS := tests/python/test_comfy_pack.py tests/python/test_bridge.py tests/python/test_node_results.py tests/python/test_convert.py tests/python/test_install.py tests/python/test_distributed.py
 
 cuda-wheel-venv: $(CUDA_WHEEL_VENV)/.requirements-installed
 $(CUDA_WHEEL_VENV)/.requirements-installed: requirements-dev.txt

@@ -124,11 +124,12 @@ def test_sigint_to_both_ranks_resumes_to_the_uninterrupted_run(tmp_path):
 
     config = dict(DATA_TASK, trainer=dict(DATA_TASK["trainer"], steps=40, checkpoint_every=1))
     config_path = write_config(tmp_path, config)
-    # The uninterrupted run through the one-line start: --nproc starts the ranks itself.
-    whole = subprocess.run([sys.executable, "-m", "python_bridge.distributed", "unlearn", "--nproc", "2", "--config",
-                            str(config_path), "--out", str(tmp_path / "whole")], cwd=ROOT, capture_output=True, text=True,
-                           timeout=600, env=dict(os.environ, LETHE_THREADS="1"))
+    # The uninterrupted run through the one-line start: `lethe unlearn --nproc 2` hands it to the launcher,
+    # which starts the ranks itself.
+    whole = lethe("unlearn", "--nproc", "2", "--config", config_path, "--out", tmp_path / "whole",
+                  env=dict(os.environ, LETHE_THREADS="1"))
     assert whole.returncode == 0, whole.stderr[-3000:]
+    assert json.loads((tmp_path / "whole" / "summary.json").read_text())["distributed"]["ranks"] == 2
 
     processes = start_ranks(config_path, tmp_path / "run")
     checkpoint = tmp_path / "run" / "checkpoint.safetensors"
