@@ -163,7 +163,7 @@ eval::ModelEvaluation evaluate_cached(eval::Evaluator& evaluator, models::Diffus
     return std::move(*cached);
   }
   eval::ModelEvaluation result = evaluator.evaluate(model, name, progress);
-  if (!evaluator.group() || evaluator.group()->leader()) write_cached(file, key, result);  // every rank has the same
+  if (dist::writes_files(evaluator.group())) write_cached(file, key, result);  // every rank has the same
   return result;
 }
 
@@ -213,7 +213,7 @@ nlohmann::json evaluate_on_bench(const std::vector<NamedModel>& models, const st
   for (auto& result : results) views.push_back(result.get());
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const nlohmann::json extra = {{"model_files", files}, {"cached_evaluations", cache_use}, {"setup_seconds", setup_seconds}};
-  if (!group || group->single()) return eval::write_report(out, evaluator, views, seconds, extra);
+  if (!dist::spans_ranks(group)) return eval::write_report(out, evaluator, views, seconds, extra);
   nlohmann::json report;
   if (group->leader()) report = eval::write_report(out, evaluator, views, seconds, extra);
   group->barrier("waiting for rank 0 to write the report");
@@ -233,9 +233,8 @@ EvalOutcome run_eval_request(const EvalRequest& request, const ProgressCallback&
   if (!request.erased_concept.empty()) config.erased_concept = request.erased_concept;
   if (request.no_attacks) config.attacks.enabled = false;
   if (!request.precision.empty()) config.precision = request.precision;
-  const bool leader = !group || group->leader();
   std::string out = request.out;
-  if (leader) {
+  if (dist::writes_files(group)) {
     if (out.empty()) out = io::claim_numbered_folder("out", "eval-" + timestamp()).string();
     check(!std::filesystem::exists(std::filesystem::path(out) / "report.json"), "lethe eval: '", out,
           "' already holds a report; choose another --out (nothing is overwritten)");

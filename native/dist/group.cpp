@@ -41,10 +41,10 @@ void Group::collective(const std::string& what, const char* kind, int64_t bytes,
   }
 }
 
-std::pair<int64_t, int64_t> Group::share(int64_t rows) const {
+std::pair<int64_t, int64_t> Group::share_of(int rank, int64_t rows) const {
   const int64_t base = rows / size_, extra = rows % size_;
-  const int64_t first = rank_ * base + std::min<int64_t>(rank_, extra);
-  return {first, first + base + (rank_ < extra ? 1 : 0)};
+  const int64_t first = rank * base + std::min<int64_t>(rank, extra);
+  return {first, first + base + (rank < extra ? 1 : 0)};
 }
 
 at::Tensor Group::all_gather_rows(const at::Tensor& mine, int64_t rows, const std::string& what) const {
@@ -65,8 +65,8 @@ at::Tensor Group::all_gather_rows(const at::Tensor& mine, int64_t rows, const st
   collective(what, "all_gather", padded.nbytes(), [&] { return group_->allgather(outputs, inputs); });
   std::vector<at::Tensor> parts;
   for (int r = 0; r < size_; ++r) {
-    const int64_t length = rows / size_ + (r < rows % size_ ? 1 : 0);
-    parts.push_back(outputs[0][r].narrow(0, 0, length));
+    const auto [rank_first, rank_end] = share_of(r, rows);
+    parts.push_back(outputs[0][r].narrow(0, 0, rank_end - rank_first));
   }
   return at::cat(parts).to(mine.scalar_type());
 }

@@ -38,7 +38,7 @@ class Group {
 
   // This rank's rows [first, end) of `rows` split into size() contiguous shares, the first
   // rows % size() shares one row longer. Every rank gets at least one row when rows >= size().
-  std::pair<int64_t, int64_t> share(int64_t rows) const;
+  std::pair<int64_t, int64_t> share(int64_t rows) const { return share_of(rank_, rows); }
   // Every rank's share (this rank's is `mine`, rows from share(rows)) concatenated along dim 0:
   // [rows, ...] on every rank. `what` names the collective in errors.
   at::Tensor all_gather_rows(const at::Tensor& mine, int64_t rows, const std::string& what) const;
@@ -59,6 +59,8 @@ class Group {
   std::map<std::string, Traffic> traffic() const { return traffic_ ? *traffic_ : std::map<std::string, Traffic>{}; }
 
  private:
+  // Rank `rank`'s rows of `rows` (share() is this rank's).
+  std::pair<int64_t, int64_t> share_of(int rank, int64_t rows) const;
   // Waits for the collective `run` starts, recorded under `kind` with `bytes`; a failure or
   // timeout becomes an Error naming `what`.
   template <typename Run>
@@ -70,5 +72,10 @@ class Group {
   std::chrono::milliseconds timeout_{0};
   std::shared_ptr<std::map<std::string, Traffic>> traffic_;
 };
+
+// Whether `group` (null: one process) spans more than one rank.
+inline bool spans_ranks(const Group* group) { return group && !group->single(); }
+// Whether this process writes a run's files: one process always, else rank 0 only.
+inline bool writes_files(const Group* group) { return !group || group->leader(); }
 
 }  // namespace lethe::dist

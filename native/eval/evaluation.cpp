@@ -140,7 +140,7 @@ void Evaluator::measure(models::DiffusionModel& model, ModelEvaluation& result, 
   at::Tensor uncond = model.context_for({""});  // [1, L, D]
   // What samples and predicts: the model, or its sharded view over the ranks of a group.
   std::optional<dist::ShardedDenoiser> sharded;
-  if (group_ && !group_->single()) sharded.emplace(model, *group_, "the evaluated model");
+  if (dist::spans_ranks(group_)) sharded.emplace(model, *group_, "the evaluated model");
   models::Denoiser& denoiser = sharded ? static_cast<models::Denoiser&>(*sharded) : model;
   auto stage = [&](const std::string& label) {
     return [&, label](const ProgressEvent& event) {

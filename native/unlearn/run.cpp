@@ -263,7 +263,7 @@ TrainOutcome train(const RunConfig& config, Objective& objective, ObjectiveConte
   const TaskData& data = *context.data;
   // The selections' pictures at the size of the data they act on (naive deletion has only a retain set).
   const ExampleSet& shown = !data.forget.empty() ? data.forget : !data.anchor.empty() ? data.anchor : data.retain;
-  const bool writes = !context.group || context.group->leader();  // a data-parallel run's files are rank 0's
+  const bool writes = dist::writes_files(context.group);  // a data-parallel run's files are rank 0's
   if (writes) {
     draw_selections(timesteps, frequency, shown.images.size(2), shown.images.size(3), directory);
     write_resolved_config(config, objective, directory);
@@ -392,8 +392,8 @@ RunConfig run_config_from(const std::string& config_file, const std::vector<std:
 RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progress,
                          std::shared_ptr<models::DiffusionModel> model, const TaskData* given_data,
                          const RunPlacement& placement, const dist::Group* group) {
-  const bool parallel = group && !group->single();
-  const bool writes = !parallel || group->leader();  // a data-parallel run's files are rank 0's
+  const bool parallel = dist::spans_ranks(group);
+  const bool writes = dist::writes_files(group);  // a data-parallel run's files are rank 0's
   RunConfig config = input;
   if (config.model.empty() && !model) config.model = default_model_path().string();
   check(!config.model.empty() || model, "unlearning run: no model given (the config's 'model' is empty and no default "

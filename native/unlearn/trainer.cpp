@@ -75,7 +75,7 @@ Trainer::Trainer(TrainerConfig config, NamedTensors parameters, Objective& objec
   context_.retain_caption_dropout = config_.retain_caption_dropout;
   context_.generator = at::make_generator<at::CPUGeneratorImpl>(config_.seed);
   context_.reset_streams(config_.seed);
-  if (context_.group && !context_.group->single()) {
+  if (dist::spans_ranks(context_.group)) {
     const dist::Group& group = *context_.group;
     check(config_.batch_size >= group.size(), "trainer.batch_size: a data-parallel run over ", group.size(),
           " ranks splits every batch, so it needs at least ", group.size(), " samples per batch, got ", config_.batch_size);
@@ -117,7 +117,7 @@ nlohmann::json Trainer::identity() const {
 
 void Trainer::save_checkpoint(const fs::path& path, int64_t step, const std::vector<LossTerms>& history,
                               double seconds) {
-  if (context_.group && !context_.group->leader()) return;  // every rank holds the same state: rank 0 writes it
+  if (!dist::writes_files(context_.group)) return;  // every rank holds the same state: rank 0 writes it
   std::map<std::string, at::Tensor> tensors;
   const int64_t adam_steps = save_adam_moments(*optimizer_->adam, parameters_, "adam/", tensors);
   for (size_t i = 0; i < parameters_.size(); ++i) {
