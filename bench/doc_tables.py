@@ -281,7 +281,8 @@ def distributed_scaling_table(result):
     lines = [f"Measured {result['date']} by `make distributed-scaling` on {m['cpu']}: the default unlearning "
              f"({result['config']}, {result['steps']} steps, {result['rows'][0]['precision']}) in one process with "
              f"{m['threads_one_process']} threads, then over N ranks on this machine (Gloo on loopback), each rank "
-             "with its share of the cores. Collectives: rank 0's, per training step. The ranks share this machine's "
+             "with its share of the cores. Collectives: rank 0's, per training step (seconds: rank 0's wait, "
+             "the part the backward did not hide). The ranks share this machine's "
              "cores, so the best they can reach is one process's speed (speedup 1.00x): the rows show what the "
              "data-parallel path costs here (collectives, smaller batches per rank). Efficiency is speedup / ranks, "
              "what it means where each rank brings its own cores or GPU.", "",
@@ -292,6 +293,19 @@ def distributed_scaling_table(result):
                      f"{r['all_reduce_seconds_per_step']:.3f} ({r['all_reduce_bytes_per_step'] / 1e6:.1f}) | "
                      f"{r['all_gather_seconds_per_step']:.3f} ({r['all_gather_bytes_per_step'] / 1e6:.2f}) | "
                      f"{r['speedup']:.2f}x | {100 * r['efficiency']:.0f}% |")
+    return "\n".join(lines)
+
+
+def distributed_scaling_brief(result):
+    """The README's form of the scaling table: step time, all-reduce and efficiency per rank count."""
+    m = result["machine"]
+    lines = [f"Measured {result['date']} by `make distributed-scaling` on {m['cpu']} ({m['threads_one_process']} cores "
+             f"shared by the ranks, Gloo on loopback; {result['steps']} default unlearning steps, "
+             f"{result['rows'][0]['precision']}):", "",
+             "| ranks | s per step | all-reduce wait s (MB) per step | efficiency |", "|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['ranks']} | {r['seconds_per_step']:.3f} | {r['all_reduce_seconds_per_step']:.3f} "
+                     f"({r['all_reduce_bytes_per_step'] / 1e6:.1f}) | {100 * r['efficiency']:.0f}% |")
     return "\n".join(lines)
 
 
@@ -310,6 +324,8 @@ SECTIONS = {
     "tuning": (os.path.join(HERE, "tuning.json"), tuning_table, _tuning_models, ".venv/bin/python bench/tune_defaults.py"),
     "distributed-scaling": (os.path.join(HERE, "distributed_scaling.json"), distributed_scaling_table,
                             lambda r: r.get("models_sha256"), "make distributed-scaling"),
+    "distributed-scaling-brief": (os.path.join(HERE, "distributed_scaling.json"), distributed_scaling_brief,
+                                  lambda r: r.get("models_sha256"), "make distributed-scaling"),
 }
 
 

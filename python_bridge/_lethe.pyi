@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections.abc
 import torch
 import typing
-__all__: list[str] = ['Cancelled', 'Descriptor', 'LetheError', 'NoiseSchedule', 'PatchCritic', 'UNet', 'Value', 'available_cores', 'best_match', 'build_info', 'complete_sdxl_sizes', 'convert_workflow', 'copy_detection', 'critic_activation', 'critic_conjugate', 'critic_loss', 'ddim_step', 'ddpm_step', 'detect_unet_config', 'dpo_loss', 'erasediff_combine', 'f_divergence', 'f_divergence_names', 'forget_error', 'frechet_distance', 'frequency_energy', 'frequency_mask', 'generator_loss', 'host_model', 'inference_timesteps', 'init_threads', 'kernel_distance', 'kohya_module_name', 'load_safetensors', 'memorization_rate', 'node_schemas_json', 'npo_loss', 'objective_config', 'objective_description', 'objective_names', 'percentile', 'run_evaluation', 'run_node', 'run_unlearning', 'save_safetensors', 'sdxl_vector', 'similarity_matrix', 'siss_combine', 'siss_losses', 'siss_weights', 'sscd_direction', 'sscd_margin', 'sscd_official_preprocess', 'sscd_progress', 'timestep_distribution', 'torch_version', 'uce_rows', 'uce_weight', 'unet_inference_bytes', 'variational_divergence_names', 'version', 'widgets_values_layout']
+__all__: list[str] = ['Cancelled', 'Descriptor', 'LetheError', 'NoiseSchedule', 'PatchCritic', 'UNet', 'Value', 'available_cores', 'best_match', 'build_info', 'complete_sdxl_sizes', 'convert_workflow', 'copy_detection', 'critic_activation', 'critic_conjugate', 'critic_loss', 'ddim_step', 'ddpm_step', 'detect_unet_config', 'dpo_loss', 'erasediff_combine', 'f_divergence', 'f_divergence_names', 'forget_error', 'frechet_distance', 'frequency_energy', 'frequency_mask', 'generator_loss', 'host_model', 'inference_timesteps', 'init_threads', 'kernel_distance', 'kohya_module_name', 'load_safetensors', 'memorization_rate', 'node_schemas_json', 'npo_loss', 'objective_config', 'objective_description', 'objective_names', 'percentile', 'run_evaluation', 'run_node', 'run_unlearning', 'run_workflow', 'save_safetensors', 'sdxl_vector', 'similarity_matrix', 'siss_combine', 'siss_losses', 'siss_weights', 'sscd_direction', 'sscd_margin', 'sscd_official_preprocess', 'sscd_progress', 'timestep_distribution', 'torch_version', 'uce_rows', 'uce_weight', 'unet_inference_bytes', 'variational_divergence_names', 'version', 'widgets_values_layout']
 class LetheError(RuntimeError):
     pass
 class Cancelled(LetheError):
@@ -220,6 +220,10 @@ def run_node(name: str, inputs: dict, node_id: str = '0', run_directory: str = '
 def run_unlearning(config_file: str, overrides: collections.abc.Sequence[str] = [], out: str = '', group: typing.Any = None, timeout_seconds: typing.SupportsFloat | typing.SupportsIndex = 300.0, progress: typing.Any = None) -> tuple[str, str]:
     """
     `lethe unlearn` from Python: the config file ("": defaults), --set overrides and --out. group: a torch.distributed ProcessGroup for a data-parallel run (every rank calls this; docs/distributed.md), its collectives waited on for at most timeout_seconds. Returns (summary JSON, run folder).
+    """
+def run_workflow(workflow: str = '', out: str = '', resume: str = '', overrides: collections.abc.Sequence[str] = [], group: typing.Any = None, timeout_seconds: typing.SupportsFloat | typing.SupportsIndex = 300.0, progress: typing.Any = None) -> tuple[str, str, str]:
+    """
+    `lethe run` from Python: a workflow file (or resume: a run folder) with --out and --set overrides. group: a torch.distributed ProcessGroup (every rank calls this; the unlearn and evaluate nodes split their work, rank 0 writes the folder; docs/distributed.md). Returns (run.json's record, run folder, the lines lethe run prints).
     """
 def save_safetensors(path: str, tensors: collections.abc.Mapping[str, torch.Tensor], metadata: collections.abc.Mapping[str, str] = {}) -> None:
     ...

@@ -2,6 +2,7 @@
 #include "graph/node_registry.hpp"
 #include "graph/nodes/node_helpers.hpp"
 #include "graph/workflow.hpp"
+#include "graph/workflow_run.hpp"
 #include "io/json_config.hpp"
 #include "models/conditioning.hpp"
 
@@ -150,6 +151,28 @@ void bind_graph(py::module_& m) {
       "Runs a native node. Inputs: tensors, widget values or lethe Values; folders: model folders by ComfyUI "
       "name (e.g. loras); progress: called with a dict per update, cancels by raising or returning False "
       "(raises Cancelled). Returns (outputs, ui).");
+
+  m.def(
+      "run_workflow",
+      [](const std::string& workflow, const std::string& out, const std::string& resume,
+         const std::vector<std::string>& overrides, const py::object& group, double timeout_seconds,
+         const py::object& progress) {
+        const dist::Group ranks = group_from_python(group, timeout_seconds, "run_workflow");
+        const ProgressCallback report = progress_from_python(progress);  // made and dropped with the GIL held
+        const graph::WorkflowResult result = without_gil("workflow run", [&] {
+          return graph::run_request({workflow, out, resume, overrides}, report,
+                                    [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); },
+                                    &ranks);
+        });
+        return py::make_tuple(result.record.dump(), result.run_directory.string(), graph::result_lines(result));
+      },
+      py::arg("workflow") = "", py::arg("out") = "", py::arg("resume") = "",
+      py::arg("overrides") = std::vector<std::string>{}, py::arg("group") = py::none(),
+      py::arg("timeout_seconds") = 300.0, py::arg("progress") = py::none(),
+      "`lethe run` from Python: a workflow file (or resume: a run folder) with --out and --set overrides. group: "
+      "a torch.distributed ProcessGroup (every rank calls this; the unlearn and evaluate nodes split their work, "
+      "rank 0 writes the folder; docs/distributed.md). Returns (run.json's record, run folder, the lines lethe run "
+      "prints).");
 }
 
 }  // namespace lethe::bridge

@@ -1,14 +1,19 @@
-"""Data-parallel `lethe unlearn` on torch.distributed (docs/distributed.md).
+"""Data-parallel `lethe unlearn`, `lethe run` and `lethe eval` on torch.distributed (docs/distributed.md).
 
-    torchrun --nproc-per-node 2 -m python_bridge.distributed unlearn --config run.json [--set K=V] [--out DIR]
-    python -m python_bridge.distributed unlearn --nproc 2 --config run.json      (one machine, no torchrun)
-    torchrun --nproc-per-node 2 -m python_bridge.distributed eval --model out/run/model.safetensors [lethe eval's options]
+    torchrun --nproc-per-node 2 $(which lethe) unlearn --config run.json [--set K=V] [--out DIR]
+    torchrun --nproc-per-node 2 -m python_bridge.distributed unlearn --config run.json      (the same)
+    lethe unlearn --nproc 2 --config run.json                                  (one machine, no torchrun)
+    torchrun --nproc-per-node 2 $(which lethe) run workflows/quickstart.json [lethe run's options]
+    torchrun --nproc-per-node 2 $(which lethe) eval --model out/run/model.safetensors [lethe eval's options]
 
-(`-m lethe.python_bridge.distributed` where Lethe is installed as a wheel.) Every rank joins the
+(The lethe program carries a Python entry that runs this module when Python starts it, as
+torchrun does; under torchrun --no-python it hands itself over to this module.
+`-m lethe.python_bridge.distributed` where Lethe is installed as a wheel.) Every rank joins the
 process group that torchrun's environment describes (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT):
 Gloo for CPU runs, Gloo and NCCL with CUDA, or --backend. Every rank then runs the same unlearning run
-through the native core, which splits each batch over the ranks and sums the gradients with
-c10d collectives; rank 0 writes the run folder and prints the progress and the summary. A
+(or workflow, or evaluation) through the native core, which splits each batch over the ranks and
+sums the gradients with c10d collectives; rank 0 writes the run folder and prints the progress and
+the summary. A
 collective waits at most --timeout seconds, so a rank that fails or is cancelled ends the others
 with a message instead of a hang; the run then resumes from its checkpoint when started again.
 """
@@ -39,6 +44,13 @@ def _parser():
     unlearn.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                          help="override a config key, e.g. --set trainer.steps=50")
     unlearn.add_argument("--out", default="", help="output folder (overrides the config's output)")
+    workflow = commands.add_parser("run", help="a workflow headless (lethe run's options): every rank runs the graph, "
+                                               "the unlearn and evaluate nodes split their work, rank 0 writes the folder")
+    workflow.add_argument("workflow", nargs="?", default="", help="the workflow .json (UI or API format)")
+    workflow.add_argument("--out", default="", help="run folder (default out/<workflow>-<timestamp>)")
+    workflow.add_argument("--resume", default="", help="continue the cancelled, failed or killed run in this folder")
+    workflow.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE_ID.INPUT=VALUE",
+                          help="override an input (repeatable)")
     evaluate = commands.add_parser("eval", help="evaluate a model on the embedded bench, the sampling split over the "
                                                "ranks (lethe eval's options)")
     evaluate.add_argument("--model", required=True, help="the model to evaluate (.safetensors)")
@@ -52,7 +64,7 @@ def _parser():
     evaluate.add_argument("--samples-per-caption", type=int, default=-1, help="generations per forget caption")
     evaluate.add_argument("--samples-per-class", type=int, default=-1, help="generations per class prompt")
     evaluate.add_argument("--no-attacks", action="store_true", help="skip the attacks")
-    for command in (unlearn, evaluate):
+    for command in (unlearn, workflow, evaluate):
         command.add_argument("--backend", default=None, help="torch.distributed backend (default: cpu:gloo,cuda:nccl "
                                                              "when CUDA is available, else gloo)")
         command.add_argument("--timeout", type=float, default=300.0,
@@ -71,11 +83,14 @@ def _evaluation_request(args):
                        "samples_per_caption": args.samples_per_caption, "samples_per_class": args.samples_per_class})
 
 
-def _progress_printer(rank):
-    """Rank 0's progress: one line per 10 s and at the end (every rank still checks for cancel)."""
+def _progress_printer(rank, cancelled=None):
+    """Rank 0's progress: one line per 10 s and at the end (every rank still checks for cancel;
+    `cancelled`, when given, a list whose truth stops the run as a cancel at the next step)."""
     last = [0.0]
 
     def report(event):
+        if cancelled:
+            return False
         now = time.monotonic()
         done = event["step"] >= event["total"]
         if rank != 0 or (not done and now - last[0] < 10.0):
@@ -150,9 +165,23 @@ def main(argv=None):
     timeout = datetime.timedelta(seconds=args.timeout)
     dist.init_process_group(backend, timeout=timeout)
     rank, size = dist.get_rank(), dist.get_world_size()
-    progress = _progress_printer(rank)
+    # A workflow's nodes end a cancel as one (run.json says "cancelled"; --resume continues it):
+    # SIGINT asks the run to stop at its next step instead of raising in the middle of a node.
+    # torchrun passes a Ctrl-C on as SIGINT and then SIGTERM: both cancel (a checkpoint keeps the
+    # completed steps) before torchrun's SIGKILL 30 s later.
+    cancelled = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if args.command == "run":
+            signal.signal(signum, lambda _signum, _frame: cancelled.append(True))
+        else:
+            signal.signal(signum, signal.default_int_handler)
+    progress = _progress_printer(rank, cancelled)
     try:
-        if args.command == "eval":
+        if args.command == "run":
+            record, folder, lines = _lethe.run_workflow(args.workflow, args.out, args.resume, args.overrides,
+                                                        group=dist.group.WORLD, timeout_seconds=args.timeout,
+                                                        progress=progress)
+        elif args.command == "eval":
             report, folder, lines = _lethe.run_evaluation(_evaluation_request(args), group=dist.group.WORLD,
                                                           timeout_seconds=args.timeout, progress=progress)
         else:
@@ -162,12 +191,17 @@ def main(argv=None):
         print(f"lethe: cancelled (rank {rank} of {size}): the run folder's checkpoint keeps the completed steps; "
               f"the same command resumes it", file=sys.stderr)
         return 130
+    except _lethe.Cancelled as cancel:
+        print(f"lethe: cancelled (rank {rank} of {size}): {cancel}", file=sys.stderr)
+        return 130
     except _lethe.LetheError as error:
         print(f"lethe: error: {error}", file=sys.stderr)
         return 1
     finally:
         dist.destroy_process_group()
-    if rank == 0 and args.command == "eval":
+    if rank == 0 and args.command == "run":
+        print(lines, end="")
+    elif rank == 0 and args.command == "eval":
         print(f"report: {os.path.join(folder, 'report.json')}\npicture: {os.path.join(folder, 'report.png')}")
         print(lines, end="")
     elif rank == 0:

@@ -88,8 +88,8 @@ std::vector<Value> evaluate(NodeContext& context, const NodeInputs& in) {
   std::shared_ptr<eval::Descriptor> descriptor;
   if (in.has("descriptor")) descriptor = in.object<std::shared_ptr<eval::Descriptor>>("descriptor");
   // A new folder per evaluation (evaluate-node-<id>, -2, ...): reports are never overwritten.
-  const auto out = io::claim_numbered_folder(context.run_directory, "evaluate-node-" + io::file_name_part(context.node_id));
-  nlohmann::json report = evaluate_on_bench(entries, out, config, descriptor, nullptr, context.progress);
+  const auto out = context.claim_folder("evaluate-node-" + io::file_name_part(context.node_id));
+  nlohmann::json report = evaluate_on_bench(entries, out, config, descriptor, nullptr, context.progress, context.group);
   const std::string summary = eval::report_summary(report, erased), before_after = eval::before_after_line(report, erased);
   context.texts.push_back(summary);
   if (!before_after.empty()) context.texts.push_back(before_after);

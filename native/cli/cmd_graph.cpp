@@ -5,10 +5,9 @@
 
 #include "cli/commands.hpp"
 #include "cli/progress_bar.hpp"
-#include "io/set_override.hpp"
 #include "core/error.hpp"
 #include "core/runtime.hpp"
-#include "graph/executor.hpp"
+#include "graph/workflow_run.hpp"
 #include "graph/node_registry.hpp"
 #include "io/json_config.hpp"
 #include "io/output_path.hpp"
@@ -41,28 +40,6 @@ std::string markdown_node_list() {
   return out;
 }
 
-// Applies a --set override NODE_ID.INPUT=VALUE to the graph. Errors name the node and list
-// the node ids or the node's inputs.
-void apply_override(graph::ApiGraph& graph, const std::string& assignment) {
-  io::SetOverride given = io::parse_set_override(assignment, "NODE_ID.INPUT=VALUE");
-  const auto dot = given.key.find('.');
-  check(dot != std::string::npos, "--set expects NODE_ID.INPUT=VALUE, got '", assignment, "'");
-  const std::string id = given.key.substr(0, dot), input = given.key.substr(dot + 1);
-  auto found = graph.nodes.find(id);
-  std::vector<std::string> ids;
-  for (const auto& [node_id, node] : graph.nodes) ids.push_back(node_id);
-  check(found != graph.nodes.end(), "--set ", assignment, ": no node with id ", id, " (node ids: ", join(ids), ")");
-  if (graph::has_node(found->second.class_type)) {
-    const graph::NodeSchema& schema = graph::node_schema(found->second.class_type);
-    std::vector<std::string> names;
-    for (const auto& spec : schema.inputs) names.push_back(spec.name);
-    check(schema.input(input) != nullptr, "--set ", assignment, ": node ", id, " (", found->second.class_type,
-          ") has no input '", input, "'; inputs: ", join(names));
-    if (schema.input(input)->type == "STRING" && !given.value.is_string()) given.value = given.text;
-  }
-  found->second.inputs[input] = given.value;
-}
-
 }  // namespace
 
 void add_graph_commands(CLI::App& app) {
@@ -77,41 +54,10 @@ void add_graph_commands(CLI::App& app) {
                                        "the one recorded there)");
   run->add_option("--set", *overrides, "override an input: NODE_ID.INPUT=VALUE (repeatable)");
   set_action(run, [workflow, out, resume, overrides]() {
-    graph::RunOptions options;
-    options.progress = terminal_progress("run");
-    graph::WorkflowResult result;
-    if (!resume->empty()) {
-      check(workflow->empty() && out->empty() && overrides->empty(), "lethe run --resume ", *resume,
-            ": give no workflow, --out or --set (a resumed run is the same run, with the workflow recorded in its "
-            "folder)");
-      options.run_directory = *resume;
-      std::cerr << "lethe run: resuming " << options.run_directory.string() << "\n";
-      result = graph::resume_workflow(options);
-    } else {
-      check(!workflow->empty(), "lethe run: give a workflow .json (or --resume RUN_FOLDER)");
-      graph::ApiGraph graph = graph::parse_workflow(io::read_json_file(*workflow), *workflow);
-      for (const auto& assignment : *overrides) apply_override(graph, assignment);
-      options.run_directory =
-          out->empty() ? io::claim_numbered_folder("out", std::filesystem::path(*workflow).stem().string() + "-" + timestamp())
-                       : std::filesystem::path(*out);
-      std::cerr << "lethe run: " << *workflow << " -> " << options.run_directory.string() << "\n";
-      result = graph::run_workflow(graph, options);
-    }
-    for (const auto& [id, entry] : result.record["nodes"].items()) {
-      std::cout << "node " << id << " " << entry["class_type"].get<std::string>() << ": ";
-      if (entry.value("reused", false)) {
-        std::cout << "reused from the interrupted run";
-      } else {
-        std::cout << entry["seconds"].get<double>() << " s";
-      }
-      for (const auto& text : entry.value("texts", nlohmann::json::array())) std::cout << " | " << text.get<std::string>();
-      std::cout << "\n";
-    }
-    for (const auto& [id, entry] : result.record["nodes"].items())
-      for (const auto& file : entry.value("files", nlohmann::json::array()))
-        if (std::filesystem::path(file.get<std::string>()).filename() == "report.png")
-          std::cout << "report: " << (result.run_directory / file.get<std::string>()).string() << "\n";
-    std::cout << "run folder: " << result.run_directory.string() << "\n";
+    const graph::WorkflowResult result =
+        graph::run_request({*workflow, *out, *resume, *overrides}, terminal_progress("run"),
+                           [](const std::string& line) { std::cerr << line << "\n"; });
+    std::cout << graph::result_lines(result);
     return 0;
   });
 

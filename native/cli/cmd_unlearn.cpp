@@ -1,56 +1,13 @@
 // `lethe unlearn --config run.json`: one unlearning run with a progress bar.
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstdlib>
-#include <cstring>
-#include <filesystem>
 #include <iostream>
 #include <memory>
 
-#include "cli/build_python.hpp"
 #include "cli/commands.hpp"
 #include "cli/progress_bar.hpp"
 #include "core/error.hpp"
 #include "unlearn/run.hpp"
 
 namespace lethe::cli {
-
-namespace {
-
-// `lethe unlearn --nproc N`: the run continues as the data-parallel launcher (python -m
-// python_bridge.distributed unlearn --nproc N ..., docs/distributed.md) in the Python this
-// program was built for; the process group needs Python's torch.distributed (no Gloo headers in
-// torch's wheels). Returns only on failure.
-[[noreturn]] void exec_launcher(int64_t ranks, const std::string& config_file, const std::vector<std::string>& overrides,
-                                const std::string& out) {
-  namespace fs = std::filesystem;
-  // This source folder when it holds the launcher (make build, make comfy), else the installed
-  // wheel's package.
-  const fs::path source = kSourceFolder;
-  const bool from_source = fs::exists(source / "python_bridge" / "distributed.py");
-  if (from_source) {
-    const char* path = std::getenv("PYTHONPATH");
-    const std::string joined = source.string() + (path && *path ? ":" + std::string(path) : "");
-    ::setenv("PYTHONPATH", joined.c_str(), 1);
-  }
-  std::vector<std::string> args = {kBuildPython, "-m",
-                                   from_source ? "python_bridge.distributed" : "lethe.python_bridge.distributed",
-                                   "unlearn", "--nproc", std::to_string(ranks)};
-  if (!config_file.empty()) args.insert(args.end(), {"--config", config_file});
-  for (const auto& assignment : overrides) args.insert(args.end(), {"--set", assignment});
-  if (!out.empty()) args.insert(args.end(), {"--out", out});
-  std::vector<char*> argv;
-  for (auto& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  std::cout.flush();
-  ::execv(kBuildPython, argv.data());
-  throw Error(str("lethe unlearn --nproc: could not start the launcher with ", kBuildPython, " (the Python Lethe was built "
-                  "for): ", std::strerror(errno), "; run `python -m python_bridge.distributed unlearn --nproc ", ranks,
-                  " ...` with ComfyUI's or the project's Python (docs/distributed.md)"));
-}
-
-}  // namespace
 
 void add_unlearn_command(CLI::App& app) {
   auto* command = app.add_subcommand("unlearn", "Run one unlearning job from a JSON config (model, data, objective, "
@@ -70,7 +27,13 @@ void add_unlearn_command(CLI::App& app) {
   set_action(command, [config_file, out, overrides, print_only, ranks]() {
     const unlearn::RunConfig config = unlearn::run_config_from(*config_file, *overrides, *out);
     check(*ranks >= 0, "lethe unlearn --nproc: expected a process count >= 1, got ", *ranks);
-    if (*ranks > 0 && !*print_only) exec_launcher(*ranks, *config_file, *overrides, *out);  // config checked first
+    if (*ranks > 0 && !*print_only) {  // config checked first
+      std::vector<std::string> args = {"unlearn", "--nproc", std::to_string(*ranks)};
+      if (!config_file->empty()) args.insert(args.end(), {"--config", *config_file});
+      for (const auto& assignment : *overrides) args.insert(args.end(), {"--set", assignment});
+      if (!out->empty()) args.insert(args.end(), {"--out", *out});
+      exec_launcher(args, "lethe unlearn --nproc");
+    }
     if (*print_only) {
       std::cout << io::to_json(config).dump(2) << "\n";
       return 0;

@@ -1,10 +1,17 @@
 #include "cli/commands.hpp"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <map>
 
+#include "cli/build_python.hpp"
 #include "core/error.hpp"
+#include "core/text.hpp"
 
 namespace lethe::cli {
 
@@ -26,21 +33,53 @@ void register_commands(CLI::App& app) {
   add_perf_command(app);
 }
 
-// The lethe program is one process: under torchrun (WORLD_SIZE > 1) each rank would run the whole
-// job on its own, all into the same folder. Data-parallel runs join a process group in Python.
-void refuse_torchrun(const std::string& command) {
+void exec_launcher(const std::vector<std::string>& arguments, const std::string& doing) {
+  namespace fs = std::filesystem;
+  // This source folder when it holds the launcher (make build, make comfy), else the installed
+  // wheel's package.
+  const fs::path source = kSourceFolder;
+  const bool from_source = !source.empty() && fs::exists(source / "python_bridge" / "distributed.py");
+  if (from_source) {
+    const char* path = std::getenv("PYTHONPATH");
+    const std::string joined = source.string() + (path && *path ? ":" + std::string(path) : "");
+    ::setenv("PYTHONPATH", joined.c_str(), 1);
+  }
+  std::vector<std::string> args = {kBuildPython, "-m",
+                                   from_source ? "python_bridge.distributed" : "lethe.python_bridge.distributed"};
+  args.insert(args.end(), arguments.begin(), arguments.end());
+  std::vector<char*> argv;
+  for (auto& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  std::cout.flush();
+  ::execv(kBuildPython, argv.data());
+  throw Error(str(doing, ": could not start the data-parallel launcher with ", kBuildPython, " (the Python Lethe was "
+                  "built for): ", std::strerror(errno), "; run `python -m python_bridge.distributed ",
+                  join(arguments, " "), "` with ComfyUI's or the project's Python (docs/distributed.md)"));
+}
+
+namespace {
+// torchrun's WORLD_SIZE when it is above 1, else 0.
+int torchrun_world_size() {
   const char* world = std::getenv("WORLD_SIZE");
-  if (!world || std::atoi(world) <= 1) return;
-  const char* rank = std::getenv("RANK");
-  throw Error(str("lethe ", command, ": started as rank ", rank ? rank : "?", " of ", world,
-                  " (torchrun's environment), but the lethe program runs in one process; a data-parallel unlearning "
-                  "run starts as `torchrun --nproc-per-node ", world,
-                  " -m python_bridge.distributed unlearn --config run.json` (or `python -m "
-                  "python_bridge.distributed unlearn --nproc ", world, " ...`; docs/distributed.md)"));
+  return world && std::atoi(world) > 1 ? std::atoi(world) : 0;
+}
+}  // namespace
+
+void hand_over_under_torchrun(const std::vector<std::string>& arguments) {
+  if (torchrun_world_size() == 0 || arguments.empty()) return;
+  const std::string& command = arguments.front();
+  if (command == "unlearn" || command == "run" || command == "eval") exec_launcher(arguments, "lethe " + command);
 }
 
 int run_selected(CLI::App& app) {
-  refuse_torchrun(app.get_subcommands().front()->get_name());
+  const std::string command = app.get_subcommands().front()->get_name();
+  if (const int world = torchrun_world_size()) {  // each rank would run the whole job on its own
+    const char* rank = std::getenv("RANK");
+    throw Error(str("lethe ", command, ": started as rank ", rank ? rank : "?", " of ", world,
+                    " (torchrun's environment), but `lethe ", command, "` runs in one process; unlearn, run and eval "
+                    "split over ranks (`torchrun --nproc-per-node ", world, " $(which lethe) unlearn --config run.json`; "
+                    "docs/distributed.md)"));
+  }
   // The deepest selected sub-command with an action runs.
   CLI::App* current = &app;
   while (!current->get_subcommands().empty()) {

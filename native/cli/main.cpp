@@ -20,6 +20,12 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
   lethe::cli::register_commands(app);
   try {
+    lethe::cli::hand_over_under_torchrun(std::vector<std::string>(argv + 1, argv + argc));
+  } catch (const std::exception& e) {
+    std::cerr << "lethe: error: " << e.what() << "\n";
+    return 1;
+  }
+  try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <torch/csrc/distributed/c10d/Work.hpp>
 
 #include "core/error.hpp"
 
@@ -20,25 +21,81 @@ Group::~Group() = default;
 Group::Group(const Group&) = default;
 Group& Group::operator=(const Group&) = default;
 
+void Group::failed(const std::string& what) const {
+  // c10d's own text (a Gloo socket error, a timeout) names its sources, not the run: the other
+  // ranks' messages say what happened to them.
+  throw Error(str("distributed run, rank ", rank_, " of ", size_, ": ", what,
+                  " failed: another rank stopped (it failed, was cancelled or was killed) or did not answer within ",
+                  timeout_seconds(), " s; see the other ranks' messages"));
+}
+
+void Group::wait_for(c10d::Work& work, const std::string& what, const char* kind, int64_t bytes,
+                     std::chrono::steady_clock::time_point started) const {
+  try {
+    work.wait(timeout_);
+  } catch (const std::exception&) {
+    failed(what);
+  }
+  Traffic& record = (*traffic_)[kind];
+  record.calls += 1;
+  record.bytes += bytes;
+  record.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+}
+
 template <typename Run>
 void Group::collective(const std::string& what, const char* kind, int64_t bytes, Run run) const {
   const auto started = std::chrono::steady_clock::now();
+  c10::intrusive_ptr<c10d::Work> work;
   try {
-    c10::intrusive_ptr<c10d::Work> work = run();
-    work->wait(timeout_);
-    Traffic& record = (*traffic_)[kind];
-    record.calls += 1;
-    record.bytes += bytes;
-    record.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  } catch (const Error&) {
-    throw;
+    work = run();
   } catch (const std::exception&) {
-    // c10d's own text (a Gloo socket error, a timeout) names its sources, not the run: the
-    // other ranks' messages say what happened to them.
-    throw Error(str("distributed run, rank ", rank_, " of ", size_, ": ", what,
-                    " failed: another rank stopped (it failed, was cancelled or was killed) or did not answer within ",
-                    timeout_seconds(), " s; see the other ranks' messages"));
+    failed(what);
   }
+  wait_for(*work, what, kind, bytes, started);
+}
+
+PendingSum::PendingSum() = default;
+PendingSum::~PendingSum() = default;
+PendingSum::PendingSum(PendingSum&&) noexcept = default;
+PendingSum& PendingSum::operator=(PendingSum&&) noexcept = default;
+
+bool PendingSum::pending() const { return work_.defined(); }
+
+void PendingSum::wait() {
+  if (!pending()) return;
+  c10::intrusive_ptr<c10d::Work> work = std::move(work_);
+  group_->wait_for(*work, what_, "all_reduce", buffer_.nbytes(), std::chrono::steady_clock::now());
+  int64_t offset = 0;
+  for (const auto& tensor : tensors_) {
+    const int64_t count = tensor.numel();
+    tensor.detach().copy_(buffer_.narrow(0, offset, count).view(tensor.sizes()));
+    offset += count;
+  }
+  tensors_.clear();
+  buffer_ = at::Tensor();
+}
+
+PendingSum Group::start_all_reduce_sum(const std::vector<at::Tensor>& tensors, const std::string& what) const {
+  PendingSum sum;
+  if (single() || tensors.empty()) return sum;
+  std::vector<at::Tensor> flat_parts;
+  for (const auto& tensor : tensors) {
+    check(tensor.scalar_type() == tensors[0].scalar_type() && tensor.device() == tensors[0].device(), what,
+          ": expected tensors of one dtype and device, got ", tensors[0].scalar_type(), " on ", tensors[0].device(),
+          " and ", tensor.scalar_type(), " on ", tensor.device());
+    flat_parts.push_back(tensor.detach().reshape({-1}));
+  }
+  std::vector<at::Tensor> buffer{at::cat(flat_parts)};
+  try {
+    sum.work_ = group_->allreduce(buffer);
+  } catch (const std::exception&) {
+    failed(what);
+  }
+  sum.group_ = this;
+  sum.buffer_ = buffer[0];
+  sum.tensors_ = tensors;
+  sum.what_ = what;
+  return sum;
 }
 
 std::pair<int64_t, int64_t> Group::share_of(int rank, int64_t rows) const {
@@ -75,18 +132,7 @@ void Group::all_reduce_sum(const std::vector<at::Tensor>& tensors, const std::st
   if (single() || tensors.empty()) return;
   std::map<std::pair<at::ScalarType, std::string>, std::vector<at::Tensor>> by_kind;  // one flat buffer per dtype/device
   for (const auto& tensor : tensors) by_kind[{tensor.scalar_type(), tensor.device().str()}].push_back(tensor);
-  for (auto& [kind, group] : by_kind) {
-    std::vector<at::Tensor> flat_parts;
-    for (const auto& tensor : group) flat_parts.push_back(tensor.detach().reshape({-1}));
-    std::vector<at::Tensor> buffer{at::cat(flat_parts)};
-    collective(what, "all_reduce", buffer[0].nbytes(), [&] { return group_->allreduce(buffer); });
-    int64_t offset = 0;
-    for (const auto& tensor : group) {
-      const int64_t count = tensor.numel();
-      tensor.detach().copy_(buffer[0].narrow(0, offset, count).view(tensor.sizes()));
-      offset += count;
-    }
-  }
+  for (auto& [kind, group] : by_kind) start_all_reduce_sum(group, what).wait();
 }
 
 std::string Group::broadcast_text(const std::string& text, const std::string& what) const {

@@ -18,9 +18,33 @@
 
 namespace c10d {
 class ProcessGroup;
+class Work;
 }
 
 namespace lethe::dist {
+
+class Group;
+
+// A sum over the ranks that was started and not yet waited for (Group::start_all_reduce_sum).
+// Dropping it unwaited is safe (the collective keeps its buffer) but leaves the tensors as they were.
+class PendingSum {
+ public:
+  PendingSum();
+  ~PendingSum();
+  PendingSum(PendingSum&&) noexcept;
+  PendingSum& operator=(PendingSum&&) noexcept;
+  bool pending() const;
+  // Waits (at most the group's timeout) and writes the sums back into the tensors.
+  void wait();
+
+ private:
+  friend class Group;
+  const Group* group_ = nullptr;
+  c10::intrusive_ptr<c10d::Work> work_;
+  at::Tensor buffer_;  // [sum of numels], the tensors flattened
+  std::vector<at::Tensor> tensors_;
+  std::string what_;
+};
 
 class Group {
  public:
@@ -44,13 +68,18 @@ class Group {
   at::Tensor all_gather_rows(const at::Tensor& mine, int64_t rows, const std::string& what) const;
   // Sums the tensors over the ranks in place (one flat buffer per dtype, so one collective).
   void all_reduce_sum(const std::vector<at::Tensor>& tensors, const std::string& what) const;
+  // Starts summing the tensors (one dtype and device) over the ranks, copied into one flat
+  // buffer now; the caller goes on (e.g. with the backward) and waits later. Every rank must
+  // start the same sums in the same order.
+  PendingSum start_all_reduce_sum(const std::vector<at::Tensor>& tensors, const std::string& what) const;
   // Rank 0's text, on every rank.
   std::string broadcast_text(const std::string& text, const std::string& what) const;
   void barrier(const std::string& what) const;
 
   // What this group's collectives moved so far (copies of the group add to the same record), by
   // kind (all_gather, all_reduce, broadcast, barrier): calls, the bytes this rank contributed
-  // and the seconds from the call to the end of the wait.
+  // and the seconds this rank waited for them (for a sum started before the backward finished:
+  // from the wait's start, the part the backward did not hide).
   struct Traffic {
     int64_t calls = 0;
     int64_t bytes = 0;
@@ -65,6 +94,12 @@ class Group {
   // timeout becomes an Error naming `what`.
   template <typename Run>
   void collective(const std::string& what, const char* kind, int64_t bytes, Run run) const;
+  // Waits for `work` (the group's timeout), recorded as above from `started`.
+  void wait_for(c10d::Work& work, const std::string& what, const char* kind, int64_t bytes,
+                std::chrono::steady_clock::time_point started) const;
+  // The Error of a collective that failed or timed out.
+  [[noreturn]] void failed(const std::string& what) const;
+  friend class PendingSum;
 
   c10::intrusive_ptr<c10d::ProcessGroup> group_;
   int rank_ = 0;

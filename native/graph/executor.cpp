@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <functional>
 #include <set>
+#include <tuple>
 
 #include "core/error.hpp"
 #include "core/failure.hpp"
@@ -264,7 +266,10 @@ WorkflowResult execute(const ApiGraph& input, const RunOptions& options, io::Fol
   WorkflowResult result;
   result.run_directory = options.run_directory;
   const fs::path record_file = options.run_directory / "run.json";
-  auto write_record = [&] { io::write_json_file(record_file, record); };
+  const bool writes = dist::writes_files(options.group);  // under torchrun, rank 0's files
+  auto write_record = [&] {
+    if (writes) io::write_json_file(record_file, record);
+  };
 
   ApiGraph graph;
   try {
@@ -272,11 +277,11 @@ WorkflowResult execute(const ApiGraph& input, const RunOptions& options, io::Fol
   } catch (const Error& e) {
     record["status"] = "invalid";
     record["error"] = e.what();
-    io::write_json_file(options.run_directory / "workflow_api.json", to_api_json(input));
+    if (writes) io::write_json_file(options.run_directory / "workflow_api.json", to_api_json(input));
     write_record();
     throw;
   }
-  io::write_json_file(options.run_directory / "workflow_api.json", to_api_json(graph));
+  if (writes) io::write_json_file(options.run_directory / "workflow_api.json", to_api_json(graph));
   const std::vector<std::string> order = execution_order(graph);
   const std::map<std::string, std::string> identities = node_identities(graph, order);
   const std::set<std::string> to_run = nodes_to_run(graph, order, identities, previous_nodes);
@@ -311,6 +316,7 @@ WorkflowResult execute(const ApiGraph& input, const RunOptions& options, io::Fol
     NodeContext context;
     context.node_id = node.id;
     context.run_directory = options.run_directory;
+    context.group = options.group;
     const std::string stage = str("node ", node.id, " ", node.class_type, " (", index + 1, "/", order.size(), ")");
     if (options.progress) {
       context.progress = [&, stage](const ProgressEvent& event) {
@@ -345,7 +351,8 @@ WorkflowResult execute(const ApiGraph& input, const RunOptions& options, io::Fol
     for (const auto& file : context.files) files.push_back(fs::relative(file, options.run_directory).string());
     for (size_t p = 0; p < context.previews.size(); ++p) {
       const auto& [name, images] = context.previews[p];
-      if (node.class_type == "PreviewImage" || node.class_type == "SaveImage") continue;  // already written
+      // PreviewImage and SaveImage wrote theirs already; under torchrun rank 0 writes them.
+      if (node.class_type == "PreviewImage" || node.class_type == "SaveImage" || !writes) continue;
       for (int64_t i = 0; i < images.size(0); ++i) {
         const auto path = options.run_directory / str("preview-node-", io::file_name_part(node.id), "-",
                                                       io::file_name_part(name), "-", i, ".png");
@@ -392,7 +399,13 @@ std::map<std::string, std::string> node_identities(const ApiGraph& graph, const 
   return identities;
 }
 
-WorkflowResult run_workflow(const ApiGraph& input, const RunOptions& options) {
+namespace {
+
+// An opened run folder: its lock (held by rank 0 alone under torchrun), the run's record and the
+// previous run's node entries (resume reuses the finished ones).
+using OpenedRun = std::tuple<io::FolderLock, json, json>;
+
+OpenedRun open_new_run(const ApiGraph& input, const RunOptions& options) {
   json previous = json::object();
   io::FolderLock lock = lock_run_folder(options.run_directory, &previous);
   const std::string folder = options.run_directory.string();
@@ -413,10 +426,10 @@ WorkflowResult run_workflow(const ApiGraph& input, const RunOptions& options) {
   } catch (const io::FileExists&) {
     throw Error(str("run folder '", folder, "' already holds a run; choose another --out (nothing is overwritten)"));
   }
-  return execute(input, options, std::move(lock), record, json::object());
+  return {std::move(lock), record, json::object()};
 }
 
-WorkflowResult resume_workflow(const RunOptions& options) {
+OpenedRun open_resumed_run(const RunOptions& options) {
   const std::string folder = options.run_directory.string();
   check(fs::exists(options.run_directory / "run.json"), "--resume ", folder,
         ": no run to resume there (no run.json); start one with `lethe run WORKFLOW --out ", folder, "`");
@@ -428,14 +441,41 @@ WorkflowResult resume_workflow(const RunOptions& options) {
         text_field(previous, "error", ""), ")");
   check(fs::exists(options.run_directory / "workflow_api.json"), "--resume ", folder,
         ": workflow_api.json is missing, so the run cannot be continued");
-  const ApiGraph graph = parse_workflow(io::read_json_file(options.run_directory / "workflow_api.json"),
-                                        (options.run_directory / "workflow_api.json").string());
   json record = previous;
   const json times = previous.value("resumed", json(0));
   record["resumed"] = times.is_number_integer() ? times.get<int64_t>() + 1 : 1;
   record["resumed_at"] = timestamp();
   const json nodes = previous.contains("nodes") && previous["nodes"].is_object() ? previous["nodes"] : json::object();
-  return execute(graph, options, std::move(lock), record, nodes);
+  return {std::move(lock), record, nodes};
+}
+
+// Under torchrun rank 0 opens the folder as one process would; the other ranks wait for it and
+// take its record and previous nodes, so that every rank runs the same nodes.
+OpenedRun open_on_ranks(const RunOptions& options, const std::function<OpenedRun()>& open) {
+  OpenedRun opened;
+  if (dist::writes_files(options.group)) opened = open();
+  if (dist::spans_ranks(options.group)) {
+    auto& [lock, record, nodes] = opened;
+    const json shared = json::parse(options.group->broadcast_text(json{{"record", record}, {"nodes", nodes}}.dump(),
+                                                                  "sharing the workflow run's folder"));
+    record = shared.at("record");
+    nodes = shared.at("nodes");
+  }
+  return opened;
+}
+
+}  // namespace
+
+WorkflowResult run_workflow(const ApiGraph& input, const RunOptions& options) {
+  auto [lock, record, nodes] = open_on_ranks(options, [&] { return open_new_run(input, options); });
+  return execute(input, options, std::move(lock), record, nodes);
+}
+
+WorkflowResult resume_workflow(const RunOptions& options) {
+  auto [lock, record, nodes] = open_on_ranks(options, [&] { return open_resumed_run(options); });
+  // Read once rank 0 has checked the folder (every rank reads the same file).
+  const fs::path file = options.run_directory / "workflow_api.json";
+  return execute(parse_workflow(io::read_json_file(file), file.string()), options, std::move(lock), record, nodes);
 }
 
 }  // namespace lethe::graph

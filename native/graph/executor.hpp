@@ -17,6 +17,10 @@
 #include "core/progress.hpp"
 #include "graph/workflow.hpp"
 
+namespace lethe::dist {
+class Group;
+}
+
 namespace lethe::graph {
 
 // Checks the graph; throws one lethe::Error listing every problem, each naming node id,
@@ -30,6 +34,9 @@ std::vector<std::string> execution_order(const ApiGraph& graph);
 struct RunOptions {
   std::filesystem::path run_directory;  // created; must not hold a run already
   ProgressCallback progress;            // receives each node's progress (stage = "node <id> <type>")
+  // Under torchrun: the ranks, every one running the same workflow into the same folder
+  // (NodeContext::group); rank 0 alone locks the folder and writes run.json and the files.
+  const dist::Group* group = nullptr;
 };
 
 // A node's identity: its type, its widget values, the identities of the nodes (and output

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/progress.hpp"
+#include "dist/group.hpp"
 #include "graph/value.hpp"
 
 namespace lethe::graph {
@@ -65,6 +66,14 @@ struct NodeContext {
   std::vector<std::filesystem::path> files;  // files the node wrote
   // Model folders by ComfyUI's folder_paths name ("loras", ...); headless: under run_directory.
   std::map<std::string, std::filesystem::path> folders;
+  // `lethe run` under torchrun: the ranks, each running the whole graph (docs/distributed.md);
+  // null in ComfyUI and in one process. The unlearn and evaluate nodes split their work over
+  // them; every other node runs whole on each rank, and only rank 0 writes files.
+  const dist::Group* group = nullptr;
+  bool writes_files() const { return dist::writes_files(group); }
+  // A new folder <run_directory>/<stem>[-N] for this node's files (io::claim_numbered_folder),
+  // claimed by rank 0 and the same on every rank.
+  std::filesystem::path claim_folder(const std::string& stem) const;
 };
 
 class NodeInputs {

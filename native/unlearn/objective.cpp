@@ -4,6 +4,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "core/error.hpp"
+#include "dist/gradient_buckets.hpp"
 #include "dist/group.hpp"
 #include "unlearn/caption_variants.hpp"
 
@@ -199,9 +200,15 @@ void add_gradients(const std::vector<at::Tensor>& parameters, const std::vector<
   }
 }
 
-void sum_over_ranks(ObjectiveContext& context, const std::vector<at::Tensor>& buffers) {
-  context.gradients_summed = true;
-  if (context.group) context.group->all_reduce_sum(buffers, "the gradient sum");
+void ObjectiveContext::backward(const at::Tensor& loss) {
+  if (!buckets || !last_micro()) {
+    loss.backward();
+    return;
+  }
+  buckets->arm();
+  loss.backward();
+  buckets->finish();
+  gradients_summed = true;
 }
 
 double norm_of(const std::vector<at::Tensor>& buffers) {

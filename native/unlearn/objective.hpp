@@ -29,6 +29,7 @@ class DiffusionModel;
 }
 namespace lethe::dist {
 class Group;
+class GradientBuckets;
 }
 
 namespace lethe::unlearn {
@@ -67,6 +68,16 @@ class ObjectiveContext {
   // objective summed the gradients it combines itself (sum_over_ranks sets gradients_summed).
   const dist::Group* group = nullptr;
   bool gradients_summed = false;
+  // The trainer's buckets of a data-parallel run (null otherwise): backward() sums the
+  // gradients as the step's last backward runs.
+  dist::GradientBuckets* buckets = nullptr;
+  int64_t micro = 0;                        // the micro-batch being computed, 0 .. accumulation_steps - 1
+  bool last_micro() const { return micro + 1 == accumulation_steps; }
+  // Back-propagates a micro-batch's loss into the trained parameters' .grad, for objectives that
+  // do so once per micro-batch. In a data-parallel run, the last micro-batch's backward sums the
+  // gradients over the ranks while it runs (overlapped, dist/gradient_buckets.hpp) and marks them
+  // summed.
+  void backward(const at::Tensor& loss);
   // Resolves captions to contexts (the embedded token encoder); host models give contexts.
   std::function<at::Tensor(const std::vector<std::string>&)> encode_captions;
 
@@ -169,10 +180,6 @@ std::vector<at::Tensor> take_gradients(const std::vector<at::Tensor>& parameters
 // Adds `scale * buffers[i]` into parameters[i].grad.
 void add_gradients(const std::vector<at::Tensor>& parameters, const std::vector<at::Tensor>& buffers, double scale);
 double norm_of(const std::vector<at::Tensor>& buffers);
-// Sums gradient buffers over the ranks of a data-parallel run (before an objective combines
-// them: norms and dot products of the global gradients) and marks the step's gradients summed.
-// A no-op in one process.
-void sum_over_ranks(ObjectiveContext& context, const std::vector<at::Tensor>& buffers);
 double dot_of(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b);
 
 }  // namespace lethe::unlearn

@@ -361,12 +361,16 @@ void save_run_model(models::DiffusionModel& model, const io::Metadata& metadata,
 }
 
 // A data-parallel run's ranks and what rank 0's collectives moved in this process (a resumed run
-// counts from the resume): calls, bytes and seconds per kind (docs/distributed.md).
-nlohmann::json distributed_summary(const dist::Group& group) {
+// counts from the resume): calls, bytes and seconds per kind, and the gradient buckets whose sums
+// overlapped the backward (docs/distributed.md).
+nlohmann::json distributed_summary(const dist::Group& group, const TrainOutcome& outcome) {
   nlohmann::json collectives = nlohmann::json::object();
   for (const auto& [kind, traffic] : group.traffic())
     collectives[kind] = {{"calls", traffic.calls}, {"bytes", traffic.bytes}, {"seconds", traffic.seconds}};
-  return {{"ranks", group.size()}, {"timeout_seconds", group.timeout_seconds()}, {"collectives", collectives}};
+  nlohmann::json summary = {{"ranks", group.size()}, {"timeout_seconds", group.timeout_seconds()},
+                            {"collectives", collectives}};
+  if (!outcome.gradient_buckets.is_null()) summary["gradient_buckets"] = outcome.gradient_buckets;
+  return summary;
 }
 
 // A data-parallel run's other ranks, once rank 0 has saved the result: the same model (theirs
@@ -525,7 +529,7 @@ RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progres
   if (writes) {
     save_run_model(*trained, metadata, result.model_file, directory);
     result.summary = finish_run(config, outcome, directory, files,
-                                parallel ? nlohmann::json{{"distributed", distributed_summary(*group)}}
+                                parallel ? nlohmann::json{{"distributed", distributed_summary(*group, outcome)}}
                                          : nlohmann::json::object());
   }
   if (parallel) adopt_leader_result(*group, *trained, metadata, result);

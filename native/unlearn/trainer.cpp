@@ -8,6 +8,7 @@
 #include <torch/optim/adamw.h>
 
 #include "core/error.hpp"
+#include "dist/gradient_buckets.hpp"
 #include "dist/group.hpp"
 #include "dist/sharded_denoiser.hpp"
 #include "io/safetensors.hpp"
@@ -81,6 +82,8 @@ Trainer::Trainer(TrainerConfig config, NamedTensors parameters, Objective& objec
           " ranks splits every batch, so it needs at least ", group.size(), " samples per batch, got ", config_.batch_size);
     own_model_ = context_.model;
     own_reference_ = context_.reference;
+    buckets_ = std::make_unique<dist::GradientBuckets>(tensors, group);
+    context_.buckets = buckets_.get();
     sharded_model_ = std::make_unique<dist::ShardedDenoiser>(*context_.model, group, "the trained model");
     context_.model = sharded_model_.get();
     if (context_.reference) {
@@ -98,6 +101,7 @@ Trainer::~Trainer() {
   if (sharded_model_) {
     context_.model = own_model_;
     context_.reference = own_reference_;
+    context_.buckets = nullptr;
   }
 }
 
@@ -230,8 +234,10 @@ TrainOutcome Trainer::run(const fs::path& checkpoint, const ProgressCallback& pr
       optimizer_->adam->zero_grad(/*set_to_none=*/true);
       objective_.begin_step(context_);
       LossTerms terms;
-      for (int64_t micro = 0; micro < config_.gradient_accumulation; ++micro)
+      for (int64_t micro = 0; micro < config_.gradient_accumulation; ++micro) {
+        context_.micro = micro;
         for (const auto& [name, value] : objective_.micro_step(context_)) terms[name] += value;
+      }
       objective_.finish_step(context_, terms);
       if (context_.group && !context_.gradients_summed) sum_gradients_over_ranks();
 
@@ -289,6 +295,8 @@ TrainOutcome Trainer::run(const fs::path& checkpoint, const ProgressCallback& pr
   // caller has saved the result (and removes the checkpoint).
   if (!checkpoint.empty() && step > first_step) save_checkpoint(checkpoint, step, outcome.history, previous_seconds + elapsed());
   finish(step);
+  if (buckets_ && buckets_->started_during_backward() > 0)
+    outcome.gradient_buckets = {{"count", buckets_->count()}, {"started_during_backward", buckets_->started_during_backward()}};
   return outcome;
 }
 

@@ -83,6 +83,10 @@ struct TrainOutcome {
   double seconds = 0.0;          // wall time of this call
   double total_seconds = 0.0;    // wall time of all segments (resumed runs add up)
   std::vector<LossTerms> history;  // loss terms per completed step (from step 0)
+  // A data-parallel run whose objective back-propagates through ObjectiveContext::backward: the
+  // gradient buckets and how many of their sums (over this call's steps) started while the
+  // backward still ran; empty otherwise.
+  nlohmann::json gradient_buckets;
 };
 
 class Trainer {
@@ -128,6 +132,7 @@ class Trainer {
   nlohmann::json run_identity_;
   // A data-parallel run's sharded model and reference, and the context's own pointers to put back.
   std::unique_ptr<models::Denoiser> sharded_model_, sharded_reference_;
+  std::unique_ptr<dist::GradientBuckets> buckets_;  // the gradients' overlapped sums (data-parallel runs)
   models::Denoiser* own_model_ = nullptr;
   models::Denoiser* own_reference_ = nullptr;
 };

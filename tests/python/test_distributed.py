@@ -1,9 +1,11 @@
 """Data-parallel unlearning on torch.distributed (Gloo on loopback, docs/distributed.md): two
 ranks train the model one process trains from the same global batches and seed; a SIGINT to
 both ranks leaves a checkpoint the same command resumes to the uninterrupted two-rank run;
-a rank that fails, or is killed, ends the other with a message, not a hang; the lethe program
-refuses to run as one of torchrun's ranks; an evaluation split over two ranks reports what one
-process reports."""
+a rank that fails, or is killed, ends the other with a message, not a hang; torchrun starts the
+lethe program itself (with Python, or with --no-python); its other commands refuse to run as one
+of torchrun's ranks; an evaluation split over two ranks reports what one process reports; a
+workflow run headless under torchrun writes what one process writes, and a cancelled one resumes
+under torchrun to it."""
 import json
 import os
 import signal
@@ -14,8 +16,8 @@ import time
 
 import pytest
 
-from conftest import ROOT
-from lethe_helpers import assert_clean, lethe
+from conftest import LETHE_EXE, ROOT
+from lethe_helpers import api, assert_clean, lethe
 
 pytestmark = pytest.mark.usefixtures("bench_models")
 
@@ -85,16 +87,22 @@ def assert_same_model(one, other, what):
             f"{what}: {key} differs by {(one[key] - other[key]).abs().max().item():.3g}"
 
 
-@pytest.mark.parametrize("config", [DATA_TASK, CONCEPT_TASK], ids=["siss", "variational-js"])
-def test_two_ranks_under_torchrun_train_the_one_process_model(tmp_path, config):
+def torchrun(*args, ranks=2, cwd=ROOT, timeout=600):
+    """`torchrun --nproc-per-node RANKS ARGS...` on loopback."""
+    command = [os.path.join(os.path.dirname(sys.executable), "torchrun"), "--nproc-per-node", str(ranks),
+               "--master-port", str(free_port()), *map(str, args)]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+# torchrun starts the lethe program with Python (the entry the program carries), or as it is
+# with --no-python (the program hands itself to the launcher).
+@pytest.mark.parametrize("config,start", [(DATA_TASK, [LETHE_EXE]), (CONCEPT_TASK, ["--no-python", LETHE_EXE])],
+                         ids=["siss", "variational-js"])
+def test_two_ranks_under_torchrun_train_the_one_process_model(tmp_path, config, start):
     config_path = write_config(tmp_path, config)
     single = lethe("unlearn", "--config", config_path, "--out", tmp_path / "one", env=dict(os.environ, LETHE_THREADS="1"))
     assert single.returncode == 0, single.stderr
-    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    done = subprocess.run([torchrun, "--nproc-per-node", "2", "--master-port", str(free_port()), "-m",
-                           "python_bridge.distributed", "unlearn", "--config", str(config_path), "--out",
-                           str(tmp_path / "two"), "--timeout", "60"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+    done = torchrun(*start, "unlearn", "--config", config_path, "--out", tmp_path / "two", "--timeout", "60")
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("run folder:") == 1  # rank 0 reports
     assert_same_model(weights(tmp_path / "one" / "model.safetensors"), weights(tmp_path / "two" / "model.safetensors"),
@@ -105,14 +113,24 @@ def test_two_ranks_under_torchrun_train_the_one_process_model(tmp_path, config):
     assert one["samples_seen"] == two["samples_seen"]  # the same global batch
     for name, value in one["final_terms"].items():
         assert two["final_terms"][name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
-    # One all-reduce per step (every gradient in one flat buffer) of the trained tensors in float32.
-    collectives = two["distributed"]["collectives"]
-    assert two["distributed"]["ranks"] == 2 and "distributed" not in one
-    assert collectives["all_reduce"]["calls"] == config["trainer"]["steps"]
+    # The trained tensors' gradients in float32, summed once per step: SISS sums its retain and forget
+    # gradients apart (the retain sum starts while the forget backward runs); the variational objective
+    # back-propagates once per step, its buckets' sums starting from the backward's hooks.
+    distributed = two["distributed"]
+    collectives, steps = distributed["collectives"], config["trainer"]["steps"]
+    assert distributed["ranks"] == 2 and "distributed" not in one
     numel = sum(t.numel() for key, t in weights(tmp_path / "one" / "model.safetensors").items()
                 if key.startswith("diffusion_model."))  # trainable = full: the UNet (not the text encoder)
-    assert collectives["all_reduce"]["bytes"] == 4 * numel * config["trainer"]["steps"] * (
-        2 if config["objective"] == "siss" else 1)  # SISS sums its retain and forget gradients apart
+    if config["objective"] == "siss":
+        assert collectives["all_reduce"]["calls"] == 2 * steps and "gradient_buckets" not in distributed
+        assert collectives["all_reduce"]["bytes"] == 2 * 4 * numel * steps
+    else:
+        buckets = distributed["gradient_buckets"]
+        assert numel * 4 / (4 << 20) <= buckets["count"] <= numel * 4 / (4 << 20) + 16  # about 4 MiB each
+        assert collectives["all_reduce"]["calls"] == buckets["count"] * steps
+        assert collectives["all_reduce"]["bytes"] == 4 * numel * steps
+        # Every bucket whose parameters the loss reaches starts inside the backward.
+        assert buckets["started_during_backward"] >= (buckets["count"] - 1) * steps, buckets
         # The same run: the folder's identity does not depend on the number of ranks.
     assert (json.loads((tmp_path / "one" / "identity.json").read_text())
             == json.loads((tmp_path / "two" / "identity.json").read_text()))
@@ -184,12 +202,49 @@ def test_a_killed_rank_ends_the_other_without_a_hang(tmp_path):
     assert checkpoint.exists()  # the completed steps are kept
 
 
-def test_the_lethe_program_refuses_to_run_as_a_torchrun_rank(tmp_path):
-    done = lethe("unlearn", "--config", write_config(tmp_path, DATA_TASK), "--out", tmp_path / "run",
-                 env=dict(os.environ, RANK="1", WORLD_SIZE="2"))
-    assert done.returncode == 1
-    assert_clean(done.stderr, "rank 1 of 2", "python_bridge.distributed unlearn")
-    assert not (tmp_path / "run").exists()
+def test_commands_that_do_not_split_refuse_to_run_as_a_torchrun_rank(tmp_path):
+    done = lethe("nodes", env=dict(os.environ, RANK="1", WORLD_SIZE="2"))
+    assert done.returncode == 1 and done.stdout == ""
+    assert_clean(done.stderr, "rank 1 of 2", "runs in one process", "unlearn, run and eval split over ranks")
+
+
+# A small workflow: unlearn a few steps, save the model, score and evaluate it (small settings).
+WORKFLOW = {
+    1: ("LetheBenchData", {"task": "data", "forget_pieces": "0,1", "retain_limit": 64}),
+    2: ("LetheBenchModel", {"which": "base"}),
+    3: ("LetheObjectiveSISS", {"method": "siss", "lambda": 0.5, "scaling_norm": 5.0}),
+    4: ("LetheUnlearn", {"model": ["2", 0], "objective": ["3", 0], "forget": ["1", 0], "retain": ["1", 1], "steps": 4,
+                         "batch_size": 5, "learning_rate": 1e-4, "seed": 0, "trainable": "full", "lora_rank": 4,
+                         "retain_caption_dropout": 0.1, "precision": "fp32"}),
+    5: ("LetheSaveModel", {"model": ["4", 0], "filename_prefix": "saved/model"}),
+    6: ("LetheEvaluate", {"model": ["4", 0], "samples_per_caption": 2, "samples_per_class": 4, "seed": 0,
+                          "attacks": False, "precision": "fp32"}),
+}
+
+
+def test_a_workflow_under_torchrun_writes_what_one_process_writes(tmp_path):
+    workflow = tmp_path / "wf.json"
+    workflow.write_text(json.dumps(api(WORKFLOW)))
+    single = lethe("run", workflow, "--out", tmp_path / "one", env=dict(os.environ, LETHE_THREADS="1"))
+    assert single.returncode == 0, single.stderr
+    done = torchrun(LETHE_EXE, "run", workflow, "--out", tmp_path / "two", "--timeout", "60")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("run folder:") == 1  # rank 0 reports
+    one, two = (json.loads((tmp_path / name / "run.json").read_text()) for name in ("one", "two"))
+    assert one["status"] == two["status"] == "success"
+    assert {k: v["files"] for k, v in one["nodes"].items()} == {k: v["files"] for k, v in two["nodes"].items()}
+    assert_same_model(weights(tmp_path / "one" / "saved" / "model_00001_.safetensors"),
+                      weights(tmp_path / "two" / "saved" / "model_00001_.safetensors"), "the workflow's saved model")
+    summary = json.loads((tmp_path / "two" / "unlearn-node-4" / "summary.json").read_text())
+    assert summary["distributed"]["ranks"] == 2
+    reports = [json.loads((tmp_path / name / "evaluate-node-6" / "report.json").read_text())["models"]["evaluated"]
+               for name in ("one", "two")]
+    for name, value in reports[0].items():
+        if isinstance(value, float) and "seconds" not in name:
+            assert reports[1][name] == pytest.approx(value, rel=1e-4, abs=1e-5), name
+    # Every file rank 0 wrote, and no other: the same folder listing as one process.
+    listing = [sorted(str(p.relative_to(tmp_path / name)) for p in (tmp_path / name).rglob("*")) for name in ("one", "two")]
+    assert listing[0] == listing[1]
 
 
 def test_a_sharded_evaluation_reports_what_one_process_reports(tmp_path):
@@ -224,3 +279,36 @@ def test_a_sharded_evaluation_reports_what_one_process_reports(tmp_path):
     for name in compared:  # the same samples up to the rows' summation order
         assert two_report[name] == pytest.approx(one_report[name], rel=1e-4, abs=1e-6), name
     assert sorted(os.listdir(tmp_path / "one")) == sorted(os.listdir(tmp_path / "two"))
+
+
+def test_a_workflow_cancelled_under_torchrun_resumes_under_torchrun(tmp_path):
+    graph = {k: v for k, v in WORKFLOW.items() if k != 6}
+    graph[4] = ("LetheUnlearn", dict(graph[4][1], steps=60, checkpoint_minutes=0.002))
+    workflow = tmp_path / "wf.json"
+    workflow.write_text(json.dumps(api(graph)))
+    straight = lethe("run", workflow, "--out", tmp_path / "straight", env=dict(os.environ, LETHE_THREADS="1"))
+    assert straight.returncode == 0, straight.stderr
+
+    command = [os.path.join(os.path.dirname(sys.executable), "torchrun"), "--nproc-per-node", "2", "--master-port",
+               str(free_port()), LETHE_EXE, "run", str(workflow), "--out", str(tmp_path / "run")]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    checkpoint = tmp_path / "run" / "unlearn-node-4" / "checkpoint.safetensors"
+    end = time.time() + 180
+    while not checkpoint.exists():
+        assert time.time() < end and process.poll() is None, "no checkpoint while training"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)  # Ctrl-C: torchrun passes SIGINT, then SIGTERM, to the ranks
+    _, err = process.communicate(timeout=120)
+    assert process.returncode != 0
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["status"] == "cancelled", err[-2000:]
+    assert_clean(record["error"]["message"], "cancelled")
+    assert err.count("lethe run --resume") >= 1
+
+    resumed = torchrun(LETHE_EXE, "run", "--resume", tmp_path / "run")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["status"] == "success" and record["resumed"] == 1
+    assert json.loads((tmp_path / "run" / "unlearn-node-4" / "summary.json").read_text())["resumed"] is True
+    assert_same_model(weights(tmp_path / "straight" / "saved" / "model_00001_.safetensors"),
+                      weights(tmp_path / "run" / "saved" / "model_00001_.safetensors"), "the resumed workflow's model")

@@ -86,6 +86,12 @@ def test_pip_install_no_build_isolation_installs_a_working_pack(tmp_path):
     assert native_torch == torch_version.split("+")[0] and bridge.startswith(str(tmp_path / "venv")) and int(count) > 10
     program = run([str(tmp_path / "venv" / "bin" / "lethe"), "--version"], cwd=str(tmp_path))
     assert program.startswith(f"lethe {VERSION} (torch {native_torch},"), program
+    # torchrun starts its command with Python (`torchrun ... $(which lethe) unlearn ...`): the installed
+    # program's Python entry, kept through the install's strip, runs the installed package's launcher,
+    # which here names the torchrun environment it lacks.
+    done = subprocess.run([python, str(tmp_path / "venv" / "bin" / "lethe"), "unlearn"], cwd=str(tmp_path),
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "the torchrun environment is missing RANK" in done.stderr, done.stderr
     # An installed wheel whose module does not fit this Python says to install another wheel (there
     # is no Makefile to run where it is installed).
     for module in glob.glob(os.path.join(os.path.dirname(bridge), "_lethe*.so")):

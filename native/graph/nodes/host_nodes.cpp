@@ -63,6 +63,7 @@ std::vector<Value> dataset_from_latents(NodeContext& context, const NodeInputs& 
 
 std::vector<Value> save_lora(NodeContext& context, const NodeInputs& in) {
   const LoraResult& lora = trained_lora(in);
+  if (!context.writes_files()) return {json_value("STRING", std::string())};  // rank 0 saves it
   auto found = context.folders.find("loras");
   const std::filesystem::path folder = found != context.folders.end() ? found->second : context.run_directory / "loras";
   // Rewritten (not copied) so the saved file is complete or absent, never partial.

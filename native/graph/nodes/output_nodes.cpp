@@ -19,7 +19,7 @@ std::vector<Value> save_images(NodeContext& context, const NodeInputs& in, const
                                const std::string& where) {
   const at::Tensor& images = in.object<at::Tensor>("images");  // [B, H, W, C]
   check(images.dim() == 4, in.where("images"), ": expected IMAGE [B, H, W, C], got ", images.sizes());
-  for (int64_t i = 0; i < images.size(0); ++i)
+  for (int64_t i = 0; context.writes_files() && i < images.size(0); ++i)
     context.files.push_back(
         io::write_numbered_file(context.run_directory, prefix, ".png", where, [&](const std::filesystem::path& file) {
           data::write_png(file, images[i].permute({2, 0, 1}), io::WriteMode::exclusive);
@@ -32,6 +32,7 @@ std::vector<Value> save_images(NodeContext& context, const NodeInputs& in, const
 // output/lethe/), headless in the run folder; the text names it relative to that folder.
 std::vector<Value> save_model(NodeContext& context, const NodeInputs& in) {
   auto model = in.object<std::shared_ptr<models::DiffusionModel>>("model");
+  if (!context.writes_files()) return {};
   auto found = context.folders.find("output");
   const std::filesystem::path folder = found != context.folders.end() ? found->second : context.run_directory;
   const std::filesystem::path path =

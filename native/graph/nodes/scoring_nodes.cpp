@@ -30,6 +30,11 @@ std::vector<Value> score_images(NodeContext& context, const NodeInputs& in) {
   eval::CopyScores scores =
       eval::score_copies(*descriptor, images, references, in.number("threshold"), in.text("match") == "paired");
   context.texts.push_back(eval::copy_scores_line(scores, descriptor->label()));
+  at::Tensor preview = eval::draw_copy_scores(images, scores);
+  context.previews.emplace_back("sscd", to_comfy_image(preview));
+  const std::vector<Value> outputs = {json_value("FLOAT", scores.memorization_rate),
+                                      json_value("STRING", scores.json.dump()), image_value(preview)};
+  if (!context.writes_files()) return outputs;
   // The per-image scores as files beside the preview, JSON and CSV under one number.
   const std::filesystem::path json_file = io::write_numbered_file(
       context.run_directory, "sscd-scores-node-" + io::file_name_part(context.node_id), ".json", in.where("images"),
@@ -39,9 +44,7 @@ std::vector<Value> score_images(NodeContext& context, const NodeInputs& in) {
   context.files.push_back(json_file);
   context.files.push_back(csv_file);
   context.texts.push_back(str("per-image scores: ", json_file.filename().string(), ", ", csv_file.filename().string()));
-  at::Tensor preview = eval::draw_copy_scores(images, scores);
-  context.previews.emplace_back("sscd", to_comfy_image(preview));
-  return {json_value("FLOAT", scores.memorization_rate), json_value("STRING", scores.json.dump()), image_value(preview)};
+  return outputs;
 }
 
 }  // namespace

@@ -113,7 +113,8 @@ std::vector<Value> unlearn_model(NodeContext& context, const NodeInputs& in) {
   if (in.has("ema_decay")) config.trainer.ema_decay = in.number("ema_decay");
   if (in.has("precision")) config.precision = in.text("precision");
   unlearn::TaskData data = node_task_data(in);
-  auto result = unlearn::run_unlearning(config, context.progress, model, &data, node_run_placement(context));
+  auto result =
+      unlearn::run_unlearning(config, context.progress, model, &data, node_run_placement(context), context.group);
   context.files.push_back(result.model_file);
   report_run(context, result,
              // ru_maxrss is the process's: inside ComfyUI that includes ComfyUI and every model it holds.

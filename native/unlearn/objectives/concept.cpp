@@ -241,7 +241,7 @@ class FDivergence
       loss = loss + config_.preservation_weight * preservation;
       terms["preservation"] = preservation.item<double>() * scale;
     }
-    (loss * scale).backward();
+    context.backward(loss * scale);
     return terms;
   }
 

@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include "core/error.hpp"
+#include "dist/group.hpp"
 #include "unlearn/caption_variants.hpp"
 #include "unlearn/losses.hpp"
 #include "unlearn/objectives/configured_objective.hpp"
@@ -66,11 +67,20 @@ class SplitGradients {
       for (size_t i = 0; i < sum.size(); ++i) sum[i].add_(taken[i]);
     }
   }
-  // Sums both over the ranks of a data-parallel run (the combination needs the global norms).
+  // The retain sum is complete (the step's last retain backward is done): in a data-parallel
+  // run its sum over the ranks starts now, while the forget backward runs.
+  void retain_complete(ObjectiveContext& context) {
+    if (context.group && context.last_micro()) retain_sum_ = context.group->start_all_reduce_sum(retain, "the retain gradient sum");
+  }
+  // Sums both over the ranks of a data-parallel run (the combination needs the global norms) and
+  // marks the step's gradients summed.
   void sum_over_ranks(ObjectiveContext& context) {
-    std::vector<at::Tensor> both = retain;
-    both.insert(both.end(), forget.begin(), forget.end());
-    unlearn::sum_over_ranks(context, both);
+    context.gradients_summed = true;
+    if (!context.group) return;
+    if (!retain_sum_.pending()) retain_sum_ = context.group->start_all_reduce_sum(retain, "the retain gradient sum");
+    dist::PendingSum forget_sum = context.group->start_all_reduce_sum(forget, "the forget gradient sum");
+    retain_sum_.wait();
+    forget_sum.wait();
   }
   // Writes the combined gradient into the parameters' .grad and forgets the sums.
   void finish(const std::vector<at::Tensor>& parameters, const std::vector<at::Tensor>& gradient) {
@@ -85,6 +95,9 @@ class SplitGradients {
     retain.clear();
     forget.clear();
   }
+
+ private:
+  dist::PendingSum retain_sum_;
 };
 
 // "siss" (importance-sampled mixture) or "siss_no_is" (two forwards).
@@ -137,6 +150,7 @@ class Siss : public ConfiguredObjective<SissConfig, ObjectiveNeeds{.forget = tru
                                      forget.masks, frequency_of(context), context.schedule->config().prediction_type,
                                      time_fraction(context, t));
       gradients_.backward(gradients_.retain, losses.retain * scale, context.parameters, /*keep_graph=*/true);
+      if (config_.ablation_weight <= 0) gradients_.retain_complete(context);
       gradients_.backward(gradients_.forget, losses.forget * scale, context.parameters);
       terms = {{"retain", losses.retain.item<double>() * scale}, {"forget", losses.forget.item<double>() * scale},
                {"forget_share", from_forget.to(at::kDouble).mean().item<double>() * scale}};
@@ -152,6 +166,7 @@ class Siss : public ConfiguredObjective<SissConfig, ObjectiveNeeds{.forget = tru
         at::Tensor ablation =
             denoising_error(context.model->predict(x_a, t, context.context(forget)), anchor, ErrorReduction::sum).mean();
         gradients_.backward(gradients_.retain, ablation * (config_.ablation_weight * scale), context.parameters);
+        gradients_.retain_complete(context);
         terms["ablation"] = ablation.item<double>() * scale;
       }
     } else {
@@ -161,6 +176,7 @@ class Siss : public ConfiguredObjective<SissConfig, ObjectiveNeeds{.forget = tru
       at::Tensor retain_term =
           denoising_error(p_x, context.schedule->training_target(x, eps, t), ErrorReduction::sum).mean();
       gradients_.backward(gradients_.retain, retain_term * scale, context.parameters);
+      gradients_.retain_complete(context);
       at::Tensor p_a = context.model->predict(gamma * a + sigma * eps, t, c_a);
       at::Tensor forget_term = forget_loss(context, p_a, context.schedule->training_target(a, eps, t), t, forget.masks);
       gradients_.backward(gradients_.forget, forget_term * scale, context.parameters);
@@ -199,7 +215,7 @@ class NegGrad : public ConfiguredObjective<NegGradConfig, ObjectiveNeeds{.forget
     at::Tensor prediction = context.model->predict(noisy.x_t, noisy.t, context.context(forget));
     at::Tensor forget_term = forget_loss(context, prediction, noisy.target, noisy.t, forget.masks);
     at::Tensor loss = -config_.scale * forget_term / static_cast<double>(context.accumulation_steps);
-    loss.backward();
+    context.backward(loss);
     return {{"forget", forget_term.item<double>() / context.accumulation_steps}};
   }
 };
@@ -230,6 +246,7 @@ class EraseDiff : public ConfiguredObjective<EraseDiffConfig, ObjectiveNeeds{.fo
     at::Tensor p_x = context.model->predict(retain_noisy.x_t, retain_noisy.t, context.context(retain));
     at::Tensor retain_term = denoising_error(p_x, retain_noisy.target, ErrorReduction::sum).mean();
     gradients_.backward(gradients_.retain, retain_term * scale, context.parameters);
+    gradients_.retain_complete(context);
     // Forget: pull the prediction towards uniform noise u ~ U[0, 1)^d (SISS-repository EraseDiff).
     at::Tensor p_a = context.model->predict(noisy.x_t, noisy.t, context.context(forget));
     at::Tensor u = at::rand(forget.images.sizes(), context.generator, at::kFloat).to(forget.images.options());

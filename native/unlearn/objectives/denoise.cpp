@@ -54,7 +54,7 @@ class Denoise : public ConfiguredObjective<DenoiseConfig, ObjectiveNeeds{}> {
         context.model->predict(noisy.x_t, noisy.t.to(noisy.x_t.device()), context.context(batch));  // [B, C, H, W]
     at::Tensor squared = (prediction.to(at::kFloat) - noisy.target.to(at::kFloat)).pow(2);
     at::Tensor loss = config_.reduction == "mean" ? squared.mean() : squared.sum() / static_cast<double>(count);
-    (loss / static_cast<double>(context.accumulation_steps)).backward();
+    context.backward(loss / static_cast<double>(context.accumulation_steps));
     return {{"loss", loss.item<double>() / context.accumulation_steps}};
   }
 

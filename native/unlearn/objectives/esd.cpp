@@ -63,7 +63,7 @@ class Esd : public ConfiguredObjective<EsdConfig, ObjectiveNeeds{.anchor = true,
     at::Tensor prediction = context.model->predict(x_t, t, c_target);
     at::Tensor weight = forget_time_weight(context, t).to(target.device());  // [B] m(t)
     at::Tensor loss = (weight * selected_mean_error(context, prediction, target, masks, t)).mean();
-    (loss * scale).backward();
+    context.backward(loss * scale);
     return {{"esd", loss.item<double>() * scale}, {"t", t.to(at::kDouble).mean().item<double>() * scale}};
   }
 

@@ -53,7 +53,7 @@ class Npo : public ConfiguredObjective<NpoConfig, ObjectiveNeeds{.forget = true,
       loss = loss + config_.retain_weight * retain_term;
       terms["retain"] = retain_term.item<double>() * scale;
     }
-    (loss * scale).backward();
+    context.backward(loss * scale);
     return terms;
   }
 };
@@ -84,7 +84,7 @@ class Dpo : public ConfiguredObjective<DpoConfig, ObjectiveNeeds{.forget = true,
     at::Tensor r_w = denoising_error(reference_predict(context, w.x_t, w.t, c_w), w.target, ErrorReduction::mean);
     at::Tensor r_l = selected_mean_error(context, reference_predict(context, l.x_t, l.t, c_l), l.target, loser.masks, l.t);
     auto [loss, accuracy] = dpo_loss(e_w, e_l, r_w, r_l, config_.beta);
-    (loss * scale).backward();
+    context.backward(loss * scale);
     return {{"dpo", loss.item<double>() * scale},
             {"implicit_accuracy", accuracy * scale},
             {"winner_error", e_w.mean().item<double>() * scale},
