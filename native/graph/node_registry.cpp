@@ -7,18 +7,11 @@
 
 #include "core/error.hpp"
 #include "io/json_config.hpp"
-#include "io/output_path.hpp"
 
 namespace lethe::graph {
 
 bool is_widget_type(const std::string& type) {
   return type == "INT" || type == "FLOAT" || type == "STRING" || type == "BOOLEAN" || type == "COMBO";
-}
-
-std::filesystem::path NodeContext::claim_folder(const std::string& stem) const {
-  if (!dist::spans_ranks(group)) return io::claim_numbered_folder(run_directory, stem);
-  const std::string claimed = group->leader() ? io::claim_numbered_folder(run_directory, stem).string() : "";
-  return group->broadcast_text(claimed, str("sharing node ", node_id, "'s folder"));
 }
 
 const InputSpec* NodeSchema::input(const std::string& input_name) const {

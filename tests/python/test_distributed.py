@@ -1,6 +1,7 @@
 """Data-parallel unlearning on torch.distributed (Gloo on loopback, docs/distributed.md): two
 ranks train the model one process trains from the same global batches and seed; a SIGINT to
-both ranks leaves a checkpoint the same command resumes to the uninterrupted two-rank run;
+both ranks leaves a checkpoint the same command resumes to the uninterrupted two-rank run (and
+one process resumes to it within float rounding);
 a rank that fails, or is killed, ends the other with a message, not a hang; torchrun starts the
 lethe program itself (with Python, or with --no-python); its other commands refuse to run as one
 of torchrun's ranks; an evaluation split over two ranks reports what one process reports; a
@@ -8,6 +9,7 @@ workflow run headless under torchrun writes what one process writes, and a cance
 under torchrun to it."""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -163,6 +165,12 @@ def test_sigint_to_both_ranks_resumes_to_the_uninterrupted_run(tmp_path):
     assert any("cancelled" in err for _, _, err in results)
     assert checkpoint.exists() and not (tmp_path / "run" / "summary.json").exists()
 
+    # The same run resumed by one process: the run's identity does not hold the number of ranks.
+    shutil.copytree(tmp_path / "run", tmp_path / "alone")
+    alone = lethe("unlearn", "--config", config_path, "--out", tmp_path / "alone", env=dict(os.environ, LETHE_THREADS="1"))
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    assert json.loads((tmp_path / "alone" / "summary.json").read_text())["resumed"]
+
     resumed = finish(start_ranks(config_path, tmp_path / "run"))
     assert [code for code, _, _ in resumed] == [0, 0], resumed[0][2][-2000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -170,6 +178,7 @@ def test_sigint_to_both_ranks_resumes_to_the_uninterrupted_run(tmp_path):
     whole, run = weights(tmp_path / "whole" / "model.safetensors"), weights(tmp_path / "run" / "model.safetensors")
     for key in whole:  # one world size on one machine: the same sums in the same order, bit for bit
         assert torch.equal(whole[key], run[key]), key
+    assert_same_model(whole, weights(tmp_path / "alone" / "model.safetensors"), "resumed by one process")
 
 
 def test_a_rank_with_another_run_ends_both_with_messages(tmp_path):
