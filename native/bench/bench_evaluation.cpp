@@ -83,9 +83,11 @@ std::filesystem::path cache_file(const std::string& model_name, const std::strin
   return dir / (model_name + "-" + key.substr(0, 16) + ".safetensors");
 }
 
-std::optional<eval::ModelEvaluation> read_cached(const std::filesystem::path& file, const std::string& key,
-                                                 const std::string& name) {
-  if (!std::filesystem::exists(file)) return std::nullopt;
+// The cached evaluation in `file` when it holds this key. An entry that cannot be read (truncated,
+// edited, written by another version) is a miss like an absent one: the model is evaluated
+// again and write_cached replaces the entry.
+std::optional<eval::ModelEvaluation> read_entry(const std::filesystem::path& file, const std::string& key,
+                                                const std::string& name) {
   const io::SafetensorsFile cached = io::SafetensorsFile::open(file);
   const auto& metadata = cached.metadata();
   if (!metadata.count("key") || metadata.at("key") != key) return std::nullopt;
@@ -108,6 +110,16 @@ std::optional<eval::ModelEvaluation> read_cached(const std::filesystem::path& fi
     result.attack_success = cached.tensor("attack_success").to(at::kBool);
   }
   return result;
+}
+
+std::optional<eval::ModelEvaluation> read_cached(const std::filesystem::path& file, const std::string& key,
+                                                 const std::string& name) {
+  if (!std::filesystem::exists(file)) return std::nullopt;
+  try {
+    return read_entry(file, key, name);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
 }
 
 void write_cached(const std::filesystem::path& file, const std::string& key, const eval::ModelEvaluation& result) {

@@ -1,6 +1,6 @@
 """Evaluations of the shipped bench models are cached (they are seeded, so they never
 change): a second identical evaluation reads the cache and reports the same numbers; any
-change of settings misses it."""
+change of settings misses it; an entry that cannot be read is evaluated again and replaced."""
 import json
 import os
 import subprocess
@@ -37,3 +37,29 @@ def test_shipped_model_evaluations_are_cached_exactly(tmp_path):
     other_seed = evaluate(tmp_path, "other-seed", "--seed", "1")
     assert other_seed["cached_evaluations"] == {}
     assert other_seed["models"]["evaluated"]["sscd_mean"] != first["models"]["evaluated"]["sscd_mean"]
+
+
+def measured(report):
+    """The evaluated model's metrics, without its timings."""
+    return {name: value for name, value in report["models"]["evaluated"].items()
+            if isinstance(value, (int, float)) and "seconds" not in name}
+
+
+def test_an_unreadable_cache_entry_is_evaluated_again_and_replaced(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    first = evaluate(tmp_path, "first")
+    [entry] = [tmp_path / "cache" / name for name in os.listdir(tmp_path / "cache")]
+    with safe_open(str(entry), "pt") as f:
+        tensors = {key: f.get_tensor(key) for key in f.keys()}
+        metadata = f.metadata()
+    # Its key still matches, but the values are not what Lethe writes.
+    save_file(tensors, str(entry), metadata=dict(metadata, metrics='{"fid": "high"}', seconds="soon"))
+    edited = evaluate(tmp_path, "edited")
+    assert edited["cached_evaluations"] == {} and measured(edited) == measured(first)
+    entry.write_bytes(entry.read_bytes()[:100])  # truncated
+    truncated = evaluate(tmp_path, "truncated")
+    assert truncated["cached_evaluations"] == {} and measured(truncated) == measured(first)
+    again = evaluate(tmp_path, "again")  # the entry was replaced by a readable one
+    assert list(again["cached_evaluations"]) == ["evaluated"]
