@@ -345,8 +345,10 @@ WorkflowResult execute(const ApiGraph& input, const RunOptions& options, io::Fol
       record["nodes"][node.id] = entry;
       write_record();
       const std::string resume = str("`lethe run --resume ", options.run_directory.string(), "`");
-      // Node errors usually name the node already; the label is added only where they do not.
-      const std::string named = message.rfind(str("node ", node.id, " ("), 0) == 0 ? message : str(label(node), ": ", message);
+      // Node errors usually name the node already (by its label, or by the stage its progress
+      // reports under); the label is added only where they do not.
+      const bool names_node = message.rfind(str("node ", node.id, " ("), 0) == 0 || message.rfind(stage, 0) == 0;
+      const std::string named = names_node ? message : str(label(node), ": ", message);
       if (cancelled) throw Cancelled(str(named, "; continue it with ", resume));
       throw Error(str(named, "; ", resume, " retries it once the cause is fixed"));
     }
