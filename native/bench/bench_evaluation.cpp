@@ -245,13 +245,13 @@ EvalOutcome run_eval_request(const EvalRequest& request, const ProgressCallback&
   if (!request.erased_concept.empty()) config.erased_concept = request.erased_concept;
   if (request.no_attacks) config.attacks.enabled = false;
   if (!request.precision.empty()) config.precision = request.precision;
-  std::string out = request.out;
-  if (dist::writes_files(group)) {
-    if (out.empty()) out = io::claim_numbered_folder("out", "eval-" + timestamp()).string();
-    check(!std::filesystem::exists(std::filesystem::path(out) / "report.json"), "lethe eval: '", out,
+  const std::string out = dist::from_leader(group, "sharing the report folder", [&] {
+    const std::string claimed =
+        request.out.empty() ? io::claim_numbered_folder("out", "eval-" + timestamp()).string() : request.out;
+    check(!std::filesystem::exists(std::filesystem::path(claimed) / "report.json"), "lethe eval: '", claimed,
           "' already holds a report; choose another --out (nothing is overwritten)");
-  }
-  if (group) out = group->broadcast_text(out, "sharing the report folder");  // the folder rank 0 claimed
+    return claimed;
+  });
   outcome.out = out;
   std::vector<NamedModel> entries = {{"evaluated", models::DiffusionModel::load(request.model)}};
   if (!request.baseline.empty()) entries.push_back({"baseline", models::DiffusionModel::load(request.baseline)});

@@ -113,4 +113,12 @@ inline bool spans_ranks(const Group* group) { return group && !group->single(); 
 // Whether this process writes a run's files: one process always, else rank 0 only.
 inline bool writes_files(const Group* group) { return !group || group->leader(); }
 
+// The text `compute` returns, run by rank 0 alone (one process: by it) and received by the other
+// ranks, e.g. the folder rank 0 claimed. `what` names the broadcast in errors.
+template <typename Compute>
+std::string from_leader(const Group* group, const std::string& what, Compute compute) {
+  if (!spans_ranks(group)) return compute();
+  return group->broadcast_text(group->leader() ? std::string(compute()) : std::string(), what);
+}
+
 }  // namespace lethe::dist

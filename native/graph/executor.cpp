@@ -33,9 +33,8 @@ std::string link_source(const json& value) {
 }  // namespace
 
 std::filesystem::path NodeContext::claim_folder(const std::string& stem) const {
-  if (!dist::spans_ranks(group)) return io::claim_numbered_folder(run_directory, stem);
-  const std::string claimed = group->leader() ? io::claim_numbered_folder(run_directory, stem).string() : "";
-  return group->broadcast_text(claimed, str("sharing node ", node_id, "'s folder"));
+  return dist::from_leader(group, str("sharing node ", node_id, "'s folder"),
+                           [&] { return io::claim_numbered_folder(run_directory, stem).string(); });
 }
 
 ApiGraph validate_graph(const ApiGraph& graph) {

@@ -54,11 +54,9 @@ WorkflowResult run_request(const WorkflowRequest& request, const ProgressCallbac
   if (!request.out.empty()) {
     options.run_directory = request.out;
   } else {  // a new numbered folder, claimed by rank 0 under torchrun
-    const std::string claimed =
-        dist::writes_files(group)
-            ? io::claim_numbered_folder("out", fs::path(request.workflow).stem().string() + "-" + timestamp()).string()
-            : "";
-    options.run_directory = dist::spans_ranks(group) ? group->broadcast_text(claimed, "sharing the run folder") : claimed;
+    options.run_directory = dist::from_leader(group, "sharing the run folder", [&] {
+      return io::claim_numbered_folder("out", fs::path(request.workflow).stem().string() + "-" + timestamp()).string();
+    });
   }
   say(str("lethe run: ", request.workflow, " -> ", options.run_directory.string()));
   return run_workflow(graph, options);

@@ -64,8 +64,9 @@ class ObjectiveContext {
   std::vector<at::Tensor> parameters;       // trainable tensors
   // The ranks of a data-parallel run (null: one process). Every rank draws the same global
   // batch; model and reference compute their share of each prediction (dist/sharded_denoiser.hpp)
-  // and the trainer sums the parameters' gradients over the ranks after finish_step, unless the
-  // objective summed the gradients it combines itself (sum_over_ranks sets gradients_summed).
+  // and the trainer sums the parameters' gradients over the ranks after finish_step, unless they
+  // were summed already (backward() below, or an objective that sums the gradients it combines
+  // itself; either sets gradients_summed).
   const dist::Group* group = nullptr;
   bool gradients_summed = false;
   // The trainer's buckets of a data-parallel run (null otherwise): backward() sums the
