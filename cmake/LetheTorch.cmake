@@ -59,6 +59,20 @@ if(torch_nvidia_library_dirs)
   target_link_options(lethe::torch INTERFACE "LINKER:-rpath-link,${torch_rpath_link}")
 endif()
 
+# torch's OpenMP runtime: the wheels ship libgomp.so.1 beside libtorch_cpu. Lethe's own parallel
+# loops (at::parallel_for is a header template: its `omp parallel` compiles into Lethe's code)
+# need -fopenmp and must use that same runtime, so ATen's threads and Lethe's are one pool.
+# lethe::torch_openmp carries the link; LETHE_TORCH_OPENMP_FLAGS the compile flag for the
+# sources that use it. Without it (another compiler, a torch without its own libgomp) those
+# loops run on the calling thread.
+find_library(torch_gomp NAMES libgomp.so.1 PATHS ${torch_library_dirs} NO_DEFAULT_PATH NO_CACHE)
+add_library(lethe::torch_openmp INTERFACE IMPORTED)
+set(LETHE_TORCH_OPENMP_FLAGS "")
+if(torch_gomp AND CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+  target_link_libraries(lethe::torch_openmp INTERFACE ${torch_gomp})
+  set(LETHE_TORCH_OPENMP_FLAGS -fopenmp)
+endif()
+
 add_library(lethe::torch_python INTERFACE IMPORTED)
 target_link_libraries(lethe::torch_python INTERFACE lethe::torch ${torch_python})
 

@@ -155,6 +155,9 @@ std::string evaluation_cache_context(const std::string& descriptor_sha256, const
   const Precision precision = resolve_precision(config.precision, "evaluation settings .precision").precision;
   if (precision == Precision::fp32) settings.erase("precision");
   else settings["precision"] = precision_name(precision);
+  // bf16 sampling runs a bf16 channels-last copy of the model (DiffusionModel::sampling_copy),
+  // not autocast since 2026-12-04: other numbers, so other keys.
+  if (precision == Precision::bf16) settings["bf16_sampling"] = "channels-last copy";
   return nlohmann::json{{"version", kCacheVersion},
                         {"descriptor", descriptor_sha256},
                         {"classifier", classifier_sha256},

@@ -48,6 +48,9 @@ at::Tensor sample(models::Denoiser& model, const NoiseSchedule& schedule, const 
   check(!from_init || (init.defined() && init.size(0) == total), "sample: start_timestep needs init images [", total,
         ", C, H, W]");
   c10::InferenceMode inference;
+  // The model itself, or its copy for sampling in this thread's precision (converted once here).
+  const std::shared_ptr<models::Denoiser> copy = model.sampling_copy(current_precision());
+  models::Denoiser& net = copy ? *copy : model;
 
   const int64_t train_steps = schedule.num_timesteps();
   std::vector<int64_t> timesteps;
@@ -88,11 +91,11 @@ at::Tensor sample(models::Denoiser& model, const NoiseSchedule& schedule, const 
       at::Tensor output;
       if (guided) {
         // One forward over [uncond; cond], then eps = uncond + w (cond - uncond).
-        at::Tensor both = model.predict(at::cat({x, x}), at::cat({t_batch, t_batch}), at::cat({uncond, cond}));
+        at::Tensor both = net.predict(at::cat({x, x}), at::cat({t_batch, t_batch}), at::cat({uncond, cond}));
         auto halves = both.chunk(2);
         output = classifier_free_guidance(halves[0], halves[1], options.guidance);
       } else {
-        output = model.predict(x, t_batch, cond);
+        output = net.predict(x, t_batch, cond);
       }
       at::Tensor noise;
       if (options.sampler == "ddpm" || options.eta > 0)

@@ -3,11 +3,13 @@
 // samplers and unlearning objectives never know which one they drive.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
 
+#include "core/precision.hpp"
 #include "models/conditioning.hpp"
 
 namespace lethe::models {
@@ -21,6 +23,10 @@ class Denoiser {
   virtual std::string prediction_type() const { return "epsilon"; }
   // Tensors the trainer updates (full parameters or adapters).
   virtual std::vector<at::Tensor> trainable_parameters() = 0;
+  // A model with this one's outputs that sampling in `precision` (fp32 or bf16) drives instead
+  // of it, for the whole sampling call: its weights converted once to that precision and the
+  // fastest layout. nullptr: sample with this model itself (the default).
+  virtual std::shared_ptr<Denoiser> sampling_copy(Precision precision) { return nullptr; }
 };
 
 }  // namespace lethe::models

@@ -1,11 +1,14 @@
 #include "models/diffusion_model.hpp"
 
+#include <optional>
+
 #include <ATen/ATen.h>
 
 #include "core/error.hpp"
 #include "core/precision.hpp"
 #include "io/hash.hpp"
 #include "io/json_config.hpp"
+#include "models/layers.hpp"
 #include "models/sdxl_vector.hpp"
 #include "models/state_dict.hpp"
 #include "models/unet_file.hpp"
@@ -116,7 +119,8 @@ c10::Device DiffusionModel::device() const {
 }
 
 at::Tensor DiffusionModel::predict(const at::Tensor& x_t, const at::Tensor& t, const Conditioning& conditioning) {
-  ForwardAutocast autocast(x_t.device());  // bf16 mixed precision when the caller's scope asks for it
+  std::optional<ForwardAutocast> autocast;  // bf16 mixed precision when the caller's scope asks for it
+  if (!weights_set_precision_) autocast.emplace(x_t.device());
   const int64_t adm = unet_->config().adm_in_channels;
   if (adm == 0) return unet_->forward(x_t, t, conditioning.context).to(x_t.scalar_type());
   // SDXL: y from the prompt's pooled output and the size conditioning (ComfyUI's SDXL.encode_adm).
@@ -160,6 +164,43 @@ std::shared_ptr<DiffusionModel> DiffusionModel::frozen_copy() const {
   copy->source_sha256 = source_sha256;
   copy->source_metadata = source_metadata;
   copy->set_requires_grad(false);
+  return copy;
+}
+
+namespace {
+
+// The UNet's weights with every attached adapter folded in: W + scale * up @ down (a conv's
+// down [r, in, k, k] and 1x1 up [out, r] make an [out, in, k, k] delta), in the weights' dtype.
+TensorMap weights_with_adapters(const UNet& unet) {
+  TensorMap weights = state_dict(*unet);
+  at::NoGradGuard no_grad;
+  for (const auto& item : unet->named_modules()) {
+    std::shared_ptr<LowRankAdapter> adapter;
+    if (const auto* linear = dynamic_cast<const LinearLayerImpl*>(item.value().get())) adapter = linear->adapter;
+    if (const auto* conv = dynamic_cast<const Conv2dLayerImpl*>(item.value().get())) adapter = conv->adapter;
+    if (!adapter) continue;
+    at::Tensor& weight = weights.at(item.key() + ".weight");
+    const at::Tensor delta = at::matmul(adapter->up.flatten(1).to(at::kFloat), adapter->down.flatten(1).to(at::kFloat))
+                                 .mul(adapter->scale);  // [out, in * k * k]
+    weight = weight + delta.view(weight.sizes()).to(weight.scalar_type());
+  }
+  return weights;
+}
+
+}  // namespace
+
+std::shared_ptr<Denoiser> DiffusionModel::sampling_copy(Precision precision) {
+  if (precision != Precision::bf16 || !device().is_cpu() || weights_set_precision_) return nullptr;
+  UNet unet(unet_->config(), at::TensorOptions().dtype(at::kBFloat16).device(device()));
+  load_state_dict_strict(*unet, weights_with_adapters(unet_), "sampling copy");
+  at::NoGradGuard no_grad;
+  for (auto& parameter : unet->parameters()) {
+    parameter.set_requires_grad(false);
+    if (parameter.dim() == 4) parameter.set_data(parameter.contiguous(at::MemoryFormat::ChannelsLast));
+  }
+  unet->channels_last = true;
+  auto copy = std::make_shared<DiffusionModel>(std::move(unet), TokenEncoder{nullptr}, schedule_);
+  copy->weights_set_precision_ = true;
   return copy;
 }
 

@@ -6,6 +6,7 @@
 #include <ATen/autocast_mode.h>
 
 #include "core/error.hpp"
+#include "models/group_norm_kernel.hpp"
 
 namespace lethe::models {
 
@@ -89,7 +90,16 @@ void GroupNormLayerImpl::reset_parameters() {
 }
 
 at::Tensor GroupNormLayerImpl::forward(const at::Tensor& x) {
+  if (group_norm_channels_last_applies(x, weight, bias))
+    return group_norm_channels_last(x, groups, weight, bias, eps, /*silu=*/false);
   return at::group_norm(op_input(x, weight), groups, weight, bias, eps);
+}
+
+at::Tensor GroupNormLayerImpl::forward_silu(const at::Tensor& x, const at::Tensor& added) {
+  if (group_norm_channels_last_applies(x, weight, bias) && (!added.defined() || !added.requires_grad()))
+    return group_norm_channels_last(x, groups, weight, bias, eps, /*silu=*/true, added);
+  const at::Tensor input = added.defined() ? x + added : x;
+  return at::silu(at::group_norm(op_input(input, weight), groups, weight, bias, eps));
 }
 
 LayerNormLayerImpl::LayerNormLayerImpl(int64_t features, double eps_, const at::TensorOptions& options) : eps(eps_) {

@@ -53,7 +53,9 @@ TORCH_MODULE(Conv2dLayer);
 class GroupNormLayerImpl : public torch::nn::Module {
  public:
   GroupNormLayerImpl(int64_t groups, int64_t channels, double eps, const at::TensorOptions& options);
-  at::Tensor forward(const at::Tensor& x);  // [B, C, ...]
+  at::Tensor forward(const at::Tensor& x);       // [B, C, ...]
+  // silu(forward(x + added)), fused for channels-last sampling; added [B, C, 1, 1] or undefined.
+  at::Tensor forward_silu(const at::Tensor& x, const at::Tensor& added = {});
   void reset_parameters();
 
   int64_t groups;

@@ -50,14 +50,14 @@ ResBlockImpl::ResBlockImpl(int64_t channels, int64_t emb_channels, int64_t out_c
 }
 
 at::Tensor ResBlockImpl::forward(const at::Tensor& x, const at::Tensor& emb, const at::Tensor&) {
-  at::Tensor h = in_conv(at::silu(in_norm(x)));                              // [B, out, H, W]
+  at::Tensor h = in_conv(in_norm->forward_silu(x));                              // [B, out, H, W]
   at::Tensor emb_out = emb_linear(at::silu(emb)).unsqueeze(-1).unsqueeze(-1);  // [B, out or 2 out, 1, 1]
   if (scale_shift) {
     auto parts = emb_out.chunk(2, 1);
     h = out_norm(h) * (1 + parts[0]) + parts[1];
     h = out_conv(at::silu(h));
   } else {
-    h = out_conv(at::silu(out_norm(h + emb_out)));
+    h = out_conv(out_norm->forward_silu(h, emb_out));  // norm of h + emb_out
   }
   return (skip ? skip(x) : x) + h;
 }
@@ -326,19 +326,23 @@ at::Tensor UNetImpl::forward(const at::Tensor& x, const at::Tensor& t, const at:
     }, {h, emb, context});
   };
 
+  // Channels-last runs restate the layout after each block: a 1-channel input (or a conv of it)
+  // is NCHW and channels-last at once, and ops on such a tensor return NCHW.
+  auto layout = [this](const at::Tensor& t) { return channels_last ? t.contiguous(at::MemoryFormat::ChannelsLast) : t; };
   std::vector<at::Tensor> skips;
-  at::Tensor h = x;
+  at::Tensor h = x;  // [B, C, H, W]
   for (auto& block : input_blocks) {
-    h = run(block, h);
+    h = layout(run(block, layout(h)));
     skips.push_back(h);
   }
-  h = run(middle_block, h);
+  h = layout(run(middle_block, h));
   for (auto& block : output_blocks) {
     h = at::cat({h, skips.back()}, 1);  // [B, ch + skip, H, W]
     skips.pop_back();
-    h = run(block, h);
+    h = layout(run(block, layout(h)));
   }
-  return out_conv(at::silu(out_norm(h)));  // [B, out, H, W]
+  at::Tensor out = out_conv(out_norm->forward_silu(h));  // [B, out, H, W]
+  return channels_last ? out.contiguous() : out;
 }
 
 bool is_cross_attention_key(const std::string& name) { return name.ends_with("attn2.to_k.weight"); }

@@ -8,6 +8,7 @@
 
 #include "core/precision.hpp"
 #include "models/diffusion_model.hpp"
+#include "models/lora.hpp"
 #include "test_helpers.hpp"
 #include "unlearn/run.hpp"
 #include "unlearn/run_identity.hpp"
@@ -115,6 +116,56 @@ TEST(Precision, Bf16ForwardMatchesFp32WithinBf16RoundingAndGivesFp32Gradients) {
   EXPECT_LT(relative_error(bf16_grad, fp32_grad), 6e-2);
   EXPECT_GT(at::cosine_similarity(bf16_grad, fp32_grad, 0).item<double>(), 0.998);
   for (auto& p : model->unet()->parameters()) EXPECT_EQ(p.scalar_type(), at::kFloat);  // master weights untouched
+}
+
+TEST(Precision, Bf16SamplingCopyIsTheModelInBf16ChannelsLastWithItsAdaptersMerged) {
+  auto model = tiny_model();
+  at::manual_seed(1);
+  const at::Tensor x = at::randn({4, 1, 8, 8});
+  const at::Tensor t = at::tensor({10, 200, 500, 900}, at::kLong);
+  const at::Tensor context = at::randn({4, 3, 8});
+  at::Tensor plain;
+  {
+    at::NoGradGuard no_grad;
+    plain = model->predict(x, t, context);
+  }
+  // Adapters on attention and on a 3x3 conv, with non-zero up weights: they change the output.
+  models::LoraConfig lora;
+  lora.targets = {"attn2.to_k", "attn2.to_out.0", "in_layers.2"};
+  models::LoraSet adapters(*model->unet(), lora, 5);
+  {
+    at::NoGradGuard no_grad;
+    for (auto& [name, tensor] : adapters.parameters()) tensor.normal_(0.0, 0.3);
+  }
+  at::Tensor adapted;
+  {
+    at::NoGradGuard no_grad;
+    adapted = model->predict(x, t, context);
+  }
+  ASSERT_GT(relative_error(adapted, plain), 0.2);
+
+  EXPECT_EQ(model->sampling_copy(Precision::fp32), nullptr);  // fp32 samples with the model itself
+  const auto copy = model->sampling_copy(Precision::bf16);
+  ASSERT_NE(copy, nullptr);
+  auto& unet = static_cast<models::DiffusionModel&>(*copy).unet();
+  for (const auto& parameter : unet->parameters()) {
+    EXPECT_EQ(parameter.scalar_type(), at::kBFloat16);
+    EXPECT_FALSE(parameter.requires_grad());
+    if (parameter.dim() == 4) EXPECT_TRUE(parameter.is_contiguous(at::MemoryFormat::ChannelsLast));
+  }
+  for (const auto& parameter : model->unet()->parameters()) EXPECT_EQ(parameter.scalar_type(), at::kFloat);
+  at::Tensor got, autocast;
+  {
+    c10::InferenceMode inference;
+    PrecisionScope scope(Precision::bf16);
+    got = copy->predict(x, t, context);
+    autocast = model->predict(x, t, context);
+  }
+  EXPECT_EQ(got.scalar_type(), at::kFloat);
+  EXPECT_TRUE(got.is_contiguous());
+  EXPECT_FALSE(at::equal(got, adapted));
+  EXPECT_LT(relative_error(got, adapted), 3e-2);     // bf16 rounding of the adapted model
+  EXPECT_LT(relative_error(got, autocast), 3e-2);    // and of its autocast forward
 }
 
 TEST(Precision, MixedPrecisionIsAnotherRunButFp32KeepsItsIdentity) {
