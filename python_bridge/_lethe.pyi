@@ -215,7 +215,7 @@ def run_evaluation(request_json: str, group: typing.Any = None, timeout_seconds:
     """
 def run_node(name: str, inputs: dict, node_id: str = '0', run_directory: str = '.', progress: typing.Any = None, folders: collections.abc.Mapping[str, str] = {}) -> tuple[tuple, dict]:
     """
-    Runs a native node. Inputs: tensors, widget values or lethe Values; folders: model folders by ComfyUI name (e.g. loras); progress: called with a dict per update, cancels by raising or returning False (raises Cancelled). Returns (outputs, ui).
+    Runs a native node. Inputs: tensors, widget values or lethe Values; folders: model folders by ComfyUI name (e.g. loras); progress: called with a dict per update, cancels by raising or returning False or a reason text (raises Cancelled). Returns (outputs, ui).
     """
 def run_unlearning(config_file: str, overrides: collections.abc.Sequence[str] = [], out: str = '', group: typing.Any = None, timeout_seconds: typing.SupportsFloat | typing.SupportsIndex = 300.0, progress: typing.Any = None) -> tuple[str, str]:
     """

@@ -40,9 +40,13 @@ ProgressCallback progress_from_python(const py::object& progress) {
     info["seconds_per_step"] = event.seconds_per_step;
     info["eta_seconds"] = event.eta_seconds;
     info["values"] = event.values;
+    // False cancels; so does a text, which says why (the launcher's "SIGINT").
     const py::object answer = progress(info);
     if (py::isinstance<py::bool_>(answer) && !answer.cast<bool>())
       throw Cancelled(str(event.stage, ": cancelled by the progress callback at step ", event.step, " of ", event.total));
+    if (py::isinstance<py::str>(answer))
+      throw Cancelled(str(event.stage, ": cancelled (", answer.cast<std::string>(), ") at step ", event.step, " of ",
+                          event.total));
   };
 }
 

@@ -150,7 +150,7 @@ void bind_graph(py::module_& m) {
       py::arg("progress") = py::none(), py::arg("folders") = std::map<std::string, std::string>{},
       "Runs a native node. Inputs: tensors, widget values or lethe Values; folders: model folders by ComfyUI "
       "name (e.g. loras); progress: called with a dict per update, cancels by raising or returning False "
-      "(raises Cancelled). Returns (outputs, ui).");
+      "or a reason text (raises Cancelled). Returns (outputs, ui).");
 
   m.def(
       "run_workflow",

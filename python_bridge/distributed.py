@@ -85,12 +85,13 @@ def _evaluation_request(args):
 
 def _progress_printer(rank, cancelled=None):
     """Rank 0's progress: one line per 10 s and at the end (every rank still checks for cancel;
-    `cancelled`, when given, a list whose truth stops the run as a cancel at the next step)."""
+    `cancelled`, when given, a list of signal names: the first stops the run as a cancel at the
+    next step, with that name as the reason)."""
     last = [0.0]
 
     def report(event):
         if cancelled:
-            return False
+            return cancelled[0]
         now = time.monotonic()
         done = event["step"] >= event["total"]
         if rank != 0 or (not done and now - last[0] < 10.0):
@@ -172,7 +173,7 @@ def main(argv=None):
     cancelled = []
     for signum in (signal.SIGINT, signal.SIGTERM):
         if args.command == "run":
-            signal.signal(signum, lambda _signum, _frame: cancelled.append(True))
+            signal.signal(signum, lambda signum, _frame: cancelled.append(signal.Signals(signum).name))
         else:
             signal.signal(signum, signal.default_int_handler)
     progress = _progress_printer(rank, cancelled)

@@ -51,6 +51,10 @@ def test_a_progress_callback_returning_false_cancels_as_lethe_cancelled(lethe, t
         lethe.run_node("LetheUnlearn", inputs, "4", str(tmp_path), progress)
     assert type(raised.value) is lethe.Cancelled and isinstance(raised.value, lethe.LetheError)
     assert max(steps) == 3
+    # A text instead of False cancels too, and is the reason the message gives.
+    steps.clear()
+    with pytest.raises(lethe.Cancelled, match=r"train: cancelled \(SIGINT\) at step 1 of 50"):
+        lethe.run_node("LetheUnlearn", inputs, "5", str(tmp_path / "by-signal"), lambda event: "SIGINT")
     checkpoints = [os.path.join(d, f) for d, _, fs in os.walk(tmp_path) for f in fs if f == "checkpoint.safetensors"]
     assert checkpoints, "a cancel leaves a checkpoint"
     # Any other error stays a plain LetheError.

@@ -315,6 +315,7 @@ def test_a_workflow_cancelled_under_torchrun_resumes_under_torchrun(tmp_path):
     assert err.count("lethe run --resume") >= 1
     cancel = next(line for line in err.splitlines() if line.startswith("lethe: cancelled (rank 0 of 2)"))
     assert cancel.count("node 4") == 1, cancel  # the node is named once
+    assert "cancelled (SIGINT) at step" in cancel, cancel  # the reason is the signal
 
     resumed = torchrun(LETHE_EXE, "run", "--resume", tmp_path / "run")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
