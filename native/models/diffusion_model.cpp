@@ -169,8 +169,8 @@ std::shared_ptr<DiffusionModel> DiffusionModel::frozen_copy() const {
 
 namespace {
 
-// The UNet's weights with every attached adapter folded in: W + scale * up @ down (a conv's
-// down [r, in, k, k] and 1x1 up [out, r] make an [out, in, k, k] delta), in the weights' dtype.
+// The UNet's weights with every attached adapter folded in (low_rank_delta, computed in fp32), in
+// the weights' dtype.
 TensorMap weights_with_adapters(const UNet& unet) {
   TensorMap weights = state_dict(*unet);
   at::NoGradGuard no_grad;
@@ -180,9 +180,8 @@ TensorMap weights_with_adapters(const UNet& unet) {
     if (const auto* conv = dynamic_cast<const Conv2dLayerImpl*>(item.value().get())) adapter = conv->adapter;
     if (!adapter) continue;
     at::Tensor& weight = weights.at(item.key() + ".weight");
-    const at::Tensor delta = at::matmul(adapter->up.flatten(1).to(at::kFloat), adapter->down.flatten(1).to(at::kFloat))
-                                 .mul(adapter->scale);  // [out, in * k * k]
-    weight = weight + delta.view(weight.sizes()).to(weight.scalar_type());
+    const at::Tensor delta = low_rank_delta(adapter->up.to(at::kFloat), adapter->down.to(at::kFloat), adapter->scale);
+    weight = weight + delta.view(weight.sizes()).to(weight.scalar_type());  // delta [out, in * k * k]
   }
   return weights;
 }

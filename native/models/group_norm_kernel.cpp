@@ -157,19 +157,21 @@ LETHE_CPU_CLONES void normalise_sample_bf16(const uint16_t* x, const float* adde
 
 }  // namespace
 
-bool group_norm_channels_last_applies(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+bool group_norm_channels_last_applies(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                                      const at::Tensor& added) {
   if (!x.defined() || !x.is_cpu() || x.dim() != 4) return false;
   if (x.scalar_type() != at::kFloat && x.scalar_type() != at::kBFloat16) return false;
   if (!x.is_contiguous(at::MemoryFormat::ChannelsLast) || x.is_contiguous()) return false;
   if (!weight.defined() || !bias.defined() || weight.dim() != 1 || bias.dim() != 1) return false;
   if (weight.size(0) != x.size(1) || bias.size(0) != x.size(1)) return false;
-  const bool wants_grad = x.requires_grad() || weight.requires_grad() || bias.requires_grad();
+  const bool wants_grad =
+      x.requires_grad() || weight.requires_grad() || bias.requires_grad() || (added.defined() && added.requires_grad());
   return !(at::GradMode::is_enabled() && wants_grad);
 }
 
 at::Tensor group_norm_channels_last(const at::Tensor& x, int64_t groups, const at::Tensor& weight,
                                     const at::Tensor& bias, double eps, bool silu, const at::Tensor& added) {
-  check(group_norm_channels_last_applies(x, weight, bias),
+  check(group_norm_channels_last_applies(x, weight, bias, added),
         "group_norm_channels_last: expected a channels-last fp32/bf16 CPU tensor [N, C, H, W] without gradients "
         "and weight, bias [C]; got x ", x.sizes(), " ", x.scalar_type(), ", weight ", weight.sizes(), ", bias ",
         bias.sizes());

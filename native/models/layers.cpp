@@ -33,6 +33,10 @@ at::Tensor apply_linear_adapter(const at::Tensor& x, const LowRankAdapter& adapt
 
 }  // namespace
 
+at::Tensor low_rank_delta(const at::Tensor& up, const at::Tensor& down, double scale) {
+  return at::matmul(up.flatten(1), down.flatten(1)).mul(scale);  // [out, in(*k*k)]
+}
+
 LinearLayerImpl::LinearLayerImpl(int64_t in, int64_t out, bool has_bias, const at::TensorOptions& options)
     : in_features(in), out_features(out) {
   weight = register_parameter("weight", at::empty({out, in}, options));
@@ -96,7 +100,7 @@ at::Tensor GroupNormLayerImpl::forward(const at::Tensor& x) {
 }
 
 at::Tensor GroupNormLayerImpl::forward_silu(const at::Tensor& x, const at::Tensor& added) {
-  if (group_norm_channels_last_applies(x, weight, bias) && (!added.defined() || !added.requires_grad()))
+  if (group_norm_channels_last_applies(x, weight, bias, added))
     return group_norm_channels_last(x, groups, weight, bias, eps, /*silu=*/true, added);
   const at::Tensor input = added.defined() ? x + added : x;
   return at::silu(at::group_norm(op_input(input, weight), groups, weight, bias, eps));

@@ -22,6 +22,10 @@ struct LowRankAdapter {
   int64_t rank() const { return down.size(0); }
 };
 
+// scale * up.flatten(1) @ down.flatten(1): a low-rank update as a full weight [out, in * kh * kw]
+// (reshape it to a conv weight), in up's and down's dtype. ComfyUI's rule for LoRA deltas.
+at::Tensor low_rank_delta(const at::Tensor& up, const at::Tensor& down, double scale);
+
 class LinearLayerImpl : public torch::nn::Module {
  public:
   LinearLayerImpl(int64_t in_features, int64_t out_features, bool bias, const at::TensorOptions& options);

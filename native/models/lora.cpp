@@ -47,8 +47,7 @@ std::map<std::string, at::Tensor> lora_weight_deltas(const std::map<std::string,
           down.sizes());
     auto alpha = tensors.find(module + ".alpha");
     const double scale = alpha != tensors.end() ? alpha->second.item<double>() / static_cast<double>(down.size(0)) : 1.0;
-    deltas[module + ".weight"] =
-        at::matmul(up->second.to(at::kFloat).flatten(1), down.to(at::kFloat).flatten(1)) * scale;  // [out, in(*k*k)]
+    deltas[module + ".weight"] = low_rank_delta(up->second.to(at::kFloat), down.to(at::kFloat), scale);  // [out, in(*k*k)]
   }
   check(!deltas.empty(), where, ": expected LoRA tensors '<module>.lora_down.weight' / '.lora_up.weight', found none");
   return deltas;
@@ -144,8 +143,7 @@ void LoraSet::merge() {
   at::NoGradGuard no_grad;
   for (Layer& layer : layers_) {
     at::Tensor& weight = layer.linear ? layer.linear->weight : layer.conv->weight;
-    // delta = scale * up.flatten(1) @ down.flatten(1), reshaped to the weight (ComfyUI's rule)
-    at::Tensor delta = layer.adapter->up.flatten(1).matmul(layer.adapter->down.flatten(1)).mul(layer.adapter->scale);
+    const at::Tensor delta = low_rank_delta(layer.adapter->up, layer.adapter->down, layer.adapter->scale);
     weight.add_(delta.reshape(weight.sizes()).to(weight.scalar_type()));
   }
   detach();

@@ -326,20 +326,20 @@ at::Tensor UNetImpl::forward(const at::Tensor& x, const at::Tensor& t, const at:
     }, {h, emb, context});
   };
 
-  // Channels-last runs restate the layout after each block: a 1-channel input (or a conv of it)
-  // is NCHW and channels-last at once, and ops on such a tensor return NCHW.
+  // Channels-last runs restate the layout after each block and concatenation: a 1-channel input
+  // (or a conv of it) is NCHW and channels-last at once, and ops on such a tensor return NCHW.
   auto layout = [this](const at::Tensor& t) { return channels_last ? t.contiguous(at::MemoryFormat::ChannelsLast) : t; };
   std::vector<at::Tensor> skips;
-  at::Tensor h = x;  // [B, C, H, W]
+  at::Tensor h = layout(x);  // [B, C, H, W]
   for (auto& block : input_blocks) {
-    h = layout(run(block, layout(h)));
+    h = layout(run(block, h));
     skips.push_back(h);
   }
   h = layout(run(middle_block, h));
   for (auto& block : output_blocks) {
-    h = at::cat({h, skips.back()}, 1);  // [B, ch + skip, H, W]
+    h = layout(at::cat({h, skips.back()}, 1));  // [B, ch + skip, H, W]
     skips.pop_back();
-    h = layout(run(block, layout(h)));
+    h = layout(run(block, h));
   }
   at::Tensor out = out_conv(out_norm->forward_silu(h));  // [B, out, H, W]
   return channels_last ? out.contiguous() : out;
