@@ -18,7 +18,7 @@ export CCACHE_BASEDIR ?= $(CURDIR)
 export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup system-packages venv configure build comfy stub test test-native test-python test-cuda-wheel cuda-wheel-venv wheel test-wheel demo bench compare unlearning-check precision-check distributed-scaling bench-models bench-check fuzz fuzz-build fuzz-smoke clean help
+.PHONY: setup system-packages venv configure build comfy stub test test-native test-python test-cuda-wheel cuda-wheel-venv wheel test-wheel demo bench bench-gpu compare unlearning-check precision-check distributed-scaling bench-models bench-check fuzz fuzz-build fuzz-smoke clean help
 
 help:
 	@echo "make setup   install what is missing (apt packages, .venv with torch), configure and build"
@@ -28,6 +28,7 @@ help:
 	@echo "make compare the objectives side by side on the bench (bench/comparison.json)"
 	@echo "make precision-check  fp32 against bf16 unlearning over several seeds (bench/precision_parity.json)"
 	@echo "make distributed-scaling  data-parallel unlearning over 1, 2, 4 ranks (bench/distributed_scaling.json)"
+	@echo "make bench-gpu  the bench on a CUDA GPU: PYTHON's CUDA torch, native vs diffusers, and an SD1.5-sized LoRA step (bench/gpu_results.json)"
 	@echo "make bench-models  retrain the four embedded bench models and re-measure them"
 	@echo "make bench-check   measure the committed bench models (models/bench/report.json)"
 	@echo "make build   rebuild only (PYTHON=/path/to/python builds _lethe for another interpreter)"
@@ -161,6 +162,18 @@ bench: setup
 
 # SISS with time-frequency selection at the default settings, evaluated against base and
 # retrained (bench/unlearning.json, README table).
+# The bench on a CUDA GPU (docs/performance.md §GPU): the `lethe` program alone, built in
+# build-gpu/ against PYTHON's torch (a CUDA wheel), then bench/gpu_bench.py. GPU_CMAKE_ARGS: more
+# configure arguments (where that machine keeps nlohmann-json, CLI11, stb, OpenSSL, zlib).
+GPU_BUILD ?= $(ROOT)/build-gpu
+GPU_OUT ?= $(ROOT)/bench
+GPU_DEADLINE ?= 0
+bench-gpu:
+	cmake -S . -G Ninja -DCMAKE_BUILD_TYPE=Release -B $(GPU_BUILD) -DPython3_EXECUTABLE=$(PYTHON) \
+	  -DLETHE_BUILD_TESTS=OFF -DLETHE_BUILD_PYTHON_MODULE=OFF $(GPU_CMAKE_ARGS)
+	cmake --build $(GPU_BUILD) -j $(JOBS) --target lethe
+	LETHE_EXE=$(GPU_BUILD)/lethe $(PYTHON) bench/gpu_bench.py --out $(GPU_OUT) --deadline $(GPU_DEADLINE)
+
 unlearning-check: setup
 	$(PYTHON) bench/unlearning_check.py
 

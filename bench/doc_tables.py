@@ -9,6 +9,7 @@ never typed:
   unlearning                <- bench/unlearning.json       (`make unlearning-check`)
   tuning                    <- bench/tuning.json           (bench/tune_defaults.py)
   precision-parity          <- bench/precision_parity.json (`make precision-check`)
+  gpu                       <- bench/gpu_results.json      (`make bench-gpu` on a CUDA machine)
 
     .venv/bin/python bench/doc_tables.py          # rewrite the sections in every document
     .venv/bin/python bench/doc_tables.py --check  # exit 1 if a document is stale (a test runs this)
@@ -17,8 +18,10 @@ Each section sits between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in any o
 docs/*.md; links in a section are written relative to the document that holds it.
 
 Every measured JSON records the SHA-256 of the bench models it was measured with; rendering (and
-so `--check`) fails when one differs from the shipped card (models/bench/<model>.card.json) or
-is not recorded: a table never describes other models than the ones in the repository.
+so `--check`) fails when one differs from the shipped card (models/bench/<model>.card.json), or,
+for the bench-shaped UNet the benches generate (bench/python_reference.py --write-unet), from
+what that code writes now, or is not recorded: a table never describes other models than the
+ones in the repository.
 """
 import json
 import os
@@ -49,13 +52,30 @@ def shipped_models():
     return shipped
 
 
+def generated_models():
+    """The models the benches generate from code rather than ship, by SHA-256: the bench-shaped
+    UNet as bench/python_reference.py --write-unet writes it (seeded, the same bytes on every torch
+    this was run with)."""
+    import hashlib
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        path = os.path.join(scratch, "bench_unet.safetensors")
+        subprocess.run([sys.executable, os.path.join(HERE, "python_reference.py"), "--write-unet", path], check=True)
+        with open(path, "rb") as f:
+            return {"bench_unet": hashlib.sha256(f.read()).hexdigest()}
+
+
 def check_models(source, recorded, rerun):
-    """Fails unless `recorded` ({model: sha256}, at least one) are the shipped models."""
+    """Fails unless `recorded` ({model: sha256}, at least one) are the shipped (or generated) models."""
     where = os.path.relpath(source, ROOT)
     if not recorded:
         raise SystemExit(f"{where} records no model hashes, so its table cannot be checked against the shipped "
                          f"models: rerun `{rerun}`")
     shipped = shipped_models()
+    if "bench_unet" in recorded:
+        shipped.update(generated_models())
     wrong = [f"{model} {(sha or '?')[:12]} (shipped: {shipped.get(model, '?')[:12]})"
              for model, sha in sorted(recorded.items()) if shipped.get(model) != sha]
     if wrong:
@@ -309,6 +329,13 @@ def distributed_scaling_brief(result):
     return "\n".join(lines)
 
 
+def gpu_table(results):
+    sys.path.insert(0, HERE)
+    from gpu_bench import table
+
+    return table(results)
+
+
 # name: (measured JSON, table, the models it was measured with, the command that measures it)
 SECTIONS = {
     "bench-models": (os.path.join(ROOT, "models", "bench", "report.json"), bench_models_table,
@@ -324,6 +351,7 @@ SECTIONS = {
     "tuning": (os.path.join(HERE, "tuning.json"), tuning_table, _tuning_models, ".venv/bin/python bench/tune_defaults.py"),
     "distributed-scaling": (os.path.join(HERE, "distributed_scaling.json"), distributed_scaling_table,
                             lambda r: r.get("models_sha256"), "make distributed-scaling"),
+    "gpu": (os.path.join(HERE, "gpu_results.json"), gpu_table, lambda r: r.get("models"), "make bench-gpu"),
     "distributed-scaling-brief": (os.path.join(HERE, "distributed_scaling.json"), distributed_scaling_brief,
                                   lambda r: r.get("models_sha256"), "make distributed-scaling"),
 }

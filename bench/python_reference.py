@@ -3,6 +3,9 @@ with the bench UNet's configuration and the same weights, run eager or under tor
 (inductor), in fp32 or with torch.autocast bf16 (`--variant`), one SISS step
 (two forwards, two gradients, rescaled forget gradient, clip, AdamW: the same work as
 Lethe's SISS objective) and a plain loop over the UNet and DDIMScheduler for sampling.
+`--device cuda` runs it on a GPU. `--sd15-lora` instead times the same SISS step on an
+SD1.5-sized UNet (random weights in bf16) at 512x512 with a peft LoRA under bf16 autocast, the
+way diffusers' LoRA training scripts run it, and reports the GPU's peak allocated memory.
 
 Run by bench/run_bench.py in its own process (so its peak RSS is its own). Prints JSON.
 Also `--write-unet PATH` writes the model's weights in the LDM layout for the native side.
@@ -51,16 +54,17 @@ def write_unet(path):
 
 
 def siss_step(unet, optimizer, params, alphas_cumprod, x, a, c_x, c_a, generator, lam=0.5, scaling_norm=5.0):
-    n = x.shape[0]
-    t = torch.randint(0, 1000, (n,), generator=generator)
-    eps = torch.randn(x.shape, generator=generator)
+    """Random draws come from `generator` on the CPU, then move to the data's device."""
+    n, device = x.shape[0], x.device
+    t = torch.randint(0, 1000, (n,), generator=generator).to(device)
+    eps = torch.randn(x.shape, generator=generator).to(device)
     gamma = alphas_cumprod[t].sqrt().view(n, 1, 1, 1)
     sigma = (1 - alphas_cumprod[t]).sqrt().view(n, 1, 1, 1)
-    from_forget = (torch.rand(n, generator=generator) < lam).view(n, 1, 1, 1)
+    from_forget = (torch.rand(n, generator=generator) < lam).view(n, 1, 1, 1).to(device)
     m = torch.where(from_forget, gamma * a + sigma * eps, gamma * x + sigma * eps)
     p_x = unet(m, t, encoder_hidden_states=c_x).sample
     p_a = unet(m, t, encoder_hidden_states=c_a).sample
-    l_x, l_a = siss_reference(p_x, p_a, m, x, a, gamma, sigma, lam, torch.ones(n), None, None)
+    l_x, l_a = siss_reference(p_x, p_a, m, x, a, gamma, sigma, lam, torch.ones(n, device=device), None, None)
     g_x = torch.autograd.grad(l_x, params, retain_graph=True)
     g_a = torch.autograd.grad(l_a, params)
     norm_a = torch.cat([g.flatten() for g in g_a]).norm()
@@ -71,6 +75,65 @@ def siss_step(unet, optimizer, params, alphas_cumprod, x, a, c_x, c_a, generator
     optimizer.zero_grad(set_to_none=True)
 
 
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed_steps(step, device, warmup, timed):
+    """(first step's seconds, median seconds of the timed steps after warm-up)."""
+    start = time.perf_counter()
+    step()  # torch.compile compiles here
+    synchronize(device)
+    first = time.perf_counter() - start
+    for _ in range(warmup - 1):
+        step()
+    synchronize(device)
+    times = []
+    for _ in range(timed):
+        start = time.perf_counter()
+        step()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return first, statistics.median(times)
+
+
+LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2"]  # Lethe's default LoRA targets
+
+
+def sd15_lora(args, device):
+    """The SISS step with a LoRA (rank 4, alpha 4, Lethe's default targets) on an SD1.5-sized
+    UNet (diffusers' default UNet2DConditionModel with SD1.5's 768-wide context), weights in
+    bf16, adapters in fp32, forward under bf16 autocast: diffusers' train_text_to_image_lora.py."""
+    from diffusers import DDIMScheduler, UNet2DConditionModel
+    from peft import LoraConfig
+
+    torch.manual_seed(11)
+    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768).to(device, dtype=torch.bfloat16)
+    unet.requires_grad_(False)
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian", target_modules=LORA_TARGETS))
+    params = [p for p in unet.parameters() if p.requires_grad]
+    for p in params:
+        p.data = p.data.float()  # diffusers' cast_training_params: trainable weights in fp32
+    unet.train()
+    model = Bf16Forward(unet, device.type)
+    optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
+    alphas_cumprod = DDIMScheduler(num_train_timesteps=1000).alphas_cumprod.to(device)
+    g = torch.Generator().manual_seed(7)
+    n = args.batch
+    x, a = ((torch.rand(n, 4, 64, 64, generator=g) * 2 - 1).to(device) for _ in range(2))
+    c_x, c_a = (torch.randn(n, 77, 768, generator=g).to(device) for _ in range(2))
+    synchronize(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    first, median = timed_steps(lambda: siss_step(model, optimizer, params, alphas_cumprod, x, a, c_x, c_a, g),
+                                device, args.warmup, args.timed)
+    cuda = device.type == "cuda"
+    return {"variant": "eager_bf16", "torch": torch.__version__, "device": torch.cuda.get_device_name(device) if cuda else "cpu",
+            "unet_parameters": sum(p.numel() for p in unet.parameters()),
+            "lora_parameters": sum(p.numel() for p in params), "batch": n, "timed_steps": args.timed,
+            "median_seconds": median, "first_step_seconds": first,
+            "peak_allocated_bytes": torch.cuda.max_memory_allocated(device) if cuda else None}
 
 
 class Output:
@@ -82,12 +145,13 @@ class Bf16Forward(torch.nn.Module):
     """The model's forward under torch.autocast(bf16), its output back in fp32: how a PyTorch
     user runs mixed precision (backward outside autocast, as the autocast docs advise)."""
 
-    def __init__(self, unet):
+    def __init__(self, unet, device_type="cpu"):
         super().__init__()
         self.unet = unet
+        self.device_type = device_type
 
     def forward(self, *args, **kwargs):
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast(self.device_type, dtype=torch.bfloat16):
             return Output(self.unet(*args, **kwargs).sample.float())
 
 
@@ -103,10 +167,16 @@ def main():
     parser.add_argument("--sample-batch", type=int, default=64)
     parser.add_argument("--sample-steps", type=int, default=25)
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--sd15-lora", action="store_true", help="the SD1.5-sized LoRA step instead (a GPU's job)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     if args.write_unet:
         write_unet(args.write_unet)
+        return
+    if args.sd15_lora:
+        print(json.dumps(sd15_lora(args, device)))
         return
 
     from diffusers import DDIMScheduler
@@ -114,32 +184,23 @@ def main():
 
     unet = bench_unet()
     unet.load_state_dict(torch.load(args.unet_state))
-    unet.train()
+    unet.to(device).train()
     params = [p for p in unet.parameters() if p.requires_grad]
-    model = Bf16Forward(unet) if args.variant.endswith("bf16") else unet
+    model = Bf16Forward(unet, device.type) if args.variant.endswith("bf16") else unet
     if args.variant.startswith("compile"):
         model = torch.compile(model)
     optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
-    alphas_cumprod = DDIMScheduler(num_train_timesteps=1000).alphas_cumprod
+    alphas_cumprod = DDIMScheduler(num_train_timesteps=1000).alphas_cumprod.to(device)
     g = torch.Generator().manual_seed(7)
-    x = torch.rand(args.batch, 1, 28, 28, generator=g) * 2 - 1
-    a = torch.rand(args.batch, 1, 28, 28, generator=g) * 2 - 1
-    c_x = torch.randn(args.batch, 8, 64, generator=g)
-    c_a = torch.randn(args.batch, 8, 64, generator=g)
+    x = (torch.rand(args.batch, 1, 28, 28, generator=g) * 2 - 1).to(device)
+    a = (torch.rand(args.batch, 1, 28, 28, generator=g) * 2 - 1).to(device)
+    c_x = torch.randn(args.batch, 8, 64, generator=g).to(device)
+    c_a = torch.randn(args.batch, 8, 64, generator=g).to(device)
 
     def step():
         siss_step(model, optimizer, params, alphas_cumprod, x, a, c_x, c_a, g)
 
-    start = time.perf_counter()
-    step()  # torch.compile compiles here
-    first_step = time.perf_counter() - start
-    for _ in range(args.warmup - 1):
-        step()
-    times = []
-    for _ in range(args.timed):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+    first_step, median_step = timed_steps(step, device, args.warmup, args.timed)
     flops = None
     if args.variant == "eager_fp32":
         with FlopCounterMode(display=False) as counter:
@@ -150,17 +211,17 @@ def main():
     unet.eval()
     scheduler = DDIMScheduler(num_train_timesteps=1000)
     scheduler.set_timesteps(args.sample_steps)
-    context = torch.randn(args.sample_batch, 8, 64, generator=g)
-    uncond = torch.zeros(args.sample_batch, 8, 64)
+    context = torch.randn(args.sample_batch, 8, 64, generator=g).to(device)
+    uncond = torch.zeros(args.sample_batch, 8, 64, device=device)
 
     def sample(batch):
-        latents = torch.randn(batch, 1, 28, 28, generator=g)
+        latents = torch.randn(batch, 1, 28, 28, generator=g).to(device)
         with torch.inference_mode():
             for t in scheduler.timesteps:
                 both = model(torch.cat([latents, latents]), t, encoder_hidden_states=torch.cat([uncond[:batch], context[:batch]])).sample
                 e_u, e_c = both.chunk(2)
                 latents = scheduler.step(e_u + 3.0 * (e_c - e_u), t, latents).prev_sample
-        return latents
+        return latents.cpu()  # the images on the host, as the native sampler returns them
 
     start = time.perf_counter()
     sample(args.sample_batch)  # warm-up at the timed shape (torch.compile compiles here)
@@ -170,7 +231,8 @@ def main():
     sample_seconds = time.perf_counter() - start
     print(json.dumps({
         "variant": args.variant, "torch": torch.__version__, "threads": torch.get_num_threads(),
-        "train_step": {"batch": args.batch, "timed_steps": args.timed, "median_seconds": statistics.median(times),
+        "device": str(device),
+        "train_step": {"batch": args.batch, "timed_steps": args.timed, "median_seconds": median_step,
                        "first_step_seconds": first_step, "flops": flops},
         "sampling": {"batch": args.sample_batch, "steps": args.sample_steps, "seconds": sample_seconds,
                      "first_run_seconds": first_sample, "images_per_second": args.sample_batch / sample_seconds},

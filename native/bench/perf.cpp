@@ -6,6 +6,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/DeviceAccelerator.h>
 #include <ATen/Parallel.h>
 #include <torch/version.h>
 
@@ -40,15 +41,22 @@ double median(std::vector<double> values) {
   return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
-// Median seconds of `repeats` calls of `work` after two warm-up calls.
+// Waits for the work queued on `device` (a GPU runs kernels asynchronously; a CPU is done).
+void synchronize(const c10::Device& device) {
+  if (!device.is_cpu()) at::accelerator::synchronizeDevice(device.index() < 0 ? 0 : device.index());
+}
+
+// Median seconds of `repeats` calls of `work` on `device` after two warm-up calls.
 template <typename F>
-double time_median(F&& work, int repeats) {
+double time_median(F&& work, int repeats, const c10::Device& device = c10::kCPU) {
   work();
   work();
+  synchronize(device);
   std::vector<double> times;
   for (int i = 0; i < repeats; ++i) {
     const auto start = Clock::now();
     work();
+    synchronize(device);
     times.push_back(seconds_since(start));
   }
   return median(times);
@@ -62,18 +70,18 @@ json machine_facts_json() {
 
 // Matmul and convolution GFLOP/s in `dtype` (what autocast runs the UNet's convolutions and
 // linears in): a square matmul and a 3x3 convolution at each level shape of the bench UNet.
-json ceilings(int64_t n, at::ScalarType dtype) {
+json ceilings(int64_t n, at::ScalarType dtype, const c10::Device& device) {
   c10::InferenceMode inference;
-  const auto options = at::TensorOptions().dtype(dtype);
+  const auto options = at::TensorOptions().dtype(dtype).device(device);
   at::Tensor a = at::randn({n, n}).to(options), b = at::randn({n, n}).to(options);
-  const double matmul = time_median([&] { at::mm(a, b); }, 10);
+  const double matmul = time_median([&] { at::mm(a, b); }, 10, device);
   json out = {{"matmul_size", n}, {"matmul_gflops", 2.0 * n * n * n / matmul / 1e9}};
   // batch 64, channels x channels, 3x3, padding 1, at the bench UNet's level sizes (28 and 14 pixels).
   json convs = json::array();
   double best = 0.0;
   for (const auto& [channels, size] : std::vector<std::pair<int64_t, int64_t>>{{32, 28}, {64, 14}}) {
     at::Tensor x = at::randn({64, channels, size, size}).to(options), w = at::randn({channels, channels, 3, 3}).to(options);
-    const double seconds = time_median([&] { at::conv2d(x, w, {}, 1, 1); }, 10);
+    const double seconds = time_median([&] { at::conv2d(x, w, {}, 1, 1); }, 10, device);
     const double gflops = 2.0 * 64 * channels * channels * size * size * 9 / seconds / 1e9;
     convs.push_back({{"shape", str("x [64, ", channels, ", ", size, ", ", size, "] * w [", channels, ", ", channels,
                                    ", 3, 3], padding 1")},
@@ -202,6 +210,61 @@ json precision_perf(const std::shared_ptr<models::DiffusionModel>& model, const 
   return out;
 }
 
+// Bytes the device's caching allocator has handed out at most since the last reset.
+int64_t peak_device_bytes(const c10::Device& device) {
+  const auto stats = at::accelerator::getDeviceStats(device.index() < 0 ? 0 : device.index());
+  return stats.allocated_bytes[static_cast<size_t>(c10::CachingDeviceAllocator::StatType::AGGREGATE)].peak;
+}
+
+// One SISS LoRA step of an SD1.5-sized UNet (UNetConfig::sd15(): 860 M parameters, random
+// weights stored in bf16 on `device`) at 512x512 pixels (4x64x64 latents, 77x768 contexts), in
+// bf16 mixed precision with the default LoRA (rank 4 on attention and feed-forward): median
+// seconds per step and the device's peak allocated memory over the training steps (a GPU's;
+// on a CPU it runs, slowly, without a memory figure).
+json sd15_lora_step(const PerfOptions& options, const c10::Device& device, const fs::path& scratch) {
+  models::UNet unet(models::UNetConfig::sd15(), at::TensorOptions(at::kFloat));
+  unet->initialize(11);  // on the CPU (the generator's device), then stored in bf16 on the device
+  unet->to(device, at::kBFloat16);
+  int64_t parameters = 0;
+  for (const auto& p : unet->parameters()) parameters += p.numel();
+  auto model = std::make_shared<models::DiffusionModel>(std::move(unet), models::TokenEncoder{nullptr},
+                                                        diffusion::ScheduleConfig{});
+  const int64_t batch = options.sd15_batch;
+  unlearn::TaskData data = synthetic_data(std::max<int64_t>(2 * batch, 4), 4, 64, 77, 768, 7);
+  unlearn::RunConfig config;
+  config.objective = "siss";
+  config.trainable = "lora";
+  config.trainer.batch_size = batch;
+  config.trainer.retain_caption_dropout = 0.0;
+  config.trainer.steps = options.warmup_steps + options.timed_steps;
+  config.trainer.checkpoint_seconds = 0;  // a checkpoint only at the end
+  config.precision = "bf16";
+  config.output = (scratch / "sd15-lora").string();
+  std::error_code ignored;
+  fs::remove_all(config.output, ignored);
+  synchronize(device);
+  if (!device.is_cpu()) at::accelerator::resetPeakStats(device.index() < 0 ? 0 : device.index());
+  std::vector<double> times;
+  int64_t seen = 0, peak = 0;
+  auto last = Clock::now();
+  auto progress = [&](const ProgressEvent& event) {
+    if (event.stage.find("train") == std::string::npos || event.step <= seen) return;
+    const auto now = Clock::now();
+    if (event.step > options.warmup_steps) times.push_back(std::chrono::duration<double>(now - last).count());
+    seen = event.step;
+    if (seen == config.trainer.steps && !device.is_cpu()) peak = peak_device_bytes(device);  // the steps', not the merge's
+    last = Clock::now();
+  };
+  unlearn::run_unlearning(config, progress, model, &data);
+  fs::remove_all(config.output, ignored);
+  check(!times.empty(), "perf --sd15-lora: the trainer reported no timed steps");
+  return {{"unet", "sd15 layout, random weights"}, {"unet_parameters", parameters}, {"weights", "bf16"},
+          {"precision", "bf16"}, {"trainable", "lora"}, {"lora_rank", config.lora.rank},
+          {"objective", "siss"}, {"batch", batch}, {"latent", {4, 64, 64}}, {"context", {77, 768}},
+          {"timed_steps", static_cast<int64_t>(times.size())}, {"median_seconds", median(times)},
+          {"peak_allocated_bytes", device.is_cpu() ? json(nullptr) : json(peak)}};
+}
+
 }  // namespace
 
 json run_perf(const PerfOptions& options) {
@@ -209,10 +272,20 @@ json run_perf(const PerfOptions& options) {
   const fs::path scratch = options.out / "scratch";
   json out;
   out["machine"] = machine_facts_json();
-  const ResolvedPrecision automatic = resolve_precision(Precision::automatic);
+  c10::Device device = c10::kCPU;
+  try {
+    device = c10::Device(options.device);
+  } catch (const std::exception&) {
+    throw Error(str("perf --device: expected cpu or cuda[:index], got '", options.device, "'"));
+  }
+  out["device"] = device.str();
+  const ResolvedPrecision automatic = resolve_precision(Precision::automatic, device);
   out["auto_precision"] = {{"precision", precision_name(automatic.precision)}, {"reason", automatic.reason}};
+  PerfOptions run = options;
+  if (!device.is_cpu()) run.profile_steps = 0;  // libtorch's CPU-side op profile says nothing of GPU kernels
 
   models::ModelLoadOptions load;
+  load.device = device;
   load.hints.norm_groups = bench_unet_config().norm_groups;
   load.hints.num_head_channels = bench_unet_config().num_head_channels;
   auto model = models::DiffusionModel::load(options.unet, load);
@@ -227,8 +300,8 @@ json run_perf(const PerfOptions& options) {
   for (const std::string& name : options.precisions) {
     const Precision precision = parse_precision(name, "perf --precisions");
     check(precision != Precision::automatic, "perf --precisions: measure fp32 or bf16, not auto");
-    json entry = precision_perf(model, options, precision, scratch);
-    entry["ceiling"] = ceilings(options.ceiling_size, precision == Precision::bf16 ? at::kBFloat16 : at::kFloat);
+    json entry = precision_perf(model, run, precision, scratch);
+    entry["ceiling"] = ceilings(options.ceiling_size, precision == Precision::bf16 ? at::kBFloat16 : at::kFloat, device);
     if (!best || entry["train_step"]["median_seconds"].get<double>() <
                      precisions[precision_name(*best)]["train_step"]["median_seconds"].get<double>())
       best = precision;
@@ -239,8 +312,8 @@ json run_perf(const PerfOptions& options) {
   out["precisions"] = precisions;
   out["best_precision"] = best_name;  // the faster training step here
 
-  // 2. Scoring: copy-descriptor throughput at batch 64.
-  {
+  // 2. Scoring: copy-descriptor throughput at batch 64 (the descriptor runs on the CPU).
+  if (device.is_cpu()) {
     std::shared_ptr<eval::Descriptor> descriptor;
     if (!options.descriptor.empty()) {
       descriptor = eval::load_descriptor(options.descriptor);
@@ -266,7 +339,7 @@ json run_perf(const PerfOptions& options) {
   // 3. Scaling of the training step with batch and image size, in the best precision.
   json scaling = json::array();
   std::vector<draw::Series> lines;
-  PerfOptions short_run = options;
+  PerfOptions short_run = run;
   short_run.warmup_steps = 2;
   short_run.timed_steps = options.scaling_steps;
   for (int64_t size : options.scaling_sizes) {
@@ -286,6 +359,7 @@ json run_perf(const PerfOptions& options) {
     draw::draw_line_chart(canvas, {20, 20, 720, 420}, "SISS step seconds vs batch (native, " + best_name + ")", lines, "batch");
     canvas.save_png(options.out / "scaling.png");
   }
+  if (options.sd15_lora) out["sd15_lora"] = sd15_lora_step(run, device, scratch);
   std::error_code ignored;
   fs::remove_all(scratch, ignored);
   io::write_json_file(options.out / "perf.json", out);

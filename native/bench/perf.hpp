@@ -3,6 +3,10 @@
 // GFLOP/s (libtorch), one SISS training step of a UNet (median of timed steps after
 // warm-up, the time between consecutive step reports of the real trainer), batch/size
 // scaling of that step, 25-step DDIM sampling throughput and copy-descriptor throughput.
+// On a GPU (`device`), the UNet runs there (the trainer's and sampler's data stay on the CPU and
+// cross per forward, as with a host model); with `sd15_lora`, also one SISS LoRA step of an
+// SD1.5-sized UNet (random weights, bf16) at 512x512 pixels (64x64 latents): seconds and peak
+// GPU memory.
 #pragma once
 
 #include <filesystem>
@@ -29,6 +33,9 @@ struct PerfOptions {
   int64_t scaling_steps = 8;              // timed steps per scaling point (after warm-up)
   int64_t ceiling_size = 1024;            // square matmul size
   std::vector<std::string> precisions = {"fp32", "bf16"};  // each measured side by side
+  std::string device = "cpu";             // where the UNet runs: cpu or cuda[:index]
+  bool sd15_lora = false;                 // also the SD1.5-sized LoRA step (a GPU's job)
+  int64_t sd15_batch = 1;                 // its batch (retain and forget examples each)
 };
 
 // Runs everything and writes out/perf.json (returned).

@@ -23,6 +23,11 @@ void add_perf_command(CLI::App& app) {
   perf->add_option("--profile-steps", options->profile_steps, "training steps run under the op profiler (0: none)")
       ->capture_default_str();
   perf->add_option("--precisions", options->precisions, "precisions measured side by side")->capture_default_str();
+  perf->add_option("--device", options->device, "where the UNet runs: cpu or cuda[:index]")->capture_default_str();
+  perf->add_option("--ceiling-size", options->ceiling_size, "square matmul size of the ceiling")->capture_default_str();
+  perf->add_flag("--sd15-lora", options->sd15_lora,
+                 "also an SD1.5-sized UNet's SISS LoRA step at 512x512 (random bf16 weights; for a GPU)");
+  perf->add_option("--sd15-batch", options->sd15_batch, "that step's batch")->capture_default_str();
   perf->add_flag("--tiny", *tiny, "tiny sizes (the smoke test): nothing is meaningful but every path runs");
   set_action(perf, [options, unet, descriptor, out, tiny]() {
     options->unet = *unet;

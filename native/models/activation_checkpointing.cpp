@@ -1,5 +1,8 @@
 #include "models/activation_checkpointing.hpp"
 
+#include <memory>
+#include <type_traits>
+
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/functions/utils.h>
@@ -41,6 +44,16 @@ class CheckpointBackward : public torch::autograd::Node {
   std::vector<at::Tensor> inputs_;
 };
 
+// The node in the pointer the autograd graph holds: libtorch 2.13 reference-counts nodes
+// intrusively (Node derives from c10::intrusive_ptr_target), earlier versions by std::shared_ptr.
+template <typename NodeType, typename... Args>
+auto make_node(Args&&... args) {
+  if constexpr (std::is_base_of_v<c10::intrusive_ptr_target, NodeType>)
+    return c10::make_intrusive<NodeType>(std::forward<Args>(args)...);
+  else
+    return std::make_shared<NodeType>(std::forward<Args>(args)...);
+}
+
 }  // namespace
 
 at::Tensor checkpointed(CheckpointedFn fn, const std::vector<at::Tensor>& inputs) {
@@ -51,7 +64,7 @@ at::Tensor checkpointed(CheckpointedFn fn, const std::vector<at::Tensor>& inputs
   }
   // Always attached: adapter (LoRA) tensors are not module parameters and may be the only
   // trainable tensors; the recomputation in backward finds whatever needs gradients.
-  auto node = c10::make_intrusive<CheckpointBackward>(std::move(fn), inputs);
+  auto node = make_node<CheckpointBackward>(std::move(fn), inputs);
   node->set_next_edges(torch::autograd::collect_next_edges(inputs));
   torch::autograd::set_history(output, node);
   return output;

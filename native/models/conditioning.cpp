@@ -55,6 +55,10 @@ Conditioning Conditioning::to_float() const {
   return map([](const at::Tensor& part) { return part.to(at::kFloat).contiguous(); });
 }
 
+Conditioning Conditioning::to(const c10::Device& device) const {
+  return map([&](const at::Tensor& part) { return part.to(device); });
+}
+
 bool Conditioning::equal(const Conditioning& other) const {
   auto same = [](const at::Tensor& a, const at::Tensor& b) {
     if (a.defined() != b.defined()) return false;

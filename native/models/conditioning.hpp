@@ -40,6 +40,8 @@ struct Conditioning {
   Conditioning where(const at::Tensor& take, const Conditioning& other) const;
   // Every part as float32, contiguous.
   Conditioning to_float() const;
+  // Every part on `device`.
+  Conditioning to(const c10::Device& device) const;
   // Whether both hold the same values in every part.
   bool equal(const Conditioning& other) const;
 

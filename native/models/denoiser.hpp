@@ -18,7 +18,9 @@ class Denoiser {
  public:
   virtual ~Denoiser() = default;
   // x_t [B, C, H, W], t [B] (int64 timesteps in 0..T-1), conditioning of B rows (a context
-  // [B, L, D] converts) -> [B, C, H, W] in the parameterisation of prediction_type().
+  // [B, L, D] converts) -> [B, C, H, W] in the parameterisation of prediction_type(), on
+  // x_t's device: a model whose weights live elsewhere (a GPU) moves the inputs there and its
+  // output back, so objectives and samplers keep their tensors where the data is.
   virtual at::Tensor predict(const at::Tensor& x_t, const at::Tensor& t, const Conditioning& conditioning) = 0;
   virtual std::string prediction_type() const { return "epsilon"; }
   // Tensors the trainer updates (full parameters or adapters).

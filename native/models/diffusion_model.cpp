@@ -119,8 +119,12 @@ c10::Device DiffusionModel::device() const {
 }
 
 at::Tensor DiffusionModel::predict(const at::Tensor& x_t, const at::Tensor& t, const Conditioning& conditioning) {
+  const c10::Device here = device();
+  if (x_t.device() != here) {  // weights on a GPU, data on the CPU: the forward runs where the weights are
+    return predict(x_t.to(here), t.to(here), conditioning.to(here)).to(x_t.device());
+  }
   std::optional<ForwardAutocast> autocast;  // bf16 mixed precision when the caller's scope asks for it
-  if (!weights_set_precision_) autocast.emplace(x_t.device());
+  if (!weights_set_precision_) autocast.emplace(here);
   const int64_t adm = unet_->config().adm_in_channels;
   if (adm == 0) return unet_->forward(x_t, t, conditioning.context).to(x_t.scalar_type());
   // SDXL: y from the prompt's pooled output and the size conditioning (ComfyUI's SDXL.encode_adm).
@@ -149,15 +153,25 @@ at::Tensor DiffusionModel::context_for(const std::vector<std::string>& captions)
   return text_encoder_->encode(captions);
 }
 
-std::shared_ptr<DiffusionModel> DiffusionModel::frozen_copy() const {
+std::shared_ptr<DiffusionModel> DiffusionModel::frozen_copy(Weights weights) const {
   const at::Tensor reference = unet_->parameters().front();
-  const at::TensorOptions options = at::TensorOptions().dtype(reference.scalar_type()).device(reference.device());
+  // Shared: the copy's modules are made on the CPU without being written (so the allocation stays
+  // virtual), then take this model's tensors, wherever they live.
+  const at::TensorOptions options = at::TensorOptions()
+                                        .dtype(reference.scalar_type())
+                                        .device(weights == Weights::shared ? c10::Device(c10::kCPU) : reference.device());
+  auto transfer = [&](torch::nn::Module& copy, const torch::nn::Module& source) {
+    if (weights == Weights::shared)
+      share_state_dict_strict(copy, state_dict(source), "shared copy");
+    else
+      load_state_dict_strict(copy, state_dict(source), "frozen copy");
+  };
   UNet unet(unet_->config(), options);
-  load_state_dict_strict(*unet, state_dict(*unet_), "frozen copy");
+  transfer(*unet, *unet_);
   TokenEncoder encoder{nullptr};
   if (has_text_encoder()) {
     encoder = TokenEncoder(text_encoder_->config(), options);
-    load_state_dict_strict(*encoder, state_dict(*text_encoder_), "frozen copy");
+    transfer(*encoder, *text_encoder_);
   }
   auto copy = std::make_shared<DiffusionModel>(std::move(unet), std::move(encoder), schedule_);
   copy->source_path = source_path;

@@ -58,8 +58,11 @@ class DiffusionModel : public Denoiser {
   // Where the UNet's weights live (CPU for a model without parameters).
   c10::Device device() const;
 
-  // A deep copy with its own weights (for frozen reference models), gradients off.
-  std::shared_ptr<DiffusionModel> frozen_copy() const;
+  // What a copy does with the weights: its own (copied), or this model's storage (shared: no
+  // memory for a frozen reference or a LoRA run's base; nothing may change them in place).
+  enum class Weights { copied, shared };
+  // A copy with its own modules (adapters, modes and gradient flags of its own), gradients off.
+  std::shared_ptr<DiffusionModel> frozen_copy(Weights weights = Weights::copied) const;
   // Gradients on or off for every weight (UNet and token encoder).
   void set_requires_grad(bool requires_grad);
 

@@ -92,8 +92,10 @@ LoraSet::LoraSet(torch::nn::Module& model, const LoraConfig& config, uint64_t se
       adapter->up = at::zeros({out, rank, 1, 1}, options);
     }
     {
-      at::NoGradGuard no_grad;
-      adapter->down.uniform_(-1.0 / std::sqrt(fan_in), 1.0 / std::sqrt(fan_in), generator);
+      at::NoGradGuard no_grad;  // drawn on the CPU (the generator's device), then placed beside the weight
+      at::Tensor drawn = at::empty(adapter->down.sizes(), at::kFloat);
+      drawn.uniform_(-1.0 / std::sqrt(fan_in), 1.0 / std::sqrt(fan_in), generator);
+      adapter->down = drawn.to(options);
     }
     adapter->down.requires_grad_(true);
     adapter->up.requires_grad_(true);
@@ -144,7 +146,8 @@ void LoraSet::merge() {
   for (Layer& layer : layers_) {
     at::Tensor& weight = layer.linear ? layer.linear->weight : layer.conv->weight;
     const at::Tensor delta = low_rank_delta(layer.adapter->up, layer.adapter->down, layer.adapter->scale);
-    weight.add_(delta.reshape(weight.sizes()).to(weight.scalar_type()));
+    // Out of place: the weight's storage may be shared with the run's input model (frozen_copy).
+    weight.set_data(weight + delta.reshape(weight.sizes()).to(weight.scalar_type()));
   }
   detach();
 }

@@ -24,6 +24,17 @@ void load_state_dict_strict(torch::nn::Module& module, const TensorMap& tensors,
   for (auto& [key, target] : targets) target.copy_(tensors.at(key));
 }
 
+void share_state_dict_strict(torch::nn::Module& module, const TensorMap& tensors, const std::string& where) {
+  ShapeTable expected, got;
+  for (const auto& [key, tensor] : state_dict(module)) expected[key] = tensor.sizes().vec();
+  for (const auto& [key, tensor] : tensors) got[key] = tensor.sizes().vec();
+  check_shape_table(expected, got, where);
+  at::NoGradGuard no_grad;
+  // The module's own handles (state_dict gives detached views, whose set_data would not reach it).
+  for (auto& item : module.named_parameters(/*recurse=*/true)) item.value().set_data(tensors.at(item.key()));
+  for (auto& item : module.named_buffers(/*recurse=*/true)) item.value().set_data(tensors.at(item.key()));
+}
+
 TensorMap strip_prefix(const TensorMap& tensors, const std::string& prefix) {
   TensorMap out;
   for (const auto& [key, tensor] : tensors)

@@ -21,6 +21,11 @@ TensorMap state_dict(const torch::nn::Module& module, const std::string& prefix 
 // `where` names the source in error messages.
 void load_state_dict_strict(torch::nn::Module& module, const TensorMap& tensors, const std::string& where);
 
+// Makes every parameter and buffer of `module` use the storage of the one in `tensors` under its
+// key (no copy: both see later in-place changes; dtype and device become the source's), with
+// load_state_dict_strict's key and shape checks. What `module` held before is released.
+void share_state_dict_strict(torch::nn::Module& module, const TensorMap& tensors, const std::string& where);
+
 // The entries of `tensors` whose key starts with `prefix`, with the prefix removed.
 TensorMap strip_prefix(const TensorMap& tensors, const std::string& prefix);
 

@@ -443,12 +443,16 @@ RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progres
     return result;
   }
 
-  auto trained = source->frozen_copy();  // the run trains a copy; the input stays untouched
+  // The run trains a copy; the input stays untouched. A LoRA run trains adapters only and merges
+  // them out of place, so its copy shares the input's weights, as the frozen reference does.
+  using Weights = models::DiffusionModel::Weights;
+  const bool adapters_only = config.trainable == "lora" && !objective->edits_in_closed_form();
+  auto trained = source->frozen_copy(adapters_only ? Weights::shared : Weights::copied);
   trained->source_path = source->source_path;
   trained->source_sha256 = source->source_sha256;
   trained->unet()->gradient_checkpointing = config.gradient_checkpointing;
   std::shared_ptr<models::DiffusionModel> reference;
-  if (objective->needs_reference()) reference = source->frozen_copy();
+  if (objective->needs_reference()) reference = source->frozen_copy(Weights::shared);
 
   if (objective->edits_in_closed_form()) {  // UCE: one edit of the copy, no training
     write_resolved_config(config, *objective, directory);
