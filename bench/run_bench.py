@@ -4,7 +4,8 @@ Runs (each in its own process, so peak RSS is per process):
   1. bench/python_reference.py --write-unet: the bench-shaped UNet's weights for both sides;
   2. `lethe perf`: native ceilings, SISS step and sampling in fp32 and bf16, scoring, scaling (+ scaling.png);
   3. bench/python_reference.py, once per way a Python user would run it (eager / torch.compile,
-     fp32 / bf16 autocast): the same SISS step and sampling with diffusers, FLOPs counted;
+     fp32 / bf16 autocast): the same SISS step and sampling with diffusers, FLOPs counted; and
+     bench/python_descriptor.py, the copy descriptor in plain PyTorch, eager and compiled;
   4. `lethe unlearn` with the default bench config and `lethe eval` of its model, in fp32 and in
      the native side's faster precision (peak RSS of a real unlearning run, evaluation time).
 Writes bench/results.json, prints a short table and rewrites the README's benchmark table
@@ -113,8 +114,13 @@ def markdown_table(results):
              "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     mem = results["memory"]
+    scoring = results.get("python_scoring") or {}
+    python_scoring = ", ".join(f"{e['images_per_second']:.0f} img/s ({VARIANT_NAMES[v]})" for v, e in scoring.items())
+    if scoring:
+        python_scoring += f"; native / fastest: {r['scoring_speedup']:.2f}x"
     lines += ["", "| memory and scoring | native | Python reference |", "|---|---|---|",
-              f"| Copy descriptor, batch {n['scoring']['batch']} | {n['scoring']['images_per_second']:.0f} img/s |  |"]
+              f"| Copy descriptor, batch {n['scoring']['batch']} (bench/python_descriptor.py: the same network) | "
+              f"{n['scoring']['images_per_second']:.0f} img/s | {python_scoring} |"]
     for q, rss in mem["native_unlearning_run_mib"].items():
         lines.append(f"| Peak RSS, default bench unlearning run, {q} / eager fp32 step process | {rss:.0f} MiB | "
                      f"{mem['python_reference_mib']:.0f} MiB |")
@@ -199,6 +205,14 @@ def main():
         if variant == "eager_fp32":
             python_rss = rss  # the plain reference process (the compiled ones also hold the compiler)
 
+    # The copy descriptor the Python way (the same network in plain PyTorch), eager and compiled.
+    python_scoring = {}
+    if os.path.exists(descriptor) and not args.tiny:
+        for variant, extra in (("eager_fp32", []), ("compile_fp32", ["--compile"])):
+            text, _ = run_with_rss([python, os.path.join(HERE, "python_descriptor.py"), "--descriptor", descriptor] + extra,
+                                   stdout_path=os.path.join(scratch, f"descriptor-{variant}.stdout"))
+            python_scoring[variant] = last_json(text)
+
     native_rss, unlearn_label, evaluation = {}, "", {}
     base = os.path.join(BENCH, "base.safetensors")
     measured = ["fp32"] + ([native["best_precision"]] if native["best_precision"] != "fp32" else [])
@@ -259,6 +273,7 @@ def main():
         "python": python_result,
         "memory": {"native_unlearning_run_mib": native_rss, "python_reference_mib": python_rss,
                    "native_unlearning_run": unlearn_label},
+        "python_scoring": python_scoring,
         "evaluation": evaluation,
         "quickstart": quickstart,
         # the unlearning run starts from base; scoring and evaluation use the descriptor and classifier
@@ -270,6 +285,8 @@ def main():
             / python_result[fastest_sampling]["sampling"]["images_per_second"],
             "best_sampling_precision": best_sampling,
             "fastest_python_sampling": fastest_sampling,
+            "scoring_speedup": native["scoring"]["images_per_second"]
+            / max((e["images_per_second"] for e in python_scoring.values()), default=float("nan")),
             "train_step_gflops": flops / step_native / 1e9,
             "train_step_fraction_of_conv_ceiling": flops / step_native / 1e9 / best["ceiling"]["conv_gflops"],
         },

@@ -157,3 +157,25 @@ def test_descriptor_with_wrong_dimension_or_unnormalised_output_is_rejected(leth
     (tmp_path / "junk.pt").write_bytes(b"not a model")
     with pytest.raises(lethe.LetheError, match="not a TorchScript file"):
         lethe.Descriptor.load(str(tmp_path / "junk.pt"))
+
+
+def test_the_python_descriptor_embeds_as_the_native_one(lethe):
+    """bench/python_descriptor.py (what `make bench` times beside the native descriptor) is the same
+    network: the bench descriptor's embeddings agree, at its size and through the resize."""
+    import os
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, os.path.join(root, "bench"))
+    from python_descriptor import Descriptor
+
+    path = os.path.join(root, "models", "bench", "descriptor.safetensors")
+    python = Descriptor(str(path)).eval()
+    native = lethe.Descriptor.load(str(path))
+    generator = torch.Generator().manual_seed(3)
+    for shape in [(6, 1, 28, 28), (3, 3, 40, 36)]:
+        images = torch.rand(*shape, generator=generator)
+        with torch.no_grad():
+            expected = python.embed(images)
+        got = native.embed(images, batch_size=4)
+        assert torch.allclose(got, expected, atol=2e-5), (shape, (got - expected).abs().max())
