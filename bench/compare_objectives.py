@@ -16,7 +16,7 @@ footwear` samples the classifier calls sneakers <= 0.10. Writes bench/comparison
 (README section `comparison`, see bench/doc_tables.py). Whatever the numbers say is
 what the table shows: nothing here is tuned per method.
 
-    .venv/bin/python bench/compare_objectives.py [--steps 200 --every 25] [--only siss,js,variational-kl:near]
+    .venv/bin/python bench/compare_objectives.py [--steps 200 --every 25] [--only siss,js,variational-kl:near,concept-esd-x]
 
 Each finished configuration leaves bench/comparison-rows/<name>.json (committed: the exact
 config, the hashes of the base model and of the models that scored it (descriptor and
@@ -93,9 +93,21 @@ def configurations():
     data = {"preset": "bench", "task": "concept", "concept": CONCEPT, "anchor": "sandal"}
     yield {"task": "concept", "method": "esd", "variant": "sampled x_t (10-step DDIM grid; ESD-u: all weights)",
            "config": {"data": data, "objective": "esd", "objective_config": {"sampling_steps": 10}}}
+    # ESD-x, ESD's variant for erasing what a prompt names while keeping the rest: only the
+    # weights that read the text condition are trained.
+    yield {"task": "concept", "method": "esd", "name": "concept-esd-x",
+           "variant": "sampled x_t (10-step DDIM grid; ESD-x: cross-attention keys and values)",
+           "config": {"data": data, "objective": "esd", "trainable": "cross_attention_kv",
+                      "objective_config": {"sampling_steps": 10}}}
     for anchor, kind in (("sandal", "near class"), ("footwear", "superclass")):
         yield {"task": "concept", "method": "uce", "variant": f"{kind} ({anchor})",
                "config": {"data": dict(data, anchor=anchor), "objective": "uce"}}
+
+
+def other_class_accuracy(metrics):
+    """Class accuracy over every class but the erased concept (None without per-class numbers)."""
+    others = [v for k, v in metrics.items() if k.startswith("class_accuracy_") and k != f"class_accuracy_{CONCEPT}"]
+    return sum(others) / len(others) if others else None
 
 
 def timing_facts(summary):
@@ -208,9 +220,10 @@ def main():
     rows, missing = [], []
     timed = []  # (name, key, config, row) of every configuration, for --retime
     for entry in configurations():
-        if only and entry["method"] not in only and f"{entry['method']}:{entry['variant'].split(' ')[0]}" not in only:
+        name = entry.get("name", f"{entry['task']}-{entry['method']}-{entry['variant'].split(' ')[0]}")
+        if only and entry["method"] not in only and f"{entry['method']}:{entry['variant'].split(' ')[0]}" not in only \
+                and name not in only:
             continue
-        name = f"{entry['task']}-{entry['method']}-{entry['variant'].split(' ')[0]}"
         directory = os.path.join(args.work, name)
         config = dict(entry["config"], output=directory, snapshot_every=args.every,
                       trainer={"steps": args.steps, "batch_size": 16, "seed": 0})
@@ -223,12 +236,12 @@ def main():
             if saved is None:
                 missing.append(name)
             else:
-                rows.append(dict(saved, engine="current" if load_row(row_file, key) else "earlier"))
+                rows.append(dict(saved, name=name, engine="current" if load_row(row_file, key) else "earlier"))
             continue
         saved = None if args.fresh or trees is None else load_row(row_file, key)
         if saved is not None:
             print(f"[compare] {name}: reused {row_file}", flush=True)
-            rows.append(saved)
+            rows.append(dict(saved, name=name))
             timed.append((name, key, config, saved))
             continue
         print(f"[compare] {name}: unlearning", flush=True)
@@ -247,12 +260,11 @@ def main():
                 break
         print(f"[compare] {name}: final evaluation", flush=True)
         final = evaluate(os.path.join(directory, "model.safetensors"), os.path.join(directory, "eval-final"), FINAL_EVAL, log)
-        others = [v for k, v in final.items() if k.startswith("class_accuracy_") and k != f"class_accuracy_{CONCEPT}"]
         rows.append({
-            "task": entry["task"], "method": entry["method"], "variant": entry["variant"],
+            "name": name, "task": entry["task"], "method": entry["method"], "variant": entry["variant"],
             "forgetting": forgetting(entry["task"], final),
             "fid": final["fid"], "class_accuracy": final["class_accuracy"],
-            "other_class_accuracy": sum(others) / len(others) if others else None,
+            "other_class_accuracy": other_class_accuracy(final),
             "steps_to_target": steps_to_target, "curve": curve,
             **timing_facts(summary),
             "total_seconds": time.time() - started,
@@ -275,7 +287,8 @@ def main():
     for task in ("data", "concept"):
         rows.append({"task": task, "method": "base model (before)", "variant": "", "forgetting": forgetting(task, base),
                      "fid": base["fid"], "class_accuracy": base["class_accuracy"],
-                     "other_class_accuracy": None, "steps_to_target": None, "curve": [],
+                     "other_class_accuracy": other_class_accuracy(base) if task == "concept" else None,
+                     "steps_to_target": None, "curve": [],
                      "unlearning_seconds": 0.0, "unlearning_cpu_seconds": 0.0, "total_seconds": 0.0})
     result = {"date": time.strftime("%Y-%m-%d"), "steps": args.steps, "snapshot_every": args.every, "target": TARGET,
               "concept": CONCEPT, "snapshot_eval": SNAPSHOT_EVAL, "final_eval": FINAL_EVAL, "rows": rows,

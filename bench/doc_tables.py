@@ -10,6 +10,7 @@ never typed:
   tuning                    <- bench/tuning.json           (bench/tune_defaults.py)
   precision-parity          <- bench/precision_parity.json (`make precision-check`)
   gpu                       <- bench/gpu_results.json      (`make bench-gpu` on a CUDA machine)
+  builds                    <- bench/builds.json           (bench/compare_builds.py: an older build against this one)
 
     .venv/bin/python bench/doc_tables.py          # rewrite the sections in every document
     .venv/bin/python bench/doc_tables.py --check  # exit 1 if a document is stale (a test runs this)
@@ -166,6 +167,27 @@ def unlearning_table(result):
     return "\n".join(lines)
 
 
+# The concept task's acceptance: the erased class in at most this share of its samples, the
+# other classes' accuracy within this many points of the base model's, FID within this ratio.
+CONCEPT_TARGET = {"forgetting": 0.10, "other_class_points": 2.0, "fid_ratio": 1.15}
+
+
+def concept_target_line(result, rows):
+    """Which concept rows meet CONCEPT_TARGET against the base model's row."""
+    base = next((r for r in rows if r["method"].startswith("base")), None)
+    if base is None or base.get("other_class_accuracy") is None:
+        return "The concept target cannot be checked: the base model's row has no per-class accuracy."
+    t = CONCEPT_TARGET
+    met = [f"{r['method']} ({r['variant']})" for r in rows if not r["method"].startswith("base")
+           and r["forgetting"] <= t["forgetting"] and round(r["fid"] / base["fid"], 9) <= t["fid_ratio"]
+           and r["other_class_accuracy"] is not None  # points rounded: 0.944 - 0.924 is 2.0000000000000018
+           and round(100 * (base["other_class_accuracy"] - r["other_class_accuracy"]), 9) <= t["other_class_points"]]
+    return (f"Concept target: `{result['concept']}` in at most {t['forgetting']:.0%} of its samples, the other classes' "
+            f"accuracy within {t['other_class_points']:.0f} points of the base model's ({base['other_class_accuracy']:.3f}) "
+            f"and FID at most {t['fid_ratio']}x its ({t['fid_ratio'] * base['fid']:.2f}). "
+            + (f"Met by: {'; '.join(met)}." if met else "No row meets it yet."))
+
+
 def comparison_table(result):
     def cell(value, digits=3):
         return "" if value is None else f"{value:.{digits}f}"
@@ -211,7 +233,10 @@ def comparison_table(result):
             lines.append(f"| {r['method']} | {r['variant']} | {cell(r['forgetting'])} | {cell(r['fid'], 2)} | "
                          f"{cell(r['class_accuracy'])} | {cell(r['other_class_accuracy'])} | {steps} | {wall(r)} |")
         lines.append("")
-    earlier = [f"{r['task']}-{r['method']}-{r['variant'].split(' ')[0]}" for r in result["rows"] if r.get("engine") == "earlier"]
+        if task == "concept":
+            lines += [concept_target_line(result, rows), ""]
+    earlier = [r.get("name", f"{r['task']}-{r['method']}-{r['variant'].split(' ')[0]}") for r in result["rows"]
+               if r.get("engine") == "earlier"]
     measured = [r for r in result["rows"] if not r["method"].startswith("base")]
     if earlier and len(earlier) == len(measured):
         lines += ["Every row was measured by an earlier version of the engine's sources (same models, settings and "
@@ -336,6 +361,34 @@ def gpu_table(results):
     return table(results)
 
 
+BUILD_STAGES = {"step_seconds": ("SISS training step, batch 32", "%.3f s"),
+                "sampling_images_per_second": ("DDIM sampling", "%.1f img/s"),
+                "scoring_images_per_second": ("copy-descriptor scoring", "%.0f img/s"),
+                "unlearn_seconds": ("`lethe unlearn`, default bench config", "%.0f s"),
+                "unlearn_peak_rss_mib": ("its peak RSS", "%.0f MiB"),
+                "eval_seconds": ("default `lethe eval` of its model", "%.0f s"),
+                "quickstart_seconds": ("quickstart (`lethe run workflows/quickstart.json`)", "%.0f s")}
+
+
+def builds_table(result):
+    """An older build against this one on one machine (bench/compare_builds.py)."""
+    m, p, s = result["machine"], result["new_precision"], result["stages"]
+    lines = [f"Measured {result['date']} by bench/compare_builds.py on {m['cpu']} ({m['threads']} threads, torch "
+             f"{m['torch']}): the `lethe` program of `{result['old']['commit']}` (before the precision setting, "
+             f"fp32 only) against `{result['new']['commit']}` in its default precision, `auto`, which picks "
+             f"{p['used']} here ({p['reason'].removeprefix('auto: ').removeprefix(p['used'] + ', ')}); "
+             f"{result['rounds']} round(s), alternating "
+             "which build ran first. The ratio is how much better the new build is (above 1: better).", "",
+             "| measurement | old | new | new vs old |", "|---|---|---|---|"]
+    for key, (label, fmt) in BUILD_STAGES.items():
+        e = s[key]
+        lines.append(f"| {label} | {fmt % e['old']} | {fmt % e['new']} | {e['new_vs_old']:.2f}x |")
+    for precision, e in result.get("new_other_precisions", {}).items():
+        lines += ["", f"The new build in {precision} on this machine, measured in the same run: training step "
+                  f"{e['step_seconds']:.3f} s, sampling {e['sampling_images_per_second']:.1f} img/s."]
+    return "\n".join(lines)
+
+
 # name: (measured JSON, table, the models it was measured with, the command that measures it)
 SECTIONS = {
     "bench-models": (os.path.join(ROOT, "models", "bench", "report.json"), bench_models_table,
@@ -352,6 +405,8 @@ SECTIONS = {
     "distributed-scaling": (os.path.join(HERE, "distributed_scaling.json"), distributed_scaling_table,
                             lambda r: r.get("models_sha256"), "make distributed-scaling"),
     "gpu": (os.path.join(HERE, "gpu_results.json"), gpu_table, lambda r: r.get("models"), "make bench-gpu"),
+    "builds": (os.path.join(HERE, "builds.json"), builds_table, lambda r: r.get("models"),
+               ".venv/bin/python bench/compare_builds.py --old <older checkout> --out bench"),
     "distributed-scaling-brief": (os.path.join(HERE, "distributed_scaling.json"), distributed_scaling_brief,
                                   lambda r: r.get("models_sha256"), "make distributed-scaling"),
 }

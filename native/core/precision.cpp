@@ -54,7 +54,10 @@ ResolvedPrecision resolve_precision(Precision requested, c10::Device device) {
   if (requested == Precision::bf16) return {Precision::bf16, "bf16 asked for"};
   if (device.is_cuda()) return {Precision::bf16, "auto: bf16 on a CUDA device"};
   if (cpu_flag("amx_bf16")) return {Precision::bf16, "auto: bf16, the CPU has AMX bf16 tiles (amx_bf16)"};
-  return {Precision::fp32, "auto: fp32, the CPU has no AMX bf16 tiles (amx_bf16), where bf16 would not be faster"};
+  if (cpu_flag("avx512_bf16"))
+    return {Precision::bf16, "auto: bf16, the CPU has AVX-512 bf16 dot products (avx512_bf16)"};
+  return {Precision::fp32, "auto: fp32, the CPU has neither AMX bf16 tiles (amx_bf16) nor AVX-512 bf16 dot products "
+                           "(avx512_bf16), where bf16 would not be faster"};
 }
 
 ResolvedPrecision resolve_precision(const std::string& setting, const std::string& where, c10::Device device) {

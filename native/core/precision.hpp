@@ -37,9 +37,10 @@ struct ResolvedPrecision {
   std::string reason;                     // one line: why (the CPU flags or the device)
 };
 
-// What `requested` means on `device`. auto: bf16 on a CUDA device, or on a CPU with AMX bf16
-// tiles (cpuinfo's amx_bf16, where oneDNN's bf16 convolutions and matmuls run several times
-// faster than fp32); fp32 elsewhere (a CPU without AMX emulates or half-speeds bf16).
+// What `requested` means on `device`. auto: bf16 on a CUDA device, or on a CPU with bf16
+// hardware: AMX bf16 tiles (cpuinfo's amx_bf16, where oneDNN's bf16 convolutions and matmuls ran
+// 3-5x fp32) or AVX-512 bf16 dot products (avx512_bf16, e.g. AMD Zen 4: the bench step ran 1.5x
+// fp32); fp32 elsewhere (without either, bf16 is converted in software and gains nothing).
 // bf16 asked for explicitly is honoured anywhere (slow without hardware support).
 ResolvedPrecision resolve_precision(Precision requested, c10::Device device = c10::kCPU);
 // The same for a setting's text (parse_precision's errors name `where`).

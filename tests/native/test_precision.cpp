@@ -46,15 +46,18 @@ TEST(Precision, NamesParseAndBadOnesNameTheFieldAndTheChoices) {
   expect_error([&] { config.validate("unlearning run"); }, {"unlearning run.precision", "'half'"});
 }
 
-TEST(Precision, AutoPicksBf16OnCudaAndOnCpusWithAmxTiles) {
+TEST(Precision, AutoPicksBf16OnCudaAndOnCpusWithBf16Hardware) {
   EXPECT_EQ(resolve_precision(Precision::fp32, c10::Device(c10::kCUDA, 0)).precision, Precision::fp32);
   EXPECT_EQ(resolve_precision(Precision::bf16).precision, Precision::bf16);
   EXPECT_EQ(resolve_precision(Precision::automatic, c10::Device(c10::kCUDA, 0)).precision, Precision::bf16);
   const auto capabilities = at::cpu::get_cpu_capabilities();
-  const bool amx = capabilities.count("amx_bf16") && capabilities.at("amx_bf16").toBool();
+  auto has = [&](const char* flag) { return capabilities.count(flag) && capabilities.at(flag).toBool(); };
   const ResolvedPrecision cpu = resolve_precision(Precision::automatic);
-  EXPECT_EQ(cpu.precision, amx ? Precision::bf16 : Precision::fp32) << cpu.reason;
-  EXPECT_NE(cpu.reason.find("amx_bf16"), std::string::npos) << cpu.reason;
+  // The flag that decided is named: AMX tiles first, then AVX-512 bf16; without either both.
+  const bool amx = has("amx_bf16"), avx512 = has("avx512_bf16");
+  EXPECT_EQ(cpu.precision, amx || avx512 ? Precision::bf16 : Precision::fp32) << cpu.reason;
+  EXPECT_EQ(cpu.reason.find("amx_bf16") != std::string::npos, amx || !avx512) << cpu.reason;
+  EXPECT_EQ(cpu.reason.find("avx512_bf16") != std::string::npos, !amx) << cpu.reason;
 }
 
 TEST(Precision, ScopesNestAndRestoreAutocastAsTheyFoundIt) {

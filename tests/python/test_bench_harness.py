@@ -25,7 +25,7 @@ def test_bench_harness_runs_at_tiny_sizes(tmp_path):
         assert entry["train_step"]["median_seconds"] > 0 and entry["sampling"]["images_per_second"] > 0
         assert entry["ceiling"]["conv_gflops"] > 0 and len(entry["ceiling"]["convs"]) == 2
         assert entry["sampling_profile"]["ops"] and entry["sampling_profile"]["op_seconds_per_step"] > 0
-    assert native["auto_precision"]["precision"] in ("fp32", "bf16") and "amx_bf16" in native["auto_precision"]["reason"]
+    assert native["auto_precision"]["precision"] in ("fp32", "bf16") and any(f in native["auto_precision"]["reason"] for f in ("amx_bf16", "avx512_bf16"))
     assert set(python) == {"eager_fp32", "eager_bf16"}  # the tiny run skips torch.compile's minutes of compiling
     assert all(python[v]["train_step"]["median_seconds"] > 0 for v in python)
     assert python["eager_fp32"]["train_step"]["flops"] > 0
@@ -101,6 +101,24 @@ def test_comparison_table_names_what_scored_it_and_unreached_targets():
     assert "| > 200 | not recorded, 61 s (threads not recorded) |" in text
 
 
+def test_the_concept_table_names_the_rows_that_meet_the_concept_target():
+    tables = _bench_module("doc_tables")
+    base = {"task": "concept", "method": "base model (before)", "variant": "", "forgetting": 1.0, "fid": 1.0,
+            "class_accuracy": 0.95, "other_class_accuracy": 0.944, "steps_to_target": None, "unlearning_seconds": 0.0}
+    good = dict(base, method="esd", variant="x", forgetting=0.1, fid=1.15, other_class_accuracy=0.924,
+                unlearning_seconds=5.0, threads=2)
+    result = {"date": "2026-12-04", "steps": 200, "snapshot_every": 25, "target": 0.1, "concept": "sneaker",
+              "final_eval": [], "rows": [good, base]}
+    text = tables.comparison_table(result)
+    assert "accuracy within 2 points of the base model's (0.944) and FID at most 1.15x its (1.15). Met by: esd (x)." in text
+    # each bound, just missed, fails the row
+    for miss in ({"forgetting": 0.125}, {"fid": 1.16}, {"other_class_accuracy": 0.923}):
+        assert "No row meets it yet." in tables.comparison_table(dict(result, rows=[dict(good, **miss), base]))
+    # without the base model's per-class accuracy nothing is claimed
+    text = tables.comparison_table(dict(result, rows=[good, dict(base, other_class_accuracy=None)]))
+    assert "cannot be checked" in text and "Met by" not in text
+
+
 def test_comparison_records_what_lethe_timed_the_run_with():
     compare = _bench_module("compare_objectives")
     summary = {"wall_seconds": 12.5, "cpu_seconds": 11.75,
@@ -128,6 +146,8 @@ def _record_models(section, data, hashes):
         data["models_sha256"] = {m: hashes[m] for m in ("base", "descriptor", "classifier")}
     elif section == "distributed-scaling":  # unlearning only: the base model
         data["models_sha256"] = {"base": hashes["base"]}
+    elif section == "builds":
+        data["models"] = {m: hashes[m] for m in ("base", "retrained", "descriptor", "classifier")}
     elif section == "bench-models":
         for model, entry in data["models"].items():
             entry["sha256"] = hashes[model]
@@ -135,7 +155,7 @@ def _record_models(section, data, hashes):
 
 
 @pytest.mark.parametrize("section", ["comparison", "tuning", "performance", "unlearning", "bench-models",
-                                     "precision-parity", "distributed-scaling"])
+                                     "precision-parity", "distributed-scaling", "builds"])
 def test_a_table_fails_its_check_when_its_json_names_other_models_than_the_shipped_cards(tmp_path, section):
     tables = _bench_module("doc_tables")
     source, make, models, rerun = tables.SECTIONS[section]
@@ -160,10 +180,10 @@ def test_a_table_fails_its_check_when_its_json_names_other_models_than_the_shipp
                 assert f"{model} 000000000000 (shipped: {shipped[model][:12]})" in message and rerun in message
         # a JSON that records no hashes cannot be checked: it fails too
         with open(doctored_path, "w") as f:
-            json.dump({**measured, **({"models": {}} if section == "performance" else {}),
+            json.dump({**measured, **({"models": {}} if section in ("performance", "builds") else {}),
                        **({"models_sha256": {}} if section in ("unlearning", "precision-parity",
                                                                "distributed-scaling") else {})}, f)
-        if section in ("performance", "unlearning", "precision-parity", "distributed-scaling"):
+        if section in ("performance", "unlearning", "precision-parity", "distributed-scaling", "builds"):
             with pytest.raises(SystemExit, match="records no model hashes"):
                 tables.render(text)
     finally:

@@ -1,0 +1,158 @@
+"""Two builds of Lethe side by side on this machine: is the new one slower anywhere?
+
+For the question "does nothing get slower on a machine where `auto` keeps fp32?", run the
+`lethe` program of an older checkout (OLD, built from its own tree) and of this one (NEW) on
+the same inputs, alternating which goes first each round, and compare what a user waits for:
+
+  1. `lethe perf` (no op profile): the SISS training step at the bench shape, DDIM sampling and
+     copy-descriptor scoring; NEW measures its default precision as `auto` resolves it here;
+  2. `lethe unlearn` with the default bench config (wall time, peak RSS);
+  3. the default `lethe eval` of that run's model (wall time);
+  4. the quickstart, `lethe run workflows/quickstart.json` of each tree (wall time).
+
+Each program runs in its own tree (its own workflows and shipped evaluation cache), as a user of
+that version would run it. Writes --out/builds.json (docs/performance.md section
+`builds`, bench/doc_tables.py).
+
+    .venv/bin/python bench/compare_builds.py --old /path/to/old/checkout --out bench/amd-epyc [--rounds 2]
+"""
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from model_hashes import bench_model_hashes, file_sha256
+from run_bench import last_json, run_with_rss
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def git_commit(tree):
+    """The tree's commit, saying so when its sources differ from it (the build is of those)."""
+    def git(*args):
+        return subprocess.run(["git", "-C", tree, *args], check=True, capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short=7", "HEAD")
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", "native", "CMakeLists.txt", "cmake")
+    return commit + (" with uncommitted changes to its sources" if changed else "")
+
+
+def measure(tree, unet, scratch, new):
+    """One round of every stage with the `lethe` program of `tree`; returns its numbers."""
+    lethe = os.path.join(tree, "build", "lethe")
+    name = "new" if new else "old"
+    out = {}
+    perf_dir = os.path.join(scratch, f"perf-{name}")
+    os.makedirs(perf_dir, exist_ok=True)
+    perf_args = [lethe, "perf", "--unet", unet, "--out", perf_dir, "--profile-steps", "0",
+                 "--descriptor", os.path.join(tree, "models", "bench", "descriptor.safetensors")]
+    text, _ = run_with_rss(perf_args, cwd=tree, stdout_path=os.path.join(scratch, f"perf-{name}.stdout"))
+    perf = last_json(text)
+    if new:
+        used = perf["auto_precision"]["precision"]
+        out["precision"] = {"used": used, "reason": perf["auto_precision"]["reason"]}
+        chosen = perf["precisions"][used]
+        out["step_seconds"] = chosen["train_step"]["median_seconds"]
+        out["sampling_images_per_second"] = chosen["sampling"]["images_per_second"]
+        out["other_precisions"] = {q: {"step_seconds": e["train_step"]["median_seconds"],
+                                       "sampling_images_per_second": e["sampling"]["images_per_second"]}
+                                   for q, e in perf["precisions"].items() if q != used}
+    else:
+        out["precision"] = {"used": "fp32", "reason": "the only precision of that version"}
+        out["step_seconds"] = perf["train_step"]["median_seconds"]
+        out["sampling_images_per_second"] = perf["sampling"]["images_per_second"]
+    out["scoring_images_per_second"] = perf["scoring"]["images_per_second"]
+    out["machine"] = perf["machine"]
+
+    run_dir = os.path.join(scratch, f"unlearn-{name}")
+    subprocess.run(["rm", "-rf", run_dir], check=True)
+    config = os.path.join(scratch, f"unlearn-{name}.json")
+    with open(config, "w") as f:
+        json.dump({"output": run_dir}, f)
+    start = time.monotonic()
+    _, rss = run_with_rss([lethe, "unlearn", "--config", config], cwd=tree,
+                          stdout_path=os.path.join(scratch, f"unlearn-{name}.stdout"))
+    out["unlearn_seconds"], out["unlearn_peak_rss_mib"] = time.monotonic() - start, rss
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        model = json.load(f)["model_file"]
+
+    eval_dir = os.path.join(scratch, f"eval-{name}")
+    subprocess.run(["rm", "-rf", eval_dir], check=True)
+    start = time.monotonic()
+    run_with_rss([lethe, "eval", "--model", model, "--out", eval_dir], cwd=tree,
+                 stdout_path=os.path.join(scratch, f"eval-{name}.stdout"))
+    out["eval_seconds"] = time.monotonic() - start
+
+    quick_dir = os.path.join(scratch, f"quickstart-{name}")
+    subprocess.run(["rm", "-rf", quick_dir], check=True)
+    start = time.monotonic()
+    run_with_rss([lethe, "run", os.path.join(tree, "workflows", "quickstart.json"), "--out", quick_dir], cwd=tree,
+                 stdout_path=os.path.join(scratch, f"quickstart-{name}.stdout"))
+    out["quickstart_seconds"] = time.monotonic() - start
+    return out
+
+
+# The stages compared, with the direction in which they are better.
+STAGES = {"step_seconds": "lower", "sampling_images_per_second": "higher", "scoring_images_per_second": "higher",
+          "unlearn_seconds": "lower", "unlearn_peak_rss_mib": "lower", "eval_seconds": "lower",
+          "quickstart_seconds": "lower"}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--old", required=True, help="an older checkout with its `lethe` built in build/")
+    parser.add_argument("--out", required=True, help="folder for builds.json")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds of both builds (the first to run alternates)")
+    args = parser.parse_args()
+    old = os.path.abspath(args.old)
+    for tree in (old, ROOT):
+        if not os.access(os.path.join(tree, "build", "lethe"), os.X_OK):
+            raise SystemExit(f"compare_builds: expected a built program at {tree}/build/lethe; build that tree first")
+    for model in ("base", "retrained", "descriptor", "classifier"):
+        path = os.path.join("models", "bench", model + ".safetensors")
+        if file_sha256(os.path.join(old, path)) != file_sha256(os.path.join(ROOT, path)):
+            raise SystemExit(f"compare_builds: {old}/{path} is not this checkout's {path}; the builds would not run "
+                             "on the same models")
+    out = os.path.abspath(args.out)
+    scratch = os.path.join(out, "tmp")
+    os.makedirs(scratch, exist_ok=True)
+    unet = os.path.join(scratch, "bench_unet.safetensors")
+    subprocess.run([sys.executable, os.path.join(HERE, "python_reference.py"), "--write-unet", unet], check=True)
+
+    rounds = {"old": [], "new": []}
+    for r in range(args.rounds):
+        order = ("old", "new") if r % 2 == 0 else ("new", "old")
+        for name in order:
+            print(f"round {r + 1}: {name}", flush=True)
+            rounds[name].append(measure(old if name == "old" else ROOT, unet, scratch, name == "new"))
+
+    def median(name, key):
+        return statistics.median(m[key] for m in rounds[name])
+
+    stages = {}
+    for key, better in STAGES.items():
+        o, n = median("old", key), median("new", key)
+        ratio = o / n if better == "lower" else n / o  # > 1: the new build is better
+        stages[key] = {"old": o, "new": n, "better": better, "new_vs_old": ratio}
+    result = {"date": datetime.date.today().isoformat(), "rounds": args.rounds,
+              "old": {"commit": git_commit(old)}, "new": {"commit": git_commit(ROOT)},
+              "machine": rounds["new"][0]["machine"], "new_precision": rounds["new"][0]["precision"],
+              "new_other_precisions": rounds["new"][0].get("other_precisions", {}),
+              "stages": stages, "raw": rounds,
+              # what both builds ran on (bench/doc_tables.py checks them against the shipped cards)
+              "models": {**bench_model_hashes("base", "retrained", "descriptor", "classifier"),
+                         "bench_unet": file_sha256(unet)}}
+    with open(os.path.join(out, "builds.json"), "w") as f:
+        json.dump(result, f, indent=1)
+        f.write("\n")
+    for key, s in stages.items():
+        print(f"{key:30s} old {s['old']:10.3f}  new {s['new']:10.3f}  new/old better-by {s['new_vs_old']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
