@@ -26,7 +26,7 @@ help:
 	@echo "make demo    setup, then run the quickstart workflow on the embedded bench"
 	@echo "make bench   native vs Python reference speed and memory (bench/results.json)"
 	@echo "make compare the objectives side by side on the bench (bench/comparison.json)"
-	@echo "make precision-check  fp32 against bf16 unlearning over several seeds (bench/precision_parity.json)"
+	@echo "make precision-check  fp32 against bf16 unlearning over several seeds (bench/precision_parity-<cpu bf16 kind>.json)"
 	@echo "make distributed-scaling  data-parallel unlearning over 1, 2, 4 ranks (bench/distributed_scaling.json)"
 	@echo "make bench-gpu  the bench on a CUDA GPU: PYTHON's CUDA torch, native vs diffusers, and an SD1.5-sized LoRA step (bench/gpu_results.json)"
 	@echo "make bench-models  retrain the four embedded bench models and re-measure them"
@@ -178,7 +178,7 @@ unlearning-check: setup
 	$(PYTHON) bench/unlearning_check.py
 
 # fp32 against bf16 mixed precision: the default unlearning and evaluation over several seeds
-# (bench/precision_parity.json, docs/performance.md table).
+# (bench/precision_parity-<amx_bf16|avx512_bf16>.json, docs/performance.md tables).
 precision-check: setup
 	$(PYTHON) bench/precision_parity.py
 

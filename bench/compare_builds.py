@@ -69,31 +69,25 @@ def measure(tree, unet, scratch, new):
     out["scoring_images_per_second"] = perf["scoring"]["images_per_second"]
     out["machine"] = perf["machine"]
 
-    run_dir = os.path.join(scratch, f"unlearn-{name}")
-    subprocess.run(["rm", "-rf", run_dir], check=True)
+    def timed(stage, args):
+        """Runs `args` into a fresh scratch/<stage>-<name> (its `{dir}` placeholder); returns
+        (wall seconds, peak RSS in MiB, that directory)."""
+        directory = os.path.join(scratch, f"{stage}-{name}")
+        subprocess.run(["rm", "-rf", directory], check=True)
+        start = time.monotonic()
+        _, rss = run_with_rss([a.replace("{dir}", directory) for a in args], cwd=tree,
+                              stdout_path=os.path.join(scratch, f"{stage}-{name}.stdout"))
+        return time.monotonic() - start, rss, directory
+
     config = os.path.join(scratch, f"unlearn-{name}.json")
     with open(config, "w") as f:
-        json.dump({"output": run_dir}, f)
-    start = time.monotonic()
-    _, rss = run_with_rss([lethe, "unlearn", "--config", config], cwd=tree,
-                          stdout_path=os.path.join(scratch, f"unlearn-{name}.stdout"))
-    out["unlearn_seconds"], out["unlearn_peak_rss_mib"] = time.monotonic() - start, rss
+        json.dump({"output": os.path.join(scratch, f"unlearn-{name}")}, f)
+    out["unlearn_seconds"], out["unlearn_peak_rss_mib"], run_dir = timed("unlearn", [lethe, "unlearn", "--config", config])
     with open(os.path.join(run_dir, "summary.json")) as f:
         model = json.load(f)["model_file"]
-
-    eval_dir = os.path.join(scratch, f"eval-{name}")
-    subprocess.run(["rm", "-rf", eval_dir], check=True)
-    start = time.monotonic()
-    run_with_rss([lethe, "eval", "--model", model, "--out", eval_dir], cwd=tree,
-                 stdout_path=os.path.join(scratch, f"eval-{name}.stdout"))
-    out["eval_seconds"] = time.monotonic() - start
-
-    quick_dir = os.path.join(scratch, f"quickstart-{name}")
-    subprocess.run(["rm", "-rf", quick_dir], check=True)
-    start = time.monotonic()
-    run_with_rss([lethe, "run", os.path.join(tree, "workflows", "quickstart.json"), "--out", quick_dir], cwd=tree,
-                 stdout_path=os.path.join(scratch, f"quickstart-{name}.stdout"))
-    out["quickstart_seconds"] = time.monotonic() - start
+    out["eval_seconds"], _, _ = timed("eval", [lethe, "eval", "--model", model, "--out", "{dir}"])
+    out["quickstart_seconds"], _, _ = timed(
+        "quickstart", [lethe, "run", os.path.join(tree, "workflows", "quickstart.json"), "--out", "{dir}"])
     return out
 
 

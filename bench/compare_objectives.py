@@ -65,6 +65,14 @@ CONCEPT = "sneaker"
 SNAPSHOT_EVAL = {"data": ["--samples-per-caption", "4", "--samples-per-class", "2"],
                  "concept": ["--samples-per-caption", "1", "--samples-per-class", "8"]}
 FINAL_EVAL = ["--samples-per-caption", "8", "--samples-per-class", "20"]
+# The concept task's final evaluation names the erased class: the attacks then try to bring it
+# back, and the report adds the FID of the other classes (the FID of all classes also compares
+# the erased class's samples with real images of it, so it rises with the erasure itself).
+CONCEPT_FINAL_EVAL = FINAL_EVAL + ["--erased-concept", CONCEPT]
+
+
+def final_eval(task):
+    return CONCEPT_FINAL_EVAL if task == "concept" else FINAL_EVAL
 
 
 def configurations():
@@ -100,14 +108,25 @@ def configurations():
            "config": {"data": data, "objective": "esd", "trainable": "cross_attention_kv",
                       "objective_config": {"sampling_steps": 10}}}
     for anchor, kind in (("sandal", "near class"), ("footwear", "superclass")):
-        yield {"task": "concept", "method": "uce", "variant": f"{kind} ({anchor})",
-               "config": {"data": dict(data, anchor=anchor), "objective": "uce"}}
+        yield {"task": "concept", "method": "uce", "variant": f"{kind} ({anchor}); every token's row",
+               "config": {"data": dict(data, anchor=anchor), "objective": "uce", "objective_config": {"rows": "all_tokens"}}}
+    # UCE's own row rule, made for CLIP's causal encoder: the embedded encoder's row of the
+    # concept word is then never edited (docs/methods.md §5.4).
+    yield {"task": "concept", "method": "uce", "name": "concept-uce-last-token",
+           "variant": "near class (sandal); UCE's rows, from the last token",
+           "config": {"data": data, "objective": "uce", "objective_config": {"rows": "from_last_token"}}}
 
 
 def other_class_accuracy(metrics):
     """Class accuracy over every class but the erased concept (None without per-class numbers)."""
     others = [v for k, v in metrics.items() if k.startswith("class_accuracy_") and k != f"class_accuracy_{CONCEPT}"]
     return sum(others) / len(others) if others else None
+
+
+def final_extras(metrics):
+    """What a final evaluation adds beside forgetting, FID and accuracy: the FID of the classes
+    kept (concept task) and the attacks' outcome (docs/evaluation.md)."""
+    return {key: metrics.get(key) for key in ("fid_other_classes", "attack_prompt_success_rate", "attack_relearn_steps")}
 
 
 def timing_facts(summary):
@@ -228,15 +247,19 @@ def main():
         config = dict(entry["config"], output=directory, snapshot_every=args.every,
                       trainer={"steps": args.steps, "batch_size": 16, "seed": 0})
         key = {"config": entry["config"], "steps": args.steps, "every": args.every, "base_sha256": base_sha256,
-               "snapshot_eval": SNAPSHOT_EVAL[entry["task"]], "final_eval": FINAL_EVAL, "engine": trees,
+               "snapshot_eval": SNAPSHOT_EVAL[entry["task"]], "final_eval": final_eval(entry["task"]), "engine": trees,
                "evaluators": {name: evaluators[name] for name in TASK_EVALUATORS[entry["task"]]}}
         row_file = os.path.join(args.rows, name + ".json")
         if args.assemble:
             saved = load_row(row_file, key, ignore=("engine",))
+            evaluation = "current"
+            if saved is None:  # a row from before the concept task's final evaluation named the erased class
+                saved, evaluation = load_row(row_file, key, ignore=("engine", "final_eval")), "earlier"
             if saved is None:
                 missing.append(name)
             else:
-                rows.append(dict(saved, name=name, engine="current" if load_row(row_file, key) else "earlier"))
+                rows.append(dict(saved, name=name, engine="current" if load_row(row_file, key) else "earlier",
+                                 evaluation=evaluation))
             continue
         saved = None if args.fresh or trees is None else load_row(row_file, key)
         if saved is not None:
@@ -259,12 +282,13 @@ def main():
                 steps_to_target = step
                 break
         print(f"[compare] {name}: final evaluation", flush=True)
-        final = evaluate(os.path.join(directory, "model.safetensors"), os.path.join(directory, "eval-final"), FINAL_EVAL, log)
+        final = evaluate(os.path.join(directory, "model.safetensors"), os.path.join(directory, "eval-final"),
+                         final_eval(entry["task"]), log)
         rows.append({
             "name": name, "task": entry["task"], "method": entry["method"], "variant": entry["variant"],
             "forgetting": forgetting(entry["task"], final),
             "fid": final["fid"], "class_accuracy": final["class_accuracy"],
-            "other_class_accuracy": other_class_accuracy(final),
+            "other_class_accuracy": other_class_accuracy(final), **final_extras(final),
             "steps_to_target": steps_to_target, "curve": curve,
             **timing_facts(summary),
             "total_seconds": time.time() - started,
@@ -283,15 +307,17 @@ def main():
             save_row(os.path.join(args.rows, name + ".json"), key, row)
             shutil.rmtree(directory)
             print(f"[compare] {name}: {row['unlearning_seconds']:.1f} s, torch threads: {row['threads']}", flush=True)
-    base = evaluate(BASE, os.path.join(args.work, "base"), FINAL_EVAL, log)
     for task in ("data", "concept"):
+        base = evaluate(BASE, os.path.join(args.work, "base-" + task), final_eval(task), log)
         rows.append({"task": task, "method": "base model (before)", "variant": "", "forgetting": forgetting(task, base),
                      "fid": base["fid"], "class_accuracy": base["class_accuracy"],
                      "other_class_accuracy": other_class_accuracy(base) if task == "concept" else None,
+                     **final_extras(base),
                      "steps_to_target": None, "curve": [],
                      "unlearning_seconds": 0.0, "unlearning_cpu_seconds": 0.0, "total_seconds": 0.0})
     result = {"date": time.strftime("%Y-%m-%d"), "steps": args.steps, "snapshot_every": args.every, "target": TARGET,
-              "concept": CONCEPT, "snapshot_eval": SNAPSHOT_EVAL, "final_eval": FINAL_EVAL, "rows": rows,
+              "concept": CONCEPT, "snapshot_eval": SNAPSHOT_EVAL, "final_eval": FINAL_EVAL,
+              "concept_final_eval": CONCEPT_FINAL_EVAL, "rows": rows,
               "base_sha256": base_sha256, "evaluators": evaluators, "partial": bool(only), "missing": missing}
     with open(args.out + ".tmp", "w") as f:
         json.dump(result, f, indent=1)

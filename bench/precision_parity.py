@@ -1,7 +1,9 @@
 """`make precision-check`: does bf16 mixed precision unlearn as well as fp32? The default
 unlearning (bench/configs/siss-tf.json) and the default evaluation of its model, both in
 one precision, for several training seeds in fp32 and in bf16 on this machine. Writes
-bench/precision_parity.json (docs/performance.md section `precision-parity`, see
+bench/precision_parity-<hardware>.json, one file per kind of bf16 hardware (amx_bf16: Intel
+AMX tiles; avx512_bf16: AVX-512 bf16 dot products, e.g. AMD Zen 4), since bf16 is computed by
+other kernels on each (docs/performance.md sections `precision-parity-*`, see
 bench/doc_tables.py): each metric's per-seed values, mean and spread (max - min) per
 precision, and whether the bf16 mean lies within the fp32 seed-to-seed spread of the fp32
 mean.
@@ -43,6 +45,17 @@ def measure(work, precision, seed):
     return row
 
 
+def bf16_hardware(cpuinfo="/proc/cpuinfo"):
+    """The CPU's bf16 instructions that name the result file: amx_bf16 before avx512_bf16, as
+    `auto` decides (docs/performance.md); "none" without either."""
+    try:
+        with open(cpuinfo) as f:
+            flags = set().union(*(line.split(":", 1)[1].split() for line in f if line.startswith("flags")))
+    except OSError:
+        flags = set()
+    return next((flag for flag in ("amx_bf16", "avx512_bf16") if flag in flags), "none")
+
+
 def summarise(rows):
     out = {}
     for metric in METRICS:
@@ -67,11 +80,12 @@ def main():
         gap = abs(stats["bf16"][metric]["mean"] - stats["fp32"][metric]["mean"])
         parity[metric] = {"gap": gap, "fp32_spread": stats["fp32"][metric]["spread"],
                           "ok": gap <= stats["fp32"][metric]["spread"]}
-    result = {"date": datetime.date.today().isoformat(), "machine": machine, "seeds": args.seeds,
+    hardware = bf16_hardware()
+    result = {"date": datetime.date.today().isoformat(), "machine": machine, "bf16_hardware": hardware, "seeds": args.seeds,
               "config": "bench/configs/siss-tf.json", "rows": rows, "stats": stats, "parity": parity,
               "pass": all(p["ok"] for p in parity.values()),
               "models_sha256": bench_model_hashes("base", "descriptor", "classifier")}
-    out = os.path.join(HERE, "precision_parity.json")
+    out = os.path.join(HERE, f"precision_parity-{hardware}.json")
     with open(out + ".tmp", "w") as f:
         json.dump(result, f, indent=1)
     os.replace(out + ".tmp", out)

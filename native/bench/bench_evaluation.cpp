@@ -44,6 +44,7 @@ eval::EvalData bench_eval_data(const FashionBench& bench, int64_t retain_probes,
     data.retain_captions.push_back(class_caption(label_of_caption(variants)));
   }
   data.real_images = bench.test_images;
+  data.real_labels = bench.test_labels;
   return data;
 }
 
@@ -158,6 +159,8 @@ std::string evaluation_cache_context(const std::string& descriptor_sha256, const
   // bf16 sampling runs a bf16 channels-last copy of the model (DiffusionModel::sampling_copy),
   // not autocast since 2026-12-04: other numbers, so other keys.
   if (precision == Precision::bf16) settings["bf16_sampling"] = "channels-last copy";
+  // Concept evaluations carry fid_other_classes since 2026-12-04: entries from before lack it.
+  if (!config.erased_concept.empty()) settings["concept_metrics"] = "with fid_other_classes";
   return nlohmann::json{{"version", kCacheVersion},
                         {"descriptor", descriptor_sha256},
                         {"classifier", classifier_sha256},

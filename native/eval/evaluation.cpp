@@ -66,6 +66,12 @@ Evaluator::Evaluator(EvalConfig config, EvalData data, std::shared_ptr<Descripto
   retain_descriptors_ = embed_batched(*descriptor_, data_.retain_images);
   const int64_t real = std::min<int64_t>(config_.fid_real_images, data_.real_images.size(0));
   real_features_ = classify_all(*classifier_, data_.real_images.narrow(0, 0, real)).first;
+  if (data_.real_labels.defined()) {
+    check(data_.real_labels.dim() == 1 && data_.real_labels.size(0) == data_.real_images.size(0),
+          "evaluation: expected one label per real image, got ", data_.real_labels.sizes(), " for ",
+          data_.real_images.sizes());
+    real_labels_ = data_.real_labels.narrow(0, 0, real).to(at::kLong);
+  }
 
   if (config_.erased_concept.empty()) {
     attack_targets_ = {data_.forget_images, data_.forget_captions};
@@ -193,6 +199,11 @@ void Evaluator::measure(models::DiffusionModel& model, ModelEvaluation& result, 
     m["class_accuracy_" + name] = correct.narrow(0, static_cast<int64_t>(c) * per_class, per_class).mean().item<double>();
   }
   m["fid"] = frechet_distance(features, real_features_);
+  // Concept task: FID of the classes that should be kept. The FID above also compares the erased
+  // class's samples with real images of it, so it rises with the erasure itself.
+  if (concept_label_ >= 0 && real_labels_.defined())
+    m["fid_other_classes"] =
+        frechet_distance_without(features, at::tensor(expected_labels, at::kLong), real_features_, real_labels_, concept_label_);
   auto kid = kernel_distance(features, real_features_, 20, std::min<int64_t>(200, features.size(0)), config_.sampling.seed);
   m["kid_mean"] = kid.mean;
   m["kid_std"] = kid.std;

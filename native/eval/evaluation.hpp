@@ -76,6 +76,8 @@ struct EvalData {
   at::Tensor retain_images;                  // [R, C, H, W] probes and margin neighbours
   std::vector<std::string> retain_captions;  // R
   at::Tensor real_images;                    // [N, C, H, W] held-out reference for FID/KID
+  at::Tensor real_labels;                    // [N] int64 class of each real image (optional: without it
+                                             // the concept task has no fid_other_classes)
 };
 
 struct ModelEvaluation {
@@ -119,6 +121,7 @@ class Evaluator {
   std::shared_ptr<Descriptor> descriptor_;
   std::shared_ptr<models::ClassifierImpl> classifier_;
   at::Tensor forget_descriptors_, retain_descriptors_, real_features_;
+  at::Tensor real_labels_;  // [real] the labels of real_features_' rows (undefined when unknown)
   // What the attacks aim at: the forget images with their captions (data task) or images of
   // the erased class with its prompt (concept task).
   AttackTargets attack_targets_;

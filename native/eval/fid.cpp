@@ -35,6 +35,18 @@ double frechet_distance(const at::Tensor& features_a, const at::Tensor& features
   return mean_term + cov_a.trace().item<double>() + cov_b.trace().item<double>() - 2.0 * trace_root;
 }
 
+double frechet_distance_without(const at::Tensor& features, const at::Tensor& labels, const at::Tensor& real_features,
+                                const at::Tensor& real_labels, int64_t excluded) {
+  check(labels.dim() == 1 && labels.size(0) == features.size(0) && real_labels.dim() == 1 &&
+            real_labels.size(0) == real_features.size(0),
+        "FID without a class: expected one label per feature row, got ", labels.sizes(), " labels for ", features.sizes(),
+        " and ", real_labels.sizes(), " for ", real_features.sizes());
+  auto kept = [excluded](const at::Tensor& rows, const at::Tensor& row_labels) {
+    return rows.index_select(0, at::nonzero(row_labels.to(rows.device()) != excluded).squeeze(1));
+  };
+  return frechet_distance(kept(features, labels), kept(real_features, real_labels));
+}
+
 KernelDistance kernel_distance(const at::Tensor& features_a, const at::Tensor& features_b, int64_t subsets,
                                int64_t subset_size, uint64_t seed) {
   check(features_a.dim() == 2 && features_b.dim() == 2 && features_a.size(1) == features_b.size(1),

@@ -13,6 +13,12 @@ namespace lethe::eval {
 // with symmetric eigendecompositions (no generic sqrtm). features [N, D].
 double frechet_distance(const at::Tensor& features_a, const at::Tensor& features_b);
 
+// The Frechet distance of the rows of both sets whose label is not `excluded`: a concept-erasure
+// run's quality on what it should keep (docs/evaluation.md §4). features [N, D] with labels [N],
+// real_features [M, D] with real_labels [M] (int64).
+double frechet_distance_without(const at::Tensor& features, const at::Tensor& labels, const at::Tensor& real_features,
+                                const at::Tensor& real_labels, int64_t excluded);
+
 struct KernelDistance {
   double mean = 0.0;
   double std = 0.0;

@@ -15,6 +15,8 @@ void UceConfig::validate(const std::string& where) const {
   check(lambda > 0, where, ".lambda: expected > 0, got ", lambda);
   check(erase_scale > 0, where, ".erase_scale: expected > 0, got ", erase_scale);
   check(preserve_scale >= 0, where, ".preserve_scale: expected >= 0 (0 = UCE's default), got ", preserve_scale);
+  check(rows == "all_tokens" || rows == "from_last_token", where,
+        ".rows: expected \"all_tokens\" or \"from_last_token\", got \"", rows, "\"");
 }
 
 at::Tensor uce_weight(const at::Tensor& weight, const at::Tensor& erase, const at::Tensor& destination,
@@ -82,17 +84,25 @@ UceReport uce_edit(models::DiffusionModel& model, const std::vector<std::string>
   for (size_t i = 0; i < erased.size(); ++i) paired.push_back(targets[i % targets.size()]);
   const auto [erase_context, erase_tokens] = embed(model, erased);
   const auto [destination_context, destination_tokens] = embed(model, paired);
+  // The rows of a caption pair: all positions aligned one to one (contexts are padded to one
+  // length), or UCE's tails from the last token.
+  const bool all_tokens = config.rows == "all_tokens";
+  auto rows_of = [all_tokens](const at::Tensor& context, int64_t tokens, const at::Tensor& destination_context,
+                              int64_t destination_tokens) {
+    return all_tokens ? std::make_pair(context, destination_context)
+                      : uce_rows(context, tokens, destination_context, destination_tokens);
+  };
   std::vector<at::Tensor> erase_rows, destination_rows, preserve_rows;
   for (size_t i = 0; i < erased.size(); ++i) {
     auto [rows, destination] =
-        uce_rows(erase_context[i], erase_tokens[i], destination_context[i], destination_tokens[i]);
+        rows_of(erase_context[i], erase_tokens[i], destination_context[i], destination_tokens[i]);
     erase_rows.push_back(rows);
     destination_rows.push_back(destination);
   }
   if (!kept.empty()) {
     const auto [keep_context, keep_tokens] = embed(model, kept);
     for (size_t j = 0; j < kept.size(); ++j)
-      preserve_rows.push_back(uce_rows(keep_context[j], keep_tokens[j], keep_context[j], keep_tokens[j]).first);
+      preserve_rows.push_back(rows_of(keep_context[j], keep_tokens[j], keep_context[j], keep_tokens[j]).first);
   }
   const at::Tensor c = at::cat(erase_rows), d = at::cat(destination_rows);
   const at::Tensor p = preserve_rows.empty() ? at::Tensor() : at::cat(preserve_rows);

@@ -21,6 +21,11 @@ struct UceConfig {
   double erase_scale = 1.0;     // s_e
   double preserve_scale = 0.0;  // s_p; 0 = UCE's default max(0.1, 1 / number of preserved captions)
   bool edit_keys = true;        // to_k as well as to_v (UCE's default)
+  // Which rows of a caption's context are edited: "all_tokens" (every position: for a text
+  // encoder whose rows each carry only their own token, as the embedded model's does) or
+  // "from_last_token" (UCE's rule for causal encoders such as CLIP, whose last token carries
+  // the whole caption).
+  std::string rows = "all_tokens";
 
   template <typename V>
   void visit(V& v) {
@@ -28,6 +33,7 @@ struct UceConfig {
     v("erase_scale", erase_scale);
     v("preserve_scale", preserve_scale);
     v("edit_keys", edit_keys);
+    v("rows", rows);
   }
   void validate(const std::string& where) const;
 };

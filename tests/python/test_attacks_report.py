@@ -47,6 +47,7 @@ def test_every_model_carries_both_attacks(tmp_path):
     assert retrained["returned"] is False and retrained["checked_steps"] == [0, 2, 4]
     assert "relearned in 0 steps" in done.stdout and "relearned in > 4 steps" in done.stdout
     assert (out / "report.png").stat().st_size > 0
+    assert all("fid_other_classes" not in entry for entry in report["models"].values())
 
 
 def test_attacks_can_be_skipped(tmp_path):
@@ -67,6 +68,8 @@ def test_the_concept_task_attacks_the_erased_class(tmp_path):
     # The base model draws sneakers: the classifier calls most attacked samples sneaker.
     assert entry["attack_prompt_success_rate"] >= 0.5
     assert "sneaker still drawn as sneaker" in done.stdout
+    # the FID of the classes kept: finite here, absent from a data-task report
+    assert entry["fid_other_classes"] > 0 and entry["fid_other_classes"] != entry["fid"]
 
 
 def test_an_unknown_erased_concept_is_refused_clearly(tmp_path):

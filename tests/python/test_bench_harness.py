@@ -104,19 +104,26 @@ def test_comparison_table_names_what_scored_it_and_unreached_targets():
 def test_the_concept_table_names_the_rows_that_meet_the_concept_target():
     tables = _bench_module("doc_tables")
     base = {"task": "concept", "method": "base model (before)", "variant": "", "forgetting": 1.0, "fid": 1.0,
-            "class_accuracy": 0.95, "other_class_accuracy": 0.944, "steps_to_target": None, "unlearning_seconds": 0.0}
-    good = dict(base, method="esd", variant="x", forgetting=0.1, fid=1.15, other_class_accuracy=0.924,
+            "fid_other_classes": 2.0, "class_accuracy": 0.95, "other_class_accuracy": 0.944, "steps_to_target": None,
+            "unlearning_seconds": 0.0}
+    good = dict(base, method="esd", variant="x", forgetting=0.1, fid=9.0, fid_other_classes=2.3, other_class_accuracy=0.924,
                 unlearning_seconds=5.0, threads=2)
     result = {"date": "2026-12-04", "steps": 200, "snapshot_every": 25, "target": 0.1, "concept": "sneaker",
               "final_eval": [], "rows": [good, base]}
     text = tables.comparison_table(result)
-    assert "accuracy within 2 points of the base model's (0.944) and FID at most 1.15x its (1.15). Met by: esd (x)." in text
+    assert ("accuracy within 2 points of the base model's (0.944) and their FID at most 1.15x its (2.30). "
+            "Met by: esd (x).") in text
+    assert "| esd | x | 0.100 | 9.00 | 2.30 | 0.950 | 0.924 |" in text  # the FID of all classes is shown, not judged
     # each bound, just missed, fails the row
-    for miss in ({"forgetting": 0.125}, {"fid": 1.16}, {"other_class_accuracy": 0.923}):
+    for miss in ({"forgetting": 0.125}, {"fid_other_classes": 2.31}, {"other_class_accuracy": 0.923}):
         assert "No row meets it yet." in tables.comparison_table(dict(result, rows=[dict(good, **miss), base]))
-    # without the base model's per-class accuracy nothing is claimed
-    text = tables.comparison_table(dict(result, rows=[good, dict(base, other_class_accuracy=None)]))
-    assert "cannot be checked" in text and "Met by" not in text
+    # a row without the FID of the other classes is not judged, and the line says so
+    text = tables.comparison_table(dict(result, rows=[dict(good, fid_other_classes=None), base]))
+    assert "No row meets it yet. 1 row without the FID of the other classes cannot be checked." in text
+    # without the base model's per-class accuracy or its FID of the other classes nothing is claimed
+    for blank in ({"other_class_accuracy": None}, {"fid_other_classes": None}):
+        text = tables.comparison_table(dict(result, rows=[good, dict(base, **blank)]))
+        assert "cannot be checked" in text and "Met by" not in text
 
 
 def test_comparison_records_what_lethe_timed_the_run_with():
@@ -142,7 +149,7 @@ def _record_models(section, data, hashes):
         data["models"] = {m: hashes[m] for m in ("base", "descriptor", "classifier")}
     elif section == "unlearning":
         data["models_sha256"] = dict(hashes)
-    elif section == "precision-parity":
+    elif section.startswith("precision-parity"):
         data["models_sha256"] = {m: hashes[m] for m in ("base", "descriptor", "classifier")}
     elif section == "distributed-scaling":  # unlearning only: the base model
         data["models_sha256"] = {"base": hashes["base"]}
@@ -155,7 +162,7 @@ def _record_models(section, data, hashes):
 
 
 @pytest.mark.parametrize("section", ["comparison", "tuning", "performance", "unlearning", "bench-models",
-                                     "precision-parity", "distributed-scaling", "builds"])
+                                     "precision-parity-amx", "distributed-scaling", "builds"])
 def test_a_table_fails_its_check_when_its_json_names_other_models_than_the_shipped_cards(tmp_path, section):
     tables = _bench_module("doc_tables")
     source, make, models, rerun = tables.SECTIONS[section]
@@ -181,11 +188,21 @@ def test_a_table_fails_its_check_when_its_json_names_other_models_than_the_shipp
         # a JSON that records no hashes cannot be checked: it fails too
         with open(doctored_path, "w") as f:
             json.dump({**measured, **({"models": {}} if section in ("performance", "builds") else {}),
-                       **({"models_sha256": {}} if section in ("unlearning", "precision-parity",
+                       **({"models_sha256": {}} if section in ("unlearning", "precision-parity-amx",
                                                                "distributed-scaling") else {})}, f)
-        if section in ("performance", "unlearning", "precision-parity", "distributed-scaling", "builds"):
+        if section in ("performance", "unlearning", "precision-parity-amx", "distributed-scaling", "builds"):
             with pytest.raises(SystemExit, match="records no model hashes"):
                 tables.render(text)
     finally:
         tables.SECTIONS.clear()
         tables.SECTIONS.update(sections)
+
+
+def test_precision_parity_files_are_named_by_the_cpus_bf16_instructions(tmp_path):
+    parity = _bench_module("precision_parity")
+    cpuinfo = tmp_path / "cpuinfo"
+    for flags, expected in (("fpu avx512f avx512_bf16 amx_bf16 amx_tile", "amx_bf16"), ("fpu avx512f avx512_bf16", "avx512_bf16"),
+                            ("fpu avx2", "none")):
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
+        assert parity.bf16_hardware(str(cpuinfo)) == expected
+    assert parity.bf16_hardware(str(tmp_path / "missing")) == "none"

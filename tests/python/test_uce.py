@@ -77,3 +77,61 @@ def test_a_uce_run_edits_only_cross_attention_keys_and_values(tmp_path):
     moved = {k for k in before if not torch.equal(before[k], after[k])}
     edited = {k for k in before if k.endswith(("attn2.to_k.weight", "attn2.to_v.weight"))}
     assert moved == edited and len(edited) == summary["edit"]["projections_edited"]
+
+
+def bench_contexts(weights, metadata, captions):
+    """The embedded text encoder in NumPy (native/models/text_encoder.hpp): LayerNorm(token
+    embedding + position embedding), padded with <pad> to max_tokens. [N, L, D]"""
+    config = json.loads(metadata["lethe.text_encoder_config"])
+    ids = np.zeros((len(captions), config["max_tokens"]), dtype=np.int64)
+    for n, caption in enumerate(captions):
+        words = caption.split()
+        ids[n, :len(words)] = [config["vocabulary"].index(w) for w in words]
+    x = weights["text_encoder.token_embedding.weight"].double().numpy()[ids] \
+        + weights["text_encoder.position_embedding.weight"].double().numpy()[None]
+    x = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5)
+    return x * weights["text_encoder.norm.weight"].double().numpy() + weights["text_encoder.norm.bias"].double().numpy()
+
+
+@pytest.mark.usefixtures("bench_models")
+def test_uce_rows_setting_decides_whether_the_concepts_own_token_is_edited(tmp_path):
+    # The embedded encoder is not causal: the row of `sneaker` in `sneaker footwear` carries only
+    # that word. With all_tokens it goes where `sandal`'s row went; UCE's from_last_token edits
+    # `footwear` and the padding only, and moves it a quarter of the way (the least-squares edit is shared).
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    before = load_file(BASE)
+    with safe_open(BASE, "pt") as f:
+        metadata = f.metadata()
+    sneaker, sandal = bench_contexts(before, metadata, ["sneaker footwear", "sandal footwear"])[:, 0]  # [D] each
+    moved = {}
+    for rows in ("all_tokens", "from_last_token"):
+        out = tmp_path / rows
+        config = {"data": {"preset": "bench", "task": "concept", "concept": "sneaker", "anchor": "sandal", "retain_limit": 64},
+                  "objective": "uce", "objective_config": {"rows": rows}, "output": str(out)}
+        (tmp_path / f"{rows}.json").write_text(json.dumps(config))
+        done = subprocess.run([LETHE_EXE, "unlearn", "--config", str(tmp_path / f"{rows}.json")], capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        summary = json.loads((out / "summary.json").read_text())
+        after = load_file(str(out / "model.safetensors"))
+        names = [k for k in before if k.endswith("attn2.to_v.weight")]
+        # how far the erased row's value moved towards the destination's: 0 = not at all, 1 = all the way
+        moved[rows] = np.mean([np.dot(after[k].double().numpy() @ sneaker - before[k].double().numpy() @ sneaker,
+                                      before[k].double().numpy() @ (sandal - sneaker))
+                               / np.sum((before[k].double().numpy() @ (sandal - sneaker)) ** 2) for k in names])
+        moved[rows + " rows"] = summary["edit"]["erase_rows"]
+    assert moved["all_tokens"] > 0.99 and abs(moved["from_last_token"]) < 0.5, moved  # measured: 0.999, 0.26
+    assert moved["all_tokens rows"] > moved["from_last_token rows"], moved
+
+
+def test_uce_rows_setting_is_checked(tmp_path):
+    config = {"data": {"preset": "bench", "task": "concept", "concept": "sneaker", "anchor": "sandal"},
+              "objective": "uce", "objective_config": {"rows": "first_token"}, "output": str(tmp_path / "run")}
+    (tmp_path / "c.json").write_text(json.dumps(config))
+    done = subprocess.run([LETHE_EXE, "unlearn", "--config", str(tmp_path / "c.json")], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode != 0
+    assert ".rows: expected \"all_tokens\" or \"from_last_token\", got \"first_token\"" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -58,9 +58,11 @@ std::vector<Value> divergence_objective(NodeContext&, const NodeInputs& in) {
 
 std::vector<Value> erasure_objective(NodeContext&, const NodeInputs& in) {
   const std::string method = in.text("method");
-  if (method == "uce")
-    return objective_value(method, {{"lambda", in.number("lambda")}, {"preserve_scale", in.number("preserve_scale")}},
-                           in.where("method"));
+  if (method == "uce") {
+    nlohmann::json config = {{"lambda", in.number("lambda")}, {"preserve_scale", in.number("preserve_scale")}};
+    if (in.has("uce_rows")) config["rows"] = in.text("uce_rows");
+    return objective_value(method, config, in.where("method"));
+  }
   return objective_value(method,
                          {{"negative_guidance", in.number("negative_guidance")},
                           {"x_t", in.text("x_t")},
