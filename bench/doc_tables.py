@@ -236,15 +236,27 @@ def comparison_table(result):
                     + ("" if shared else f" ({timed_on(r)})"))
 
         concept = task == "concept"
+        def relearned(r):
+            if r.get("evaluation") == "earlier" or "attack_relearn_steps" not in r:
+                return ""
+            return "not back" if r["attack_relearn_steps"] is None else f"{r['attack_relearn_steps']:.0f}"
+
         lines += [f"**{title}**", "", f"| method | selection / anchor | {metric} | FID | "
                   + ("FID, other classes | " if concept else "")
-                  + f"class accuracy | other classes | steps to target | {wall_title} |",
-                  "|---|---|---|---|---|---|---|---|" + ("---|" if concept else "")]
+                  + f"class accuracy | other classes | steps to target | "
+                  + ("prompt attack | relearning steps | " if concept else "") + f"{wall_title} |",
+                  "|---|---|---|---|---|---|---|---|" + ("---|---|---|" if concept else "")]
         for r in rows:
-            steps = "" if r["method"].startswith("base") else (str(r["steps_to_target"]) if r["steps_to_target"] else f"> {result['steps']}")
+            steps = "" if r["method"].startswith("base") else (str(r["steps_to_target"]) if r["steps_to_target"] is not None else f"> {result['steps']}")
+            attack = r.get("attack_prompt_success_rate") if r.get("evaluation") != "earlier" else None
             lines.append(f"| {r['method']} | {r['variant']} | {cell(r['forgetting'])} | {cell(r['fid'], 2)} | "
                          + (f"{cell(r.get('fid_other_classes'), 2)} | " if concept else "")
-                         + f"{cell(r['class_accuracy'])} | {cell(r['other_class_accuracy'])} | {steps} | {wall(r)} |")
+                         + f"{cell(r['class_accuracy'])} | {cell(r['other_class_accuracy'])} | {steps} | "
+                         + (f"{cell(attack)} | {relearned(r)} | " if concept else "") + f"{wall(r)} |")
+        if concept:
+            lines += ["", f"Prompt attack: the share of samples from optimised soft prompts that the classifier calls "
+                      f"{result['concept']}; relearning steps: fine-tuning steps on half the class's images until the "
+                      "other half's prompt draws it again (docs/evaluation.md §8)."]
         lines.append("")
         if task == "concept":
             lines += [concept_target_line(result, rows), ""]
@@ -257,7 +269,7 @@ def comparison_table(result):
     elif earlier:
         lines += [f"Rows measured by an earlier version of the engine's sources (same models, settings and seed): "
                   f"{', '.join(earlier)}.", ""]
-    evaluated_earlier = [r["name"] for r in result["rows"] if r.get("evaluation") == "earlier"]
+    evaluated_earlier = [r.get("name", f"{r['task']}-{r['method']}") for r in result["rows"] if r.get("evaluation") == "earlier"]
     if evaluated_earlier:
         lines += ["Rows evaluated before the concept task's final evaluation named the erased class (no FID of the other "
                   f"classes; the attacks aimed at the data task's pieces): {', '.join(evaluated_earlier)}.", ""]

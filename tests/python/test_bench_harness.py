@@ -114,6 +114,13 @@ def test_the_concept_table_names_the_rows_that_meet_the_concept_target():
     assert ("accuracy within 2 points of the base model's (0.944) and their FID at most 1.15x its (2.30). "
             "Met by: esd (x).") in text
     assert "| esd | x | 0.100 | 9.00 | 2.30 | 0.950 | 0.924 |" in text  # the FID of all classes is shown, not judged
+    # the attacks: a share and a step count, "not back" when the budget did not bring it back, blank when not measured
+    attacked = dict(good, attack_prompt_success_rate=0.85, attack_relearn_steps=10.0)
+    assert "| 0.850 | 10 |" in tables.comparison_table(dict(result, rows=[attacked, base]))
+    assert "| 0.850 | not back |" in tables.comparison_table(dict(result, rows=[dict(attacked, attack_relearn_steps=None), base]))
+    assert "| > 200 |  |  |" in tables.comparison_table(dict(result, rows=[dict(attacked, evaluation="earlier"), base]))
+    # a closed-form edit meets the snapshot target before any step: 0 steps, not "> 200"
+    assert "| 0.924 | 0 | 0.850 |" in tables.comparison_table(dict(result, rows=[dict(attacked, steps_to_target=0), base]))
     # each bound, just missed, fails the row
     for miss in ({"forgetting": 0.125}, {"fid_other_classes": 2.31}, {"other_class_accuracy": 0.923}):
         assert "No row meets it yet." in tables.comparison_table(dict(result, rows=[dict(good, **miss), base]))
