@@ -169,7 +169,8 @@ def _record_models(section, data, hashes):
 
 
 @pytest.mark.parametrize("section", ["comparison", "tuning", "performance", "unlearning", "bench-models",
-                                     "precision-parity-amx", "distributed-scaling", "builds"])
+                                     "precision-parity-amx", "precision-parity-avx512", "distributed-scaling",
+                                     "builds"])
 def test_a_table_fails_its_check_when_its_json_names_other_models_than_the_shipped_cards(tmp_path, section):
     tables = _bench_module("doc_tables")
     source, make, models, rerun = tables.SECTIONS[section]
@@ -195,9 +196,10 @@ def test_a_table_fails_its_check_when_its_json_names_other_models_than_the_shipp
         # a JSON that records no hashes cannot be checked: it fails too
         with open(doctored_path, "w") as f:
             json.dump({**measured, **({"models": {}} if section in ("performance", "builds") else {}),
-                       **({"models_sha256": {}} if section in ("unlearning", "precision-parity-amx",
+                       **({"models_sha256": {}} if section in ("unlearning", "precision-parity-amx", "precision-parity-avx512",
                                                                "distributed-scaling") else {})}, f)
-        if section in ("performance", "unlearning", "precision-parity-amx", "distributed-scaling", "builds"):
+        if section in ("performance", "unlearning", "precision-parity-amx", "precision-parity-avx512", "distributed-scaling",
+                       "builds"):
             with pytest.raises(SystemExit, match="records no model hashes"):
                 tables.render(text)
     finally:
