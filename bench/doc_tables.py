@@ -260,8 +260,10 @@ def comparison_table(result):
         lines.append("")
         if task == "concept":
             lines += [concept_target_line(result, rows), ""]
-    earlier = [r.get("name", f"{r['task']}-{r['method']}-{r['variant'].split(' ')[0]}") for r in result["rows"]
-               if r.get("engine") == "earlier"]
+    def row_name(r):  # rows saved before they carried their name: compare_objectives.py's default
+        return r.get("name", f"{r['task']}-{r['method']}-{r['variant'].split(' ')[0]}")
+
+    earlier = [row_name(r) for r in result["rows"] if r.get("engine") == "earlier"]
     measured = [r for r in result["rows"] if not r["method"].startswith("base")]
     if earlier and len(earlier) == len(measured):
         lines += ["Every row was measured by an earlier version of the engine's sources (same models, settings and "
@@ -269,7 +271,7 @@ def comparison_table(result):
     elif earlier:
         lines += [f"Rows measured by an earlier version of the engine's sources (same models, settings and seed): "
                   f"{', '.join(earlier)}.", ""]
-    evaluated_earlier = [r.get("name", f"{r['task']}-{r['method']}") for r in result["rows"] if r.get("evaluation") == "earlier"]
+    evaluated_earlier = [row_name(r) for r in result["rows"] if r.get("evaluation") == "earlier"]
     if evaluated_earlier:
         lines += ["Rows evaluated before the concept task's final evaluation named the erased class (no FID of the other "
                   f"classes; the attacks aimed at the data task's pieces): {', '.join(evaluated_earlier)}.", ""]

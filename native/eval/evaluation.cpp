@@ -191,7 +191,8 @@ void Evaluator::measure(models::DiffusionModel& model, ModelEvaluation& result, 
   std::vector<int64_t> expected_labels;
   for (int64_t label : data_.class_labels)
     for (int64_t k = 0; k < per_class; ++k) expected_labels.push_back(label);
-  at::Tensor correct = (predictions == at::tensor(expected_labels, at::kLong)).to(at::kDouble);  // [classes * S]
+  const at::Tensor expected = at::tensor(expected_labels, at::kLong);  // [classes * S]
+  at::Tensor correct = (predictions == expected).to(at::kDouble);     // [classes * S]
   m["class_accuracy"] = correct.mean().item<double>();
   for (size_t c = 0; c < data_.class_captions.size(); ++c) {
     const std::string& caption = data_.class_captions[c];
@@ -203,7 +204,7 @@ void Evaluator::measure(models::DiffusionModel& model, ModelEvaluation& result, 
   // class's samples with real images of it, so it rises with the erasure itself.
   if (concept_label_ >= 0 && real_labels_.defined())
     m["fid_other_classes"] =
-        frechet_distance_without(features, at::tensor(expected_labels, at::kLong), real_features_, real_labels_, concept_label_);
+        frechet_distance_without(features, expected, real_features_, real_labels_, concept_label_);
   auto kid = kernel_distance(features, real_features_, 20, std::min<int64_t>(200, features.size(0)), config_.sampling.seed);
   m["kid_mean"] = kid.mean;
   m["kid_std"] = kid.std;
