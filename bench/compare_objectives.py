@@ -8,9 +8,9 @@ ESD and UCE.
 
 Every run is `lethe unlearn` with the same run defaults (batch 16, AdamW 3e-5 constant,
 gradient clip 1, retain caption dropout 0.1, no EMA, seed 0, full parameters) for up to
---steps steps, saving snapshots every --every steps;
-snapshots are evaluated in order with `lethe eval` until the target is met (the "steps to
-target" column), and the final model gets a larger evaluation (forgetting and quality).
+--steps steps, saving snapshots every --every steps; snapshots are evaluated in order with
+`lethe eval` (small, without the attacks) until the target is met (the "steps to target"
+column), and the final model gets a larger evaluation (forgetting, quality and the attacks).
 Targets: data task, memorization rate <= 0.10; concept task, the fraction of `sneaker
 footwear` samples the classifier calls sneakers <= 0.10. Writes bench/comparison.json
 (README section `comparison`, see bench/doc_tables.py). Whatever the numbers say is
@@ -62,8 +62,11 @@ TF = {"timesteps": {"t_min": 250, "t_max": 750, "weighting": "uniform"},
       "frequency": {"filter": "lowpass", "shape": "radial", "profile": "hard", "cutoff": 0.5}}
 TARGET = 0.10
 CONCEPT = "sneaker"
-SNAPSHOT_EVAL = {"data": ["--samples-per-caption", "4", "--samples-per-class", "2"],
-                 "concept": ["--samples-per-caption", "1", "--samples-per-class", "8"]}
+# Snapshot evaluations read only the forgetting, so they skip the attacks. The attacks change
+# none of an evaluation's other numbers (tests/python/test_attacks_report.py), so a row measured
+# while snapshot evaluations still ran them is reused (`comparable()`).
+SNAPSHOT_EVAL = {"data": ["--samples-per-caption", "4", "--samples-per-class", "2", "--no-attacks"],
+                 "concept": ["--samples-per-caption", "1", "--samples-per-class", "8", "--no-attacks"]}
 FINAL_EVAL = ["--samples-per-caption", "8", "--samples-per-class", "20"]
 # The concept task's final evaluation names the erased class: the attacks then try to bring it
 # back, and the report adds the FID of the other classes (the FID of all classes also compares
@@ -187,6 +190,15 @@ def engine_trees():
     return None if dirty else dict(zip(ENGINE_SOURCES, out))
 
 
+def comparable(key, ignore=()):
+    """`key` without the fields in `ignore`, and with its snapshot evaluation's `--no-attacks`
+    dropped: a snapshot evaluation's forgetting is the same with and without the attacks."""
+    out = {k: v for k, v in key.items() if k not in ignore}
+    if "snapshot_eval" in out:
+        out["snapshot_eval"] = [a for a in out["snapshot_eval"] if a != "--no-attacks"]
+    return out
+
+
 def load_row(path, key, ignore=()):
     """The row saved at `path` if it was computed for `key` (config, steps, base hash, ...; the
     fields in `ignore` aside), else None."""
@@ -195,8 +207,7 @@ def load_row(path, key, ignore=()):
             saved = json.load(f)
     except (OSError, ValueError):
         return None
-    same = {k: v for k, v in saved.get("key", {}).items() if k not in ignore} == {k: v for k, v in key.items() if k not in ignore}
-    return saved["row"] if same else None
+    return saved["row"] if comparable(saved.get("key", {}), ignore) == comparable(key, ignore) else None
 
 
 def save_row(path, key, row):

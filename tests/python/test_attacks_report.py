@@ -50,12 +50,21 @@ def test_every_model_carries_both_attacks(tmp_path):
     assert all("fid_other_classes" not in entry for entry in report["models"].values())
 
 
-def test_attacks_can_be_skipped(tmp_path):
+def test_attacks_can_be_skipped_and_change_no_other_number(tmp_path):
     done, out = evaluate(tmp_path, "none", "--no-attacks")
     assert done.returncode == 0, done.stderr
     entry = json.loads((out / "report.json").read_text())["models"]["evaluated"]
     assert entry["attacks"] is None and entry["attack_prompt_success_rate"] is None and entry["attack_relearn_steps"] is None
     assert "relearned" not in done.stdout
+    # The attacks run on copies after the measurements: every other number is the same without
+    # them (make compare's snapshot evaluations rely on it, bench/compare_objectives.py).
+    done, attacked = evaluate(tmp_path, "attacked")
+    assert done.returncode == 0, done.stderr
+    with_attacks = json.loads((attacked / "report.json").read_text())["models"]["evaluated"]
+    assert with_attacks["attack_prompt_success_rate"] is not None
+    def measured(e):
+        return {k: v for k, v in e.items() if not k.startswith("attack") and not k.endswith("seconds")}
+    assert "memorization_rate" in measured(entry) and measured(entry) == measured(with_attacks)
 
 
 def test_the_concept_task_attacks_the_erased_class(tmp_path):

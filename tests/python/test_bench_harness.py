@@ -67,6 +67,13 @@ def test_comparison_rows_are_reused_only_for_the_same_key(tmp_path):
     for field, value in (("base_sha256", "d" * 64), ("evaluators", {"descriptor": "e" * 64, "classifier": "c" * 64})):
         assert compare.load_row(path, dict(key, **{field: value})) is None  # another base or descriptor: rerun
     assert compare.load_row(str(tmp_path / "missing.json"), key) is None
+    # a snapshot evaluation without the attacks reuses a row measured while they still ran; any
+    # other change of the snapshot or final evaluation does not
+    snapshot = {"snapshot_eval": ["--samples-per-class", "8"]}
+    compare.save_row(path, dict(key, **snapshot), row)
+    assert compare.load_row(path, dict(key, snapshot_eval=["--samples-per-class", "8", "--no-attacks"])) == row
+    assert compare.load_row(path, dict(key, snapshot_eval=["--samples-per-class", "4", "--no-attacks"])) is None
+    assert compare.load_row(path, dict(key, final_eval=["--no-attacks"], **snapshot)) is None
 
 
 def test_comparison_table_names_what_scored_it_and_unreached_targets():
