@@ -55,11 +55,13 @@ struct Step {
   std::vector<Recorder::Call> model_calls, reference_calls;
 };
 
-// One SISS step (batch 4) on a fresh copy of `source`, seeded alike every time.
-Step siss_step(const models::DiffusionModel& source, const nlohmann::json& config) {
+// One SISS step (batch 4) on a fresh copy of `source`, seeded alike every time; the frozen
+// model is a copy of `frozen` (default: of `source`).
+Step siss_step(const models::DiffusionModel& source, const nlohmann::json& config,
+               const models::DiffusionModel* frozen = nullptr) {
   auto model = source.frozen_copy();
   model->set_requires_grad(true);
-  auto reference = source.frozen_copy();
+  auto reference = (frozen ? *frozen : source).frozen_copy();
   unlearn::TaskData data;
   at::Generator g = at::make_generator<at::CPUGeneratorImpl>(21);
   data.forget.name = "forget set";
@@ -154,11 +156,93 @@ TEST(CaptionAblation, TermAndGradientMatchTheFormulaOnRecordedInputs) {
   }
 }
 
+TEST(CaptionAblation, SameCaptionInputsAreRetainImagesOfTheAblatedCaption) {
+  auto source = captioned_model();
+  nlohmann::json settings = {{"scaling_norm", 5.0}, {"ablation_weight", 1.0}, {"ablation_words", {"artist", "piece_*"}}};
+  const Step retain = siss_step(*source, settings);
+  settings["ablation_inputs"] = "retain_same_caption";
+  const Step same = siss_step(*source, settings);
+  // The same t, eps and retain batch x in both runs: x_t(same) - x_t(retain) = gamma_t (z - x),
+  // so each row's z - x must be (image j) - (image k) of the retain set, with j captioned as the
+  // caption the frozen model saw in that row.
+  const auto& with_retain = retain.model_calls.back();
+  const auto& with_same = same.model_calls.back();
+  ASSERT_TRUE(at::equal(with_retain.t, with_same.t));
+  at::Tensor gamma = source->schedule().signal_scale(with_same.t, 4);  // [B, 1, 1, 1]
+  at::Tensor difference = (with_same.x_t - with_retain.x_t) / gamma;     // [B, C, H, W]
+  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(21);        // siss_step's data, drawn alike
+  at::rand({4, 1, 8, 8}, g);                                              // the forget images
+  at::Tensor images = at::rand({4, 1, 8, 8}, g) * 2 - 1;                  // the retain images
+  const std::vector<std::string> captions = {"top", "shoe", "shoe", "top"};
+  for (int64_t row = 0; row < 4; ++row) {
+    std::string caption;  // what the frozen model saw in this row
+    for (const std::string candidate : {"top", "shoe"})
+      if (at::allclose(same.reference_calls[0].context[row], source->context_for({candidate})[0])) caption = candidate;
+    ASSERT_FALSE(caption.empty()) << "row " << row;
+    bool found = false;
+    for (int64_t j = 0; j < 4; ++j)
+      for (int64_t k = 0; k < 4; ++k)
+        found = found || (captions[j] == caption && at::allclose(difference[row], images[j] - images[k], 1e-4, 1e-4));
+    EXPECT_TRUE(found) << "row " << row << ": z is not a retain image captioned '" << caption << "'";
+  }
+  // A caption no retain image has is named.
+  settings["ablation_words"] = {"artist"};  // "piece_a top" is no retain caption
+  expect_error([&] { siss_step(*source, settings); },
+               {"retain_same_caption", "expected retain images captioned 'piece_", "got none in the retain set"});
+  settings["ablation_inputs"] = "anchor";
+  expect_error([&] { unlearn::make_objective("siss", settings); }, {"ablation_inputs", "retain_same_caption", "'anchor'"});
+}
+
+TEST(CaptionAblation, PreservationKeepsTheAblatedCaptionAtTheSameTarget) {
+  auto source = captioned_model();
+  // A frozen model other than the trained one (as after some steps): at step 0 both are the same
+  // and the term and its gradient would be 0.
+  auto frozen = source->frozen_copy();
+  {
+    at::NoGradGuard no_grad;
+    at::Generator g = at::make_generator<at::CPUGeneratorImpl>(11);
+    for (at::Tensor& parameter : frozen->unet()->parameters()) parameter.add_(at::randn(parameter.sizes(), g) * 0.05);
+  }
+  const double weight = 0.7, keep = 1.3;
+  nlohmann::json ablated = {{"scaling_norm", 5.0}, {"ablation_weight", weight}, {"ablation_words", {"artist", "piece_*"}}};
+  nlohmann::json preserved = ablated;
+  preserved["preservation_weight"] = keep;
+  const Step without = siss_step(*source, ablated, frozen.get()), with = siss_step(*source, preserved, frozen.get());
+  ASSERT_EQ(with.reference_calls.size(), 1u);  // one frozen prediction serves both terms
+  ASSERT_EQ(with.model_calls.size(), without.model_calls.size() + 1);
+  // The extra call: the trained model on the ablation's x_t and t, with the frozen model's
+  // captions (the forget captions without the artist's words).
+  const auto& reference_call = with.reference_calls[0];
+  const auto& kept_call = with.model_calls.back();
+  EXPECT_TRUE(at::equal(kept_call.x_t, reference_call.x_t));
+  EXPECT_TRUE(at::equal(kept_call.t, reference_call.t));
+  EXPECT_TRUE(at::equal(kept_call.context, reference_call.context));
+  EXPECT_EQ(with.terms.at("ablation"), without.terms.at("ablation"));
+  // Value: mean_B sum_d (model(x_t, c') - frozen(x_t, c'))^2, the model being the source at step 0.
+  auto model = source->frozen_copy();
+  model->set_requires_grad(true);
+  at::Tensor anchor = frozen->predict(reference_call.x_t, reference_call.t, reference_call.context).detach();
+  at::Tensor term =
+      (model->predict(kept_call.x_t, kept_call.t, kept_call.context) - anchor).pow(2).flatten(1).sum(1).mean();
+  EXPECT_NEAR(with.terms.at("preservation"), term.item<double>(), 1e-5 * term.item<double>());
+  EXPECT_GT(term.item<double>(), 1e-3);
+  term.backward();
+  const auto parameters = model->unet()->parameters();
+  for (size_t i = 0; i < parameters.size(); ++i) {
+    at::Tensor expected = without.gradient[i] + keep * parameters[i].grad();
+    EXPECT_TRUE(at::allclose(with.gradient[i], expected, 1e-4, 1e-6)) << "parameter " << i;
+  }
+}
+
 TEST(CaptionAblation, SettingsAreChecked) {
+  expect_error([] { unlearn::make_objective("siss", {{"preservation_weight", 1.0}}); },
+               {"preservation_weight", "without caption ablation", "ablation_weight 0"});
+  expect_error([] { unlearn::make_objective("siss", {{"ablation_weight", 1.0}, {"ablation_words", {"x"}}, {"preservation_weight", -1.0}}); },
+               {"preservation_weight", "expected >= 0", "-1"});
   expect_error([] { unlearn::make_objective("siss", {{"ablation_weight", 1.0}}); },
                {"ablation_words", "expected the words to remove"});
   expect_error([] { unlearn::make_objective("siss", {{"ablation_weight", 1.0}, {"ablation_words", {"x"}}, {"ablation_inputs", "anchor"}}); },
-               {"ablation_inputs", "forget or retain", "'anchor'"});
+               {"ablation_inputs", "forget, retain or retain_same_caption", "'anchor'"});
   EXPECT_FALSE(unlearn::make_objective("siss")->needs_reference());
   EXPECT_TRUE(unlearn::make_objective("siss", {{"ablation_weight", 1.0}, {"ablation_words", {"x"}}})->needs_reference());
 }

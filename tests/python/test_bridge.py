@@ -108,3 +108,8 @@ def test_the_siss_node_takes_the_caption_ablation_and_names_what_is_missing(leth
         lethe.run_node("LetheObjectiveSISS", dict(settings, method="siss_no_is", ablation_words="x"), "3", str(tmp_path))
     # Off (0): the words are not needed.
     lethe.run_node("LetheObjectiveSISS", dict(settings, ablation_weight=0.0), "3", str(tmp_path))
+    # The preservation term's widget
+    ablated = dict(settings, ablation_words="artist_lethe, piece_*")
+    lethe.run_node("LetheObjectiveSISS", dict(ablated, preservation_weight=1.0), "3", str(tmp_path))
+    with pytest.raises(lethe.LetheError, match=r"node 3 .*'preservation_weight'.*-1 is below the minimum 0"):
+        lethe.run_node("LetheObjectiveSISS", dict(ablated, preservation_weight=-1.0), "3", str(tmp_path))

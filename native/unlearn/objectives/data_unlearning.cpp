@@ -3,6 +3,8 @@
 // The forget term honours the time window, the frequency mask and spatial masks (§3).
 #include <ATen/ATen.h>
 
+#include <map>
+
 #include "core/error.hpp"
 #include "dist/group.hpp"
 #include "unlearn/caption_variants.hpp"
@@ -25,9 +27,15 @@ struct SissConfig {
   // `ablation_words` (a trailing * matches a prefix), added to the retain side with this weight.
   double ablation_weight = 0.0;
   std::vector<std::string> ablation_words;
-  // x_t of the retain batch's images (measured better on the bench, docs/results.md) or of the
+  // x_t of the retain batch's images (measured better on the bench, docs/results.md), of retain
+  // images whose caption (one of its variants) is the ablated caption ("retain_same_caption":
+  // the frozen model's target then belongs to an image of what the caption names), or of the
   // forget images.
   std::string ablation_inputs = "retain";
+  // Preservation (docs/methods.md §2.4, off at 0): at the same x_t, the caption without the
+  // ablated words is also pulled towards the frozen model's prediction for it (the target the
+  // forget caption is pulled to), so what that caption draws stays where it was.
+  double preservation_weight = 0.0;
 
   template <typename V>
   void visit(V& v) {
@@ -36,6 +44,7 @@ struct SissConfig {
     v("ablation_weight", ablation_weight);
     v("ablation_words", ablation_words);
     v("ablation_inputs", ablation_inputs);
+    v("preservation_weight", preservation_weight);
   }
   void validate(const std::string& where) const {
     check(lambda > 0 && lambda < 1, where, ".lambda: expected in (0, 1), got ", lambda);
@@ -44,8 +53,12 @@ struct SissConfig {
     check(ablation_weight == 0 || !ablation_words.empty(), where,
           ".ablation_words: expected the words to remove from forget captions (e.g. the artist's name) when "
           "ablation_weight > 0, got none");
-    check(ablation_inputs == "forget" || ablation_inputs == "retain", where,
-          ".ablation_inputs: expected forget or retain, got '", ablation_inputs, "'");
+    check(ablation_inputs == "forget" || ablation_inputs == "retain" || ablation_inputs == "retain_same_caption", where,
+          ".ablation_inputs: expected forget, retain or retain_same_caption, got '", ablation_inputs, "'");
+    check(preservation_weight >= 0, where, ".preservation_weight: expected >= 0, got ", preservation_weight);
+    check(preservation_weight == 0 || ablation_weight > 0, where,
+          ".preservation_weight: expected 0 without caption ablation (it keeps the ablation's target caption), got ",
+          preservation_weight, " with ablation_weight 0");
   }
 };
 
@@ -155,7 +168,10 @@ class Siss : public ConfiguredObjective<SissConfig, ObjectiveNeeds{.forget = tru
       terms = {{"retain", losses.retain.item<double>() * scale}, {"forget", losses.forget.item<double>() * scale},
                {"forget_share", from_forget.to(at::kDouble).mean().item<double>() * scale}};
       if (config_.ablation_weight > 0) {
-        at::Tensor x_a = gamma * (config_.ablation_inputs == "forget" ? a : x) + sigma * eps;
+        const at::Tensor& z = config_.ablation_inputs == "forget"                ? a
+                              : config_.ablation_inputs == "retain_same_caption" ? same_caption_images(context, ablated)
+                                                                                 : x;
+        at::Tensor x_a = gamma * z + sigma * eps;
         at::Tensor anchor;
         {
           at::NoGradGuard no_grad;
@@ -166,8 +182,15 @@ class Siss : public ConfiguredObjective<SissConfig, ObjectiveNeeds{.forget = tru
         at::Tensor ablation =
             denoising_error(context.model->predict(x_a, t, context.context(forget)), anchor, ErrorReduction::sum).mean();
         gradients_.backward(gradients_.retain, ablation * (config_.ablation_weight * scale), context.parameters);
-        gradients_.retain_complete(context);
         terms["ablation"] = ablation.item<double>() * scale;
+        if (config_.preservation_weight > 0) {
+          // The same target for the caption without the words: it keeps drawing what it drew.
+          at::Tensor kept =
+              denoising_error(context.model->predict(x_a, t, context.context(ablated)), anchor, ErrorReduction::sum).mean();
+          gradients_.backward(gradients_.retain, kept * (config_.preservation_weight * scale), context.parameters);
+          terms["preservation"] = kept.item<double>() * scale;
+        }
+        gradients_.retain_complete(context);
       }
     } else {
       // Two forwards with the same t and eps (docs/methods.md §2.2), each against the target of
@@ -194,8 +217,35 @@ class Siss : public ConfiguredObjective<SissConfig, ObjectiveNeeds{.forget = tru
   }
 
  private:
+  // For each row of `ablated` (the forget captions without the ablated words), a retain image
+  // drawn uniformly from those with that caption among their variants.   [B, C, H, W]
+  at::Tensor same_caption_images(ObjectiveContext& context, const ExampleBatch& ablated) {
+    const ExampleSet& retain = context.data->retain;
+    if (retain_by_caption_.empty()) {
+      check(retain.captions.size() == static_cast<size_t>(retain.size()), name_,
+            ".ablation_inputs = retain_same_caption: expected a captioned retain set, got ",
+            retain.captions.size(), " captions for ", retain.size(), " images");
+      for (int64_t i = 0; i < retain.size(); ++i)
+        for (const std::string& variant : all_caption_variants(retain.captions[i])) {
+          auto& rows = retain_by_caption_[variant];
+          if (rows.empty() || rows.back() != i) rows.push_back(i);
+        }
+    }
+    std::vector<int64_t> rows;
+    for (const std::string& caption : ablated.captions) {
+      auto found = retain_by_caption_.find(caption);
+      check(found != retain_by_caption_.end(), name_, ".ablation_inputs = retain_same_caption: expected retain images "
+            "captioned '", caption, "' (a forget caption without the ablated words), got none in the ", retain.name);
+      const auto& candidates = found->second;
+      const int64_t pick = at::randint(static_cast<int64_t>(candidates.size()), {1}, context.generator, at::kLong).item<int64_t>();
+      rows.push_back(candidates[pick]);
+    }
+    return retain.batch(rows).images;
+  }
+
   bool importance_sampling_;
   SplitGradients gradients_;
+  std::map<std::string, std::vector<int64_t>> retain_by_caption_;
 };
 
 struct NegGradConfig {
