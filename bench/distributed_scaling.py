@@ -64,9 +64,11 @@ def main():
     for row in rows:
         row["speedup"] = one / row["seconds_per_step"]
         row["efficiency"] = row["speedup"] / row["ranks"]
+    with open(CONFIG) as f:
+        recipe = json.load(f)
     result = {"date": datetime.date.today().isoformat(),
               "machine": {"cpu": machine["cpu"], "threads_one_process": rows[0]["threads_per_rank"]},
-              "config": os.path.relpath(CONFIG, ROOT), "steps": args.steps, "rows": rows,
+              "config": os.path.relpath(CONFIG, ROOT), "recipe": recipe, "steps": args.steps, "rows": rows,
               "models_sha256": bench_model_hashes("base")}
     with open(os.path.join(HERE, "distributed_scaling.json"), "w") as f:
         json.dump(result, f, indent=2)

@@ -137,7 +137,29 @@ def bench_models_table(report):
     return "\n".join(lines)
 
 
+DEFAULT_CONFIG = os.path.join(HERE, "configs", "siss-tf.json")
+
+
+def default_config():
+    with open(DEFAULT_CONFIG) as f:
+        return json.load(f)
+
+
+def recipe_phrase(result, detail=""):
+    """What a measured JSON ran: the shipped default recipe, or an earlier one. Results record
+    the recipe since the default gained caption ablation (2026-12-04); earlier ones name the path
+    only and ran SISS without it."""
+    if result.get("recipe") == default_config():
+        return f"the default unlearning (bench/configs/siss-tf.json{detail})"
+    earlier = "recorded in the result" if result.get("recipe") else "SISS without caption ablation"
+    return (f"the default unlearning of {result['date']}{detail}, an earlier recipe than the shipped "
+            f"bench/configs/siss-tf.json ({earlier})")
+
+
 def unlearning_table(result):
+    if result.get("config") != default_config():
+        raise SystemExit("bench/unlearning.json was measured with another recipe than bench/configs/siss-tf.json: "
+                         "rerun `make unlearning-check`")
     m, c, s = result["models"], result["checks"], result["summary"]
     rows = [("memorization rate (forget captions)", "memorization_rate", 3), ("normalized SSCD", "normalized_sscd", 3),
             ("mean SSCD to the forget image", "sscd_mean", 3), ("FID (bench classifier features)", "fid", 2),
@@ -335,9 +357,10 @@ def precision_parity_table(result):
     labels = {"memorization_rate": ("memorization rate", 3), "sscd_mean": ("mean SSCD to the forget image", 3),
               "fid": ("FID", 3), "class_accuracy": ("class accuracy", 3)}
     hardware = {"amx_bf16": "bf16 on AMX tiles", "avx512_bf16": "bf16 on AVX-512 bf16 dot products, no AMX"}
+    recipe = recipe_phrase(result)
     lines = [f"Measured {result['date']} by `make precision-check` on {m['cpu']} ({m['threads']} threads; "
-             f"{hardware.get(result['bf16_hardware'], 'no bf16 instructions')}): the default "
-             f"unlearning ({result['config']}) and the default evaluation of its model (no attacks), both in the "
+             f"{hardware.get(result['bf16_hardware'], 'no bf16 instructions')}): {recipe} and the default "
+             f"evaluation of its model (no attacks), both in the "
              f"precision of the column, training seeds {', '.join(map(str, result['seeds']))}. Spread: max - min over "
              "the seeds.", "",
              "| metric | fp32 mean (spread) | bf16 mean (spread) | bf16 - fp32 | within fp32's spread |",
@@ -356,8 +379,8 @@ def precision_parity_table(result):
 def distributed_scaling_table(result):
     """Data-parallel unlearning over 1, 2, 4 ranks: step time, rank 0's collectives, speedup."""
     m = result["machine"]
-    lines = [f"Measured {result['date']} by `make distributed-scaling` on {m['cpu']}: the default unlearning "
-             f"({result['config']}, {result['steps']} steps, {result['rows'][0]['precision']}) in one process with "
+    recipe = recipe_phrase(result, f", {result['steps']} steps, {result['rows'][0]['precision']}")
+    lines = [f"Measured {result['date']} by `make distributed-scaling` on {m['cpu']}: {recipe} in one process with "
              f"{m['threads_one_process']} threads, then over N ranks on this machine (Gloo on loopback), each rank "
              "with its share of the cores. Collectives: rank 0's, per training step (seconds: rank 0's wait, "
              "the part the backward did not hide). The ranks share this machine's "
@@ -378,7 +401,8 @@ def distributed_scaling_brief(result):
     """The README's form of the scaling table: step time, all-reduce and efficiency per rank count."""
     m = result["machine"]
     lines = [f"Measured {result['date']} by `make distributed-scaling` on {m['cpu']} ({m['threads_one_process']} cores "
-             f"shared by the ranks, Gloo on loopback; {result['steps']} default unlearning steps, "
+             f"shared by the ranks, Gloo on loopback; {result['steps']} "
+             f"{'default' if result.get('recipe') == default_config() else 'previous default'} unlearning steps, "
              f"{result['rows'][0]['precision']}):", "",
              "| ranks | s per step | all-reduce wait s (MB) per step | efficiency |", "|---|---|---|---|"]
     for r in result["rows"]:

@@ -81,8 +81,11 @@ def main():
         parity[metric] = {"gap": gap, "fp32_spread": stats["fp32"][metric]["spread"],
                           "ok": gap <= stats["fp32"][metric]["spread"]}
     hardware = bf16_hardware()
+    with open(os.path.join(HERE, "configs", "siss-tf.json")) as f:
+        recipe = json.load(f)
     result = {"date": datetime.date.today().isoformat(), "machine": machine, "bf16_hardware": hardware, "seeds": args.seeds,
-              "config": "bench/configs/siss-tf.json", "rows": rows, "stats": stats, "parity": parity,
+              "config": "bench/configs/siss-tf.json", "recipe": recipe,
+              "rows": rows, "stats": stats, "parity": parity,
               "pass": all(p["ok"] for p in parity.values()),
               "models_sha256": bench_model_hashes("base", "descriptor", "classifier")}
     out = os.path.join(HERE, f"precision_parity-{hardware}.json")

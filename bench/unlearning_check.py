@@ -2,8 +2,9 @@
 of bench/configs/siss-tf.json (SISS with time-frequency selection), then the default bench
 evaluation of base / unlearned / retrained. Writes bench/unlearning.json (README section
 `unlearning`, see bench/doc_tables.py) with the targets beside the measurements:
-memorization of the forget captions from >= 0.8 to <= 0.10, at most 1% of the base model's
-training compute (steps x batch), FID within 1.15x of base, class accuracy within 3 points.
+memorization of the forget captions from >= 0.8 to <= 0.05, normalized SSCD <= 0.10 (the
+retrained model's level is 0), at most 1% of the base model's training compute (steps x batch),
+FID within 1.10x of base, class accuracy within 1 point.
 """
 import json
 import os
@@ -17,6 +18,28 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LETHE = os.environ.get("LETHE_EXE", os.path.join(ROOT, "build", "lethe"))
 BENCH = os.path.join(ROOT, "models", "bench")
+
+
+# The data task's acceptance (the quality issue's bounds): forgetting to the retrained model's
+# level without costing quality. Accuracies are counts over 500 samples: a tolerance far below one
+# sample keeps float rounding of the difference from deciding.
+TOLERANCE = 1e-9
+
+
+def acceptance(before, after, compute):
+    """{check: {value, target, ok}} from the base and unlearned models' report entries."""
+    def entry(value, target, ok):
+        return {"value": value, "target": target, "ok": bool(ok)}
+    fid_ratio = after["fid"] / before["fid"]
+    drop = before["class_accuracy"] - after["class_accuracy"]
+    return {
+        "memorization_before": entry(before["memorization_rate"], ">= 0.8", before["memorization_rate"] >= 0.8),
+        "memorization_after": entry(after["memorization_rate"], "<= 0.05", after["memorization_rate"] <= 0.05),
+        "normalized_sscd": entry(after["normalized_sscd"], "<= 0.10", after["normalized_sscd"] <= 0.10 + TOLERANCE),
+        "compute_fraction": entry(compute, "<= 0.01", compute <= 0.01 + TOLERANCE),
+        "fid_ratio": entry(fid_ratio, "<= 1.10", fid_ratio <= 1.10 + TOLERANCE),
+        "class_accuracy_drop": entry(drop, "<= 0.01", drop <= 0.01 + TOLERANCE),
+    }
 
 
 def main():
@@ -42,14 +65,7 @@ def main():
     before, after, reference = (report["models"][k] for k in ("baseline", "evaluated", "reference"))
     base_compute = card["config"]["steps"] * card["config"]["batch_size"]
     compute = summary["samples_seen"] / base_compute
-    checks = {
-        "memorization_before": {"value": before["memorization_rate"], "target": ">= 0.8", "ok": before["memorization_rate"] >= 0.8},
-        "memorization_after": {"value": after["memorization_rate"], "target": "<= 0.10", "ok": after["memorization_rate"] <= 0.10},
-        "compute_fraction": {"value": compute, "target": "<= 0.01", "ok": compute <= 0.01},
-        "fid_ratio": {"value": after["fid"] / before["fid"], "target": "<= 1.15", "ok": after["fid"] / before["fid"] <= 1.15},
-        "class_accuracy_drop": {"value": before["class_accuracy"] - after["class_accuracy"], "target": "<= 0.03",
-                                "ok": before["class_accuracy"] - after["class_accuracy"] <= 0.03},
-    }
+    checks = acceptance(before, after, compute)
     result = {"config": json.load(open(config)), "summary": summary, "models": report["models"],
               "models_sha256": bench_model_hashes("base", "retrained", "descriptor", "classifier"),
               "counts": report["counts"], "checks": checks, "pass": all(c["ok"] for c in checks.values())}

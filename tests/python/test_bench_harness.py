@@ -222,3 +222,47 @@ def test_precision_parity_files_are_named_by_the_cpus_bf16_instructions(tmp_path
         cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
         assert parity.bf16_hardware(str(cpuinfo)) == expected
     assert parity.bf16_hardware(str(tmp_path / "missing")) == "none"
+
+
+def test_the_default_recipe_tables_name_the_recipe_they_measured(tmp_path):
+    """The unlearning table describes bench/configs/siss-tf.json: measured with another recipe it
+    fails its check. A precision-parity table measured with an earlier default says so."""
+    tables = _bench_module("doc_tables")
+    with open(tables.SECTIONS["unlearning"][0]) as f:
+        unlearning = json.load(f)
+    tables.unlearning_table(unlearning)
+    changed = json.loads(json.dumps(unlearning))
+    changed["config"]["objective_config"]["scaling_norm"] = 31.0
+    with pytest.raises(SystemExit, match="another recipe than bench/configs/siss-tf.json.*make unlearning-check"):
+        tables.unlearning_table(changed)
+    with open(tables.SECTIONS["precision-parity-avx512"][0]) as f:
+        parity = json.load(f)
+    current = dict(parity, recipe=tables.default_config())
+    assert "the default unlearning (bench/configs/siss-tf.json)" in tables.precision_parity_table(current)
+    earlier = dict(parity, recipe=dict(tables.default_config(), objective="neggrad"))
+    assert "an earlier recipe than today's bench/configs/siss-tf.json" in tables.precision_parity_table(earlier)
+
+
+def test_the_unlearning_acceptance_uses_the_data_tasks_bounds():
+    check = _bench_module("unlearning_check")
+    before = {"memorization_rate": 0.99, "fid": 0.80, "class_accuracy": 0.950}
+    after = {"memorization_rate": 0.05, "normalized_sscd": 0.10, "fid": 0.88, "class_accuracy": 0.940}
+    checks = check.acceptance(before, after, 0.01)
+    assert all(c["ok"] for c in checks.values()), checks  # every bound reached exactly (0.95 - 0.94 > 0.01 in floats)
+    for key, value in (("memorization_rate", 0.0501), ("normalized_sscd", 0.1001), ("fid", 0.8801), ("class_accuracy", 0.938)):
+        failed = check.acceptance(before, dict(after, **{key: value}), 0.01)
+        assert [name for name, c in failed.items() if not c["ok"]] == \
+            [{"memorization_rate": "memorization_after", "normalized_sscd": "normalized_sscd", "fid": "fid_ratio",
+              "class_accuracy": "class_accuracy_drop"}[key]]
+    assert not check.acceptance(before, after, 0.0101)["compute_fraction"]["ok"]
+
+
+def test_the_quickstart_timing_names_an_earlier_workflow():
+    bench = _bench_module("run_bench")
+    results = {"date": "2026-12-04", "evaluation": {"bf16": {"seconds": 50.0, "command": "lethe eval", "settings": "default"}},
+               "quickstart": {"seconds": 80.0, "command": "make demo", "precision": "bf16",
+                              "node_seconds": {"LetheUnlearn": 30.0, "LetheEvaluate": 49.0},
+                              "workflow_sha256": bench.quickstart_sha256()}}
+    assert "The quickstart (`make demo`, bf16): 80 s" in bench.evaluation_line(results, stages=False)
+    results["quickstart"]["workflow_sha256"] = "0" * 64
+    assert "The previous quickstart (`make demo`, bf16): 80 s" in bench.evaluation_line(results, stages=False)

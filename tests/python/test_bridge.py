@@ -110,6 +110,9 @@ def test_the_siss_node_takes_the_caption_ablation_and_names_what_is_missing(leth
     lethe.run_node("LetheObjectiveSISS", dict(settings, ablation_weight=0.0), "3", str(tmp_path))
     # The preservation term's widget
     ablated = dict(settings, ablation_words="artist_lethe, piece_*")
-    lethe.run_node("LetheObjectiveSISS", dict(ablated, preservation_weight=1.0), "3", str(tmp_path))
+    lethe.run_node("LetheObjectiveSISS", dict(ablated, preservation_weight=1.0, ablation_inputs="retain_same_caption"), "3",
+                   str(tmp_path))
+    with pytest.raises(lethe.LetheError, match=r"node 3 .*'ablation_inputs'.*anchor"):
+        lethe.run_node("LetheObjectiveSISS", dict(ablated, ablation_inputs="anchor"), "3", str(tmp_path))
     with pytest.raises(lethe.LetheError, match=r"node 3 .*'preservation_weight'.*-1 is below the minimum 0"):
         lethe.run_node("LetheObjectiveSISS", dict(ablated, preservation_weight=-1.0), "3", str(tmp_path))

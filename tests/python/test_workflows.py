@@ -437,3 +437,37 @@ def test_the_widgets_values_layout_follows_the_frontends_rule_as_the_mock_writes
         ["seed", None, "steps", "sampler_name", "noise_seed"]
     for name, schema in schemas.items():
         assert json.loads(lethe.widgets_values_layout(json.dumps(schema))) == mock_layout(schema), name
+
+
+def test_the_quickstart_runs_the_bench_default_recipe():
+    """The quickstart and bench/configs/siss-tf.json (make unlearning-check's recipe, the README's
+    results) are one recipe: every setting of the config, resolved, as the quickstart's nodes hold it."""
+    from python_bridge import _lethe
+
+    with open(os.path.join(WORKFLOWS, "quickstart.json")) as f:
+        api = json.loads(_lethe.convert_workflow(f.read()))
+    nodes = {entry["class_type"]: entry["inputs"] for entry in api.values()}
+    done = subprocess.run([LETHE_EXE, "unlearn", "--config", os.path.join(ROOT, "bench", "configs", "siss-tf.json"),
+                           "--print-config"], capture_output=True, text=True, check=True)
+    config = json.loads(done.stdout)
+    trainer, unlearn = config["trainer"], nodes["LetheUnlearn"]
+    assert (unlearn["steps"], unlearn["batch_size"], unlearn["learning_rate"], unlearn["seed"], unlearn["ema_decay"],
+            unlearn["retain_caption_dropout"], unlearn["trainable"]) == \
+        (trainer["steps"], trainer["batch_size"], trainer["optimizer"]["learning_rate"], trainer["seed"],
+         trainer["ema_decay"], trainer["retain_caption_dropout"], config["trainable"])
+    assert nodes["LetheBenchData"]["task"] == config["data"]["task"]
+    times = nodes["LetheTimestepSelection"]
+    assert {k: times[k] for k in ("t_min", "t_max", "weighting")} == \
+        {k: config["timesteps"][k] for k in ("t_min", "t_max", "weighting")}
+    frequency = nodes["LetheFrequencySelection"]
+    assert {k: frequency[k] for k in ("filter", "shape", "profile", "cutoff")} == \
+        {k: config["frequency"][k] for k in ("filter", "shape", "profile", "cutoff")}
+    objective = nodes["LetheObjectiveSISS"]
+    assert objective["method"] == config["objective"]
+    settings = config["objective_config"]
+    for key, value in settings.items():
+        held = objective[key]
+        if key == "ablation_words":
+            held = [w for w in re.split(r"[\s,]+", held) if w]
+        assert held == value, f"quickstart's SISS node: {key} = {held!r}, bench/configs/siss-tf.json: {value!r}"
+    assert set(settings) >= {"ablation_weight", "ablation_words", "ablation_inputs", "preservation_weight"}

@@ -22,6 +22,7 @@ std::vector<Value> siss_objective(NodeContext&, const NodeInputs& in) {
           ": caption ablation is implemented for method siss only (importance sampling), got method ", in.text("method"));
     config["ablation_weight"] = in.number("ablation_weight");
     config["ablation_words"] = word_list(in.has("ablation_words") ? in.text("ablation_words") : "");
+    if (in.has("ablation_inputs")) config["ablation_inputs"] = in.text("ablation_inputs");
     if (in.has("preservation_weight")) config["preservation_weight"] = in.number("preservation_weight");
   }
   return objective_value(in.text("method"), config, in.where("method"));
