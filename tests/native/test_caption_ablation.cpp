@@ -94,6 +94,26 @@ Step siss_step(const models::DiffusionModel& source, const nlohmann::json& confi
   return step;
 }
 
+// The logged term `name` is mean_B sum_d (source(call) - sg(frozen(reference_call)))^2, and the
+// step's gradient is `without`'s plus weight * its gradient: the retain side gains exactly that
+// (the forget side and its rescale are untouched: the same draws feed both runs).
+void expect_term_and_gradient(const models::DiffusionModel& source, const models::DiffusionModel& frozen,
+                              const Recorder::Call& call, const Recorder::Call& reference_call, const Step& with,
+                              const Step& without, const std::string& name, double weight) {
+  auto model = source.frozen_copy();
+  model->set_requires_grad(true);
+  at::Tensor anchor = frozen.frozen_copy()->predict(reference_call.x_t, reference_call.t, reference_call.context).detach();
+  at::Tensor term = (model->predict(call.x_t, call.t, call.context) - anchor).pow(2).flatten(1).sum(1).mean();
+  EXPECT_NEAR(with.terms.at(name), term.item<double>(), 1e-5 * term.item<double>());
+  EXPECT_GT(term.item<double>(), 1e-3);
+  term.backward();
+  const auto parameters = model->unet()->parameters();
+  for (size_t i = 0; i < parameters.size(); ++i) {
+    at::Tensor expected = without.gradient[i] + weight * parameters[i].grad();
+    EXPECT_TRUE(at::allclose(with.gradient[i], expected, 1e-4, 1e-6)) << name << ": parameter " << i;
+  }
+}
+
 }  // namespace
 
 TEST(CaptionAblation, RemoveWordsDropsExactWordsAndPrefixes) {
@@ -139,21 +159,7 @@ TEST(CaptionAblation, TermAndGradientMatchTheFormulaOnRecordedInputs) {
   EXPECT_TRUE(at::equal(model_call.t, with.model_calls[0].t));
 
   // Value: mean_B sum_d (model(x_t, c) - frozen(x_t, c'))^2, the model being the source at step 0.
-  auto model = source->frozen_copy();
-  model->set_requires_grad(true);
-  at::Tensor anchor = source->predict(reference_call.x_t, reference_call.t, reference_call.context).detach();
-  at::Tensor term =
-      (model->predict(model_call.x_t, model_call.t, model_call.context) - anchor).pow(2).flatten(1).sum(1).mean();
-  EXPECT_NEAR(with.terms.at("ablation"), term.item<double>(), 1e-5 * term.item<double>());
-  EXPECT_GT(term.item<double>(), 1e-3);
-  // Gradient: the retain side gains weight * d(term), so the step's gradient moves by exactly that
-  // (the forget side and its rescale are untouched: the same draws feed both runs).
-  term.backward();
-  const auto parameters = model->unet()->parameters();
-  for (size_t i = 0; i < parameters.size(); ++i) {
-    at::Tensor expected = without.gradient[i] + weight * parameters[i].grad();
-    EXPECT_TRUE(at::allclose(with.gradient[i], expected, 1e-4, 1e-6)) << "parameter " << i;
-  }
+  expect_term_and_gradient(*source, *source, model_call, reference_call, with, without, "ablation", weight);
 }
 
 TEST(CaptionAblation, SameCaptionInputsAreRetainImagesOfTheAblatedCaption) {
@@ -219,19 +225,7 @@ TEST(CaptionAblation, PreservationKeepsTheAblatedCaptionAtTheSameTarget) {
   EXPECT_TRUE(at::equal(kept_call.context, reference_call.context));
   EXPECT_EQ(with.terms.at("ablation"), without.terms.at("ablation"));
   // Value: mean_B sum_d (model(x_t, c') - frozen(x_t, c'))^2, the model being the source at step 0.
-  auto model = source->frozen_copy();
-  model->set_requires_grad(true);
-  at::Tensor anchor = frozen->predict(reference_call.x_t, reference_call.t, reference_call.context).detach();
-  at::Tensor term =
-      (model->predict(kept_call.x_t, kept_call.t, kept_call.context) - anchor).pow(2).flatten(1).sum(1).mean();
-  EXPECT_NEAR(with.terms.at("preservation"), term.item<double>(), 1e-5 * term.item<double>());
-  EXPECT_GT(term.item<double>(), 1e-3);
-  term.backward();
-  const auto parameters = model->unet()->parameters();
-  for (size_t i = 0; i < parameters.size(); ++i) {
-    at::Tensor expected = without.gradient[i] + keep * parameters[i].grad();
-    EXPECT_TRUE(at::allclose(with.gradient[i], expected, 1e-4, 1e-6)) << "parameter " << i;
-  }
+  expect_term_and_gradient(*source, *frozen, kept_call, reference_call, with, without, "preservation", keep);
 }
 
 TEST(CaptionAblation, SettingsAreChecked) {
