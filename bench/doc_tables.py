@@ -31,6 +31,8 @@ import re
 import statistics
 import sys
 
+from model_hashes import default_recipe
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 README = os.path.join(ROOT, "README.md")
@@ -137,19 +139,16 @@ def bench_models_table(report):
     return "\n".join(lines)
 
 
-DEFAULT_CONFIG = os.path.join(HERE, "configs", "siss-tf.json")
-
-
-def default_config():
-    with open(DEFAULT_CONFIG) as f:
-        return json.load(f)
+def ran_default_recipe(result):
+    """Whether a measured JSON ran the shipped bench/configs/siss-tf.json. Results record the
+    recipe since the default gained caption ablation (2026-12-04); earlier ones name the path only
+    and ran SISS without it."""
+    return result.get("recipe") == default_recipe()
 
 
 def recipe_phrase(result, detail=""):
-    """What a measured JSON ran: the shipped default recipe, or an earlier one. Results record
-    the recipe since the default gained caption ablation (2026-12-04); earlier ones name the path
-    only and ran SISS without it."""
-    if result.get("recipe") == default_config():
+    """What a measured JSON ran: the shipped default recipe, or an earlier one."""
+    if ran_default_recipe(result):
         return f"the default unlearning (bench/configs/siss-tf.json{detail})"
     earlier = "recorded in the result" if result.get("recipe") else "SISS without caption ablation"
     return (f"the default unlearning of {result['date']}{detail}, an earlier recipe than the shipped "
@@ -157,7 +156,7 @@ def recipe_phrase(result, detail=""):
 
 
 def unlearning_table(result):
-    if result.get("config") != default_config():
+    if result.get("config") != default_recipe():
         raise SystemExit("bench/unlearning.json was measured with another recipe than bench/configs/siss-tf.json: "
                          "rerun `make unlearning-check`")
     m, c, s = result["models"], result["checks"], result["summary"]
@@ -402,7 +401,7 @@ def distributed_scaling_brief(result):
     m = result["machine"]
     lines = [f"Measured {result['date']} by `make distributed-scaling` on {m['cpu']} ({m['threads_one_process']} cores "
              f"shared by the ranks, Gloo on loopback; {result['steps']} "
-             f"{'default' if result.get('recipe') == default_config() else 'previous default'} unlearning steps, "
+             f"{'default' if ran_default_recipe(result) else 'previous default'} unlearning steps, "
              f"{result['rows'][0]['precision']}):", "",
              "| ranks | s per step | all-reduce wait s (MB) per step | efficiency |", "|---|---|---|---|"]
     for r in result["rows"]:

@@ -1,6 +1,7 @@
 """The SHA-256 of model files, as the measured JSONs record them (bench/doc_tables.py checks them
 against the shipped cards, models/bench/<model>.card.json)."""
 import hashlib
+import json
 import os
 
 # The precision the results tables are measured in (make unlearning-check, make compare,
@@ -10,6 +11,10 @@ import os
 TABLE_PRECISION = "fp32"
 
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "bench")
+# The bench's default unlearning recipe (make unlearning-check, make precision-check and make
+# distributed-scaling run it): their JSONs record its content, and bench/doc_tables.py compares
+# that with this file, so a table of an earlier recipe says so or fails its check.
+DEFAULT_RECIPE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "siss-tf.json")
 
 
 def file_sha256(path):
@@ -18,6 +23,12 @@ def file_sha256(path):
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def default_recipe():
+    """The content of bench/configs/siss-tf.json."""
+    with open(DEFAULT_RECIPE) as f:
+        return json.load(f)
 
 
 def bench_model_hashes(*names):

@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import statistics
 
-from model_hashes import bench_model_hashes
+from model_hashes import DEFAULT_RECIPE, bench_model_hashes, default_recipe
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -30,7 +30,7 @@ METRICS = ("memorization_rate", "sscd_mean", "fid", "class_accuracy")
 
 def measure(work, precision, seed):
     run = os.path.join(work, f"{precision}-seed{seed}")
-    subprocess.run([LETHE, "unlearn", "--config", os.path.join(HERE, "configs", "siss-tf.json"), "--out", run,
+    subprocess.run([LETHE, "unlearn", "--config", DEFAULT_RECIPE, "--out", run,
                     "--set", f"precision={precision}", "--set", f"trainer.seed={seed}"],
                    check=True, stdout=subprocess.DEVNULL)
     subprocess.run([LETHE, "eval", "--model", os.path.join(run, "model.safetensors"), "--out", run + "-eval",
@@ -81,10 +81,8 @@ def main():
         parity[metric] = {"gap": gap, "fp32_spread": stats["fp32"][metric]["spread"],
                           "ok": gap <= stats["fp32"][metric]["spread"]}
     hardware = bf16_hardware()
-    with open(os.path.join(HERE, "configs", "siss-tf.json")) as f:
-        recipe = json.load(f)
     result = {"date": datetime.date.today().isoformat(), "machine": machine, "bf16_hardware": hardware, "seeds": args.seeds,
-              "config": "bench/configs/siss-tf.json", "recipe": recipe,
+              "config": "bench/configs/siss-tf.json", "recipe": default_recipe(),
               "rows": rows, "stats": stats, "parity": parity,
               "pass": all(p["ok"] for p in parity.values()),
               "models_sha256": bench_model_hashes("base", "descriptor", "classifier")}

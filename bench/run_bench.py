@@ -15,14 +15,13 @@ its numbers mean nothing and it writes only to --out).
 import argparse
 import datetime
 import glob
-import hashlib
 import json
 import os
 import subprocess
 import sys
 import time
 
-from model_hashes import bench_model_hashes
+from model_hashes import bench_model_hashes, file_sha256
 from variants import VARIANT_NAMES, VARIANTS as PYTHON_VARIANTS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -68,8 +67,7 @@ def evaluation_stages(report_path):
 
 def quickstart_sha256():
     """The shipped quickstart workflow's SHA-256: its timing describes that workflow only."""
-    with open(os.path.join(ROOT, "workflows", "quickstart.json"), "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+    return file_sha256(os.path.join(ROOT, "workflows", "quickstart.json"))
 
 
 def evaluation_line(results, stages=True):

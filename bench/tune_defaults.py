@@ -18,7 +18,7 @@ import os
 import shutil
 import subprocess
 
-from model_hashes import TABLE_PRECISION
+from model_hashes import TABLE_PRECISION, default_recipe
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -64,8 +64,7 @@ TRIALS = [
 
 
 def trial_config(settings):
-    with open(os.path.join(HERE, "configs", "siss-tf.json")) as f:
-        config = json.load(f)
+    config = default_recipe()
     config.pop("objective_config")
     config.update(copy.deepcopy(settings))
     return config

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 
-from model_hashes import TABLE_PRECISION, bench_model_hashes
+from model_hashes import DEFAULT_RECIPE, TABLE_PRECISION, bench_model_hashes, default_recipe
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -47,7 +47,7 @@ def main():
     if os.path.exists(work):
         shutil.rmtree(work)
     os.makedirs(work)
-    config = os.path.join(HERE, "configs", "siss-tf.json")
+    config = DEFAULT_RECIPE
     subprocess.run([LETHE, "unlearn", "--config", config, "--out", os.path.join(work, "run"),
                     "--set", f"precision={TABLE_PRECISION}"], check=True)
     subprocess.run([LETHE, "eval", "--model", os.path.join(work, "run", "model.safetensors"), "--precision", TABLE_PRECISION,
@@ -66,7 +66,7 @@ def main():
     base_compute = card["config"]["steps"] * card["config"]["batch_size"]
     compute = summary["samples_seen"] / base_compute
     checks = acceptance(before, after, compute)
-    result = {"config": json.load(open(config)), "summary": summary, "models": report["models"],
+    result = {"config": default_recipe(), "summary": summary, "models": report["models"],
               "models_sha256": bench_model_hashes("base", "retrained", "descriptor", "classifier"),
               "counts": report["counts"], "checks": checks, "pass": all(c["ok"] for c in checks.values())}
     os.makedirs(os.path.join(HERE, "unlearning"), exist_ok=True)

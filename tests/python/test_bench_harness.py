@@ -237,9 +237,9 @@ def test_the_default_recipe_tables_name_the_recipe_they_measured(tmp_path):
         tables.unlearning_table(changed)
     with open(tables.SECTIONS["precision-parity-avx512"][0]) as f:
         parity = json.load(f)
-    current = dict(parity, recipe=tables.default_config())
+    current = dict(parity, recipe=tables.default_recipe())
     assert "the default unlearning (bench/configs/siss-tf.json)" in tables.precision_parity_table(current)
-    earlier = dict(parity, recipe=dict(tables.default_config(), objective="neggrad"))
+    earlier = dict(parity, recipe=dict(tables.default_recipe(), objective="neggrad"))
     assert "an earlier recipe than the shipped bench/configs/siss-tf.json" in tables.precision_parity_table(earlier)
 
 
