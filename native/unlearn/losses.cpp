@@ -58,9 +58,8 @@ std::tuple<std::vector<at::Tensor>, double, double> siss_combine(const std::vect
                                                                  double scaling_norm) {
   const double retain_norm = norm_of(retain_gradient), forget_norm = norm_of(forget_gradient);
   const double factor = forget_norm < 1e-12 ? 0.0 : scaling_norm / forget_norm;
-  std::vector<at::Tensor> out;
-  for (size_t i = 0; i < retain_gradient.size(); ++i) out.push_back(retain_gradient[i] - factor * forget_gradient[i]);
-  return {out, retain_norm, forget_norm};
+  at::NoGradGuard no_grad;
+  return {at::_foreach_add(retain_gradient, forget_gradient, -factor), retain_norm, forget_norm};
 }
 
 std::pair<std::vector<at::Tensor>, double> erasediff_combine(const std::vector<at::Tensor>& retain_gradient,
@@ -68,9 +67,8 @@ std::pair<std::vector<at::Tensor>, double> erasediff_combine(const std::vector<a
   const double forget_norm = norm_of(forget_gradient);
   double factor = 0.0;
   if (forget_norm > 1e-12) factor = std::max(eta - dot_of(retain_gradient, forget_gradient) / (forget_norm * forget_norm), 0.0);
-  std::vector<at::Tensor> out;
-  for (size_t i = 0; i < retain_gradient.size(); ++i) out.push_back(retain_gradient[i] + factor * forget_gradient[i]);
-  return {out, factor};
+  at::NoGradGuard no_grad;
+  return {at::_foreach_add(retain_gradient, forget_gradient, factor), factor};
 }
 
 at::Tensor npo_loss(const at::Tensor& error, const at::Tensor& reference_error, double beta, double beta_k) {

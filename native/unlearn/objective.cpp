@@ -185,8 +185,8 @@ std::vector<at::Tensor> take_gradients(const std::vector<at::Tensor>& parameters
   out.reserve(parameters.size());
   for (const at::Tensor& parameter : parameters) {
     at::Tensor grad = parameter.grad();
-    out.push_back(grad.defined() ? grad.clone() : at::zeros_like(parameter));
-    if (grad.defined()) grad.zero_();
+    out.push_back(grad.defined() ? grad : at::zeros_like(parameter));
+    parameter.mutable_grad().reset();  // the next backward allocates a fresh one
   }
   return out;
 }
@@ -212,9 +212,10 @@ void ObjectiveContext::backward(const at::Tensor& loss) {
 }
 
 double norm_of(const std::vector<at::Tensor>& buffers) {
-  double total = 0;
-  for (const at::Tensor& buffer : buffers) total += buffer.to(at::kDouble).pow(2).sum().item<double>();
-  return std::sqrt(total);
+  if (buffers.empty()) return 0.0;
+  at::NoGradGuard no_grad;
+  // One multi-tensor call: each buffer's norm in double, then their root sum of squares.
+  return at::stack(at::_foreach_norm(buffers, 2, at::kDouble)).pow(2).sum().sqrt().item<double>();
 }
 
 double dot_of(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b) {
@@ -224,10 +225,20 @@ double dot_of(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b
 }
 
 double global_grad_norm(const std::vector<at::Tensor>& parameters) {
-  double total = 0;
+  std::vector<at::Tensor> grads;
   for (const at::Tensor& parameter : parameters)
-    if (parameter.grad().defined()) total += parameter.grad().to(at::kDouble).pow(2).sum().item<double>();
-  return std::sqrt(total);
+    if (parameter.grad().defined()) grads.push_back(parameter.grad());
+  return norm_of(grads);
+}
+
+void clip_gradients(const std::vector<at::Tensor>& parameters, double norm, double max_norm) {
+  const double coefficient = max_norm / (norm + 1e-6);
+  if (coefficient >= 1.0) return;
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> grads;
+  for (const at::Tensor& parameter : parameters)
+    if (parameter.grad().defined()) grads.push_back(parameter.grad());
+  at::_foreach_mul_(grads, coefficient);
 }
 
 }  // namespace lethe::unlearn

@@ -173,14 +173,17 @@ at::Tensor forget_error(const at::Tensor& residual, const at::Tensor& masks, con
 // t / (T - 1) per sample, float [B] (what a time-dependent frequency cutoff reads).
 at::Tensor time_fraction(const ObjectiveContext& context, const at::Tensor& t);
 
-// Global L2 norm over all parameters' .grad.
-double global_grad_norm(const std::vector<at::Tensor>& parameters);
-
-// .grad of each parameter, copied (undefined grads become zeros), then .grad is zeroed.
+// .grad of each parameter, moved out (undefined grads become zeros); .grad is left undefined.
 std::vector<at::Tensor> take_gradients(const std::vector<at::Tensor>& parameters);
 // Adds `scale * buffers[i]` into parameters[i].grad.
 void add_gradients(const std::vector<at::Tensor>& parameters, const std::vector<at::Tensor>& buffers, double scale);
+// The L2 norm of all buffers together, accumulated in double.
 double norm_of(const std::vector<at::Tensor>& buffers);
 double dot_of(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b);
+// norm_of the parameters' .grad (parameters without one count as zero).
+double global_grad_norm(const std::vector<at::Tensor>& parameters);
+// Scales every .grad by max_norm / (norm + 1e-6) when that is below 1 (`norm`: their
+// global_grad_norm), as torch.nn.utils.clip_grad_norm_ does.
+void clip_gradients(const std::vector<at::Tensor>& parameters, double norm, double max_norm);
 
 }  // namespace lethe::unlearn

@@ -4,15 +4,13 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
-#include <torch/nn/utils/clip_grad.h>
-#include <torch/optim/adamw.h>
 
 #include "core/error.hpp"
 #include "dist/gradient_buckets.hpp"
 #include "dist/group.hpp"
 #include "dist/sharded_denoiser.hpp"
 #include "io/safetensors.hpp"
-#include "unlearn/adam_moments.hpp"
+#include "unlearn/adamw.hpp"
 #include "unlearn/run_identity.hpp"
 
 namespace lethe::unlearn {
@@ -54,7 +52,7 @@ void TrainerConfig::validate(const std::string& where) const {
 }
 
 struct Trainer::Optimizer {
-  std::unique_ptr<torch::optim::AdamW> adam;
+  std::unique_ptr<AdamW> adam;
 };
 
 Trainer::Trainer(TrainerConfig config, NamedTensors parameters, Objective& objective, ObjectiveContext& context)
@@ -68,8 +66,11 @@ Trainer::Trainer(TrainerConfig config, NamedTensors parameters, Objective& objec
     tensors.push_back(tensor);
   }
   const auto& o = config_.optimizer;
-  optimizer_->adam = std::make_unique<torch::optim::AdamW>(
-      tensors, torch::optim::AdamWOptions(o.learning_rate).betas({o.beta1, o.beta2}).eps(o.eps).weight_decay(o.weight_decay));
+  optimizer_->adam = std::make_unique<AdamW>(parameters_, AdamWOptions{.learning_rate = o.learning_rate,
+                                                                        .beta1 = o.beta1,
+                                                                        .beta2 = o.beta2,
+                                                                        .eps = o.eps,
+                                                                        .weight_decay = o.weight_decay});
   context_.parameters = tensors;
   context_.batch_size = config_.batch_size;
   context_.accumulation_steps = config_.gradient_accumulation;
@@ -123,7 +124,7 @@ void Trainer::save_checkpoint(const fs::path& path, int64_t step, const std::vec
                               double seconds) {
   if (!dist::writes_files(context_.group)) return;  // every rank holds the same state: rank 0 writes it
   std::map<std::string, at::Tensor> tensors;
-  const int64_t adam_steps = save_adam_moments(*optimizer_->adam, parameters_, "adam/", tensors);
+  const int64_t adam_steps = optimizer_->adam->save("adam/", tensors);
   for (size_t i = 0; i < parameters_.size(); ++i) {
     const auto& [name, tensor] = parameters_[i];
     tensors["param/" + name] = tensor.detach();
@@ -161,8 +162,8 @@ int64_t Trainer::load_checkpoint(const fs::path& path, std::vector<LossTerms>& h
     tensor.detach().copy_(file.tensor("param/" + name));
     if (!ema_.empty()) ema_[i].copy_(file.tensor("ema/" + name));
   }
-  load_adam_moments(
-      *optimizer_->adam, parameters_, "adam/",
+  optimizer_->adam->load(
+      "adam/",
       [&](const std::string& name) { return file.contains(name) ? file.tensor(name) : at::Tensor(); },
       std::stoll(metadata.at("adam_step")));
   context_.generator.set_state(file.tensor("rng/generator").clone());
@@ -231,7 +232,7 @@ TrainOutcome Trainer::run(const fs::path& checkpoint, const ProgressCallback& pr
     try {
       context_.step = step;
       context_.gradients_summed = false;
-      optimizer_->adam->zero_grad(/*set_to_none=*/true);
+      optimizer_->adam->zero_grad();
       objective_.begin_step(context_);
       LossTerms terms;
       for (int64_t micro = 0; micro < config_.gradient_accumulation; ++micro) {
@@ -261,9 +262,9 @@ TrainOutcome Trainer::run(const fs::path& checkpoint, const ProgressCallback& pr
       }
       terms["grad_norm"] = grad_norm;
       if (config_.optimizer.grad_clip > 0)
-        torch::nn::utils::clip_grad_norm_(context_.parameters, config_.optimizer.grad_clip);
+        clip_gradients(context_.parameters, grad_norm, config_.optimizer.grad_clip);
       const double rate = config_.optimizer.rate_at(step, config_.steps);
-      for (auto& group : optimizer_->adam->param_groups()) group.options().set_lr(rate);
+      optimizer_->adam->set_learning_rate(rate);
       terms["lr"] = rate;
       optimizer_->adam->step();
       if (!ema_.empty()) {

@@ -12,7 +12,7 @@
 
 #include "core/progress.hpp"
 #include "io/json_config.hpp"
-#include "unlearn/adam_moments.hpp"
+#include "unlearn/adamw.hpp"
 #include "unlearn/objective.hpp"
 
 namespace lethe::unlearn {

@@ -6,12 +6,10 @@
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/autograd.h>
-#include <torch/nn/utils/clip_grad.h>
-#include <torch/optim/adamw.h>
 
 #include "core/error.hpp"
 #include "models/patch_critic.hpp"
-#include "unlearn/adam_moments.hpp"
+#include "unlearn/adamw.hpp"
 #include "unlearn/losses.hpp"
 #include "unlearn/objectives/configured_objective.hpp"
 #include "unlearn/objectives/denoising_terms.hpp"
@@ -93,8 +91,8 @@ class Critic {
       critic_ = std::make_unique<models::PatchCritic>(channels, config_.critic(), weights, where + ": saved critic");
       critic_->to(prediction.device());
       make_optimizer();
-      load_adam_moments(
-          *adam_, named(), "critic_adam/",
+      adam_->load(
+          "critic_adam/",
           [&](const std::string& name) { return pending_.count(name) ? pending_.at(name) : at::Tensor(); }, steps);
       pending_.clear();
     }
@@ -126,9 +124,9 @@ class Critic {
     if (++micro_ == context.accumulation_steps) {
       const std::vector<at::Tensor> parameters = critic.parameters();
       add_gradients(parameters, sums_, 1.0);  // their .grad is empty: the critic's own step only
-      if (config_.critic_grad_clip > 0) torch::nn::utils::clip_grad_norm_(parameters, config_.critic_grad_clip);
+      if (config_.critic_grad_clip > 0) clip_gradients(parameters, global_grad_norm(parameters), config_.critic_grad_clip);
       adam_->step();
-      adam_->zero_grad(/*set_to_none=*/true);
+      adam_->zero_grad();
       sums_.clear();
       micro_ = 0;
       ++steps;
@@ -141,7 +139,7 @@ class Critic {
     if (!critic_) return pending_;
     std::map<std::string, at::Tensor> out;
     for (const auto& [name, tensor] : critic_->state()) out["critic/" + name] = tensor;
-    save_adam_moments(*adam_, named(), "critic_adam/", out);
+    adam_->save("critic_adam/", out);
     return out;
   }
   // Back to `tensors` (empty: no critic yet); built on the next get().
@@ -159,14 +157,13 @@ class Critic {
  private:
   NamedTensors named() const { return critic_->named_parameters(); }
   void make_optimizer() {
-    adam_ = std::make_unique<torch::optim::AdamW>(
-        critic_->parameters(),
-        torch::optim::AdamWOptions(config_.critic_learning_rate).weight_decay(config_.critic_weight_decay));
+    adam_ = std::make_unique<AdamW>(
+        named(), AdamWOptions{.learning_rate = config_.critic_learning_rate, .weight_decay = config_.critic_weight_decay});
   }
 
   const FDivergenceConfig& config_;
   std::unique_ptr<models::PatchCritic> critic_;
-  std::unique_ptr<torch::optim::AdamW> adam_;
+  std::unique_ptr<AdamW> adam_;
   std::vector<at::Tensor> sums_;
   int64_t micro_ = 0;
   std::map<std::string, at::Tensor> pending_;

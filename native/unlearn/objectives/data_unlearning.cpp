@@ -96,12 +96,8 @@ class SplitGradients {
     forget_sum.wait();
   }
   // Writes the combined gradient into the parameters' .grad and forgets the sums.
-  void finish(const std::vector<at::Tensor>& parameters, const std::vector<at::Tensor>& gradient) {
-    at::NoGradGuard no_grad;
-    for (size_t i = 0; i < parameters.size(); ++i) {
-      at::Tensor parameter = parameters[i];
-      parameter.mutable_grad() = gradient[i].clone();
-    }
+  void finish(const std::vector<at::Tensor>& parameters, std::vector<at::Tensor> gradient) {
+    for (size_t i = 0; i < parameters.size(); ++i) parameters[i].mutable_grad() = std::move(gradient[i]);
     clear();
   }
   void clear() {
@@ -211,7 +207,7 @@ class Siss : public ConfiguredObjective<SissConfig, ObjectiveNeeds{.forget = tru
   void finish_step(ObjectiveContext& context, LossTerms& terms) override {
     gradients_.sum_over_ranks(context);
     auto [gradient, retain_norm, forget_norm] = siss_combine(gradients_.retain, gradients_.forget, config_.scaling_norm);
-    gradients_.finish(context.parameters, gradient);
+    gradients_.finish(context.parameters, std::move(gradient));
     terms["retain_grad_norm"] = retain_norm;
     terms["forget_grad_norm"] = forget_norm;
   }
@@ -307,7 +303,7 @@ class EraseDiff : public ConfiguredObjective<EraseDiffConfig, ObjectiveNeeds{.fo
   void finish_step(ObjectiveContext& context, LossTerms& terms) override {
     gradients_.sum_over_ranks(context);
     auto [gradient, factor] = erasediff_combine(gradients_.retain, gradients_.forget, config_.eta);
-    gradients_.finish(context.parameters, gradient);
+    gradients_.finish(context.parameters, std::move(gradient));
     terms["erasediff_factor"] = factor;
   }
 
