@@ -6,7 +6,7 @@ Runs (each in its own process, so peak RSS is per process):
   3. bench/python_reference.py, once per way a Python user would run it (eager / torch.compile,
      fp32 / bf16 autocast): the same SISS step and sampling with diffusers, FLOPs counted; and
      bench/python_descriptor.py, the copy descriptor in plain PyTorch, eager and compiled;
-  4. `lethe unlearn` with the default bench config and `lethe eval` of its model, in fp32 and in
+  4. `lethe unlearn` with the default recipe (bench/configs/siss-tf.json) and `lethe eval` of its model, in fp32 and in
      the native side's faster precision (peak RSS of a real unlearning run, evaluation time).
 Writes bench/results.json, prints a short table and rewrites the README's benchmark table
 (bench/doc_tables.py, section `performance`). `--tiny` runs every path at toy sizes (the smoke test in `make test`;
@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from model_hashes import bench_model_hashes, file_sha256
+from model_hashes import DEFAULT_RECIPE, bench_model_hashes, default_recipe, file_sha256
 from variants import VARIANT_NAMES, VARIANTS as PYTHON_VARIANTS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -127,8 +127,11 @@ def markdown_table(results):
     lines += ["", "| memory and scoring | native | Python reference |", "|---|---|---|",
               f"| Copy descriptor, batch {n['scoring']['batch']} (bench/python_descriptor.py: the same network) | "
               f"{n['scoring']['images_per_second']:.0f} img/s | {python_scoring} |"]
+    # Results record the recipe since the memory run became the default recipe (2026-12-05);
+    # earlier ones ran the engine's defaults (SISS without caption ablation).
+    run = "default recipe's" if mem.get("recipe") == default_recipe() else "earlier default's (SISS alone)"
     for q, rss in mem["native_unlearning_run_mib"].items():
-        lines.append(f"| Peak RSS, default bench unlearning run, {q} / eager fp32 step process | {rss:.0f} MiB | "
+        lines.append(f"| Peak RSS, {run} bench unlearning run, {q} / eager fp32 step process | {rss:.0f} MiB | "
                      f"{mem['python_reference_mib']:.0f} MiB |")
     if evaluation_line(results):
         lines += ["", evaluation_line(results)]
@@ -224,7 +227,8 @@ def main():
     measured = ["fp32"] + ([native["best_precision"]] if native["best_precision"] != "fp32" else [])
     if os.path.exists(base):
         for precision in measured:
-            config = {"output": os.path.join(scratch, f"unlearn-run-{precision}"), "precision": precision}
+            # The default recipe (bench/configs/siss-tf.json), as make demo and make unlearning-check run it.
+            config = dict(default_recipe(), output=os.path.join(scratch, f"unlearn-run-{precision}"), precision=precision)
             if args.tiny:
                 config["trainer"] = {"steps": 2, "batch_size": 2}
             config_path = os.path.join(scratch, f"unlearn-{precision}.json")
@@ -235,8 +239,8 @@ def main():
                                                     stdout_path=os.path.join(scratch, f"unlearn-{precision}.stdout"))
             with open(os.path.join(config["output"], "summary.json")) as f:
                 summary = json.load(f)
-            unlearn_label = "lethe unlearn with the default bench config (%s, %d steps, %d samples)" % (
-                summary["objective"], summary["steps"], summary["samples_seen"])
+            unlearn_label = "lethe unlearn with the default recipe, %s (%s, %d steps, %d samples)" % (
+                os.path.relpath(DEFAULT_RECIPE, ROOT), summary["objective"], summary["steps"], summary["samples_seen"])
             # The default bench evaluation of one (not cached) model: the unlearned one.
             eval_args = [LETHE, "eval", "--model", summary["model_file"], "--out", os.path.join(scratch, f"eval-{precision}"),
                          "--descriptor", descriptor, "--classifier", os.path.join(BENCH, "classifier.safetensors"),
@@ -279,7 +283,7 @@ def main():
         "native": native,
         "python": python_result,
         "memory": {"native_unlearning_run_mib": native_rss, "python_reference_mib": python_rss,
-                   "native_unlearning_run": unlearn_label},
+                   "native_unlearning_run": unlearn_label, "recipe": default_recipe()},
         "python_scoring": python_scoring,
         "evaluation": evaluation,
         "quickstart": quickstart,
