@@ -202,8 +202,8 @@ def quickstart():
     times = w.add("LetheTimestepSelection", (1, 0), t_min=250, t_max=750)
     freq = w.add("LetheFrequencySelection", (1, 1), filter="lowpass", cutoff=0.5)
     # bench/configs/siss-tf.json's recipe (tests/python/test_workflows.py holds them equal)
-    siss = w.add("LetheObjectiveSISS", (1, 2), ablation_weight=0.5, ablation_words="artist_lethe, piece_*",
-                 ablation_inputs="retain_same_caption", preservation_weight=3.0)
+    siss = w.add("LetheObjectiveSISS", (1, 2), ablation_weight=1.0, ablation_words="artist_lethe, piece_*",
+                 ablation_inputs="retain_same_caption", preservation_weight=6.0)
     unlearn = w.add("LetheUnlearn", (2, 0), steps=160, batch_size=16, learning_rate=3e-5, ema_decay=0.98)
     w.link(base, "model", unlearn, "model")
     w.link(siss, "objective", unlearn, "objective")
