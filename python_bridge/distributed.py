@@ -143,7 +143,7 @@ def _start_local_ranks(count, argv):
     return next((code for code in codes if code != 0), 0)
 
 
-def main(argv=None):
+def _main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
     if args.nproc:
@@ -209,6 +209,17 @@ def main(argv=None):
         print(json.dumps(json.loads(summary), indent=2))
         print(f"run folder: {directory}")
     return 0
+
+
+def main(argv=None):
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        # A Ctrl-C can land while a rank is already reporting, e.g. the error of a peer that
+        # stopped on the same Ctrl-C: the rank still ends as cancelled, not with a traceback.
+        print("lethe: cancelled: the run folder's checkpoint keeps the completed steps; the same command resumes it",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -332,3 +332,19 @@ def test_a_workflow_cancelled_under_torchrun_resumes_under_torchrun(tmp_path):
     assert_same_model(weights(tmp_path / "straight" / "saved" / "model_00001_.safetensors"),
                       weights(tmp_path / "run" / "saved" / "model_00001_.safetensors"), "the resumed workflow's model",
                       lr=WORKFLOW_LR)
+
+
+def test_an_interrupt_while_a_rank_reports_an_error_still_ends_it_as_cancelled(monkeypatch, capsys):
+    # The race a Ctrl-C to every rank can hit: one rank stops first, the other fails on the
+    # missing peer, and its own SIGINT lands while it prints that error.
+    from python_bridge import distributed
+
+    def reporting(argv=None):
+        try:
+            raise RuntimeError("the peer stopped")
+        except RuntimeError:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(distributed, "_main", reporting)
+    assert distributed.main([]) == 130
+    assert "cancelled" in capsys.readouterr().err
