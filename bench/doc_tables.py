@@ -31,7 +31,7 @@ import re
 import statistics
 import sys
 
-from model_hashes import default_recipe
+from model_hashes import default_recipe, ran_default_recipe
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -137,13 +137,6 @@ def bench_models_table(report):
         lines.append(f"| `{name}` | {entry.get('steps')} | {wall / 60:.0f} min | `{entry['sha256'][:16]}…` |" if wall
                      else f"| `{name}` | {entry.get('steps')} | | `{entry['sha256'][:16]}…` |")
     return "\n".join(lines)
-
-
-def ran_default_recipe(result):
-    """Whether a measured JSON ran the shipped bench/configs/siss-tf.json. Results record the
-    recipe since the default gained caption ablation (2026-12-04); earlier ones name the path only
-    and ran SISS without it."""
-    return result.get("recipe") == default_recipe()
 
 
 def recipe_phrase(result, detail=""):

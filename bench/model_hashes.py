@@ -31,6 +31,13 @@ def default_recipe():
         return json.load(f)
 
 
+def ran_default_recipe(recorded):
+    """Whether a measured JSON's recorded recipe (its "recipe" entry) is the shipped
+    bench/configs/siss-tf.json. Results record it since the default gained caption ablation
+    (2026-12-04); earlier ones name the path only and ran SISS without it."""
+    return recorded.get("recipe") == default_recipe()
+
+
 def bench_model_hashes(*names):
     """{name: sha256} of models/bench/<name>.safetensors."""
     return {name: file_sha256(os.path.join(BENCH, name + ".safetensors")) for name in names}

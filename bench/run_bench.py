@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from model_hashes import DEFAULT_RECIPE, bench_model_hashes, default_recipe, file_sha256
+from model_hashes import DEFAULT_RECIPE, bench_model_hashes, default_recipe, file_sha256, ran_default_recipe
 from variants import VARIANT_NAMES, VARIANTS as PYTHON_VARIANTS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -129,7 +129,7 @@ def markdown_table(results):
               f"{n['scoring']['images_per_second']:.0f} img/s | {python_scoring} |"]
     # Results record the recipe since the memory run became the default recipe (2026-12-05);
     # earlier ones ran the engine's defaults (SISS without caption ablation).
-    run = "default recipe's" if mem.get("recipe") == default_recipe() else "earlier default's (SISS alone)"
+    run = "default recipe's" if ran_default_recipe(mem) else "earlier default's (SISS alone)"
     for q, rss in mem["native_unlearning_run_mib"].items():
         lines.append(f"| Peak RSS, {run} bench unlearning run, {q} / eager fp32 step process | {rss:.0f} MiB | "
                      f"{mem['python_reference_mib']:.0f} MiB |")

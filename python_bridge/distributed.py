@@ -188,10 +188,6 @@ def _main(argv=None):
         else:
             summary, directory = _lethe.run_unlearning(args.config, args.overrides, args.out, group=dist.group.WORLD,
                                                        timeout_seconds=args.timeout, progress=progress)
-    except KeyboardInterrupt:
-        print(f"lethe: cancelled (rank {rank} of {size}): the run folder's checkpoint keeps the completed steps; "
-              f"the same command resumes it", file=sys.stderr)
-        return 130
     except _lethe.Cancelled as cancel:
         print(f"lethe: cancelled (rank {rank} of {size}): {cancel}", file=sys.stderr)
         return 130
@@ -215,10 +211,11 @@ def main(argv=None):
     try:
         return _main(argv)
     except KeyboardInterrupt:
-        # A Ctrl-C can land while a rank is already reporting, e.g. the error of a peer that
-        # stopped on the same Ctrl-C: the rank still ends as cancelled, not with a traceback.
-        print("lethe: cancelled: the run folder's checkpoint keeps the completed steps; the same command resumes it",
-              file=sys.stderr)
+        # Wherever the Ctrl-C lands: in the run, or while a rank already reports an error (a peer
+        # that stopped on the same Ctrl-C), the rank ends as cancelled, not with a traceback.
+        rank = f" (rank {os.environ['RANK']} of {os.environ['WORLD_SIZE']})" if "RANK" in os.environ else ""
+        print(f"lethe: cancelled{rank}: the run folder's checkpoint keeps the completed steps; the same command "
+              f"resumes it", file=sys.stderr)
         return 130
 
 
