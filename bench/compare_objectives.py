@@ -128,8 +128,10 @@ def other_class_accuracy(metrics):
 
 def final_extras(metrics):
     """What a final evaluation adds beside forgetting, FID and accuracy: the FID of the classes
-    kept (concept task) and the attacks' outcome (docs/evaluation.md)."""
-    return {key: metrics.get(key) for key in ("fid_other_classes", "attack_prompt_success_rate", "attack_relearn_steps")}
+    kept (concept task), the normalized SSCD (data task: copies removed, or the model broken?) and
+    the attacks' outcome (docs/evaluation.md)."""
+    return {key: metrics.get(key) for key in ("fid_other_classes", "normalized_sscd", "attack_prompt_success_rate",
+                                              "attack_relearn_steps")}
 
 
 def timing_facts(summary):

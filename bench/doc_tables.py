@@ -6,6 +6,7 @@ never typed:
   performance               <- bench/results.json          (`make bench`)
   performance-summary       <- bench/results.json          (its first table)
   comparison                <- bench/comparison.json       (`make compare`)
+  seed-claims               <- bench/comparison.json and bench/unlearning.json (rules: bench/seed_claims.py)
   unlearning                <- bench/unlearning.json       (`make unlearning-check`)
   tuning                    <- bench/tuning.json           (bench/tune_defaults.py)
   precision-parity-amx      <- bench/precision_parity-amx_bf16.json (`make precision-check`, Intel AMX)
@@ -31,6 +32,7 @@ import re
 import statistics
 import sys
 
+import seed_claims
 from model_hashes import default_recipe, ran_default_recipe
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -255,22 +257,27 @@ def comparison_table(result):
                 return ""
             return "not back" if r["attack_relearn_steps"] is None else f"{r['attack_relearn_steps']:.0f}"
 
-        lines += [f"**{title}**", "", f"| method | selection / anchor | {metric} | FID | "
-                  + ("FID, other classes | " if concept else "")
-                  + f"class accuracy | other classes | steps to target | "
-                  + ("prompt attack | relearning steps | " if concept else "") + f"{wall_title} |",
-                  "|---|---|---|---|---|---|---|---|" + ("---|---|---|" if concept else "")]
+        # The concept task adds the FID of the classes kept, the data task the normalized SSCD.
+        extra = ("FID, other classes", "fid_other_classes", 2) if concept else ("normalized SSCD", "normalized_sscd", 3)
+        lines += [f"**{title}**", "", f"| method | selection / anchor | {metric} | FID | {extra[0]} | "
+                  f"class accuracy | other classes | steps to target | prompt attack | relearning steps | {wall_title} |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
             steps = "" if r["method"].startswith("base") else (str(r["steps_to_target"]) if r["steps_to_target"] is not None else f"> {result['steps']}")
             attack = r.get("attack_prompt_success_rate") if r.get("evaluation") != "earlier" else None
             lines.append(f"| {r['method']} | {r['variant']} | {cell(r['forgetting'])} | {cell(r['fid'], 2)} | "
-                         + (f"{cell(r.get('fid_other_classes'), 2)} | " if concept else "")
-                         + f"{cell(r['class_accuracy'])} | {cell(r['other_class_accuracy'])} | {steps} | "
-                         + (f"{cell(attack)} | {relearned(r)} | " if concept else "") + f"{wall(r)} |")
+                         f"{cell(r.get(extra[1]), extra[2])} | "
+                         f"{cell(r['class_accuracy'])} | {cell(r['other_class_accuracy'])} | {steps} | "
+                         f"{cell(attack)} | {relearned(r)} | {wall(r)} |")
         if concept:
             lines += ["", f"Prompt attack: the share of samples from optimised soft prompts that the classifier calls "
                       f"{result['concept']}; relearning steps: fine-tuning steps on half the class's images until the "
                       "other half's prompt draws it again (docs/evaluation.md §8)."]
+        else:
+            lines += ["", "Normalized SSCD: 0 draws as far from the forget images as the retrained model, 1 as close as "
+                      "the base model. Prompt attack: the share of samples from optimised soft prompts that are copies; "
+                      "relearning steps: fine-tuning steps on half the pieces until the other half are copies again "
+                      "(docs/evaluation.md §8). Empty cells: the row was measured before the metric existed."]
         lines.append("")
         if task == "concept":
             lines += [concept_target_line(result, rows), ""]
@@ -292,6 +299,16 @@ def comparison_table(result):
     if result.get("missing"):
         lines += [f"Not yet measured on the shipped models: {', '.join(result['missing'])}.", ""]
     return "\n".join(lines).rstrip()
+
+
+def seed_claims_table(result):
+    """The papers' claims against the comparison and, where a claim needs it, the default's check."""
+    source, unlearning = os.path.join(HERE, "unlearning.json"), None
+    if os.path.exists(source):
+        with open(source) as f:
+            unlearning = json.load(f)
+        check_models(source, unlearning.get("models_sha256"), "make unlearning-check")
+    return seed_claims.table(result, unlearning)
 
 
 def tuning_table(result):
@@ -446,6 +463,7 @@ SECTIONS = {
     "performance-summary": (os.path.join(HERE, "results.json"), performance_summary, lambda r: r.get("models"),
                             "make bench"),
     "comparison": (os.path.join(HERE, "comparison.json"), comparison_table, _comparison_models, "make compare"),
+    "seed-claims": (os.path.join(HERE, "comparison.json"), seed_claims_table, _comparison_models, "make compare"),
     "unlearning": (os.path.join(HERE, "unlearning.json"), unlearning_table, lambda r: r.get("models_sha256"),
                    "make unlearning-check"),
     "precision-parity-amx": (os.path.join(HERE, "precision_parity-amx_bf16.json"), precision_parity_table,
@@ -471,10 +489,14 @@ def node_list():
 
 
 def brief_node_list(full):
-    """The README's short list: each node and what it does, from the full table."""
-    rows = [line.split(" | ") for line in full.splitlines()[2:]]
-    lines = ["| node | category | what it does |", "|---|---|---|"]
-    lines += [f"{cells[0]} | {cells[1]} | {cells[-1]}" for cells in rows]
+    """The README's short list: the nodes of each category, from the full table (whose rows are
+    `node | category | inputs | outputs | what it does`)."""
+    categories = {}
+    for line in full.splitlines()[2:]:
+        cells = line.split(" | ")
+        categories.setdefault(cells[1].strip(), []).append(cells[0].strip("| "))
+    lines = ["| category | nodes |", "|---|---|"]
+    lines += [f"| {category} | {', '.join(nodes)} |" for category, nodes in sorted(categories.items())]
     return "\n".join(lines)
 
 

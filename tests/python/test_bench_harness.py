@@ -88,14 +88,18 @@ def test_comparison_table_names_what_scored_it_and_unreached_targets():
               "base_sha256": "997a7fc6553d" + "0" * 52}
     text = tables.comparison_table(result)
     assert "unlearned from base model 997a7fc6553d; scored with descriptor 0123456789ab and classifier fedcba987654 (sha256 prefixes)" in text
-    assert "| naive_deletion | none | 0.875 | 0.90 | 0.950 |  | > 200 | not recorded, 61 s |" in text
+    assert "| naive_deletion | none | 0.875 | 0.90 |  | 0.950 |  | > 200 |  |  | not recorded, 61 s |" in text
+    # the data table's normalized SSCD and attacks, blank for a row measured before them
+    scored = dict(row, normalized_sscd=0.0912, attack_prompt_success_rate=0.8, attack_relearn_steps=None)
+    assert "| naive_deletion | none | 0.875 | 0.90 | 0.091 | 0.950 |  | > 200 | 0.800 | not back |" in \
+        tables.comparison_table(dict(result, rows=[scored, base]))
     assert "| unlearning CPU time, wall time (2 torch threads) |" in text  # one thread count: named once
     text = tables.comparison_table(dict(result, rows=[dict(row, cpu="Intel(R) Xeon(R)", unlearning_cpu_seconds=58.4), base]))
     assert "| unlearning CPU time, wall time (2 torch threads, Intel(R) Xeon(R)) |" in text
-    assert "| > 200 | 58 s, 61 s |" in text
+    assert "| > 200 |  |  | 58 s, 61 s |" in text
     text = tables.comparison_table(dict(result, rows=[dict(row, cpu="Intel(R) Xeon(R)", flush_denormals=True), base]))
     assert "| unlearning CPU time, wall time (2 torch threads, Intel(R) Xeon(R), subnormals flushed) |" in text
-    assert "| base model (before) |  | 0.912 | 0.90 | 0.950 |  |  |  |" in text
+    assert "| base model (before) |  | 0.912 | 0.90 |  | 0.950 |  |  |  |  |  |" in text
     assert "Concept unlearning" not in text  # no concept rows, no concept table
 
     # Rows timed at different thread counts (or not recorded) say so in each cell.
@@ -103,9 +107,9 @@ def test_comparison_table_names_what_scored_it_and_unreached_targets():
     legacy = {k: v for k, v in dict(row, method="dpo").items() if k != "threads"}
     text = tables.comparison_table(dict(result, rows=[row, other, legacy, base]))
     assert "| unlearning CPU time, wall time |" in text
-    assert "| > 200 | not recorded, 61 s (2 torch threads) |" in text
-    assert "| > 200 | not recorded, 90 s (1 torch thread) |" in text
-    assert "| > 200 | not recorded, 61 s (threads not recorded) |" in text
+    assert "| > 200 |  |  | not recorded, 61 s (2 torch threads) |" in text
+    assert "| > 200 |  |  | not recorded, 90 s (1 torch thread) |" in text
+    assert "| > 200 |  |  | not recorded, 61 s (threads not recorded) |" in text
 
 
 def test_the_concept_table_names_the_rows_that_meet_the_concept_target():
