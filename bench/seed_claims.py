@@ -120,19 +120,26 @@ def normalized_sscd(comparison, unlearning):
 
 
 def closed_forms_coincide(comparison, _unlearning):
-    """The closed-form MSE, KL and reverse KL are one loss for equal-variance Gaussians."""
+    """The closed-form KL and reverse KL are MSE / tau for the reverse process's equal-variance
+    Gaussians: KL's and reverse KL's rows are the same run; MSE's differs only through the scale
+    (Adam's epsilon, gradient clipping), by less than the table shows."""
     rows = _measured(comparison, "concept")
-    keys = ("forgetting", "fid", "class_accuracy", "other_class_accuracy", "curve")
+    exact = ("forgetting", "class_accuracy", "other_class_accuracy", "curve")
     groups = [[_row(rows, m, word) for m in ("mse", "kl", "reverse_kl")] for word, _ in ANCHORS]
     groups = [g for g in groups if all(g)]
     if not groups:
         return "not measured: the comparison lacks the closed-form MSE, KL and reverse KL rows", "not measured"
-    same = all(all(r.get(k) == g[0].get(k) for r in g for k in keys) for g in groups)
-    if same:
-        return ("closed forms: MSE, KL and reverse KL are the same loss for the reverse process's equal-variance "
-                f"Gaussians, and their rows ({len(groups)} anchors) are identical number for number"), "yes"
+    kl_same = all(g[1].get(k) == g[2].get(k) for g in groups for k in exact + ("fid",))
+    mse_close = all(g[0].get(k) == g[1].get(k) for g in groups for k in exact) and \
+        all(abs(g[0]["fid"] - g[1]["fid"]) < SAME for g in groups)
+    fid_gap = max(abs(g[0]["fid"] - g[1]["fid"]) for g in groups)
+    if kl_same and mse_close:
+        return ("closed forms: KL and reverse KL are MSE / tau for the reverse process's equal-variance Gaussians; with "
+                f"{len(groups)} anchors their rows are identical, and MSE's agree with them but for FID (at most "
+                f"{fid_gap:.4f} apart: the scale reaches the update through Adam's epsilon and gradient clipping)"), "yes"
     return ("the closed-form MSE, KL and reverse KL rows differ: "
-            + "; ".join(", ".join(f"{_name(r['method'])} {r['forgetting']:.2f}" for r in g) for g in groups)), "no"
+            + "; ".join(", ".join(f"{_name(r['method'])} {r['forgetting']:.2f} (FID {r['fid']:.3f})" for r in g)
+                        for g in groups)), "no"
 
 
 def js_hellinger_faster(comparison, _unlearning):

@@ -73,6 +73,12 @@ def test_each_claim_fails_for_rows_that_contradict_it():
     assert seed_claims.normalized_sscd(c, UNLEARNING)[1].startswith("not seen")
     c = _set(_comparison(), "kl", "near", forgetting=0.35)
     assert seed_claims.closed_forms_coincide(c, UNLEARNING)[1] == "no"
+    c = _set(_comparison(), "mse", "near", fid=1.9004)  # the scale 1/tau: not shown, allowed
+    assert seed_claims.closed_forms_coincide(c, UNLEARNING)[1] == "yes"
+    c = _set(_comparison(), "mse", "near", fid=1.95)
+    assert seed_claims.closed_forms_coincide(c, UNLEARNING)[1] == "no"
+    c = _set(_comparison(), "reverse_kl", "near", fid=1.9004)  # KL and reverse KL are one run
+    assert seed_claims.closed_forms_coincide(c, UNLEARNING)[1] == "no"
     c = _set(_comparison(), "variational-tv", "near", forgetting=0.35)
     assert seed_claims.js_hellinger_faster(c, UNLEARNING)[1] == "partly: for 1 of 2 anchors"
     c = _set(_comparison(), "variational-kl", "superclass", steps_to_target=150, forgetting=0.1)
