@@ -49,6 +49,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LETHE = os.environ.get("LETHE_EXE", os.path.join(ROOT, "build", "lethe"))
 BASE = os.path.join(ROOT, "models", "bench", "base.safetensors")
+RETRAINED = os.path.join(ROOT, "models", "bench", "retrained.safetensors")
 # The evaluation's models (models/bench): memorization is scored by the descriptor, accuracy and FID
 # by the classifier.
 EVALUATORS = ("descriptor", "classifier")
@@ -130,8 +131,18 @@ def final_extras(metrics):
     """What a final evaluation adds beside forgetting, FID and accuracy: the FID of the classes
     kept (concept task), the normalized SSCD (data task: copies removed, or the model broken?) and
     the attacks' outcome (docs/evaluation.md)."""
-    return {key: metrics.get(key) for key in ("fid_other_classes", "normalized_sscd", "attack_prompt_success_rate",
+    return {key: metrics.get(key) for key in ("fid_other_classes", "sscd_mean", "attack_prompt_success_rate",
                                               "attack_relearn_steps")}
+
+
+def add_normalized_sscd(rows, base, retrained):
+    """Each data row's normalized SSCD: its mean SSCD to the forget images placed between the base
+    model's (1) and the retrained model's (0), all three scored by the same final evaluation
+    (docs/evaluation.md §2.1; `lethe eval --baseline --reference` computes the same for one model).
+    Rows saved without their mean SSCD get none."""
+    for row in rows:
+        if row["task"] == "data" and row.get("sscd_mean") is not None:
+            row["normalized_sscd"] = (row["sscd_mean"] - retrained["sscd_mean"]) / (base["sscd_mean"] - retrained["sscd_mean"])
 
 
 def timing_facts(summary):
@@ -328,10 +339,12 @@ def main():
                      **final_extras(base),
                      "steps_to_target": None, "curve": [],
                      "unlearning_seconds": 0.0, "unlearning_cpu_seconds": 0.0, "total_seconds": 0.0})
+    retrained = evaluate(RETRAINED, os.path.join(args.work, "retrained-data"), final_eval("data"), log)
+    add_normalized_sscd(rows, next(r for r in rows if r["task"] == "data" and r["method"].startswith("base")), retrained)
     result = {"date": time.strftime("%Y-%m-%d"), "steps": args.steps, "snapshot_every": args.every, "target": TARGET,
               "concept": CONCEPT, "snapshot_eval": SNAPSHOT_EVAL, "final_eval": FINAL_EVAL,
               "concept_final_eval": CONCEPT_FINAL_EVAL, "rows": rows,
-              "base_sha256": base_sha256, "evaluators": evaluators, "partial": bool(only), "missing": missing}
+              "base_sha256": base_sha256, "retrained_sha256": file_sha256(RETRAINED), "evaluators": evaluators, "partial": bool(only), "missing": missing}
     with open(args.out + ".tmp", "w") as f:
         json.dump(result, f, indent=1)
     os.replace(args.out + ".tmp", args.out)

@@ -90,7 +90,10 @@ def check_models(source, recorded, rerun):
 
 
 def _comparison_models(result):
-    return {"base": result.get("base_sha256"), **result.get("evaluators", {})}
+    recorded = {"base": result.get("base_sha256"), **result.get("evaluators", {})}
+    if "retrained_sha256" in result:  # the data rows' normalized SSCD is placed against it
+        recorded["retrained"] = result["retrained_sha256"]
+    return recorded
 
 
 def _tuning_models(result):

@@ -76,6 +76,15 @@ def test_comparison_rows_are_reused_only_for_the_same_key(tmp_path):
     assert compare.load_row(path, dict(key, final_eval=["--no-attacks"], **snapshot)) is None
 
 
+def test_comparison_places_each_data_rows_copy_similarity_between_base_and_retrained():
+    compare = _bench_module("compare_objectives")
+    rows = [{"task": "data", "sscd_mean": 0.45}, {"task": "data", "sscd_mean": 0.1}, {"task": "data"},
+            {"task": "concept", "sscd_mean": 0.3}]
+    compare.add_normalized_sscd(rows, {"sscd_mean": 0.8}, {"sscd_mean": 0.1})
+    assert rows[0]["normalized_sscd"] == pytest.approx(0.5) and rows[1]["normalized_sscd"] == 0.0
+    assert "normalized_sscd" not in rows[2] and "normalized_sscd" not in rows[3]  # not scored / not a data row
+
+
 def test_comparison_table_names_what_scored_it_and_unreached_targets():
     tables = _bench_module("doc_tables")
     row = {"task": "data", "method": "naive_deletion", "variant": "none", "forgetting": 0.875, "fid": 0.9,
