@@ -129,8 +129,8 @@ def other_class_accuracy(metrics):
 
 def final_extras(metrics):
     """What a final evaluation adds beside forgetting, FID and accuracy: the FID of the classes
-    kept (concept task), the normalized SSCD (data task: copies removed, or the model broken?) and
-    the attacks' outcome (docs/evaluation.md)."""
+    kept (concept task), the mean SSCD to the forget images (data task: add_normalized_sscd places
+    it) and the attacks' outcome (docs/evaluation.md)."""
     return {key: metrics.get(key) for key in ("fid_other_classes", "sscd_mean", "attack_prompt_success_rate",
                                               "attack_relearn_steps")}
 

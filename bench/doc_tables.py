@@ -187,25 +187,19 @@ def unlearning_table(result):
     return "\n".join(lines)
 
 
-# The concept task's acceptance: the erased class in at most this share of its samples, the
-# other classes' accuracy within this many points of the base model's, FID within this ratio.
-CONCEPT_TARGET = {"forgetting": 0.10, "other_class_points": 2.0, "fid_ratio": 1.15}
-
-
 def concept_target_line(result, rows):
-    """Which concept rows meet CONCEPT_TARGET against the base model's row. FID is that of the
+    """Which concept rows meet seed_claims.CONCEPT_TARGET against the base model's row. FID is that of the
     other classes (the classes to keep): the FID of all classes rises with the erasure itself."""
     base = next((r for r in rows if r["method"].startswith("base")), None)
     if base is None or base.get("other_class_accuracy") is None or base.get("fid_other_classes") is None:
         return ("The concept target cannot be checked: the base model's row has no per-class accuracy or no FID of the "
                 "other classes.")
-    t = CONCEPT_TARGET
+    t = seed_claims.CONCEPT_TARGET
     measured = [r for r in rows if not r["method"].startswith("base")]
     checked = [r for r in measured if r.get("fid_other_classes") is not None and r["other_class_accuracy"] is not None]
     met = [f"{r['method']} ({r['variant']})" for r in checked
            if r["forgetting"] <= t["forgetting"] and round(r["fid_other_classes"] / base["fid_other_classes"], 9) <= t["fid_ratio"]
-           # points rounded: 0.944 - 0.924 is 2.0000000000000018
-           and round(100 * (base["other_class_accuracy"] - r["other_class_accuracy"]), 9) <= t["other_class_points"]]
+           and seed_claims.keeps_other_classes(r, base, t["other_class_points"])]
     unchecked = len(measured) - len(checked)
     return (f"Concept target: `{result['concept']}` in at most {t['forgetting']:.0%} of its samples, the other classes' "
             f"accuracy within {t['other_class_points']:.0f} points of the base model's ({base['other_class_accuracy']:.3f}) "
