@@ -53,7 +53,7 @@ def measure(tree, unet, scratch, new):
                  "--descriptor", os.path.join(tree, "models", "bench", "descriptor.safetensors")]
     text, _ = run_with_rss(perf_args, cwd=tree, stdout_path=os.path.join(scratch, f"perf-{name}.stdout"))
     perf = last_json(text)
-    if new:
+    if "precisions" in perf:  # a version with the precision setting: its default, `auto`
         used = perf["auto_precision"]["precision"]
         out["precision"] = {"used": used, "reason": perf["auto_precision"]["reason"]}
         chosen = perf["precisions"][used]
@@ -62,7 +62,7 @@ def measure(tree, unet, scratch, new):
         out["other_precisions"] = {q: {"step_seconds": e["train_step"]["median_seconds"],
                                        "sampling_images_per_second": e["sampling"]["images_per_second"]}
                                    for q, e in perf["precisions"].items() if q != used}
-    else:
+    else:  # a version from before the precision setting
         out["precision"] = {"used": "fp32", "reason": "the only precision of that version"}
         out["step_seconds"] = perf["train_step"]["median_seconds"]
         out["sampling_images_per_second"] = perf["sampling"]["images_per_second"]
@@ -136,6 +136,7 @@ def main():
     result = {"date": datetime.date.today().isoformat(), "rounds": args.rounds,
               "old": {"commit": git_commit(old)}, "new": {"commit": git_commit(ROOT)},
               "machine": rounds["new"][0]["machine"], "new_precision": rounds["new"][0]["precision"],
+              "old_precision": rounds["old"][0]["precision"],
               "new_other_precisions": rounds["new"][0].get("other_precisions", {}),
               "stages": stages, "raw": rounds,
               # what both builds ran on (bench/doc_tables.py checks them against the shipped cards)

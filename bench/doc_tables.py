@@ -436,9 +436,12 @@ BUILD_STAGES = {"step_seconds": ("SISS training step, batch 32", "%.3f s"),
 def builds_table(result):
     """An older build against this one on one machine (bench/compare_builds.py)."""
     m, p, s = result["machine"], result["new_precision"], result["stages"]
+    old = result.get("old_precision", {"reason": "the only precision of that version"})
+    old_precision = ("(before the precision setting, fp32 only)" if old["reason"] == "the only precision of that version"
+                     else f"in its default precision (`auto`: {old['used']} here)")
     lines = [f"Measured {result['date']} by bench/compare_builds.py on {m['cpu']} ({m['threads']} threads, torch "
-             f"{m['torch']}): the `lethe` program of `{result['old']['commit']}` (before the precision setting, "
-             f"fp32 only) against `{result['new']['commit']}` in its default precision, `auto`, which picks "
+             f"{m['torch']}): the `lethe` program of `{result['old']['commit']}` {old_precision} against "
+             f"`{result['new']['commit']}` in its default precision, `auto`, which picks "
              f"{p['used']} here ({p['reason'].removeprefix('auto: ').removeprefix(p['used'] + ', ')}); "
              f"{result['rounds']} round(s), alternating "
              "which build ran first. The ratio is how much better the new build is (above 1: better).", "",

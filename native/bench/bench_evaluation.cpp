@@ -159,6 +159,9 @@ std::string evaluation_cache_context(const std::string& descriptor_sha256, const
   // bf16 sampling runs a bf16 channels-last copy of the model (DiffusionModel::sampling_copy),
   // not autocast since 2026-12-04: other numbers, so other keys.
   if (precision == Precision::bf16) settings["bf16_sampling"] = "channels-last copy";
+  // The attacks' forwards with gradients run channels-last in bf16 since 2026-12-05 (the group
+  // norm's backward, DiffusionModel::predict): other numbers, so other keys.
+  if (precision == Precision::bf16 && config.attacks.enabled) settings["bf16_gradients"] = "channels-last";
   // Concept evaluations carry fid_other_classes since 2026-12-04: entries from before lack it.
   if (!config.erased_concept.empty()) settings["concept_metrics"] = "with fid_other_classes";
   return nlohmann::json{{"version", kCacheVersion},

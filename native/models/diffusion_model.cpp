@@ -124,7 +124,13 @@ at::Tensor DiffusionModel::predict(const at::Tensor& x_t, const at::Tensor& t, c
     return predict(x_t.to(here), t.to(here), conditioning.to(here)).to(x_t.device());
   }
   std::optional<ForwardAutocast> autocast;  // bf16 mixed precision when the caller's scope asks for it
-  if (!weights_set_precision_) autocast.emplace(here);
+  if (!weights_set_precision_) {
+    autocast.emplace(here);
+    // bf16 on a CPU: activations channels-last, where oneDNN's bf16 convolutions are faster
+    // (forward and backward) and Lethe's group norm keeps the layout (models/group_norm_kernel.hpp).
+    // fp32 stays NCHW.
+    unet_->channels_last = autocast->active() && here.is_cpu();
+  }
   const int64_t adm = unet_->config().adm_in_channels;
   if (adm == 0) return unet_->forward(x_t, t, conditioning.context).to(x_t.scalar_type());
   // SDXL: y from the prompt's pooled output and the size conditioning (ComfyUI's SDXL.encode_adm).

@@ -1,12 +1,14 @@
-// Group normalisation, optionally followed by SiLU, of a channels-last CPU tensor without
-// autograd: the sampler's path (DiffusionModel::sampling_copy). ATen's group_norm on a
-// channels-last bf16 tensor takes a slow path (about 19x its NCHW time at [128, 32, 28, 28],
-// docs/performance.md §Precision), while oneDNN's bf16 convolutions run about twice as fast on
-// channels-last input as on NCHW. This kernel lets the sampler keep channels-last through the
-// whole UNet: per sample, one pass for the group statistics (shifted sums in fp32, groups
-// combined in fp64) and one writing x * scale[c] + shift[c] (then SiLU), each a loop over the
-// contiguous channels that the compiler vectorises; compiled for AVX-512, AVX2 and plain
-// x86-64 and chosen at run time (GCC/Clang function multiversioning).
+// Group normalisation, optionally followed by SiLU, of a channels-last CPU tensor, with its
+// backward: the layout bf16 runs keep through the UNet on a CPU (DiffusionModel::predict,
+// sampling copies). ATen's group_norm on a channels-last bf16 tensor takes a slow path (about
+// 19x its NCHW time at [128, 32, 28, 28]; forward and backward 8x in the bench's training step,
+// docs/performance.md §Precision), while oneDNN's bf16 convolutions run faster on channels-last input than on NCHW.
+// Forward, per sample: one pass for the group statistics (shifted sums in fp32, groups
+// combined in fp64) and one writing x * scale[c] + shift[c] (then SiLU). Backward, per sample:
+// two passes recomputing the output from x and the saved statistics (channel sums, then the
+// input gradient). Each pass is a loop over the contiguous channels that the compiler
+// vectorises; compiled for AVX-512, AVX2 and plain x86-64 and chosen at run time (GCC/Clang
+// function multiversioning).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -14,8 +16,10 @@
 namespace lethe::models {
 
 // Whether group_norm_channels_last applies: x a 4-d CPU tensor in channels-last layout (and not
-// also NCHW-contiguous), fp32 or bf16, weight and bias 1-d of x's channels, and no gradient
-// wanted (grad mode off, or none of x, weight, bias and `added` requires grad).
+// also NCHW-contiguous), fp32 or bf16, weight and bias 1-d of x's channels, `added` (if given)
+// one value per sample and channel; in fp32 also no gradient wanted (grad mode off, or none of
+// x, weight, bias and `added` requires grad), so that fp32 training keeps libtorch's group norm
+// and the numbers it always had.
 bool group_norm_channels_last_applies(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                                       const at::Tensor& added = {});
 
@@ -24,8 +28,12 @@ bool group_norm_channels_last_applies(const at::Tensor& x, const at::Tensor& wei
 // `added` [N, C] or [N, C, 1, 1] is given: the UNet's timestep embedding, folded in without a
 // pass of its own), var the biased variance over the group's channels and all pixels of one
 // sample (at::group_norm's definition); then y * sigmoid(y) when `silu`. Statistics and the
-// affine map in fp32; a bf16 output is rounded to nearest even once. Throws (naming the shapes)
-// when group_norm_channels_last_applies is false.
+// affine map in fp32; a bf16 output is rounded to nearest even once. When grad mode is on and
+// x, weight, bias or `added` requires grad, the result carries an autograd node whose backward
+// gives each of them its gradient (x's in x's dtype and layout, computed in fp32; weight's and
+// bias's summed over the batch in sample order, so independent of the thread count; fp32 too,
+// when called directly). Throws (naming the shapes) when x, weight, bias or `added` do not fit
+// the layout above.
 at::Tensor group_norm_channels_last(const at::Tensor& x, int64_t groups, const at::Tensor& weight,
                                     const at::Tensor& bias, double eps, bool silu, const at::Tensor& added = {});
 

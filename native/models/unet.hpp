@@ -123,7 +123,7 @@ class UNetImpl : public torch::nn::Module {
   // Runs each input/middle/output block under activation checkpointing while grad mode is
   // on: activations are recomputed in backward instead of stored.
   bool gradient_checkpointing = false;
-  bool channels_last = false;  // runs its activations channels-last (sampling copies); returns NCHW
+  bool channels_last = false;  // runs its activations channels-last (bf16 on a CPU, sampling copies); returns NCHW
 
  private:
   UNetConfig config_;

@@ -1,6 +1,7 @@
-// The channels-last group norm (+ SiLU) kernel of the sampler (models/group_norm_kernel.hpp)
-// against ATen's group_norm and silu computed in fp64 from the same input values: fp32 to
-// fp32 rounding, bf16 to one bf16 rounding; when it applies; the layer's fused path.
+// The channels-last group norm (+ SiLU) kernel (models/group_norm_kernel.hpp) against ATen's
+// group_norm and silu computed in fp64 from the same input values: fp32 to fp32 rounding, bf16
+// to one bf16 rounding; its gradients (input, weight, bias, added term) against fp64 autograd
+// through ATen's; when it applies; the layer's fused path.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -116,22 +117,129 @@ TEST(GroupNormKernel, NaNStaysNaNAndHugeSiluInputsSaturate) {
   EXPECT_TRUE(at::allclose(y.contiguous(), at::silu(two * 1000.0), 1e-6, 1e-6)) << y;
 }
 
-TEST(GroupNormKernel, AppliesOnlyToChannelsLastTensorsWithoutGradients) {
+TEST(GroupNormKernel, AppliesOnlyToChannelsLastTensors) {
   const at::Tensor x = at::randn({2, 8, 3, 3});
   const at::Tensor w = at::ones({8}), b = at::zeros({8});
   const at::Tensor last = x.contiguous(at::MemoryFormat::ChannelsLast);
   EXPECT_TRUE(models::group_norm_channels_last_applies(last, w, b));
-  EXPECT_FALSE(models::group_norm_channels_last_applies(x, w, b));                      // NCHW
-  EXPECT_FALSE(models::group_norm_channels_last_applies(last.to(at::kDouble), w, b));   // dtype
-  EXPECT_FALSE(models::group_norm_channels_last_applies(last, at::ones({4}), b));       // channels
   const at::Tensor trainable = at::ones({8}).requires_grad_();
-  EXPECT_FALSE(models::group_norm_channels_last_applies(last, trainable, b));
+  EXPECT_TRUE(models::group_norm_channels_last_applies(last.to(at::kBFloat16), trainable, b));  // with its backward
+  EXPECT_FALSE(models::group_norm_channels_last_applies(last, trainable, b));  // fp32 trains through libtorch's
   {
     at::NoGradGuard no_grad;
     EXPECT_TRUE(models::group_norm_channels_last_applies(last, trainable, b));
   }
+  EXPECT_FALSE(models::group_norm_channels_last_applies(x, w, b));                      // NCHW
+  EXPECT_FALSE(models::group_norm_channels_last_applies(last.to(at::kDouble), w, b));   // dtype
+  EXPECT_FALSE(models::group_norm_channels_last_applies(last, at::ones({4}), b));       // channels
+  EXPECT_FALSE(models::group_norm_channels_last_applies(last, w, b, at::ones({2, 4})));  // added term
   lethe::testing::expect_error([&] { models::group_norm_channels_last(x, 4, w, b, 1e-5, false); },
                                {"channels-last", "[2, 8, 3, 3]"});
+}
+
+namespace {
+
+// The gradients of sum(y * probe) with respect to x, weight, bias and the added term.
+struct Gradients {
+  at::Tensor x, weight, bias, added;
+};
+
+// Through ATen in fp64 from the values of `x` (any dtype), the reference.
+Gradients reference_gradients(const at::Tensor& x, int64_t groups, const at::Tensor& weight, const at::Tensor& bias,
+                              const at::Tensor& added, bool silu, const at::Tensor& probe) {
+  at::Tensor x64 = x.detach().to(at::kDouble).contiguous().requires_grad_();
+  at::Tensor w64 = weight.detach().to(at::kDouble).requires_grad_(), b64 = bias.detach().to(at::kDouble).requires_grad_();
+  at::Tensor a64 = added.detach().to(at::kDouble).requires_grad_();
+  at::Tensor y = at::group_norm(x64 + a64.view({x.size(0), x.size(1), 1, 1}), groups, w64, b64, 1e-5);
+  if (silu) y = at::silu(y);
+  (y * probe.to(at::kDouble)).sum().backward();
+  return {x64.grad(), w64.grad(), b64.grad(), a64.grad()};
+}
+
+Gradients kernel_gradients(const at::Tensor& x, int64_t groups, const at::Tensor& weight, const at::Tensor& bias,
+                           const at::Tensor& added, bool silu, const at::Tensor& probe) {
+  at::Tensor xg = x.detach().contiguous(at::MemoryFormat::ChannelsLast).requires_grad_();
+  at::Tensor wg = weight.detach().clone().requires_grad_(), bg = bias.detach().clone().requires_grad_();
+  at::Tensor ag = added.detach().clone().requires_grad_();
+  at::Tensor y = models::group_norm_channels_last(xg, groups, wg, bg, 1e-5, silu, ag);
+  EXPECT_TRUE(y.requires_grad());
+  (y.to(at::kFloat) * probe).sum().backward();
+  EXPECT_EQ(xg.grad().scalar_type(), x.scalar_type());
+  EXPECT_TRUE(xg.grad().is_contiguous(at::MemoryFormat::ChannelsLast));
+  return {xg.grad(), wg.grad(), bg.grad(), ag.grad()};
+}
+
+// Largest |got - want| relative to want's largest magnitude.
+double relative_error(const at::Tensor& got, const at::Tensor& want) {
+  return (got.to(at::kDouble) - want).abs().max().item<double>() / want.abs().max().item<double>();
+}
+
+}  // namespace
+
+TEST(GroupNormKernel, Fp32GradientsMatchAtenInDoublePrecision) {
+  for (const Case& c : kCases) {
+    for (bool silu : {false, true}) {
+      const Inputs in = make_inputs(c);
+      const at::Tensor weight = in.weight / 8.0, bias = in.bias / 4.0;  // SiLU inputs of order 1: a live derivative
+      const at::Tensor added = at::randn({c.batch, c.channels}), probe = at::randn(in.x.sizes());
+      const Gradients want = reference_gradients(in.x, c.groups, weight, bias, added, silu, probe);
+      const Gradients got = kernel_gradients(in.x, c.groups, weight, bias, added, silu, probe);
+      EXPECT_LT(relative_error(got.x, want.x), 2e-5) << c.channels << " channels, silu " << silu;
+      EXPECT_LT(relative_error(got.weight, want.weight), 2e-5) << c.channels << " channels, silu " << silu;
+      EXPECT_LT(relative_error(got.bias, want.bias), 2e-5) << c.channels << " channels, silu " << silu;
+      EXPECT_LT(relative_error(got.added, want.added), 2e-5) << c.channels << " channels, silu " << silu;
+    }
+  }
+}
+
+TEST(GroupNormKernel, Bf16GradientsMatchAtenWithinBf16Rounding) {
+  for (const Case& c : kCases) {
+    const Inputs in = make_inputs(c);
+    const at::Tensor x = in.x.to(at::kBFloat16), weight = in.weight / 8.0, bias = in.bias / 4.0;
+    const at::Tensor added = at::randn({c.batch, c.channels});
+    // The gradient arrives in bf16 (the next convolution's), so the reference sees the same values.
+    const at::Tensor probe = at::randn(in.x.sizes()).to(at::kBFloat16).to(at::kFloat);
+    const Gradients want = reference_gradients(x, c.groups, weight, bias, added, true, probe);
+    const Gradients got = kernel_gradients(x, c.groups, weight, bias, added, true, probe);
+    // dx is computed in fp32 and rounded once to bf16 (relative 2^-8 of each value); the sums are fp32.
+    EXPECT_LT(relative_error(got.x, want.x), 8e-3) << c.channels << " channels";
+    EXPECT_LT(relative_error(got.weight, want.weight), 1e-4) << c.channels << " channels";
+    EXPECT_LT(relative_error(got.bias, want.bias), 1e-4) << c.channels << " channels";
+    EXPECT_LT(relative_error(got.added, want.added), 1e-3) << c.channels << " channels";
+  }
+}
+
+TEST(GroupNormKernel, GradientsAreTheSameBitsWithAnyThreadCount) {
+  const Inputs in = make_inputs({5, 32, 8, 6, 6});
+  const at::Tensor x = in.x.to(at::kBFloat16), added = at::randn({5, 32}), probe = at::randn(in.x.sizes());
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  const Gradients one = kernel_gradients(x, 8, in.weight, in.bias, added, true, probe);
+  at::set_num_threads(std::max(2, threads));
+  const Gradients several = kernel_gradients(x, 8, in.weight, in.bias, added, true, probe);
+  at::set_num_threads(threads);
+  EXPECT_TRUE(at::equal(one.x, several.x));
+  EXPECT_TRUE(at::equal(one.weight, several.weight));
+  EXPECT_TRUE(at::equal(one.bias, several.bias));
+  EXPECT_TRUE(at::equal(one.added, several.added));
+}
+
+TEST(GroupNormKernel, WithoutAnAddedTermItsGradientsAreLibtorchs) {
+  models::GroupNormLayer layer(4, 16, 1e-5, at::TensorOptions());
+  {
+    at::NoGradGuard no_grad;
+    layer->weight.normal_();
+    layer->bias.normal_();
+  }
+  const at::Tensor x = at::randn({2, 16, 4, 5}), probe = at::randn({2, 16, 4, 5});
+  at::Tensor last = x.contiguous(at::MemoryFormat::ChannelsLast).requires_grad_();
+  (models::group_norm_channels_last(last, 4, layer->weight, layer->bias, 1e-5, true) * probe).sum().backward();
+  const at::Tensor fused_weight = layer->weight.grad().clone();
+  layer->weight.mutable_grad() = at::Tensor();
+  at::Tensor plain = x.clone().requires_grad_();
+  (at::silu(layer->forward(plain)) * probe).sum().backward();  // NCHW: ATen's group norm
+  EXPECT_TRUE(at::allclose(last.grad(), plain.grad(), 1e-5, 1e-5));
+  EXPECT_TRUE(at::allclose(fused_weight, layer->weight.grad(), 1e-5, 1e-5));
 }
 
 TEST(GroupNormKernel, TheLayerTakesTheFusedPathForChannelsLastAndAtenOtherwise) {

@@ -103,11 +103,13 @@ TEST(Precision, Bf16ForwardMatchesFp32WithinBf16RoundingAndGivesFp32Gradients) {
   };
   at::Tensor fp32 = model->predict(x, t, context);
   const at::Tensor fp32_grad = gradients(fp32);
+  EXPECT_FALSE(model->unet()->channels_last);  // fp32 stays NCHW
   at::Tensor bf16;
   at::Tensor bf16_grad;
   {
     PrecisionScope scope(Precision::bf16);
     bf16 = model->predict(x, t, context);
+    EXPECT_TRUE(model->unet()->channels_last);  // bf16 on a CPU: channels-last, the group norm's backward included
     bf16_grad = gradients(bf16);
   }
   EXPECT_EQ(bf16.scalar_type(), at::kFloat);  // back in the caller's dtype: losses stay fp32
