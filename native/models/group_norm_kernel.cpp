@@ -328,13 +328,23 @@ void check_inputs(const at::Tensor& x, int64_t groups, const at::Tensor& weight,
         x.size(0), ", ", x.size(1), "] (or [", x.size(0), ", ", x.size(1), ", 1, 1]), got ", added.sizes());
 }
 
+// weight, bias [C] and the added term [N, C] (undefined: none) as contiguous fp32, what the
+// per-sample kernels read.
+struct FloatInputs {
+  at::Tensor weight, bias, added;
+};
+FloatInputs float_inputs(const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& added, int64_t batch,
+                         int64_t channels) {
+  return {weight.to(at::kFloat).contiguous(), bias.to(at::kFloat).contiguous(),
+          added.defined() ? added.to(at::kFloat).reshape({batch, channels}).contiguous() : at::Tensor()};
+}
+
 // The forward; with `mean`, `rstd` ([N, G] fp32) defined, the statistics are written there.
 at::Tensor forward_kernel(const at::Tensor& x, int64_t groups, const at::Tensor& weight, const at::Tensor& bias,
                           double eps, bool silu, const at::Tensor& added, at::Tensor mean = {}, at::Tensor rstd = {}) {
   RECORD_FUNCTION("lethe::group_norm_channels_last", std::vector<c10::IValue>());  // named in op profiles
   const int64_t batch = x.size(0), channels = x.size(1), pixels = x.size(2) * x.size(3);
-  at::Tensor w = weight.to(at::kFloat).contiguous(), b = bias.to(at::kFloat).contiguous();  // [C]
-  at::Tensor a = added.defined() ? added.to(at::kFloat).reshape({batch, channels}).contiguous() : at::Tensor();  // [N, C]
+  const auto [w, b, a] = float_inputs(weight, bias, added, batch, channels);  // [C], [C], [N, C]
   at::Tensor y = at::empty_like(x, at::MemoryFormat::ChannelsLast);                          // [N, C, H, W]
   const Affine affine{w.const_data_ptr<float>(), b.const_data_ptr<float>(), groups, static_cast<float>(eps), silu};
   const bool bf16 = x.scalar_type() == at::kBFloat16;
@@ -385,8 +395,7 @@ class GroupNormChannelsLastFunction : public torch::autograd::Function<GroupNorm
     const int64_t groups = ctx->saved_data["groups"].toInt();
     const int64_t batch = x.size(0), channels = x.size(1), pixels = x.size(2) * x.size(3);
     const at::Tensor dy = grads[0].to(x.scalar_type()).contiguous(at::MemoryFormat::ChannelsLast);  // [N, C, H, W]
-    at::Tensor w = weight.to(at::kFloat).contiguous(), b = bias.to(at::kFloat).contiguous();     // [C]
-    at::Tensor a = added.defined() ? added.to(at::kFloat).reshape({batch, channels}).contiguous() : at::Tensor();
+    const auto [w, b, a] = float_inputs(weight, bias, added, batch, channels);  // [C], [C], [N, C]
     at::Tensor dx = at::empty_like(x, at::MemoryFormat::ChannelsLast);
     const at::TensorOptions floats = x.options().dtype(at::kFloat).memory_format(at::MemoryFormat::Contiguous);
     at::Tensor dw_each = at::empty({batch, channels}, floats), db_each = at::empty({batch, channels}, floats);
