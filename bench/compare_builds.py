@@ -11,8 +11,9 @@ the same inputs, alternating which goes first each round, and compare what a use
   4. the quickstart, `lethe run workflows/quickstart.json` of each tree (wall time).
 
 Each program runs in its own tree (its own workflows and shipped evaluation cache), as a user of
-that version would run it. Writes --out/builds.json (docs/performance.md section
-`builds`, bench/doc_tables.py).
+that version would run it. Writes --out/builds.json, or the --name given (docs/performance.md
+sections `builds` and, from a CPU where `auto` keeps fp32, `builds-fp32` from builds-fp32.json;
+bench/doc_tables.py).
 
     .venv/bin/python bench/compare_builds.py --old /path/to/old/checkout --out bench/amd-epyc [--rounds 2]
 """
@@ -100,7 +101,9 @@ STAGES = {"step_seconds": "lower", "sampling_images_per_second": "higher", "scor
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--old", required=True, help="an older checkout with its `lethe` built in build/")
-    parser.add_argument("--out", required=True, help="folder for builds.json")
+    parser.add_argument("--out", required=True, help="folder for the result (and its tmp/ scratch)")
+    parser.add_argument("--name", default="builds.json",
+                        help="the result's file name: builds.json, or builds-fp32.json on a CPU where `auto` keeps fp32")
     parser.add_argument("--rounds", type=int, default=1, help="rounds of both builds (the first to run alternates)")
     args = parser.parse_args()
     old = os.path.abspath(args.old)
@@ -142,9 +145,10 @@ def main():
               # what both builds ran on (bench/doc_tables.py checks them against the shipped cards)
               "models": {**bench_model_hashes("base", "retrained", "descriptor", "classifier"),
                          "bench_unet": file_sha256(unet)}}
-    with open(os.path.join(out, "builds.json"), "w") as f:
+    with open(os.path.join(out, args.name + ".tmp"), "w") as f:
         json.dump(result, f, indent=1)
         f.write("\n")
+    os.replace(os.path.join(out, args.name + ".tmp"), os.path.join(out, args.name))
     for key, s in stages.items():
         print(f"{key:30s} old {s['old']:10.3f}  new {s['new']:10.3f}  new/old better-by {s['new_vs_old']:.2f}x")
 

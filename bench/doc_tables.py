@@ -13,6 +13,7 @@ never typed:
   precision-parity-avx512   <- bench/precision_parity-avx512_bf16.json (`make precision-check`, AVX-512 bf16)
   gpu                       <- bench/gpu_results.json      (`make bench-gpu` on a CUDA machine)
   builds                    <- bench/builds.json           (bench/compare_builds.py: an older build against this one)
+  builds-fp32               <- bench/builds-fp32.json      (the same on a CPU where `auto` keeps fp32)
 
     .venv/bin/python bench/doc_tables.py          # rewrite the sections in every document
     .venv/bin/python bench/doc_tables.py --check  # exit 1 if a document is stale (a test runs this)
@@ -476,6 +477,8 @@ SECTIONS = {
     "gpu": (os.path.join(HERE, "gpu_results.json"), gpu_table, lambda r: r.get("models"), "make bench-gpu"),
     "builds": (os.path.join(HERE, "builds.json"), builds_table, lambda r: r.get("models"),
                ".venv/bin/python bench/compare_builds.py --old <older checkout> --out bench"),
+    "builds-fp32": (os.path.join(HERE, "builds-fp32.json"), builds_table, lambda r: r.get("models"),
+                    ".venv/bin/python bench/compare_builds.py --old <older checkout> --out bench --name builds-fp32.json"),
     "distributed-scaling-brief": (os.path.join(HERE, "distributed_scaling.json"), distributed_scaling_brief,
                                   lambda r: r.get("models_sha256"), "make distributed-scaling"),
 }

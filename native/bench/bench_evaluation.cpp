@@ -150,8 +150,8 @@ void write_cached(const std::filesystem::path& file, const std::string& key, con
 std::string evaluation_cache_context(const std::string& descriptor_sha256, const std::string& classifier_sha256,
                                      const eval::EvalConfig& config, const std::string& data_sha256) {
   if (descriptor_sha256.empty() || classifier_sha256.empty()) return "";
-  // The precision as it resolves on this machine (the bench models live on the CPU); fp32
-  // results keep the keys they had before precision was a setting.
+  // The precision as it resolves on this machine (the bench models live on the CPU); fp32 is
+  // named by how its forwards run (below), as before precision was a setting.
   nlohmann::json settings = io::to_json(config);
   const Precision precision = resolve_precision(config.precision, "evaluation settings .precision").precision;
   if (precision == Precision::fp32) settings.erase("precision");
@@ -159,6 +159,9 @@ std::string evaluation_cache_context(const std::string& descriptor_sha256, const
   // bf16 sampling runs a bf16 channels-last copy of the model (DiffusionModel::sampling_copy),
   // not autocast since 2026-12-04: other numbers, so other keys.
   if (precision == Precision::bf16) settings["bf16_sampling"] = "channels-last copy";
+  // fp32 sampling and evaluation forwards (inference mode) run channels-last since 2026-12-05
+  // (DiffusionModel::predict): other numbers at fp32 rounding, so other keys.
+  if (precision == Precision::fp32) settings["fp32_inference"] = "channels-last";
   // The attacks' forwards with gradients run channels-last in bf16 since 2026-12-05 (the group
   // norm's backward, DiffusionModel::predict): other numbers, so other keys.
   if (precision == Precision::bf16 && config.attacks.enabled) settings["bf16_gradients"] = "channels-last";

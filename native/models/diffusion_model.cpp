@@ -3,6 +3,7 @@
 #include <optional>
 
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 
 #include "core/error.hpp"
 #include "core/precision.hpp"
@@ -126,10 +127,12 @@ at::Tensor DiffusionModel::predict(const at::Tensor& x_t, const at::Tensor& t, c
   std::optional<ForwardAutocast> autocast;  // bf16 mixed precision when the caller's scope asks for it
   if (!weights_set_precision_) {
     autocast.emplace(here);
-    // bf16 on a CPU: activations channels-last, where oneDNN's bf16 convolutions are faster
-    // (forward and backward) and Lethe's group norm keeps the layout (models/group_norm_kernel.hpp).
-    // fp32 stays NCHW.
-    unet_->channels_last = autocast->active() && here.is_cpu();
+    // On a CPU, activations run channels-last where oneDNN's convolutions are faster and Lethe's
+    // group norm keeps the layout (models/group_norm_kernel.hpp): in bf16 (forward and backward),
+    // and in fp32 under inference mode (sampling and evaluation: 1.33x the NCHW sampling on an
+    // AVX2 CPU, docs/performance.md §Precision). fp32 with autograd stays NCHW, so fp32 training
+    // computes exactly what it always did.
+    unet_->channels_last = here.is_cpu() && (autocast->active() || c10::InferenceMode::is_enabled());
   }
   const int64_t adm = unet_->config().adm_in_channels;
   if (adm == 0) return unet_->forward(x_t, t, conditioning.context).to(x_t.scalar_type());

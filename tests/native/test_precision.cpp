@@ -173,6 +173,34 @@ TEST(Precision, Bf16SamplingCopyIsTheModelInBf16ChannelsLastWithItsAdaptersMerge
   EXPECT_LT(relative_error(got, autocast), 3e-2);    // and of its autocast forward
 }
 
+// fp32 under inference mode (sampling, evaluation) runs channels-last through Lethe's group
+// norm; with autograd it stays NCHW on libtorch's group norm. The reference: the NCHW forward.
+TEST(Precision, Fp32InferenceRunsChannelsLastAndMatchesTheNchwForwardToRounding) {
+  auto model = tiny_model();
+  at::manual_seed(2);
+  const at::Tensor x = at::randn({4, 1, 8, 8});
+  const at::Tensor t = at::tensor({10, 200, 500, 900}, at::kLong);
+  const at::Tensor context = at::randn({4, 3, 8});
+  at::Tensor nchw, inference, with_grad;
+  {
+    at::NoGradGuard no_grad;  // no autograd, but not inference mode: the NCHW path
+    nchw = model->predict(x, t, context);
+    EXPECT_FALSE(model->unet()->channels_last);
+  }
+  {
+    c10::InferenceMode inference_mode;
+    inference = model->predict(x, t, context);
+    EXPECT_TRUE(model->unet()->channels_last);
+  }
+  with_grad = model->predict(x, t, context);
+  EXPECT_FALSE(model->unet()->channels_last);
+  EXPECT_TRUE(with_grad.requires_grad());
+  EXPECT_LT(relative_error(with_grad.detach(), nchw), 1e-5);
+  EXPECT_EQ(inference.scalar_type(), at::kFloat);
+  EXPECT_TRUE(inference.is_contiguous());
+  EXPECT_LT(relative_error(inference, nchw), 1e-5);  // fp32 rounding of another summation order
+}
+
 TEST(Precision, MixedPrecisionIsAnotherRunButFp32KeepsItsIdentity) {
   unlearn::RunConfig config;
   const nlohmann::json fp32 = unlearn::run_identity(config, "m", "d", {});

@@ -84,14 +84,23 @@ def assert_same_model(one, other, what, lr=TRAINER_LR):
     (Gloo), one process adds over the whole batch. Float32 rounding of that order moves each
     step's gradient by ~1e-7 relative. AdamW divides each gradient element by its running RMS,
     so an element whose gradient is mostly that rounding can move by a visible fraction of lr
-    in one run and not in the other (seen on an AMD EPYC: up to 0.05 lr), while a run on other
-    data moves most weights by ~lr per step. Hence |a - b| <= 0.1 lr + 1e-5 |a|, `lr` the runs'."""
+    in one run and not in the other (seen on an AMD EPYC with AVX-512: up to 0.05 lr; on one
+    with AVX2 only: one element of 1.03 million at 0.16 lr, every other below 0.06 lr), while
+    a run on other data, or ranks that do not combine their gradients, move most weights by
+    ~lr per step. Hence |a - b| <= 0.1 lr + 1e-5 |a| for all but one in 100,000 elements, and
+    no element further apart than one step's move (lr), `lr` the runs'."""
     import torch
 
     assert one.keys() == other.keys()
+    outside, count, total = [], 0, 0
     for key in one:
-        assert torch.allclose(one[key], other[key], rtol=1e-5, atol=0.1 * lr), \
-            f"{what}: {key} differs by {(one[key] - other[key]).abs().max().item():.3g}"
+        apart = (one[key] - other[key]).abs()
+        assert apart.max().item() <= lr, f"{what}: {key} differs by {apart.max().item():.3g}, more than lr {lr:g}"
+        beyond = int((apart > 0.1 * lr + 1e-5 * one[key].abs()).sum())
+        count, total = count + beyond, total + apart.numel()
+        if beyond:
+            outside.append(f"{key} ({beyond} of {apart.numel()}, up to {apart.max().item():.3g})")
+    assert count <= total // 100_000, f"{what}: {count} of {total} elements differ by more than 0.1 lr: {outside}"
 
 
 def torchrun(*args, ranks=2, cwd=ROOT, timeout=600):
