@@ -150,8 +150,8 @@ void write_cached(const std::filesystem::path& file, const std::string& key, con
 std::string evaluation_cache_context(const std::string& descriptor_sha256, const std::string& classifier_sha256,
                                      const eval::EvalConfig& config, const std::string& data_sha256) {
   if (descriptor_sha256.empty() || classifier_sha256.empty()) return "";
-  // The precision as it resolves on this machine (the bench models live on the CPU); fp32 is
-  // named by how its forwards run (below), as before precision was a setting.
+  // The precision as it resolves on this machine (the bench models live on the CPU). fp32
+  // leaves the precision key out and says how its forwards run instead (below).
   nlohmann::json settings = io::to_json(config);
   const Precision precision = resolve_precision(config.precision, "evaluation settings .precision").precision;
   if (precision == Precision::fp32) settings.erase("precision");
