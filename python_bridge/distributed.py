@@ -58,7 +58,7 @@ def _parser():
                          ("--out", "report folder (default out/eval-<timestamp>)"), ("--descriptor", "copy descriptor"),
                          ("--classifier", "classifier"), ("--config", "evaluation settings JSON"),
                          ("--erased-concept", "the class a concept-erasure run erased"),
-                         ("--precision", "auto, fp32 or bf16")):
+                         ("--precision", "auto, fp32, bf16 or fp16")):
         evaluate.add_argument(option, default="", help=text)
     evaluate.add_argument("--seed", type=int, default=0, help="sampling seed")
     evaluate.add_argument("--samples-per-caption", type=int, default=-1, help="generations per forget caption")

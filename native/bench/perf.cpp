@@ -299,9 +299,9 @@ json run_perf(const PerfOptions& options) {
   std::optional<Precision> best;
   for (const std::string& name : options.precisions) {
     const Precision precision = parse_precision(name, "perf --precisions");
-    check(precision != Precision::automatic, "perf --precisions: measure fp32 or bf16, not auto");
+    check(precision != Precision::automatic, "perf --precisions: measure fp32, bf16 or fp16, not auto");
     json entry = precision_perf(model, run, precision, scratch);
-    entry["ceiling"] = ceilings(options.ceiling_size, precision == Precision::bf16 ? at::kBFloat16 : at::kFloat, device);
+    entry["ceiling"] = ceilings(options.ceiling_size, compute_dtype(precision), device);
     if (!best || entry["train_step"]["median_seconds"].get<double>() <
                      precisions[precision_name(*best)]["train_step"]["median_seconds"].get<double>())
       best = precision;

@@ -32,7 +32,7 @@ void add_eval_command(CLI::App& app) {
   command->add_flag("--no-attacks", options->no_attacks,
                     "skip the attacks (adversarial prompt search, relearning) that try to bring the forgotten content back");
   command->add_option("--precision", options->precision,
-                      "compute precision of the models while sampling and attacking: auto, fp32 or bf16 (default: the "
+                      "compute precision of the models while sampling and attacking: auto, fp32, bf16 or fp16 (default: the "
                       "settings' precision)");
   set_action(command, [options]() {
     const bench::EvalOutcome outcome = bench::run_eval_request(*options, terminal_progress("eval"));

@@ -9,6 +9,8 @@
 #include <torch/optim/adam.h>
 
 #include "core/error.hpp"
+#include "core/loss_scaling.hpp"
+#include "core/precision.hpp"
 #include "data/image.hpp"
 
 namespace lethe::eval {
@@ -73,6 +75,7 @@ PromptAttackResult prompt_attack(models::DiffusionModel& model, const AttackTarg
   }
   embeddings.set_requires_grad(true);
   torch::optim::Adam optimizer({embeddings}, torch::optim::AdamOptions(config.prompt_learning_rate));
+  LossScaler scaler(current_precision() == Precision::fp16);  // fp16: dynamic loss scaling, as training
   at::Generator generator = generator_for(sampling.seed + kPromptSeed);
   const int64_t timesteps = model.schedule().num_timesteps();
   // The same fixed draws measure the loss before and after; the optimisation draws fresh ones.
@@ -91,8 +94,13 @@ PromptAttackResult prompt_attack(models::DiffusionModel& model, const AttackTarg
     at::Tensor noise = at::randn({count * draws, images.size(1), images.size(2), images.size(3)}, generator);
     at::Tensor loss = prompt_surrogate_loss(model, embeddings, images, t, noise).sum();
     // Only the embeddings' gradient: the model's weights are never touched.
-    embeddings.mutable_grad() = torch::autograd::grad({loss}, {embeddings})[0];
-    optimizer.step();
+    at::Tensor gradient = torch::autograd::grad({scaler.scaled(loss)}, {embeddings})[0];
+    const bool finite = scaler.unscale({gradient});
+    if (finite) {  // fp16 overflow: no update, a smaller loss scale
+      embeddings.mutable_grad() = gradient;
+      optimizer.step();
+    }
+    scaler.update(!finite, str("prompt attack step ", step));
     reporter.update(step + 1, {{"loss", loss.item<double>() / static_cast<double>(count)}});
   }
   result.loss_after = probe();
@@ -124,6 +132,7 @@ RelearnResult relearn_attack(const models::DiffusionModel& model, const AttackTa
   std::vector<at::Tensor> parameters = copy->unet()->parameters();
   for (at::Tensor& parameter : parameters) parameter.set_requires_grad(true);
   torch::optim::Adam optimizer(parameters, torch::optim::AdamOptions(config.relearn_learning_rate));
+  LossScaler scaler(current_precision() == Precision::fp16);  // fp16: dynamic loss scaling, as training
 
   at::Tensor train_images = data::to_model_space(targets.images.narrow(0, 0, result.relearn_targets));  // [n, C, H, W]
   at::Tensor train_context, held_out_context;  // the copy trains its UNet only: contexts stay fixed
@@ -163,8 +172,12 @@ RelearnResult relearn_attack(const models::DiffusionModel& model, const AttackTa
                           .pow(2)
                           .mean();
     optimizer.zero_grad();
-    loss.backward();
-    optimizer.step();
+    scaler.scaled(loss).backward();
+    std::vector<at::Tensor> gradients;
+    for (const at::Tensor& parameter : parameters) gradients.push_back(parameter.grad());
+    const bool finite = scaler.unscale(gradients);
+    if (finite) optimizer.step();  // fp16 overflow: no update, a smaller loss scale
+    scaler.update(!finite, str("relearning attack step ", step));
     reporter.update(step, {{"loss", loss.item<double>()}});
     if (step % config.relearn_check_every == 0 || step == config.relearn_max_steps) check_now(step);
   }

@@ -25,7 +25,7 @@ class Denoiser {
   virtual std::string prediction_type() const { return "epsilon"; }
   // Tensors the trainer updates (full parameters or adapters).
   virtual std::vector<at::Tensor> trainable_parameters() = 0;
-  // A model with this one's outputs that sampling in `precision` (fp32 or bf16) drives instead
+  // A model with this one's outputs that sampling in `precision` (fp32, bf16 or fp16) drives instead
   // of it, for the whole sampling call: its weights converted once to that precision and the
   // fastest layout. nullptr: sample with this model itself (the default).
   virtual std::shared_ptr<Denoiser> sampling_copy(Precision precision) { return nullptr; }

@@ -124,15 +124,16 @@ at::Tensor DiffusionModel::predict(const at::Tensor& x_t, const at::Tensor& t, c
   if (x_t.device() != here) {  // weights on a GPU, data on the CPU: the forward runs where the weights are
     return predict(x_t.to(here), t.to(here), conditioning.to(here)).to(x_t.device());
   }
-  std::optional<ForwardAutocast> autocast;  // bf16 mixed precision when the caller's scope asks for it
+  std::optional<ForwardAutocast> autocast;  // mixed precision when the caller's scope asks for it
   if (!weights_set_precision_) {
     autocast.emplace(here);
     // On a CPU, activations run channels-last where oneDNN's convolutions are faster and Lethe's
     // group norm keeps the layout (models/group_norm_kernel.hpp): in bf16 (forward and backward),
     // and in fp32 under inference mode (sampling and evaluation: 1.33x the NCHW sampling on an
     // AVX2 CPU, docs/performance.md §Precision). fp32 with autograd stays NCHW, so fp32 training
-    // computes exactly what it always did.
-    unet_->channels_last = here.is_cpu() && (autocast->active() || c10::InferenceMode::is_enabled());
+    // computes exactly what it always did; so does fp16 (the kernel has no fp16 form).
+    const bool bf16 = autocast->active() && autocast->dtype() == at::kBFloat16;
+    unet_->channels_last = here.is_cpu() && (bf16 || (!autocast->active() && c10::InferenceMode::is_enabled()));
   }
   const int64_t adm = unet_->config().adm_in_channels;
   if (adm == 0) return unet_->forward(x_t, t, conditioning.context).to(x_t.scalar_type());

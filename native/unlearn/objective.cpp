@@ -202,11 +202,11 @@ void add_gradients(const std::vector<at::Tensor>& parameters, const std::vector<
 
 void ObjectiveContext::backward(const at::Tensor& loss) {
   if (!buckets || !last_micro()) {
-    loss.backward();
+    scaled(loss).backward();
     return;
   }
   buckets->arm();
-  loss.backward();
+  scaled(loss).backward();
   buckets->finish();
   gradients_summed = true;
 }

@@ -74,10 +74,18 @@ class ObjectiveContext {
   dist::GradientBuckets* buckets = nullptr;
   int64_t micro = 0;                        // the micro-batch being computed, 0 .. accumulation_steps - 1
   bool last_micro() const { return micro + 1 == accumulation_steps; }
-  // Back-propagates a micro-batch's loss into the trained parameters' .grad, for objectives that
-  // do so once per micro-batch. In a data-parallel run, the last micro-batch's backward sums the
-  // gradients over the ranks while it runs (overlapped, dist/gradient_buckets.hpp) and marks them
-  // summed.
+  // Loss scaling (fp16, core/loss_scaling.hpp): every backward of the trained model back-propagates
+  // loss * loss_scale (backward() below, or scaled() for objectives that run their own), so the
+  // gradients are loss_scale times too large until divided. The trainer divides the parameters'
+  // .grad after finish_step, unless the objective divided its sums itself (to combine gradients
+  // by their norms) and set gradients_unscaled. 1 outside fp16.
+  double loss_scale = 1.0;
+  bool gradients_unscaled = false;
+  at::Tensor scaled(const at::Tensor& loss) const { return loss_scale == 1.0 ? loss : loss * loss_scale; }
+  // Back-propagates a micro-batch's loss (times loss_scale) into the trained parameters' .grad,
+  // for objectives that do so once per micro-batch. In a data-parallel run, the last micro-batch's
+  // backward sums the gradients over the ranks while it runs (overlapped,
+  // dist/gradient_buckets.hpp) and marks them summed.
   void backward(const at::Tensor& loss);
   // Resolves captions to contexts (the embedded token encoder); host models give contexts.
   std::function<at::Tensor(const std::vector<std::string>&)> encode_captions;

@@ -78,7 +78,7 @@ struct RunConfig {
   bool gradient_checkpointing = false;
   int64_t snapshot_every = 0;            // > 0: also save the model every k steps (snapshots/step-NNNNN.safetensors)
   std::string output;                    // run folder (default out/unlearn-<timestamp>)
-  // The model's compute precision (core/precision.hpp): auto | fp32 | bf16 (mixed, fp32 master weights).
+  // The model's compute precision (core/precision.hpp): auto | fp32 | bf16 | fp16 (mixed, fp32 master weights).
   std::string precision = kDefaultPrecision;
 
   template <typename V>

@@ -1,11 +1,13 @@
 #include "unlearn/trainer.hpp"
 
 #include <cmath>
+#include <iterator>
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "core/error.hpp"
+#include "core/precision.hpp"
 #include "dist/gradient_buckets.hpp"
 #include "dist/group.hpp"
 #include "dist/sharded_denoiser.hpp"
@@ -57,7 +59,8 @@ struct Trainer::Optimizer {
 
 Trainer::Trainer(TrainerConfig config, NamedTensors parameters, Objective& objective, ObjectiveContext& context)
     : config_(std::move(config)), parameters_(std::move(parameters)), objective_(objective), context_(context),
-      optimizer_(std::make_unique<Optimizer>()) {
+      optimizer_(std::make_unique<Optimizer>()),
+      scaler_(current_precision() == Precision::fp16) {
   config_.validate("trainer");
   check(!parameters_.empty(), "trainer: nothing to train (no trainable parameters)");
   std::vector<at::Tensor> tensors;
@@ -143,6 +146,7 @@ void Trainer::save_checkpoint(const fs::path& path, int64_t step, const std::vec
                            {"history", history_json.dump()},
                            {"seconds", std::to_string(seconds)},
                            {"objective_state", objective_.state().dump()}};
+  if (scaler_.enabled()) metadata["loss_scaler"] = scaler_.state().dump();
   io::save_safetensors(path, tensors, metadata);
 }
 
@@ -174,6 +178,11 @@ int64_t Trainer::load_checkpoint(const fs::path& path, std::vector<LossTerms>& h
   context_.restore_streams(streams);
   history = io::parse_json(metadata.at("history"), where).get<std::vector<LossTerms>>();
   seconds = std::stod(metadata.at("seconds"));
+  if (scaler_.enabled()) {  // the identity says fp16, so its checkpoints carry the scale
+    check(metadata.count("loss_scaler"), where, ": metadata key 'loss_scaler' is missing (an fp16 run's checkpoint "
+          "keeps its loss scale)");
+    scaler_.restore(io::parse_json(metadata.at("loss_scaler"), where), where + " loss_scaler");
+  }
   // Checkpoints written before objectives kept state have no "objective_state": accept
   // them only for objectives that have none.
   if (metadata.count("objective_state")) {
@@ -232,6 +241,8 @@ TrainOutcome Trainer::run(const fs::path& checkpoint, const ProgressCallback& pr
     try {
       context_.step = step;
       context_.gradients_summed = false;
+      context_.loss_scale = scaler_.scale();
+      context_.gradients_unscaled = false;
       optimizer_->adam->zero_grad();
       objective_.begin_step(context_);
       LossTerms terms;
@@ -239,20 +250,32 @@ TrainOutcome Trainer::run(const fs::path& checkpoint, const ProgressCallback& pr
         context_.micro = micro;
         for (const auto& [name, value] : objective_.micro_step(context_)) terms[name] += value;
       }
+      // In fp16 the terms finish_step adds from the gradients (their norms) may overflow like the
+      // gradients: that skips the step below; the guard reads the losses the micro-steps returned.
+      const LossTerms losses = scaler_.enabled() ? terms : LossTerms{};
       objective_.finish_step(context_, terms);
       if (context_.group && !context_.gradients_summed) sum_gradients_over_ranks();
 
       // NaN/Inf guard: nothing has been updated yet, so the current weights are the last good ones.
-      for (const auto& [name, value] : terms)
+      for (const auto& [name, value] : scaler_.enabled() ? losses : terms)
         if (!std::isfinite(value)) {
           rewind();
           if (!checkpoint.empty()) save_checkpoint(checkpoint, step, outcome.history, previous_seconds + elapsed());
           saved = true;
           throw Error(str("training step ", step, ": loss term '", name, "' is ", value, "; stopped before updating",
-                          checkpoint.empty() ? "" : str(", last good state saved to '", checkpoint.string(), "'")));
+                          checkpoint.empty() ? "" : str(", last good state saved to '", checkpoint.string(), "'"),
+                          scaler_.enabled() ? " (fp16: the model's activations overflowed its range; use precision "
+                                              "bf16 or fp32)" : ""));
         }
+      if (scaler_.enabled() && !context_.gradients_unscaled) {
+        std::vector<at::Tensor> gradients;
+        for (const at::Tensor& parameter : context_.parameters) gradients.push_back(parameter.grad());
+        scaler_.unscale(gradients);  // an overflow stays inf: the norm below sees it
+      }
       const double grad_norm = global_grad_norm(context_.parameters);
-      if (!std::isfinite(grad_norm)) {
+      // fp16: gradients that overflowed at this loss scale skip the update; the scale halves.
+      const bool overflowed = scaler_.enabled() && !std::isfinite(grad_norm);
+      if (!std::isfinite(grad_norm) && !overflowed) {
         rewind();
         if (!checkpoint.empty()) save_checkpoint(checkpoint, step, outcome.history, previous_seconds + elapsed());
         saved = true;
@@ -260,17 +283,29 @@ TrainOutcome Trainer::run(const fs::path& checkpoint, const ProgressCallback& pr
                         "'); stopped before updating",
                         checkpoint.empty() ? "" : str(", last good state saved to '", checkpoint.string(), "'")));
       }
-      terms["grad_norm"] = grad_norm;
-      if (config_.optimizer.grad_clip > 0)
-        clip_gradients(context_.parameters, grad_norm, config_.optimizer.grad_clip);
-      const double rate = config_.optimizer.rate_at(step, config_.steps);
-      optimizer_->adam->set_learning_rate(rate);
-      terms["lr"] = rate;
-      optimizer_->adam->step();
-      if (!ema_.empty()) {
-        at::NoGradGuard no_grad;
-        for (size_t i = 0; i < ema_.size(); ++i)
-          ema_[i].mul_(config_.ema_decay).add_(parameters_[i].second.detach(), 1.0 - config_.ema_decay);
+      if (overflowed) {
+        // Weights, optimizer state and EMA stay as they were. The gradient statistics that
+        // overflowed are left out of the history (JSON has no inf).
+        for (auto it = terms.begin(); it != terms.end();) it = std::isfinite(it->second) ? std::next(it) : terms.erase(it);
+        terms["overflow_skipped"] = 1.0;
+        optimizer_->adam->zero_grad();
+      } else {
+        terms["grad_norm"] = grad_norm;
+        if (config_.optimizer.grad_clip > 0)
+          clip_gradients(context_.parameters, grad_norm, config_.optimizer.grad_clip);
+        const double rate = config_.optimizer.rate_at(step, config_.steps);
+        optimizer_->adam->set_learning_rate(rate);
+        terms["lr"] = rate;
+        optimizer_->adam->step();
+        if (!ema_.empty()) {
+          at::NoGradGuard no_grad;
+          for (size_t i = 0; i < ema_.size(); ++i)
+            ema_[i].mul_(config_.ema_decay).add_(parameters_[i].second.detach(), 1.0 - config_.ema_decay);
+        }
+      }
+      if (scaler_.enabled()) {
+        terms["loss_scale"] = scaler_.scale();
+        scaler_.update(overflowed, str("training step ", step));
       }
       outcome.history.push_back(terms);
       ++step;

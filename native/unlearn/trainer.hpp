@@ -2,7 +2,8 @@
 // constant or warmup+cosine learning rate, gradient clipping and accumulation, optional
 // EMA weights, seeded determinism (same config and seed on the CPU give bitwise-identical
 // weights), checkpoint/resume (stopping after k steps and resuming reproduces the
-// uninterrupted run), a NaN/Inf guard, and progress/cancel once per step.
+// uninterrupted run), a NaN/Inf guard, dynamic loss scaling in fp16 (a step whose gradients
+// overflow changes no weights and halves the scale), and progress/cancel once per step.
 #pragma once
 
 #include <filesystem>
@@ -10,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/loss_scaling.hpp"
 #include "core/progress.hpp"
 #include "io/json_config.hpp"
 #include "unlearn/adamw.hpp"
@@ -129,6 +131,7 @@ class Trainer {
   ObjectiveContext& context_;
   std::unique_ptr<Optimizer> optimizer_;
   std::vector<at::Tensor> ema_;
+  LossScaler scaler_;  // enabled in fp16 (the precision of the thread that made the trainer)
   nlohmann::json run_identity_;
   // A data-parallel run's sharded model and reference, and the context's own pointers to put back.
   std::unique_ptr<models::Denoiser> sharded_model_, sharded_reference_;

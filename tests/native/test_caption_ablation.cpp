@@ -1,5 +1,8 @@
 // SISS's caption-ablation term (docs/methods.md §2.4): remove_words, and the term's value and
 // gradient against a computation written out from the recorded model calls.
+#include <cmath>
+#include <limits>
+
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
@@ -58,7 +61,7 @@ struct Step {
 // One SISS step (batch 4) on a fresh copy of `source`, seeded alike every time; the frozen
 // model is a copy of `frozen` (default: of `source`).
 Step siss_step(const models::DiffusionModel& source, const nlohmann::json& config,
-               const models::DiffusionModel* frozen = nullptr) {
+               const models::DiffusionModel* frozen = nullptr, double loss_scale = 1.0) {
   auto model = source.frozen_copy();
   model->set_requires_grad(true);
   auto reference = (frozen ? *frozen : source).frozen_copy();
@@ -83,11 +86,13 @@ Step siss_step(const models::DiffusionModel& source, const nlohmann::json& confi
   context.reset_streams(3);
   context.parameters = model->unet()->parameters();
   context.encode_captions = [&](const std::vector<std::string>& captions) { return model->context_for(captions); };
+  context.loss_scale = loss_scale;
   auto objective = unlearn::make_objective("siss", config);
   objective->begin_step(context);
   Step step;
   step.terms = objective->micro_step(context);
   objective->finish_step(context, step.terms);
+  EXPECT_TRUE(context.gradients_unscaled);  // SISS divides its sums before combining them by their norms
   for (const at::Tensor& parameter : context.parameters) step.gradient.push_back(parameter.grad().clone());
   step.model_calls = recorded_model.calls;
   step.reference_calls = recorded_reference.calls;
@@ -226,6 +231,25 @@ TEST(CaptionAblation, PreservationKeepsTheAblatedCaptionAtTheSameTarget) {
   EXPECT_EQ(with.terms.at("ablation"), without.terms.at("ablation"));
   // Value: mean_B sum_d (model(x_t, c') - frozen(x_t, c'))^2, the model being the source at step 0.
   expect_term_and_gradient(*source, *frozen, kept_call, reference_call, with, without, "preservation", keep);
+}
+
+// fp16's loss scaling (core/loss_scaling.hpp) on the SISS path: every backward (retain, forget,
+// ablation, preservation) runs on loss * 2^16 and the sums are divided before the norms combine
+// them. In fp32 a power-of-two scale is exact, so the step's gradient and terms are the same bits.
+TEST(CaptionAblation, ALossScaledStepGivesTheUnscaledGradientBitForBit) {
+  auto source = captioned_model();
+  const nlohmann::json recipe = {{"scaling_norm", 5.0}, {"ablation_weight", 1.0}, {"ablation_words", {"artist", "piece_*"}},
+                                 {"preservation_weight", 6.0}};
+  const Step plain = siss_step(*source, recipe), scaled = siss_step(*source, recipe, nullptr, 65536.0);
+  EXPECT_EQ(plain.terms, scaled.terms);
+  ASSERT_EQ(plain.gradient.size(), scaled.gradient.size());
+  for (size_t i = 0; i < plain.gradient.size(); ++i) EXPECT_TRUE(at::equal(plain.gradient[i], scaled.gradient[i])) << i;
+  // ... and the backwards really ran on the scaled losses: an infinite scale overflows them.
+  const Step overflowed = siss_step(*source, recipe, nullptr, std::numeric_limits<double>::infinity());
+  bool finite = true;
+  for (const at::Tensor& gradient : overflowed.gradient) finite = finite && at::isfinite(gradient).all().item<bool>();
+  EXPECT_FALSE(finite);
+  EXPECT_TRUE(std::isfinite(overflowed.terms.at("retain")));  // the losses themselves are not scaled
 }
 
 TEST(CaptionAblation, SettingsAreChecked) {

@@ -1,6 +1,9 @@
 // Compute precision (core/precision.hpp): the setting's names and errors, what auto picks,
-// scopes that restore what they changed, and the bf16 forward of the native model against
-// its fp32 forward (values and gradients).
+// scopes that restore what they changed, and the bf16 and fp16 forwards of the native model
+// against its fp32 forward (values and gradients).
+#include <tuple>
+#include <utility>
+
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/cpu/Utils.h>
@@ -31,15 +34,31 @@ double relative_error(const at::Tensor& got, const at::Tensor& expected) {
   return (got - expected).norm().item<double>() / expected.norm().item<double>();
 }
 
+// The model's output on fixed inputs (in the calling thread's precision) and the gradient of
+// mean(output^2) over its parameters, flattened into one vector.
+std::pair<at::Tensor, at::Tensor> output_and_gradient(models::DiffusionModel& model) {
+  at::manual_seed(1);
+  at::Tensor x = at::randn({4, 1, 8, 8});
+  at::Tensor t = at::tensor({10, 200, 500, 900}, at::kLong);
+  at::Tensor context = at::randn({4, 3, 8});
+  for (auto& p : model.unet()->parameters()) p.mutable_grad() = at::Tensor();
+  at::Tensor out = model.predict(x, t, context);
+  out.pow(2).mean().backward();
+  std::vector<at::Tensor> grads;
+  for (auto& p : model.unet()->parameters()) grads.push_back(p.grad().flatten());
+  return {out.detach(), at::cat(grads)};
+}
+
 }  // namespace
 
 TEST(Precision, NamesParseAndBadOnesNameTheFieldAndTheChoices) {
-  EXPECT_EQ(precision_names(), (std::vector<std::string>{"auto", "fp32", "bf16"}));
+  EXPECT_EQ(precision_names(), (std::vector<std::string>{"auto", "fp32", "bf16", "fp16"}));
   for (const std::string& name : precision_names()) EXPECT_EQ(precision_name(parse_precision(name, "x")), name);
-  expect_error([] { parse_precision("float16", "run config .precision"); },
-               {"run config .precision", "auto, fp32, bf16", "'float16'"});
-  expect_error([] { parse_precision("fp16", "node 4 (LetheUnlearn) precision"); },
-               {"node 4 (LetheUnlearn) precision", "loss scaling", "auto, fp32 or bf16"});
+  expect_error([] { parse_precision("float16", "node 4 (LetheUnlearn) precision"); },
+               {"node 4 (LetheUnlearn) precision", "auto, fp32, bf16, fp16", "'float16'"});
+  EXPECT_EQ(compute_dtype(Precision::fp32), at::kFloat);
+  EXPECT_EQ(compute_dtype(Precision::bf16), at::kBFloat16);
+  EXPECT_EQ(compute_dtype(Precision::fp16), at::kHalf);
   unlearn::RunConfig config;
   EXPECT_EQ(config.precision, kDefaultPrecision);
   config.precision = "half";
@@ -49,7 +68,15 @@ TEST(Precision, NamesParseAndBadOnesNameTheFieldAndTheChoices) {
 TEST(Precision, AutoPicksBf16OnCudaAndOnCpusWithBf16Hardware) {
   EXPECT_EQ(resolve_precision(Precision::fp32, c10::Device(c10::kCUDA, 0)).precision, Precision::fp32);
   EXPECT_EQ(resolve_precision(Precision::bf16).precision, Precision::bf16);
+  EXPECT_EQ(resolve_precision(Precision::fp16).precision, Precision::fp16);
+  // A CUDA device: bf16 with bf16 tensor cores (compute capability 8.0 on), fp16 with loss
+  // scaling without (Volta, Turing); this CPU-only process cannot tell, and says bf16.
   EXPECT_EQ(resolve_precision(Precision::automatic, c10::Device(c10::kCUDA, 0)).precision, Precision::bf16);
+  EXPECT_EQ(resolve_cuda_precision(true).precision, Precision::bf16);
+  const ResolvedPrecision old_gpu = resolve_cuda_precision(false);
+  EXPECT_EQ(old_gpu.precision, Precision::fp16);
+  EXPECT_NE(old_gpu.reason.find("loss scaling"), std::string::npos) << old_gpu.reason;
+  EXPECT_NE(old_gpu.reason.find("8.0"), std::string::npos) << old_gpu.reason;
   const auto capabilities = at::cpu::get_cpu_capabilities();
   auto has = [&](const char* flag) { return capabilities.count(flag) && capabilities.at(flag).toBool(); };
   const ResolvedPrecision cpu = resolve_precision(Precision::automatic);
@@ -84,43 +111,59 @@ TEST(Precision, ScopesNestAndRestoreAutocastAsTheyFoundIt) {
     }
     EXPECT_FALSE(at::autocast::is_autocast_enabled(c10::DeviceType::CPU));
   }
+  {
+    PrecisionScope fp16(Precision::fp16);
+    ForwardAutocast on(c10::kCPU);
+    EXPECT_TRUE(on.active());
+    EXPECT_EQ(on.dtype(), at::kHalf);
+    EXPECT_EQ(at::mm(at::ones({2, 2}), at::ones({2, 2})).scalar_type(), at::kHalf);
+  }
+  EXPECT_FALSE(at::autocast::is_autocast_enabled(c10::DeviceType::CPU));
   EXPECT_EQ(current_precision(), Precision::fp32);
   expect_error([] { PrecisionScope unresolved(Precision::automatic); }, {"resolved precision"});
 }
 
 TEST(Precision, Bf16ForwardMatchesFp32WithinBf16RoundingAndGivesFp32Gradients) {
   auto model = tiny_model();
-  at::manual_seed(1);
-  at::Tensor x = at::randn({4, 1, 8, 8});
-  at::Tensor t = at::tensor({10, 200, 500, 900}, at::kLong);
-  at::Tensor context = at::randn({4, 3, 8});
-  auto gradients = [&](const at::Tensor& out) {
-    for (auto& p : model->unet()->parameters()) p.mutable_grad() = at::Tensor();
-    out.pow(2).mean().backward();
-    std::vector<at::Tensor> grads;
-    for (auto& p : model->unet()->parameters()) grads.push_back(p.grad().flatten());
-    return at::cat(grads);
-  };
-  at::Tensor fp32 = model->predict(x, t, context);
-  const at::Tensor fp32_grad = gradients(fp32);
+  const auto [fp32, fp32_grad] = output_and_gradient(*model);
   EXPECT_FALSE(model->unet()->channels_last);  // fp32 stays NCHW
   at::Tensor bf16;
   at::Tensor bf16_grad;
   {
     PrecisionScope scope(Precision::bf16);
-    bf16 = model->predict(x, t, context);
+    std::tie(bf16, bf16_grad) = output_and_gradient(*model);
     EXPECT_TRUE(model->unet()->channels_last);  // bf16 on a CPU: channels-last, the group norm's backward included
-    bf16_grad = gradients(bf16);
   }
   EXPECT_EQ(bf16.scalar_type(), at::kFloat);  // back in the caller's dtype: losses stay fp32
   EXPECT_EQ(bf16_grad.scalar_type(), at::kFloat);
   EXPECT_FALSE(at::equal(bf16, fp32));         // bf16 was really used
   // bf16 keeps 8 significant bits (relative rounding 2^-9 per value); through a few layers the
   // output drifts by a few times that.
-  EXPECT_LT(relative_error(bf16, fp32.detach()), 3e-2);
+  EXPECT_LT(relative_error(bf16, fp32), 3e-2);
   EXPECT_LT(relative_error(bf16_grad, fp32_grad), 6e-2);
   EXPECT_GT(at::cosine_similarity(bf16_grad, fp32_grad, 0).item<double>(), 0.998);
   for (auto& p : model->unet()->parameters()) EXPECT_EQ(p.scalar_type(), at::kFloat);  // master weights untouched
+}
+
+// fp16 (for GPUs without bf16) keeps 11 significant bits (relative rounding 2^-12), 8 times
+// finer than bf16, in 5 exponent bits; on a CPU its forward stays NCHW (the channels-last group
+// norm has no fp16 form) and sampling uses the model itself.
+TEST(Precision, Fp16ForwardMatchesFp32WithinFp16RoundingAndGivesFp32Gradients) {
+  auto model = tiny_model();
+  const auto [fp32, fp32_grad] = output_and_gradient(*model);
+  at::Tensor fp16, fp16_grad;
+  {
+    PrecisionScope scope(Precision::fp16);
+    std::tie(fp16, fp16_grad) = output_and_gradient(*model);
+    EXPECT_FALSE(model->unet()->channels_last);
+    EXPECT_EQ(model->sampling_copy(Precision::fp16), nullptr);
+  }
+  EXPECT_EQ(fp16.scalar_type(), at::kFloat);
+  EXPECT_EQ(fp16_grad.scalar_type(), at::kFloat);
+  EXPECT_FALSE(at::equal(fp16, fp32));
+  EXPECT_LT(relative_error(fp16, fp32), 4e-3);
+  EXPECT_LT(relative_error(fp16_grad, fp32_grad), 8e-3);
+  for (auto& p : model->unet()->parameters()) EXPECT_EQ(p.scalar_type(), at::kFloat);
 }
 
 TEST(Precision, Bf16SamplingCopyIsTheModelInBf16ChannelsLastWithItsAdaptersMerged) {

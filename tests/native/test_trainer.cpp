@@ -70,26 +70,6 @@ void expect_same_weights(const std::map<std::string, at::Tensor>& a, const std::
   for (const auto& [key, tensor] : a) EXPECT_TRUE(at::equal(tensor, b.at(key))) << key;
 }
 
-// Returns NaN from the given step on (to exercise the guard).
-class NanAtStep : public unlearn::Objective {
- public:
-  explicit NanAtStep(int64_t step) : step_(step) {}
-  std::string name() const override { return "nan_at_step"; }
-  nlohmann::json config_json() const override { return {{"step", step_}}; }
-  unlearn::LossTerms micro_step(unlearn::ObjectiveContext& context) override {
-    auto batch = context.next_retain();
-    at::Tensor t = context.training_timesteps(batch.size());
-    at::Tensor out = context.model->predict(batch.images, t, batch.conditioning);
-    at::Tensor loss = out.pow(2).mean();
-    if (context.step >= step_) loss = loss * std::nan("");
-    loss.backward();
-    return {{"poisoned", loss.item<double>()}};
-  }
-
- private:
-  int64_t step_;
-};
-
 // Denoises the retain set; with `fail_at` >= 0 it throws halfway through that step, after it
 // has drawn its batch, timesteps and noise (a crash in the middle of a step).
 class FailsMidStep : public unlearn::Objective {
@@ -109,6 +89,29 @@ class FailsMidStep : public unlearn::Objective {
 
  private:
   int64_t fail_at_;
+};
+
+// Denoises the retain set through ObjectiveContext::backward; at step `at` the loss is multiplied
+// by `factor`: NaN exercises the guard; 1e36 is finite, but its fp16 loss-scaled backward overflows.
+class LossTimesAtStep : public unlearn::Objective {
+ public:
+  LossTimesAtStep(int64_t at, double factor) : at_(at), factor_(factor) {}
+  std::string name() const override { return "loss_times_at_step"; }
+  nlohmann::json config_json() const override { return {{"at", at_}, {"factor", std::isnan(factor_) ? -1.0 : factor_}}; }
+  unlearn::LossTerms micro_step(unlearn::ObjectiveContext& context) override {
+    auto batch = context.next_retain();
+    at::Tensor t = context.training_timesteps(batch.size());
+    at::Tensor noise = at::randn(batch.images.sizes(), context.generator);
+    at::Tensor loss = (context.model->predict(batch.images + 0.1 * noise, t, batch.conditioning) - noise).pow(2).mean();
+    if (context.step == at_) loss = loss * factor_;
+    loss = loss / static_cast<double>(context.accumulation_steps);
+    context.backward(loss);
+    return {{"poisoned", loss.item<double>()}};
+  }
+
+ private:
+  int64_t at_;
+  double factor_;
 };
 
 }  // namespace
@@ -198,6 +201,55 @@ TEST(Trainer, Bf16RunsAreBitwiseReproducibleAndResumeExactly) {
   bool differs = false;
   for (const auto& [key, tensor] : fp32.weights()) differs = differs || !at::equal(tensor, straight.weights().at(key));
   EXPECT_TRUE(differs);
+}
+
+// fp16 trains with dynamic loss scaling (core/loss_scaling.hpp): the losses are scaled by 2^16,
+// a step whose gradients overflow changes nothing (weights, AdamW state, EMA) and halves the
+// scale, and the scale is checkpointed, so a resume continues the same run bit for bit.
+TEST(Trainer, Fp16ScalesTheLossSkipsAnOverflowedStepAndResumesExactly) {
+  const PrecisionScope fp16(Precision::fp16);
+  TempDir dir;
+  LossTimesAtStep objective(3, 1e36);
+  const auto config = small_config(6);
+  Fixture straight, again;
+  const auto outcome = unlearn::Trainer(config, straight.parameters(), objective, straight.context).run("");
+  unlearn::Trainer(config, again.parameters(), objective, again.context).run("");
+  expect_same_weights(straight.weights(), again.weights());
+  ASSERT_EQ(outcome.history.size(), 6u);
+  for (size_t step = 0; step < 6; ++step) {
+    const auto& terms = outcome.history[step];
+    EXPECT_EQ(terms.at("loss_scale"), step <= 3 ? 65536.0 : 32768.0) << step;  // the scale the step ran at
+    EXPECT_EQ(terms.count("overflow_skipped"), step == 3 ? 1u : 0u) << step;
+    EXPECT_EQ(terms.count("grad_norm"), step == 3 ? 0u : 1u) << step;
+  }
+
+  // The skipped step changed nothing: the states after 3 and after 4 steps hold the same
+  // weights, EMA and AdamW moments and step count; only the scale (and the draws) moved on.
+  Fixture three, four;
+  const auto after_three = dir / "three.safetensors", after_four = dir / "four.safetensors";
+  unlearn::Trainer(config, three.parameters(), objective, three.context).run(after_three, {}, true, /*stop_after=*/3);
+  unlearn::Trainer(config, four.parameters(), objective, four.context).run(after_four, {}, true, /*stop_after=*/4);
+  const auto a = io::SafetensorsFile::open(after_three), b = io::SafetensorsFile::open(after_four);
+  int compared = 0;
+  for (const auto& name : a.names()) {
+    if (name.rfind("rng/", 0) == 0) continue;
+    EXPECT_TRUE(at::equal(a.tensor(name), b.tensor(name))) << name;
+    ++compared;
+  }
+  EXPECT_GT(compared, 3 * static_cast<int>(straight.parameters().size()));  // param/, ema/ and adam/ tensors
+  EXPECT_EQ(a.metadata().at("adam_step"), b.metadata().at("adam_step"));
+  EXPECT_EQ(nlohmann::json::parse(a.metadata().at("loss_scaler")).at("scale"), 65536.0);
+  EXPECT_EQ(nlohmann::json::parse(b.metadata().at("loss_scaler")).at("scale"), 32768.0);
+
+  Fixture resumed(/*init_seed=*/99);
+  EXPECT_TRUE(unlearn::Trainer(config, resumed.parameters(), objective, resumed.context).run(after_four).resumed);
+  expect_same_weights(straight.weights(), resumed.weights());
+
+  // A loss that is itself infinite is no overflow of the scale: the guard stops and says what to do.
+  Fixture poisoned;
+  LossTimesAtStep nan(1, std::nan(""));
+  expect_error([&] { unlearn::Trainer(config, poisoned.parameters(), nan, poisoned.context).run(""); },
+               {"step 1", "'poisoned'", "fp16", "bf16 or fp32"});
 }
 
 // A concept task on the fixture: anchor images with their own conditioning, a target
@@ -296,7 +348,7 @@ TEST(Objectives, EachFormOfTheFDivergenceNamesItsOwnDivergences) {
 TEST(Trainer, NanStopsWithTheStepAndTermAndKeepsTheLastGoodCheckpoint) {
   TempDir dir;
   Fixture f;
-  NanAtStep objective(2);
+  LossTimesAtStep objective(2, std::nan(""));
   auto config = small_config(6);
   config.gradient_accumulation = 1;
   const auto checkpoint = dir / "nan.checkpoint.safetensors";

@@ -68,12 +68,12 @@ class SplitGradients {
  public:
   std::vector<at::Tensor> retain, forget;
 
-  // Back-propagates `loss` (keeping its graph when asked) and moves the parameters' .grad into
-  // `sum` (retain or forget).
-  void backward(std::vector<at::Tensor>& sum, const at::Tensor& loss, const std::vector<at::Tensor>& parameters,
+  // Back-propagates `loss` (times the context's loss scale; keeping its graph when asked) and
+  // moves the parameters' .grad into `sum` (retain or forget).
+  void backward(std::vector<at::Tensor>& sum, const at::Tensor& loss, const ObjectiveContext& context,
                 bool keep_graph = false) {
-    loss.backward({}, keep_graph);
-    auto taken = take_gradients(parameters);
+    context.scaled(loss).backward({}, keep_graph);
+    auto taken = take_gradients(context.parameters);
     if (sum.empty()) {
       sum = std::move(taken);
     } else {
@@ -85,15 +85,22 @@ class SplitGradients {
   void retain_complete(ObjectiveContext& context) {
     if (context.group && context.last_micro()) retain_sum_ = context.group->start_all_reduce_sum(retain, "the retain gradient sum");
   }
-  // Sums both over the ranks of a data-parallel run (the combination needs the global norms) and
-  // marks the step's gradients summed.
+  // Sums both over the ranks of a data-parallel run (the combination needs the global norms),
+  // divides them by the loss scale, and marks the step's gradients summed and unscaled.
   void sum_over_ranks(ObjectiveContext& context) {
     context.gradients_summed = true;
-    if (!context.group) return;
-    if (!retain_sum_.pending()) retain_sum_ = context.group->start_all_reduce_sum(retain, "the retain gradient sum");
-    dist::PendingSum forget_sum = context.group->start_all_reduce_sum(forget, "the forget gradient sum");
-    retain_sum_.wait();
-    forget_sum.wait();
+    if (context.group) {
+      if (!retain_sum_.pending()) retain_sum_ = context.group->start_all_reduce_sum(retain, "the retain gradient sum");
+      dist::PendingSum forget_sum = context.group->start_all_reduce_sum(forget, "the forget gradient sum");
+      retain_sum_.wait();
+      forget_sum.wait();
+    }
+    if (context.loss_scale != 1.0) {  // a power of two: exact (an overflow stays inf for the trainer to see)
+      at::NoGradGuard no_grad;
+      at::_foreach_mul_(retain, 1.0 / context.loss_scale);
+      at::_foreach_mul_(forget, 1.0 / context.loss_scale);
+    }
+    context.gradients_unscaled = true;
   }
   // Writes the combined gradient into the parameters' .grad and forgets the sums.
   void finish(const std::vector<at::Tensor>& parameters, std::vector<at::Tensor> gradient) {
@@ -158,9 +165,9 @@ class Siss : public ConfiguredObjective<SissConfig, ObjectiveNeeds{.forget = tru
       SissTerms losses = siss_losses(p_x, p_a, m, x, a, gamma, sigma, config_.lambda, forget_time_weight(context, t),
                                      forget.masks, frequency_of(context), context.schedule->config().prediction_type,
                                      time_fraction(context, t));
-      gradients_.backward(gradients_.retain, losses.retain * scale, context.parameters, /*keep_graph=*/true);
+      gradients_.backward(gradients_.retain, losses.retain * scale, context, /*keep_graph=*/true);
       if (config_.ablation_weight <= 0) gradients_.retain_complete(context);
-      gradients_.backward(gradients_.forget, losses.forget * scale, context.parameters);
+      gradients_.backward(gradients_.forget, losses.forget * scale, context);
       terms = {{"retain", losses.retain.item<double>() * scale}, {"forget", losses.forget.item<double>() * scale},
                {"forget_share", from_forget.to(at::kDouble).mean().item<double>() * scale}};
       if (config_.ablation_weight > 0) {
@@ -177,13 +184,13 @@ class Siss : public ConfiguredObjective<SissConfig, ObjectiveNeeds{.forget = tru
         // with the backward above.
         at::Tensor ablation =
             denoising_error(context.model->predict(x_a, t, context.context(forget)), anchor, ErrorReduction::sum).mean();
-        gradients_.backward(gradients_.retain, ablation * (config_.ablation_weight * scale), context.parameters);
+        gradients_.backward(gradients_.retain, ablation * (config_.ablation_weight * scale), context);
         terms["ablation"] = ablation.item<double>() * scale;
         if (config_.preservation_weight > 0) {
           // The same target for the caption without the words: it keeps drawing what it drew.
           at::Tensor kept =
               denoising_error(context.model->predict(x_a, t, context.context(ablated)), anchor, ErrorReduction::sum).mean();
-          gradients_.backward(gradients_.retain, kept * (config_.preservation_weight * scale), context.parameters);
+          gradients_.backward(gradients_.retain, kept * (config_.preservation_weight * scale), context);
           terms["preservation"] = kept.item<double>() * scale;
         }
         gradients_.retain_complete(context);
@@ -194,11 +201,11 @@ class Siss : public ConfiguredObjective<SissConfig, ObjectiveNeeds{.forget = tru
       at::Tensor p_x = context.model->predict(gamma * x + sigma * eps, t, c_x);
       at::Tensor retain_term =
           denoising_error(p_x, context.schedule->training_target(x, eps, t), ErrorReduction::sum).mean();
-      gradients_.backward(gradients_.retain, retain_term * scale, context.parameters);
+      gradients_.backward(gradients_.retain, retain_term * scale, context);
       gradients_.retain_complete(context);
       at::Tensor p_a = context.model->predict(gamma * a + sigma * eps, t, c_a);
       at::Tensor forget_term = forget_loss(context, p_a, context.schedule->training_target(a, eps, t), t, forget.masks);
-      gradients_.backward(gradients_.forget, forget_term * scale, context.parameters);
+      gradients_.backward(gradients_.forget, forget_term * scale, context);
       terms = {{"retain", retain_term.item<double>() * scale}, {"forget", forget_term.item<double>() * scale}};
     }
     return terms;
@@ -291,13 +298,13 @@ class EraseDiff : public ConfiguredObjective<EraseDiffConfig, ObjectiveNeeds{.fo
     // Retain: the ordinary denoising loss (sum_d, mean over the batch).
     at::Tensor p_x = context.model->predict(retain_noisy.x_t, retain_noisy.t, context.context(retain));
     at::Tensor retain_term = denoising_error(p_x, retain_noisy.target, ErrorReduction::sum).mean();
-    gradients_.backward(gradients_.retain, retain_term * scale, context.parameters);
+    gradients_.backward(gradients_.retain, retain_term * scale, context);
     gradients_.retain_complete(context);
     // Forget: pull the prediction towards uniform noise u ~ U[0, 1)^d (SISS-repository EraseDiff).
     at::Tensor p_a = context.model->predict(noisy.x_t, noisy.t, context.context(forget));
     at::Tensor u = at::rand(forget.images.sizes(), context.generator, at::kFloat).to(forget.images.options());
     at::Tensor forget_term = forget_loss(context, p_a, u, noisy.t, forget.masks);
-    gradients_.backward(gradients_.forget, forget_term * scale, context.parameters);
+    gradients_.backward(gradients_.forget, forget_term * scale, context);
     return {{"retain", retain_term.item<double>() * scale}, {"forget", forget_term.item<double>() * scale}};
   }
   void finish_step(ObjectiveContext& context, LossTerms& terms) override {
