@@ -95,7 +95,11 @@ class HostModelAdapter:
                    if isinstance(module, torch.nn.Linear) and module.weight is not None and module.weight.dim() == 2]
         first = next(diffusion.parameters(), None)
         self.device = first.device if first is not None else torch.device("cpu")
-        return weights, self.kind, table.float(), str(self.device)
+        # The dtype ComfyUI computes in (BaseModel.apply_model): its manual cast dtype when it has
+        # one (weights stored narrower), else the weights' own. fp16 makes the trainer scale its losses.
+        manual = getattr(self.patcher.model, "manual_cast_dtype", None)
+        dtype = manual if manual is not None else (first.dtype if first is not None else torch.float32)
+        return weights, self.kind, table.float(), str(self.device), str(dtype).replace("torch.", "")
 
     # ---- fingerprint ----
     def fingerprint(self):

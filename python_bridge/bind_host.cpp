@@ -26,8 +26,8 @@ class PyRef {
 models::HostModelInfo describe_from(const py::object& result, const std::string& where) {
   models::HostModelInfo info;
   auto tuple = result.cast<py::tuple>();
-  check(tuple.size() == 4, where, ": describe() must return (weights, prediction_type, schedule table, device), got ",
-        tuple.size(), " items");
+  check(tuple.size() == 5, where, ": describe() must return (weights, prediction_type, schedule table, device, "
+        "compute dtype), got ", tuple.size(), " items");
   for (const auto& item : tuple[0].cast<py::list>()) {
     auto pair = item.cast<py::tuple>();
     info.weights.emplace_back(pair[0].cast<std::string>(), pair[1].cast<std::vector<int64_t>>());
@@ -35,6 +35,14 @@ models::HostModelInfo describe_from(const py::object& result, const std::string&
   info.prediction_type = tuple[1].cast<std::string>();
   info.schedule_table = tuple[2].cast<at::Tensor>();
   info.device = c10::Device(tuple[3].cast<std::string>());
+  const std::string dtype = tuple[4].cast<std::string>();
+  if (dtype == "float16") {
+    info.compute_dtype = at::kHalf;
+  } else if (dtype == "bfloat16") {
+    info.compute_dtype = at::kBFloat16;
+  } else {
+    info.compute_dtype = at::kFloat;  // float32, or a dtype the host casts from (fp8 weights without a manual cast)
+  }
   return info;
 }
 
@@ -85,7 +93,8 @@ void bind_host(py::module_& m) {
       py::arg("describe"), py::arg("predict"), py::arg("attach"), py::arg("description") = "ComfyUI MODEL",
       py::arg("fingerprint") = py::none(), py::arg("conditioning_sha256") = py::none(),
       "A host model for native nodes. describe() -> ([(weight key, [out, in])], prediction_type (epsilon | "
-      "v_prediction | flow), schedule table [T] (alphas_cumprod, or the flow sigmas), device); "
+      "v_prediction | flow), schedule table [T] (alphas_cumprod, or the flow sigmas), device, compute dtype (float32 | "
+      "bfloat16 | float16: with float16 training scales its losses)); "
       "predict(x_t, t, context, adapters: bool) -> the model output in its prediction type; attach([(weight key, "
       "down, up, scale)], gradient_checkpointing: bool) installs LoRA adapters (an empty list removes them) and, "
       "with gradient_checkpointing, recomputes the model's blocks in backward; fingerprint() -> SHA-256 hex of the "

@@ -17,6 +17,7 @@
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
 
 #include "diffusion/schedule.hpp"
 #include "models/denoiser.hpp"
@@ -40,6 +41,9 @@ struct HostModelInfo {
   // sigmas s_t increasing in (0, 1] (flow).
   at::Tensor schedule_table;
   c10::Device device = c10::kCPU;  // where its weights live
+  // The dtype the host computes in (float, bfloat16 or half): with half, training scales its
+  // losses (core/loss_scaling.hpp), as a native fp16 run does.
+  c10::ScalarType compute_dtype = c10::ScalarType::Float;
   diffusion::NoiseSchedule schedule;  // made from the two above by HostModel::info()
 };
 

@@ -576,8 +576,13 @@ HostRunResult run_host_unlearning(const RunConfig& input, models::HostModel& mod
         ": the erased concept must come as CONDITIONING (target_conditioning), not as a caption");
   check(static_cast<bool>(model.fingerprint), where, ": the host gave no fingerprint of its weights");
   auto objective = checked_objective(config, data);
-  const nlohmann::json identity =
-      run_identity(config, model.fingerprint(), host_task_data_sha256(model, data), objective->config_json());
+  // A host that computes in fp16 trains with loss scaling, as a native fp16 run does (the trainer
+  // reads the scope); the identity says so, so such a run never resumes an unscaled one.
+  const c10::ScalarType host_dtype = model.info().compute_dtype;
+  const Precision host_precision = host_dtype == at::kHalf ? Precision::fp16 : Precision::fp32;
+  const PrecisionScope precision_scope(host_precision);
+  const nlohmann::json identity = run_identity(config, model.fingerprint(), host_task_data_sha256(model, data),
+                                               objective->config_json(), host_precision);
   RunFolder folder = open_run_folder(config, identity, placement, where);
   const fs::path directory = folder.directory;
 
@@ -611,7 +616,11 @@ HostRunResult run_host_unlearning(const RunConfig& input, models::HostModel& mod
               result.lora_file, directory);
   // The host computes in its own dtype (ComfyUI's weight dtype and autocast), not Lethe's setting.
   result.summary = finish_run(config, outcome, directory, {{"lora_file", result.lora_file.string()}},
-                              {{"precision", {{"requested", config.precision}, {"used", "host"}}}});
+                              {{"precision", {{"requested", config.precision}, {"used", "host"},
+                                              {"host_dtype", host_dtype == at::kHalf       ? "float16"
+                                                             : host_dtype == at::kBFloat16 ? "bfloat16"
+                                                                                           : "float32"},
+                                              {"loss_scaling", host_precision == Precision::fp16}}}});
   return result;
 }
 

@@ -3,7 +3,9 @@ ComfyUI): gradient checkpointing over the model's blocks trains exactly the LoRA
 backward trains (DPO, whose reference predictions run between the forwards and their backward,
 so the recomputation must see the adapters as the forward did), is on only while training and leaves
 the MODEL's blocks as they were; a bf16 MODEL (ComfyUI's usual dtype for Flux) trains float32
-adapters with finite losses."""
+adapters with finite losses; an fp16 MODEL trains with loss scaling."""
+
+import math
 
 import pytest
 
@@ -56,6 +58,8 @@ SCRIPT = """
             host = load(torch.bfloat16)
             summary = json.loads(node("LetheUnlearnHostModel", "7", model=host, gradient_checkpointing=True, **train)[2])
             result["bf16"] = dict(summary=summary, dtype=str(next(host.model.parameters()).dtype))
+            host = load(torch.float16)
+            result["fp16"] = json.loads(node("LetheUnlearnHostModel", "9", model=host, **train)[2])
     thread = threading.Thread(target=work)
     thread.start(); thread.join()
     loras = {{label: load_file(os.path.join(folder_paths.get_folder_paths("loras")[0], result[label]["name"]))
@@ -90,8 +94,8 @@ def test_gradient_checkpointing_trains_the_same_lora(checkpointing_run):
 def test_gradient_checkpointing_is_on_only_while_training(checkpointing_run):
     family, out = checkpointing_run
     blocks = {"flux": 2, "sdxl": 2}[family]  # the stand-ins' top-level block lists: 1 + 1 (Flux), input_blocks 0 and 1 (SDXL)
-    # attach, then detach, per run: plain (0 wrapped), checkpointed (every block), bf16 (every block)
-    assert out["wrapped"] == [0, 0, blocks, 0, blocks, 0], out["wrapped"]
+    # attach, then detach, per run: plain (0 wrapped), checkpointed (every block), bf16 (every block), fp16 (0)
+    assert out["wrapped"] == [0, 0, blocks, 0, blocks, 0, 0, 0], out["wrapped"]
     assert out["plain"]["instance_forwards"] == 0 and out["checkpointed"]["instance_forwards"] == 0
 
 
@@ -100,3 +104,16 @@ def test_a_bf16_model_trains_float32_adapters(checkpointing_run):
     assert out["bf16"]["dtype"] == "torch.bfloat16" and out["bf16"]["summary"]["steps"] == 3
     assert all(value == value and abs(value) < 1e30 for value in out["bf16"]["summary"]["final_terms"].values())
     assert out["bf16_lora_dtypes"] == ["torch.float32"]
+
+
+def test_an_fp16_model_trains_with_loss_scaling(checkpointing_run):
+    """ComfyUI computes in fp16 on GPUs without bf16: the trainer then scales the losses, as a native
+    fp16 run does (docs/performance.md §Precision), and says so; bf16 needs no scaling."""
+    _, out = checkpointing_run
+    fp16, bf16 = out["fp16"], out["bf16"]["summary"]
+    assert fp16["precision"] == {"requested": "auto", "used": "host", "host_dtype": "float16", "loss_scaling": True}
+    assert bf16["precision"]["host_dtype"] == "bfloat16" and bf16["precision"]["loss_scaling"] is False
+    assert fp16["steps"] == 3 and "loss_scale" not in bf16["final_terms"]
+    scale = fp16["final_terms"]["loss_scale"]  # 2^16 at the start, halved at each overflow
+    assert 0 < scale <= 65536 and math.log2(scale).is_integer(), scale
+    assert all(value == value and abs(value) < 1e30 for value in fp16["final_terms"].values())
