@@ -176,14 +176,17 @@ LETHE_CPU_CLONES void normalise_sample_bf16(const uint16_t* x, const float* adde
 //   dx = rstd_g * (dv * w[c] - k1_g / M - xhat * k2_g / M), k1_g = sum_{c in g} w[c] db[c],
 //   k2_g = sum_{c in g} w[c] dw[c], M = pixels * channels per group (at::group_norm's backward),
 //   dadded[c] = sum_p dx.
-// Two passes over x and dy, each recomputing v from the saved statistics (nothing of the forward
-// but x and the statistics is kept). Per-channel sums of this sample go to dw, db, dadded [C].
-// `work` holds 9 tiles of floats.
+// Two passes over x and dy, recomputing v from the saved statistics (nothing of the forward but x
+// and the statistics is kept). With the SiLU the first pass keeps dv in `dv_kept` [pixels * C],
+// so the second reads it back instead of evaluating the SiLU's derivative again (the same values:
+// computed once). Per-channel sums of this sample go to dw, db, dadded [C]. `work` holds 9 tiles
+// of floats.
 template <typename T>
 LETHE_INLINE void backward_sample(const T* __restrict x, const T* __restrict dy, const float* __restrict added,
                                   const float* __restrict mean, const float* __restrict rstd, T* __restrict dx,
                                   float* __restrict dw, float* __restrict db, float* __restrict dadded, int64_t pixels,
-                                  int64_t channels, const Affine& affine, float* __restrict work) {
+                                  int64_t channels, const Affine& affine, float* __restrict work,
+                                  float* __restrict dv_kept) {
   const int64_t rows = rows_per_tile(channels), tile = rows * channels, per_group = channels / affine.groups;
   float* __restrict x_scale = work;             // xhat = x * x_scale + x_shift
   float* __restrict x_shift = work + tile;
@@ -210,9 +213,11 @@ LETHE_INLINE void backward_sample(const T* __restrict x, const T* __restrict dy,
     const T* __restrict gs = dy + p * channels;
     const int64_t length = std::min(rows, pixels - p) * channels;
     if (affine.silu) {
+      float* __restrict kept = dv_kept + p * channels;
       for (int64_t j = 0; j < length; ++j) {
         const float xhat = load(xs[j]) * x_scale[j] + x_shift[j];
         const float dv = silu_backward(xhat * weight[j] + bias[j], load(gs[j]));
+        kept[j] = dv;
         s1[j] += dv;
         s2[j] += dv * xhat;
       }
@@ -257,10 +262,10 @@ LETHE_INLINE void backward_sample(const T* __restrict x, const T* __restrict dy,
     T* __restrict out = dx + p * channels;
     const int64_t length = std::min(rows, pixels - p) * channels;
     if (affine.silu) {
+      const float* __restrict kept = dv_kept + p * channels;
       for (int64_t j = 0; j < length; ++j) {
         const float xhat = load(xs[j]) * x_scale[j] + x_shift[j];
-        const float dv = silu_backward(xhat * weight[j] + bias[j], load(gs[j]));
-        const float d = dv * dv_scale[j] + xhat * xhat_scale[j] + offset[j];
+        const float d = kept[j] * dv_scale[j] + xhat * xhat_scale[j] + offset[j];
         s3[j] += d;
         store(d, out[j]);
       }
@@ -283,14 +288,16 @@ LETHE_INLINE void backward_sample(const T* __restrict x, const T* __restrict dy,
 
 LETHE_CPU_CLONES void backward_sample_fp32(const float* x, const float* dy, const float* added, const float* mean,
                                             const float* rstd, float* dx, float* dw, float* db, float* dadded,
-                                            int64_t pixels, int64_t channels, const Affine& affine, float* work) {
-  backward_sample(x, dy, added, mean, rstd, dx, dw, db, dadded, pixels, channels, affine, work);
+                                            int64_t pixels, int64_t channels, const Affine& affine, float* work,
+                                            float* dv_kept) {
+  backward_sample(x, dy, added, mean, rstd, dx, dw, db, dadded, pixels, channels, affine, work, dv_kept);
 }
 
 LETHE_CPU_CLONES void backward_sample_bf16(const uint16_t* x, const uint16_t* dy, const float* added, const float* mean,
                                             const float* rstd, uint16_t* dx, float* dw, float* db, float* dadded,
-                                            int64_t pixels, int64_t channels, const Affine& affine, float* work) {
-  backward_sample(x, dy, added, mean, rstd, dx, dw, db, dadded, pixels, channels, affine, work);
+                                            int64_t pixels, int64_t channels, const Affine& affine, float* work,
+                                            float* dv_kept) {
+  backward_sample(x, dy, added, mean, rstd, dx, dw, db, dadded, pixels, channels, affine, work, dv_kept);
 }
 
 // Raw pointers of a bf16 or fp32 tensor, as the element type the kernels take.
@@ -405,7 +412,8 @@ class GroupNormChannelsLastFunction : public torch::autograd::Function<GroupNorm
     const bool bf16 = x.scalar_type() == at::kBFloat16;
     const int64_t sample_elements = pixels * channels;
     at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
-      std::vector<float> work(static_cast<size_t>(9 * rows_per_tile(channels) * channels));
+      const int64_t tiles = 9 * rows_per_tile(channels) * channels;  // then dv of one sample with the SiLU
+      std::vector<float> work(static_cast<size_t>(tiles + (affine.silu ? sample_elements : 0)));
       for (int64_t n = begin; n < end; ++n) {
         const int64_t offset = n * sample_elements;
         const float* shift = a.defined() ? a.const_data_ptr<float>() + n * channels : nullptr;
@@ -417,11 +425,11 @@ class GroupNormChannelsLastFunction : public torch::autograd::Function<GroupNorm
         if (bf16)
           backward_sample_bf16(elements<uint16_t>(x) + offset, elements<uint16_t>(dy) + offset, shift, m, r,
                                mutable_elements<uint16_t>(dx) + offset, dw, db, dadded, pixels, channels, affine,
-                               work.data());
+                               work.data(), work.data() + tiles);
         else
           backward_sample_fp32(elements<float>(x) + offset, elements<float>(dy) + offset, shift, m, r,
                                mutable_elements<float>(dx) + offset, dw, db, dadded, pixels, channels, affine,
-                               work.data());
+                               work.data(), work.data() + tiles);
       }
     });
     // Sums over the batch in sample order (fp64), whatever the threads' split.
