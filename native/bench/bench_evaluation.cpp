@@ -165,6 +165,9 @@ std::string evaluation_cache_context(const std::string& descriptor_sha256, const
   // The attacks' forwards with gradients run channels-last in bf16 since 2026-12-05 (the group
   // norm's backward, DiffusionModel::predict): other numbers, so other keys.
   if (precision == Precision::bf16 && config.attacks.enabled) settings["bf16_gradients"] = "channels-last";
+  // The prompt attack's fp32 forwards with gradients run channels-last since 2026-12-06 (numbers
+  // that differ at fp32 rounding): the fp32 entries of before then no longer match.
+  if (precision == Precision::fp32 && config.attacks.enabled) settings["fp32_prompt_attack"] = "channels-last";
   // Concept evaluations carry fid_other_classes since 2026-12-04: entries from before lack it.
   if (!config.erased_concept.empty()) settings["concept_metrics"] = "with fid_other_classes";
   return nlohmann::json{{"version", kCacheVersion},

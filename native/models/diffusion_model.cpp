@@ -9,6 +9,7 @@
 #include "core/precision.hpp"
 #include "io/hash.hpp"
 #include "io/json_config.hpp"
+#include "models/group_norm_kernel.hpp"
 #include "models/layers.hpp"
 #include "models/sdxl_vector.hpp"
 #include "models/state_dict.hpp"
@@ -129,11 +130,14 @@ at::Tensor DiffusionModel::predict(const at::Tensor& x_t, const at::Tensor& t, c
     autocast.emplace(here);
     // On a CPU, activations run channels-last where oneDNN's convolutions are faster and Lethe's
     // group norm keeps the layout (models/group_norm_kernel.hpp): in bf16 (forward and backward),
-    // and in fp32 under inference mode (sampling and evaluation: 1.33x the NCHW sampling on an
-    // AVX2 CPU, docs/performance.md §Precision). fp32 with autograd stays NCHW, so fp32 training
-    // computes exactly what it always did; so does fp16 (the kernel has no fp16 form).
+    // in fp32 under inference mode (sampling and evaluation: 1.33x the NCHW sampling on an AVX2
+    // CPU, docs/performance.md §Precision) and in fp32 with autograd inside a
+    // ChannelsLastFp32Gradients scope (the prompt attack). Otherwise fp32 with autograd stays
+    // NCHW, so fp32 training computes exactly what it always did; so does fp16 (the kernel has
+    // no fp16 form).
     const bool bf16 = autocast->active() && autocast->dtype() == at::kBFloat16;
-    unet_->channels_last = here.is_cpu() && (bf16 || (!autocast->active() && c10::InferenceMode::is_enabled()));
+    const bool fp32_channels_last = c10::InferenceMode::is_enabled() || channels_last_fp32_gradients();
+    unet_->channels_last = here.is_cpu() && (bf16 || (!autocast->active() && fp32_channels_last));
   }
   const int64_t adm = unet_->config().adm_in_channels;
   if (adm == 0) return unet_->forward(x_t, t, conditioning.context).to(x_t.scalar_type());

@@ -450,12 +450,22 @@ class GroupNormChannelsLastFunction : public torch::autograd::Function<GroupNorm
 
 }  // namespace
 
+namespace {
+thread_local bool fp32_gradients_channels_last = false;
+}  // namespace
+
+ChannelsLastFp32Gradients::ChannelsLastFp32Gradients() : previous_(fp32_gradients_channels_last) {
+  fp32_gradients_channels_last = true;
+}
+ChannelsLastFp32Gradients::~ChannelsLastFp32Gradients() { fp32_gradients_channels_last = previous_; }
+bool channels_last_fp32_gradients() { return fp32_gradients_channels_last; }
+
 bool group_norm_channels_last_applies(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                                       const at::Tensor& added) {
   if (!layout_fits(x, weight, bias) || (added.defined() && added.numel() != x.size(0) * x.size(1))) return false;
-  // fp32 with gradients keeps libtorch's group norm, so fp32 training keeps its numbers (its
-  // activations are NCHW, but the attention blocks' reshape hands channels-last ones on).
-  return x.scalar_type() == at::kBFloat16 || !wants_gradient(x, weight, bias, added);
+  // fp32 with gradients keeps libtorch's group norm outside the scope, so fp32 training keeps its
+  // numbers (its activations are NCHW, but the attention blocks' reshape hands channels-last ones on).
+  return x.scalar_type() == at::kBFloat16 || fp32_gradients_channels_last || !wants_gradient(x, weight, bias, added);
 }
 
 at::Tensor group_norm_channels_last(const at::Tensor& x, int64_t groups, const at::Tensor& weight,

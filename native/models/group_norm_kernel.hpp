@@ -20,7 +20,7 @@ namespace lethe::models {
 // also NCHW-contiguous), fp32 or bf16, weight and bias 1-d of x's channels, `added` (if given)
 // one value per sample and channel; in fp32 also no gradient wanted (grad mode off, or none of
 // x, weight, bias and `added` requires grad), so that fp32 training keeps libtorch's group norm
-// and the numbers it always had.
+// and the numbers it always had, unless a ChannelsLastFp32Gradients scope is held.
 bool group_norm_channels_last_applies(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                                       const at::Tensor& added = {});
 
@@ -37,5 +37,23 @@ bool group_norm_channels_last_applies(const at::Tensor& x, const at::Tensor& wei
 // the layout above.
 at::Tensor group_norm_channels_last(const at::Tensor& x, int64_t groups, const at::Tensor& weight,
                                     const at::Tensor& bias, double eps, bool silu, const at::Tensor& added = {});
+
+// While one is held, fp32 forwards with gradients on this thread run channels-last on a CPU too
+// (DiffusionModel::predict), with this kernel and its backward. For the prompt attack, whose
+// backward reaches only its input (no weight gradients): it ran 1.15x faster channels-last on an
+// AVX2 CPU, docs/performance.md §Precision. Training holds none: fp32 training stays NCHW on
+// libtorch's group norm. Nests; restores what it found.
+class ChannelsLastFp32Gradients {
+ public:
+  ChannelsLastFp32Gradients();
+  ~ChannelsLastFp32Gradients();
+  ChannelsLastFp32Gradients(const ChannelsLastFp32Gradients&) = delete;
+  ChannelsLastFp32Gradients& operator=(const ChannelsLastFp32Gradients&) = delete;
+
+ private:
+  bool previous_;
+};
+// Whether a ChannelsLastFp32Gradients scope is held on this thread.
+bool channels_last_fp32_gradients();
 
 }  // namespace lethe::models

@@ -129,6 +129,17 @@ TEST(GroupNormKernel, AppliesOnlyToChannelsLastTensors) {
     at::NoGradGuard no_grad;
     EXPECT_TRUE(models::group_norm_channels_last_applies(last, trainable, b));
   }
+  {
+    models::ChannelsLastFp32Gradients scope;  // the prompt attack's: fp32 with its backward
+    EXPECT_TRUE(models::channels_last_fp32_gradients());
+    EXPECT_TRUE(models::group_norm_channels_last_applies(last, trainable, b));
+    {
+      models::ChannelsLastFp32Gradients nested;
+    }
+    EXPECT_TRUE(models::channels_last_fp32_gradients());
+  }
+  EXPECT_FALSE(models::channels_last_fp32_gradients());
+  EXPECT_FALSE(models::group_norm_channels_last_applies(last, trainable, b));
   EXPECT_FALSE(models::group_norm_channels_last_applies(x, w, b));                      // NCHW
   EXPECT_FALSE(models::group_norm_channels_last_applies(last.to(at::kDouble), w, b));   // dtype
   EXPECT_FALSE(models::group_norm_channels_last_applies(last, at::ones({4}), b));       // channels

@@ -11,6 +11,7 @@
 
 #include "core/precision.hpp"
 #include "models/diffusion_model.hpp"
+#include "models/group_norm_kernel.hpp"
 #include "models/lora.hpp"
 #include "test_helpers.hpp"
 #include "unlearn/run.hpp"
@@ -242,6 +243,28 @@ TEST(Precision, Fp32InferenceRunsChannelsLastAndMatchesTheNchwForwardToRounding)
   EXPECT_EQ(inference.scalar_type(), at::kFloat);
   EXPECT_TRUE(inference.is_contiguous());
   EXPECT_LT(relative_error(inference, nchw), 1e-5);  // fp32 rounding of another summation order
+}
+
+// fp32 with autograd inside a ChannelsLastFp32Gradients scope (the prompt attack's) runs
+// channels-last through Lethe's group norm and its backward; outside it, NCHW again. The
+// reference: the NCHW forward and its gradients.
+TEST(Precision, Fp32GradientsRunChannelsLastInTheirScopeAndMatchNchwToRounding) {
+  auto model = tiny_model();
+  const auto [nchw, nchw_grad] = output_and_gradient(*model);
+  EXPECT_FALSE(model->unet()->channels_last);
+  at::Tensor last, last_grad;
+  {
+    models::ChannelsLastFp32Gradients scope;
+    std::tie(last, last_grad) = output_and_gradient(*model);
+    EXPECT_TRUE(model->unet()->channels_last);
+  }
+  const auto [again, again_grad] = output_and_gradient(*model);
+  EXPECT_FALSE(model->unet()->channels_last);
+  EXPECT_TRUE(at::equal(again, nchw) && at::equal(again_grad, nchw_grad));  // the scope left nothing behind
+  EXPECT_FALSE(at::equal(last_grad, nchw_grad));  // the other path really ran
+  EXPECT_LT(relative_error(last, nchw), 1e-5);    // fp32 rounding of another summation order
+  EXPECT_LT(relative_error(last_grad, nchw_grad), 1e-5);
+  for (auto& p : model->unet()->parameters()) EXPECT_TRUE(p.is_contiguous());  // the weights keep their layout
 }
 
 TEST(Precision, MixedPrecisionIsAnotherRunButFp32KeepsItsIdentity) {
