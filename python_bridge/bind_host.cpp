@@ -35,14 +35,7 @@ models::HostModelInfo describe_from(const py::object& result, const std::string&
   info.prediction_type = tuple[1].cast<std::string>();
   info.schedule_table = tuple[2].cast<at::Tensor>();
   info.device = c10::Device(tuple[3].cast<std::string>());
-  const std::string dtype = tuple[4].cast<std::string>();
-  if (dtype == "float16") {
-    info.compute_dtype = at::kHalf;
-  } else if (dtype == "bfloat16") {
-    info.compute_dtype = at::kBFloat16;
-  } else {
-    info.compute_dtype = at::kFloat;  // float32, or a dtype the host casts from (fp8 weights without a manual cast)
-  }
+  info.compute_dtype = models::host_compute_dtype(tuple[4].cast<std::string>());
   return info;
 }
 

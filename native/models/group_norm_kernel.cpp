@@ -448,10 +448,8 @@ class GroupNormChannelsLastFunction : public torch::autograd::Function<GroupNorm
   }
 };
 
-}  // namespace
+thread_local bool fp32_gradients_channels_last = false;  // a ChannelsLastFp32Gradients scope is held
 
-namespace {
-thread_local bool fp32_gradients_channels_last = false;
 }  // namespace
 
 ChannelsLastFp32Gradients::ChannelsLastFp32Gradients() : previous_(fp32_gradients_channels_last) {

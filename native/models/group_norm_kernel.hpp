@@ -7,8 +7,8 @@
 // combined in fp64) and one writing x * scale[c] + shift[c] (then SiLU). Backward, per sample:
 // two passes recomputing the normalised value from x and the saved statistics (channel sums,
 // then the input gradient); with the SiLU the first keeps its derivative's product for the
-// second (one sample's worth of floats per thread). Each pass is a loop over the contiguous channels that the compiler
-// vectorises; compiled for AVX-512, AVX2 and plain x86-64 and chosen at run time (GCC/Clang
+// second (one sample's worth of floats per thread). Each pass is a loop over the contiguous
+// channels that the compiler vectorises; compiled for AVX-512, AVX2 and plain x86-64 and chosen at run time (GCC/Clang
 // function multiversioning).
 #pragma once
 

@@ -130,6 +130,16 @@ at::Tensor HostDenoiser::predict(const at::Tensor& x_t, const at::Tensor& t, con
   return eps;
 }
 
+c10::ScalarType host_compute_dtype(const std::string& name) {
+  if (name == "float16") return at::kHalf;
+  if (name == "bfloat16") return at::kBFloat16;
+  return at::kFloat;
+}
+
+std::string host_compute_dtype_name(c10::ScalarType dtype) {
+  return dtype == at::kHalf ? "float16" : dtype == at::kBFloat16 ? "bfloat16" : "float32";
+}
+
 std::vector<at::Tensor> HostDenoiser::trainable_parameters() {
   std::vector<at::Tensor> out;
   if (adapters_ != nullptr)

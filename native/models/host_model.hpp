@@ -72,6 +72,12 @@ struct HostModel {
   std::optional<HostModelInfo> info_;
 };
 
+// The names of a host's compute dtype (HostModelInfo::compute_dtype) as describe() gives them and
+// summary.json reports them: torch's, without "torch." (float32, bfloat16, float16). Any other
+// name reads as float32: fp8 weights without a manual cast are cast up by the host.
+c10::ScalarType host_compute_dtype(const std::string& name);
+std::string host_compute_dtype_name(c10::ScalarType dtype);
+
 // The LoRA target list that stands for the model family's own defaults (family_lora_targets).
 inline constexpr const char* kFamilyLoraTargets = "auto";
 

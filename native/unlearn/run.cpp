@@ -617,9 +617,7 @@ HostRunResult run_host_unlearning(const RunConfig& input, models::HostModel& mod
   // The host computes in its own dtype (ComfyUI's weight dtype and autocast), not Lethe's setting.
   result.summary = finish_run(config, outcome, directory, {{"lora_file", result.lora_file.string()}},
                               {{"precision", {{"requested", config.precision}, {"used", "host"},
-                                              {"host_dtype", host_dtype == at::kHalf       ? "float16"
-                                                             : host_dtype == at::kBFloat16 ? "bfloat16"
-                                                                                           : "float32"},
+                                              {"host_dtype", models::host_compute_dtype_name(host_dtype)},
                                               {"loss_scaling", host_precision == Precision::fp16}}}});
   return result;
 }
