@@ -207,35 +207,51 @@ def main():
             step()
         flops = counter.get_total_flops()
 
-    # Sampling: 25-step DDIM with classifier-free guidance (uncond + cond in one batch).
+    # Sampling: 25-step DDIM with classifier-free guidance, timed both ways a user would write
+    # it: uncond + cond in one forward of 2 x batch rows, or two forwards of batch rows (the
+    # native sampler splits a forward whose activations overflow the CPU's cache, so the
+    # reference gets that choice too); the faster one counts.
     unet.eval()
     scheduler = DDIMScheduler(num_train_timesteps=1000)
     scheduler.set_timesteps(args.sample_steps)
     context = torch.randn(args.sample_batch, 8, 64, generator=g).to(device)
     uncond = torch.zeros(args.sample_batch, 8, 64, device=device)
 
-    def sample(batch):
+    def sample(batch, forwards):
         latents = torch.randn(batch, 1, 28, 28, generator=g).to(device)
         with torch.inference_mode():
             for t in scheduler.timesteps:
-                both = model(torch.cat([latents, latents]), t, encoder_hidden_states=torch.cat([uncond[:batch], context[:batch]])).sample
-                e_u, e_c = both.chunk(2)
+                if forwards == 1:
+                    both = model(torch.cat([latents, latents]), t,
+                                 encoder_hidden_states=torch.cat([uncond[:batch], context[:batch]])).sample
+                    e_u, e_c = both.chunk(2)
+                else:
+                    e_u = model(latents, t, encoder_hidden_states=uncond[:batch]).sample
+                    e_c = model(latents, t, encoder_hidden_states=context[:batch]).sample
                 latents = scheduler.step(e_u + 3.0 * (e_c - e_u), t, latents).prev_sample
         return latents.cpu()  # the images on the host, as the native sampler returns them
 
-    start = time.perf_counter()
-    sample(args.sample_batch)  # warm-up at the timed shape (torch.compile compiles here)
-    first_sample = time.perf_counter() - start
-    start = time.perf_counter()
-    sample(args.sample_batch)
-    sample_seconds = time.perf_counter() - start
+    sampling_ways = {}
+    for forwards in (1, 2):
+        start = time.perf_counter()
+        sample(args.sample_batch, forwards)  # warm-up at the timed shape (torch.compile compiles here)
+        first = time.perf_counter() - start
+        start = time.perf_counter()
+        sample(args.sample_batch, forwards)
+        sampling_ways[forwards] = {"seconds": time.perf_counter() - start, "first_run_seconds": first}
+    forwards = min(sampling_ways, key=lambda f: sampling_ways[f]["seconds"])
+    sample_seconds = sampling_ways[forwards]["seconds"]
+    first_sample = sampling_ways[1]["first_run_seconds"]
     print(json.dumps({
         "variant": args.variant, "torch": torch.__version__, "threads": torch.get_num_threads(),
         "device": str(device),
         "train_step": {"batch": args.batch, "timed_steps": args.timed, "median_seconds": median_step,
                        "first_step_seconds": first_step, "flops": flops},
         "sampling": {"batch": args.sample_batch, "steps": args.sample_steps, "seconds": sample_seconds,
-                     "first_run_seconds": first_sample, "images_per_second": args.sample_batch / sample_seconds},
+                     "first_run_seconds": first_sample, "images_per_second": args.sample_batch / sample_seconds,
+                     "guidance_forwards": forwards,
+                     "images_per_second_by_forwards": {str(f): args.sample_batch / w["seconds"]
+                                                       for f, w in sampling_ways.items()}},
     }))
 
 

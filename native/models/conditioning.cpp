@@ -40,6 +40,10 @@ Conditioning Conditioning::first(int64_t count) const {
   return map([&](const at::Tensor& part) { return part.narrow(0, 0, count); });
 }
 
+Conditioning Conditioning::slice(int64_t start, int64_t count) const {
+  return map([&](const at::Tensor& part) { return part.narrow(0, start, count); });
+}
+
 Conditioning Conditioning::where(const at::Tensor& take, const Conditioning& other) const {
   check(has_vector() == other.has_vector(), "conditioning: replacing rows needs both with a pooled output or neither");
   auto pick = [&](const at::Tensor& mine, const at::Tensor& theirs) {

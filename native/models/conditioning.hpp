@@ -36,6 +36,8 @@ struct Conditioning {
   Conditioning expand(int64_t count) const;
   // The first `count` rows.
   Conditioning first(int64_t count) const;
+  // Rows start .. start + count - 1 of every part.
+  Conditioning slice(int64_t start, int64_t count) const;
   // Rows where `take` [B] (bool) is true come from `other` (one row, broadcast); the rest stay.
   Conditioning where(const at::Tensor& take, const Conditioning& other) const;
   // Every part as float32, contiguous.

@@ -14,6 +14,7 @@
 #include "models/sdxl_vector.hpp"
 #include "models/state_dict.hpp"
 #include "models/unet_file.hpp"
+#include "models/unet_memory.hpp"
 
 namespace lethe::models {
 
@@ -139,6 +140,27 @@ at::Tensor DiffusionModel::predict(const at::Tensor& x_t, const at::Tensor& t, c
     const bool fp32_channels_last = c10::InferenceMode::is_enabled() || channels_last_fp32_gradients();
     unet_->channels_last = here.is_cpu() && (bf16 || (!autocast->active() && fp32_channels_last));
   }
+  // Without autograd on a CPU, a batch whose widest activation the allocator would map afresh at
+  // every forward runs as chunks of rows whose memory it reuses (models/unet_memory.hpp): the
+  // same numbers, faster.
+  int64_t limit = 0;
+  if (here.is_cpu() && c10::InferenceMode::is_enabled() && x_t.dim() == 4) {
+    const int64_t element_bytes = weights_set_precision_ ? unet_->parameters().front().element_size()
+                                                         : c10::elementSize(autocast->dtype());
+    limit = rows_per_forward(unet_->config(), x_t.size(2), x_t.size(3), element_bytes, reused_allocation_bytes());
+  }
+  if (limit == 0 || x_t.size(0) <= limit) return forward(x_t, t, conditioning);
+  std::vector<at::Tensor> outputs;
+  int64_t start = 0;
+  for (const int64_t rows : row_chunks(x_t.size(0), limit)) {
+    outputs.push_back(forward(x_t.narrow(0, start, rows), t.numel() == 1 ? t : t.narrow(0, start, rows),
+                              conditioning.slice(start, rows)));  // [rows, C, H, W]
+    start += rows;
+  }
+  return at::cat(outputs, 0);
+}
+
+at::Tensor DiffusionModel::forward(const at::Tensor& x_t, const at::Tensor& t, const Conditioning& conditioning) {
   const int64_t adm = unet_->config().adm_in_channels;
   if (adm == 0) return unet_->forward(x_t, t, conditioning.context).to(x_t.scalar_type());
   // SDXL: y from the prompt's pooled output and the size conditioning (ComfyUI's SDXL.encode_adm).

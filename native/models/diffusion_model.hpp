@@ -83,6 +83,9 @@ class DiffusionModel : public Denoiser {
   io::Metadata format_metadata() const;
 
  private:
+  // One forward pass of the UNet (predict's device, precision and layout already set).
+  at::Tensor forward(const at::Tensor& x_t, const at::Tensor& t, const Conditioning& conditioning);
+
   UNet unet_;
   TokenEncoder text_encoder_;
   diffusion::ScheduleConfig schedule_;

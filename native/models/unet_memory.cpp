@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <utility>
+#include <vector>
 
 #include "core/error.hpp"
 
@@ -28,6 +31,57 @@ int64_t unet_inference_bytes(const UNetConfig& config, int64_t batch, int64_t he
   // test_resource_guard.py), so the estimate takes 3x.
   constexpr double kAllocatorPeak = 3.0;
   return static_cast<int64_t>(kAllocatorPeak * 4.0 * static_cast<double>(batch) * (skips + widest));
+}
+
+int64_t unet_widest_activation(const UNetConfig& config, int64_t height, int64_t width) {
+  const int64_t levels = static_cast<int64_t>(config.channel_mult.size());
+  const int64_t mc = config.model_channels;
+  // The encoder's outputs the decoder concatenates, as (channels, area), in the order kept (unet.cpp).
+  std::vector<std::pair<int64_t, int64_t>> skips = {{mc, height * width}};
+  int64_t widest = 0, ch = mc, h = height, w = width;
+  for (int64_t level = 0; level < levels; ++level) {
+    for (int64_t r = 0; r < config.num_res_blocks; ++r) {
+      ch = config.channel_mult[level] * mc;
+      skips.emplace_back(ch, h * w);
+      if (config.has_attention(level)) widest = std::max(widest, 8 * ch * h * w);
+    }
+    if (level != levels - 1) {
+      h = (h + 1) / 2;
+      w = (w + 1) / 2;
+      skips.emplace_back(ch, h * w);
+    }
+  }
+  for (int64_t level = levels - 1; level >= 0; --level) {
+    for (int64_t r = 0; r <= config.num_res_blocks; ++r) {
+      const auto [skip, area] = skips.back();
+      skips.pop_back();
+      widest = std::max(widest, (ch + skip) * area);  // [B, ch + skip, h, w]
+      ch = config.channel_mult[level] * mc;
+    }
+  }
+  return widest;
+}
+
+int64_t rows_per_forward(const UNetConfig& config, int64_t height, int64_t width, int64_t element_bytes,
+                         int64_t reused_bytes) {
+  constexpr int64_t kFewestRows = 8;
+  if (reused_bytes <= 0) return 0;
+  const int64_t rows = reused_bytes / std::max<int64_t>(1, unet_widest_activation(config, height, width) * element_bytes);
+  return rows < kFewestRows ? 0 : rows;
+}
+
+int64_t reused_allocation_bytes() {
+  if (const char* set = std::getenv("LETHE_REUSED_ALLOCATION_BYTES"); set != nullptr && *set != '\0')
+    return std::max<int64_t>(std::atoll(set), 0);
+  return int64_t{32} << 20;
+}
+
+std::vector<int64_t> row_chunks(int64_t total, int64_t limit) {
+  if (total <= 0) return {};
+  const int64_t count = limit <= 0 ? 1 : (total + limit - 1) / limit;
+  std::vector<int64_t> chunks(count, total / count);
+  for (int64_t i = 0; i < total % count; ++i) ++chunks[i];
+  return chunks;
 }
 
 namespace {

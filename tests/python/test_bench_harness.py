@@ -29,6 +29,10 @@ def test_bench_harness_runs_at_tiny_sizes(tmp_path):
     assert set(python) == {"eager_fp32", "eager_bf16"}  # the tiny run skips torch.compile's minutes of compiling
     assert all(python[v]["train_step"]["median_seconds"] > 0 for v in python)
     assert python["eager_fp32"]["train_step"]["flops"] > 0
+    for entry in python.values():  # guidance timed in one forward and in two; the faster one counts
+        ways = entry["sampling"]["images_per_second_by_forwards"]
+        assert set(ways) == {"1", "2"} and entry["sampling"]["images_per_second"] == max(ways.values())
+        assert ways[str(entry["sampling"]["guidance_forwards"])] == entry["sampling"]["images_per_second"]
     ratios = results["ratios"]
     assert ratios["train_step_speedup"] > 0 and ratios["fastest_python_train_step"] in python
     # the unlearning run and the evaluation in fp32 and in the faster precision, when it is another
