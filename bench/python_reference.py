@@ -209,8 +209,8 @@ def main():
 
     # Sampling: 25-step DDIM with classifier-free guidance, timed both ways a user would write
     # it: uncond + cond in one forward of 2 x batch rows, or two forwards of batch rows (the
-    # native sampler splits a forward whose activations overflow the CPU's cache, so the
-    # reference gets that choice too); the faster one counts.
+    # native sampler splits a forward whose widest activations glibc would map afresh every
+    # time, so the reference gets that choice too); the faster one counts.
     unet.eval()
     scheduler = DDIMScheduler(num_train_timesteps=1000)
     scheduler.set_timesteps(args.sample_steps)

@@ -36,9 +36,7 @@ Conditioning Conditioning::expand(int64_t count) const {
   });
 }
 
-Conditioning Conditioning::first(int64_t count) const {
-  return map([&](const at::Tensor& part) { return part.narrow(0, 0, count); });
-}
+Conditioning Conditioning::first(int64_t count) const { return slice(0, count); }
 
 Conditioning Conditioning::slice(int64_t start, int64_t count) const {
   return map([&](const at::Tensor& part) { return part.narrow(0, start, count); });

@@ -26,7 +26,7 @@ int64_t unet_widest_activation(const UNetConfig& config, int64_t height, int64_t
 // activation (of `element_bytes` per element) stays within `reused_bytes`: the largest block
 // the C allocator hands out again after it is freed. glibc serves larger ones from a fresh
 // mapping each time (its mmap threshold, 32 MiB at most), whose pages fault in at every forward:
-// the bench model's fp32 forward at 128 rows (38.5 MB concatenations) took 1.25x as long per
+// the bench model's fp32 forward at 128 rows (38.5 MB concatenations) took 1.23x as long per
 // row as at 64 on an AVX2 AMD EPYC (docs/performance.md §Precision, "Rows per forward").
 // 0 = no limit: not even 8 inputs fit (a large model at a large size maps fresh memory at any
 // batch; splitting it would only read its weights again).
