@@ -65,7 +65,8 @@ double time_median(F&& work, int repeats, const c10::Device& device = c10::kCPU)
 json machine_facts_json() {
   const MachineFacts facts = machine_facts();
   return {{"cpu", facts.cpu}, {"cores", facts.cores}, {"threads", facts.threads},
-          {"flush_denormals", facts.flush_denormals}, {"torch", TORCH_VERSION}, {"lethe", version()}};
+          {"flush_denormals", facts.flush_denormals},
+          {"freed_memory_kept", facts.freed_memory_kept}, {"torch", TORCH_VERSION}, {"lethe", version()}};
 }
 
 // Matmul and convolution GFLOP/s in `dtype` (what autocast runs the UNet's convolutions and

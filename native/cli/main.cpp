@@ -5,6 +5,7 @@
 
 #include "bench/bench_registration.hpp"
 #include "cli/commands.hpp"
+#include "core/allocator.hpp"
 #include "core/error.hpp"
 #include "core/failure.hpp"
 #include "core/runtime.hpp"
@@ -13,6 +14,7 @@ int main(int argc, char** argv) {
   lethe::init_threads();
   lethe::bench::register_bench();
   lethe::flush_denormals();  // before any parallel work, so torch's worker threads inherit it
+  lethe::keep_freed_memory();  // before the first large tensor
   CLI::App app{"Lethe: remove data and concepts from image diffusion models.\n"
                "Runs ComfyUI workflow JSON headless and exposes the native core's tools.",
                "lethe"};

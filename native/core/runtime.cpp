@@ -13,6 +13,7 @@
 #include <ATen/Parallel.h>
 #include <torch/version.h>
 
+#include "core/allocator.hpp"
 #include "core/error.hpp"
 
 #ifndef LETHE_VERSION
@@ -73,6 +74,7 @@ MachineFacts machine_facts() {
   facts.cores = available_cores();
   facts.threads = at::get_num_threads();
   facts.flush_denormals = denormals_flushed();
+  facts.freed_memory_kept = freed_memory_kept();
   return facts;
 }
 

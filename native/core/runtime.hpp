@@ -33,12 +33,14 @@ bool flush_denormals();
 // Whether subnormal floats are flushed to zero on the calling thread right now.
 bool denormals_flushed();
 
-// What wall times depend on: the processor, its cores, torch's threads, the float mode.
+// What wall times depend on: the processor, its cores, torch's threads, the float mode, the
+// allocator's thresholds.
 struct MachineFacts {
   std::string cpu;       // /proc/cpuinfo "model name", else "unknown"
   int cores = 0;         // available_cores()
   int threads = 0;       // at::get_num_threads()
   bool flush_denormals = false;  // denormals_flushed() on the calling thread
+  bool freed_memory_kept = false;  // freed_memory_kept() (core/allocator.hpp)
 };
 MachineFacts machine_facts();
 

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include "core/allocator.hpp"
 #include "core/error.hpp"
 #include "core/precision.hpp"
 #include "io/hash.hpp"
@@ -147,7 +148,7 @@ at::Tensor DiffusionModel::predict(const at::Tensor& x_t, const at::Tensor& t, c
   if (here.is_cpu() && c10::InferenceMode::is_enabled() && x_t.dim() == 4) {
     const int64_t element_bytes = weights_set_precision_ ? unet_->parameters().front().element_size()
                                                          : c10::elementSize(autocast->dtype());
-    limit = rows_per_forward(unet_->config(), x_t.size(2), x_t.size(3), element_bytes, reused_allocation_bytes());
+    limit = rows_per_forward(unet_->config(), x_t.size(2), x_t.size(3), element_bytes, lethe::reused_allocation_bytes());
   }
   if (limit == 0 || x_t.size(0) <= limit) return forward(x_t, t, conditioning);
   std::vector<at::Tensor> outputs;

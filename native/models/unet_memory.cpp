@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 #include <utility>
 #include <vector>
 
@@ -68,12 +67,6 @@ int64_t rows_per_forward(const UNetConfig& config, int64_t height, int64_t width
   if (reused_bytes <= 0) return 0;
   const int64_t rows = reused_bytes / std::max<int64_t>(1, unet_widest_activation(config, height, width) * element_bytes);
   return rows < kFewestRows ? 0 : rows;
-}
-
-int64_t reused_allocation_bytes() {
-  if (const char* set = std::getenv("LETHE_REUSED_ALLOCATION_BYTES"); set != nullptr && *set != '\0')
-    return std::max<int64_t>(std::atoll(set), 0);
-  return int64_t{32} << 20;
 }
 
 std::vector<int64_t> row_chunks(int64_t total, int64_t limit) {

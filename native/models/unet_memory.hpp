@@ -24,18 +24,15 @@ int64_t unet_widest_activation(const UNetConfig& config, int64_t height, int64_t
 
 // How many inputs one forward pass without autograd takes at most so that its widest
 // activation (of `element_bytes` per element) stays within `reused_bytes`: the largest block
-// the C allocator hands out again after it is freed. glibc serves larger ones from a fresh
-// mapping each time (its mmap threshold, 32 MiB at most), whose pages fault in at every forward:
+// the C allocator hands out again after it is freed (lethe::reused_allocation_bytes(),
+// core/allocator.hpp). glibc serves larger ones from a fresh mapping each time (its mmap
+// threshold, 32 MiB at most unless raised), whose pages fault in at every forward:
 // the bench model's fp32 forward at 128 rows (38.5 MB concatenations) took 1.23x as long per
 // row as at 64 on an AVX2 AMD EPYC (docs/performance.md §Precision, "Rows per forward").
 // 0 = no limit: not even 8 inputs fit (a large model at a large size maps fresh memory at any
 // batch; splitting it would only read its weights again).
 int64_t rows_per_forward(const UNetConfig& config, int64_t height, int64_t width, int64_t element_bytes,
                          int64_t reused_bytes);
-
-// glibc's largest mmap threshold on a 64-bit machine (DEFAULT_MMAP_THRESHOLD_MAX), or
-// $LETHE_REUSED_ALLOCATION_BYTES when set (0: no limit; for tests and other allocators).
-int64_t reused_allocation_bytes();
 
 // The row counts, in order, that split a batch of `total` into the fewest chunks of at most
 // `limit` rows, as even as can be (the first ones larger by one); `limit` 0 = one chunk.

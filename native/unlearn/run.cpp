@@ -320,7 +320,8 @@ nlohmann::json finish_run(const RunConfig& config, const TrainOutcome& outcome, 
   summary["precision"] = {{"requested", config.precision}, {"used", precision_name(current_precision())}};
   summary["peak_rss_mb"] = static_cast<double>(peak_rss_bytes()) / (1024.0 * 1024.0);  // the process's, so far
   const MachineFacts machine = machine_facts();  // what wall_seconds depends on
-  summary["machine"] = {{"cpu", machine.cpu}, {"threads", machine.threads}, {"flush_denormals", machine.flush_denormals}};
+  summary["machine"] = {{"cpu", machine.cpu}, {"threads", machine.threads}, {"flush_denormals", machine.flush_denormals},
+                        {"freed_memory_kept", machine.freed_memory_kept}};
   for (const auto& [name, path] : files) summary[name] = path;
   summary.update(extra);
   io::write_json_file(directory / "summary.json", summary);

@@ -1,8 +1,11 @@
-// Shared helpers for the native tests: temporary folders and error-message matching.
+// Shared helpers for the native tests: temporary folders, environment variables and
+// error-message matching.
 #pragma once
 
 #include <filesystem>
+#include <cstdlib>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -26,6 +29,26 @@ class TempDir {
 // A UNet small enough for a test to train in milliseconds: 1 channel, widths 8 and 16,
 // cross-attention on the second level with 8-dimensional contexts.
 models::UNetConfig tiny_unet_config();
+
+// Sets an environment variable for the scope ("" counts as not set where Lethe reads it), then
+// restores what was there.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    setenv(name, value.c_str(), 1);
+  }
+  ~ScopedEnv() {
+    if (old_) setenv(name_, old_->c_str(), 1);
+    else unsetenv(name_);
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
 
 // Runs `body`, expects a lethe::Error whose message contains every fragment.
 void expect_error(const std::function<void()>& body, const std::vector<std::string>& fragments);

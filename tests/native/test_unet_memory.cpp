@@ -1,10 +1,7 @@
 // How a forward pass without autograd is split so that the allocator reuses its memory
 // (models/unet_memory.hpp): the widest activation counted by hand from the UNet's structure, the
-// rows that fit, the chunks a batch is cut into, the limit (glibc's, or
-// $LETHE_REUSED_ALLOCATION_BYTES), and DiffusionModel::predict in inference mode giving a split
-// batch the numbers of the whole one.
-#include <cstdlib>
-#include <optional>
+// rows that fit, the chunks a batch is cut into, and DiffusionModel::predict in inference mode
+// giving a split batch the numbers of the whole one.
 #include <string>
 
 #include <ATen/ATen.h>
@@ -16,27 +13,9 @@
 #include "test_helpers.hpp"
 
 using namespace lethe;
+using lethe::testing::ScopedEnv;
 
 namespace {
-
-// Sets an environment variable for the scope, then restores what was there.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::string& value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    setenv(name, value.c_str(), 1);
-  }
-  ~ScopedEnv() {
-    if (old_) setenv(name_, old_->c_str(), 1);
-    else unsetenv(name_);
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
 
 // The embedded bench's UNet (bench_unet_config): widths 32, 64, 64, one ResBlock per level,
 // attention on the coarsest level.
@@ -80,19 +59,6 @@ TEST(UNetMemory, RowChunksAreTheFewestAndEven) {
   EXPECT_EQ(models::row_chunks(9, 8), (Chunks{5, 4}));
   EXPECT_EQ(models::row_chunks(5, 0), (Chunks{5}));
   EXPECT_EQ(models::row_chunks(0, 3), (Chunks{}));
-}
-
-TEST(UNetMemory, ReusedAllocationBytesAreGlibcsLimitOrTheOverride) {
-  {
-    ScopedEnv env("LETHE_REUSED_ALLOCATION_BYTES", "123456");
-    EXPECT_EQ(models::reused_allocation_bytes(), 123456);
-  }
-  {
-    ScopedEnv env("LETHE_REUSED_ALLOCATION_BYTES", "0");
-    EXPECT_EQ(models::reused_allocation_bytes(), 0);
-  }
-  ScopedEnv env("LETHE_REUSED_ALLOCATION_BYTES", "");  // empty: not set
-  EXPECT_EQ(models::reused_allocation_bytes(), 4 * 1024 * 1024 * static_cast<int64_t>(sizeof(long)));  // glibc's formula
 }
 
 // A batch cut into chunks gives every row the numbers of the whole batch's forward: each row's

@@ -51,10 +51,11 @@ def test_run_folder_holds_model_provenance_pictures_and_snapshots(tmp_path):
     assert resolved["trainer"]["seed"] == 5 and resolved["objective_config"]["lambda"] == 0.5
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 3 and summary["samples_seen"] == 12
-    # What wall_seconds depends on: $LETHE_THREADS, the processor, and `lethe` flushing subnormals.
+    # What wall_seconds depends on: $LETHE_THREADS, the processor, `lethe` flushing subnormals and
+    # keeping freed memory.
     with open("/proc/cpuinfo") as f:
         cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown")
-    assert summary["machine"] == {"threads": 1, "cpu": cpu, "flush_denormals": True}
+    assert summary["machine"] == {"threads": 1, "cpu": cpu, "flush_denormals": True, "freed_memory_kept": True}
     assert (out / "selections.png").stat().st_size > 1000  # timestep weights and frequency mask
     again = unlearn(tmp_path, dict(TINY, output=str(out)), "--set", "trainer.seed=5")
     assert again.returncode != 0 and "already holds a finished run" in again.stderr
