@@ -13,7 +13,7 @@ namespace lethe {
 // $LETHE_KEEP_FREED_MEMORY is "0" (to measure the difference). The `lethe` program calls it at
 // start-up; the Python module does not: it would change the allocator of the host process
 // (ComfyUI) for everyone. Measured on an AVX2 AMD EPYC (docs/performance.md §Precision,
-// "Rows per forward"): the same bench model, bit for bit, with less time per step.
+// "Freed memory kept"): the same bench model, bit for bit, with less time per step.
 bool keep_freed_memory();
 
 // Whether keep_freed_memory() raised the thresholds in this process.

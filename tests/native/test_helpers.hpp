@@ -2,8 +2,8 @@
 // error-message matching.
 #pragma once
 
-#include <filesystem>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
