@@ -27,6 +27,7 @@ for the bench-shaped UNet the benches generate (bench/python_reference.py --writ
 what that code writes now, or is not recorded: a table never describes other models than the
 ones in the repository.
 """
+import functools
 import json
 import os
 import re
@@ -59,10 +60,11 @@ def shipped_models():
     return shipped
 
 
+@functools.lru_cache(maxsize=None)
 def generated_models():
     """The models the benches generate from code rather than ship, by SHA-256: the bench-shaped
     UNet as bench/python_reference.py --write-unet writes it (seeded, the same bytes on every torch
-    this was run with)."""
+    this was run with). Written once per run of this script (several tables describe it)."""
     import hashlib
     import subprocess
     import tempfile

@@ -247,8 +247,11 @@ def main():
             eval_args = [LETHE, "eval", "--model", summary["model_file"], "--out", os.path.join(scratch, f"eval-{precision}"),
                          "--descriptor", descriptor, "--classifier", os.path.join(BENCH, "classifier.safetensors"),
                          "--precision", precision]
-            if args.tiny:
-                eval_args += ["--samples-per-caption", "1", "--samples-per-class", "1", "--no-attacks"]
+            if args.tiny:  # and 3 DDIM steps per generation
+                tiny_settings = os.path.join(scratch, "eval-tiny.json")
+                with open(tiny_settings, "w") as f:
+                    json.dump({"sampling": {"steps": 3}}, f)
+                eval_args += ["--samples-per-caption", "1", "--samples-per-class", "1", "--no-attacks", "--config", tiny_settings]
             subprocess.run(["rm", "-rf", os.path.join(scratch, f"eval-{precision}")], check=True)
             start = time.monotonic()
             run_with_rss(eval_args, stdout_path=os.path.join(scratch, f"eval-{precision}.stdout"))

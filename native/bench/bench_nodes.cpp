@@ -83,6 +83,7 @@ std::vector<Value> evaluate(NodeContext& context, const NodeInputs& in) {
   config.erased_concept = erased;
   if (in.has("attacks")) config.attacks.enabled = in.flag("attacks");
   if (in.has("precision")) config.precision = in.text("precision");
+  if (in.has("sampling_steps")) config.sampling.steps = in.integer("sampling_steps");
   const std::vector<NamedModel> entries = connected_models(in);
   config = fit_to_memory(config, entries, str("node ", context.node_id, " (LetheEvaluate) samples_per_caption/samples_per_class"));
   std::shared_ptr<eval::Descriptor> descriptor;

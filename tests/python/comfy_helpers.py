@@ -32,12 +32,15 @@ native = sys.modules[{root!r}.replace(".", "_x_") + ".nodes"]._lethe
 # Small step counts for every shipped workflow (node id → inputs), as `lethe run --set` would.
 SMALL = {
     "quickstart": {"1": {"retain_limit": 64}, "7": {"steps": 2, "batch_size": 4}, "8": {"samples_per_prompt": 1, "steps": 2},
-                   "10": {"samples_per_caption": 1, "samples_per_class": 1, "attacks": False}},
+                   "10": {"samples_per_caption": 1, "samples_per_class": 1, "attacks": False,
+                          "sampling_steps": 3}},
     "concept-erasure": {"1": {"retain_limit": 64}, "4": {"steps": 2, "batch_size": 4}, "5": {"samples_per_prompt": 1, "steps": 2},
-                        "7": {"samples_per_caption": 1, "samples_per_class": 1, "attacks": False}},
+                        "7": {"samples_per_caption": 1, "samples_per_class": 1, "attacks": False,
+                              "sampling_steps": 3}},
     "compare-objectives": {"1": {"retain_limit": 64}, "7": {"steps": 2, "batch_size": 4}, "8": {"steps": 2, "batch_size": 4},
                            "9": {"steps": 2, "batch_size": 4},
-                           "10": {"samples_per_caption": 1, "samples_per_class": 1, "attacks": False}},
+                           "10": {"samples_per_caption": 1, "samples_per_class": 1, "attacks": False,
+                                  "sampling_steps": 3}},
     "score-folder": {},
 }
 

@@ -1,7 +1,7 @@
 """The attacks in every report (native/eval/attacks.hpp, docs/evaluation.md §5): the
 adversarial prompt search and the relearning attack run against each evaluated model and land
 in report.json, report.png and the summary; the concept task attacks the erased class. Small
-budgets: these check the plumbing and the seeded outcome on the shipped models, not the
+budgets (5 DDIM steps per generation): these check the plumbing and the seeded outcome on the shipped models, not the
 attacks' strength (bench/attacks.json measures that)."""
 import json
 import os
@@ -10,7 +10,8 @@ import subprocess
 from conftest import LETHE_EXE, ROOT
 
 BENCH = os.path.join(ROOT, "models", "bench")
-SMALL = {"attacks": {"prompt_steps": 3, "prompt_samples": 1, "relearn_max_steps": 4, "relearn_check_every": 2,
+SMALL = {"sampling": {"steps": 5},
+         "attacks": {"prompt_steps": 3, "prompt_samples": 1, "relearn_max_steps": 4, "relearn_check_every": 2,
                      "relearn_samples": 1}}
 
 

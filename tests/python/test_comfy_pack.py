@@ -242,7 +242,8 @@ def test_after_a_cancel_a_changed_node_starts_fresh_and_the_same_node_resumes(tm
 def test_each_evaluation_gets_its_own_report_folder(tmp_path):
     out = comfy(tmp_path, """
         prompt = {"1": {"class_type": "LetheBenchModel", "inputs": {"which": "base"}},
-                  "2": {"class_type": "LetheEvaluate", "inputs": {"model": ["1", 0], "samples_per_caption": 1, "samples_per_class": 1, "seed": 0, "attacks": False}}}
+                  "2": {"class_type": "LetheEvaluate", "inputs": {"model": ["1", 0], "samples_per_caption": 1, "samples_per_class": 1, "seed": 0, "attacks": False,
+                                                                "sampling_steps": 3}}}
         for _ in range(2):
             result = executor.execute(prompt)
             if result.error is not None: raise result.error

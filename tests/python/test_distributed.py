@@ -156,7 +156,7 @@ def test_two_ranks_under_torchrun_train_the_one_process_model(tmp_path, config, 
 def test_sigint_to_both_ranks_resumes_to_the_uninterrupted_run(tmp_path):
     import torch
 
-    config = dict(DATA_TASK, trainer=dict(DATA_TASK["trainer"], steps=40, checkpoint_every=1))
+    config = dict(DATA_TASK, trainer=dict(DATA_TASK["trainer"], steps=20, checkpoint_every=1))
     config_path = write_config(tmp_path, config)
     # The uninterrupted run through the one-line start: `lethe unlearn --nproc 2` hands it to the launcher,
     # which starts the ranks itself.
@@ -188,7 +188,7 @@ def test_sigint_to_both_ranks_resumes_to_the_uninterrupted_run(tmp_path):
     resumed = finish(start_ranks(config_path, tmp_path / "run"))
     assert [code for code, _, _ in resumed] == [0, 0], resumed[0][2][-2000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["resumed"] and summary["steps"] == 40
+    assert summary["resumed"] and summary["steps"] == 20
     whole, run = weights(tmp_path / "whole" / "model.safetensors"), weights(tmp_path / "run" / "model.safetensors")
     for key in whole:  # one world size on one machine: the same sums in the same order, bit for bit
         assert torch.equal(whole[key], run[key]), key
@@ -242,7 +242,7 @@ WORKFLOW = {
                          "retain_caption_dropout": 0.1, "precision": "fp32"}),
     5: ("LetheSaveModel", {"model": ["4", 0], "filename_prefix": "saved/model"}),
     6: ("LetheEvaluate", {"model": ["4", 0], "samples_per_caption": 2, "samples_per_class": 4, "seed": 0,
-                          "attacks": False, "precision": "fp32"}),
+                          "attacks": False, "precision": "fp32", "sampling_steps": 5}),
 }
 
 
@@ -287,6 +287,7 @@ def test_a_sharded_evaluation_reports_what_one_process_reports(tmp_path):
     model = tmp_path / "model.safetensors"
     save_file(tensors, str(model), metadata=metadata)
     settings = write_config(tmp_path, {"samples_per_forget_caption": 2, "samples_per_class": 4, "precision": "fp32",
+                                       "sampling": {"steps": 5},
                                        "attacks": {"prompt_steps": 2, "prompt_samples": 2, "relearn_max_steps": 4,
                                                    "relearn_check_every": 2, "relearn_samples": 2}}, "eval.json")
     options = ["--model", str(model), "--config", str(settings)]
@@ -308,7 +309,7 @@ def test_a_sharded_evaluation_reports_what_one_process_reports(tmp_path):
 
 def test_a_workflow_cancelled_under_torchrun_resumes_under_torchrun(tmp_path):
     graph = {k: v for k, v in WORKFLOW.items() if k != 6}
-    graph[4] = ("LetheUnlearn", dict(graph[4][1], steps=60, checkpoint_minutes=0.002))
+    graph[4] = ("LetheUnlearn", dict(graph[4][1], steps=30, checkpoint_minutes=0.002))
     workflow = tmp_path / "wf.json"
     workflow.write_text(json.dumps(api(graph)))
     straight = lethe("run", workflow, "--out", tmp_path / "straight", env=dict(os.environ, LETHE_THREADS="1"))

@@ -10,15 +10,16 @@ from conftest import LETHE_EXE, ROOT
 BASE = os.path.join(ROOT, "models", "bench", "base.safetensors")
 
 
-# Attacks on a small budget: their results are cached with the rest.
-SMALL_ATTACKS = {"attacks": {"prompt_steps": 2, "prompt_samples": 1, "relearn_max_steps": 2, "relearn_check_every": 1,
-                             "relearn_samples": 1}}
+# 5 DDIM steps per generation and attacks on a small budget: their results are cached with the rest.
+SMALL_SETTINGS = {"sampling": {"steps": 5},
+                  "attacks": {"prompt_steps": 2, "prompt_samples": 1, "relearn_max_steps": 2, "relearn_check_every": 1,
+                              "relearn_samples": 1}}
 
 
 def evaluate(tmp_path, name, *extra):
     env = dict(os.environ, LETHE_EVAL_CACHE=str(tmp_path / "cache"))
-    config = tmp_path / "attacks.json"
-    config.write_text(json.dumps(SMALL_ATTACKS))
+    config = tmp_path / "settings.json"
+    config.write_text(json.dumps(SMALL_SETTINGS))
     done = subprocess.run([LETHE_EXE, "eval", "--model", BASE, "--samples-per-caption", "1", "--samples-per-class", "1",
                            "--config", str(config), "--out", str(tmp_path / name), *extra],
                           capture_output=True, text=True, env=env, timeout=600)

@@ -284,10 +284,11 @@ def test_each_unlearn_node_is_titled_by_the_objective_wired_into_it():
 
 def test_a_workflow_saved_before_a_widget_existed_gets_its_default():
     """retain_caption_dropout, gradient_checkpointing, ema_decay, checkpoint_minutes,
-    timestep_sampling and then precision were added as LetheUnlearn's last widgets; a quickstart
-    saved before (widgets_values six shorter) converts as the frontend loads it: the new widgets
-    at their defaults (EMA off, as runs were then; a checkpoint every minute; t drawn as the model
-    was trained; auto precision), the earlier positions unchanged."""
+    timestep_sampling and then precision were added as LetheUnlearn's last widgets, sampling_steps
+    as LetheEvaluate's; a quickstart saved before (widgets_values shorter) converts as the
+    frontend loads it: the new widgets at their defaults (EMA off, as runs were then; a checkpoint
+    every minute; t drawn as the model was trained; auto precision; the evaluation's 25 DDIM
+    steps), the earlier positions unchanged."""
     from python_bridge import _lethe
 
     with open(os.path.join(WORKFLOWS, "quickstart.json")) as f:
@@ -302,6 +303,12 @@ def test_a_workflow_saved_before_a_widget_existed_gets_its_default():
     assert inputs["retain_caption_dropout"] == 0.1 and inputs["gradient_checkpointing"] is False
     assert inputs["ema_decay"] == 0.0 and inputs["checkpoint_minutes"] == 1.0
     assert inputs["timestep_sampling"] == "auto" and inputs["precision"] == "auto"
+    # LetheEvaluate's last widget, sampling_steps, likewise: the evaluation's default DDIM steps.
+    evaluate = next(n for n in workflow["nodes"] if n["type"] == "LetheEvaluate")
+    assert evaluate["widgets_values"][-2:] == ["auto", 25]
+    evaluate["widgets_values"] = evaluate["widgets_values"][:-1]
+    inputs = json.loads(_lethe.convert_workflow(json.dumps(workflow)))[str(evaluate["id"])]["inputs"]
+    assert inputs["sampling_steps"] == 25 and inputs["precision"] == "auto" and inputs["samples_per_class"] == 50
 
 
 @needs_bench
