@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <vector>
 
+#include <ATen/core/Tensor.h>
+
 #include "core/progress.hpp"
 #include "io/json_config.hpp"
 

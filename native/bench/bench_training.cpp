@@ -1,6 +1,7 @@
 #include "bench/bench_training.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include "core/error.hpp"
 #include "core/runtime.hpp"

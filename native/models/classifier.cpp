@@ -10,8 +10,8 @@
 namespace lethe::models {
 
 namespace {
-constexpr const char* kFormat = "lethe-classifier/1";
-constexpr const char* kConfigKey = "lethe.classifier_config";
+constexpr const char* kClassifierFormat = "lethe-classifier/1";
+constexpr const char* kClassifierConfigKey = "lethe.classifier_config";
 }  // namespace
 
 ClassifierImpl::ClassifierImpl(const ClassifierConfig& config, const at::TensorOptions& options) : config_(config) {
@@ -46,8 +46,8 @@ std::shared_ptr<ClassifierImpl> ClassifierImpl::load(const std::filesystem::path
   const std::string where = str("classifier '", path.string(), "'");
   const io::SafetensorsFile file = io::SafetensorsFile::open(path);
   auto format = file.metadata().find("lethe.format");
-  check(format != file.metadata().end() && format->second == kFormat, where, ": expected lethe.format '", kFormat, "'");
-  auto config = io::read_config<ClassifierConfig>(io::parse_json(file.metadata_value(kConfigKey, "a Lethe classifier file"), where), where);
+  check(format != file.metadata().end() && format->second == kClassifierFormat, where, ": expected lethe.format '", kClassifierFormat, "'");
+  auto config = io::read_config<ClassifierConfig>(io::parse_json(file.metadata_value(kClassifierConfigKey, "a Lethe classifier file"), where), where);
   auto classifier = std::make_shared<ClassifierImpl>(config);
   load_state_dict_strict(*classifier, file.tensors(), where);
   return classifier;
@@ -55,8 +55,8 @@ std::shared_ptr<ClassifierImpl> ClassifierImpl::load(const std::filesystem::path
 
 void ClassifierImpl::save(const std::filesystem::path& path, const io::Metadata& metadata) const {
   io::Metadata all = metadata;
-  all["lethe.format"] = kFormat;
-  all[kConfigKey] = io::to_json(config_).dump();
+  all["lethe.format"] = kClassifierFormat;
+  all[kClassifierConfigKey] = io::to_json(config_).dump();
   all["preprocessing"] = "grayscale [0,1], bilinear-antialiased resize to input_size, (x - 0.5) / 0.5";
   io::save_safetensors(path, state_dict(*this), all);
 }

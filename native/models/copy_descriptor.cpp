@@ -10,8 +10,8 @@
 namespace lethe::models {
 
 namespace {
-constexpr const char* kFormat = "lethe-descriptor/1";
-constexpr const char* kConfigKey = "lethe.descriptor_config";
+constexpr const char* kDescriptorFormat = "lethe-descriptor/1";
+constexpr const char* kDescriptorConfigKey = "lethe.descriptor_config";
 }  // namespace
 
 at::Tensor gem_pool(const at::Tensor& x, double p, double eps) {
@@ -53,10 +53,10 @@ std::shared_ptr<CopyDescriptorImpl> CopyDescriptorImpl::load(const std::filesyst
   const std::string where = str("descriptor '", path.string(), "'");
   const io::SafetensorsFile file = io::SafetensorsFile::open(path);
   auto format = file.metadata().find("lethe.format");
-  check(format != file.metadata().end() && format->second == kFormat, where, ": expected lethe.format '", kFormat,
+  check(format != file.metadata().end() && format->second == kDescriptorFormat, where, ": expected lethe.format '", kDescriptorFormat,
         "', got '", format == file.metadata().end() ? "(none)" : format->second,
         "' (official SSCD releases load as TorchScript files instead)");
-  auto config = io::read_config<CopyDescriptorConfig>(io::parse_json(file.metadata_value(kConfigKey, "a Lethe descriptor file"), where), where);
+  auto config = io::read_config<CopyDescriptorConfig>(io::parse_json(file.metadata_value(kDescriptorConfigKey, "a Lethe descriptor file"), where), where);
   auto descriptor = std::make_shared<CopyDescriptorImpl>(config);
   load_state_dict_strict(*descriptor, file.tensors(), where);
   return descriptor;
@@ -64,8 +64,8 @@ std::shared_ptr<CopyDescriptorImpl> CopyDescriptorImpl::load(const std::filesyst
 
 void CopyDescriptorImpl::save(const std::filesystem::path& path, const io::Metadata& metadata) const {
   io::Metadata all = metadata;
-  all["lethe.format"] = kFormat;
-  all[kConfigKey] = io::to_json(config_).dump();
+  all["lethe.format"] = kDescriptorFormat;
+  all[kDescriptorConfigKey] = io::to_json(config_).dump();
   all["preprocessing"] = "grayscale [0,1], bilinear-antialiased resize to input_size, (x - 0.5) / 0.5";
   io::save_safetensors(path, state_dict(*this), all);
 }

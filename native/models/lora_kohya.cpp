@@ -22,7 +22,7 @@ std::vector<std::string> split(const std::string& path) {
   return parts;
 }
 
-std::string join(const std::vector<std::string>& parts, size_t from) {
+std::string join_from(const std::vector<std::string>& parts, size_t from) {
   std::string out;
   for (size_t i = from; i < parts.size(); ++i) out += (out.empty() ? "" : ".") + parts[i];
   return out;
@@ -59,7 +59,7 @@ std::string diffusers_module_path(const std::string& ldm_path, const UNetConfig&
   if (ldm_path == "out.0") return "conv_norm_out";
   if (ldm_path == "out.2") return "conv_out";
   check(p.size() >= 3, "LoRA key mapping: '", ldm_path, "' is not an LDM UNet module path");
-  const std::string rest = join(p, 3);
+  const std::string rest = join_from(p, 3);
   if (p[0] == "input_blocks") {
     const int64_t i = number(p[1], ldm_path);
     if (i == 0) return "conv_in";
@@ -73,9 +73,9 @@ std::string diffusers_module_path(const std::string& ldm_path, const UNetConfig&
   }
   if (p[0] == "middle_block") {
     if (p[1] == "0" || p[1] == "2")
-      return "mid_block.resnets." + std::string(p[1] == "0" ? "0" : "1") + "." + resnet_inner(join(p, 2), ldm_path);
+      return "mid_block.resnets." + std::string(p[1] == "0" ? "0" : "1") + "." + resnet_inner(join_from(p, 2), ldm_path);
     check(p[1] == "1" && config.middle_attention, "LoRA key mapping: '", ldm_path, "': no middle transformer");
-    return with_rest("mid_block.attentions.0", join(p, 2));
+    return with_rest("mid_block.attentions.0", join_from(p, 2));
   }
   if (p[0] == "output_blocks") {
     const int64_t i = number(p[1], ldm_path);

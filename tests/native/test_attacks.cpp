@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
+#include <torch/csrc/autograd/autograd.h>
 
 #include "core/error.hpp"
 #include "eval/attacks.hpp"
@@ -17,7 +18,7 @@ using lethe::testing::expect_error;
 
 namespace {
 
-std::shared_ptr<models::DiffusionModel> tiny_model(uint64_t seed = 5) {
+std::shared_ptr<models::DiffusionModel> captioned_tiny_model(uint64_t seed = 5) {
   models::UNet unet(lethe::testing::tiny_unet_config());
   unet->initialize(seed);
   {  // initialize() zeroes the output convolution (the prediction would ignore the context)
@@ -83,7 +84,7 @@ struct ScriptedJudge {
 }  // namespace
 
 TEST(Attacks, SoftPromptPathEqualsTheEncoder) {
-  auto model = tiny_model();
+  auto model = captioned_tiny_model();
   at::Tensor ids = model->text_encoder()->tokenize({"artist piece_a top", "piece_b", ""});
   at::Tensor direct = model->text_encoder()->forward(ids);
   at::Tensor split = model->text_encoder()->encode_embeddings(model->text_encoder()->embed(ids));
@@ -93,7 +94,7 @@ TEST(Attacks, SoftPromptPathEqualsTheEncoder) {
 }
 
 TEST(Attacks, SurrogateLossMatchesAPerDrawLoop) {
-  auto model = tiny_model();
+  auto model = captioned_tiny_model();
   const auto data = targets(3);
   const int64_t draws = 2;
   at::Generator g = at::make_generator<at::CPUGeneratorImpl>(3);
@@ -119,7 +120,7 @@ TEST(Attacks, SurrogateLossMatchesAPerDrawLoop) {
 }
 
 TEST(Attacks, SurrogateLossGradientMatchesCentralDifferences) {
-  auto model = tiny_model();
+  auto model = captioned_tiny_model();
   model->unet()->to(at::kDouble);
   model->text_encoder()->to(at::kDouble);
   const auto data = targets(2);
@@ -151,7 +152,7 @@ TEST(Attacks, SurrogateLossGradientMatchesCentralDifferences) {
 }
 
 TEST(Attacks, PromptAttackLowersItsLossAndLeavesTheModelUntouched) {
-  auto model = tiny_model();
+  auto model = captioned_tiny_model();
   const std::string before = model->weights_sha256();
   const auto data = targets(4);
   ScriptedJudge judge{{0.5}};
@@ -173,7 +174,7 @@ TEST(Attacks, PromptAttackLowersItsLossAndLeavesTheModelUntouched) {
 }
 
 TEST(Attacks, RelearningStopsAtTheFirstCheckThatReachesTheReturnRate) {
-  auto model = tiny_model();
+  auto model = captioned_tiny_model();
   const std::string before = model->weights_sha256();
   ScriptedJudge judge{{0.0, 1.0 / 3.0, 0.5, 1.0}};  // of 6 held-out samples: 0, 2, 3, 6
   auto config = quick_attacks();  // checks at 0, 3, 6 (then 7, the budget's end)
@@ -194,7 +195,7 @@ TEST(Attacks, RelearningStopsAtTheFirstCheckThatReachesTheReturnRate) {
 }
 
 TEST(Attacks, RelearningThatNeverReturnsReportsTheWholeBudget) {
-  auto model = tiny_model();
+  auto model = captioned_tiny_model();
   ScriptedJudge judge{{0.0, 0.25}};
   auto report = eval::run_attacks(*model, targets(4), judge, quick_attacks(), quick_sampling());
   EXPECT_TRUE(std::isnan(report.metrics.at("attack_relearn_steps")));
@@ -214,7 +215,7 @@ TEST(Attacks, ConfigErrorsNameTheField) {
   config = {};
   config.prompt_samples = 0;
   expect_error([&] { config.validate("evaluation.attacks"); }, {"evaluation.attacks.prompt_samples", ">= 1", "0"});
-  auto model = tiny_model();
+  auto model = captioned_tiny_model();
   expect_error([&] { eval::relearn_attack(*model, targets(1), ScriptedJudge{{0.0}}, quick_attacks(), quick_sampling()); },
                {"relearning attack", "at least 2 targets", "got 1"});
 }

@@ -3,6 +3,7 @@
 // to one bf16 rounding; its gradients (input, weight, bias, added term) against fp64 autograd
 // through ATen's; when it applies; the layer's fused path.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
 #include "models/group_norm_kernel.hpp"
@@ -181,7 +182,7 @@ Gradients kernel_gradients(const at::Tensor& x, int64_t groups, const at::Tensor
 }
 
 // Largest |got - want| relative to want's largest magnitude.
-double relative_error(const at::Tensor& got, const at::Tensor& want) {
+double max_relative_error(const at::Tensor& got, const at::Tensor& want) {
   return (got.to(at::kDouble) - want).abs().max().item<double>() / want.abs().max().item<double>();
 }
 
@@ -195,10 +196,10 @@ TEST(GroupNormKernel, Fp32GradientsMatchAtenInDoublePrecision) {
       const at::Tensor added = at::randn({c.batch, c.channels}), probe = at::randn(in.x.sizes());
       const Gradients want = reference_gradients(in.x, c.groups, weight, bias, added, silu, probe);
       const Gradients got = kernel_gradients(in.x, c.groups, weight, bias, added, silu, probe);
-      EXPECT_LT(relative_error(got.x, want.x), 2e-5) << c.channels << " channels, silu " << silu;
-      EXPECT_LT(relative_error(got.weight, want.weight), 2e-5) << c.channels << " channels, silu " << silu;
-      EXPECT_LT(relative_error(got.bias, want.bias), 2e-5) << c.channels << " channels, silu " << silu;
-      EXPECT_LT(relative_error(got.added, want.added), 2e-5) << c.channels << " channels, silu " << silu;
+      EXPECT_LT(max_relative_error(got.x, want.x), 2e-5) << c.channels << " channels, silu " << silu;
+      EXPECT_LT(max_relative_error(got.weight, want.weight), 2e-5) << c.channels << " channels, silu " << silu;
+      EXPECT_LT(max_relative_error(got.bias, want.bias), 2e-5) << c.channels << " channels, silu " << silu;
+      EXPECT_LT(max_relative_error(got.added, want.added), 2e-5) << c.channels << " channels, silu " << silu;
     }
   }
 }
@@ -213,10 +214,10 @@ TEST(GroupNormKernel, Bf16GradientsMatchAtenWithinBf16Rounding) {
     const Gradients want = reference_gradients(x, c.groups, weight, bias, added, true, probe);
     const Gradients got = kernel_gradients(x, c.groups, weight, bias, added, true, probe);
     // dx is computed in fp32 and rounded once to bf16 (relative 2^-8 of each value); the sums are fp32.
-    EXPECT_LT(relative_error(got.x, want.x), 8e-3) << c.channels << " channels";
-    EXPECT_LT(relative_error(got.weight, want.weight), 1e-4) << c.channels << " channels";
-    EXPECT_LT(relative_error(got.bias, want.bias), 1e-4) << c.channels << " channels";
-    EXPECT_LT(relative_error(got.added, want.added), 1e-3) << c.channels << " channels";
+    EXPECT_LT(max_relative_error(got.x, want.x), 8e-3) << c.channels << " channels";
+    EXPECT_LT(max_relative_error(got.weight, want.weight), 1e-4) << c.channels << " channels";
+    EXPECT_LT(max_relative_error(got.bias, want.bias), 1e-4) << c.channels << " channels";
+    EXPECT_LT(max_relative_error(got.added, want.added), 1e-3) << c.channels << " channels";
   }
 }
 

@@ -22,7 +22,7 @@ using lethe::testing::expect_error;
 
 namespace {
 
-std::shared_ptr<models::DiffusionModel> tiny_model() {
+std::shared_ptr<models::DiffusionModel> noisy_tiny_model() {
   models::UNet unet(lethe::testing::tiny_unet_config());
   unet->initialize(3);
   at::NoGradGuard no_grad;  // the zero-initialised output layers too: a model with non-zero output and gradients
@@ -31,7 +31,7 @@ std::shared_ptr<models::DiffusionModel> tiny_model() {
   return std::make_shared<models::DiffusionModel>(unet, models::TokenEncoder{nullptr}, diffusion::ScheduleConfig{});
 }
 
-double relative_error(const at::Tensor& got, const at::Tensor& expected) {
+double norm_relative_error(const at::Tensor& got, const at::Tensor& expected) {
   return (got - expected).norm().item<double>() / expected.norm().item<double>();
 }
 
@@ -125,7 +125,7 @@ TEST(Precision, ScopesNestAndRestoreAutocastAsTheyFoundIt) {
 }
 
 TEST(Precision, Bf16ForwardMatchesFp32WithinBf16RoundingAndGivesFp32Gradients) {
-  auto model = tiny_model();
+  auto model = noisy_tiny_model();
   const auto [fp32, fp32_grad] = output_and_gradient(*model);
   EXPECT_FALSE(model->unet()->channels_last);  // fp32 stays NCHW
   at::Tensor bf16;
@@ -140,8 +140,8 @@ TEST(Precision, Bf16ForwardMatchesFp32WithinBf16RoundingAndGivesFp32Gradients) {
   EXPECT_FALSE(at::equal(bf16, fp32));         // bf16 was really used
   // bf16 keeps 8 significant bits (relative rounding 2^-9 per value); through a few layers the
   // output drifts by a few times that.
-  EXPECT_LT(relative_error(bf16, fp32), 3e-2);
-  EXPECT_LT(relative_error(bf16_grad, fp32_grad), 6e-2);
+  EXPECT_LT(norm_relative_error(bf16, fp32), 3e-2);
+  EXPECT_LT(norm_relative_error(bf16_grad, fp32_grad), 6e-2);
   EXPECT_GT(at::cosine_similarity(bf16_grad, fp32_grad, 0).item<double>(), 0.998);
   for (auto& p : model->unet()->parameters()) EXPECT_EQ(p.scalar_type(), at::kFloat);  // master weights untouched
 }
@@ -150,7 +150,7 @@ TEST(Precision, Bf16ForwardMatchesFp32WithinBf16RoundingAndGivesFp32Gradients) {
 // finer than bf16, in 5 exponent bits; on a CPU its forward stays NCHW (the channels-last group
 // norm has no fp16 form) and sampling uses the model itself.
 TEST(Precision, Fp16ForwardMatchesFp32WithinFp16RoundingAndGivesFp32Gradients) {
-  auto model = tiny_model();
+  auto model = noisy_tiny_model();
   const auto [fp32, fp32_grad] = output_and_gradient(*model);
   at::Tensor fp16, fp16_grad;
   {
@@ -162,13 +162,13 @@ TEST(Precision, Fp16ForwardMatchesFp32WithinFp16RoundingAndGivesFp32Gradients) {
   EXPECT_EQ(fp16.scalar_type(), at::kFloat);
   EXPECT_EQ(fp16_grad.scalar_type(), at::kFloat);
   EXPECT_FALSE(at::equal(fp16, fp32));
-  EXPECT_LT(relative_error(fp16, fp32), 4e-3);
-  EXPECT_LT(relative_error(fp16_grad, fp32_grad), 8e-3);
+  EXPECT_LT(norm_relative_error(fp16, fp32), 4e-3);
+  EXPECT_LT(norm_relative_error(fp16_grad, fp32_grad), 8e-3);
   for (auto& p : model->unet()->parameters()) EXPECT_EQ(p.scalar_type(), at::kFloat);
 }
 
 TEST(Precision, Bf16SamplingCopyIsTheModelInBf16ChannelsLastWithItsAdaptersMerged) {
-  auto model = tiny_model();
+  auto model = noisy_tiny_model();
   at::manual_seed(1);
   const at::Tensor x = at::randn({4, 1, 8, 8});
   const at::Tensor t = at::tensor({10, 200, 500, 900}, at::kLong);
@@ -191,7 +191,7 @@ TEST(Precision, Bf16SamplingCopyIsTheModelInBf16ChannelsLastWithItsAdaptersMerge
     at::NoGradGuard no_grad;
     adapted = model->predict(x, t, context);
   }
-  ASSERT_GT(relative_error(adapted, plain), 0.2);
+  ASSERT_GT(norm_relative_error(adapted, plain), 0.2);
 
   EXPECT_EQ(model->sampling_copy(Precision::fp32), nullptr);  // fp32 samples with the model itself
   const auto copy = model->sampling_copy(Precision::bf16);
@@ -213,14 +213,14 @@ TEST(Precision, Bf16SamplingCopyIsTheModelInBf16ChannelsLastWithItsAdaptersMerge
   EXPECT_EQ(got.scalar_type(), at::kFloat);
   EXPECT_TRUE(got.is_contiguous());
   EXPECT_FALSE(at::equal(got, adapted));
-  EXPECT_LT(relative_error(got, adapted), 3e-2);     // bf16 rounding of the adapted model
-  EXPECT_LT(relative_error(got, autocast), 3e-2);    // and of its autocast forward
+  EXPECT_LT(norm_relative_error(got, adapted), 3e-2);     // bf16 rounding of the adapted model
+  EXPECT_LT(norm_relative_error(got, autocast), 3e-2);    // and of its autocast forward
 }
 
 // fp32 under inference mode (sampling, evaluation) runs channels-last through Lethe's group
 // norm; with autograd it stays NCHW on libtorch's group norm. The reference: the NCHW forward.
 TEST(Precision, Fp32InferenceRunsChannelsLastAndMatchesTheNchwForwardToRounding) {
-  auto model = tiny_model();
+  auto model = noisy_tiny_model();
   at::manual_seed(2);
   const at::Tensor x = at::randn({4, 1, 8, 8});
   const at::Tensor t = at::tensor({10, 200, 500, 900}, at::kLong);
@@ -239,17 +239,17 @@ TEST(Precision, Fp32InferenceRunsChannelsLastAndMatchesTheNchwForwardToRounding)
   with_grad = model->predict(x, t, context);
   EXPECT_FALSE(model->unet()->channels_last);
   EXPECT_TRUE(with_grad.requires_grad());
-  EXPECT_LT(relative_error(with_grad.detach(), nchw), 1e-5);
+  EXPECT_LT(norm_relative_error(with_grad.detach(), nchw), 1e-5);
   EXPECT_EQ(inference.scalar_type(), at::kFloat);
   EXPECT_TRUE(inference.is_contiguous());
-  EXPECT_LT(relative_error(inference, nchw), 1e-5);  // fp32 rounding of another summation order
+  EXPECT_LT(norm_relative_error(inference, nchw), 1e-5);  // fp32 rounding of another summation order
 }
 
 // fp32 with autograd inside a ChannelsLastFp32Gradients scope (the prompt attack's) runs
 // channels-last through Lethe's group norm and its backward; outside it, NCHW again. The
 // reference: the NCHW forward and its gradients.
 TEST(Precision, Fp32GradientsRunChannelsLastInTheirScopeAndMatchNchwToRounding) {
-  auto model = tiny_model();
+  auto model = noisy_tiny_model();
   const auto [nchw, nchw_grad] = output_and_gradient(*model);
   EXPECT_FALSE(model->unet()->channels_last);
   at::Tensor last, last_grad;
@@ -262,8 +262,8 @@ TEST(Precision, Fp32GradientsRunChannelsLastInTheirScopeAndMatchNchwToRounding) 
   EXPECT_FALSE(model->unet()->channels_last);
   EXPECT_TRUE(at::equal(again, nchw) && at::equal(again_grad, nchw_grad));  // the scope left nothing behind
   EXPECT_FALSE(at::equal(last_grad, nchw_grad));  // the other path really ran
-  EXPECT_LT(relative_error(last, nchw), 1e-5);    // fp32 rounding of another summation order
-  EXPECT_LT(relative_error(last_grad, nchw_grad), 1e-5);
+  EXPECT_LT(norm_relative_error(last, nchw), 1e-5);    // fp32 rounding of another summation order
+  EXPECT_LT(norm_relative_error(last_grad, nchw_grad), 1e-5);
   for (auto& p : model->unet()->parameters()) EXPECT_TRUE(p.is_contiguous());  // the weights keep their layout
 }
 

@@ -20,7 +20,7 @@ namespace {
 
 // Non-zero weights everywhere: LDM's zero-initialised proj_out would give the transformer
 // blocks' adapters no gradient.
-std::shared_ptr<models::DiffusionModel> tiny_model() {
+std::shared_ptr<models::DiffusionModel> perturbed_tiny_model() {
   models::UNet unet(lethe::testing::tiny_unet_config());
   unet->initialize(3);
   at::Generator g = at::make_generator<at::CPUGeneratorImpl>(4);
@@ -45,7 +45,7 @@ void expect_unchanged(const models::DiffusionModel& model, const std::map<std::s
 }  // namespace
 
 TEST(SharedCopy, UsesTheSourceStorageWithGradientFlagsOfItsOwn) {
-  auto source = tiny_model();
+  auto source = perturbed_tiny_model();
   source->set_requires_grad(true);
   auto shared = source->frozen_copy(Weights::shared);
   auto copied = source->frozen_copy(Weights::copied);
@@ -70,7 +70,7 @@ TEST(SharedCopy, UsesTheSourceStorageWithGradientFlagsOfItsOwn) {
 }
 
 TEST(SharedCopy, AMergedLoraReplacesTheAdaptedWeightsAndLeavesTheSourceAlone) {
-  auto source = tiny_model();
+  auto source = perturbed_tiny_model();
   const auto before = snapshot(*source);
   auto copy = source->frozen_copy(Weights::shared);
   models::LoraConfig config;
@@ -107,7 +107,7 @@ TEST(SharedCopy, AMergedLoraReplacesTheAdaptedWeightsAndLeavesTheSourceAlone) {
 
 TEST(SharedCopy, ALoraRunLeavesItsInputModelBitwiseUnchanged) {
   lethe::testing::TempDir dir;
-  auto source = tiny_model();
+  auto source = perturbed_tiny_model();
   const auto before = snapshot(*source);
   at::Generator g = at::make_generator<at::CPUGeneratorImpl>(11);
   unlearn::TaskData data;
