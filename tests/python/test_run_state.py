@@ -120,7 +120,7 @@ WORKFLOW = {
     1: ("LetheBenchData", {"task": "data", "forget_pieces": "0,1", "retain_limit": 64}),
     2: ("LetheBenchModel", {"which": "base"}),
     3: ("LetheObjectiveSISS", {"method": "siss", "lambda": 0.5, "scaling_norm": 5.0}),
-    4: ("LetheUnlearn", {"model": ["2", 0], "objective": ["3", 0], "forget": ["1", 0], "retain": ["1", 1], "steps": 30,
+    4: ("LetheUnlearn", {"model": ["2", 0], "objective": ["3", 0], "forget": ["1", 0], "retain": ["1", 1], "steps": 20,
                          "batch_size": 4, "learning_rate": 1e-4, "seed": 0, "trainable": "full", "lora_rank": 4,
                          "retain_caption_dropout": 0.1, "checkpoint_minutes": 0.005}),
     5: ("LetheSaveModel", {"model": ["4", 0], "filename_prefix": "saved/model"}),
