@@ -228,6 +228,10 @@ def main():
     base = os.path.join(BENCH, "base.safetensors")
     measured = ["fp32"] + ([native["best_precision"]] if native["best_precision"] != "fp32" else [])
     if os.path.exists(base):
+        if args.tiny:  # the tiny evaluation's sampling: 3 DDIM steps per generation
+            tiny_settings = os.path.join(scratch, "eval-tiny.json")
+            with open(tiny_settings, "w") as f:
+                json.dump({"sampling": {"steps": 3}}, f)
         for precision in measured:
             # The default recipe (bench/configs/siss-tf.json), as make demo and make unlearning-check run it.
             config = dict(default_recipe(), output=os.path.join(scratch, f"unlearn-run-{precision}"), precision=precision)
@@ -247,10 +251,7 @@ def main():
             eval_args = [LETHE, "eval", "--model", summary["model_file"], "--out", os.path.join(scratch, f"eval-{precision}"),
                          "--descriptor", descriptor, "--classifier", os.path.join(BENCH, "classifier.safetensors"),
                          "--precision", precision]
-            if args.tiny:  # and 3 DDIM steps per generation
-                tiny_settings = os.path.join(scratch, "eval-tiny.json")
-                with open(tiny_settings, "w") as f:
-                    json.dump({"sampling": {"steps": 3}}, f)
+            if args.tiny:
                 eval_args += ["--samples-per-caption", "1", "--samples-per-class", "1", "--no-attacks", "--config", tiny_settings]
             subprocess.run(["rm", "-rf", os.path.join(scratch, f"eval-{precision}")], check=True)
             start = time.monotonic()

@@ -29,18 +29,16 @@ pack = nodes.load_custom_node({root!r})
 native = sys.modules[{root!r}.replace(".", "_x_") + ".nodes"]._lethe
 """
 
-# Small step counts for every shipped workflow (node id → inputs), as `lethe run --set` would.
+# Small step counts for every shipped workflow (node id → inputs), as `lethe run --set` would;
+# their LetheEvaluate nodes draw one sample per caption and class at 3 DDIM steps, no attacks.
+SMALL_EVALUATE = {"samples_per_caption": 1, "samples_per_class": 1, "attacks": False, "sampling_steps": 3}
 SMALL = {
     "quickstart": {"1": {"retain_limit": 64}, "7": {"steps": 2, "batch_size": 4}, "8": {"samples_per_prompt": 1, "steps": 2},
-                   "10": {"samples_per_caption": 1, "samples_per_class": 1, "attacks": False,
-                          "sampling_steps": 3}},
+                   "10": SMALL_EVALUATE},
     "concept-erasure": {"1": {"retain_limit": 64}, "4": {"steps": 2, "batch_size": 4}, "5": {"samples_per_prompt": 1, "steps": 2},
-                        "7": {"samples_per_caption": 1, "samples_per_class": 1, "attacks": False,
-                              "sampling_steps": 3}},
+                        "7": SMALL_EVALUATE},
     "compare-objectives": {"1": {"retain_limit": 64}, "7": {"steps": 2, "batch_size": 4}, "8": {"steps": 2, "batch_size": 4},
-                           "9": {"steps": 2, "batch_size": 4},
-                           "10": {"samples_per_caption": 1, "samples_per_class": 1, "attacks": False,
-                                  "sampling_steps": 3}},
+                           "9": {"steps": 2, "batch_size": 4}, "10": SMALL_EVALUATE},
     "score-folder": {},
 }
 

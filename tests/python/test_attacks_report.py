@@ -1,8 +1,8 @@
 """The attacks in every report (native/eval/attacks.hpp, docs/evaluation.md §5): the
 adversarial prompt search and the relearning attack run against each evaluated model and land
 in report.json, report.png and the summary; the concept task attacks the erased class. Small
-budgets (5 DDIM steps per generation): these check the plumbing and the seeded outcome on the shipped models, not the
-attacks' strength (bench/attacks.json measures that)."""
+budgets (5 DDIM steps per generation): these check the plumbing and the seeded outcome on the
+shipped models, not the attacks' strength (bench/attacks.json measures that)."""
 import json
 import os
 import subprocess
