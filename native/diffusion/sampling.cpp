@@ -91,7 +91,7 @@ at::Tensor sample(models::Denoiser& model, const NoiseSchedule& schedule, const 
       at::Tensor output;
       if (guided) {
         // One forward over [uncond; cond], then eps = uncond + w (cond - uncond).
-        at::Tensor both = net.predict(at::cat({x, x}), at::cat({t_batch, t_batch}), at::cat({uncond, cond}));
+        at::Tensor both = net.predict_groups(x, t_batch, at::cat({uncond, cond}), 2);  // [2b, C, H, W]
         auto halves = both.chunk(2);
         output = classifier_free_guidance(halves[0], halves[1], options.guidance);
       } else {

@@ -22,6 +22,15 @@ class Denoiser {
   // x_t's device: a model whose weights live elsewhere (a GPU) moves the inputs there and its
   // output back, so objectives and samplers keep their tensors where the data is.
   virtual at::Tensor predict(const at::Tensor& x_t, const at::Tensor& t, const Conditioning& conditioning) = 0;
+  // Each image under `groups` conditionings at once (classifier-free guidance: the unconditional
+  // and the conditional rows in one forward): x_t [B, C, H, W], t [B], conditioning of
+  // groups * B rows (group g's are rows g B .. g B + B - 1) -> [groups * B, C, H, W], what predict
+  // gives for x_t and t repeated groups times. A model may compute the work the groups share once
+  // (DiffusionModel: the layers before the first cross-attention).
+  virtual at::Tensor predict_groups(const at::Tensor& x_t, const at::Tensor& t, const Conditioning& conditioning,
+                                    int64_t groups) {
+    return predict(x_t.repeat({groups, 1, 1, 1}), t.repeat({groups}), conditioning);
+  }
   virtual std::string prediction_type() const { return "epsilon"; }
   // Tensors the trainer updates (full parameters or adapters).
   virtual std::vector<at::Tensor> trainable_parameters() = 0;

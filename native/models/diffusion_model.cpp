@@ -123,9 +123,22 @@ c10::Device DiffusionModel::device() const {
 }
 
 at::Tensor DiffusionModel::predict(const at::Tensor& x_t, const at::Tensor& t, const Conditioning& conditioning) {
+  return predict_rows(x_t, t, conditioning, 1);
+}
+
+at::Tensor DiffusionModel::predict_groups(const at::Tensor& x_t, const at::Tensor& t, const Conditioning& conditioning,
+                                          int64_t groups) {
+  check(groups >= 1 && conditioning.size() == groups * x_t.size(0), "predict_groups: expected ", groups,
+        " conditionings of ", x_t.size(0), " rows each, got ", conditioning.size(), " rows");
+  if (unet_->config().adm_in_channels > 0) return Denoiser::predict_groups(x_t, t, conditioning, groups);
+  return predict_rows(x_t, t, conditioning, groups);
+}
+
+at::Tensor DiffusionModel::predict_rows(const at::Tensor& x_t, const at::Tensor& t, const Conditioning& conditioning,
+                                        int64_t groups) {
   const c10::Device here = device();
   if (x_t.device() != here) {  // weights on a GPU, data on the CPU: the forward runs where the weights are
-    return predict(x_t.to(here), t.to(here), conditioning.to(here)).to(x_t.device());
+    return predict_rows(x_t.to(here), t.to(here), conditioning.to(here), groups).to(x_t.device());
   }
   std::optional<ForwardAutocast> autocast;  // mixed precision when the caller's scope asks for it
   if (!weights_set_precision_) {
@@ -150,20 +163,29 @@ at::Tensor DiffusionModel::predict(const at::Tensor& x_t, const at::Tensor& t, c
                                                          : c10::elementSize(autocast->dtype());
     limit = rows_per_forward(unet_->config(), x_t.size(2), x_t.size(3), element_bytes, lethe::reused_allocation_bytes());
   }
-  if (limit == 0 || x_t.size(0) <= limit) return forward(x_t, t, conditioning);
-  std::vector<at::Tensor> outputs;
+  const int64_t images = x_t.size(0);
+  if (limit == 0 || groups * images <= limit) return forward(x_t, t, conditioning, groups);
+  // Chunks of images, each under every group: group g's output rows of all chunks, then g + 1's.
+  std::vector<std::vector<at::Tensor>> outputs(groups);
   int64_t start = 0;
-  for (const int64_t rows : row_chunks(x_t.size(0), limit)) {
-    outputs.push_back(forward(x_t.narrow(0, start, rows), t.numel() == 1 ? t : t.narrow(0, start, rows),
-                              conditioning.slice(start, rows)));  // [rows, C, H, W]
-    start += rows;
+  for (const int64_t count : row_chunks(images, std::max<int64_t>(1, limit / groups))) {
+    std::vector<Conditioning> parts;
+    for (int64_t g = 0; g < groups; ++g) parts.push_back(conditioning.slice(g * images + start, count));
+    at::Tensor out = forward(x_t.narrow(0, start, count), t.numel() == 1 ? t : t.narrow(0, start, count), cat(parts),
+                             groups);  // [groups * count, C, H, W]
+    for (int64_t g = 0; g < groups; ++g) outputs[g].push_back(out.narrow(0, g * count, count));
+    start += count;
   }
-  return at::cat(outputs, 0);
+  std::vector<at::Tensor> ordered;
+  for (auto& group : outputs) ordered.insert(ordered.end(), group.begin(), group.end());
+  return at::cat(ordered, 0);  // [groups * images, C, H, W]
 }
 
-at::Tensor DiffusionModel::forward(const at::Tensor& x_t, const at::Tensor& t, const Conditioning& conditioning) {
+at::Tensor DiffusionModel::forward(const at::Tensor& x_t, const at::Tensor& t, const Conditioning& conditioning,
+                                  int64_t groups) {
   const int64_t adm = unet_->config().adm_in_channels;
-  if (adm == 0) return unet_->forward(x_t, t, conditioning.context).to(x_t.scalar_type());
+  if (adm == 0) return unet_->forward_groups(x_t, t, conditioning.context, groups).to(x_t.scalar_type());
+  check(groups == 1, "DiffusionModel: an SDXL-layout UNet runs groups of conditionings as repeated rows");
   // SDXL: y from the prompt's pooled output and the size conditioning (ComfyUI's SDXL.encode_adm).
   check(conditioning.has_vector(), "this SDXL-layout UNet needs each prompt's pooled text embedding and size ",
         "conditioning (its ", adm, "-wide y); connect the CONDITIONING of the SDXL checkpoint's CLIP (CLIPTextEncode) ",

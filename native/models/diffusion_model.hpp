@@ -44,6 +44,10 @@ class DiffusionModel : public Denoiser {
   void save_with_provenance(const std::filesystem::path& path) const;
 
   at::Tensor predict(const at::Tensor& x_t, const at::Tensor& t, const Conditioning& conditioning) override;
+  // Without a vector input (y), the layers before the first cross-attention run once per image
+  // (UNetImpl::forward_groups); with one (SDXL), as predict of the repeated rows.
+  at::Tensor predict_groups(const at::Tensor& x_t, const at::Tensor& t, const Conditioning& conditioning,
+                            int64_t groups) override;
   std::string prediction_type() const override { return schedule_.prediction_type; }
   std::vector<at::Tensor> trainable_parameters() override;
   // bf16 on a CPU: a bf16 copy of the UNet (adapters merged in), its activations and
@@ -83,8 +87,11 @@ class DiffusionModel : public Denoiser {
   io::Metadata format_metadata() const;
 
  private:
+  // predict and predict_groups: x_t [B], t [B], conditioning of groups * B rows.
+  at::Tensor predict_rows(const at::Tensor& x_t, const at::Tensor& t, const Conditioning& conditioning,
+                          int64_t groups);
   // One forward pass of the UNet (predict's device, precision and layout already set).
-  at::Tensor forward(const at::Tensor& x_t, const at::Tensor& t, const Conditioning& conditioning);
+  at::Tensor forward(const at::Tensor& x_t, const at::Tensor& t, const Conditioning& conditioning, int64_t groups);
 
   UNet unet_;
   TokenEncoder text_encoder_;

@@ -298,17 +298,31 @@ void UNetImpl::initialize(uint64_t seed) {
 }
 
 at::Tensor UNetImpl::forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& context, const at::Tensor& y) {
+  return run(x, t, context, y, 1);
+}
+
+at::Tensor UNetImpl::forward_groups(const at::Tensor& x, const at::Tensor& t, const at::Tensor& context,
+                                    int64_t groups) {
+  check(groups >= 1, "UNet: expected at least one group of conditionings, got ", groups);
+  check(config_.adm_in_channels == 0, "UNet: forward_groups needs a UNet without label_emb (y differs per group)");
+  return run(x, t, context, {}, groups);
+}
+
+at::Tensor UNetImpl::run(const at::Tensor& x, const at::Tensor& t, const at::Tensor& context, const at::Tensor& y,
+                         int64_t groups) {
   check(x.dim() == 4 && x.size(1) == config_.in_channels, "UNet: expected x_t [B, ", config_.in_channels,
         ", H, W], got ", x.sizes());
   const int64_t factor = int64_t{1} << (config_.channel_mult.size() - 1);
   check(x.size(2) % factor == 0 && x.size(3) % factor == 0, "UNet: height and width must be divisible by ", factor,
         ", got ", x.size(2), "x", x.size(3));
   check(t.dim() == 1 && t.size(0) == x.size(0), "UNet: expected timesteps [", x.size(0), "], got ", t.sizes());
-  check(context.dim() == 3 && context.size(0) == x.size(0) && context.size(2) == config_.context_dim,
-        "UNet: expected context [", x.size(0), ", L, ", config_.context_dim, "], got ", context.sizes());
+  const int64_t images = x.size(0), rows = groups * images;
+  check(context.dim() == 3 && context.size(0) == rows && context.size(2) == config_.context_dim,
+        "UNet: expected context [", rows, ", L, ", config_.context_dim, "], got ", context.sizes());
 
-  at::Tensor emb = timestep_embedding(t, config_.model_channels);  // [B, mc]
-  emb = time_embed_out(at::silu(time_embed_in(emb)));                 // [B, 4 mc]
+  // The embedding of every row, as forward(x and t repeated) computes it.
+  at::Tensor emb = timestep_embedding(groups > 1 ? t.repeat({groups}) : t, config_.model_channels);  // [rows, mc]
+  emb = time_embed_out(at::silu(time_embed_in(emb)));                                                // [rows, 4 mc]
   if (config_.adm_in_channels > 0) {
     check(y.defined() && y.dim() == 2 && y.size(0) == x.size(0) && y.size(1) == config_.adm_in_channels,
           "UNet: this UNet has a label_emb and expects y [", x.size(0), ", ", config_.adm_in_channels,
@@ -319,7 +333,7 @@ at::Tensor UNetImpl::forward(const at::Tensor& x, const at::Tensor& t, const at:
     check(!y.defined(), "UNet: got a vector y [", y.defined() ? str(y.sizes()) : "", "] but this UNet has no label_emb");
   }
   const bool checkpointing = gradient_checkpointing && at::GradMode::is_enabled();
-  auto run = [&](TimestepSequential& block, const at::Tensor& h) {
+  auto run_block = [&](TimestepSequential& block, const at::Tensor& h) {
     if (!checkpointing) return block->forward(h, emb, context);
     return checkpointed([&block](const std::vector<at::Tensor>& in) {
       return block->forward(in[0], in[1], in[2]);
@@ -327,21 +341,40 @@ at::Tensor UNetImpl::forward(const at::Tensor& x, const at::Tensor& t, const at:
   };
 
   // Channels-last runs restate the layout after each block and concatenation: a 1-channel input
-  // (or a conv of it) is NCHW and channels-last at once, and ops on such a tensor return NCHW.
+  // (or a conv of it) is NCHW and channels-last at once, and ops on it return NCHW.
   auto layout = [this](const at::Tensor& t) { return channels_last ? t.contiguous(at::MemoryFormat::ChannelsLast) : t; };
   std::vector<at::Tensor> skips;
-  at::Tensor h = layout(x);  // [B, C, H, W]
+  at::Tensor h = layout(x);  // [images, C, H, W] while shared, then [rows, C, H, W]
+  // Until the first layer that reads the context, every group computes the same activations:
+  // they run once per image on the first `images` rows of emb (the same values as every group's).
+  bool shared = groups > 1;
+  const at::Tensor emb_shared = shared ? emb.narrow(0, 0, images) : emb;  // [images, 4 mc]
+  auto widen = [&] {  // each image's activations (and the skips so far) for every group
+    h = layout(h.repeat({groups, 1, 1, 1}));
+    for (at::Tensor& skip : skips) skip = layout(skip.repeat({groups, 1, 1, 1}));
+    shared = false;
+  };
+  if (shared && checkpointing) widen();
   for (auto& block : input_blocks) {
-    h = layout(run(block, h));
+    if (shared) {
+      for (auto& layer : block->layers) {
+        if (shared && layer->reads_context()) widen();
+        h = layer->forward(h, shared ? emb_shared : emb, context);
+      }
+      h = layout(h);
+    } else {
+      h = layout(run_block(block, h));
+    }
     skips.push_back(h);
   }
-  h = layout(run(middle_block, h));
+  if (shared) widen();  // an encoder without cross-attention
+  h = layout(run_block(middle_block, h));
   for (auto& block : output_blocks) {
-    h = layout(at::cat({h, skips.back()}, 1));  // [B, ch + skip, H, W]
+    h = layout(at::cat({h, skips.back()}, 1));  // [rows, ch + skip, H, W]
     skips.pop_back();
-    h = layout(run(block, h));
+    h = layout(run_block(block, h));
   }
-  at::Tensor out = out_conv(out_norm->forward_silu(h));  // [B, out, H, W]
+  at::Tensor out = out_conv(out_norm->forward_silu(h));  // [rows, out, H, W]
   return channels_last ? out.contiguous() : out;
 }
 

@@ -21,6 +21,9 @@ namespace lethe::models {
 class UNetLayer : public torch::nn::Module {
  public:
   virtual at::Tensor forward(const at::Tensor& x, const at::Tensor& emb, const at::Tensor& context) = 0;
+  // Whether its output depends on the context (cross-attention). Layers before the first that
+  // does compute the same for every conditioning of an image (UNetImpl::forward's groups).
+  virtual bool reads_context() const { return false; }
 };
 
 class ResBlockImpl : public UNetLayer {
@@ -69,6 +72,7 @@ class SpatialTransformerImpl : public UNetLayer {
  public:
   SpatialTransformerImpl(int64_t channels, int64_t depth, const UNetConfig& config, const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& emb, const at::Tensor& context) override;
+  bool reads_context() const override { return true; }
 
   bool linear_projection;
   GroupNormLayer norm{nullptr};
@@ -116,6 +120,13 @@ class UNetImpl : public torch::nn::Module {
   // context [B, L, context_dim], y [B, adm_in_channels] (only with label_emb, else
   // undefined) -> [B, out, H, W]
   at::Tensor forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& context, const at::Tensor& y = {});
+  // Each image under `groups` conditionings at once (classifier-free guidance: unconditional and
+  // conditional): x_t [B, in, H, W], t [B], context [groups * B, L, context_dim] (group g's rows
+  // g B .. g B + B - 1) -> [groups * B, out, H, W], the same as forward(x_t and t repeated
+  // groups times, context). Without y only: the layers before the first cross-attention see
+  // neither the context nor y, so with no y they run once per image instead of once per row
+  // (docs/performance.md §Precision, "Guidance rows").
+  at::Tensor forward_groups(const at::Tensor& x, const at::Tensor& t, const at::Tensor& context, int64_t groups);
   // Re-initialises all weights from a seed (PyTorch defaults; zero-initialised output convs).
   void initialize(uint64_t seed);
   const UNetConfig& config() const { return config_; }
@@ -126,6 +137,8 @@ class UNetImpl : public torch::nn::Module {
   bool channels_last = false;  // runs its activations channels-last (bf16 on a CPU, sampling copies); returns NCHW
 
  private:
+  at::Tensor run(const at::Tensor& x, const at::Tensor& t, const at::Tensor& context, const at::Tensor& y,
+                 int64_t groups);
   UNetConfig config_;
   LinearLayer time_embed_in{nullptr}, time_embed_out{nullptr};  // time_embed.0, time_embed.2
   LinearLayer label_embed_in{nullptr}, label_embed_out{nullptr};  // label_emb.0.0, label_emb.0.2 (adm_in_channels > 0)

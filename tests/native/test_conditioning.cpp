@@ -119,6 +119,23 @@ TEST(SdxlDiffusionModel, BuildsYFromPooledOutputAndSizes) {
   expect_error([&] { model.predict(x, t, narrow); }, {"takes a 1541-wide y", "7 wide"});
 }
 
+// Guided rows on an SDXL-layout UNet: y differs between the groups (each prompt's pooled output),
+// so nothing before the cross-attention is shared; predict_groups is the repeated rows' predict.
+TEST(SdxlDiffusionModel, GroupsOfConditioningsAreTheRepeatedRows) {
+  models::UNet unet(tiny_sdxl_config(5));
+  unet->initialize(3);
+  {
+    at::NoGradGuard no_grad;
+    at::Generator g = at::make_generator<at::CPUGeneratorImpl>(7);
+    for (at::Tensor& parameter : unet->parameters()) parameter.add_(at::randn(parameter.sizes(), g) * 0.05);
+  }
+  models::DiffusionModel model(unet, models::TokenEncoder{nullptr}, diffusion::ScheduleConfig::stable_diffusion());
+  const models::Conditioning c = random_conditioning(4, 5, 4);  // two images under two conditionings
+  const at::Tensor x = at::randn({2, 4, 8, 8}), t = at::tensor({10, 700}, at::kLong);
+  EXPECT_TRUE(at::equal(model.predict_groups(x, t, c, 2), model.predict(x.repeat({2, 1, 1, 1}), t.repeat({2}), c)));
+  expect_error([&] { unet->forward_groups(x, t, c.context, 2); }, {"forward_groups", "without label_emb"});
+}
+
 // Retain caption dropout over SDXL conditioning: a dropped row takes the empty prompt's context
 // and pooled output and keeps its own sizes (they describe the image, not the prompt).
 TEST(SdxlCaptionDropout, SwapsThePromptKeepsTheSizes) {
