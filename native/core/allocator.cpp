@@ -33,6 +33,13 @@ bool keep_freed_memory() {
 
 bool freed_memory_kept() { return kept; }
 
+int64_t kept_free_bytes() {
+#if defined(__GLIBC__)
+  if (kept) return static_cast<int64_t>(mallinfo2().fordblks);
+#endif
+  return 0;
+}
+
 int64_t reused_allocation_bytes() {
   if (const char* set = std::getenv("LETHE_REUSED_ALLOCATION_BYTES"); set != nullptr && *set != '\0')
     return std::max<int64_t>(std::atoll(set), 0);

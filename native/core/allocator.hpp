@@ -19,6 +19,12 @@ bool keep_freed_memory();
 // Whether keep_freed_memory() raised the thresholds in this process.
 bool freed_memory_kept();
 
+// Bytes of freed blocks the C allocator keeps in this process's heap for reuse (mallinfo2's
+// fordblks) once keep_freed_memory() raised the thresholds; 0 otherwise. Those pages stay
+// resident, so the system counts them as used (not in MemAvailable), yet the next forward takes
+// them without asking the system for more: available_memory_bytes() adds them.
+int64_t kept_free_bytes();
+
 // The thresholds keep_freed_memory() sets: above a training step's working set at the bench's
 // default batch, so that freeing one step's activations does not hand them back to the kernel.
 inline constexpr int64_t kKeptFreedBytes = int64_t{1} << 30;

@@ -146,7 +146,7 @@ int64_t available_memory_bytes() {
     const int64_t bytes = std::atoll(cap) * 1024 * 1024;
     if (bytes > 0) available = available < 0 ? bytes : std::min(available, bytes);
   }
-  return available < 0 ? -1 : std::max<int64_t>(available, 0);
+  return available < 0 ? -1 : std::max<int64_t>(available, 0) + kept_free_bytes();
 }
 
 std::string timestamp() {

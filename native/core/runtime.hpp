@@ -59,9 +59,11 @@ std::filesystem::path resource_dir();
 // Peak resident memory of this process so far, in bytes (getrusage).
 int64_t peak_rss_bytes();
 
-// Memory this process can still take, in bytes: /proc/meminfo's MemAvailable, lowered to
-// what the cgroup (container) limit leaves when there is one. $LETHE_MEMORY_LIMIT_MB, if
-// set, caps it (for tests and shared machines). -1 when it cannot be told.
+// Memory this process can still use, in bytes: what it can still take from the system
+// (/proc/meminfo's MemAvailable, lowered to what the cgroup (container) limit leaves when there
+// is one, and capped by $LETHE_MEMORY_LIMIT_MB if set, for tests and shared machines) plus the
+// freed memory the C allocator keeps for it (kept_free_bytes(), core/allocator.hpp). -1 when
+// what the system can give cannot be told.
 int64_t available_memory_bytes();
 
 // "YYYYmmdd-HHMMSS" in local time, for run directory names.

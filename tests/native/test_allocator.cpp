@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "core/allocator.hpp"
+#include "core/runtime.hpp"
 #include "test_helpers.hpp"
 
 namespace {
@@ -61,6 +62,29 @@ TEST(Allocator, KeepFreedMemoryCanBeTurnedOffToMeasureIt) {
   EXPECT_FALSE(lethe::keep_freed_memory());
   EXPECT_FALSE(lethe::freed_memory_kept());
   EXPECT_GE(allocate_and_free_a_large_block().mapped_while_held, kBlock);
+}
+
+// The memory guard's available bytes (core/runtime.hpp) count the freed memory the heap keeps:
+// with the system's share capped at 1 MiB, a freed 40 MB block is available only once kept.
+TEST(Allocator, FreedMemoryTheHeapKeepsCountsAsAvailable) {
+  ScopedEnv cap("LETHE_MEMORY_LIMIT_MB", "1");
+  constexpr int64_t kSystem = int64_t{1} << 20;
+  EXPECT_EQ(lethe::kept_free_bytes(), 0);
+  allocate_and_free_a_large_block();
+  EXPECT_EQ(lethe::available_memory_bytes(), kSystem);  // glibc unmapped it: the system's again
+
+  ASSERT_TRUE(lethe::keep_freed_memory());
+  allocate_and_free_a_large_block();
+  EXPECT_GE(lethe::kept_free_bytes(), static_cast<int64_t>(kBlock));
+  EXPECT_GE(lethe::available_memory_bytes(), kSystem + static_cast<int64_t>(kBlock));
+  // Held again, it is no longer counted.
+  const int64_t free_before = lethe::kept_free_bytes();
+  void* block = std::malloc(kBlock);
+  std::memset(block, 1, kBlock);
+  EXPECT_LE(lethe::kept_free_bytes() + static_cast<int64_t>(kBlock), free_before);
+  // (reading /proc/meminfo itself allocates and frees a little)
+  EXPECT_NEAR(lethe::available_memory_bytes(), kSystem + lethe::kept_free_bytes(), 64 * 1024);
+  std::free(block);
 }
 
 TEST(Allocator, ReusedAllocationBytesTakeTheOverride) {
