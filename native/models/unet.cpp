@@ -349,9 +349,12 @@ at::Tensor UNetImpl::run(const at::Tensor& x, const at::Tensor& t, const at::Ten
   // they run once per image on the first `images` rows of emb (the same values as every group's).
   bool shared = groups > 1;
   const at::Tensor emb_shared = shared ? emb.narrow(0, 0, images) : emb;  // [images, 4 mc]
-  auto widen = [&] {  // each image's activations (and the skips so far) for every group
-    h = layout(h.repeat({groups, 1, 1, 1}));
-    for (at::Tensor& skip : skips) skip = layout(skip.repeat({groups, 1, 1, 1}));
+  // Each image's activations (and the skips so far) for every group. cat keeps the inputs'
+  // layout (repeat would write NCHW, and channels-last runs would copy it once more).
+  auto repeated = [&](const at::Tensor& t) { return layout(at::cat(std::vector<at::Tensor>(groups, t), 0)); };
+  auto widen = [&] {
+    h = repeated(h);
+    for (at::Tensor& skip : skips) skip = repeated(skip);
     shared = false;
   };
   if (shared && checkpointing) widen();
