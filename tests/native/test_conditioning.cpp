@@ -91,13 +91,7 @@ models::UNetConfig tiny_sdxl_config(int64_t pooled_width) {
 }
 
 TEST(SdxlDiffusionModel, BuildsYFromPooledOutputAndSizes) {
-  models::UNet unet(tiny_sdxl_config(5));
-  unet->initialize(3);
-  {  // away from the initialisation's zeros (output layers), so every input reaches the output
-    at::NoGradGuard no_grad;
-    at::Generator g = at::make_generator<at::CPUGeneratorImpl>(7);
-    for (at::Tensor& parameter : unet->parameters()) parameter.add_(at::randn(parameter.sizes(), g) * 0.05);
-  }
+  models::UNet unet = lethe::testing::perturbed_unet(tiny_sdxl_config(5), 7, 0.05);
   models::DiffusionModel model(unet, models::TokenEncoder{nullptr}, diffusion::ScheduleConfig::stable_diffusion());
   const models::Conditioning c = random_conditioning(2, 5, 4);
   const at::Tensor x = at::randn({2, 4, 8, 8}), t = at::tensor({10, 700}, at::kLong);
@@ -122,13 +116,7 @@ TEST(SdxlDiffusionModel, BuildsYFromPooledOutputAndSizes) {
 // Guided rows on an SDXL-layout UNet: y differs between the groups (each prompt's pooled output),
 // so nothing before the cross-attention is shared; predict_groups is the repeated rows' predict.
 TEST(SdxlDiffusionModel, GroupsOfConditioningsAreTheRepeatedRows) {
-  models::UNet unet(tiny_sdxl_config(5));
-  unet->initialize(3);
-  {
-    at::NoGradGuard no_grad;
-    at::Generator g = at::make_generator<at::CPUGeneratorImpl>(7);
-    for (at::Tensor& parameter : unet->parameters()) parameter.add_(at::randn(parameter.sizes(), g) * 0.05);
-  }
+  models::UNet unet = lethe::testing::perturbed_unet(tiny_sdxl_config(5), 7, 0.05);
   models::DiffusionModel model(unet, models::TokenEncoder{nullptr}, diffusion::ScheduleConfig::stable_diffusion());
   const models::Conditioning c = random_conditioning(4, 5, 4);  // two images under two conditionings
   const at::Tensor x = at::randn({2, 4, 8, 8}), t = at::tensor({10, 700}, at::kLong);

@@ -15,20 +15,10 @@
 #include "test_helpers.hpp"
 
 using namespace lethe;
+using lethe::testing::perturbed_unet;
 using lethe::testing::ScopedEnv;
 
 namespace {
-
-// The tiny UNet away from its initialisation's zeros (output layers), so every input reaches the
-// output.
-models::UNet perturbed_unet(const models::UNetConfig& config) {
-  models::UNet unet(config);
-  unet->initialize(3);
-  at::NoGradGuard no_grad;
-  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(4);
-  for (auto& p : unet->parameters()) p.add_(0.1 * at::randn(p.sizes(), generator));
-  return unet;
-}
 
 struct Rows {
   at::Tensor x, t, context;  // x [B, 1, 8, 8], t [B], context [groups * B, 3, 8]
@@ -51,7 +41,7 @@ TEST(GuidedForward, GroupsGiveTheRepeatedRowsForwardWhereverCrossAttentionSits) 
   configs[2].attention_levels = {};
   configs[2].middle_attention = false;
   for (const auto& config : configs) {
-    models::UNet unet = perturbed_unet(config);
+    models::UNet unet = perturbed_unet(config, 4, 0.1);
     for (const int64_t groups : {1, 2, 3}) {
       const Rows rows = random_rows(4, groups);
       at::NoGradGuard no_grad;
@@ -72,7 +62,7 @@ TEST(GuidedForward, GroupsGiveTheRepeatedRowsForwardWhereverCrossAttentionSits) 
 // rows, also with activation checkpointing (which repeats the rows before the first block).
 TEST(GuidedForward, GradientsAreTheRepeatedRowsForwardsGradients) {
   for (const bool checkpointing : {false, true}) {
-    models::UNet unet = perturbed_unet(lethe::testing::tiny_unet_config());
+    models::UNet unet = perturbed_unet(lethe::testing::tiny_unet_config(), 4, 0.1);
     unet->gradient_checkpointing = checkpointing;
     const Rows rows = random_rows(3, 2);
     const at::Tensor weight = at::randn({6, 1, 8, 8});  // a loss that weighs every output differently
@@ -92,7 +82,7 @@ TEST(GuidedForward, GradientsAreTheRepeatedRowsForwardsGradients) {
 // DiffusionModel in inference mode (channels-last fp32 on a CPU), whole and as chunks of images
 // each under both groups: the unconditional rows of every chunk first, then the conditional ones.
 TEST(GuidedForward, DiffusionModelGroupsMatchItsPredictWholeAndInChunks) {
-  models::DiffusionModel model(perturbed_unet(lethe::testing::tiny_unet_config()), models::TokenEncoder{nullptr},
+  models::DiffusionModel model(perturbed_unet(lethe::testing::tiny_unet_config(), 4, 0.1), models::TokenEncoder{nullptr},
                                diffusion::ScheduleConfig{});
   const Rows rows = random_rows(10, 2);
   c10::InferenceMode inference;
@@ -111,7 +101,7 @@ TEST(GuidedForward, DiffusionModelGroupsMatchItsPredictWholeAndInChunks) {
 // Guided DDIM sampling (one forward of both groups per step) against the same steps taken with
 // two separate forwards per step: eps = uncond + w (cond - uncond).
 TEST(GuidedForward, GuidedSamplingIsTheTwoForwardsGuidance) {
-  models::DiffusionModel model(perturbed_unet(lethe::testing::tiny_unet_config()), models::TokenEncoder{nullptr},
+  models::DiffusionModel model(perturbed_unet(lethe::testing::tiny_unet_config(), 4, 0.1), models::TokenEncoder{nullptr},
                                diffusion::ScheduleConfig{});
   const Rows rows = random_rows(3, 1);
   const at::Tensor uncond = at::randn({1, 3, 8}, at::make_generator<at::CPUGeneratorImpl>(6));

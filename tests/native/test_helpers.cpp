@@ -3,6 +3,9 @@
 #include <atomic>
 #include <unistd.h>
 
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
 #include "core/error.hpp"
 
 namespace lethe::testing {
@@ -44,6 +47,15 @@ models::UNetConfig tiny_unet_config() {
   config.num_heads = 2;
   config.norm_groups = 4;
   return config;
+}
+
+models::UNet perturbed_unet(const models::UNetConfig& config, uint64_t noise_seed, double scale) {
+  models::UNet unet(config);
+  unet->initialize(3);
+  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(noise_seed);
+  at::NoGradGuard no_grad;
+  for (at::Tensor& parameter : unet->parameters()) parameter.add_(at::randn(parameter.sizes(), generator) * scale);
+  return unet;
 }
 
 }  // namespace lethe::testing

@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "models/unet.hpp"
 #include "models/unet_config.hpp"
 
 namespace lethe::testing {
@@ -29,6 +30,11 @@ class TempDir {
 // A UNet small enough for a test to train in milliseconds: 1 channel, widths 8 and 16,
 // cross-attention on the second level with 8-dimensional contexts.
 models::UNetConfig tiny_unet_config();
+
+// A UNet of `config` initialised from seed 3, then every weight moved by scale * N(0, 1) noise
+// drawn from `noise_seed`: away from the initialisation's zero output layers, so every input
+// (and every adapter) reaches the output.
+models::UNet perturbed_unet(const models::UNetConfig& config, uint64_t noise_seed, double scale);
 
 // Sets an environment variable for the scope ("" counts as not set where Lethe reads it), then
 // restores what was there.

@@ -21,11 +21,7 @@ namespace {
 // Non-zero weights everywhere: LDM's zero-initialised proj_out would give the transformer
 // blocks' adapters no gradient.
 std::shared_ptr<models::DiffusionModel> perturbed_tiny_model() {
-  models::UNet unet(lethe::testing::tiny_unet_config());
-  unet->initialize(3);
-  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(4);
-  at::NoGradGuard no_grad;
-  for (auto& parameter : unet->parameters()) parameter.add_(at::randn(parameter.sizes(), g) * 0.05);
+  models::UNet unet = lethe::testing::perturbed_unet(lethe::testing::tiny_unet_config(), 4, 0.05);
   return std::make_shared<models::DiffusionModel>(unet, models::TokenEncoder{nullptr}, diffusion::ScheduleConfig{});
 }
 
