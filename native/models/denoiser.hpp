@@ -31,6 +31,17 @@ class Denoiser {
                                     int64_t groups) {
     return predict(x_t.repeat({groups, 1, 1, 1}), t.repeat({groups}), conditioning);
   }
+  // x_t under each of several conditionings (SISS: the retain and the forget condition of one
+  // noisy mixture): one output per conditioning, each what predict(x_t, t, conditionings[k])
+  // gives and with a graph of its own, so a backward from one output runs through no other's
+  // layers. A model may compute the work the conditionings share once (DiffusionModel, with
+  // autograd: the layers before the first cross-attention).
+  virtual std::vector<at::Tensor> predict_each(const at::Tensor& x_t, const at::Tensor& t,
+                                               const std::vector<Conditioning>& conditionings) {
+    std::vector<at::Tensor> outputs;
+    for (const Conditioning& conditioning : conditionings) outputs.push_back(predict(x_t, t, conditioning));
+    return outputs;
+  }
   virtual std::string prediction_type() const { return "epsilon"; }
   // Tensors the trainer updates (full parameters or adapters).
   virtual std::vector<at::Tensor> trainable_parameters() = 0;

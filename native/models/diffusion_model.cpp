@@ -140,20 +140,8 @@ at::Tensor DiffusionModel::predict_rows(const at::Tensor& x_t, const at::Tensor&
   if (x_t.device() != here) {  // weights on a GPU, data on the CPU: the forward runs where the weights are
     return predict_rows(x_t.to(here), t.to(here), conditioning.to(here), groups).to(x_t.device());
   }
-  std::optional<ForwardAutocast> autocast;  // mixed precision when the caller's scope asks for it
-  if (!weights_set_precision_) {
-    autocast.emplace(here);
-    // On a CPU, activations run channels-last where oneDNN's convolutions are faster and Lethe's
-    // group norm keeps the layout (models/group_norm_kernel.hpp): in bf16 (forward and backward),
-    // in fp32 under inference mode (sampling and evaluation: 1.33x the NCHW sampling on an AVX2
-    // CPU, docs/performance.md §Precision) and in fp32 with autograd inside a
-    // ChannelsLastFp32Gradients scope (the prompt attack). Otherwise fp32 with autograd stays
-    // NCHW, so fp32 training computes exactly what it always did; so does fp16 (the kernel has
-    // no fp16 form).
-    const bool bf16 = autocast->active() && autocast->dtype() == at::kBFloat16;
-    const bool fp32_channels_last = c10::InferenceMode::is_enabled() || channels_last_fp32_gradients();
-    unet_->channels_last = here.is_cpu() && (bf16 || (!autocast->active() && fp32_channels_last));
-  }
+  std::optional<ForwardAutocast> autocast;
+  begin_forward(autocast, here);
   // Without autograd on a CPU, a batch whose widest activation the allocator would map afresh at
   // every forward runs as chunks of rows whose memory it reuses (models/unet_memory.hpp): the
   // same numbers, faster.
@@ -179,6 +167,51 @@ at::Tensor DiffusionModel::predict_rows(const at::Tensor& x_t, const at::Tensor&
   std::vector<at::Tensor> ordered;
   for (auto& group : outputs) ordered.insert(ordered.end(), group.begin(), group.end());
   return at::cat(ordered, 0);  // [groups * images, C, H, W]
+}
+
+std::vector<at::Tensor> DiffusionModel::predict_each(const at::Tensor& x_t, const at::Tensor& t,
+                                                     const std::vector<Conditioning>& conditionings) {
+  // Without autograd, predict per conditioning (predict_groups shares the work there).
+  if (conditionings.size() < 2 || unet_->config().adm_in_channels > 0 || !at::GradMode::is_enabled() ||
+      c10::InferenceMode::is_enabled()) {
+    return Denoiser::predict_each(x_t, t, conditionings);
+  }
+  const c10::Device here = device();
+  if (x_t.device() != here) {  // as predict: the forward runs where the weights are
+    std::vector<Conditioning> moved;
+    for (const Conditioning& conditioning : conditionings) moved.push_back(conditioning.to(here));
+    std::vector<at::Tensor> outputs = predict_each(x_t.to(here), t.to(here), moved);
+    for (at::Tensor& output : outputs) output = output.to(x_t.device());
+    return outputs;
+  }
+  std::optional<ForwardAutocast> autocast;
+  begin_forward(autocast, here);
+  std::vector<at::Tensor> contexts;
+  for (const Conditioning& conditioning : conditionings) {
+    check(conditioning.size() == x_t.size(0), "predict_each: expected conditionings of ", x_t.size(0),
+          " rows, got ", conditioning.size());
+    contexts.push_back(conditioning.context);
+  }
+  std::vector<at::Tensor> outputs = unet_->forward_each(x_t, t, contexts);
+  for (at::Tensor& output : outputs) output = output.to(x_t.scalar_type());
+  return outputs;
+}
+
+void DiffusionModel::begin_forward(std::optional<ForwardAutocast>& autocast, c10::Device here) {
+  autocast.reset();  // mixed precision when the caller's scope asks for it
+  if (!weights_set_precision_) {
+    autocast.emplace(here);
+    // On a CPU, activations run channels-last where oneDNN's convolutions are faster and Lethe's
+    // group norm keeps the layout (models/group_norm_kernel.hpp): in bf16 (forward and backward),
+    // in fp32 under inference mode (sampling and evaluation: 1.33x the NCHW sampling on an AVX2
+    // CPU, docs/performance.md §Precision) and in fp32 with autograd inside a
+    // ChannelsLastFp32Gradients scope (the prompt attack). Otherwise fp32 with autograd stays
+    // NCHW, so fp32 training computes exactly what it always did; so does fp16 (the kernel has
+    // no fp16 form).
+    const bool bf16 = autocast->active() && autocast->dtype() == at::kBFloat16;
+    const bool fp32_channels_last = c10::InferenceMode::is_enabled() || channels_last_fp32_gradients();
+    unet_->channels_last = here.is_cpu() && (bf16 || (!autocast->active() && fp32_channels_last));
+  }
 }
 
 at::Tensor DiffusionModel::forward(const at::Tensor& x_t, const at::Tensor& t, const Conditioning& conditioning,

@@ -48,6 +48,10 @@ class DiffusionModel : public Denoiser {
   // (UNetImpl::forward_groups); with one (SDXL), as predict of the repeated rows.
   at::Tensor predict_groups(const at::Tensor& x_t, const at::Tensor& t, const Conditioning& conditioning,
                             int64_t groups) override;
+  // With autograd and without a vector input (y), the layers before the first cross-attention
+  // run once for all conditionings (UNetImpl::forward_each); otherwise, predict per conditioning.
+  std::vector<at::Tensor> predict_each(const at::Tensor& x_t, const at::Tensor& t,
+                                       const std::vector<Conditioning>& conditionings) override;
   std::string prediction_type() const override { return schedule_.prediction_type; }
   std::vector<at::Tensor> trainable_parameters() override;
   // bf16 on a CPU: a bf16 copy of the UNet (adapters merged in), its activations and
@@ -90,6 +94,9 @@ class DiffusionModel : public Denoiser {
   // predict and predict_groups: x_t [B], t [B], conditioning of groups * B rows.
   at::Tensor predict_rows(const at::Tensor& x_t, const at::Tensor& t, const Conditioning& conditioning,
                           int64_t groups);
+  // predict's set-up on the weights' device `here`: autocast when the caller's scope asks for
+  // mixed precision (none for a sampling copy), and the UNet's layout for that precision.
+  void begin_forward(std::optional<ForwardAutocast>& autocast, c10::Device here);
   // One forward pass of the UNet (predict's device, precision and layout already set).
   at::Tensor forward(const at::Tensor& x_t, const at::Tensor& t, const Conditioning& conditioning, int64_t groups);
 

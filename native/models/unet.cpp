@@ -308,77 +308,117 @@ at::Tensor UNetImpl::forward_groups(const at::Tensor& x, const at::Tensor& t, co
   return run(x, t, context, {}, groups);
 }
 
-at::Tensor UNetImpl::run(const at::Tensor& x, const at::Tensor& t, const at::Tensor& context, const at::Tensor& y,
-                         int64_t groups) {
+std::vector<at::Tensor> UNetImpl::forward_each(const at::Tensor& x, const at::Tensor& t,
+                                               const std::vector<at::Tensor>& contexts) {
+  check(!contexts.empty(), "UNet: forward_each expected at least one context, got none");
+  check(config_.adm_in_channels == 0, "UNet: forward_each needs a UNet without label_emb (y differs per context)");
+  check_input(x, t);
+  for (size_t k = 0; k < contexts.size(); ++k) {
+    const at::Tensor& context = contexts[k];
+    check(context.dim() == 3 && context.size(0) == x.size(0) && context.size(2) == config_.context_dim,
+          "UNet: expected context ", k, " [", x.size(0), ", L, ", config_.context_dim, "], got ", context.sizes());
+  }
+  const at::Tensor emb = embed(t, {});  // [B, 4 mc]
+  Progress shared{layout(x)};
+  if (!checkpointing()) run_context_free(shared, emb);
+  std::vector<at::Tensor> outputs;
+  for (const at::Tensor& context : contexts) outputs.push_back(run_rest(shared, emb, context));
+  return outputs;
+}
+
+void UNetImpl::check_input(const at::Tensor& x, const at::Tensor& t) const {
   check(x.dim() == 4 && x.size(1) == config_.in_channels, "UNet: expected x_t [B, ", config_.in_channels,
         ", H, W], got ", x.sizes());
   const int64_t factor = int64_t{1} << (config_.channel_mult.size() - 1);
   check(x.size(2) % factor == 0 && x.size(3) % factor == 0, "UNet: height and width must be divisible by ", factor,
         ", got ", x.size(2), "x", x.size(3));
   check(t.dim() == 1 && t.size(0) == x.size(0), "UNet: expected timesteps [", x.size(0), "], got ", t.sizes());
-  const int64_t images = x.size(0), rows = groups * images;
-  check(context.dim() == 3 && context.size(0) == rows && context.size(2) == config_.context_dim,
-        "UNet: expected context [", rows, ", L, ", config_.context_dim, "], got ", context.sizes());
+}
 
-  // The embedding of every row, as forward(x and t repeated) computes it.
-  at::Tensor emb = timestep_embedding(groups > 1 ? t.repeat({groups}) : t, config_.model_channels);  // [rows, mc]
-  emb = time_embed_out(at::silu(time_embed_in(emb)));                                                // [rows, 4 mc]
+at::Tensor UNetImpl::embed(const at::Tensor& t, const at::Tensor& y) {
+  at::Tensor emb = timestep_embedding(t, config_.model_channels);  // [R, mc]
+  emb = time_embed_out(at::silu(time_embed_in(emb)));              // [R, 4 mc]
   if (config_.adm_in_channels > 0) {
-    check(y.defined() && y.dim() == 2 && y.size(0) == x.size(0) && y.size(1) == config_.adm_in_channels,
-          "UNet: this UNet has a label_emb and expects y [", x.size(0), ", ", config_.adm_in_channels,
+    check(y.defined() && y.dim() == 2 && y.size(0) == t.size(0) && y.size(1) == config_.adm_in_channels,
+          "UNet: this UNet has a label_emb and expects y [", t.size(0), ", ", config_.adm_in_channels,
           "] (SDXL: the pooled text embedding and the size conditioning), got ",
           y.defined() ? str(y.sizes()) : std::string("none"));
-    emb = emb + label_embed_out(at::silu(label_embed_in(y)));  // [B, 4 mc]
+    emb = emb + label_embed_out(at::silu(label_embed_in(y)));  // [R, 4 mc]
   } else {
     check(!y.defined(), "UNet: got a vector y [", y.defined() ? str(y.sizes()) : "", "] but this UNet has no label_emb");
   }
-  const bool checkpointing = gradient_checkpointing && at::GradMode::is_enabled();
-  auto run_block = [&](TimestepSequential& block, const at::Tensor& h) {
-    if (!checkpointing) return block->forward(h, emb, context);
-    return checkpointed([&block](const std::vector<at::Tensor>& in) {
-      return block->forward(in[0], in[1], in[2]);
-    }, {h, emb, context});
-  };
+  return emb;
+}
 
-  // Channels-last runs restate the layout after each block and concatenation: a 1-channel input
-  // (or a conv of it) is NCHW and channels-last at once, and ops on it return NCHW.
-  auto layout = [this](const at::Tensor& t) { return channels_last ? t.contiguous(at::MemoryFormat::ChannelsLast) : t; };
-  std::vector<at::Tensor> skips;
-  at::Tensor h = layout(x);  // [images, C, H, W] while shared, then [rows, C, H, W]
-  // Until the first layer that reads the context, every group computes the same activations:
-  // they run once per image on the first `images` rows of emb (the same values as every group's).
-  bool shared = groups > 1;
-  const at::Tensor emb_shared = shared ? emb.narrow(0, 0, images) : emb;  // [images, 4 mc]
-  // Each image's activations (and the skips so far) for every group. cat keeps the inputs'
-  // layout (repeat would write NCHW, and channels-last runs would copy it once more).
-  auto repeated = [&](const at::Tensor& t) { return layout(at::cat(std::vector<at::Tensor>(groups, t), 0)); };
-  auto widen = [&] {
-    h = repeated(h);
-    for (at::Tensor& skip : skips) skip = repeated(skip);
-    shared = false;
-  };
-  if (shared && checkpointing) widen();
-  for (auto& block : input_blocks) {
-    if (shared) {
-      for (auto& layer : block->layers) {
-        if (shared && layer->reads_context()) widen();
-        h = layer->forward(h, shared ? emb_shared : emb, context);
-      }
-      h = layout(h);
-    } else {
-      h = layout(run_block(block, h));
+bool UNetImpl::checkpointing() const { return gradient_checkpointing && at::GradMode::is_enabled(); }
+
+at::Tensor UNetImpl::layout(const at::Tensor& h) const {
+  return channels_last ? h.contiguous(at::MemoryFormat::ChannelsLast) : h;
+}
+
+at::Tensor UNetImpl::run_block(TimestepSequential& block, const at::Tensor& h, const at::Tensor& emb,
+                               const at::Tensor& context) {
+  if (!checkpointing()) return block->forward(h, emb, context);
+  return checkpointed([&block](const std::vector<at::Tensor>& in) { return block->forward(in[0], in[1], in[2]); },
+                      {h, emb, context});
+}
+
+void UNetImpl::run_context_free(Progress& progress, const at::Tensor& emb) {
+  for (; progress.block < input_blocks.size(); ++progress.block, progress.layer = 0) {
+    const auto& layers = input_blocks[progress.block]->layers;
+    for (; progress.layer < layers.size(); ++progress.layer) {
+      if (layers[progress.layer]->reads_context()) return;
+      progress.h = layers[progress.layer]->forward(progress.h, emb, {});
     }
+    progress.h = layout(progress.h);
+    progress.skips.push_back(progress.h);
+  }
+}
+
+at::Tensor UNetImpl::run_rest(Progress progress, const at::Tensor& emb, const at::Tensor& context) {
+  at::Tensor& h = progress.h;
+  std::vector<at::Tensor>& skips = progress.skips;
+  if (progress.layer > 0) {  // a block run_context_free began
+    const auto& layers = input_blocks[progress.block]->layers;
+    for (size_t layer = progress.layer; layer < layers.size(); ++layer) h = layers[layer]->forward(h, emb, context);
+    h = layout(h);
+    skips.push_back(h);
+    ++progress.block;
+  }
+  for (size_t block = progress.block; block < input_blocks.size(); ++block) {
+    h = layout(run_block(input_blocks[block], h, emb, context));
     skips.push_back(h);
   }
-  if (shared) widen();  // an encoder without cross-attention
-  h = layout(run_block(middle_block, h));
+  h = layout(run_block(middle_block, h, emb, context));
   for (auto& block : output_blocks) {
     h = layout(at::cat({h, skips.back()}, 1));  // [rows, ch + skip, H, W]
     skips.pop_back();
-    h = layout(run_block(block, h));
+    h = layout(run_block(block, h, emb, context));
   }
   at::Tensor out = out_conv(out_norm->forward_silu(h));  // [rows, out, H, W]
   return channels_last ? out.contiguous() : out;
+}
+
+at::Tensor UNetImpl::run(const at::Tensor& x, const at::Tensor& t, const at::Tensor& context, const at::Tensor& y,
+                         int64_t groups) {
+  check_input(x, t);
+  const int64_t images = x.size(0), rows = groups * images;
+  check(context.dim() == 3 && context.size(0) == rows && context.size(2) == config_.context_dim,
+        "UNet: expected context [", rows, ", L, ", config_.context_dim, "], got ", context.sizes());
+  // The embedding of every row, as forward(x and t repeated) computes it.
+  const at::Tensor emb = embed(groups > 1 ? t.repeat({groups}) : t, y);  // [rows, 4 mc]
+  Progress progress{layout(x)};  // [images, C, H, W]
+  if (groups > 1) {
+    // Until the first layer that reads the context, every group computes the same activations:
+    // they run once per image on the first `images` rows of emb (the same values as every
+    // group's). Then each image's activation and skips are repeated for every group; cat keeps
+    // the inputs' layout (repeat would write NCHW, and channels-last runs would copy it again).
+    if (!checkpointing()) run_context_free(progress, emb.narrow(0, 0, images));
+    auto repeated = [&](const at::Tensor& h) { return layout(at::cat(std::vector<at::Tensor>(groups, h), 0)); };
+    progress.h = repeated(progress.h);  // [rows, C, H, W]
+    for (at::Tensor& skip : progress.skips) skip = repeated(skip);
+  }
+  return run_rest(std::move(progress), emb, context);
 }
 
 bool is_cross_attention_key(const std::string& name) { return name.ends_with("attn2.to_k.weight"); }

@@ -127,6 +127,13 @@ class UNetImpl : public torch::nn::Module {
   // neither the context nor y, so with no y they run once per image instead of once per row
   // (docs/performance.md §Precision, "Guidance rows").
   at::Tensor forward_groups(const at::Tensor& x, const at::Tensor& t, const at::Tensor& context, int64_t groups);
+  // x_t under each of several contexts, each output with a graph of its own: x [B, in, H, W],
+  // t [B], contexts[k] [B, L, context_dim] -> one [B, out, H, W] per context, what forward(x, t,
+  // contexts[k]) gives. Without y only. The layers before the first cross-attention run once for
+  // all contexts, the rest once per context, so a backward from one output runs through that
+  // output's own layers and the shared ones only (SISS's retain and forget terms; without
+  // activation checkpointing: with it, every context runs the whole UNet).
+  std::vector<at::Tensor> forward_each(const at::Tensor& x, const at::Tensor& t, const std::vector<at::Tensor>& contexts);
   // Re-initialises all weights from a seed (PyTorch defaults; zero-initialised output convs).
   void initialize(uint64_t seed);
   const UNetConfig& config() const { return config_; }
@@ -137,8 +144,29 @@ class UNetImpl : public torch::nn::Module {
   bool channels_last = false;  // runs its activations channels-last (bf16 on a CPU, sampling copies); returns NCHW
 
  private:
+  // How far the input blocks have run: the activation, the skips so far, the next block and
+  // the next layer in it.
+  struct Progress {
+    at::Tensor h;
+    std::vector<at::Tensor> skips;
+    size_t block = 0, layer = 0;
+  };
   at::Tensor run(const at::Tensor& x, const at::Tensor& t, const at::Tensor& context, const at::Tensor& y,
                  int64_t groups);
+  void check_input(const at::Tensor& x, const at::Tensor& t) const;
+  // The timestep (and, with label_emb, y) embedding of every row: t [R] -> [R, 4 mc].
+  at::Tensor embed(const at::Tensor& t, const at::Tensor& y);
+  bool checkpointing() const;
+  // Channels-last runs restate the layout after each block and concatenation: a 1-channel input
+  // (or a conv of it) is NCHW and channels-last at once, and ops on it return NCHW.
+  at::Tensor layout(const at::Tensor& h) const;
+  at::Tensor run_block(TimestepSequential& block, const at::Tensor& h, const at::Tensor& emb, const at::Tensor& context);
+  // Runs the input layers from `progress` on until the first that reads the context (or to the
+  // end of the input blocks): they compute the same for every context.
+  void run_context_free(Progress& progress, const at::Tensor& emb);
+  // The rest from `progress`: the remaining input layers, the middle and output blocks and the
+  // output layers -> [rows, out, H, W], NCHW.
+  at::Tensor run_rest(Progress progress, const at::Tensor& emb, const at::Tensor& context);
   UNetConfig config_;
   LinearLayer time_embed_in{nullptr}, time_embed_out{nullptr};  // time_embed.0, time_embed.2
   LinearLayer label_embed_in{nullptr}, label_embed_out{nullptr};  // label_emb.0.0, label_emb.0.2 (adm_in_channels > 0)

@@ -7,6 +7,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
+#include "core/precision.hpp"
 #include "models/diffusion_model.hpp"
 #include "test_helpers.hpp"
 #include "unlearn/caption_variants.hpp"
@@ -60,8 +61,10 @@ struct Step {
 
 // One SISS step (batch 4) on a fresh copy of `source`, seeded alike every time; the frozen
 // model is a copy of `frozen` (default: of `source`).
+// recorded = false: the objective drives the models themselves (DiffusionModel::predict_each
+// shares work between conditionings; the recorder passes each conditioning to predict apart).
 Step siss_step(const models::DiffusionModel& source, const nlohmann::json& config,
-               const models::DiffusionModel* frozen = nullptr, double loss_scale = 1.0) {
+               const models::DiffusionModel* frozen = nullptr, double loss_scale = 1.0, bool recorded = true) {
   auto model = source.frozen_copy();
   model->set_requires_grad(true);
   auto reference = (frozen ? *frozen : source).frozen_copy();
@@ -77,8 +80,8 @@ Step siss_step(const models::DiffusionModel& source, const nlohmann::json& confi
   data.retain.captions = {"top", "shoe", "shoe", "top"};
   Recorder recorded_model(*model), recorded_reference(*reference);
   unlearn::ObjectiveContext context;
-  context.model = &recorded_model;
-  context.reference = &recorded_reference;
+  context.model = recorded ? static_cast<models::Denoiser*>(&recorded_model) : model.get();
+  context.reference = recorded ? static_cast<models::Denoiser*>(&recorded_reference) : reference.get();
   context.schedule = &model->schedule();
   context.data = &data;
   context.batch_size = 4;
@@ -263,4 +266,26 @@ TEST(CaptionAblation, SettingsAreChecked) {
                {"ablation_inputs", "forget, retain or retain_same_caption", "'anchor'"});
   EXPECT_FALSE(unlearn::make_objective("siss")->needs_reference());
   EXPECT_TRUE(unlearn::make_objective("siss", {{"ablation_weight", 1.0}, {"ablation_words", {"x"}}})->needs_reference());
+}
+
+// The mixture under the retain and forget captions, and x_a under the forget captions and under
+// them without the artist's words, each pair run with its shared layers once: the step's
+// gradient and terms are bit for bit those of one forward per conditioning, in fp32 and bf16.
+TEST(CaptionAblation, SharedForwardsGiveTheSeparateForwardsStepBitForBit) {
+  auto source = captioned_model();
+  const nlohmann::json settings = {{"scaling_norm", 5.0},
+                                   {"ablation_weight", 0.7},
+                                   {"ablation_words", {"artist", "piece_*"}},
+                                   {"ablation_inputs", "forget"},
+                                   {"preservation_weight", 2.0}};
+  for (const Precision precision : {Precision::fp32, Precision::bf16}) {
+    PrecisionScope scope(precision);
+    const Step separate = siss_step(*source, settings), shared = siss_step(*source, settings, nullptr, 1.0, false);
+    EXPECT_EQ(separate.model_calls.size(), 4u);
+    ASSERT_EQ(shared.terms.size(), separate.terms.size());
+    for (const auto& [name, value] : separate.terms) EXPECT_EQ(shared.terms.at(name), value) << name;
+    ASSERT_EQ(shared.gradient.size(), separate.gradient.size());
+    for (size_t i = 0; i < shared.gradient.size(); ++i)
+      EXPECT_TRUE(at::equal(shared.gradient[i], separate.gradient[i])) << precision_name(precision) << ", parameter " << i;
+  }
 }

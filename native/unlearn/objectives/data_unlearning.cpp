@@ -160,8 +160,15 @@ class Siss : public ConfiguredObjective<SissConfig, ObjectiveNeeds{.forget = tru
       at::Tensor from_forget = (at::rand({count}, context.generator, at::kFloat) < config_.lambda)
                                    .view({count, 1, 1, 1}).to(x.device());
       at::Tensor m = at::where(from_forget, gamma * a + sigma * eps, gamma * x + sigma * eps);  // [B, C, H, W]
-      at::Tensor p_x = context.model->predict(m, t, c_x);
-      at::Tensor p_a = shared ? p_x : context.model->predict(m, t, c_a);
+      // One noisy mixture under both conditions: the model runs what they share once.
+      at::Tensor p_x, p_a;
+      if (shared) {
+        p_x = p_a = context.model->predict(m, t, c_x);
+      } else {
+        std::vector<at::Tensor> both = context.model->predict_each(m, t, {c_x, c_a});
+        p_x = both[0];
+        p_a = both[1];
+      }
       SissTerms losses = siss_losses(p_x, p_a, m, x, a, gamma, sigma, config_.lambda, forget_time_weight(context, t),
                                      forget.masks, frequency_of(context), context.schedule->config().prediction_type,
                                      time_fraction(context, t));
@@ -181,15 +188,19 @@ class Siss : public ConfiguredObjective<SissConfig, ObjectiveNeeds{.forget = tru
           anchor = context.reference->predict(x_a, t, context.context(ablated));
         }
         // The forget captions encoded anew (their variants are already drawn): c_a's graph went
-        // with the backward above.
-        at::Tensor ablation =
-            denoising_error(context.model->predict(x_a, t, context.context(forget)), anchor, ErrorReduction::sum).mean();
-        gradients_.backward(gradients_.retain, ablation * (config_.ablation_weight * scale), context);
+        // with the backward above. With preservation, the caption without the words gets the
+        // same target at the same x_a (it keeps drawing what it drew); the model runs what the
+        // two captions share once, and each term back-propagates apart as before.
+        const bool preserve = config_.preservation_weight > 0;
+        std::vector<at::Tensor> predictions =
+            preserve ? context.model->predict_each(x_a, t, {context.context(forget), context.context(ablated)})
+                     : std::vector<at::Tensor>{context.model->predict(x_a, t, context.context(forget))};
+        at::Tensor ablation = denoising_error(predictions[0], anchor, ErrorReduction::sum).mean();
+        gradients_.backward(gradients_.retain, ablation * (config_.ablation_weight * scale), context,
+                            /*keep_graph=*/preserve);
         terms["ablation"] = ablation.item<double>() * scale;
-        if (config_.preservation_weight > 0) {
-          // The same target for the caption without the words: it keeps drawing what it drew.
-          at::Tensor kept =
-              denoising_error(context.model->predict(x_a, t, context.context(ablated)), anchor, ErrorReduction::sum).mean();
+        if (preserve) {
+          at::Tensor kept = denoising_error(predictions[1], anchor, ErrorReduction::sum).mean();
           gradients_.backward(gradients_.retain, kept * (config_.preservation_weight * scale), context);
           terms["preservation"] = kept.item<double>() * scale;
         }
