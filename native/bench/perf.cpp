@@ -331,6 +331,9 @@ json run_perf(const PerfOptions& options) {
       descriptor = eval::load_descriptor(file);
     }
     at::Tensor images = at::rand({options.score_batch, options.channels, options.image_size, options.image_size});
+    // Under inference mode, as scoring runs (eval::embed_batched) and as the Python reference times it:
+    // with autograd on, every batch would record a graph nobody back-propagates.
+    c10::InferenceMode inference;
     const double seconds = time_median([&] { descriptor->embed(images); }, static_cast<int>(options.score_batches));
     out["scoring"] = {{"descriptor", options.descriptor.empty() ? "random bench-shaped" : options.descriptor.string()},
                       {"batch", options.score_batch}, {"seconds_per_batch", seconds},

@@ -30,6 +30,11 @@ std::string read_file(const fs::path& path) {
 
 namespace {
 
+// A failed system call's error: `error` is errno as the caller read it right after the call
+// (inside one call to check, the message's arguments may be evaluated before the call itself,
+// and building them may change errno).
+[[noreturn]] void fail(const std::string& what, int error) { throw Error(str(what, ": ", std::strerror(error))); }
+
 fs::path temporary_beside(const fs::path& target) {
   static std::atomic<std::uint64_t> counter{0};
   fs::path name = str(".", target.filename().string(), ".tmp-", ::getpid(), "-", counter++);
@@ -62,12 +67,18 @@ class TemporaryFile {
     }
   }
   void commit(WriteMode mode) {
-    check(::fsync(fd_) == 0, "cannot flush '", target_.string(), "': ", std::strerror(errno));
-    check(::close(fd_) == 0, "cannot close '", target_.string(), "': ", std::strerror(errno));
+    if (::fsync(fd_) != 0) {
+      const int error = errno;
+      fail(str("cannot flush '", target_.string(), "'"), error);
+    }
+    const int closed = ::close(fd_), close_error = errno;
     fd_ = -1;
+    if (closed != 0) fail(str("cannot close '", target_.string(), "'"), close_error);
     if (mode == WriteMode::replace) {
-      check(::rename(path_.c_str(), target_.c_str()) == 0, "cannot rename '", path_.string(), "' to '", target_.string(),
-            "': ", std::strerror(errno));
+      if (::rename(path_.c_str(), target_.c_str()) != 0) {
+        const int error = errno;
+        fail(str("cannot rename '", path_.string(), "' to '", target_.string(), "'"), error);
+      }
       committed_ = true;
       return;
     }
@@ -75,7 +86,7 @@ class TemporaryFile {
     if (::link(path_.c_str(), target_.c_str()) != 0) {
       const int error = errno;
       if (error == EEXIST) throw FileExists(target_);
-      throw Error(str("cannot create '", target_.string(), "': ", std::strerror(error)));
+      fail(str("cannot create '", target_.string(), "'"), error);
     }
     // The temporary name is removed by the destructor (committed_ stays false).
   }

@@ -1,5 +1,9 @@
 // Data loading: image folders (png/jpg/bmp, captions, masks, explicit resize policy,
 // errors naming the file), IDX files, deterministic batching, atomic writes.
+#include <cerrno>
+#include <cstring>
+#include <iterator>
+
 #include <zlib.h>
 
 #include <ATen/ATen.h>
@@ -209,6 +213,20 @@ TEST(AtomicFile, FailedWriteLeavesTheTargetUntouched) {
   int files = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir.path())) files += entry.is_regular_file();
   EXPECT_EQ(files, 1);  // no temporary left behind
+}
+
+// A failed rename names its own reason (a folder where the file goes: EISDIR), not an errno left
+// by an earlier call; the target folder and its contents stay.
+TEST(AtomicFile, AFailedRenameNamesItsOwnReason) {
+  TempDir dir;
+  std::filesystem::create_directories(dir / "target");
+  lethe::io::write_file_atomic(dir / "target" / "kept.txt", std::string("kept"));
+  errno = ERANGE;  // what a stale errno would print: "Numerical result out of range"
+  expect_error([&] { lethe::io::write_file_atomic(dir / "target", std::string("new")); },
+               {"cannot rename", "target'", std::strerror(EISDIR)});
+  EXPECT_EQ(lethe::io::read_file(dir / "target" / "kept.txt"), "kept");
+  const auto entries = std::distance(std::filesystem::directory_iterator(dir.path()), {});
+  EXPECT_EQ(entries, 1);  // the folder alone: no temporary left behind
 }
 
 // One rule for a MASK on any set: [B or 1, H, W] (or [H, W]) at the set's size or a whole multiple
