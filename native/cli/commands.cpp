@@ -52,8 +52,9 @@ void exec_launcher(const std::vector<std::string>& arguments, const std::string&
   argv.push_back(nullptr);
   std::cout.flush();
   ::execv(kBuildPython, argv.data());
+  const int error = errno;  // before building the message can change it
   throw Error(str(doing, ": could not start the data-parallel launcher with ", kBuildPython, " (the Python Lethe was "
-                  "built for): ", std::strerror(errno), "; run `python -m python_bridge.distributed ",
+                  "built for): ", std::strerror(error), "; run `python -m python_bridge.distributed ",
                   join(arguments, " "), "` with ComfyUI's or the project's Python (docs/distributed.md)"));
 }
 

@@ -76,8 +76,9 @@ SafetensorsFile SafetensorsFile::open(const fs::path& path) {
   check(fd >= 0, where, ": cannot open: ", std::strerror(errno));
   struct stat status {};
   if (::fstat(fd, &status) != 0) {
+    const int error = errno;  // before close() can change it
     ::close(fd);
-    throw Error(str(where, ": cannot stat: ", std::strerror(errno)));
+    throw Error(str(where, ": cannot stat: ", std::strerror(error)));
   }
   if (S_ISDIR(status.st_mode)) {
     ::close(fd);
@@ -92,8 +93,9 @@ SafetensorsFile SafetensorsFile::open(const fs::path& path) {
   mapping->size = file_size;
   // Private copy-on-write mapping: tensors handed out may be modified without touching the file.
   mapping->address = ::mmap(nullptr, file_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+  const int map_error = errno;  // before close() can change it
   ::close(fd);
-  check(mapping->address != MAP_FAILED, where, ": cannot map: ", std::strerror(errno));
+  check(mapping->address != MAP_FAILED, where, ": cannot map: ", std::strerror(map_error));
   file.mapping_ = mapping;
   const auto* bytes = static_cast<const uint8_t*>(mapping->address);
   SafetensorsHeader header = parse_safetensors_header(bytes, file_size, where);
