@@ -198,9 +198,8 @@ std::vector<at::Tensor> DiffusionModel::predict_each(const at::Tensor& x_t, cons
 }
 
 void DiffusionModel::begin_forward(std::optional<ForwardAutocast>& autocast, c10::Device here) {
-  autocast.reset();  // mixed precision when the caller's scope asks for it
   if (!weights_set_precision_) {
-    autocast.emplace(here);
+    autocast.emplace(here);  // mixed precision when the caller's scope asks for it
     // On a CPU, activations run channels-last where oneDNN's convolutions are faster and Lethe's
     // group norm keeps the layout (models/group_norm_kernel.hpp): in bf16 (forward and backward),
     // in fp32 under inference mode (sampling and evaluation: 1.33x the NCHW sampling on an AVX2

@@ -313,11 +313,7 @@ std::vector<at::Tensor> UNetImpl::forward_each(const at::Tensor& x, const at::Te
   check(!contexts.empty(), "UNet: forward_each expected at least one context, got none");
   check(config_.adm_in_channels == 0, "UNet: forward_each needs a UNet without label_emb (y differs per context)");
   check_input(x, t);
-  for (size_t k = 0; k < contexts.size(); ++k) {
-    const at::Tensor& context = contexts[k];
-    check(context.dim() == 3 && context.size(0) == x.size(0) && context.size(2) == config_.context_dim,
-          "UNet: expected context ", k, " [", x.size(0), ", L, ", config_.context_dim, "], got ", context.sizes());
-  }
+  for (size_t k = 0; k < contexts.size(); ++k) check_context(contexts[k], x.size(0), str("context ", k));
   const at::Tensor emb = embed(t, {});  // [B, 4 mc]
   Progress shared{layout(x)};
   if (!checkpointing()) run_context_free(shared, emb);
@@ -333,6 +329,11 @@ void UNetImpl::check_input(const at::Tensor& x, const at::Tensor& t) const {
   check(x.size(2) % factor == 0 && x.size(3) % factor == 0, "UNet: height and width must be divisible by ", factor,
         ", got ", x.size(2), "x", x.size(3));
   check(t.dim() == 1 && t.size(0) == x.size(0), "UNet: expected timesteps [", x.size(0), "], got ", t.sizes());
+}
+
+void UNetImpl::check_context(const at::Tensor& context, int64_t rows, const std::string& name) const {
+  check(context.dim() == 3 && context.size(0) == rows && context.size(2) == config_.context_dim, "UNet: expected ",
+        name, " [", rows, ", L, ", config_.context_dim, "], got ", context.sizes());
 }
 
 at::Tensor UNetImpl::embed(const at::Tensor& t, const at::Tensor& y) {
@@ -402,9 +403,8 @@ at::Tensor UNetImpl::run_rest(Progress progress, const at::Tensor& emb, const at
 at::Tensor UNetImpl::run(const at::Tensor& x, const at::Tensor& t, const at::Tensor& context, const at::Tensor& y,
                          int64_t groups) {
   check_input(x, t);
-  const int64_t images = x.size(0), rows = groups * images;
-  check(context.dim() == 3 && context.size(0) == rows && context.size(2) == config_.context_dim,
-        "UNet: expected context [", rows, ", L, ", config_.context_dim, "], got ", context.sizes());
+  const int64_t images = x.size(0);
+  check_context(context, groups * images, "context");
   // The embedding of every row, as forward(x and t repeated) computes it.
   const at::Tensor emb = embed(groups > 1 ? t.repeat({groups}) : t, y);  // [rows, 4 mc]
   Progress progress{layout(x)};  // [images, C, H, W]

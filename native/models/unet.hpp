@@ -154,6 +154,8 @@ class UNetImpl : public torch::nn::Module {
   at::Tensor run(const at::Tensor& x, const at::Tensor& t, const at::Tensor& context, const at::Tensor& y,
                  int64_t groups);
   void check_input(const at::Tensor& x, const at::Tensor& t) const;
+  // context [rows, L, context_dim]; errors call it `name`.
+  void check_context(const at::Tensor& context, int64_t rows, const std::string& name) const;
   // The timestep (and, with label_emb, y) embedding of every row: t [R] -> [R, 4 mc].
   at::Tensor embed(const at::Tensor& t, const at::Tensor& y);
   bool checkpointing() const;
