@@ -345,8 +345,10 @@ def performance_summary(results):
     m = n["machine"]
     precisions = measured_precisions(n)
     step, fast_step = r["fastest_python_train_step"], r["fastest_python_sampling"]
+    rounds = len(results.get("rounds") or [])
     lines = [f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores, torch {m['torch']}; `auto` picks "
-             f"{n['auto_precision']['precision']} here).", "",
+             f"{n['auto_precision']['precision']} here)."
+             + (f" Speed-ups: medians of {rounds} alternating rounds; times: round 1." if rounds > 1 else ""), "",
              "| measurement | " + " | ".join(f"native {q}" for q in precisions) + " | fastest Python way | speed-up |",
              "|---" * (len(precisions) + 3) + "|",
              "| SISS step, batch %d | " % n["precisions"]["fp32"]["train_step"]["batch"]

@@ -6,6 +6,10 @@ Runs (each in its own process, so peak RSS is per process):
   3. bench/python_reference.py, once per way a Python user would run it (eager / torch.compile,
      fp32 / bf16 autocast): the same SISS step and sampling with diffusers, FLOPs counted; and
      bench/python_descriptor.py, the copy descriptor in plain PyTorch, eager and compiled;
+  3b. `--rounds` - 1 repeat rounds of the head-to-head: the native step and sampling in their best
+     precisions (`lethe perf --step-and-sampling-only`) and the fastest Python variants of round 1,
+     in alternating order; each round gives its own ratios, and the ratios reported are their medians
+     (a machine whose speed drifts between processes moves one round, not the verdict);
   4. `lethe unlearn` with the default recipe (bench/configs/siss-tf.json) and `lethe eval` of its model, in fp32 and in
      the native side's faster precision (peak RSS of a real unlearning run, evaluation time).
 Writes bench/results.json, prints a short table and rewrites the README's benchmark table
@@ -17,6 +21,7 @@ import datetime
 import glob
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -49,6 +54,31 @@ def run_with_rss(args, **kwargs):
 def last_json(text):
     start = text.find("{")
     return json.loads(text[start:])
+
+
+def head_to_head(native, python_result, first=None, order="native first"):
+    """One round's ratios: the native training step and sampling in their best precisions against
+    the fastest Python variants. Round 1 (`first` None) picks the precisions and variants; a repeat
+    round times the same ones again."""
+    if first is None:
+        step_precision = native["best_precision"]
+        sampling_precision = max(native["precisions"], key=lambda q: native["precisions"][q]["sampling"]["images_per_second"])
+        step_variant = min(python_result, key=lambda v: python_result[v]["train_step"]["median_seconds"])
+        sampling_variant = max(python_result, key=lambda v: python_result[v]["sampling"]["images_per_second"])
+    else:
+        step_precision, sampling_precision = first["native_step_precision"], first["native_sampling_precision"]
+        step_variant, sampling_variant = first["python_step_variant"], first["python_sampling_variant"]
+    native_step = native["precisions"][step_precision]["train_step"]["median_seconds"]
+    python_step = python_result[step_variant]["train_step"]["median_seconds"]
+    native_rate = native["precisions"][sampling_precision]["sampling"]["images_per_second"]
+    python_rate = python_result[sampling_variant]["sampling"]["images_per_second"]
+    return {"order": order,
+            "native_step_precision": step_precision, "python_step_variant": step_variant,
+            "native_step_seconds": native_step, "python_step_seconds": python_step,
+            "train_step_speedup": python_step / native_step,
+            "native_sampling_precision": sampling_precision, "python_sampling_variant": sampling_variant,
+            "native_images_per_second": native_rate, "python_images_per_second": python_rate,
+            "sampling_speedup": native_rate / python_rate}
 
 
 def measured_precisions(native):
@@ -108,17 +138,28 @@ def markdown_table(results):
     first = n["precisions"][precisions[0]]
     header = ["measurement"] + [f"native {q}" for q in precisions] + [f"Python {VARIANT_NAMES[v]}" for v in variants] + \
              ["native best / fastest Python"]
+    rounds = results.get("rounds") or []  # results before 2026-12-06 timed one round
+
+    def by_round(key):
+        if len(rounds) < 2:
+            return ""
+        return "; median of %d rounds: %s" % (len(rounds), ", ".join("%.2f" % x[key] for x in rounds))
+
     rows = [
         ["SISS training step, batch %d (median of %d)" % (first["train_step"]["batch"], first["train_step"]["timed_steps"])]
         + [step(n["precisions"][q]) for q in precisions] + [step(p[v]) for v in variants]
-        + ["%.2fx (%s vs %s)" % (r["train_step_speedup"], best, VARIANT_NAMES[r["fastest_python_train_step"]])],
+        + ["%.2fx (%s vs %s%s)" % (r["train_step_speedup"], best, VARIANT_NAMES[r["fastest_python_train_step"]],
+                                   by_round("train_step_speedup"))],
         ["DDIM sampling, %d steps, batch %d, guidance" % (first["sampling"]["steps"], first["sampling"]["batch"])]
         + [rate(n["precisions"][q]) for q in precisions] + [python_rate(p[v]) for v in variants]
-        + ["%.2fx (%s vs %s)" % (r["sampling_speedup"], r["best_sampling_precision"],
-                                 VARIANT_NAMES[r["fastest_python_sampling"]])],
+        + ["%.2fx (%s vs %s%s)" % (r["sampling_speedup"], r["best_sampling_precision"],
+                                   VARIANT_NAMES[r["fastest_python_sampling"]], by_round("sampling_speedup"))],
     ]
     lines = [f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores, {m['threads']} torch threads, torch {m['torch']}); "
-             f"`auto` precision here: {n['auto_precision']['reason']}.",
+             f"`auto` precision here: {n['auto_precision']['reason']}."
+             + (f" The columns are round 1; rounds 2 to {len(rounds)} timed the native best precision and the fastest "
+                "Python variant again in alternating order, and the ratios are the medians of the rounds' ratios."
+                if len(rounds) > 1 else ""),
              "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     mem = results["memory"]
@@ -186,7 +227,11 @@ def main():
     parser.add_argument("--out", default=HERE, help="folder for results.json and scaling.png")
     parser.add_argument("--tiny", action="store_true", help="toy sizes: the smoke test")
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite README.md's table")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of the head-to-head (training step, sampling); the ratios are their medians")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds: expected at least 1, got {args.rounds}")
     out = os.path.abspath(args.out)
     scratch = os.path.join(out, "tmp")
     os.makedirs(scratch, exist_ok=True)
@@ -195,26 +240,42 @@ def main():
     unet = os.path.join(scratch, "bench_unet.safetensors")
     subprocess.run([python, reference, "--write-unet", unet], check=True)
 
-    perf_args = [LETHE, "perf", "--unet", unet, "--out", scratch]
+    perf_args = [LETHE, "perf", "--unet", unet, "--out", scratch] + (["--tiny"] if args.tiny else [])
     descriptor = os.path.join(BENCH, "descriptor.safetensors")
-    if os.path.exists(descriptor) and not args.tiny:
-        perf_args += ["--descriptor", descriptor]
-    if args.tiny:
-        perf_args.append("--tiny")
-    native, _ = run_with_rss(perf_args, stdout_path=os.path.join(scratch, "perf.stdout"))
+    native_args = perf_args + (["--descriptor", descriptor] if os.path.exists(descriptor) and not args.tiny else [])
+    native, _ = run_with_rss(native_args, stdout_path=os.path.join(scratch, "perf.stdout"))
     native = last_json(native)
     if native.get("scoring", {}).get("descriptor"):  # recorded repository-relative, like every path
         native["scoring"]["descriptor"] = os.path.relpath(native["scoring"]["descriptor"], ROOT)
 
-    python_result, python_rss = {}, None
-    for variant in PYTHON_VARIANTS if not args.tiny else ("eager_fp32", "eager_bf16"):
+    def run_reference(variant, label):
         ref_args = [python, reference, "--unet-state", unet + ".diffusers.pt", "--variant", variant]
         if args.tiny:
             ref_args += ["--batch", "2", "--warmup", "1", "--timed", "2", "--sample-batch", "2", "--sample-steps", "2"]
-        text, rss = run_with_rss(ref_args, stdout_path=os.path.join(scratch, f"reference-{variant}.stdout"))
-        python_result[variant] = last_json(text)
+        text, rss = run_with_rss(ref_args, stdout_path=os.path.join(scratch, f"reference-{variant}{label}.stdout"))
+        return last_json(text), rss
+
+    python_result, python_rss = {}, None
+    for variant in PYTHON_VARIANTS if not args.tiny else ("eager_fp32", "eager_bf16"):
+        python_result[variant], rss = run_reference(variant, "")
         if variant == "eager_fp32":
             python_rss = rss  # the plain reference process (the compiled ones also hold the compiler)
+
+    # Round 1 is the full measurement above; the repeat rounds time the head-to-head again.
+    rounds = [head_to_head(native, python_result)]
+    for number in range(2, args.rounds + 1):
+        precisions = sorted({rounds[0]["native_step_precision"], rounds[0]["native_sampling_precision"]})
+        variants = sorted({rounds[0]["python_step_variant"], rounds[0]["python_sampling_variant"]})
+        native_first = number % 2 == 1  # round 2 starts with the reference, round 3 with the native side
+        sides = {}
+        for side in ("native", "reference") if native_first else ("reference", "native"):
+            if side == "native":
+                sides[side] = last_json(run_with_rss(perf_args + ["--step-and-sampling-only", "--precisions"] + precisions,
+                                                     stdout_path=os.path.join(scratch, f"perf-round{number}.stdout"))[0])
+            else:
+                sides[side] = {v: run_reference(v, f"-round{number}")[0] for v in variants}
+        rounds.append(head_to_head(sides["native"], sides["reference"], rounds[0],
+                                   "native first" if native_first else "reference first"))
 
     # The copy descriptor the Python way (the same network in plain PyTorch), eager and compiled.
     python_scoring = {}
@@ -278,9 +339,6 @@ def main():
                       "node_seconds": {n["class_type"]: n["seconds"] for n in nodes}}
 
     best = native["precisions"][native["best_precision"]]
-    fastest_step = min(python_result, key=lambda v: python_result[v]["train_step"]["median_seconds"])
-    best_sampling = max(native["precisions"], key=lambda q: native["precisions"][q]["sampling"]["images_per_second"])
-    fastest_sampling = max(python_result, key=lambda v: python_result[v]["sampling"]["images_per_second"])
     flops = python_result["eager_fp32"]["train_step"]["flops"]
     step_native = best["train_step"]["median_seconds"]
     results = {
@@ -295,13 +353,13 @@ def main():
         "quickstart": quickstart,
         # the unlearning run starts from base; scoring and evaluation use the descriptor and classifier
         "models": bench_model_hashes("base", "descriptor", "classifier") if os.path.exists(base) else {},
+        "rounds": rounds,
         "ratios": {
-            "train_step_speedup": python_result[fastest_step]["train_step"]["median_seconds"] / step_native,
-            "fastest_python_train_step": fastest_step,
-            "sampling_speedup": native["precisions"][best_sampling]["sampling"]["images_per_second"]
-            / python_result[fastest_sampling]["sampling"]["images_per_second"],
-            "best_sampling_precision": best_sampling,
-            "fastest_python_sampling": fastest_sampling,
+            "train_step_speedup": statistics.median(r["train_step_speedup"] for r in rounds),
+            "fastest_python_train_step": rounds[0]["python_step_variant"],
+            "sampling_speedup": statistics.median(r["sampling_speedup"] for r in rounds),
+            "best_sampling_precision": rounds[0]["native_sampling_precision"],
+            "fastest_python_sampling": rounds[0]["python_sampling_variant"],
             "scoring_speedup": native["scoring"]["images_per_second"]
             / max((e["images_per_second"] for e in python_scoring.values()), default=float("nan")),
             "train_step_gflops": flops / step_native / 1e9,

@@ -283,7 +283,8 @@ json run_perf(const PerfOptions& options) {
   const ResolvedPrecision automatic = resolve_precision(Precision::automatic, device);
   out["auto_precision"] = {{"precision", precision_name(automatic.precision)}, {"reason", automatic.reason}};
   PerfOptions run = options;
-  if (!device.is_cpu()) run.profile_steps = 0;  // libtorch's CPU-side op profile says nothing of GPU kernels
+  // libtorch's CPU-side op profile says nothing of GPU kernels; a repeat round times, it does not profile
+  if (!device.is_cpu() || options.step_and_sampling_only) run.profile_steps = 0;
 
   models::ModelLoadOptions load;
   load.device = device;
@@ -302,7 +303,7 @@ json run_perf(const PerfOptions& options) {
     const Precision precision = parse_precision(name, "perf --precisions");
     check(precision != Precision::automatic, "perf --precisions: measure fp32, bf16 or fp16, not auto");
     json entry = precision_perf(model, run, precision, scratch);
-    entry["ceiling"] = ceilings(options.ceiling_size, compute_dtype(precision), device);
+    if (!options.step_and_sampling_only) entry["ceiling"] = ceilings(options.ceiling_size, compute_dtype(precision), device);
     if (!best || entry["train_step"]["median_seconds"].get<double>() <
                      precisions[precision_name(*best)]["train_step"]["median_seconds"].get<double>())
       best = precision;
@@ -312,6 +313,12 @@ json run_perf(const PerfOptions& options) {
   const std::string best_name = precision_name(*best);
   out["precisions"] = precisions;
   out["best_precision"] = best_name;  // the faster training step here
+  std::error_code ignored;
+  if (options.step_and_sampling_only) {
+    fs::remove_all(scratch, ignored);
+    io::write_json_file(options.out / "perf.json", out);
+    return out;
+  }
 
   // 2. Scoring: copy-descriptor throughput at batch 64 (the descriptor runs on the CPU).
   if (device.is_cpu()) {
@@ -364,7 +371,6 @@ json run_perf(const PerfOptions& options) {
     canvas.save_png(options.out / "scaling.png");
   }
   if (options.sd15_lora) out["sd15_lora"] = sd15_lora_step(run, device, scratch);
-  std::error_code ignored;
   fs::remove_all(scratch, ignored);
   io::write_json_file(options.out / "perf.json", out);
   return out;

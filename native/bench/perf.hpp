@@ -6,7 +6,8 @@
 // On a GPU (`device`), the UNet runs there (the trainer's and sampler's data stay on the CPU and
 // cross per forward, as with a host model); with `sd15_lora`, also one SISS LoRA step of an
 // SD1.5-sized UNet (random weights, bf16) at 512x512 pixels (64x64 latents): seconds and peak
-// GPU memory.
+// GPU memory. With `step_and_sampling_only`, only the training step and sampling per precision:
+// make bench times those again in later rounds, alternating with the Python reference.
 #pragma once
 
 #include <filesystem>
@@ -35,6 +36,8 @@ struct PerfOptions {
   std::vector<std::string> precisions = {"fp32", "bf16"};  // each measured side by side
   std::string device = "cpu";             // where the UNet runs: cpu or cuda[:index]
   bool sd15_lora = false;                 // also the SD1.5-sized LoRA step (a GPU's job)
+  bool step_and_sampling_only = false;    // a repeat round of make bench: per precision only the timed
+                                          // training step and sampling (no profile, ceiling, scoring, scaling)
   int64_t sd15_batch = 1;                 // its batch (retain and forget examples each)
 };
 

@@ -28,6 +28,8 @@ void add_perf_command(CLI::App& app) {
   perf->add_flag("--sd15-lora", options->sd15_lora,
                  "also an SD1.5-sized UNet's SISS LoRA step at 512x512 (random bf16 weights; for a GPU)");
   perf->add_option("--sd15-batch", options->sd15_batch, "that step's batch")->capture_default_str();
+  perf->add_flag("--step-and-sampling-only", options->step_and_sampling_only,
+                 "per precision only the timed training step and sampling (make bench's repeat rounds)");
   perf->add_flag("--tiny", *tiny, "tiny sizes (the smoke test): nothing is meaningful but every path runs");
   set_action(perf, [options, unet, descriptor, out, tiny]() {
     options->unet = *unet;

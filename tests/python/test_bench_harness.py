@@ -11,7 +11,8 @@ from conftest import ROOT
 
 
 def test_bench_harness_runs_at_tiny_sizes(tmp_path):
-    done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "run_bench.py"), "--tiny", "--out", str(tmp_path)],
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "run_bench.py"), "--tiny", "--rounds", "2",
+                           "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads((tmp_path / "results.json").read_text())
@@ -35,6 +36,17 @@ def test_bench_harness_runs_at_tiny_sizes(tmp_path):
         assert ways[str(entry["sampling"]["guidance_forwards"])] == entry["sampling"]["images_per_second"]
     ratios = results["ratios"]
     assert ratios["train_step_speedup"] > 0 and ratios["fastest_python_train_step"] in python
+    # round 1 picks the contenders, round 2 times the same ones again, reference first; the ratios are the medians
+    first, second = results["rounds"]
+    assert first["order"] == "native first" and second["order"] == "reference first"
+    for key in ("native_step_precision", "python_step_variant", "native_sampling_precision", "python_sampling_variant"):
+        assert second[key] == first[key]
+    assert first["native_step_seconds"] == native["precisions"][native["best_precision"]]["train_step"]["median_seconds"]
+    assert first["python_step_seconds"] == min(e["train_step"]["median_seconds"] for e in python.values())
+    for key in ("train_step_speedup", "sampling_speedup"):
+        assert ratios[key] == pytest.approx((first[key] + second[key]) / 2)
+    assert second["train_step_speedup"] == pytest.approx(second["python_step_seconds"] / second["native_step_seconds"])
+    assert second["sampling_speedup"] == pytest.approx(second["native_images_per_second"] / second["python_images_per_second"])
     # the unlearning run and the evaluation in fp32 and in the faster precision, when it is another
     assert "fp32" in results["memory"]["native_unlearning_run_mib"] and "fp32" in results["evaluation"]
     # where the evaluation's time went: set-up and the model's stages (attacks are off in the tiny run)

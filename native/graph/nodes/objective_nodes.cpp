@@ -36,9 +36,12 @@ std::vector<Value> baseline_objective(NodeContext&, const NodeInputs& in) {
   return objective_value(method, config, in.where("method"));
 }
 
+// beta 0 leaves the method's own default: one widget serves NPO and DPO, whose betas differ by
+// orders of magnitude, so no single number could be the widget's default for both.
 std::vector<Value> preference_objective(NodeContext&, const NodeInputs& in) {
   const std::string method = in.text("method");
-  nlohmann::json config = {{"beta", in.number("beta")}};
+  nlohmann::json config = nlohmann::json::object();
+  if (in.number("beta") > 0) config["beta"] = in.number("beta");
   if (method == "npo") {
     config["beta_k"] = in.number("beta_k");
     config["retain_weight"] = in.number("retain_weight");
