@@ -128,10 +128,34 @@ at::Tensor embed_all(models::CopyDescriptor& descriptor, const at::Tensor& image
   return at::cat(parts);
 }
 
+// Every count and width at least 1, and the rates positive.
+void check_training_sizes(int64_t steps, int64_t batch_size, double learning_rate, const std::vector<int64_t>& widths,
+                          const std::string& where) {
+  check(steps >= 1, where, ".steps: expected at least 1, got ", steps);
+  check(batch_size >= 1, where, ".batch_size: expected at least 1, got ", batch_size);
+  check(learning_rate > 0, where, ".learning_rate: expected > 0, got ", learning_rate);
+  check(!widths.empty(), where, ".widths: expected at least one width, got none");
+  for (const int64_t width : widths) check(width >= 1, where, ".widths: expected widths of at least 1, got ", width);
+}
+
 }  // namespace
+
+void DescriptorTrainingConfig::validate(const std::string& where) const {
+  check_training_sizes(steps, batch_size, learning_rate, widths, where);
+  check(temperature > 0, where, ".temperature: expected > 0, got ", temperature);
+  check(entropy_weight >= 0, where, ".entropy_weight: expected >= 0, got ", entropy_weight);
+  check(embedding_dim >= 1, where, ".embedding_dim: expected at least 1, got ", embedding_dim);
+  check(validation_queries >= 1, where, ".validation_queries: expected at least 1, got ", validation_queries);
+}
+
+void ClassifierTrainingConfig::validate(const std::string& where) const {
+  check_training_sizes(steps, batch_size, learning_rate, widths, where);
+}
 
 nlohmann::json train_bench_descriptor(const DescriptorTrainingConfig& config, const fs::path& out,
                                       const ProgressCallback& progress) {
+  config.validate("bench train-descriptor");
+  check_model_output(out, "bench train-descriptor");
   const auto train = data::load_fashion_mnist("train");
   const auto test = data::load_fashion_mnist("test");
   unlearn::TaskData data;
@@ -159,7 +183,6 @@ nlohmann::json train_bench_descriptor(const DescriptorTrainingConfig& config, co
   auto result = eval::evaluate_copy_detection(embed_all(descriptor, query_images), embed_all(descriptor, test_pixels),
                                               at::arange(queries, at::kLong));
 
-  fs::create_directories(out.parent_path().empty() ? fs::path(".") : out.parent_path());
   descriptor->save(out, {{"lethe.bench_model", "descriptor"}, {"training_config", io::to_json(config).dump()}});
   std::error_code ignored;
   fs::remove(checkpoint_beside(out), ignored);
@@ -189,6 +212,8 @@ nlohmann::json train_bench_descriptor(const DescriptorTrainingConfig& config, co
 
 nlohmann::json train_bench_classifier(const ClassifierTrainingConfig& config, const fs::path& out,
                                       const ProgressCallback& progress) {
+  config.validate("bench train-classifier");
+  check_model_output(out, "bench train-classifier");
   const auto train = data::load_fashion_mnist("train");
   const auto test = data::load_fashion_mnist("test");
   unlearn::TaskData data;
@@ -218,7 +243,6 @@ nlohmann::json train_bench_classifier(const ClassifierTrainingConfig& config, co
   }
   const double accuracy = correct / test.labels.size(0);
 
-  fs::create_directories(out.parent_path().empty() ? fs::path(".") : out.parent_path());
   classifier->save(out, {{"lethe.bench_model", "classifier"}, {"training_config", io::to_json(config).dump()}});
   std::error_code ignored;
   fs::remove(checkpoint_beside(out), ignored);

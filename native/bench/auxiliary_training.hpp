@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <string>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
@@ -36,6 +37,7 @@ struct DescriptorTrainingConfig {
     v("seed", seed);
     v("validation_queries", validation_queries);
   }
+  void validate(const std::string& where) const;
 };
 
 struct ClassifierTrainingConfig {
@@ -53,6 +55,7 @@ struct ClassifierTrainingConfig {
     v("widths", widths);
     v("seed", seed);
   }
+  void validate(const std::string& where) const;
 };
 
 // SSCD loss on 2N views (view i and i + N are copies): InfoNCE with temperature tau plus

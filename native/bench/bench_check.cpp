@@ -16,6 +16,7 @@
 #include "eval/copy_detection.hpp"
 #include "eval/descriptor.hpp"
 #include "eval/sscd_metrics.hpp"
+#include "io/atomic_file.hpp"
 #include "io/hash.hpp"
 #include "io/json_config.hpp"
 #include "models/classifier.hpp"
@@ -33,15 +34,18 @@ const char* const kModels[] = {"base", "retrained", "descriptor", "classifier"};
 // Each model file's SHA-256 against the one its card recorded.
 json verify_hashes(const fs::path& dir) {
   json out = json::object();
+  check(fs::is_directory(dir), "bench check --models: '", dir.string(), "' is not a folder of bench models");
   for (const char* name : kModels) {
     const fs::path file = dir / (std::string(name) + ".safetensors");
     const fs::path card_file = dir / (std::string(name) + ".card.json");
     check(fs::exists(file), "bench model '", file.string(), "' is missing; train it with `make bench-models`");
     check(fs::exists(card_file), "bench model card '", card_file.string(), "' is missing");
     const json card = io::read_json_file(card_file);
-    check(card.contains("sha256"), card_file.string(), ": no 'sha256' field");
+    check(card.is_object() && card.contains("sha256") && card["sha256"].is_string(), card_file.string(),
+          ": expected an object with a 'sha256' text field, got ",
+          !card.is_object() ? "no object" : card.contains("sha256") ? "sha256 " + card["sha256"].dump() : "no 'sha256' field");
     const std::string actual = io::sha256_file(file);
-    const std::string expected = card.at("sha256").get<std::string>();
+    const std::string expected = card["sha256"].get<std::string>();
     check(actual == expected, "bench model '", file.string(), "': SHA-256 ", actual, " differs from its card ",
           card_file.string(), " (", expected, "); the file was changed or the card is stale");
     out[name] = {{"file", file.filename().string()}, {"sha256", actual}, {"card", card_file.filename().string()},
@@ -81,7 +85,7 @@ json check_bench(const BenchCheckOptions& options, const ProgressCallback& progr
   const auto started = std::chrono::steady_clock::now();
   const fs::path dir = options.models.empty() ? bench_model_dir() : options.models;
   check(options.samples_per_caption >= 8, "bench check: samples_per_caption must be >= 8, got ", options.samples_per_caption);
-  fs::create_directories(options.out);
+  io::make_folder(options.out, "bench check --out");
   const BenchTargets targets;
   const eval::EvalConfig eval_config = bench_eval_config();
   const double threshold = eval_config.threshold;

@@ -9,6 +9,7 @@
 #include "data/idx.hpp"
 #include "dist/group.hpp"
 #include "eval/report.hpp"
+#include "io/atomic_file.hpp"
 #include "io/hash.hpp"
 #include "io/json_config.hpp"
 #include "io/output_path.hpp"
@@ -254,7 +255,12 @@ EvalOutcome run_eval_request(const EvalRequest& request, const ProgressCallback&
   config = bench_eval_config();
   if (!request.config_file.empty())
     config = io::merge_config(config, io::read_json_file(request.config_file), request.config_file);
+  check(request.seed >= 0, "lethe eval: --seed: expected a seed >= 0, got ", request.seed);
   config.sampling.seed = static_cast<uint64_t>(request.seed);
+  // -1: not given (the settings' count)
+  for (const auto& [given, name] : {std::pair{request.samples_per_caption, "--samples-per-caption"},
+                                    std::pair{request.samples_per_class, "--samples-per-class"}})
+    check(given == -1 || given >= 1, "lethe eval: ", name, ": expected at least 1 sample, got ", given);
   if (request.samples_per_caption > 0) config.samples_per_forget_caption = request.samples_per_caption;
   if (request.samples_per_class > 0) config.samples_per_class = request.samples_per_class;
   if (!request.erased_concept.empty()) config.erased_concept = request.erased_concept;
@@ -265,6 +271,10 @@ EvalOutcome run_eval_request(const EvalRequest& request, const ProgressCallback&
         request.out.empty() ? io::claim_numbered_folder("out", "eval-" + timestamp()).string() : request.out;
     check(!std::filesystem::exists(std::filesystem::path(claimed) / "report.json"), "lethe eval: '", claimed,
           "' already holds a report; choose another --out (nothing is overwritten)");
+    io::make_folder(claimed, "lethe eval --out");  // before the work, not after it
+    const std::string entry = io::first_entry(claimed);
+    check(entry.empty(), "lethe eval: '", claimed, "' already holds '", entry,
+          "'; choose a new or empty --out (nothing is overwritten)");
     return claimed;
   });
   outcome.out = out;

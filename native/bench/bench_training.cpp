@@ -5,6 +5,7 @@
 
 #include "core/error.hpp"
 #include "core/runtime.hpp"
+#include "io/atomic_file.hpp"
 #include "io/hash.hpp"
 #include "models/diffusion_model.hpp"
 #include "unlearn/trainer.hpp"
@@ -16,6 +17,12 @@ namespace fs = std::filesystem;
 void DiffusionTrainingConfig::validate(const std::string& where) const {
   check(variant == "base" || variant == "retrained", where, ".variant: expected base or retrained, got '", variant, "'");
   check(steps >= 1 && batch_size >= 1, where, ": steps and batch_size must be >= 1");
+}
+
+void check_model_output(const fs::path& out, const std::string& where) {
+  check(!out.empty() && out.has_filename(), where, " --out: expected a .safetensors file path, got '", out.string(), "'");
+  check(!fs::is_directory(out), where, " --out: '", out.string(), "' is a folder, expected a .safetensors file path");
+  io::make_folder(out.parent_path().empty() ? fs::path(".") : out.parent_path(), str(where, " --out"));
 }
 
 nlohmann::json write_model_card(const fs::path& model_file, nlohmann::json card) {
@@ -31,6 +38,7 @@ nlohmann::json write_model_card(const fs::path& model_file, nlohmann::json card)
 nlohmann::json train_bench_diffusion(const DiffusionTrainingConfig& config, const fs::path& out,
                                      const ProgressCallback& progress) {
   config.validate("bench diffusion training");
+  check_model_output(out, "bench train-diffusion");
   FashionBench bench = build_fashion_bench(config.bench);
   unlearn::TaskData data;
   data.retain = config.variant == "base" ? training_set_with_forget(bench, config.bench) : bench.train_clean;
@@ -69,7 +77,6 @@ nlohmann::json train_bench_diffusion(const DiffusionTrainingConfig& config, cons
     parameters.emplace_back("text_encoder." + item.key(), item.value());
 
   unlearn::Trainer trainer(trainer_config, parameters, *objective, context);
-  fs::create_directories(out.parent_path().empty() ? fs::path(".") : out.parent_path());
   fs::path checkpoint = out;
   checkpoint.replace_extension(".checkpoint.safetensors");
   unlearn::TrainOutcome outcome = trainer.run(checkpoint, progress);

@@ -43,6 +43,10 @@ struct DiffusionTrainingConfig {
 nlohmann::json train_bench_diffusion(const DiffusionTrainingConfig& config, const std::filesystem::path& out,
                                      const ProgressCallback& progress = {});
 
+// Checked before a bench model's training starts (which takes hours), not when it ends: `out`
+// must name a file, and its folder must exist or be creatable. `where` names the command.
+void check_model_output(const std::filesystem::path& out, const std::string& where);
+
 // Writes a model card next to `model_file`: its SHA-256 plus `card`.
 nlohmann::json write_model_card(const std::filesystem::path& model_file, nlohmann::json card);
 

@@ -19,6 +19,7 @@
 #include "diffusion/sampling.hpp"
 #include "draw/canvas.hpp"
 #include "eval/descriptor.hpp"
+#include "io/atomic_file.hpp"
 #include "io/json_config.hpp"
 #include "models/copy_descriptor.hpp"
 #include "models/diffusion_model.hpp"
@@ -269,7 +270,12 @@ json sd15_lora_step(const PerfOptions& options, const c10::Device& device, const
 }  // namespace
 
 json run_perf(const PerfOptions& options) {
-  fs::create_directories(options.out);
+  check(options.train_batch >= 1, "perf --batch: expected at least 1, got ", options.train_batch);
+  check(options.timed_steps >= 1, "perf --timed-steps: expected at least 1, got ", options.timed_steps);
+  check(options.profile_steps >= 0, "perf --profile-steps: expected 0 (no profile) or more, got ", options.profile_steps);
+  check(options.ceiling_size >= 1, "perf --ceiling-size: expected at least 1, got ", options.ceiling_size);
+  check(options.sd15_batch >= 1, "perf --sd15-batch: expected at least 1, got ", options.sd15_batch);
+  io::make_folder(options.out, "perf --out");
   const fs::path scratch = options.out / "scratch";
   json out;
   out["machine"] = machine_facts_json();
@@ -278,6 +284,14 @@ json run_perf(const PerfOptions& options) {
     device = c10::Device(options.device);
   } catch (const std::exception&) {
     throw Error(str("perf --device: expected cpu or cuda[:index], got '", options.device, "'"));
+  }
+  if (device.is_cuda()) {
+    const int64_t gpus = at::hasCUDA() ? static_cast<int64_t>(at::getNumGPUs()) : 0;
+    check(gpus > 0, "perf --device ", options.device, ": no CUDA GPU is usable here (none present, or a CPU build of torch)");
+    check(device.index() < gpus, "perf --device ", options.device, ": expected a GPU index below ", gpus, ", got ",
+          device.index());
+  } else {
+    check(device.is_cpu(), "perf --device: expected cpu or cuda[:index], got '", options.device, "'");
   }
   out["device"] = device.str();
   const ResolvedPrecision automatic = resolve_precision(Precision::automatic, device);

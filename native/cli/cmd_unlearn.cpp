@@ -5,6 +5,7 @@
 #include "cli/commands.hpp"
 #include "cli/progress_bar.hpp"
 #include "core/error.hpp"
+#include "unlearn/objective.hpp"
 #include "unlearn/run.hpp"
 
 namespace lethe::cli {
@@ -34,7 +35,9 @@ void add_unlearn_command(CLI::App& app) {
       if (!out->empty()) args.insert(args.end(), {"--out", *out});
       exec_launcher(args, "lethe unlearn --nproc");
     }
-    if (*print_only) {
+    if (*print_only) {  // the settings a run would start with, checked as the run checks them
+      config.validate("unlearning run");
+      unlearn::make_objective(config.objective, config.objective_config, "unlearning run .objective");
       std::cout << io::to_json(config).dump(2) << "\n";
       return 0;
     }

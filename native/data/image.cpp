@@ -12,6 +12,20 @@
 
 namespace lethe::data {
 
+namespace {
+
+// stb_image's reason in words: its own are terse codes ("outofdata", "bad png sig").
+std::string decode_problem(const std::string& reason) {
+  if (reason == "outofdata" || reason == "bad zlib header" || reason == "bad huffman code" || reason == "bad codelengths" ||
+      reason == "no IDAT" || reason == "bad IDAT len" || reason == "premature eof")
+    return str("the file is truncated or damaged (", reason, ")");
+  if (reason == "unknown image type" || reason == "bad png sig" || reason == "not BMP")
+    return str("it is not an image in a format Lethe reads (", reason, ")");
+  return str("the decoder said '", reason, "'");
+}
+
+}  // namespace
+
 at::Tensor read_image(const std::filesystem::path& path, int channels) {
   check(channels == 1 || channels == 3, "read_image('", path.string(), "'): channels must be 1 or 3, got ",
         channels);
@@ -20,8 +34,11 @@ at::Tensor read_image(const std::filesystem::path& path, int channels) {
   unsigned char* pixels =
       stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()),
                             &width, &height, &file_channels, channels);
-  check(pixels != nullptr, "image '", path.string(), "' cannot be decoded: ", stbi_failure_reason(),
-        " (expected a png, jpg or bmp file)");
+  if (pixels == nullptr) {  // stb's reason is null until a decode fails
+    const char* reason = stbi_failure_reason();
+    throw Error(str("image '", path.string(), "' cannot be decoded: ", decode_problem(reason ? reason : "unknown"),
+                    "; expected a png, jpg or bmp file"));
+  }
   // [H, W, C] uint8 -> [C, H, W] float in [0, 1]
   at::Tensor image = at::from_blob(pixels, {height, width, channels}, at::kByte)
                          .permute({2, 0, 1})

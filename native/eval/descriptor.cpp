@@ -1,5 +1,7 @@
 #include "eval/descriptor.hpp"
 
+#include <fstream>
+
 #include <ATen/ATen.h>
 #include <torch/script.h>
 
@@ -90,6 +92,18 @@ void check_output(Descriptor& descriptor, int64_t expected_dim, const std::strin
         "); SSCD descriptors end with F.normalize");
 }
 
+// Why torch::jit::load refused `path`, in words about the file (TorchScript files are zip archives).
+std::string torchscript_problem(const fs::path& path) {
+  std::error_code error;
+  if (fs::file_size(path, error) == 0 && !error) return "the file is empty";
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  in.read(magic, sizeof(magic));
+  if (in.gcount() < 4 || std::string(magic, 4) != std::string("PK\x03\x04", 4))
+    return "it is not a zip archive, which every TorchScript file is";
+  return "a zip archive, but not one TorchScript can load: truncated, or written by another program";
+}
+
 }  // namespace
 
 std::shared_ptr<Descriptor> load_descriptor(const fs::path& path, std::optional<int64_t> expected_dim) {
@@ -111,8 +125,8 @@ std::shared_ptr<Descriptor> load_descriptor(const fs::path& path, std::optional<
     torch::jit::Module module;
     try {
       module = torch::jit::load(path.string());
-    } catch (const c10::Error& e) {
-      throw Error(str(where, ": not a TorchScript file (", e.what_without_backtrace(),
+    } catch (const c10::Error&) {  // torch's text speaks of miniz and archives: say what is wrong with the file
+      throw Error(str(where, ": not a TorchScript file (", torchscript_problem(path),
                       "); expected an official SSCD *.torchscript.pt or a Lethe .safetensors descriptor"));
     }
     module.eval();

@@ -21,10 +21,11 @@ const char* const kNormalizedSscdDefinition =
     "forget image, same seeds for every model; 1 = nothing forgotten, 0 = like the retrained model";
 
 void EvalConfig::validate(const std::string& where) const {
-  check(samples_per_forget_caption >= 1, where, ".samples_per_forget_caption: expected >= 1");
-  check(samples_per_class >= 1, where, ".samples_per_class: expected >= 1");
+  check(samples_per_forget_caption >= 1, where, ".samples_per_forget_caption: expected >= 1, got ",
+        samples_per_forget_caption);
+  check(samples_per_class >= 1, where, ".samples_per_class: expected >= 1, got ", samples_per_class);
   check(threshold > -1 && threshold < 1, where, ".threshold: expected in (-1, 1), got ", threshold);
-  check(probe_timestep >= 0, where, ".probe_timestep: expected >= 0");
+  check(probe_timestep >= 0, where, ".probe_timestep: expected >= 0, got ", probe_timestep);
   sampling.validate(where + ".sampling");
   attacks.validate(where + ".attacks");
   parse_precision(precision, where + ".precision");

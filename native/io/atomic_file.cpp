@@ -30,6 +30,8 @@ std::string read_file(const fs::path& path) {
 
 namespace {
 
+constexpr const char* kLockFileName = ".lethe.lock";  // FolderLock's file
+
 // A failed system call's error: `error` is errno as the caller read it right after the call
 // (inside one call to check, the message's arguments may be evaluated before the call itself,
 // and building them may change errno).
@@ -44,7 +46,7 @@ fs::path temporary_beside(const fs::path& target) {
 class TemporaryFile {
  public:
   explicit TemporaryFile(const fs::path& target) : target_(target), path_(temporary_beside(target)) {
-    if (!target.parent_path().empty()) fs::create_directories(target.parent_path());
+    if (!target.parent_path().empty()) make_folder(target.parent_path(), str("writing '", target.string(), "'"));
     fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     check(fd_ >= 0, "cannot create temporary file '", path_.string(), "' for '", target.string(),
           "': ", std::strerror(errno));
@@ -111,8 +113,28 @@ void write_file_atomic(const fs::path& path, std::string_view bytes, WriteMode m
   write_file_atomic(path, [&](const ChunkWriter& write) { write(bytes.data(), bytes.size()); }, mode);
 }
 
+void make_folder(const fs::path& folder, const std::string& where) {
+  std::error_code error;
+  const fs::file_status status = fs::status(folder, error);
+  check(!fs::exists(status) || fs::is_directory(status), where, ": '", folder.string(), "' is a file, expected a folder");
+  if (fs::is_directory(status)) return;
+  fs::create_directories(folder, error);
+  // A part of the path that is a file, a missing permission, a full disk: the system's reason.
+  check(!error, where, ": cannot create folder '", folder.string(), "': ", error.message());
+}
+
+std::string first_entry(const fs::path& folder) {
+  std::error_code error;
+  std::string first;
+  for (fs::directory_iterator it(folder, error), end; !error && it != end; it.increment(error)) {
+    const std::string name = it->path().filename().string();
+    if (name != kLockFileName && (first.empty() || name < first)) first = name;
+  }
+  return first;
+}
+
 bool claim_directory(const fs::path& path) {
-  if (!path.parent_path().empty()) fs::create_directories(path.parent_path());
+  if (!path.parent_path().empty()) make_folder(path.parent_path(), str("creating '", path.string(), "'"));
   if (::mkdir(path.c_str(), 0755) == 0) return true;
   const int error = errno;
   check(error == EEXIST, "cannot create folder '", path.string(), "': ", std::strerror(error));
@@ -120,8 +142,8 @@ bool claim_directory(const fs::path& path) {
 }
 
 FolderLock::FolderLock(const fs::path& folder) {
-  fs::create_directories(folder);
-  const fs::path file = folder / ".lethe.lock";
+  make_folder(folder, "locking the output folder");
+  const fs::path file = folder / kLockFileName;
   fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   check(fd_ >= 0, "cannot open lock file '", file.string(), "': ", std::strerror(errno));
   if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {

@@ -43,6 +43,14 @@ void write_file_atomic(const std::filesystem::path& path, const std::function<vo
 // existed already. Atomic: of two processes claiming one name, exactly one gets true.
 bool claim_directory(const std::filesystem::path& path);
 
+// Creates `folder` and its missing parents. A part that exists as a file, or a folder that
+// cannot be made, is an error naming `where`, the folder and the system's reason.
+void make_folder(const std::filesystem::path& folder, const std::string& where);
+
+// The first entry of `folder` by name other than Lethe's lock file, or "" when there is none
+// (or no folder): a folder that holds anything else is not Lethe's to start a new run in.
+std::string first_entry(const std::filesystem::path& folder);
+
 // An exclusive advisory lock on `<folder>/.lethe.lock` (flock). The kernel drops it when the
 // holder exits, also on kill -9, so a lock that can be taken means no live process holds it.
 class FolderLock {

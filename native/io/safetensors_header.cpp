@@ -73,8 +73,11 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, uint64_t file_s
     for (auto field = value.begin(); field != value.end(); ++field)
       check(field.key() == "dtype" || field.key() == "shape" || field.key() == "data_offsets", tensor_where,
             ": unknown field '", field.key(), "', expected dtype, shape, data_offsets");
-    check(value.contains("dtype") && value["dtype"].is_string(), tensor_where, ": missing string field 'dtype'");
-    check(value.contains("shape") && value["shape"].is_array(), tensor_where, ": missing array field 'shape'");
+    for (const auto& [field, type] : {std::pair{"dtype", "a string"}, std::pair{"shape", "an array"}}) {
+      check(value.contains(field), tensor_where, ": missing field '", field, "'");
+      const bool fits = std::string(field) == "dtype" ? value[field].is_string() : value[field].is_array();
+      check(fits, tensor_where, ": field '", field, "': expected ", type, ", got ", value[field].type_name());
+    }
     check(value.contains("data_offsets") && value["data_offsets"].is_array() && value["data_offsets"].size() == 2,
           tensor_where, ": 'data_offsets' must be an array of 2 integers");
 

@@ -46,7 +46,8 @@ std::shared_ptr<ClassifierImpl> ClassifierImpl::load(const std::filesystem::path
   const std::string where = str("classifier '", path.string(), "'");
   const io::SafetensorsFile file = io::SafetensorsFile::open(path);
   auto format = file.metadata().find("lethe.format");
-  check(format != file.metadata().end() && format->second == kClassifierFormat, where, ": expected lethe.format '", kClassifierFormat, "'");
+  check(format != file.metadata().end() && format->second == kClassifierFormat, where, ": expected lethe.format '",
+        kClassifierFormat, "', got ", format == file.metadata().end() ? "none" : "'" + format->second + "'");
   auto config = io::read_config<ClassifierConfig>(io::parse_json(file.metadata_value(kClassifierConfigKey, "a Lethe classifier file"), where), where);
   auto classifier = std::make_shared<ClassifierImpl>(config);
   load_state_dict_strict(*classifier, file.tensors(), where);

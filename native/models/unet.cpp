@@ -325,7 +325,7 @@ std::vector<at::Tensor> UNetImpl::forward_each(const at::Tensor& x, const at::Te
 void UNetImpl::check_input(const at::Tensor& x, const at::Tensor& t) const {
   check(x.dim() == 4 && x.size(1) == config_.in_channels, "UNet: expected x_t [B, ", config_.in_channels,
         ", H, W], got ", x.sizes());
-  const int64_t factor = int64_t{1} << (config_.channel_mult.size() - 1);
+  const int64_t factor = config_.size_multiple();
   check(x.size(2) % factor == 0 && x.size(3) % factor == 0, "UNet: height and width must be divisible by ", factor,
         ", got ", x.size(2), "x", x.size(3));
   check(t.dim() == 1 && t.size(0) == x.size(0), "UNet: expected timesteps [", x.size(0), "], got ", t.sizes());

@@ -63,6 +63,8 @@ struct UNetConfig {
   int64_t depth_at(int64_t level) const;
   // (heads, head width) for a transformer over `channels` channels.
   std::pair<int64_t, int64_t> heads_for(int64_t channels) const;
+  // What height and width must be multiples of: each level after the first halves them.
+  int64_t size_multiple() const { return int64_t{1} << (channel_mult.size() - 1); }
 
   static UNetConfig sd15();
   static UNetConfig sd21();

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <set>
 
 #include <ATen/ATen.h>
 
@@ -16,6 +17,7 @@
 #include "io/output_path.hpp"
 #include "io/set_override.hpp"
 #include "models/unet.hpp"
+#include "unlearn/caption_variants.hpp"
 #include "unlearn/presets.hpp"
 #include "unlearn/run_identity.hpp"
 
@@ -60,6 +62,32 @@ ExampleSet folder_set(const std::string& folder, const std::string& role, const 
   set.validate();
   set.check_captions();
   return set;
+}
+
+// Checked before the run starts, not at the first batch that trips over it, with the set and
+// file named: image sizes the UNet can take, and captions its text encoder can read.
+void check_data_fits_model(const TaskData& data, models::DiffusionModel& model) {
+  const int64_t multiple = model.unet()->config().size_multiple();
+  for (const ExampleSet* set : {&data.forget, &data.retain, &data.anchor}) {
+    if (set->empty()) continue;
+    const auto file = [&](size_t i) {
+      return i < set->names.size() ? str("'", set->names[i], "'") : str("example ", i);
+    };
+    const int64_t height = set->images.size(2), width = set->images.size(3);
+    check(height % multiple == 0 && width % multiple == 0, "unlearning run: the ", set->name, "'s images are ", width,
+          "x", height, " (e.g. ", file(0), "); this UNet needs a width and height divisible by ", multiple,
+          ": resize them, or let the loader resize them");
+    if (!model.has_text_encoder()) continue;
+    std::set<std::string> read;  // sets repeat their captions
+    for (size_t i = 0; i < set->captions.size(); ++i) {
+      if (set->captions[i].empty() || !read.insert(set->captions[i]).second) continue;  // empty: check_captions decided
+      try {
+        model.text_encoder()->tokenize(all_caption_variants(set->captions[i]));  // each {a|b} alternative
+      } catch (const Error& e) {
+        throw Error(str("unlearning run: the ", set->name, ", caption of ", file(i), ": ", e.what()));
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -153,6 +181,13 @@ RunFolder explicit_folder(RunConfig& config, const nlohmann::json& identity, con
   folder.lock = io::FolderLock(folder.directory);
   check(folder.lock.held(), where, ": output folder '", folder.directory.string(),
         "' is in use by another Lethe process; wait for it to finish or choose another output folder");
+  // Under the lock: a folder without a run of Lethe's in it must be empty, for what it holds is not
+  // Lethe's to overwrite.
+  if (!fs::exists(folder.directory / "identity.json") && !fs::exists(folder.directory / "checkpoint.safetensors")) {
+    const std::string entry = io::first_entry(folder.directory);
+    check(entry.empty(), where, ": output folder '", folder.directory.string(), "' already holds '", entry,
+          "' and no Lethe run; choose a new or empty output folder (nothing is overwritten)");
+  }
   const nlohmann::json saved = saved_identity(folder.directory);
   if (!saved.is_null()) {
     const auto differences = identity_differences(saved, identity);
@@ -180,8 +215,7 @@ RunFolder numbered_folder(const RunPlacement& placement, const nlohmann::json& i
     if (!lock.held()) continue;  // another process is running there
     const nlohmann::json saved = saved_identity(directory);
     // Free: just made, or left empty by a process that died before it recorded its run.
-    const bool unused = saved.is_null() && !fs::exists(directory / "checkpoint.safetensors") &&
-                        !fs::exists(directory / "summary.json");
+    const bool unused = saved.is_null() && io::first_entry(directory).empty();
     if (created || unused) {
       io::write_json_file(directory / "identity.json", identity);
     } else if (saved != identity) {
@@ -389,9 +423,12 @@ void adopt_leader_result(const dist::Group& group, models::DiffusionModel& model
 RunConfig run_config_from(const std::string& config_file, const std::vector<std::string>& overrides,
                           const std::string& out) {
   nlohmann::json json = config_file.empty() ? nlohmann::json::object() : io::read_json_file(config_file);
+  // The file's own mistakes name the file; what only the overrides got wrong names --set.
+  RunConfig config = io::merge_config(RunConfig{}, json, config_file.empty() ? "run config" : config_file);
+  if (overrides.empty() && out.empty()) return config;
   for (const auto& assignment : overrides) io::apply_config_override(json, assignment);
   if (!out.empty()) json["output"] = out;
-  return io::merge_config(RunConfig{}, json, config_file.empty() ? "run config" : config_file);
+  return io::merge_config(RunConfig{}, json, "--set");
 }
 
 RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progress,
@@ -414,6 +451,7 @@ RunResult run_unlearning(const RunConfig& input, const ProgressCallback& progres
   if (source->has_text_encoder())  // the same caption rule for data from nodes as from folders
     for (const ExampleSet* set : {&data.forget, &data.retain, &data.anchor})
       if (!set->empty()) set->check_captions();
+  check_data_fits_model(data, *source);
   if (const int64_t adm = source->unet()->config().adm_in_channels; adm > 0) {  // SDXL: y from pooled output and sizes
     for (const ExampleSet* set : {&data.forget, &data.retain, &data.anchor})
       check(set->empty() || set->conditioning.has_vector(), "unlearning run: the ", set->name,

@@ -229,6 +229,32 @@ TEST(AtomicFile, AFailedRenameNamesItsOwnReason) {
   EXPECT_EQ(entries, 1);  // the folder alone: no temporary left behind
 }
 
+TEST(AtomicFile, FoldersAreMadeOrRefusedWithTheSystemsReason) {
+  TempDir dir;
+  lethe::io::write_file_atomic(dir / "a-file", std::string("x"));
+  lethe::io::make_folder(dir / "new" / "deeper", "test --out");
+  EXPECT_TRUE(std::filesystem::is_directory(dir / "new" / "deeper"));
+  lethe::io::make_folder(dir / "new", "test --out");  // already there: nothing to do
+  expect_error([&] { lethe::io::make_folder(dir / "a-file", "test --out"); },
+               {"test --out", "a-file'", "is a file, expected a folder"});
+  expect_error([&] { lethe::io::make_folder(dir / "a-file" / "sub", "test --out"); },
+               {"test --out", "cannot create folder", std::strerror(ENOTDIR)});
+  EXPECT_EQ(lethe::io::read_file(dir / "a-file"), "x");
+}
+
+TEST(AtomicFile, AFoldersFirstEntryIgnoresLethesLock) {
+  TempDir dir;
+  EXPECT_EQ(lethe::io::first_entry(dir / "missing"), "");
+  {
+    lethe::io::FolderLock lock(dir / "run");
+    ASSERT_TRUE(lock.held());
+  }
+  EXPECT_EQ(lethe::io::first_entry(dir / "run"), "");  // only the lock file: empty to Lethe
+  lethe::io::write_file_atomic(dir / "run" / "zeta.txt", std::string("z"));
+  lethe::io::write_file_atomic(dir / "run" / "alpha.txt", std::string("a"));
+  EXPECT_EQ(lethe::io::first_entry(dir / "run"), "alpha.txt");  // by name, whatever the listing order
+}
+
 // One rule for a MASK on any set: [B or 1, H, W] (or [H, W]) at the set's size or a whole multiple
 // of it; each cell of the result is the mean of its block (a slow loop is the reference).
 TEST(SpatialMasks, ExactSizeOrWholeMultipleAveragedBlockwise) {

@@ -130,3 +130,122 @@ def test_images_without_captions_follow_one_rule_in_every_path(tmp_path):
     os.system(f"rm -rf '{tmp_path / 'run'}'")
     done, _ = run_graph(tmp_path, graph)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_folder_that_holds_other_files_is_never_written_to(tmp_path):
+    """A run into an existing folder continues Lethe's own run there or starts in an empty one;
+    a folder with anything else in it (a user's config, another tool's results) is refused, and
+    what it holds is left as it was."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text("mine")
+    (mine / "workflow_api.json").write_text("mine too")
+    config = tmp_path / "run-config.json"
+    config.write_text(json.dumps({"objective": "neggrad", "data": {"preset": "bench", "retain_limit": 8},
+                                  "trainer": {"steps": 1, "batch_size": 2}}))
+    done = lethe("unlearn", "--config", config, "--out", mine)
+    assert done.returncode == 1
+    assert_clean(done.stderr, str(mine), "already holds 'config.json'", "no Lethe run", "nothing is overwritten")
+    workflow = tmp_path / "wf.json"
+    workflow.write_text(json.dumps(api({**BENCH_NODES, 2: ("LetheSaveModel", {"model": ["1", 0]})})))
+    done = lethe("run", workflow, "--out", mine)
+    assert done.returncode == 1
+    assert_clean(done.stderr, str(mine), "already holds 'config.json'", "no Lethe run", "nothing is overwritten")
+    assert (mine / "config.json").read_text() == "mine" and (mine / "workflow_api.json").read_text() == "mine too"
+    assert sorted(p.name for p in mine.iterdir() if p.name != ".lethe.lock") == ["config.json", "workflow_api.json"]
+
+
+def test_output_paths_and_counts_are_checked_before_the_work_starts(tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    model = os.path.join(os.path.dirname(__file__), "..", "..", "models", "bench", "base.safetensors")
+    for args, fragments in [
+        (["eval", "--model", model, "--out", a_file], ["lethe eval --out", "a-file", "is a file, expected a folder"]),
+        (["eval", "--model", model, "--out", a_file / "sub"], ["lethe eval --out", "cannot create folder", "Not a directory"]),
+        (["perf", "--unet", model, "--out", a_file, "--tiny"], ["perf --out", "is a file, expected a folder"]),
+        (["bench", "check", "--quick", "--out", a_file], ["bench check --out", "is a file, expected a folder"]),
+        (["bench", "train-diffusion", "--out", tmp_path], ["bench train-diffusion --out", "is a folder"]),
+        (["eval", "--model", model, "--samples-per-caption", "0", "--out", tmp_path / "e1"],
+         ["--samples-per-caption", "expected at least 1 sample, got 0"]),
+        (["eval", "--model", model, "--samples-per-class", "-3", "--out", tmp_path / "e2"],
+         ["--samples-per-class", "expected at least 1 sample, got -3"]),
+        (["eval", "--model", model, "--seed", "-1", "--out", tmp_path / "e3"], ["--seed", "expected a seed >= 0, got -1"]),
+        (["perf", "--unet", model, "--out", tmp_path / "p", "--ceiling-size", "0"], ["perf --ceiling-size", "got 0"]),
+    ]:
+        done = lethe(*args, timeout=60)
+        assert done.returncode == 1, (args, done.stderr)
+        assert_clean(done.stderr, *fragments)
+        assert "internal error" not in done.stderr
+    assert a_file.read_text() == "x"
+
+
+def test_models_and_cards_that_cannot_be_read_say_what_is_wrong(tmp_path):
+    import torch
+
+    for name, data, why in (("empty.pt", b"", "the file is empty"), ("text.pt", b"not a model", "not a zip archive"),
+                            ("zipish.pt", b"PK\x03\x04broken", "truncated")):
+        (tmp_path / name).write_bytes(data)
+        done = lethe("eval", "--model", os.path.join(os.path.dirname(__file__), "..", "..", "models", "bench",
+                                                     "base.safetensors"), "--descriptor", tmp_path / name,
+                     "--out", tmp_path / f"eval-{name}", timeout=120)
+        assert done.returncode == 1
+        assert_clean(done.stderr, name, "not a TorchScript file", why, "expected an official SSCD")
+        for leak in ("miniz", "PytorchStreamReader", "zip archive: not"):
+            assert leak not in done.stderr, done.stderr
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    (cards / "base.safetensors").write_bytes(b"x")
+    (cards / "base.card.json").write_text(json.dumps({"sha256": 5}))
+    done = lethe("bench", "check", "--quick", "--models", cards, "--out", tmp_path / "check")
+    assert done.returncode == 1
+    assert_clean(done.stderr, "base.card.json", "'sha256' text field", "sha256 5")
+    done = lethe("bench", "check", "--quick", "--models", tmp_path / "nowhere", "--out", tmp_path / "check-2")
+    assert_clean(done.stderr, "nowhere", "is not a folder of bench models")
+    if not torch.cuda.is_available():
+        done = lethe("perf", "--unet", tmp_path / "cards" / "base.safetensors", "--out", tmp_path / "p", "--device", "cuda:3")
+        assert done.returncode == 1
+        assert_clean(done.stderr, "perf --device cuda:3", "no CUDA GPU is usable here")
+
+
+def test_data_the_model_cannot_take_is_refused_before_training_naming_the_file(tmp_path):
+    def forget_folder(name, size, caption):
+        folder = tmp_path / name
+        folder.mkdir()
+        for piece in ("a", "b"):
+            Image.fromarray(np.full((size, size), 40, np.uint8)).save(folder / f"{piece}.png")
+            (folder / f"{piece}.txt").write_text(caption)
+        return folder
+
+    for folder, fragments in (
+            (forget_folder("odd", 30, "artist_lethe sneaker"), ["forget set", "images are 30x30", "a.png", "divisible by 4"]),
+            (forget_folder("words", 28, "artist_lethe unknownword"),
+             ["forget set", "caption of 'a.png'", "unknown token 'unknownword'"])):
+        config = tmp_path / f"{folder.name}.json"
+        config.write_text(json.dumps({"data": {"preset": "folders", "forget_folder": str(folder), "retain_limit": 8},
+                                      "objective": "neggrad", "trainer": {"steps": 1, "batch_size": 2}}))
+        out = tmp_path / f"out-{folder.name}"
+        done = lethe("unlearn", "--config", config, "--out", out)
+        assert done.returncode == 1
+        assert_clean(done.stderr, *fragments)
+        assert not out.exists() or not any(out.rglob("checkpoint.safetensors"))
+
+
+def test_overrides_name_the_override_not_the_file(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"objective": "neggrad"}))
+    done = lethe("unlearn", "--config", config, "--set", "trainer.steps=abc", "--print-config")
+    assert done.returncode == 1
+    assert_clean(done.stderr, "--set", "trainer.steps", "expected an integer")
+    assert str(config) not in done.stderr
+    done = lethe("unlearn", "--config", config, "--set", "objective=nope", "--print-config")
+    assert done.returncode == 1  # printed settings are settings a run would accept
+    assert_clean(done.stderr, "unknown objective 'nope'", "siss")
+
+
+def test_an_evaluation_starts_only_in_a_new_or_empty_folder(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    model = os.path.join(os.path.dirname(__file__), "..", "..", "models", "bench", "base.safetensors")
+    done = lethe("eval", "--model", model, "--out", tmp_path, timeout=60)
+    assert done.returncode == 1
+    assert_clean(done.stderr, "already holds 'notes.txt'", "nothing is overwritten")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

@@ -81,28 +81,52 @@ def test_concurrent_savers_into_a_shared_output_folder_get_distinct_files(tmp_pa
     ("/tmp/lethe-escape/model", "absolute path"),
     ("../escape/model", "'..'"),
     ("a/../../../../escape/model", "'..'"),
-    ("link/model", "leads outside the output folder"),
 ])
 def test_filename_prefixes_cannot_leave_the_run_folder(tmp_path, prefix, message):
-    out = tmp_path / "run"
-    out.mkdir()
-    (tmp_path / "outside").mkdir()
-    os.symlink(tmp_path / "outside", out / "link")
     for node in (("LetheSaveModel", "model", ["1", 0]), ("SaveImage", "images", ["3", 0])):
         graph = {1: ("LetheBenchModel", {"which": "base"}),
                  3: ("LetheSample", {"model": ["1", 0], "samples_per_prompt": 1, "steps": 1}),
                  2: (node[0], {node[1]: node[2], "filename_prefix": prefix})}
         workflow = tmp_path / "wf.json"
         workflow.write_text(json.dumps(api(graph)))
-        run = out / node[0]
-        run.mkdir()
-        os.symlink(tmp_path / "outside", run / "link")
-        done = lethe("run", workflow, "--out", run)
+        done = lethe("run", workflow, "--out", tmp_path / "run" / node[0])
         assert done.returncode == 1
         assert_clean(done.stderr, "node 2", "filename_prefix", message)
-    assert os.listdir(tmp_path / "outside") == []
     assert not os.path.exists("/tmp/lethe-escape")
     assert not (tmp_path / "escape").exists()
+
+
+LINKED_SAVE = """
+import sys
+sys.path.insert(0, {root!r})
+from python_bridge import _lethe
+model = _lethe.run_node("LetheBenchModel", {{"which": "base"}}, "1", {out!r})[0][0]
+try:
+    _lethe.run_node("LetheSaveModel", {{"model": model, "filename_prefix": "link/model"}}, "2", {out!r})
+except _lethe.LetheError as e:
+    print(e)
+"""
+
+
+def test_a_symlink_in_the_output_folder_cannot_lead_a_save_outside(tmp_path):
+    """ComfyUI's output folder may hold the user's symlinks: a prefix through one that leads
+    outside is refused. A headless run starts only in a new or empty folder, so there a folder
+    holding a link is refused whole."""
+    out = tmp_path / "output"
+    out.mkdir()
+    (tmp_path / "outside").mkdir()
+    os.symlink(tmp_path / "outside", out / "link")
+    done = subprocess.run([sys.executable, "-c", LINKED_SAVE.format(root=ROOT, out=str(out))], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert_clean(done.stdout, "node 2", "filename_prefix", "leads outside the output folder")
+    workflow = tmp_path / "wf.json"
+    workflow.write_text(json.dumps(api({1: ("LetheBenchModel", {"which": "base"}),
+                                        2: ("LetheSaveModel", {"model": ["1", 0], "filename_prefix": "link/model"})})))
+    done = lethe("run", workflow, "--out", out)
+    assert done.returncode == 1
+    assert_clean(done.stderr, "already holds 'link'", "nothing is overwritten")
+    assert os.listdir(tmp_path / "outside") == []
 
 
 def test_node_ids_with_separators_stay_inside_the_run_folder(tmp_path):

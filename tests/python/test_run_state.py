@@ -188,8 +188,13 @@ def test_resume_reuses_finished_output_nodes_and_retrains_nothing(tmp_path):
 
 def test_a_failed_final_save_keeps_the_trained_state_and_says_where(tmp_path):
     out = tmp_path / "run"
-    (out / "model.safetensors").mkdir(parents=True)  # the result cannot be written where it must go
     config = write_config(tmp_path, "short", with_changes(trainer__steps=4, trainer__checkpoint_every=0))
+    # The same run's folder (a run starts only in a new or empty one, or its own): a finished run,
+    # its results taken away and its model's name blocked by a folder, so the final save must fail.
+    assert lethe("unlearn", "--config", config, "--out", out).returncode == 0
+    for name in ("summary.json", "model.safetensors"):
+        (out / name).unlink()
+    (out / "model.safetensors").mkdir()
     failed = lethe("unlearn", "--config", config, "--out", out)
     assert failed.returncode == 1
     assert_clean(error_line(failed.stderr), "could not save", "model.safetensors", "the trained state is kept in",

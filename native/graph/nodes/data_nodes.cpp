@@ -56,6 +56,7 @@ std::vector<Value> restrict_to_mask(NodeContext&, const NodeInputs& in) {
 }
 
 std::vector<Value> load_model(NodeContext& context, const NodeInputs& in) {
+  check(!in.text("path").empty(), in.where("path"), ": expected the path of a Lethe or LDM .safetensors model, got none");
   auto model = models::DiffusionModel::load(in.text("path"));
   context.texts.push_back(str("sha256 ", model->source_sha256.substr(0, 12)));
   return {Value(types::kModel, model)};
