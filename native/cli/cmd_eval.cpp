@@ -24,8 +24,9 @@ void add_eval_command(CLI::App& app) {
   command->add_option("--classifier", options->classifier, "classifier (default models/bench/classifier.safetensors)");
   command->add_option("--config", options->config_file, "evaluation settings JSON (keys of EvalConfig)");
   command->add_option("--seed", options->seed, "sampling seed")->capture_default_str();
-  command->add_option("--samples-per-caption", options->samples_per_caption, "generations per forget caption");
-  command->add_option("--samples-per-class", options->samples_per_class, "generations per class prompt");
+  auto* per_caption =
+      command->add_option("--samples-per-caption", options->samples_per_caption, "generations per forget caption");
+  auto* per_class = command->add_option("--samples-per-class", options->samples_per_class, "generations per class prompt");
   command->add_option("--erased-concept", options->erased_concept,
                       "the class a concept-erasure run erased (the attacks then try to bring it back; the summary "
                       "reports its share)");
@@ -34,7 +35,12 @@ void add_eval_command(CLI::App& app) {
   command->add_option("--precision", options->precision,
                       "compute precision of the models while sampling and attacking: auto, fp32, bf16 or fp16 (default: the "
                       "settings' precision)");
-  set_action(command, [options]() {
+  set_action(command, [options, per_caption, per_class]() {
+    // The request reads -1 as "not given" (the settings' count): a -1 typed here is a count like any other.
+    for (const auto& [option, count] : {std::pair{per_caption, options->samples_per_caption},
+                                        std::pair{per_class, options->samples_per_class}})
+      check(option->count() == 0 || count >= 1, "lethe eval: ", option->get_name(), ": expected at least 1 sample, got ",
+            count);
     const bench::EvalOutcome outcome = bench::run_eval_request(*options, terminal_progress("eval"));
     std::cout << "report: " << (outcome.out / "report.json").string() << "\npicture: " << (outcome.out / "report.png").string()
               << "\n";

@@ -169,6 +169,8 @@ def test_output_paths_and_counts_are_checked_before_the_work_starts(tmp_path):
          ["--samples-per-caption", "expected at least 1 sample, got 0"]),
         (["eval", "--model", model, "--samples-per-class", "-3", "--out", tmp_path / "e2"],
          ["--samples-per-class", "expected at least 1 sample, got -3"]),
+        (["eval", "--model", model, "--samples-per-caption", "-1", "--out", tmp_path / "e4"],
+         ["--samples-per-caption", "expected at least 1 sample, got -1"]),
         (["eval", "--model", model, "--seed", "-1", "--out", tmp_path / "e3"], ["--seed", "expected a seed >= 0, got -1"]),
         (["perf", "--unet", model, "--out", tmp_path / "p", "--ceiling-size", "0"], ["perf --ceiling-size", "got 0"]),
     ]:
