@@ -272,9 +272,7 @@ EvalOutcome run_eval_request(const EvalRequest& request, const ProgressCallback&
     check(!std::filesystem::exists(std::filesystem::path(claimed) / "report.json"), "lethe eval: '", claimed,
           "' already holds a report; choose another --out (nothing is overwritten)");
     io::make_folder(claimed, "lethe eval --out");  // before the work, not after it
-    const std::string entry = io::first_entry(claimed);
-    check(entry.empty(), "lethe eval: '", claimed, "' already holds '", entry,
-          "'; choose a new or empty --out (nothing is overwritten)");
+    io::require_empty_folder(claimed, "lethe eval: folder", "choose a new or empty --out");
     return claimed;
   });
   outcome.out = out;

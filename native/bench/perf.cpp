@@ -280,18 +280,19 @@ json run_perf(const PerfOptions& options) {
   json out;
   out["machine"] = machine_facts_json();
   c10::Device device = c10::kCPU;
+  bool parsed = true;
   try {
     device = c10::Device(options.device);
   } catch (const std::exception&) {
-    throw Error(str("perf --device: expected cpu or cuda[:index], got '", options.device, "'"));
+    parsed = false;
   }
+  check(parsed && (device.is_cpu() || device.is_cuda()), "perf --device: expected cpu or cuda[:index], got '",
+        options.device, "'");
   if (device.is_cuda()) {
     const int64_t gpus = at::hasCUDA() ? static_cast<int64_t>(at::getNumGPUs()) : 0;
     check(gpus > 0, "perf --device ", options.device, ": no CUDA GPU is usable here (none present, or a CPU build of torch)");
     check(device.index() < gpus, "perf --device ", options.device, ": expected a GPU index below ", gpus, ", got ",
           device.index());
-  } else {
-    check(device.is_cpu(), "perf --device: expected cpu or cuda[:index], got '", options.device, "'");
   }
   out["device"] = device.str();
   const ResolvedPrecision automatic = resolve_precision(Precision::automatic, device);

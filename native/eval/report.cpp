@@ -48,7 +48,8 @@ nlohmann::json build_report(const Evaluator& evaluator, const std::vector<const 
     // attack_relearn_steps is null also when the content did not return within the budget:
     // attacks.relearn.returned tells the two apart.
     entry["attacks"] = model->attacks;
-    if (!model->stage_seconds.empty()) entry["stage_seconds"] = model->stage_seconds;  // a cached entry's are the original run's; absent for entries written before stage timings
+    // A cached entry's stage timings are its original run's; entries written before they existed have none.
+    if (!model->stage_seconds.empty()) entry["stage_seconds"] = model->stage_seconds;
     report["models"][model->name] = entry;
   }
   nlohmann::json per_caption = nlohmann::json::array();

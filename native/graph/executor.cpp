@@ -416,13 +416,6 @@ OpenedRun open_new_run(const ApiGraph& input, const RunOptions& options) {
   const std::string folder = options.run_directory.string();
   json previous = json::object();
   io::FolderLock lock = lock_run_folder(options.run_directory, &previous);
-  // Under the lock (another run's files in the making are no stranger's): a folder without a run
-  // of Lethe's in it must be empty, for what it holds is not Lethe's to overwrite.
-  if (previous.empty()) {
-    const std::string entry = io::first_entry(options.run_directory);
-    check(entry.empty(), "run folder '", folder, "' already holds '", entry,
-          "' and no Lethe run; choose a new or empty --out (nothing is overwritten)");
-  }
   if (!previous.empty()) {
     const std::string status = text_field(previous, "status", "unknown");
     const bool resumable = status == "cancelled" || status == "error" || status == "interrupted" || status == "running";
@@ -430,6 +423,9 @@ OpenedRun open_new_run(const ApiGraph& input, const RunOptions& options) {
                     resumable ? str("continue it with `lethe run --resume ", folder, "`, or ") : "",
                     "choose another --out (nothing is overwritten)"));
   }
+  // Under the lock (another run's files in the making are no stranger's): a folder without a run
+  // of Lethe's in it must be empty, for what it holds is not Lethe's to overwrite.
+  io::require_empty_folder(options.run_directory, "run folder", "choose a new or empty --out");
   json record;
   record["lethe_version"] = version();
   record["started"] = timestamp();

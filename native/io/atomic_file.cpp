@@ -133,6 +133,12 @@ std::string first_entry(const fs::path& folder) {
   return first;
 }
 
+void require_empty_folder(const fs::path& folder, const std::string& what, const std::string& instead) {
+  const std::string entry = first_entry(folder);
+  check(entry.empty(), what, " '", folder.string(), "' already holds '", entry, "' and no Lethe run; ", instead,
+        " (nothing is overwritten)");
+}
+
 bool claim_directory(const fs::path& path) {
   if (!path.parent_path().empty()) make_folder(path.parent_path(), str("creating '", path.string(), "'"));
   if (::mkdir(path.c_str(), 0755) == 0) return true;

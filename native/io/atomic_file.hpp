@@ -51,6 +51,10 @@ void make_folder(const std::filesystem::path& folder, const std::string& where);
 // (or no folder): a folder that holds anything else is not Lethe's to start a new run in.
 std::string first_entry(const std::filesystem::path& folder);
 
+// Refuses to start a new run in `folder` when it holds anything (first_entry): the error names
+// `what` (e.g. "run folder"), the folder and what it holds, and says what to do `instead`.
+void require_empty_folder(const std::filesystem::path& folder, const std::string& what, const std::string& instead);
+
 // An exclusive advisory lock on `<folder>/.lethe.lock` (flock). The kernel drops it when the
 // holder exits, also on kill -9, so a lock that can be taken means no live process holds it.
 class FolderLock {

@@ -183,11 +183,8 @@ RunFolder explicit_folder(RunConfig& config, const nlohmann::json& identity, con
         "' is in use by another Lethe process; wait for it to finish or choose another output folder");
   // Under the lock: a folder without a run of Lethe's in it must be empty, for what it holds is not
   // Lethe's to overwrite.
-  if (!fs::exists(folder.directory / "identity.json") && !fs::exists(folder.directory / "checkpoint.safetensors")) {
-    const std::string entry = io::first_entry(folder.directory);
-    check(entry.empty(), where, ": output folder '", folder.directory.string(), "' already holds '", entry,
-          "' and no Lethe run; choose a new or empty output folder (nothing is overwritten)");
-  }
+  if (!fs::exists(folder.directory / "identity.json") && !fs::exists(folder.directory / "checkpoint.safetensors"))
+    io::require_empty_folder(folder.directory, where + ": output folder", "choose a new or empty output folder");
   const nlohmann::json saved = saved_identity(folder.directory);
   if (!saved.is_null()) {
     const auto differences = identity_differences(saved, identity);
