@@ -345,10 +345,11 @@ def performance_summary(results):
     m = n["machine"]
     precisions = measured_precisions(n)
     step, fast_step = r["fastest_python_train_step"], r["fastest_python_sampling"]
-    rounds = len(results.get("rounds") or [])
+    paired = results.get("paired")
     lines = [f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores, torch {m['torch']}; `auto` picks "
              f"{n['auto_precision']['precision']} here)."
-             + (f" Speed-ups: medians of {rounds} alternating rounds; times: round 1." if rounds > 1 else ""), "",
+             + (f" Speed-ups: medians of {paired['bursts']} paired bursts, native and Python taking turns; times: "
+                "each side alone." if paired else ""), "",
              "| measurement | " + " | ".join(f"native {q}" for q in precisions) + " | fastest Python way | speed-up |",
              "|---" * (len(precisions) + 3) + "|",
              "| SISS step, batch %d | " % n["precisions"]["fp32"]["train_step"]["batch"]

@@ -89,13 +89,18 @@ def timed_steps(step, device, warmup, timed):
     for _ in range(warmup - 1):
         step()
     synchronize(device)
+    return first, statistics.median(timed_calls(step, device, timed))
+
+
+def timed_calls(work, device, count):
+    """Seconds of each of `count` calls of `work`, the device synchronised after each."""
     times = []
-    for _ in range(timed):
+    for _ in range(count):
         start = time.perf_counter()
-        step()
+        work()
         synchronize(device)
         times.append(time.perf_counter() - start)
-    return first, statistics.median(times)
+    return times
 
 
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2"]  # Lethe's default LoRA targets
@@ -155,6 +160,24 @@ class Bf16Forward(torch.nn.Module):
             return Output(self.unet(*args, **kwargs).sample.float())
 
 
+def paired_bursts(args, device, work):
+    """make bench's paired bursts (`lethe perf --paired`'s protocol): warm up, say ready, then per
+    burst wait for a line on stdin, run `work` (--burst-steps times for a step, once for sampling)
+    and print its seconds."""
+    per_burst = args.burst_steps if args.paired == "step" else 1
+    for _ in range(args.warmup if args.paired == "step" else 1):  # sampling: one whole pass (torch.compile compiles)
+        work()
+    synchronize(device)
+    print(json.dumps({"ready": args.paired, "variant": args.variant}), flush=True)
+    for _ in range(args.bursts):
+        if not sys.stdin.readline():
+            raise SystemExit("python_reference.py --paired: standard input closed before the next burst's turn")
+        seconds = timed_calls(work, device, per_burst)
+        line = {"seconds": seconds, "median_seconds": statistics.median(seconds)} if args.paired == "step" else \
+            {"seconds": seconds[0], "images_per_second": args.sample_batch / seconds[0]}
+        print(json.dumps(line), flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--write-unet")
@@ -169,6 +192,13 @@ def main():
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--sd15-lora", action="store_true", help="the SD1.5-sized LoRA step instead (a GPU's job)")
+    parser.add_argument("--paired", choices=("step", "sampling"),
+                        help="only that, in bursts taking turns with `lethe perf --paired` (make bench): a JSON line "
+                             "on stdout after the warm-up and after each burst; each next burst waits for a line on stdin")
+    parser.add_argument("--bursts", type=int, default=8)
+    parser.add_argument("--burst-steps", type=int, default=5, help="training steps per burst of --paired step")
+    parser.add_argument("--sample-forwards", type=int, choices=(1, 2), default=1,
+                        help="--paired sampling: guidance as one forward of 2 x batch rows, or two forwards")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -200,9 +230,13 @@ def main():
     def step():
         siss_step(model, optimizer, params, alphas_cumprod, x, a, c_x, c_a, g)
 
-    first_step, median_step = timed_steps(step, device, args.warmup, args.timed)
-    flops = None
-    if args.variant == "eager_fp32":
+    if args.paired == "step":
+        paired_bursts(args, device, step)
+        return
+    first_step = median_step = flops = None
+    if args.paired is None:
+        first_step, median_step = timed_steps(step, device, args.warmup, args.timed)
+    if args.variant == "eager_fp32" and args.paired is None:
         with FlopCounterMode(display=False) as counter:
             step()
         flops = counter.get_total_flops()
@@ -231,6 +265,9 @@ def main():
                 latents = scheduler.step(e_u + 3.0 * (e_c - e_u), t, latents).prev_sample
         return latents.cpu()  # the images on the host, as the native sampler returns them
 
+    if args.paired == "sampling":
+        paired_bursts(args, device, lambda: sample(args.sample_batch, args.sample_forwards))
+        return
     sampling_ways = {}
     for forwards in (1, 2):
         start = time.perf_counter()

@@ -6,10 +6,11 @@ Runs (each in its own process, so peak RSS is per process):
   3. bench/python_reference.py, once per way a Python user would run it (eager / torch.compile,
      fp32 / bf16 autocast): the same SISS step and sampling with diffusers, FLOPs counted; and
      bench/python_descriptor.py, the copy descriptor in plain PyTorch, eager and compiled;
-  3b. `--rounds` - 1 repeat rounds of the head-to-head: the native step and sampling in their best
-     precisions (`lethe perf --step-and-sampling-only`) and the fastest Python variants of round 1,
-     in alternating order; each round gives its own ratios, and the ratios reported are their medians
-     (a machine whose speed drifts between processes moves one round, not the verdict);
+  3b. paired bursts (`--bursts`, default 8): the native best precision and the fastest Python variant of
+     round 1 (steps 2-3), each kept in one process (`lethe perf --paired`, python_reference.py --paired),
+     take turns: `--burst-steps` training steps (or one sampling pass) on one side, then on the other,
+     in alternating order. Each pair gives a ratio measured within the same minute, and the ratios
+     reported are their medians (this machine's speed drifts over minutes, by up to a third);
   4. `lethe unlearn` with the default recipe (bench/configs/siss-tf.json) and `lethe eval` of its model, in fp32 and in
      the native side's faster precision (peak RSS of a real unlearning run, evaluation time).
 Writes bench/results.json, prints a short table and rewrites the README's benchmark table
@@ -56,29 +57,73 @@ def last_json(text):
     return json.loads(text[start:])
 
 
-def head_to_head(native, python_result, first=None, order="native first"):
-    """One round's ratios: the native training step and sampling in their best precisions against
-    the fastest Python variants. Round 1 (`first` None) picks the precisions and variants; a repeat
-    round times the same ones again."""
-    if first is None:
-        step_precision = native["best_precision"]
-        sampling_precision = max(native["precisions"], key=lambda q: native["precisions"][q]["sampling"]["images_per_second"])
-        step_variant = min(python_result, key=lambda v: python_result[v]["train_step"]["median_seconds"])
-        sampling_variant = max(python_result, key=lambda v: python_result[v]["sampling"]["images_per_second"])
-    else:
-        step_precision, sampling_precision = first["native_step_precision"], first["native_sampling_precision"]
-        step_variant, sampling_variant = first["python_step_variant"], first["python_sampling_variant"]
+def head_to_head(native, python_result):
+    """Round 1's ratios (each side measured alone, minutes apart): the native training step and
+    sampling in their best precisions against the fastest Python variants, which the paired
+    bursts then time again."""
+    step_precision = native["best_precision"]
+    sampling_precision = max(native["precisions"], key=lambda q: native["precisions"][q]["sampling"]["images_per_second"])
+    step_variant = min(python_result, key=lambda v: python_result[v]["train_step"]["median_seconds"])
+    sampling_variant = max(python_result, key=lambda v: python_result[v]["sampling"]["images_per_second"])
     native_step = native["precisions"][step_precision]["train_step"]["median_seconds"]
     python_step = python_result[step_variant]["train_step"]["median_seconds"]
     native_rate = native["precisions"][sampling_precision]["sampling"]["images_per_second"]
     python_rate = python_result[sampling_variant]["sampling"]["images_per_second"]
-    return {"order": order,
-            "native_step_precision": step_precision, "python_step_variant": step_variant,
+    return {"native_step_precision": step_precision, "python_step_variant": step_variant,
             "native_step_seconds": native_step, "python_step_seconds": python_step,
             "train_step_speedup": python_step / native_step,
             "native_sampling_precision": sampling_precision, "python_sampling_variant": sampling_variant,
+            "python_sampling_forwards": python_result[sampling_variant]["sampling"]["guidance_forwards"],
             "native_images_per_second": native_rate, "python_images_per_second": python_rate,
             "sampling_speedup": native_rate / python_rate}
+
+
+def paired_bursts(commands, bursts, scratch, label):
+    """Runs the native and the reference process of one paired measurement (`commands`: side ->
+    argv, each speaking `lethe perf --paired`'s protocol). They warm up one after the other, then
+    take turns `bursts` times, the native side first in even pairs and the reference first in odd
+    ones; a side's burst starts when the other's has ended. Returns side -> the bursts' JSON lines."""
+    processes, lines = {}, {side: [] for side in commands}
+
+    def next_line(side):
+        process, err_path = processes[side]
+        while True:
+            line = process.stdout.readline()
+            if not line:
+                process.wait()
+                with open(err_path) as f:
+                    raise SystemExit(f"{' '.join(map(str, commands[side]))} stopped (exit code {process.returncode}) "
+                                     f"before its burst:\n{f.read()[-4000:]}")
+            if line.startswith("{"):
+                return json.loads(line)
+
+    try:
+        for side, argv in commands.items():
+            err_path = os.path.join(scratch, f"paired-{label}-{side}.stderr")
+            with open(err_path, "w") as err:
+                processes[side] = (subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                                                    text=True), err_path)
+            next_line(side)  # warmed up and ready; the next side warms up while this one waits
+        for number in range(bursts):
+            order = ("native", "reference") if number % 2 == 0 else ("reference", "native")
+            for side in order:
+                process = processes[side][0]
+                process.stdin.write("go\n")
+                process.stdin.flush()
+                lines[side].append(dict(next_line(side), pair=number, first=order[0]))
+        for side, (process, err_path) in processes.items():
+            process.stdin.close()
+            process.stdout.read()
+            if process.wait() != 0:
+                with open(err_path) as f:
+                    raise SystemExit(f"{' '.join(map(str, commands[side]))} failed with exit code {process.returncode}:"
+                                     f"\n{f.read()[-4000:]}")
+    finally:
+        for process, _ in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return lines
 
 
 def measured_precisions(native):
@@ -138,28 +183,30 @@ def markdown_table(results):
     first = n["precisions"][precisions[0]]
     header = ["measurement"] + [f"native {q}" for q in precisions] + [f"Python {VARIANT_NAMES[v]}" for v in variants] + \
              ["native best / fastest Python"]
-    rounds = results.get("rounds") or []  # results before 2026-12-06 timed one round
+    paired = results.get("paired")  # results before 2026-12-07 timed rounds of whole processes instead
 
-    def by_round(key):
-        if len(rounds) < 2:
+    def by_pairs(key):
+        if not paired:
             return ""
-        return "; median of %d rounds: %s" % (len(rounds), ", ".join("%.2f" % x[key] for x in rounds))
+        speedups = paired[key]["speedups"]
+        return "; median of %d paired bursts, range %.2f–%.2f" % (len(speedups), min(speedups), max(speedups))
 
     rows = [
         ["SISS training step, batch %d (median of %d)" % (first["train_step"]["batch"], first["train_step"]["timed_steps"])]
         + [step(n["precisions"][q]) for q in precisions] + [step(p[v]) for v in variants]
         + ["%.2fx (%s vs %s%s)" % (r["train_step_speedup"], best, VARIANT_NAMES[r["fastest_python_train_step"]],
-                                   by_round("train_step_speedup"))],
+                                   by_pairs("step"))],
         ["DDIM sampling, %d steps, batch %d, guidance" % (first["sampling"]["steps"], first["sampling"]["batch"])]
         + [rate(n["precisions"][q]) for q in precisions] + [python_rate(p[v]) for v in variants]
         + ["%.2fx (%s vs %s%s)" % (r["sampling_speedup"], r["best_sampling_precision"],
-                                   VARIANT_NAMES[r["fastest_python_sampling"]], by_round("sampling_speedup"))],
+                                   VARIANT_NAMES[r["fastest_python_sampling"]], by_pairs("sampling"))],
     ]
     lines = [f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores, {m['threads']} torch threads, torch {m['torch']}); "
              f"`auto` precision here: {n['auto_precision']['reason']}."
-             + (f" The columns are round 1; rounds 2 to {len(rounds)} timed the native best precision and the fastest "
-                "Python variant again in alternating order, and the ratios are the medians of the rounds' ratios."
-                if len(rounds) > 1 else ""),
+             + (f" The columns were each measured alone, one process after another. The ratios are the medians of "
+                f"{paired['bursts']} paired bursts: the native best precision and the fastest Python variant, each in "
+                f"one process, took turns ({paired['burst_steps']} training steps, or one sampling pass, a side), in "
+                "alternating order." if paired else ""),
              "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     mem = results["memory"]
@@ -227,11 +274,15 @@ def main():
     parser.add_argument("--out", default=HERE, help="folder for results.json and scaling.png")
     parser.add_argument("--tiny", action="store_true", help="toy sizes: the smoke test")
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite README.md's table")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="rounds of the head-to-head (training step, sampling); the ratios are their medians")
+    parser.add_argument("--bursts", type=int, default=8,
+                        help="paired bursts of the head-to-head (training step, sampling); the ratios are their "
+                             "medians (0: round 1's ratios alone)")
+    parser.add_argument("--burst-steps", type=int, default=5, help="training steps per burst")
     args = parser.parse_args()
-    if args.rounds < 1:
-        parser.error(f"--rounds: expected at least 1, got {args.rounds}")
+    if args.bursts < 0:
+        parser.error(f"--bursts: expected 0 or more, got {args.bursts}")
+    if args.burst_steps < 1:
+        parser.error(f"--burst-steps: expected at least 1, got {args.burst_steps}")
     out = os.path.abspath(args.out)
     scratch = os.path.join(out, "tmp")
     os.makedirs(scratch, exist_ok=True)
@@ -248,10 +299,14 @@ def main():
     if native.get("scoring", {}).get("descriptor"):  # recorded repository-relative, like every path
         native["scoring"]["descriptor"] = os.path.relpath(native["scoring"]["descriptor"], ROOT)
 
-    def run_reference(variant, label):
+    def reference_args(variant):
         ref_args = [python, reference, "--unet-state", unet + ".diffusers.pt", "--variant", variant]
         if args.tiny:
             ref_args += ["--batch", "2", "--warmup", "1", "--timed", "2", "--sample-batch", "2", "--sample-steps", "2"]
+        return ref_args
+
+    def run_reference(variant, label):
+        ref_args = reference_args(variant)
         text, rss = run_with_rss(ref_args, stdout_path=os.path.join(scratch, f"reference-{variant}{label}.stdout"))
         return last_json(text), rss
 
@@ -261,21 +316,35 @@ def main():
         if variant == "eager_fp32":
             python_rss = rss  # the plain reference process (the compiled ones also hold the compiler)
 
-    # Round 1 is the full measurement above; the repeat rounds time the head-to-head again.
-    rounds = [head_to_head(native, python_result)]
-    for number in range(2, args.rounds + 1):
-        precisions = sorted({rounds[0]["native_step_precision"], rounds[0]["native_sampling_precision"]})
-        variants = sorted({rounds[0]["python_step_variant"], rounds[0]["python_sampling_variant"]})
-        native_first = number % 2 == 1  # round 2 starts with the reference, round 3 with the native side
-        sides = {}
-        for side in ("native", "reference") if native_first else ("reference", "native"):
-            if side == "native":
-                sides[side] = last_json(run_with_rss(perf_args + ["--step-and-sampling-only", "--precisions"] + precisions,
-                                                     stdout_path=os.path.join(scratch, f"perf-round{number}.stdout"))[0])
+    # Round 1 is the full measurement above; the paired bursts time its contenders again, side by side.
+    first = head_to_head(native, python_result)
+    paired = None
+    if args.bursts > 0:
+        paired = {"bursts": args.bursts, "burst_steps": args.burst_steps}
+        for measurement, precision, variant in (("step", first["native_step_precision"], first["python_step_variant"]),
+                                                ("sampling", first["native_sampling_precision"],
+                                                 first["python_sampling_variant"])):
+            native_cmd = list(perf_args) + ["--paired", measurement, "--precisions", precision,
+                                            "--bursts", str(args.bursts), "--burst-steps", str(args.burst_steps)]
+            native_cmd[native_cmd.index("--out") + 1] = os.path.join(scratch, f"paired-{measurement}")
+            reference_cmd = reference_args(variant) + ["--paired", measurement, "--bursts", str(args.bursts),
+                                                       "--burst-steps", str(args.burst_steps),
+                                                       "--sample-forwards", str(first["python_sampling_forwards"])]
+            subprocess.run(["rm", "-rf", os.path.join(scratch, f"paired-{measurement}")], check=True)
+            sides = paired_bursts({"native": native_cmd, "reference": reference_cmd}, args.bursts, scratch, measurement)
+            entry = {"native_precision": precision, "python_variant": variant,
+                     "first": [line["first"] for line in sides["native"]]}
+            if measurement == "step":
+                entry["native_seconds"] = [line["median_seconds"] for line in sides["native"]]
+                entry["python_seconds"] = [line["median_seconds"] for line in sides["reference"]]
+                entry["speedups"] = [py / nat for nat, py in zip(entry["native_seconds"], entry["python_seconds"])]
             else:
-                sides[side] = {v: run_reference(v, f"-round{number}")[0] for v in variants}
-        rounds.append(head_to_head(sides["native"], sides["reference"], rounds[0],
-                                   "native first" if native_first else "reference first"))
+                entry["native_images_per_second"] = [line["images_per_second"] for line in sides["native"]]
+                entry["python_images_per_second"] = [line["images_per_second"] for line in sides["reference"]]
+                entry["python_forwards"] = first["python_sampling_forwards"]
+                entry["speedups"] = [nat / py for nat, py in zip(entry["native_images_per_second"],
+                                                                entry["python_images_per_second"])]
+            paired[measurement] = entry
 
     # The copy descriptor the Python way (the same network in plain PyTorch), eager and compiled.
     python_scoring = {}
@@ -353,13 +422,14 @@ def main():
         "quickstart": quickstart,
         # the unlearning run starts from base; scoring and evaluation use the descriptor and classifier
         "models": bench_model_hashes("base", "descriptor", "classifier") if os.path.exists(base) else {},
-        "rounds": rounds,
+        "round1": first,
+        "paired": paired,
         "ratios": {
-            "train_step_speedup": statistics.median(r["train_step_speedup"] for r in rounds),
-            "fastest_python_train_step": rounds[0]["python_step_variant"],
-            "sampling_speedup": statistics.median(r["sampling_speedup"] for r in rounds),
-            "best_sampling_precision": rounds[0]["native_sampling_precision"],
-            "fastest_python_sampling": rounds[0]["python_sampling_variant"],
+            "train_step_speedup": statistics.median(paired["step"]["speedups"]) if paired else first["train_step_speedup"],
+            "fastest_python_train_step": first["python_step_variant"],
+            "sampling_speedup": statistics.median(paired["sampling"]["speedups"]) if paired else first["sampling_speedup"],
+            "best_sampling_precision": first["native_sampling_precision"],
+            "fastest_python_sampling": first["python_sampling_variant"],
             "scoring_speedup": native["scoring"]["images_per_second"]
             / max((e["images_per_second"] for e in python_scoring.values()), default=float("nan")),
             "train_step_gflops": flops / step_native / 1e9,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <optional>
 
 #include <ATen/ATen.h>
@@ -116,9 +117,12 @@ unlearn::TaskData synthetic_data(int64_t count, int64_t channels, int64_t size, 
 // Median seconds per SISS step (default objective settings, full parameters, AdamW) on
 // `model`: the trainer's own loop, timed between consecutive step reports. With `ops`, the
 // timed steps run under the op profiler instead and their self times land there.
+// `after_step(step, seconds)`, when given, is called after each timed step with its time, before
+// the next step's clock starts.
 double siss_step_seconds(const std::shared_ptr<models::DiffusionModel>& model, int64_t batch, int64_t size,
                          const PerfOptions& options, Precision precision, const fs::path& scratch,
-                         std::vector<OpTime>* ops = nullptr) {
+                         std::vector<OpTime>* ops = nullptr,
+                         const std::function<void(int64_t, double)>& after_step = {}) {
   unlearn::TaskData data = synthetic_data(std::max<int64_t>(batch * 2, 16), options.channels, size,
                                           options.context_length, options.context_dim, 7);
   unlearn::RunConfig config;
@@ -140,6 +144,7 @@ double siss_step_seconds(const std::shared_ptr<models::DiffusionModel>& model, i
     if (event.step > seen) {
       if (event.step > options.warmup_steps) times.push_back(std::chrono::duration<double>(now - last).count());
       seen = event.step;
+      if (after_step) after_step(seen, seen > options.warmup_steps ? times.back() : 0.0);
       if (ops && seen == options.warmup_steps) profiler.start();
       if (ops && seen == options.warmup_steps + options.timed_steps && profiler.running()) *ops = profiler.stop();
     }
@@ -165,6 +170,32 @@ json profile_table(const std::vector<OpTime>& ops, int64_t runs) {
   return {{"steps", runs}, {"op_seconds_per_step", total / per}, {"ops", table}};
 }
 
+// The sampling the bench times: DDIM with guidance 3 over random contexts, the unconditional
+// rows' context zeros (as the reference's).
+class BenchSampling {
+ public:
+  explicit BenchSampling(const PerfOptions& options)
+      : shape_{options.channels, options.image_size, options.image_size} {
+    at::Generator g = at::make_generator<at::CPUGeneratorImpl>(3);
+    context_ = at::randn({options.sample_batch, options.context_length, options.context_dim}, g);
+    uncond_ = at::zeros({1, options.context_length, options.context_dim});
+    sampling_.steps = options.sample_steps;
+    sampling_.guidance = 3.0;
+    sampling_.batch_size = options.sample_batch;
+  }
+  // Seconds to sample the first `images` contexts' images.
+  double seconds(models::DiffusionModel& model, int64_t images) const {
+    const auto start = Clock::now();
+    diffusion::sample(model, model.schedule(), context_.narrow(0, 0, images), uncond_, shape_, sampling_);
+    return seconds_since(start);
+  }
+
+ private:
+  std::vector<int64_t> shape_;
+  at::Tensor context_, uncond_;
+  diffusion::SamplingOptions sampling_;
+};
+
 // One precision's training step (with its op profile) and sampling throughput.
 json precision_perf(const std::shared_ptr<models::DiffusionModel>& model, const PerfOptions& options,
                     Precision precision, const fs::path& scratch) {
@@ -188,28 +219,66 @@ json precision_perf(const std::shared_ptr<models::DiffusionModel>& model, const 
 
   // Sampling: 25-step DDIM with guidance (two UNet passes per step), batch 64.
   const PrecisionScope scope(precision);
-  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(3);
-  at::Tensor context = at::randn({options.sample_batch, options.context_length, options.context_dim}, g);
-  at::Tensor uncond = at::zeros({1, options.context_length, options.context_dim});
-  diffusion::SamplingOptions sampling;
-  sampling.steps = options.sample_steps;
-  sampling.guidance = 3.0;
-  sampling.batch_size = options.sample_batch;
-  const std::vector<int64_t> shape = {options.channels, options.image_size, options.image_size};
-  diffusion::sample(*model, model->schedule(), context.narrow(0, 0, 2), uncond, shape, sampling);  // warm-up
-  const auto start = Clock::now();
-  diffusion::sample(*model, model->schedule(), context, uncond, shape, sampling);
-  const double seconds = seconds_since(start);
+  const BenchSampling sampling(options);
+  sampling.seconds(*model, 2);  // warm-up
+  const double seconds = sampling.seconds(*model, options.sample_batch);
   out["sampling"] = {{"sampler", "ddim"}, {"steps", options.sample_steps}, {"guidance", 3.0},
                      {"batch", options.sample_batch}, {"seconds", seconds},
                      {"images_per_second", options.sample_batch / seconds}};
   if (options.profile_steps > 0) {  // the same sampling run once more, under the op profiler
     OpProfiler profiler;
     profiler.start();
-    diffusion::sample(*model, model->schedule(), context, uncond, shape, sampling);
+    sampling.seconds(*model, options.sample_batch);
     out["sampling_profile"] = profile_table(profiler.stop(), 1);
   }
   return out;
+}
+
+// Paired bursts of one precision's training step or sampling (PerfOptions::paired).
+json paired_bursts(const std::shared_ptr<models::DiffusionModel>& model, const PerfOptions& options,
+                   Precision precision, const fs::path& scratch) {
+  check(options.say && options.await_turn, "perf --paired: no channel to take turns on");
+  check(options.warmup_steps >= 1, "perf --paired: expected at least 1 warm-up step, got ", options.warmup_steps);
+  const json ready = {{"ready", options.paired}, {"precision", precision_name(precision)}};
+  json bursts = json::array();
+  if (options.paired == "step") {
+    PerfOptions run = options;
+    run.timed_steps = options.bursts * options.burst_steps;
+    std::vector<double> burst;
+    auto after_step = [&](int64_t step, double seconds) {
+      if (step == run.warmup_steps) {
+        options.say(ready);
+        options.await_turn();
+      }
+      if (step <= run.warmup_steps) return;
+      burst.push_back(seconds);
+      if (static_cast<int64_t>(burst.size()) < options.burst_steps) return;
+      const json line = {{"seconds", burst}, {"median_seconds", median(burst)}};
+      bursts.push_back(line);
+      options.say(line);
+      burst.clear();
+      if (step < run.warmup_steps + run.timed_steps) options.await_turn();
+    };
+    siss_step_seconds(model, options.train_batch, options.image_size, run, precision, scratch, nullptr, after_step);
+    check(static_cast<int64_t>(bursts.size()) == options.bursts, "perf --paired step: the trainer ran ",
+          bursts.size(), " bursts, expected ", options.bursts);
+  } else {
+    const PrecisionScope scope(precision);
+    const BenchSampling sampling(options);
+    sampling.seconds(*model, options.sample_batch);  // warm-up: one whole pass, as the reference's
+    options.say(ready);
+    options.await_turn();
+    for (int64_t i = 0; i < options.bursts; ++i) {
+      const double seconds = sampling.seconds(*model, options.sample_batch);
+      const json line = {{"seconds", seconds}, {"images_per_second", options.sample_batch / seconds}};
+      bursts.push_back(line);
+      options.say(line);
+      if (i + 1 < options.bursts) options.await_turn();
+    }
+  }
+  return {{"measurement", options.paired}, {"precision", precision_name(precision)}, {"batch",
+           options.paired == "step" ? options.train_batch : options.sample_batch},
+          {"burst_steps", options.paired == "step" ? options.burst_steps : 1}, {"bursts", bursts}};
 }
 
 // Bytes the device's caching allocator has handed out at most since the last reset.
@@ -275,6 +344,17 @@ json run_perf(const PerfOptions& options) {
   check(options.profile_steps >= 0, "perf --profile-steps: expected 0 (no profile) or more, got ", options.profile_steps);
   check(options.ceiling_size >= 1, "perf --ceiling-size: expected at least 1, got ", options.ceiling_size);
   check(options.sd15_batch >= 1, "perf --sd15-batch: expected at least 1, got ", options.sd15_batch);
+  for (const std::string& name : options.precisions)
+    check(parse_precision(name, "perf --precisions") != Precision::automatic,
+          "perf --precisions: measure fp32, bf16 or fp16, not auto");
+  if (!options.paired.empty()) {
+    check(options.paired == "step" || options.paired == "sampling", "perf --paired: expected step or sampling, got '",
+          options.paired, "'");
+    check(options.bursts >= 1, "perf --bursts: expected at least 1, got ", options.bursts);
+    check(options.burst_steps >= 1, "perf --burst-steps: expected at least 1, got ", options.burst_steps);
+    check(options.precisions.size() == 1, "perf --paired: expected one precision in --precisions, got ",
+          options.precisions.size());
+  }
   io::make_folder(options.out, "perf --out");
   const fs::path scratch = options.out / "scratch";
   json out;
@@ -298,8 +378,8 @@ json run_perf(const PerfOptions& options) {
   const ResolvedPrecision automatic = resolve_precision(Precision::automatic, device);
   out["auto_precision"] = {{"precision", precision_name(automatic.precision)}, {"reason", automatic.reason}};
   PerfOptions run = options;
-  // libtorch's CPU-side op profile says nothing of GPU kernels; a repeat round times, it does not profile
-  if (!device.is_cpu() || options.step_and_sampling_only) run.profile_steps = 0;
+  // libtorch's CPU-side op profile says nothing of GPU kernels; paired bursts time, they do not profile
+  if (!device.is_cpu() || !options.paired.empty()) run.profile_steps = 0;
 
   models::ModelLoadOptions load;
   load.device = device;
@@ -310,15 +390,22 @@ json run_perf(const PerfOptions& options) {
   for (const auto& p : model->unet()->parameters()) parameters += p.numel();
   out["unet_parameters"] = parameters;
 
+  if (!options.paired.empty()) {  // make bench's paired bursts: one measurement of one precision
+    out["paired"] = paired_bursts(model, run, parse_precision(options.precisions[0], "perf --precisions"), scratch);
+    std::error_code ignored;
+    fs::remove_all(scratch, ignored);
+    io::write_json_file(options.out / "perf.json", out);
+    return out;
+  }
+
   // 1. Per precision, side by side: ceilings, the training step at the reference shape with
   // its op profile, sampling.
   json precisions = json::object();
   std::optional<Precision> best;
   for (const std::string& name : options.precisions) {
     const Precision precision = parse_precision(name, "perf --precisions");
-    check(precision != Precision::automatic, "perf --precisions: measure fp32, bf16 or fp16, not auto");
     json entry = precision_perf(model, run, precision, scratch);
-    if (!options.step_and_sampling_only) entry["ceiling"] = ceilings(options.ceiling_size, compute_dtype(precision), device);
+    entry["ceiling"] = ceilings(options.ceiling_size, compute_dtype(precision), device);
     if (!best || entry["train_step"]["median_seconds"].get<double>() <
                      precisions[precision_name(*best)]["train_step"]["median_seconds"].get<double>())
       best = precision;
@@ -329,11 +416,6 @@ json run_perf(const PerfOptions& options) {
   out["precisions"] = precisions;
   out["best_precision"] = best_name;  // the faster training step here
   std::error_code ignored;
-  if (options.step_and_sampling_only) {
-    fs::remove_all(scratch, ignored);
-    io::write_json_file(options.out / "perf.json", out);
-    return out;
-  }
 
   // 2. Scoring: copy-descriptor throughput at batch 64 (the descriptor runs on the CPU).
   if (device.is_cpu()) {

@@ -1,8 +1,10 @@
 // `lethe perf`: native performance measurements for `make bench` (bench/run_bench.py).
 #include <iostream>
 #include <memory>
+#include <string>
 
 #include "bench/perf.hpp"
+#include "core/error.hpp"
 #include "cli/commands.hpp"
 
 namespace lethe::cli {
@@ -28,8 +30,12 @@ void add_perf_command(CLI::App& app) {
   perf->add_flag("--sd15-lora", options->sd15_lora,
                  "also an SD1.5-sized UNet's SISS LoRA step at 512x512 (random bf16 weights; for a GPU)");
   perf->add_option("--sd15-batch", options->sd15_batch, "that step's batch")->capture_default_str();
-  perf->add_flag("--step-and-sampling-only", options->step_and_sampling_only,
-                 "per precision only the timed training step and sampling (make bench's repeat rounds)");
+  perf->add_option("--paired", options->paired,
+                   "step or sampling: only that, in bursts that take turns with make bench's Python reference "
+                   "(a JSON line on stdout after the warm-up and after each burst; each next burst waits for a line on stdin)");
+  perf->add_option("--bursts", options->bursts, "bursts of --paired")->capture_default_str();
+  perf->add_option("--burst-steps", options->burst_steps, "training steps per burst of --paired step")
+      ->capture_default_str();
   perf->add_flag("--tiny", *tiny, "tiny sizes (the smoke test): nothing is meaningful but every path runs");
   set_action(perf, [options, unet, descriptor, out, tiny]() {
     options->unet = *unet;
@@ -49,6 +55,12 @@ void add_perf_command(CLI::App& app) {
       options->scaling_steps = 1;
       options->ceiling_size = 64;
     }
+    options->say = [](const nlohmann::json& line) { std::cout << line.dump() << std::endl; };
+    options->await_turn = [] {
+      std::string line;
+      check(static_cast<bool>(std::getline(std::cin, line)), "perf --paired: standard input closed before the next "
+            "burst's turn (expected a line per burst from make bench)");
+    };
     std::cout << bench::run_perf(*options).dump(2) << "\n";
     return 0;
   });

@@ -45,8 +45,9 @@ def wait_for(condition, process, timeout=180, what="the condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def lethe(*args, cwd=ROOT, env=None, timeout=600):
-    return subprocess.run([LETHE_EXE, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
+def lethe(*args, cwd=ROOT, env=None, timeout=600, input=None):
+    return subprocess.run([LETHE_EXE, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout,
+                          input=input)
 
 
 def start(*args, cwd=ROOT, env=None):

@@ -11,8 +11,8 @@ from conftest import ROOT
 
 
 def test_bench_harness_runs_at_tiny_sizes(tmp_path):
-    done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "run_bench.py"), "--tiny", "--rounds", "2",
-                           "--out", str(tmp_path)],
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "run_bench.py"), "--tiny", "--bursts", "3",
+                           "--burst-steps", "2", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads((tmp_path / "results.json").read_text())
@@ -36,17 +36,26 @@ def test_bench_harness_runs_at_tiny_sizes(tmp_path):
         assert ways[str(entry["sampling"]["guidance_forwards"])] == entry["sampling"]["images_per_second"]
     ratios = results["ratios"]
     assert ratios["train_step_speedup"] > 0 and ratios["fastest_python_train_step"] in python
-    # round 1 picks the contenders, round 2 times the same ones again, reference first; the ratios are the medians
-    first, second = results["rounds"]
-    assert first["order"] == "native first" and second["order"] == "reference first"
-    for key in ("native_step_precision", "python_step_variant", "native_sampling_precision", "python_sampling_variant"):
-        assert second[key] == first[key]
+    # round 1 picks the contenders; the paired bursts time the same ones again, taking turns in
+    # alternating order; the ratios are the medians of the pairs'
+    first, paired = results["round1"], results["paired"]
     assert first["native_step_seconds"] == native["precisions"][native["best_precision"]]["train_step"]["median_seconds"]
     assert first["python_step_seconds"] == min(e["train_step"]["median_seconds"] for e in python.values())
-    for key in ("train_step_speedup", "sampling_speedup"):
-        assert ratios[key] == pytest.approx((first[key] + second[key]) / 2)
-    assert second["train_step_speedup"] == pytest.approx(second["python_step_seconds"] / second["native_step_seconds"])
-    assert second["sampling_speedup"] == pytest.approx(second["native_images_per_second"] / second["python_images_per_second"])
+    assert paired["bursts"] == 3 and paired["burst_steps"] == 2
+    assert paired["step"]["native_precision"] == first["native_step_precision"]
+    assert paired["step"]["python_variant"] == first["python_step_variant"]
+    assert paired["sampling"]["python_variant"] == first["python_sampling_variant"]
+    for measurement, native_key, python_key in (("step", "native_seconds", "python_seconds"),
+                                                ("sampling", "native_images_per_second", "python_images_per_second")):
+        entry = paired[measurement]
+        assert entry["first"] == ["native", "reference", "native"]
+        assert len(entry[native_key]) == len(entry[python_key]) == 3 and min(entry[native_key] + entry[python_key]) > 0
+        expected = [p / n for n, p in zip(entry[native_key], entry[python_key])] if measurement == "step" else \
+            [n / p for n, p in zip(entry[native_key], entry[python_key])]
+        assert entry["speedups"] == pytest.approx(expected)
+        assert ratios["train_step_speedup" if measurement == "step" else "sampling_speedup"] == \
+            pytest.approx(sorted(expected)[1])
+    assert "median of 3 paired bursts" in done.stdout
     # the unlearning run and the evaluation in fp32 and in the faster precision, when it is another
     assert "fp32" in results["memory"]["native_unlearning_run_mib"] and "fp32" in results["evaluation"]
     # where the evaluation's time went: set-up and the model's stages (attacks are off in the tiny run)

@@ -173,12 +173,33 @@ def test_output_paths_and_counts_are_checked_before_the_work_starts(tmp_path):
          ["--samples-per-caption", "expected at least 1 sample, got -1"]),
         (["eval", "--model", model, "--seed", "-1", "--out", tmp_path / "e3"], ["--seed", "expected a seed >= 0, got -1"]),
         (["perf", "--unet", model, "--out", tmp_path / "p", "--ceiling-size", "0"], ["perf --ceiling-size", "got 0"]),
+        (["perf", "--unet", model, "--out", tmp_path / "p", "--paired", "steps"],
+         ["perf --paired", "expected step or sampling, got 'steps'"]),
+        (["perf", "--unet", model, "--out", tmp_path / "p", "--paired", "step"],
+         ["perf --paired", "expected one precision in --precisions, got 2"]),
+        (["perf", "--unet", model, "--out", tmp_path / "p", "--paired", "step", "--precisions", "bf16", "--bursts", "0"],
+         ["perf --bursts", "expected at least 1, got 0"]),
+        (["perf", "--unet", model, "--out", tmp_path / "p", "--precisions", "auto"],
+         ["perf --precisions", "not auto"]),
     ]:
         done = lethe(*args, timeout=60)
         assert done.returncode == 1, (args, done.stderr)
         assert_clean(done.stderr, *fragments)
         assert "internal error" not in done.stderr
     assert a_file.read_text() == "x"
+
+
+def test_perf_paired_bursts_take_turns_and_stop_cleanly_when_the_turns_end_early(tmp_path):
+    """`lethe perf --paired` (make bench's paired bursts) waits for a line before each burst: one
+    line gives one burst, and then a closed stdin is a clear error, not a hang."""
+    model = os.path.join(os.path.dirname(__file__), "..", "..", "models", "bench", "base.safetensors")
+    done = lethe("perf", "--unet", model, "--out", tmp_path / "p", "--tiny", "--paired", "step", "--precisions", "fp32",
+                 "--bursts", "2", "--burst-steps", "3", input="go\n", timeout=300)
+    assert done.returncode == 1, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert lines[0] == {"ready": "step", "precision": "fp32"}
+    assert len(lines) == 2 and len(lines[1]["seconds"]) == 3 and lines[1]["median_seconds"] == sorted(lines[1]["seconds"])[1]
+    assert_clean(done.stderr, "perf --paired", "standard input closed before the next burst's turn")
 
 
 def test_models_and_cards_that_cannot_be_read_say_what_is_wrong(tmp_path):
