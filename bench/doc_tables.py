@@ -354,10 +354,10 @@ def performance_summary(results):
              "|---" * (len(precisions) + 3) + "|",
              "| SISS step, batch %d | " % n["precisions"]["fp32"]["train_step"]["batch"]
              + " | ".join("%.3f s" % n["precisions"][q]["train_step"]["median_seconds"] for q in precisions)
-             + " | %.3f s (%s) | %.2fx |" % (p[step]["train_step"]["median_seconds"], VARIANT_NAMES[step], r["train_step_speedup"]),
+             + " | %.3f s (%s) | %.3fx |" % (p[step]["train_step"]["median_seconds"], VARIANT_NAMES[step], r["train_step_speedup"]),
              "| DDIM sampling, batch %d | " % n["precisions"]["fp32"]["sampling"]["batch"]
              + " | ".join("%.1f img/s" % n["precisions"][q]["sampling"]["images_per_second"] for q in precisions)
-             + " | %.1f img/s (%s) | %.2fx |" % (p[fast_step]["sampling"]["images_per_second"], VARIANT_NAMES[fast_step],
+             + " | %.1f img/s (%s) | %.3fx |" % (p[fast_step]["sampling"]["images_per_second"], VARIANT_NAMES[fast_step],
                                                 r["sampling_speedup"])]
     evaluation = evaluation_line(results, stages=False)
     return "\n".join(lines + (["", evaluation] if evaluation else []))

@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 
 import torch
@@ -68,6 +69,16 @@ class Descriptor(torch.nn.Module):
         return self((x - 0.5) / 0.5)
 
 
+def timed_batches(embed, images, count):
+    """Seconds of each of `count` embeddings of `images`."""
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        embed(images)
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--descriptor", required=True)
@@ -75,6 +86,10 @@ def main():
     parser.add_argument("--batches", type=int, default=10, help="timed batches (after two warm-up batches)")
     parser.add_argument("--compile", action="store_true", help="torch.compile (inductor) the embedding")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--paired", action="store_true",
+                        help="bursts of --batches batches taking turns with `lethe perf --paired descriptor` (make "
+                             "bench): a JSON line after the warm-up and after each burst; each burst waits for a line on stdin")
+    parser.add_argument("--bursts", type=int, default=8)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     descriptor = Descriptor(args.descriptor).eval()
@@ -82,16 +97,23 @@ def main():
     size = descriptor.config["input_size"]
     images = torch.rand(args.batch, descriptor.config["trunk"]["in_channels"], size, size,
                         generator=torch.Generator().manual_seed(0))
-    times = []
     with torch.inference_mode():
         start = time.perf_counter()
         embed(images)  # torch.compile compiles here
         first = time.perf_counter() - start
         embed(images)
-        for _ in range(args.batches):
-            start = time.perf_counter()
-            embed(images)
-            times.append(time.perf_counter() - start)
+        if args.paired:
+            print(json.dumps({"ready": "descriptor", "variant": "compile_fp32" if args.compile else "eager_fp32"}),
+                  flush=True)
+            for _ in range(args.bursts):
+                if not sys.stdin.readline():
+                    raise SystemExit("python_descriptor.py --paired: standard input closed before the next burst's turn")
+                times = timed_batches(embed, images, args.batches)
+                print(json.dumps({"seconds": times, "median_seconds": statistics.median(times),
+                                  "images_per_second": args.batch / statistics.median(times)}), flush=True)
+            sys.stdin.readline()  # ends only when the harness lets it: never while the other side is timed
+            return
+        times = timed_batches(embed, images, args.batches)
     seconds = statistics.median(times)
     print(json.dumps({"variant": "compile_fp32" if args.compile else "eager_fp32", "batch": args.batch,
                       "seconds_per_batch": seconds, "first_batch_seconds": first,

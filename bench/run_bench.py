@@ -82,7 +82,9 @@ def paired_bursts(commands, bursts, scratch, label):
     """Runs the native and the reference process of one paired measurement (`commands`: side ->
     argv, each speaking `lethe perf --paired`'s protocol). They warm up one after the other, then
     take turns `bursts` times, the native side first in even pairs and the reference first in odd
-    ones; a side's burst starts when the other's has ended. Returns side -> the bursts' JSON lines."""
+    ones; a side's burst starts when the other's has ended. After its last burst a side waits until
+    both are done: its exit (freeing, saving) would otherwise overlap the other side's last burst.
+    Returns side -> the bursts' JSON lines."""
     processes, lines = {}, {side: [] for side in commands}
 
     def next_line(side):
@@ -194,11 +196,11 @@ def markdown_table(results):
     rows = [
         ["SISS training step, batch %d (median of %d)" % (first["train_step"]["batch"], first["train_step"]["timed_steps"])]
         + [step(n["precisions"][q]) for q in precisions] + [step(p[v]) for v in variants]
-        + ["%.2fx (%s vs %s%s)" % (r["train_step_speedup"], best, VARIANT_NAMES[r["fastest_python_train_step"]],
+        + ["%.3fx (%s vs %s%s)" % (r["train_step_speedup"], best, VARIANT_NAMES[r["fastest_python_train_step"]],
                                    by_pairs("step"))],
         ["DDIM sampling, %d steps, batch %d, guidance" % (first["sampling"]["steps"], first["sampling"]["batch"])]
         + [rate(n["precisions"][q]) for q in precisions] + [python_rate(p[v]) for v in variants]
-        + ["%.2fx (%s vs %s%s)" % (r["sampling_speedup"], r["best_sampling_precision"],
+        + ["%.3fx (%s vs %s%s)" % (r["sampling_speedup"], r["best_sampling_precision"],
                                    VARIANT_NAMES[r["fastest_python_sampling"]], by_pairs("sampling"))],
     ]
     lines = [f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores, {m['threads']} torch threads, torch {m['torch']}); "
@@ -213,7 +215,9 @@ def markdown_table(results):
     scoring = results.get("python_scoring") or {}
     python_scoring = ", ".join(f"{e['images_per_second']:.0f} img/s ({VARIANT_NAMES[v]})" for v, e in scoring.items())
     if scoring:
-        python_scoring += f"; native / fastest: {r['scoring_speedup']:.2f}x"
+        python_scoring += f"; native / fastest: {r['scoring_speedup']:.3f}x"
+        if paired and "descriptor" in paired:
+            python_scoring += f" ({VARIANT_NAMES[paired['descriptor']['python_variant']]}{by_pairs('descriptor')})"
     lines += ["", "| memory and scoring | native | Python reference |", "|---|---|---|",
               f"| Copy descriptor, batch {n['scoring']['batch']} (bench/python_descriptor.py: the same network) | "
               f"{n['scoring']['images_per_second']:.0f} img/s | {python_scoring} |"]
@@ -319,40 +323,59 @@ def main():
     # Round 1 is the full measurement above; the paired bursts time its contenders again, side by side.
     first = head_to_head(native, python_result)
     paired = None
+
+    def paired_entry(measurement, native_cmd, reference_cmd):
+        """One paired measurement: per side the bursts' seconds (a step) or images per second, and
+        each pair's speed-up of the native side."""
+        native_cmd = native_cmd + ["--paired", measurement, "--bursts", str(args.bursts)]
+        native_cmd[native_cmd.index("--out") + 1] = os.path.join(scratch, f"paired-{measurement}")
+        subprocess.run(["rm", "-rf", os.path.join(scratch, f"paired-{measurement}")], check=True)
+        sides = paired_bursts({"native": native_cmd, "reference": reference_cmd + ["--paired", "--bursts", str(args.bursts)]
+                               if measurement == "descriptor" else reference_cmd + ["--paired", measurement, "--bursts",
+                                                                                     str(args.bursts)]},
+                              args.bursts, scratch, measurement)
+        entry = {"first": [line["first"] for line in sides["native"]]}
+        if measurement == "step":
+            entry["native_seconds"] = [line["median_seconds"] for line in sides["native"]]
+            entry["python_seconds"] = [line["median_seconds"] for line in sides["reference"]]
+            entry["speedups"] = [py / nat for nat, py in zip(entry["native_seconds"], entry["python_seconds"])]
+        else:
+            entry["native_images_per_second"] = [line["images_per_second"] for line in sides["native"]]
+            entry["python_images_per_second"] = [line["images_per_second"] for line in sides["reference"]]
+            entry["speedups"] = [nat / py for nat, py in zip(entry["native_images_per_second"],
+                                                            entry["python_images_per_second"])]
+        return entry
+
     if args.bursts > 0:
         paired = {"bursts": args.bursts, "burst_steps": args.burst_steps}
         for measurement, precision, variant in (("step", first["native_step_precision"], first["python_step_variant"]),
                                                 ("sampling", first["native_sampling_precision"],
                                                  first["python_sampling_variant"])):
-            native_cmd = list(perf_args) + ["--paired", measurement, "--precisions", precision,
-                                            "--bursts", str(args.bursts), "--burst-steps", str(args.burst_steps)]
-            native_cmd[native_cmd.index("--out") + 1] = os.path.join(scratch, f"paired-{measurement}")
-            reference_cmd = reference_args(variant) + ["--paired", measurement, "--bursts", str(args.bursts),
-                                                       "--burst-steps", str(args.burst_steps),
-                                                       "--sample-forwards", str(first["python_sampling_forwards"])]
-            subprocess.run(["rm", "-rf", os.path.join(scratch, f"paired-{measurement}")], check=True)
-            sides = paired_bursts({"native": native_cmd, "reference": reference_cmd}, args.bursts, scratch, measurement)
-            entry = {"native_precision": precision, "python_variant": variant,
-                     "first": [line["first"] for line in sides["native"]]}
-            if measurement == "step":
-                entry["native_seconds"] = [line["median_seconds"] for line in sides["native"]]
-                entry["python_seconds"] = [line["median_seconds"] for line in sides["reference"]]
-                entry["speedups"] = [py / nat for nat, py in zip(entry["native_seconds"], entry["python_seconds"])]
-            else:
-                entry["native_images_per_second"] = [line["images_per_second"] for line in sides["native"]]
-                entry["python_images_per_second"] = [line["images_per_second"] for line in sides["reference"]]
-                entry["python_forwards"] = first["python_sampling_forwards"]
-                entry["speedups"] = [nat / py for nat, py in zip(entry["native_images_per_second"],
-                                                                entry["python_images_per_second"])]
-            paired[measurement] = entry
+            paired[measurement] = dict(
+                {"native_precision": precision, "python_variant": variant},
+                **paired_entry(measurement, perf_args + ["--precisions", precision, "--burst-steps", str(args.burst_steps)],
+                               reference_args(variant) + ["--burst-steps", str(args.burst_steps),
+                                                          "--sample-forwards", str(first["python_sampling_forwards"])]))
+        paired["sampling"]["python_forwards"] = first["python_sampling_forwards"]
 
     # The copy descriptor the Python way (the same network in plain PyTorch), eager and compiled.
+    # The tiny run: eager only, two images a batch, one batch (the same sizes as `lethe perf --tiny`).
     python_scoring = {}
-    if os.path.exists(descriptor) and not args.tiny:
-        for variant, extra in (("eager_fp32", []), ("compile_fp32", ["--compile"])):
-            text, _ = run_with_rss([python, os.path.join(HERE, "python_descriptor.py"), "--descriptor", descriptor] + extra,
-                                   stdout_path=os.path.join(scratch, f"descriptor-{variant}.stdout"))
-            python_scoring[variant] = last_json(text)
+    scoring_variants = (("eager_fp32", []),) if args.tiny else (("eager_fp32", []), ("compile_fp32", ["--compile"]))
+    if os.path.exists(descriptor):
+        for variant, extra in scoring_variants:
+            descriptor_args = [python, os.path.join(HERE, "python_descriptor.py"), "--descriptor", descriptor] + extra + \
+                (["--batch", "2", "--batches", "1"] if args.tiny else [])
+            text, _ = run_with_rss(descriptor_args, stdout_path=os.path.join(scratch, f"descriptor-{variant}.stdout"))
+            python_scoring[variant] = dict(last_json(text), argv=descriptor_args[1:])
+        if paired:
+            variant = max(python_scoring, key=lambda v: python_scoring[v]["images_per_second"])
+            paired["descriptor"] = dict(
+                {"python_variant": variant},
+                **paired_entry("descriptor", perf_args + ["--descriptor", descriptor, "--precisions", "fp32"],
+                               [python] + python_scoring[variant]["argv"]))
+        for entry in python_scoring.values():
+            del entry["argv"]
 
     native_rss, unlearn_label, evaluation = {}, "", {}
     base = os.path.join(BENCH, "base.safetensors")
@@ -430,7 +453,8 @@ def main():
             "sampling_speedup": statistics.median(paired["sampling"]["speedups"]) if paired else first["sampling_speedup"],
             "best_sampling_precision": first["native_sampling_precision"],
             "fastest_python_sampling": first["python_sampling_variant"],
-            "scoring_speedup": native["scoring"]["images_per_second"]
+            "scoring_speedup": statistics.median(paired["descriptor"]["speedups"]) if paired and "descriptor" in paired
+            else native["scoring"]["images_per_second"]
             / max((e["images_per_second"] for e in python_scoring.values()), default=float("nan")),
             "train_step_gflops": flops / step_native / 1e9,
             "train_step_fraction_of_conv_ceiling": flops / step_native / 1e9 / best["ceiling"]["conv_gflops"],

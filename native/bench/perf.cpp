@@ -96,6 +96,21 @@ json ceilings(int64_t n, at::ScalarType dtype, const c10::Device& device) {
   return out;
 }
 
+// Two measurements of ceilings() merged: the higher GFLOP/s of each shape and of the matmul.
+json faster_ceiling(const json& a, const json& b) {
+  json out = a;
+  out["matmul_gflops"] = std::max(a["matmul_gflops"].get<double>(), b["matmul_gflops"].get<double>());
+  double best = 0.0;
+  for (size_t i = 0; i < a["convs"].size(); ++i) {
+    const double gflops = std::max(a["convs"][i]["gflops"].get<double>(), b["convs"][i]["gflops"].get<double>());
+    out["convs"][i]["gflops"] = gflops;
+    best = std::max(best, gflops);
+  }
+  out["conv_gflops"] = best;
+  out["measured"] = "twice (before and after this precision's step and sampling), the faster kept";
+  return out;
+}
+
 // Synthetic SISS data of the given size: distinct random contexts per example, so the two
 // SISS forwards (retain and forget condition) both run, as in the Python reference.
 unlearn::TaskData synthetic_data(int64_t count, int64_t channels, int64_t size, int64_t length, int64_t dim, uint64_t seed) {
@@ -170,6 +185,39 @@ json profile_table(const std::vector<OpTime>& ops, int64_t runs) {
   return {{"steps", runs}, {"op_seconds_per_step", total / per}, {"ops", table}};
 }
 
+// The scoring the bench times: the copy descriptor (options.descriptor, or a random one of the
+// bench's shape) embedding a batch of random images. Under inference mode, as scoring runs
+// (eval::embed_batched) and as the Python reference times it: with autograd on, every batch
+// would record a graph nobody back-propagates.
+class ScoringWork {
+ public:
+  ScoringWork(const PerfOptions& options, const fs::path& scratch)
+      : name_(options.descriptor.empty() ? "random bench-shaped" : options.descriptor.string()) {
+    if (!options.descriptor.empty()) {
+      descriptor_ = eval::load_descriptor(options.descriptor);
+    } else {
+      const DescriptorTrainingConfig defaults;  // the shape the bench's descriptor is trained with
+      models::CopyDescriptorConfig config;
+      config.trunk.widths = defaults.widths;
+      config.embedding_dim = defaults.embedding_dim;
+      auto module = std::make_shared<models::CopyDescriptorImpl>(config);
+      module->initialize(0);
+      const fs::path file = scratch / "descriptor.safetensors";
+      fs::create_directories(scratch);
+      module->save(file);
+      descriptor_ = eval::load_descriptor(file);
+    }
+    images_ = at::rand({options.score_batch, options.channels, options.image_size, options.image_size});
+  }
+  void embed() const { descriptor_->embed(images_); }  // call under inference mode
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+  std::shared_ptr<eval::Descriptor> descriptor_;
+  at::Tensor images_;
+};
+
 // The sampling the bench times: DDIM with guidance 3 over random contexts, the unconditional
 // rows' context zeros (as the reference's).
 class BenchSampling {
@@ -234,51 +282,72 @@ json precision_perf(const std::shared_ptr<models::DiffusionModel>& model, const 
   return out;
 }
 
-// Paired bursts of one precision's training step or sampling (PerfOptions::paired).
+// Paired bursts of one precision's training step or sampling, or of the copy descriptor (PerfOptions::paired).
 json paired_bursts(const std::shared_ptr<models::DiffusionModel>& model, const PerfOptions& options,
                    Precision precision, const fs::path& scratch) {
   check(options.say && options.await_turn, "perf --paired: no channel to take turns on");
   check(options.warmup_steps >= 1, "perf --paired: expected at least 1 warm-up step, got ", options.warmup_steps);
-  const json ready = {{"ready", options.paired}, {"precision", precision_name(precision)}};
   json bursts = json::array();
+  // Waits for the harness after `done` bursts: the next burst's turn, or after the last, leave to end.
+  auto next_turn = [&](int64_t done) {
+    const bool more = options.await_turn();
+    check(more || done == options.bursts, "perf --paired: standard input closed before the next burst's turn "
+          "(expected a line per burst from make bench)");
+  };
+  auto warmed_up = [&] {
+    options.say({{"ready", options.paired}, {"precision", precision_name(precision)}});
+    next_turn(0);
+  };
+  auto burst_done = [&](const json& line) {
+    bursts.push_back(line);
+    options.say(line);
+    next_turn(static_cast<int64_t>(bursts.size()));
+  };
   if (options.paired == "step") {
     PerfOptions run = options;
     run.timed_steps = options.bursts * options.burst_steps;
     std::vector<double> burst;
     auto after_step = [&](int64_t step, double seconds) {
-      if (step == run.warmup_steps) {
-        options.say(ready);
-        options.await_turn();
-      }
+      if (step == run.warmup_steps) warmed_up();
       if (step <= run.warmup_steps) return;
       burst.push_back(seconds);
       if (static_cast<int64_t>(burst.size()) < options.burst_steps) return;
-      const json line = {{"seconds", burst}, {"median_seconds", median(burst)}};
-      bursts.push_back(line);
-      options.say(line);
+      burst_done({{"seconds", burst}, {"median_seconds", median(burst)}});
       burst.clear();
-      if (step < run.warmup_steps + run.timed_steps) options.await_turn();
     };
     siss_step_seconds(model, options.train_batch, options.image_size, run, precision, scratch, nullptr, after_step);
     check(static_cast<int64_t>(bursts.size()) == options.bursts, "perf --paired step: the trainer ran ",
           bursts.size(), " bursts, expected ", options.bursts);
+  } else if (options.paired == "descriptor") {
+    const ScoringWork scoring(options, scratch);
+    c10::InferenceMode inference;
+    scoring.embed();  // warm-up: two batches, as the reference's
+    scoring.embed();
+    warmed_up();
+    for (int64_t i = 0; i < options.bursts; ++i) {
+      std::vector<double> seconds;
+      for (int64_t b = 0; b < options.score_batches; ++b) {
+        const auto start = Clock::now();
+        scoring.embed();
+        seconds.push_back(seconds_since(start));
+      }
+      burst_done({{"seconds", seconds}, {"median_seconds", median(seconds)},
+                  {"images_per_second", options.score_batch / median(seconds)}});
+    }
   } else {
     const PrecisionScope scope(precision);
     const BenchSampling sampling(options);
     sampling.seconds(*model, options.sample_batch);  // warm-up: one whole pass, as the reference's
-    options.say(ready);
-    options.await_turn();
+    warmed_up();
     for (int64_t i = 0; i < options.bursts; ++i) {
       const double seconds = sampling.seconds(*model, options.sample_batch);
-      const json line = {{"seconds", seconds}, {"images_per_second", options.sample_batch / seconds}};
-      bursts.push_back(line);
-      options.say(line);
-      if (i + 1 < options.bursts) options.await_turn();
+      burst_done({{"seconds", seconds}, {"images_per_second", options.sample_batch / seconds}});
     }
   }
-  return {{"measurement", options.paired}, {"precision", precision_name(precision)}, {"batch",
-           options.paired == "step" ? options.train_batch : options.sample_batch},
-          {"burst_steps", options.paired == "step" ? options.burst_steps : 1}, {"bursts", bursts}};
+  const bool step = options.paired == "step", scoring = options.paired == "descriptor";
+  return {{"measurement", options.paired}, {"precision", scoring ? "fp32" : precision_name(precision)},
+          {"batch", step ? options.train_batch : scoring ? options.score_batch : options.sample_batch},
+          {"calls_per_burst", step ? options.burst_steps : scoring ? options.score_batches : 1}, {"bursts", bursts}};
 }
 
 // Bytes the device's caching allocator has handed out at most since the last reset.
@@ -348,8 +417,8 @@ json run_perf(const PerfOptions& options) {
     check(parse_precision(name, "perf --precisions") != Precision::automatic,
           "perf --precisions: measure fp32, bf16 or fp16, not auto");
   if (!options.paired.empty()) {
-    check(options.paired == "step" || options.paired == "sampling", "perf --paired: expected step or sampling, got '",
-          options.paired, "'");
+    check(options.paired == "step" || options.paired == "sampling" || options.paired == "descriptor",
+          "perf --paired: expected step, sampling or descriptor, got '", options.paired, "'");
     check(options.bursts >= 1, "perf --bursts: expected at least 1, got ", options.bursts);
     check(options.burst_steps >= 1, "perf --burst-steps: expected at least 1, got ", options.burst_steps);
     check(options.precisions.size() == 1, "perf --paired: expected one precision in --precisions, got ",
@@ -374,6 +443,8 @@ json run_perf(const PerfOptions& options) {
     check(device.index() < gpus, "perf --device ", options.device, ": expected a GPU index below ", gpus, ", got ",
           device.index());
   }
+  check(options.paired != "descriptor" || device.is_cpu(),
+        "perf --paired descriptor: the copy descriptor runs on the CPU, got --device ", options.device);
   out["device"] = device.str();
   const ResolvedPrecision automatic = resolve_precision(Precision::automatic, device);
   out["auto_precision"] = {{"precision", precision_name(automatic.precision)}, {"reason", automatic.reason}};
@@ -404,8 +475,11 @@ json run_perf(const PerfOptions& options) {
   std::optional<Precision> best;
   for (const std::string& name : options.precisions) {
     const Precision precision = parse_precision(name, "perf --precisions");
+    // The ceiling is measured before and after the precision's work, and the faster of the two
+    // kept per shape: a ceiling is what the machine can do, and this one's speed drifts.
+    const json before = ceilings(options.ceiling_size, compute_dtype(precision), device);
     json entry = precision_perf(model, run, precision, scratch);
-    entry["ceiling"] = ceilings(options.ceiling_size, compute_dtype(precision), device);
+    entry["ceiling"] = faster_ceiling(before, ceilings(options.ceiling_size, compute_dtype(precision), device));
     if (!best || entry["train_step"]["median_seconds"].get<double>() <
                      precisions[precision_name(*best)]["train_step"]["median_seconds"].get<double>())
       best = precision;
@@ -419,28 +493,10 @@ json run_perf(const PerfOptions& options) {
 
   // 2. Scoring: copy-descriptor throughput at batch 64 (the descriptor runs on the CPU).
   if (device.is_cpu()) {
-    std::shared_ptr<eval::Descriptor> descriptor;
-    if (!options.descriptor.empty()) {
-      descriptor = eval::load_descriptor(options.descriptor);
-    } else {
-      const DescriptorTrainingConfig defaults;  // the shape the bench's descriptor is trained with
-      models::CopyDescriptorConfig config;
-      config.trunk.widths = defaults.widths;
-      config.embedding_dim = defaults.embedding_dim;
-      auto module = std::make_shared<models::CopyDescriptorImpl>(config);
-      module->initialize(0);
-      const fs::path file = scratch / "descriptor.safetensors";
-      fs::create_directories(scratch);
-      module->save(file);
-      descriptor = eval::load_descriptor(file);
-    }
-    at::Tensor images = at::rand({options.score_batch, options.channels, options.image_size, options.image_size});
-    // Under inference mode, as scoring runs (eval::embed_batched) and as the Python reference times it:
-    // with autograd on, every batch would record a graph nobody back-propagates.
+    const ScoringWork scoring(options, scratch);
     c10::InferenceMode inference;
-    const double seconds = time_median([&] { descriptor->embed(images); }, static_cast<int>(options.score_batches));
-    out["scoring"] = {{"descriptor", options.descriptor.empty() ? "random bench-shaped" : options.descriptor.string()},
-                      {"batch", options.score_batch}, {"seconds_per_batch", seconds},
+    const double seconds = time_median([&] { scoring.embed(); }, static_cast<int>(options.score_batches));
+    out["scoring"] = {{"descriptor", scoring.name()}, {"batch", options.score_batch}, {"seconds_per_batch", seconds},
                       {"images_per_second", options.score_batch / seconds}};
   }
 

@@ -6,7 +6,7 @@
 // On a GPU (`device`), the UNet runs there (the trainer's and sampler's data stay on the CPU and
 // cross per forward, as with a host model); with `sd15_lora`, also one SISS LoRA step of an
 // SD1.5-sized UNet (random weights, bf16) at 512x512 pixels (64x64 latents): seconds and peak
-// GPU memory. With `paired` ("step" or "sampling"), only that measurement of one precision, in bursts that
+// GPU memory. With `paired` ("step", "sampling" or "descriptor"), only that measurement, in bursts that
 // take turns with the Python reference's (make bench's paired bursts; see PerfOptions::paired).
 #pragma once
 
@@ -38,15 +38,18 @@ struct PerfOptions {
   std::string device = "cpu";             // where the UNet runs: cpu or cuda[:index]
   bool sd15_lora = false;                 // also the SD1.5-sized LoRA step (a GPU's job)
   int64_t sd15_batch = 1;                 // its batch (retain and forget examples each)
-  // Paired bursts: "step" or "sampling" (empty: the full measurement). After its warm-up the
-  // process calls say({"ready": ...}) and await_turn(); then, `bursts` times, it runs one burst
-  // (`burst_steps` training steps, or one sampling pass), calls say({"seconds": ...}) and, but
-  // after the last, await_turn(). The harness answers each say by running the other side's
-  // burst before handing the turn back, so both sides are timed in the same minutes.
+  // Paired bursts: "step", "sampling" or "descriptor" (empty: the full measurement). After its
+  // warm-up the process calls say({"ready": ...}) and await_turn(); then, `bursts` times, it runs
+  // one burst (`burst_steps` training steps, one sampling pass, or `score_batches` descriptor
+  // batches), calls say({"seconds": ...}) and await_turn(). The harness answers each say by
+  // running the other side's burst before handing the turn back, so both sides are timed in the
+  // same minutes. After the last burst the process waits too, and ends (saving, exiting) only
+  // when the harness lets it: never while the other side is being timed. await_turn() returns
+  // false when the harness has closed the channel (an error before the last burst).
   std::string paired;
   int64_t bursts = 8, burst_steps = 5;
   std::function<void(const nlohmann::json&)> say;
-  std::function<void()> await_turn;
+  std::function<bool()> await_turn;
 };
 
 // Runs everything and writes out/perf.json (returned).

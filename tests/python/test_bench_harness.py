@@ -56,6 +56,13 @@ def test_bench_harness_runs_at_tiny_sizes(tmp_path):
         assert ratios["train_step_speedup" if measurement == "step" else "sampling_speedup"] == \
             pytest.approx(sorted(expected)[1])
     assert "median of 3 paired bursts" in done.stdout
+    # the copy descriptor in paired bursts too, against the faster Python way of round 1
+    entry = paired["descriptor"]
+    assert entry["python_variant"] == "eager_fp32" and entry["first"] == ["native", "reference", "native"]
+    expected = [n / p for n, p in zip(entry["native_images_per_second"], entry["python_images_per_second"])]
+    assert entry["speedups"] == pytest.approx(expected) and ratios["scoring_speedup"] == pytest.approx(sorted(expected)[1])
+    for entry in native["precisions"].values():  # the ceiling measured twice, the faster kept
+        assert "twice" in entry["ceiling"]["measured"]
     # the unlearning run and the evaluation in fp32 and in the faster precision, when it is another
     assert "fp32" in results["memory"]["native_unlearning_run_mib"] and "fp32" in results["evaluation"]
     # where the evaluation's time went: set-up and the model's stages (attacks are off in the tiny run)

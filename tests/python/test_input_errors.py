@@ -174,7 +174,7 @@ def test_output_paths_and_counts_are_checked_before_the_work_starts(tmp_path):
         (["eval", "--model", model, "--seed", "-1", "--out", tmp_path / "e3"], ["--seed", "expected a seed >= 0, got -1"]),
         (["perf", "--unet", model, "--out", tmp_path / "p", "--ceiling-size", "0"], ["perf --ceiling-size", "got 0"]),
         (["perf", "--unet", model, "--out", tmp_path / "p", "--paired", "steps"],
-         ["perf --paired", "expected step or sampling, got 'steps'"]),
+         ["perf --paired", "expected step, sampling or descriptor, got 'steps'"]),
         (["perf", "--unet", model, "--out", tmp_path / "p", "--paired", "step"],
          ["perf --paired", "expected one precision in --precisions, got 2"]),
         (["perf", "--unet", model, "--out", tmp_path / "p", "--paired", "step", "--precisions", "bf16", "--bursts", "0"],
@@ -196,10 +196,17 @@ def test_perf_paired_bursts_take_turns_and_stop_cleanly_when_the_turns_end_early
     done = lethe("perf", "--unet", model, "--out", tmp_path / "p", "--tiny", "--paired", "step", "--precisions", "fp32",
                  "--bursts", "2", "--burst-steps", "3", input="go\n", timeout=300)
     assert done.returncode == 1, done.stderr
-    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{"')]
     assert lines[0] == {"ready": "step", "precision": "fp32"}
     assert len(lines) == 2 and len(lines[1]["seconds"]) == 3 and lines[1]["median_seconds"] == sorted(lines[1]["seconds"])[1]
     assert_clean(done.stderr, "perf --paired", "standard input closed before the next burst's turn")
+    # a line per burst: every burst runs, and after the last the process ends when stdin closes
+    done = lethe("perf", "--unet", model, "--out", tmp_path / "q", "--tiny", "--paired", "sampling", "--precisions", "fp32",
+                 "--bursts", "2", input="go\ngo\n", timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{"')]
+    assert lines[0] == {"ready": "sampling", "precision": "fp32"} and len(lines) == 3
+    assert all(line["images_per_second"] > 0 for line in lines[1:])
 
 
 def test_models_and_cards_that_cannot_be_read_say_what_is_wrong(tmp_path):
