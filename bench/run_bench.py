@@ -325,14 +325,12 @@ def main():
     paired = None
 
     def paired_entry(measurement, native_cmd, reference_cmd):
-        """One paired measurement: per side the bursts' seconds (a step) or images per second, and
-        each pair's speed-up of the native side."""
+        """One paired measurement (`reference_cmd` with its script's --paired form): per side the
+        bursts' seconds (a step) or images per second, and each pair's speed-up of the native side."""
         native_cmd = native_cmd + ["--paired", measurement, "--bursts", str(args.bursts)]
         native_cmd[native_cmd.index("--out") + 1] = os.path.join(scratch, f"paired-{measurement}")
         subprocess.run(["rm", "-rf", os.path.join(scratch, f"paired-{measurement}")], check=True)
-        sides = paired_bursts({"native": native_cmd, "reference": reference_cmd + ["--paired", "--bursts", str(args.bursts)]
-                               if measurement == "descriptor" else reference_cmd + ["--paired", measurement, "--bursts",
-                                                                                     str(args.bursts)]},
+        sides = paired_bursts({"native": native_cmd, "reference": reference_cmd + ["--bursts", str(args.bursts)]},
                               args.bursts, scratch, measurement)
         entry = {"first": [line["first"] for line in sides["native"]]}
         if measurement == "step":
@@ -354,28 +352,27 @@ def main():
             paired[measurement] = dict(
                 {"native_precision": precision, "python_variant": variant},
                 **paired_entry(measurement, perf_args + ["--precisions", precision, "--burst-steps", str(args.burst_steps)],
-                               reference_args(variant) + ["--burst-steps", str(args.burst_steps),
+                               reference_args(variant) + ["--paired", measurement, "--burst-steps", str(args.burst_steps),
                                                           "--sample-forwards", str(first["python_sampling_forwards"])]))
         paired["sampling"]["python_forwards"] = first["python_sampling_forwards"]
 
     # The copy descriptor the Python way (the same network in plain PyTorch), eager and compiled.
     # The tiny run: eager only, two images a batch, one batch (the same sizes as `lethe perf --tiny`).
-    python_scoring = {}
+    python_scoring, descriptor_args = {}, {}
     scoring_variants = (("eager_fp32", []),) if args.tiny else (("eager_fp32", []), ("compile_fp32", ["--compile"]))
     if os.path.exists(descriptor):
         for variant, extra in scoring_variants:
-            descriptor_args = [python, os.path.join(HERE, "python_descriptor.py"), "--descriptor", descriptor] + extra + \
-                (["--batch", "2", "--batches", "1"] if args.tiny else [])
-            text, _ = run_with_rss(descriptor_args, stdout_path=os.path.join(scratch, f"descriptor-{variant}.stdout"))
-            python_scoring[variant] = dict(last_json(text), argv=descriptor_args[1:])
+            descriptor_args[variant] = [python, os.path.join(HERE, "python_descriptor.py"), "--descriptor", descriptor] + \
+                extra + (["--batch", "2", "--batches", "1"] if args.tiny else [])
+            text, _ = run_with_rss(descriptor_args[variant],
+                                   stdout_path=os.path.join(scratch, f"descriptor-{variant}.stdout"))
+            python_scoring[variant] = last_json(text)
         if paired:
             variant = max(python_scoring, key=lambda v: python_scoring[v]["images_per_second"])
             paired["descriptor"] = dict(
                 {"python_variant": variant},
                 **paired_entry("descriptor", perf_args + ["--descriptor", descriptor, "--precisions", "fp32"],
-                               [python] + python_scoring[variant]["argv"]))
-        for entry in python_scoring.values():
-            del entry["argv"]
+                               descriptor_args[variant] + ["--paired"]))
 
     native_rss, unlearn_label, evaluation = {}, "", {}
     base = os.path.join(BENCH, "base.safetensors")

@@ -48,20 +48,26 @@ void synchronize(const c10::Device& device) {
   if (!device.is_cpu()) at::accelerator::synchronizeDevice(device.index() < 0 ? 0 : device.index());
 }
 
+// Seconds of each of `count` calls of `work` on `device`.
+template <typename F>
+std::vector<double> timed_calls(F&& work, int64_t count, const c10::Device& device = c10::kCPU) {
+  std::vector<double> times;
+  for (int64_t i = 0; i < count; ++i) {
+    const auto start = Clock::now();
+    work();
+    synchronize(device);
+    times.push_back(seconds_since(start));
+  }
+  return times;
+}
+
 // Median seconds of `repeats` calls of `work` on `device` after two warm-up calls.
 template <typename F>
 double time_median(F&& work, int repeats, const c10::Device& device = c10::kCPU) {
   work();
   work();
   synchronize(device);
-  std::vector<double> times;
-  for (int i = 0; i < repeats; ++i) {
-    const auto start = Clock::now();
-    work();
-    synchronize(device);
-    times.push_back(seconds_since(start));
-  }
-  return median(times);
+  return median(timed_calls(work, repeats, device));
 }
 
 json machine_facts_json() {
@@ -325,12 +331,7 @@ json paired_bursts(const std::shared_ptr<models::DiffusionModel>& model, const P
     scoring.embed();
     warmed_up();
     for (int64_t i = 0; i < options.bursts; ++i) {
-      std::vector<double> seconds;
-      for (int64_t b = 0; b < options.score_batches; ++b) {
-        const auto start = Clock::now();
-        scoring.embed();
-        seconds.push_back(seconds_since(start));
-      }
+      const std::vector<double> seconds = timed_calls([&] { scoring.embed(); }, options.score_batches);
       burst_done({{"seconds", seconds}, {"median_seconds", median(seconds)},
                   {"images_per_second", options.score_batch / median(seconds)}});
     }
