@@ -318,7 +318,9 @@ json paired_bursts(const std::shared_ptr<models::DiffusionModel>& model, const P
       if (step <= run.warmup_steps) return;
       burst.push_back(seconds);
       if (static_cast<int64_t>(burst.size()) < options.burst_steps) return;
-      burst_done({{"seconds", burst}, {"median_seconds", median(burst)}});
+      // the ceiling in the same turn, after the burst's timing: the share's two numbers of one minute
+      const json ceiling = ceilings(options.ceiling_size, compute_dtype(precision), model->device());
+      burst_done({{"seconds", burst}, {"median_seconds", median(burst)}, {"conv_ceiling_gflops", ceiling["conv_gflops"]}});
       burst.clear();
     };
     siss_step_seconds(model, options.train_batch, options.image_size, run, precision, scratch, nullptr, after_step);

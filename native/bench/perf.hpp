@@ -43,9 +43,12 @@ struct PerfOptions {
   // one burst (`burst_steps` training steps, one sampling pass, or `score_batches` descriptor
   // batches), calls say({"seconds": ...}) and await_turn(). The harness answers each say by
   // running the other side's burst before handing the turn back, so both sides are timed in the
-  // same minutes. After the last burst the process waits too, and ends (saving, exiting) only
-  // when the harness lets it: never while the other side is being timed. await_turn() returns
-  // false when the harness has closed the channel (an error before the last burst).
+  // same minutes. A step burst's line also carries the conv ceiling in the step's precision,
+  // measured right after the burst in its own turn ("conv_ceiling_gflops"): the step's share of
+  // the ceiling from two numbers of the same minute. After the last burst the process waits too,
+  // and ends (saving, exiting) only when the harness lets it: never while the other side is being
+  // timed. await_turn() returns false when the harness has closed the channel (an error before
+  // the last burst).
   std::string paired;
   int64_t bursts = 8, burst_steps = 5;
   std::function<void(const nlohmann::json&)> say;

@@ -79,6 +79,15 @@ at::Tensor Conv2dLayerImpl::forward(const at::Tensor& x) {
   return y;
 }
 
+at::Tensor Conv2dLayerImpl::forward_one_channel(const at::Tensor& x) {
+  check(in_channels == 1 && !adapter && x.dim() == 4 && x.size(1) == 1,
+        "Conv2d: the zero-channel form needs one input channel and no adapter; got x ", x.sizes());
+  const at::Tensor padded = at::constant_pad_nd(op_input(x, weight), {0, 0, 0, 0, 0, 1})
+                                .contiguous(at::MemoryFormat::ChannelsLast);            // [B, 2, H, W]
+  const at::Tensor padded_weight = at::constant_pad_nd(weight, {0, 0, 0, 0, 0, 1});    // [out, 2, k, k]
+  return at::conv2d(padded, padded_weight, bias, {stride, stride}, {padding, padding});
+}
+
 GroupNormLayerImpl::GroupNormLayerImpl(int64_t groups_, int64_t channels, double eps_,
                                        const at::TensorOptions& options)
     : groups(groups_), eps(eps_) {

@@ -45,6 +45,10 @@ class Conv2dLayerImpl : public torch::nn::Module {
   Conv2dLayerImpl(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride, int64_t padding,
                   const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& x);  // [B, in, H, W] -> [B, out, H', W']
+  // forward(x) of a one-channel input, channels-last, computed with a zero second channel on x and
+  // on the weight: the same values, without oneDNN's slow one-input-channel kernels on a CPU.
+  // x [B, 1, H, W] -> [B, out, H', W'] channels-last. Needs in_channels 1 and no adapter.
+  at::Tensor forward_one_channel(const at::Tensor& x);
   void reset_parameters(at::Generator& generator);
 
   int64_t in_channels, out_channels, kernel, stride, padding;

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/csrc/autograd/generated/variable_factories.h>
 
@@ -183,7 +184,18 @@ InputConvImpl::InputConvImpl(int64_t in_channels, int64_t out_channels, const at
   // Registered as the parent's child "0" directly: its weight is input_blocks.0.0.weight.
   conv = Conv2dLayer(in_channels, out_channels, 3, 1, 1, options);
 }
-at::Tensor InputConvImpl::forward(const at::Tensor& x, const at::Tensor&, const at::Tensor&) { return conv(x); }
+at::Tensor InputConvImpl::forward(const at::Tensor& x, const at::Tensor&, const at::Tensor&) {
+  // A one-channel input in a bf16 channels-last run on a CPU: oneDNN's bf16 kernels for one input
+  // channel took about twice the time of the same conv with a zero second channel
+  // (docs/performance.md §Precision, "One input channel"), whose values and gradients are the
+  // same bit for bit. fp32 keeps the plain conv and its numbers (the zero channel's differ at
+  // rounding at batch 1).
+  const bool bf16 = x.scalar_type() == at::kBFloat16 ||
+                    (at::autocast::is_autocast_enabled(at::kCPU) && at::autocast::get_autocast_dtype(at::kCPU) == at::kBFloat16);
+  if (channels_last && bf16 && conv->in_channels == 1 && x.is_cpu() && !conv->adapter)
+    return conv->forward_one_channel(x);
+  return conv(x);
+}
 
 void TimestepSequentialImpl::append(std::shared_ptr<UNetLayer> layer) {
   const std::string name = std::to_string(layers.size());
@@ -227,7 +239,8 @@ UNetImpl::UNetImpl(const UNetConfig& config, const at::TensorOptions& options) :
     input_blocks.push_back(block);
   };
   TimestepSequential first;
-  first->append(std::make_shared<InputConvImpl>(config.in_channels, mc, options));
+  input_conv_ = std::make_shared<InputConvImpl>(config.in_channels, mc, options);
+  first->append(input_conv_);
   add_input(first);
   std::vector<int64_t> skip_channels = {mc};
   int64_t ch = mc;
@@ -315,7 +328,7 @@ std::vector<at::Tensor> UNetImpl::forward_each(const at::Tensor& x, const at::Te
   check_input(x, t);
   for (size_t k = 0; k < contexts.size(); ++k) check_context(contexts[k], x.size(0), str("context ", k));
   const at::Tensor emb = embed(t, {});  // [B, 4 mc]
-  Progress shared{layout(x)};
+  Progress shared{begin(x)};
   if (!checkpointing()) run_context_free(shared, emb);
   std::vector<at::Tensor> outputs;
   for (const at::Tensor& context : contexts) outputs.push_back(run_rest(shared, emb, context));
@@ -355,6 +368,11 @@ bool UNetImpl::checkpointing() const { return gradient_checkpointing && at::Grad
 
 at::Tensor UNetImpl::layout(const at::Tensor& h) const {
   return channels_last ? h.contiguous(at::MemoryFormat::ChannelsLast) : h;
+}
+
+at::Tensor UNetImpl::begin(const at::Tensor& x) {
+  input_conv_->channels_last = channels_last;
+  return layout(x);
 }
 
 at::Tensor UNetImpl::run_block(TimestepSequential& block, const at::Tensor& h, const at::Tensor& emb,
@@ -407,7 +425,7 @@ at::Tensor UNetImpl::run(const at::Tensor& x, const at::Tensor& t, const at::Ten
   check_context(context, groups * images, "context");
   // The embedding of every row, as forward(x and t repeated) computes it.
   const at::Tensor emb = embed(groups > 1 ? t.repeat({groups}) : t, y);  // [rows, 4 mc]
-  Progress progress{layout(x)};  // [images, C, H, W]
+  Progress progress{begin(x)};  // [images, C, H, W]
   if (groups > 1) {
     // Until the first layer that reads the context, every group computes the same activations:
     // they run once per image on the first `images` rows of emb (the same values as every

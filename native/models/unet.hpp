@@ -102,6 +102,7 @@ class InputConvImpl : public UNetLayer {
   InputConvImpl(int64_t in_channels, int64_t out_channels, const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& emb, const at::Tensor& context) override;
   Conv2dLayer conv{nullptr};
+  bool channels_last = false;  // the UNet's, set at the start of each of its forwards
 };
 
 // LDM's TimestepEmbedSequential: layers named "0", "1", ...
@@ -162,6 +163,8 @@ class UNetImpl : public torch::nn::Module {
   // Channels-last runs restate the layout after each block and concatenation: a 1-channel input
   // (or a conv of it) is NCHW and channels-last at once, and ops on it return NCHW.
   at::Tensor layout(const at::Tensor& h) const;
+  // x in the layout of this forward, the input conv told that layout.
+  at::Tensor begin(const at::Tensor& x);
   at::Tensor run_block(TimestepSequential& block, const at::Tensor& h, const at::Tensor& emb, const at::Tensor& context);
   // Runs the input layers from `progress` on until the first that reads the context (or to the
   // end of the input blocks): they compute the same for every context.
@@ -176,6 +179,7 @@ class UNetImpl : public torch::nn::Module {
   TimestepSequential middle_block{nullptr};
   GroupNormLayer out_norm{nullptr};  // out.0
   Conv2dLayer out_conv{nullptr};     // out.2
+  std::shared_ptr<InputConvImpl> input_conv_;  // input_blocks.0.0 (registered there)
 };
 TORCH_MODULE(UNet);
 

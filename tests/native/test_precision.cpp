@@ -12,6 +12,7 @@
 #include "core/precision.hpp"
 #include "models/diffusion_model.hpp"
 #include "models/group_norm_kernel.hpp"
+#include "models/layers.hpp"
 #include "models/lora.hpp"
 #include "test_helpers.hpp"
 #include "unlearn/run.hpp"
@@ -243,6 +244,45 @@ TEST(Precision, Fp32InferenceRunsChannelsLastAndMatchesTheNchwForwardToRounding)
   EXPECT_EQ(inference.scalar_type(), at::kFloat);
   EXPECT_TRUE(inference.is_contiguous());
   EXPECT_LT(norm_relative_error(inference, nchw), 1e-5);  // fp32 rounding of another summation order
+}
+
+// The UNet's input conv in a bf16 channels-last run on a CPU (one input channel, as the bench
+// model's) computes with a zero second channel on x and on the weight: the reference is the plain
+// conv, with the same values and gradients bit for bit in bf16 (sampling copies, autocast); in
+// fp32 (where the UNet keeps the plain conv) to rounding: at batch 1 libtorch's plain conv takes
+// another kernel with another summation order.
+TEST(Precision, OneChannelConvWithAZeroChannelGivesThePlainConvsValuesAndGradients) {
+  at::manual_seed(5);
+  for (const auto dtype : {at::kBFloat16, at::kFloat}) {
+    for (const int64_t batch : {1, 3, 16}) {
+      models::Conv2dLayer conv(1, 8, 3, 1, 1, at::TensorOptions().dtype(dtype));
+      at::Generator generator = at::detail::createCPUGenerator(7);
+      conv->reset_parameters(generator);
+      const at::Tensor x = at::randn({batch, 1, 12, 12}).to(dtype);               // [B, 1, H, W]
+      const at::Tensor upstream = at::randn({batch, 8, 12, 12}).to(dtype);        // dL/dy
+      auto run = [&](bool zero_channel) {
+        for (auto& p : conv->parameters()) p.mutable_grad() = at::Tensor();
+        at::Tensor y = zero_channel ? conv->forward_one_channel(x) : conv->forward(x);  // [B, 8, H, W]
+        (y * upstream).sum().backward();
+        return std::tuple{y.detach(), conv->weight.grad().clone(), conv->bias.grad().clone()};
+      };
+      const auto [plain, plain_weight, plain_bias] = run(false);
+      const auto [padded, padded_weight, padded_bias] = run(true);
+      EXPECT_TRUE(padded.is_contiguous(at::MemoryFormat::ChannelsLast));
+      EXPECT_EQ(padded_weight.sizes(), plain_weight.sizes());
+      if (dtype == at::kBFloat16) {
+        EXPECT_TRUE(at::equal(padded, plain)) << "batch " << batch;
+        EXPECT_TRUE(at::equal(padded_weight, plain_weight) && at::equal(padded_bias, plain_bias)) << "batch " << batch;
+      } else {
+        EXPECT_LT(norm_relative_error(padded, plain), 1e-6) << "batch " << batch;
+        EXPECT_LT(norm_relative_error(padded_weight, plain_weight), 1e-6) << "batch " << batch;
+        EXPECT_LT(norm_relative_error(padded_bias, plain_bias), 1e-6) << "batch " << batch;
+      }
+    }
+  }
+  models::Conv2dLayer wide(2, 4, 3, 1, 1, at::TensorOptions());
+  expect_error([&] { wide->forward_one_channel(at::zeros({1, 2, 4, 4})); },
+               {"one input channel", "[1, 2, 4, 4]"});
 }
 
 // fp32 with autograd inside a ChannelsLastFp32Gradients scope (the prompt attack's) runs

@@ -56,6 +56,17 @@ def test_bench_harness_runs_at_tiny_sizes(tmp_path):
         assert ratios["train_step_speedup" if measurement == "step" else "sampling_speedup"] == \
             pytest.approx(sorted(expected)[1])
     assert "median of 3 paired bursts" in done.stdout
+    # the step's share of the conv ceiling: per burst, its GFLOP/s over the ceiling the native side
+    # measured right after it; the ratio is their median, round 1's share kept beside it
+    step_entry, flops = paired["step"], python["eager_fp32"]["train_step"]["flops"]
+    assert len(step_entry["native_conv_ceiling_gflops"]) == 3 and min(step_entry["native_conv_ceiling_gflops"]) > 0
+    shares = [flops / s / 1e9 / c for s, c in zip(step_entry["native_seconds"], step_entry["native_conv_ceiling_gflops"])]
+    assert step_entry["conv_ceiling_shares"] == pytest.approx(shares)
+    assert ratios["train_step_fraction_of_conv_ceiling"] == pytest.approx(sorted(shares)[1])
+    best = native["precisions"][native["best_precision"]]
+    assert ratios["train_step_fraction_of_conv_ceiling_round1"] == pytest.approx(
+        flops / best["train_step"]["median_seconds"] / 1e9 / best["ceiling"]["conv_gflops"])
+    assert "of the conv ceiling measured right after each burst" in done.stdout
     # the copy descriptor in paired bursts too, against the faster Python way of round 1
     entry = paired["descriptor"]
     assert entry["python_variant"] == "eager_fp32" and entry["first"] == ["native", "reference", "native"]
