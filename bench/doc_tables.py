@@ -348,8 +348,8 @@ def performance_summary(results):
     paired = results.get("paired")
     lines = [f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores, torch {m['torch']}; `auto` picks "
              f"{n['auto_precision']['precision']} here)."
-             + (f" Speed-ups: medians of {paired['bursts']} paired bursts, native and Python taking turns; times: "
-                "each side alone." if paired else ""), "",
+             + (f" Speed-ups: medians of {paired['bursts']} paired bursts, native and the close Python ways taking "
+                "turns, each burst against its fastest; times: each side alone." if paired else ""), "",
              "| measurement | " + " | ".join(f"native {q}" for q in precisions) + " | fastest Python way | speed-up |",
              "|---" * (len(precisions) + 3) + "|",
              "| SISS step, batch %d | " % n["precisions"]["fp32"]["train_step"]["batch"]

@@ -13,11 +13,12 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 
 import torch
 import torch.nn.functional as F
+
+from turns import take_turns
 
 
 class Descriptor(torch.nn.Module):
@@ -103,15 +104,14 @@ def main():
         first = time.perf_counter() - start
         embed(images)
         if args.paired:
-            print(json.dumps({"ready": "descriptor", "variant": "compile_fp32" if args.compile else "eager_fp32"}),
-                  flush=True)
-            for _ in range(args.bursts):
-                if not sys.stdin.readline():
-                    raise SystemExit("python_descriptor.py --paired: standard input closed before the next burst's turn")
+            def burst():
                 times = timed_batches(embed, images, args.batches)
-                print(json.dumps({"seconds": times, "median_seconds": statistics.median(times),
-                                  "images_per_second": args.batch / statistics.median(times)}), flush=True)
-            sys.stdin.readline()  # ends only when the harness lets it: never while the other side is timed
+                return {"seconds": times, "median_seconds": statistics.median(times),
+                        "images_per_second": args.batch / statistics.median(times)}
+
+            take_turns("python_descriptor.py", {"ready": "descriptor",
+                                                "variant": "compile_fp32" if args.compile else "eager_fp32"},
+                       args.bursts, burst)
             return
         times = timed_batches(embed, images, args.batches)
     seconds = statistics.median(times)

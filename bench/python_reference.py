@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "python"))
 
 from ldm_convert import diffusers_to_ldm  # noqa: E402
 from test_objective_losses import siss_reference  # noqa: E402 (the loss written from docs/methods.md)
+from turns import take_turns  # noqa: E402
 from variants import VARIANTS  # noqa: E402
 
 
@@ -161,22 +162,19 @@ class Bf16Forward(torch.nn.Module):
 
 
 def paired_bursts(args, device, work):
-    """make bench's paired bursts (`lethe perf --paired`'s protocol): warm up, say ready, then per
-    burst wait for a line on stdin, run `work` (--burst-steps times for a step, once for sampling)
-    and print its seconds."""
+    """make bench's paired bursts (bench/turns.py): warm up, then take turns, each burst running
+    `work` (--burst-steps times for a step, once for sampling) and saying its seconds."""
     per_burst = args.burst_steps if args.paired == "step" else 1
     for _ in range(args.warmup if args.paired == "step" else 1):  # sampling: one whole pass (torch.compile compiles)
         work()
     synchronize(device)
-    print(json.dumps({"ready": args.paired, "variant": args.variant}), flush=True)
-    for _ in range(args.bursts):
-        if not sys.stdin.readline():
-            raise SystemExit("python_reference.py --paired: standard input closed before the next burst's turn")
+
+    def burst():
         seconds = timed_calls(work, device, per_burst)
-        line = {"seconds": seconds, "median_seconds": statistics.median(seconds)} if args.paired == "step" else \
+        return {"seconds": seconds, "median_seconds": statistics.median(seconds)} if args.paired == "step" else \
             {"seconds": seconds[0], "images_per_second": args.sample_batch / seconds[0]}
-        print(json.dumps(line), flush=True)
-    sys.stdin.readline()  # ends (frees, exits) only when the harness lets it: never while the other side is timed
+
+    take_turns("python_reference.py", {"ready": args.paired, "variant": args.variant}, args.bursts, burst)
 
 
 def main():

@@ -6,11 +6,13 @@ Runs (each in its own process, so peak RSS is per process):
   3. bench/python_reference.py, once per way a Python user would run it (eager / torch.compile,
      fp32 / bf16 autocast): the same SISS step and sampling with diffusers, FLOPs counted; and
      bench/python_descriptor.py, the copy descriptor in plain PyTorch, eager and compiled;
-  3b. paired bursts (`--bursts`, default 8): the native best precision and the fastest Python variant of
-     round 1 (steps 2-3), each kept in one process (`lethe perf --paired`, python_reference.py --paired),
-     take turns: `--burst-steps` training steps (or one sampling pass) on one side, then on the other,
-     in alternating order. Each pair gives a ratio measured within the same minute, and the ratios
-     reported are their medians (this machine's speed drifts over minutes, by up to a third). After each
+  3b. paired bursts (`--bursts`, default 8): the native best precision and every Python variant within
+     `--contender-margin` (default 4/3) of round 1's fastest (steps 2-3; round 1 measured each alone, and
+     its fastest is not surely the fastest), each kept in one process (`lethe perf --paired`,
+     python_reference.py --paired), take turns: `--burst-steps` training steps (or one sampling pass) on
+     one side, then on the next, in rotating order. Each turn gives a ratio against that turn's fastest
+     Python variant, measured within the same minute, and the ratios reported are their medians (this
+     machine's speed drifts over minutes, by up to a third). After each
      training-step burst the native side measures the conv ceiling in its turn: the step's share of the
      ceiling is the median of the bursts' shares, each from two numbers of the same minute;
   4. `lethe unlearn` with the default recipe (bench/configs/siss-tf.json) and `lethe eval` of its model, in fp32 and in
@@ -80,13 +82,23 @@ def head_to_head(native, python_result):
             "sampling_speedup": native_rate / python_rate}
 
 
+def contenders(speeds, margin):
+    """The Python variants the paired bursts race (`speeds`: variant -> round 1's speed, higher is
+    faster): every one within `margin` of the fastest, fastest first. Round 1 measured each alone,
+    minutes apart, on a machine whose speed drifts by up to a third: its fastest is not surely the
+    fastest, so each close one runs in the pairs too."""
+    fastest = max(speeds.values())
+    return sorted((v for v, speed in speeds.items() if speed * margin >= fastest), key=lambda v: -speeds[v])
+
+
 def paired_bursts(commands, bursts, scratch, label):
-    """Runs the native and the reference process of one paired measurement (`commands`: side ->
-    argv, each speaking `lethe perf --paired`'s protocol). They warm up one after the other, then
-    take turns `bursts` times, the native side first in even pairs and the reference first in odd
-    ones; a side's burst starts when the other's has ended. After its last burst a side waits until
-    both are done: its exit (freeing, saving) would otherwise overlap the other side's last burst.
-    Returns side -> the bursts' JSON lines."""
+    """Runs the processes of one paired measurement (`commands`: side -> argv, each speaking
+    `lethe perf --paired`'s protocol; the native side and one side per Python contender). They
+    warm up one after the other, then take turns `bursts` times: in turn k the sides run in their
+    order rotated by k (two sides: the native side first in even turns and the reference first in
+    odd ones); a side's burst starts when the previous one's has ended. After its last burst a side
+    waits until all are done: its exit (freeing, saving) would otherwise overlap another side's
+    last burst. Returns side -> the bursts' JSON lines."""
     processes, lines = {}, {side: [] for side in commands}
 
     def next_line(side):
@@ -108,8 +120,10 @@ def paired_bursts(commands, bursts, scratch, label):
                 processes[side] = (subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
                                                     text=True), err_path)
             next_line(side)  # warmed up and ready; the next side warms up while this one waits
+        sides = list(commands)
         for number in range(bursts):
-            order = ("native", "reference") if number % 2 == 0 else ("reference", "native")
+            shift = number % len(sides)
+            order = sides[shift:] + sides[:shift]
             for side in order:
                 process = processes[side][0]
                 process.stdin.write("go\n")
@@ -195,22 +209,30 @@ def markdown_table(results):
         speedups = paired[key]["speedups"]
         return "; median of %d paired bursts, range %.2f–%.2f" % (len(speedups), min(speedups), max(speedups))
 
+    def against(key, fastest):
+        """Whom the native side was measured against: the contenders of the paired bursts."""
+        if not paired:
+            return VARIANT_NAMES[fastest]
+        names = [VARIANT_NAMES[v] for v in paired[key]["python_variants"]]
+        return names[0] if len(names) == 1 else "the faster in each burst of " + " and ".join(names)
+
     rows = [
         ["SISS training step, batch %d (median of %d)" % (first["train_step"]["batch"], first["train_step"]["timed_steps"])]
         + [step(n["precisions"][q]) for q in precisions] + [step(p[v]) for v in variants]
-        + ["%.3fx (%s vs %s%s)" % (r["train_step_speedup"], best, VARIANT_NAMES[r["fastest_python_train_step"]],
+        + ["%.3fx (%s vs %s%s)" % (r["train_step_speedup"], best, against("step", r["fastest_python_train_step"]),
                                    by_pairs("step"))],
         ["DDIM sampling, %d steps, batch %d, guidance" % (first["sampling"]["steps"], first["sampling"]["batch"])]
         + [rate(n["precisions"][q]) for q in precisions] + [python_rate(p[v]) for v in variants]
         + ["%.3fx (%s vs %s%s)" % (r["sampling_speedup"], r["best_sampling_precision"],
-                                   VARIANT_NAMES[r["fastest_python_sampling"]], by_pairs("sampling"))],
+                                   against("sampling", r["fastest_python_sampling"]), by_pairs("sampling"))],
     ]
     lines = [f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores, {m['threads']} torch threads, torch {m['torch']}); "
              f"`auto` precision here: {n['auto_precision']['reason']}."
              + (f" The columns were each measured alone, one process after another. The ratios are the medians of "
-                f"{paired['bursts']} paired bursts: the native best precision and the fastest Python variant, each in "
-                f"one process, took turns ({paired['burst_steps']} training steps, or one sampling pass, a side), in "
-                "alternating order." if paired else ""),
+                f"{paired['bursts']} paired bursts: the native best precision and every Python variant within "
+                f"{paired['contender_margin']:.2f}x of round 1's fastest, each in one process, took turns "
+                f"({paired['burst_steps']} training steps, or one sampling pass, a side) in rotating order; each burst's "
+                "ratio is against the fastest Python variant of that turn." if paired else ""),
              "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     mem = results["memory"]
@@ -219,7 +241,7 @@ def markdown_table(results):
     if scoring:
         python_scoring += f"; native / fastest: {r['scoring_speedup']:.3f}x"
         if paired and "descriptor" in paired:
-            python_scoring += f" ({VARIANT_NAMES[paired['descriptor']['python_variant']]}{by_pairs('descriptor')})"
+            python_scoring += f" ({against('descriptor', None)}{by_pairs('descriptor')})"
     lines += ["", "| memory and scoring | native | Python reference |", "|---|---|---|",
               f"| Copy descriptor, batch {n['scoring']['batch']} (bench/python_descriptor.py: the same network) | "
               f"{n['scoring']['images_per_second']:.0f} img/s | {python_scoring} |"]
@@ -292,11 +314,16 @@ def main():
                         help="paired bursts of the head-to-head (training step, sampling); the ratios are their "
                              "medians (0: round 1's ratios alone)")
     parser.add_argument("--burst-steps", type=int, default=5, help="training steps per burst")
+    parser.add_argument("--contender-margin", type=float, default=4 / 3,
+                        help="the paired bursts race every Python variant whose round-1 speed is within this factor "
+                             "of the fastest's (default 4/3: this machine's drift)")
     args = parser.parse_args()
     if args.bursts < 0:
         parser.error(f"--bursts: expected 0 or more, got {args.bursts}")
     if args.burst_steps < 1:
         parser.error(f"--burst-steps: expected at least 1, got {args.burst_steps}")
+    if args.contender_margin < 1:
+        parser.error(f"--contender-margin: expected at least 1, got {args.contender_margin}")
     out = os.path.abspath(args.out)
     scratch = os.path.join(out, "tmp")
     os.makedirs(scratch, exist_ok=True)
@@ -334,39 +361,57 @@ def main():
     first = head_to_head(native, python_result)
     paired = None
 
-    def paired_entry(measurement, native_cmd, reference_cmd):
-        """One paired measurement (`reference_cmd` with its script's --paired form): per side the
-        bursts' seconds (a step) or images per second, and each pair's speed-up of the native side."""
+    def paired_entry(measurement, native_cmd, reference_cmds):
+        """One paired measurement (`reference_cmds`: contender -> its script's --paired form): per
+        side the bursts' seconds (a step) or images per second; in each turn the fastest
+        contender's, and the native side's speed-up over it."""
         native_cmd = native_cmd + ["--paired", measurement, "--bursts", str(args.bursts)]
         native_cmd[native_cmd.index("--out") + 1] = os.path.join(scratch, f"paired-{measurement}")
         subprocess.run(["rm", "-rf", os.path.join(scratch, f"paired-{measurement}")], check=True)
-        sides = paired_bursts({"native": native_cmd, "reference": reference_cmd + ["--bursts", str(args.bursts)]},
+        sides = paired_bursts(dict({"native": native_cmd},
+                                   **{v: cmd + ["--bursts", str(args.bursts)] for v, cmd in reference_cmds.items()}),
                               args.bursts, scratch, measurement)
-        entry = {"first": [line["first"] for line in sides["native"]]}
+        variants = list(reference_cmds)
+        entry = {"python_variants": variants, "first": [line["first"] for line in sides["native"]]}
         if measurement == "step":
             entry["native_seconds"] = [line["median_seconds"] for line in sides["native"]]
-            entry["python_seconds"] = [line["median_seconds"] for line in sides["reference"]]
+            entry["python_seconds_by_variant"] = {v: [line["median_seconds"] for line in sides[v]] for v in variants}
+            turns = list(zip(*entry["python_seconds_by_variant"].values()))
+            entry["python_fastest"] = [variants[t.index(min(t))] for t in turns]
+            entry["python_seconds"] = [min(t) for t in turns]
             entry["speedups"] = [py / nat for nat, py in zip(entry["native_seconds"], entry["python_seconds"])]
             # the conv ceiling the native side measured in its turn, right after each burst
             entry["native_conv_ceiling_gflops"] = [line["conv_ceiling_gflops"] for line in sides["native"]]
         else:
             entry["native_images_per_second"] = [line["images_per_second"] for line in sides["native"]]
-            entry["python_images_per_second"] = [line["images_per_second"] for line in sides["reference"]]
+            entry["python_images_per_second_by_variant"] = {v: [line["images_per_second"] for line in sides[v]]
+                                                            for v in variants}
+            turns = list(zip(*entry["python_images_per_second_by_variant"].values()))
+            entry["python_fastest"] = [variants[t.index(max(t))] for t in turns]
+            entry["python_images_per_second"] = [max(t) for t in turns]
             entry["speedups"] = [nat / py for nat, py in zip(entry["native_images_per_second"],
                                                             entry["python_images_per_second"])]
         return entry
 
+    def most_often_fastest(entry):
+        """The contender fastest in the most turns (ties: the one fastest in round 1)."""
+        return max(entry["python_variants"], key=lambda v: entry["python_fastest"].count(v))
+
     if args.bursts > 0:
-        paired = {"bursts": args.bursts, "burst_steps": args.burst_steps}
-        for measurement, precision, variant in (("step", first["native_step_precision"], first["python_step_variant"]),
-                                                ("sampling", first["native_sampling_precision"],
-                                                 first["python_sampling_variant"])):
+        paired = {"bursts": args.bursts, "burst_steps": args.burst_steps, "contender_margin": args.contender_margin}
+        step_speeds = {v: 1.0 / e["train_step"]["median_seconds"] for v, e in python_result.items()}
+        sampling_speeds = {v: e["sampling"]["images_per_second"] for v, e in python_result.items()}
+        for measurement, precision, speeds in (("step", first["native_step_precision"], step_speeds),
+                                               ("sampling", first["native_sampling_precision"], sampling_speeds)):
             paired[measurement] = dict(
-                {"native_precision": precision, "python_variant": variant},
+                {"native_precision": precision},
                 **paired_entry(measurement, perf_args + ["--precisions", precision, "--burst-steps", str(args.burst_steps)],
-                               reference_args(variant) + ["--paired", measurement, "--burst-steps", str(args.burst_steps),
-                                                          "--sample-forwards", str(first["python_sampling_forwards"])]))
-        paired["sampling"]["python_forwards"] = first["python_sampling_forwards"]
+                               {v: reference_args(v) + ["--paired", measurement, "--burst-steps", str(args.burst_steps),
+                                                        "--sample-forwards",
+                                                        str(python_result[v]["sampling"]["guidance_forwards"])]
+                                for v in contenders(speeds, args.contender_margin)}))
+        paired["sampling"]["python_forwards"] = {v: python_result[v]["sampling"]["guidance_forwards"]
+                                                 for v in paired["sampling"]["python_variants"]}
         step_flops = python_result["eager_fp32"]["train_step"]["flops"]
         paired["step"]["conv_ceiling_shares"] = [
             step_flops / seconds / 1e9 / ceiling
@@ -384,11 +429,10 @@ def main():
                                    stdout_path=os.path.join(scratch, f"descriptor-{variant}.stdout"))
             python_scoring[variant] = last_json(text)
         if paired:
-            variant = max(python_scoring, key=lambda v: python_scoring[v]["images_per_second"])
-            paired["descriptor"] = dict(
-                {"python_variant": variant},
-                **paired_entry("descriptor", perf_args + ["--descriptor", descriptor, "--precisions", "fp32"],
-                               descriptor_args[variant] + ["--paired"]))
+            speeds = {v: e["images_per_second"] for v, e in python_scoring.items()}
+            paired["descriptor"] = paired_entry("descriptor", perf_args + ["--descriptor", descriptor, "--precisions", "fp32"],
+                                                {v: descriptor_args[v] + ["--paired"]
+                                                 for v in contenders(speeds, args.contender_margin)})
 
     native_rss, unlearn_label, evaluation = {}, "", {}
     base = os.path.join(BENCH, "base.safetensors")
@@ -462,10 +506,11 @@ def main():
         "paired": paired,
         "ratios": {
             "train_step_speedup": statistics.median(paired["step"]["speedups"]) if paired else first["train_step_speedup"],
-            "fastest_python_train_step": first["python_step_variant"],
+            "fastest_python_train_step": most_often_fastest(paired["step"]) if paired else first["python_step_variant"],
             "sampling_speedup": statistics.median(paired["sampling"]["speedups"]) if paired else first["sampling_speedup"],
             "best_sampling_precision": first["native_sampling_precision"],
-            "fastest_python_sampling": first["python_sampling_variant"],
+            "fastest_python_sampling": most_often_fastest(paired["sampling"]) if paired
+            else first["python_sampling_variant"],
             "scoring_speedup": statistics.median(paired["descriptor"]["speedups"]) if paired and "descriptor" in paired
             else native["scoring"]["images_per_second"]
             / max((e["images_per_second"] for e in python_scoring.values()), default=float("nan")),

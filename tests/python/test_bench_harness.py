@@ -11,8 +11,9 @@ from conftest import ROOT
 
 
 def test_bench_harness_runs_at_tiny_sizes(tmp_path):
+    # a margin wide enough that both tiny Python variants race the native side in the paired bursts
     done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "run_bench.py"), "--tiny", "--bursts", "3",
-                           "--burst-steps", "2", "--out", str(tmp_path)],
+                           "--burst-steps", "2", "--contender-margin", "1000", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads((tmp_path / "results.json").read_text())
@@ -36,26 +37,37 @@ def test_bench_harness_runs_at_tiny_sizes(tmp_path):
         assert ways[str(entry["sampling"]["guidance_forwards"])] == entry["sampling"]["images_per_second"]
     ratios = results["ratios"]
     assert ratios["train_step_speedup"] > 0 and ratios["fastest_python_train_step"] in python
-    # round 1 picks the contenders; the paired bursts time the same ones again, taking turns in
-    # alternating order; the ratios are the medians of the pairs'
+    # round 1 picks the contenders (every Python variant within the margin of its fastest, fastest
+    # first); the paired bursts time them again with the native side, taking turns in rotating
+    # order; each turn's ratio is against that turn's fastest contender, the ratios their medians
     first, paired = results["round1"], results["paired"]
     assert first["native_step_seconds"] == native["precisions"][native["best_precision"]]["train_step"]["median_seconds"]
     assert first["python_step_seconds"] == min(e["train_step"]["median_seconds"] for e in python.values())
-    assert paired["bursts"] == 3 and paired["burst_steps"] == 2
+    assert paired["bursts"] == 3 and paired["burst_steps"] == 2 and paired["contender_margin"] == 1000
     assert paired["step"]["native_precision"] == first["native_step_precision"]
-    assert paired["step"]["python_variant"] == first["python_step_variant"]
-    assert paired["sampling"]["python_variant"] == first["python_sampling_variant"]
+    assert paired["step"]["python_variants"][0] == first["python_step_variant"]
+    assert paired["sampling"]["python_variants"][0] == first["python_sampling_variant"]
     for measurement, native_key, python_key in (("step", "native_seconds", "python_seconds"),
                                                 ("sampling", "native_images_per_second", "python_images_per_second")):
         entry = paired[measurement]
-        assert entry["first"] == ["native", "reference", "native"]
-        assert len(entry[native_key]) == len(entry[python_key]) == 3 and min(entry[native_key] + entry[python_key]) > 0
-        expected = [p / n for n, p in zip(entry[native_key], entry[python_key])] if measurement == "step" else \
-            [n / p for n, p in zip(entry[native_key], entry[python_key])]
+        variants = entry["python_variants"]
+        assert sorted(variants) == sorted(python)  # both raced
+        assert entry["first"] == ["native", variants[0], variants[1]]  # the order rotates by one each turn
+        by_variant = entry[python_key + "_by_variant"]
+        assert all(len(by_variant[v]) == 3 and min(by_variant[v]) > 0 for v in variants)
+        faster = min if measurement == "step" else max
+        fastest = [faster(turn) for turn in zip(*(by_variant[v] for v in variants))]
+        assert entry[python_key] == fastest
+        assert entry["python_fastest"] == [variants[list(turn).index(faster(turn))]
+                                           for turn in zip(*(by_variant[v] for v in variants))]
+        assert len(entry[native_key]) == 3 and min(entry[native_key]) > 0
+        expected = [p / n for n, p in zip(entry[native_key], fastest)] if measurement == "step" else \
+            [n / p for n, p in zip(entry[native_key], fastest)]
         assert entry["speedups"] == pytest.approx(expected)
         assert ratios["train_step_speedup" if measurement == "step" else "sampling_speedup"] == \
             pytest.approx(sorted(expected)[1])
-    assert "median of 3 paired bursts" in done.stdout
+        assert ratios["fastest_python_train_step" if measurement == "step" else "fastest_python_sampling"] in variants
+    assert "median of 3 paired bursts" in done.stdout and "the faster in each burst of" in done.stdout
     # the step's share of the conv ceiling: per burst, its GFLOP/s over the ceiling the native side
     # measured right after it; the ratio is their median, round 1's share kept beside it
     step_entry, flops = paired["step"], python["eager_fp32"]["train_step"]["flops"]
@@ -67,9 +79,10 @@ def test_bench_harness_runs_at_tiny_sizes(tmp_path):
     assert ratios["train_step_fraction_of_conv_ceiling_round1"] == pytest.approx(
         flops / best["train_step"]["median_seconds"] / 1e9 / best["ceiling"]["conv_gflops"])
     assert "of the conv ceiling measured right after each burst" in done.stdout
-    # the copy descriptor in paired bursts too, against the faster Python way of round 1
+    # the copy descriptor in paired bursts too (the tiny run has one Python way: two sides alternate)
     entry = paired["descriptor"]
-    assert entry["python_variant"] == "eager_fp32" and entry["first"] == ["native", "reference", "native"]
+    assert entry["python_variants"] == ["eager_fp32"] and entry["first"] == ["native", "eager_fp32", "native"]
+    assert entry["python_images_per_second"] == entry["python_images_per_second_by_variant"]["eager_fp32"]
     expected = [n / p for n, p in zip(entry["native_images_per_second"], entry["python_images_per_second"])]
     assert entry["speedups"] == pytest.approx(expected) and ratios["scoring_speedup"] == pytest.approx(sorted(expected)[1])
     for entry in native["precisions"].values():  # the ceiling measured twice, the faster kept
@@ -322,3 +335,29 @@ def test_the_quickstart_timing_names_an_earlier_workflow():
     assert "The quickstart (`make demo`, bf16): 80 s" in bench.evaluation_line(results, stages=False)
     results["quickstart"]["workflow_sha256"] = "0" * 64
     assert "The previous quickstart (`make demo`, bf16): 80 s" in bench.evaluation_line(results, stages=False)
+
+
+def test_the_python_side_takes_turns_and_names_itself_when_the_turns_end_early(monkeypatch, capsys):
+    """bench/turns.py: ready, then one burst per line on stdin, each said as a JSON line; a stdin
+    closed before a burst's turn stops the script with its name, not a hang or a traceback."""
+    import io
+
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    from turns import take_turns
+
+    calls = []
+
+    def burst():
+        calls.append(len(calls))
+        return {"seconds": [0.5], "n": len(calls)}
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("go\ngo\ngo\n"))
+    take_turns("demo.py", {"ready": "step"}, 3, burst)
+    said = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert said == [{"ready": "step"}] + [{"seconds": [0.5], "n": n} for n in (1, 2, 3)] and calls == [0, 1, 2]
+
+    calls.clear()
+    monkeypatch.setattr(sys, "stdin", io.StringIO("go\n"))
+    with pytest.raises(SystemExit, match=r"demo.py --paired: standard input closed before the next burst's turn"):
+        take_turns("demo.py", {"ready": "step"}, 3, burst)
+    assert calls == [0]
