@@ -190,8 +190,9 @@ at::Tensor InputConvImpl::forward(const at::Tensor& x, const at::Tensor&, const 
   // (docs/performance.md §Precision, "One input channel"), whose values and gradients are the
   // same bit for bit. fp32 keeps the plain conv and its numbers (the zero channel's differ at
   // rounding at batch 1).
-  const bool bf16 = x.scalar_type() == at::kBFloat16 ||
-                    (at::autocast::is_autocast_enabled(at::kCPU) && at::autocast::get_autocast_dtype(at::kCPU) == at::kBFloat16);
+  // the dtype the conv computes in: autocast's when it is on, else the weight's (Conv2dLayer casts x to it)
+  const bool autocast = at::autocast::is_autocast_enabled(at::kCPU);
+  const bool bf16 = (autocast ? at::autocast::get_autocast_dtype(at::kCPU) : conv->weight.scalar_type()) == at::kBFloat16;
   if (channels_last && bf16 && conv->in_channels == 1 && x.is_cpu() && !conv->adapter)
     return conv->forward_one_channel(x);
   return conv(x);

@@ -1,12 +1,15 @@
 // Compute precision (core/precision.hpp): the setting's names and errors, what auto picks,
 // scopes that restore what they changed, and the bf16 and fp16 forwards of the native model
 // against its fp32 forward (values and gradients).
+#include <functional>
+#include <string>
 #include <tuple>
 #include <utility>
 
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/cpu/Utils.h>
+#include <ATen/record_function.h>
 #include <gtest/gtest.h>
 
 #include "core/precision.hpp"
@@ -283,6 +286,48 @@ TEST(Precision, OneChannelConvWithAZeroChannelGivesThePlainConvsValuesAndGradien
   models::Conv2dLayer wide(2, 4, 3, 1, 1, at::TensorOptions());
   expect_error([&] { wide->forward_one_channel(at::zeros({1, 2, 4, 4})); },
                {"one input channel", "[1, 2, 4, 4]"});
+}
+
+// Which runs take the zero-channel input conv: the ops a forward calls, recorded through ATen's
+// RecordFunction callbacks, include constant_pad_nd (the zero channel) in bf16 on a CPU (autocast
+// training and the bf16 sampling copy), and not in fp32 (NCHW training, channels-last inference).
+TEST(Precision, TheUNetTakesTheZeroChannelInputConvInBf16RunsOnly) {
+  auto model = noisy_tiny_model();
+  at::manual_seed(2);
+  const at::Tensor x = at::randn({2, 1, 8, 8});
+  const at::Tensor t = at::tensor({10, 900}, at::kLong);
+  const at::Tensor context = at::randn({2, 3, 8});
+  auto pads = [&](const std::function<void()>& forward) {
+    static thread_local int64_t seen = 0;
+    seen = 0;
+    const auto handle = at::addThreadLocalCallback(at::RecordFunctionCallback(
+        [](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
+          if (std::string(fn.name()) == "aten::constant_pad_nd") ++seen;
+          return nullptr;
+        }));
+    forward();
+    at::removeCallback(handle);
+    return seen;
+  };
+  ASSERT_EQ(model->unet()->config().in_channels, 1);
+  EXPECT_EQ(pads([&] { model->predict(x, t, context); }), 0);  // fp32 with autograd: NCHW
+  EXPECT_EQ(pads([&] {
+              c10::InferenceMode inference;
+              model->predict(x, t, context);
+            }),
+            0);  // fp32 inference: channels-last, the plain conv
+  EXPECT_EQ(pads([&] {
+              PrecisionScope scope(Precision::bf16);
+              model->predict(x, t, context);
+            }),
+            2);  // bf16 training: x and the weight each get their zero channel
+  const auto copy = model->sampling_copy(Precision::bf16);
+  EXPECT_EQ(pads([&] {
+              c10::InferenceMode inference;
+              PrecisionScope scope(Precision::bf16);
+              copy->predict(x, t, context);
+            }),
+            2);  // the bf16 sampling copy
 }
 
 // fp32 with autograd inside a ChannelsLastFp32Gradients scope (the prompt attack's) runs
