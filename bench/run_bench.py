@@ -359,6 +359,7 @@ def main():
 
     # Round 1 is the full measurement above; the paired bursts time its contenders again, side by side.
     first = head_to_head(native, python_result)
+    flops = python_result["eager_fp32"]["train_step"]["flops"]  # of one training step, counted on the reference
     paired = None
 
     def paired_entry(measurement, native_cmd, reference_cmds):
@@ -373,24 +374,19 @@ def main():
                               args.bursts, scratch, measurement)
         variants = list(reference_cmds)
         entry = {"python_variants": variants, "first": [line["first"] for line in sides["native"]]}
-        if measurement == "step":
-            entry["native_seconds"] = [line["median_seconds"] for line in sides["native"]]
-            entry["python_seconds_by_variant"] = {v: [line["median_seconds"] for line in sides[v]] for v in variants}
-            turns = list(zip(*entry["python_seconds_by_variant"].values()))
-            entry["python_fastest"] = [variants[t.index(min(t))] for t in turns]
-            entry["python_seconds"] = [min(t) for t in turns]
-            entry["speedups"] = [py / nat for nat, py in zip(entry["native_seconds"], entry["python_seconds"])]
-            # the conv ceiling the native side measured in its turn, right after each burst
+        # a step's bursts give seconds (lower is faster), sampling's and the descriptor's images per second
+        step = measurement == "step"
+        key, native_key, python_key = ("median_seconds", "native_seconds", "python_seconds") if step else \
+            ("images_per_second", "native_images_per_second", "python_images_per_second")
+        faster = min if step else max
+        entry[native_key] = [line[key] for line in sides["native"]]
+        entry[python_key + "_by_variant"] = {v: [line[key] for line in sides[v]] for v in variants}
+        turns = list(zip(*entry[python_key + "_by_variant"].values()))
+        entry["python_fastest"] = [variants[t.index(faster(t))] for t in turns]
+        entry[python_key] = [faster(t) for t in turns]
+        entry["speedups"] = [py / nat if step else nat / py for nat, py in zip(entry[native_key], entry[python_key])]
+        if step:  # the conv ceiling the native side measured in its turn, right after each burst
             entry["native_conv_ceiling_gflops"] = [line["conv_ceiling_gflops"] for line in sides["native"]]
-        else:
-            entry["native_images_per_second"] = [line["images_per_second"] for line in sides["native"]]
-            entry["python_images_per_second_by_variant"] = {v: [line["images_per_second"] for line in sides[v]]
-                                                            for v in variants}
-            turns = list(zip(*entry["python_images_per_second_by_variant"].values()))
-            entry["python_fastest"] = [variants[t.index(max(t))] for t in turns]
-            entry["python_images_per_second"] = [max(t) for t in turns]
-            entry["speedups"] = [nat / py for nat, py in zip(entry["native_images_per_second"],
-                                                            entry["python_images_per_second"])]
         return entry
 
     def most_often_fastest(entry):
@@ -412,9 +408,8 @@ def main():
                                 for v in contenders(speeds, args.contender_margin)}))
         paired["sampling"]["python_forwards"] = {v: python_result[v]["sampling"]["guidance_forwards"]
                                                  for v in paired["sampling"]["python_variants"]}
-        step_flops = python_result["eager_fp32"]["train_step"]["flops"]
         paired["step"]["conv_ceiling_shares"] = [
-            step_flops / seconds / 1e9 / ceiling
+            flops / seconds / 1e9 / ceiling
             for seconds, ceiling in zip(paired["step"]["native_seconds"], paired["step"]["native_conv_ceiling_gflops"])]
 
     # The copy descriptor the Python way (the same network in plain PyTorch), eager and compiled.
@@ -488,8 +483,8 @@ def main():
                       "node_seconds": {n["class_type"]: n["seconds"] for n in nodes}}
 
     best = native["precisions"][native["best_precision"]]
-    flops = python_result["eager_fp32"]["train_step"]["flops"]
     step_native = best["train_step"]["median_seconds"]
+    round1_share = flops / step_native / 1e9 / best["ceiling"]["conv_gflops"]
     results = {
         "date": datetime.date.today().isoformat(),
         "tiny": args.tiny,
@@ -518,8 +513,8 @@ def main():
             # the median over the paired bursts of the burst's GFLOP/s over the ceiling measured
             # right after it (both of one minute); round 1's: its step over its ceiling, measured apart
             "train_step_fraction_of_conv_ceiling": statistics.median(paired["step"]["conv_ceiling_shares"]) if paired
-            else flops / step_native / 1e9 / best["ceiling"]["conv_gflops"],
-            "train_step_fraction_of_conv_ceiling_round1": flops / step_native / 1e9 / best["ceiling"]["conv_gflops"],
+            else round1_share,
+            "train_step_fraction_of_conv_ceiling_round1": round1_share,
         },
     }
     os.makedirs(out, exist_ok=True)

@@ -77,14 +77,11 @@ json machine_facts_json() {
           {"freed_memory_kept", facts.freed_memory_kept}, {"torch", TORCH_VERSION}, {"lethe", version()}};
 }
 
-// Matmul and convolution GFLOP/s in `dtype` (what autocast runs the UNet's convolutions and
-// linears in): a square matmul and a 3x3 convolution at each level shape of the bench UNet.
-json ceilings(int64_t n, at::ScalarType dtype, const c10::Device& device) {
+// Convolution GFLOP/s in `dtype`: a 3x3 convolution at each level shape of the bench UNet
+// ({"convs": per shape, "conv_gflops": the fastest}).
+json conv_ceilings(at::ScalarType dtype, const c10::Device& device) {
   c10::InferenceMode inference;
   const auto options = at::TensorOptions().dtype(dtype).device(device);
-  at::Tensor a = at::randn({n, n}).to(options), b = at::randn({n, n}).to(options);
-  const double matmul = time_median([&] { at::mm(a, b); }, 10, device);
-  json out = {{"matmul_size", n}, {"matmul_gflops", 2.0 * n * n * n / matmul / 1e9}};
   // batch 64, channels x channels, 3x3, padding 1, at the bench UNet's level sizes (28 and 14 pixels).
   json convs = json::array();
   double best = 0.0;
@@ -97,8 +94,18 @@ json ceilings(int64_t n, at::ScalarType dtype, const c10::Device& device) {
                      {"gflops", gflops}});
     best = std::max(best, gflops);
   }
-  out["convs"] = convs;
-  out["conv_gflops"] = best;  // the ceiling: the fastest of the shapes
+  return {{"convs", convs}, {"conv_gflops", best}};  // the ceiling: the fastest of the shapes
+}
+
+// Matmul and convolution GFLOP/s in `dtype` (what autocast runs the UNet's convolutions and
+// linears in): a square matmul and conv_ceilings().
+json ceilings(int64_t n, at::ScalarType dtype, const c10::Device& device) {
+  c10::InferenceMode inference;
+  const auto options = at::TensorOptions().dtype(dtype).device(device);
+  at::Tensor a = at::randn({n, n}).to(options), b = at::randn({n, n}).to(options);
+  const double matmul = time_median([&] { at::mm(a, b); }, 10, device);
+  json out = {{"matmul_size", n}, {"matmul_gflops", 2.0 * n * n * n / matmul / 1e9}};
+  out.update(conv_ceilings(dtype, device));
   return out;
 }
 
@@ -319,7 +326,7 @@ json paired_bursts(const std::shared_ptr<models::DiffusionModel>& model, const P
       burst.push_back(seconds);
       if (static_cast<int64_t>(burst.size()) < options.burst_steps) return;
       // the ceiling in the same turn, after the burst's timing: the share's two numbers of one minute
-      const json ceiling = ceilings(options.ceiling_size, compute_dtype(precision), model->device());
+      const json ceiling = conv_ceilings(compute_dtype(precision), model->device());
       burst_done({{"seconds", burst}, {"median_seconds", median(burst)}, {"conv_ceiling_gflops", ceiling["conv_gflops"]}});
       burst.clear();
     };

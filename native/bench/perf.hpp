@@ -42,7 +42,7 @@ struct PerfOptions {
   // warm-up the process calls say({"ready": ...}) and await_turn(); then, `bursts` times, it runs
   // one burst (`burst_steps` training steps, one sampling pass, or `score_batches` descriptor
   // batches), calls say({"seconds": ...}) and await_turn(). The harness answers each say by
-  // running the other side's burst before handing the turn back, so both sides are timed in the
+  // running the other sides' bursts before handing the turn back, so all sides are timed in the
   // same minutes. A step burst's line also carries the conv ceiling in the step's precision,
   // measured right after the burst in its own turn ("conv_ceiling_gflops"): the step's share of
   // the ceiling from two numbers of the same minute. After the last burst the process waits too,
