@@ -52,8 +52,9 @@ def measure(tree, unet, scratch, new):
     os.makedirs(perf_dir, exist_ok=True)
     perf_args = [lethe, "perf", "--unet", unet, "--out", perf_dir, "--profile-steps", "0",
                  "--descriptor", os.path.join(tree, "models", "bench", "descriptor.safetensors")]
-    text, _ = run_with_rss(perf_args, cwd=tree, stdout_path=os.path.join(scratch, f"perf-{name}.stdout"))
-    perf = last_json(text)
+    stdout_path = os.path.join(scratch, f"perf-{name}.stdout")
+    text, _ = run_with_rss(perf_args, cwd=tree, stdout_path=stdout_path)
+    perf = last_json(text, stdout_path)
     if "precisions" in perf:  # a version with the precision setting: its default, `auto`
         used = perf["auto_precision"]["precision"]
         out["precision"] = {"used": used, "reason": perf["auto_precision"]["reason"]}

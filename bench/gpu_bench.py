@@ -22,16 +22,13 @@ import sys
 import tempfile
 import time
 
+from run_bench import last_json
 from variants import VARIANT_NAMES
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LETHE = os.environ.get("LETHE_EXE", os.path.join(ROOT, "build-gpu", "lethe"))
 SD15_TARGET_BYTES = 6 * 1000**3  # issue target: at most 6 GB of GPU memory for the SD1.5-sized LoRA step
-
-
-def last_json(text):
-    return json.loads(text[text.find("{"):])
 
 
 def run(args, deadline=None):
@@ -161,18 +158,18 @@ def main():
         results["models"] = {"bench_unet": hashlib.sha256(f.read()).hexdigest()}
     started = time.time()
     native = last_json(run([LETHE, "perf", "--unet", unet, "--out", scratch, "--device", args.device, "--ceiling-size", "8192",
-                            "--sd15-lora", "--sd15-batch", str(args.sd15_batch)]))
+                            "--sd15-lora", "--sd15-batch", str(args.sd15_batch)]), "lethe perf's stdout")
     print(f"gpu bench: native perf {time.time() - started:.0f} s", flush=True)
     results["sd15_lora"]["native"] = native.pop("sd15_lora")
     results["native"] = native
     save()
     for variant in ("eager_fp32", "eager_bf16"):
         text = run([python, reference, "--unet-state", unet + ".diffusers.pt", "--variant", variant, "--device", args.device])
-        results["python"][variant] = last_json(text)
+        results["python"][variant] = last_json(text, f"python_reference.py --variant {variant}'s stdout")
         save()
     text = run([python, reference, "--sd15-lora", "--device", args.device, "--batch", str(args.sd15_batch),
                 "--warmup", "3", "--timed", "10"])
-    results["sd15_lora"]["diffusers_peft"] = last_json(text)
+    results["sd15_lora"]["diffusers_peft"] = last_json(text, "python_reference.py --sd15-lora's stdout")
     save()
     for variant in ("compile_bf16", "compile_fp32"):
         if args.deadline and time.time() > args.deadline:
@@ -181,7 +178,7 @@ def main():
         text = run([python, reference, "--unet-state", unet + ".diffusers.pt", "--variant", variant, "--device", args.device],
                    deadline=args.deadline or None)
         if text is not None:
-            results["python"][variant] = last_json(text)
+            results["python"][variant] = last_json(text, f"python_reference.py --variant {variant}'s stdout")
             save()
     shutil.rmtree(scratch, ignore_errors=True)
     print(table(results))

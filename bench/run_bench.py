@@ -19,10 +19,12 @@ Runs (each in its own process, so peak RSS is per process):
      the native side's faster precision (peak RSS of a real unlearning run, evaluation time).
 Writes bench/results.json, prints a short table and rewrites the README's benchmark table
 (bench/doc_tables.py, section `performance`). `--tiny` runs every path at toy sizes (the smoke test in `make test`;
-its numbers mean nothing and it writes only to --out).
+its numbers mean nothing and it writes only to --out). One run at a time per --out: the processes' outputs go to
+<out>/tmp, which a run locks (<out>/tmp/.lock); a second run there stops at once, naming the first.
 """
 import argparse
 import datetime
+import fcntl
 import glob
 import json
 import os
@@ -56,9 +58,36 @@ def run_with_rss(args, **kwargs):
         return f.read(), usage.ru_maxrss / 1024.0  # KiB -> MiB on Linux
 
 
-def last_json(text):
+def last_json(text, source="the output"):
+    """The JSON object that ends a measuring process's stdout (progress lines may come before it).
+    `source` names where the text came from, for the error when it is not one JSON object."""
     start = text.find("{")
-    return json.loads(text[start:])
+    try:
+        if start < 0:
+            raise json.JSONDecodeError("no JSON object", text, 0)
+        return json.loads(text[start:])
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"{source}: expected one JSON object after the progress lines, got text that is not one "
+                         f"({error.msg}, line {error.lineno})") from None
+
+
+def hold_lock(folder):
+    """Takes an exclusive lock on `folder` (the run's scratch) for this process's lifetime, or exits
+    naming the run that holds it: two runs in one folder overwrite each other's files and, on one
+    machine, each other's timings."""
+    path = os.path.join(folder, ".lock")
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "a process that did not say which"
+        raise SystemExit(f"make bench: {folder} is in use by another run ({holder}); wait for it to end, or give "
+                         f"--out another folder") from None
+    handle.truncate(0)
+    handle.write(f"pid {os.getpid()}, started {datetime.datetime.now().isoformat(timespec='seconds')}\n")
+    handle.flush()
+    return handle
 
 
 def head_to_head(native, python_result):
@@ -327,6 +356,7 @@ def main():
     out = os.path.abspath(args.out)
     scratch = os.path.join(out, "tmp")
     os.makedirs(scratch, exist_ok=True)
+    lock = hold_lock(scratch)  # held until the process ends
     python = sys.executable
     reference = os.path.join(HERE, "python_reference.py")
     unet = os.path.join(scratch, "bench_unet.safetensors")
@@ -336,7 +366,7 @@ def main():
     descriptor = os.path.join(BENCH, "descriptor.safetensors")
     native_args = perf_args + (["--descriptor", descriptor] if os.path.exists(descriptor) and not args.tiny else [])
     native, _ = run_with_rss(native_args, stdout_path=os.path.join(scratch, "perf.stdout"))
-    native = last_json(native)
+    native = last_json(native, os.path.join(scratch, "perf.stdout"))
     if native.get("scoring", {}).get("descriptor"):  # recorded repository-relative, like every path
         native["scoring"]["descriptor"] = os.path.relpath(native["scoring"]["descriptor"], ROOT)
 
@@ -348,8 +378,9 @@ def main():
 
     def run_reference(variant, label):
         ref_args = reference_args(variant)
-        text, rss = run_with_rss(ref_args, stdout_path=os.path.join(scratch, f"reference-{variant}{label}.stdout"))
-        return last_json(text), rss
+        stdout_path = os.path.join(scratch, f"reference-{variant}{label}.stdout")
+        text, rss = run_with_rss(ref_args, stdout_path=stdout_path)
+        return last_json(text, stdout_path), rss
 
     python_result, python_rss = {}, None
     for variant in PYTHON_VARIANTS if not args.tiny else ("eager_fp32", "eager_bf16"):
@@ -420,9 +451,9 @@ def main():
         for variant, extra in scoring_variants:
             descriptor_args[variant] = [python, os.path.join(HERE, "python_descriptor.py"), "--descriptor", descriptor] + \
                 extra + (["--batch", "2", "--batches", "1"] if args.tiny else [])
-            text, _ = run_with_rss(descriptor_args[variant],
-                                   stdout_path=os.path.join(scratch, f"descriptor-{variant}.stdout"))
-            python_scoring[variant] = last_json(text)
+            stdout_path = os.path.join(scratch, f"descriptor-{variant}.stdout")
+            text, _ = run_with_rss(descriptor_args[variant], stdout_path=stdout_path)
+            python_scoring[variant] = last_json(text, stdout_path)
         if paired:
             speeds = {v: e["images_per_second"] for v, e in python_scoring.items()}
             paired["descriptor"] = paired_entry("descriptor", perf_args + ["--descriptor", descriptor, "--precisions", "fp32"],

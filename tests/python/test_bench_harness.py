@@ -361,3 +361,35 @@ def test_the_python_side_takes_turns_and_names_itself_when_the_turns_end_early(m
     with pytest.raises(SystemExit, match=r"demo.py --paired: standard input closed before the next burst's turn"):
         take_turns("demo.py", {"ready": "step"}, 3, burst)
     assert calls == [0]
+
+
+def test_a_second_bench_run_into_a_folder_in_use_stops_and_names_the_run_there(tmp_path):
+    """Two runs in one scratch folder would overwrite each other's process outputs (and timings):
+    the second stops before any work, naming the first, and the folder is free again after."""
+    import fcntl
+
+    hold_lock = _bench_module("run_bench").hold_lock
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    with open(scratch / ".lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("pid 4242, started 2026-12-07T08:19:20\n")
+        held.flush()
+        done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "run_bench.py"), "--tiny", "--no-readme",
+                               "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert f"make bench: {scratch} is in use by another run (pid 4242, started 2026-12-07T08:19:20)" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert sorted(os.listdir(scratch)) == [".lock"] and not (tmp_path / "results.json").exists()
+    lock = hold_lock(str(scratch))  # released: the next run takes it and says who it is
+    assert (scratch / ".lock").read_text().startswith(f"pid {os.getpid()}, started ")
+    lock.close()
+
+
+def test_a_measuring_process_output_that_is_not_one_json_object_is_named():
+    last_json = _bench_module("run_bench").last_json
+    assert last_json('warm-up 1/3\n{"seconds": 0.5,\n "steps": 2}\n', "perf.stdout") == {"seconds": 0.5, "steps": 2}
+    for text in ('{"a": 1}\n_batch": 0.03\n}\n{"a": 2}\n', "killed\n", ""):  # two runs' output in one file; none
+        with pytest.raises(SystemExit, match=r"^bench/tmp/perf.stdout: expected one JSON object after the progress "
+                                             r"lines, got text that is not one \(.+, line \d+\)$"):
+            last_json(text, "bench/tmp/perf.stdout")
