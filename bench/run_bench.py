@@ -63,9 +63,7 @@ def last_json(text, source="the output"):
     `source` names where the text came from, for the error when it is not one JSON object."""
     start = text.find("{")
     try:
-        if start < 0:
-            raise json.JSONDecodeError("no JSON object", text, 0)
-        return json.loads(text[start:])
+        return json.loads(text[start:] if start >= 0 else "")
     except json.JSONDecodeError as error:
         raise SystemExit(f"{source}: expected one JSON object after the progress lines, got text that is not one "
                          f"({error.msg}, line {error.lineno})") from None
