@@ -1,7 +1,6 @@
 #include "models/group_norm_kernel.hpp"
 
 #include <algorithm>
-#include <bit>
 #include <type_traits>
 #include <cmath>
 #include <cstdint>
@@ -13,43 +12,17 @@
 #include <torch/autograd.h>
 
 #include "core/error.hpp"
+#include "models/cpu_kernel_math.hpp"
 
 namespace lethe::models {
 
 namespace {
 
-#define LETHE_INLINE inline __attribute__((always_inline))
-
-// bf16 <-> fp32 as bit operations the compiler vectorises: a bf16 is the top half of an fp32.
-LETHE_INLINE float load(float value) { return value; }
-LETHE_INLINE float load(uint16_t value) { return std::bit_cast<float>(static_cast<uint32_t>(value) << 16); }
-LETHE_INLINE void store(float value, float& out) { out = value; }
-// Round to nearest even; a NaN stays a (quiet) NaN.
-LETHE_INLINE void store(float value, uint16_t& out) {
-  const uint32_t bits = std::bit_cast<uint32_t>(value);
-  const uint32_t rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
-  out = static_cast<uint16_t>((bits & 0x7FFFFFFFu) > 0x7F800000u ? ((bits >> 16) | 0x40u) : rounded);
-}
-
-// e^x in fp32 for the SiLU: x = k ln 2 + r with |r| <= ln2 / 2, e^r by its Taylor series to r^7
-// (relative error below 1e-8 there, under fp32's rounding), 2^k by building the exponent.
-// x is clamped to [-87, 88], where 2^k stays a normal number; the SiLU only needs e^x of
-// that range (beyond it y / (1 + e^-y) is y or 0 to far below bf16's and fp32's resolution).
-LETHE_INLINE float exp_approx(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-  const float k = std::floor(x * 1.44269504088896341f + 0.5f);
-  const float r = (x - k * 0.693145751953125f) - k * 1.42860682030941723e-6f;
-  float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  const float two_k = std::bit_cast<float>(static_cast<uint32_t>(static_cast<int32_t>(k) + 127) << 23);
-  return p * two_k;
-}
+using kernel_math::exp_approx;
+using kernel_math::load;
+using kernel_math::store;
+// exp_approx clamps its argument to [-87, 88]; beyond that range the SiLU y / (1 + e^-y) is y or 0
+// to far below bf16's and fp32's resolution.
 
 // dy * silu'(v), silu'(v) = s (1 + v (1 - s)) with s = sigmoid(v).
 LETHE_INLINE float silu_backward(float v, float dy) {
@@ -72,7 +45,10 @@ constexpr int64_t kTileValues = 256;
 
 int64_t rows_per_tile(int64_t channels) { return std::max<int64_t>(1, kTileValues / channels); }
 
-// One sample: x, y [pixels, C] (channels contiguous). `work` holds 5 tiles of floats.
+// Tiles of floats the forward and the backward of one sample work in.
+constexpr int64_t kForwardTiles = 7, kBackwardTiles = 9;
+
+// One sample: x, y [pixels, C] (channels contiguous). `work` holds kForwardTiles tiles of floats.
 // Statistics in one pass of shifted sums: with K_c the channel's first value, s1 = sum (x - K_c)
 // and s2 = sum (x - K_c)^2 give the channel's mean K_c + s1 / n and centred sum of squares
 // s2 - s1^2 / n without the cancellation of sum x^2 - n mean^2; channels combine into their
@@ -87,6 +63,8 @@ LETHE_INLINE void normalise_sample(const T* __restrict x, const float* __restric
   float* __restrict s2 = work + 2 * tile;     // [tile]
   float* __restrict scale = work + 3 * tile;  // [tile]
   float* __restrict shift = work + 4 * tile;  // [tile]
+  float* __restrict v = work + 5 * tile;      // [tile] the affine map's values (with the SiLU)
+  float* __restrict e = work + 6 * tile;      // [tile] e^-v
   const int64_t per_group = channels / affine.groups;
   const double n = static_cast<double>(pixels);
 
@@ -139,24 +117,17 @@ LETHE_INLINE void normalise_sample(const T* __restrict x, const float* __restric
     const T* __restrict run = x + p * channels;
     T* __restrict out = y + p * channels;
     const int64_t length = std::min(rows, pixels - p) * channels;
-    if (affine.silu) {
-      for (int64_t j = 0; j < length; ++j) {
-        const float v = load(run[j]) * scale[j] + shift[j];
-        store(v / (1.0f + exp_approx(-v)), out[j]);
-      }
+    if (affine.silu) {  // three loops over the run: each vectorises fully (one loop of all three did not)
+      for (int64_t j = 0; j < length; ++j) v[j] = load(run[j]) * scale[j] + shift[j];
+      for (int64_t j = 0; j < length; ++j) e[j] = exp_approx(-v[j]);
+      for (int64_t j = 0; j < length; ++j) store(v[j] / (1.0f + e[j]), out[j]);
     } else {
       for (int64_t j = 0; j < length; ++j) store(load(run[j]) * scale[j] + shift[j], out[j]);
     }
   }
 }
 
-// The two element types, each compiled for AVX-512, AVX2 + FMA and baseline x86-64 and picked
-// once at load time by the CPU's features.
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define LETHE_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define LETHE_CPU_CLONES
-#endif
+// The two element types, each compiled for AVX-512, AVX2 + FMA and baseline x86-64 (LETHE_CPU_CLONES).
 
 LETHE_CPU_CLONES void normalise_sample_fp32(const float* x, const float* added, float* y, int64_t pixels,
                                              int64_t channels, const Affine& affine, float* work, float* mean,
@@ -179,7 +150,7 @@ LETHE_CPU_CLONES void normalise_sample_bf16(const uint16_t* x, const float* adde
 // Two passes over x and dy, recomputing v from the saved statistics (nothing of the forward but x
 // and the statistics is kept). With the SiLU the first pass keeps dv in `dv_kept` [pixels * C],
 // so the second reads it back instead of evaluating the SiLU's derivative again (the same values:
-// computed once). Per-channel sums of this sample go to dw, db, dadded [C]. `work` holds 9 tiles
+// computed once). Per-channel sums of this sample go to dw, db, dadded [C]. `work` holds kBackwardTiles tiles
 // of floats.
 template <typename T>
 LETHE_INLINE void backward_sample(const T* __restrict x, const T* __restrict dy, const float* __restrict added,
@@ -357,7 +328,7 @@ at::Tensor forward_kernel(const at::Tensor& x, int64_t groups, const at::Tensor&
   const bool bf16 = x.scalar_type() == at::kBFloat16;
   const int64_t sample_elements = pixels * channels;
   at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> work(static_cast<size_t>(5 * rows_per_tile(channels) * channels));
+    std::vector<float> work(static_cast<size_t>(kForwardTiles * rows_per_tile(channels) * channels));
     for (int64_t n = begin; n < end; ++n) {
       const int64_t offset = n * sample_elements;
       const float* shift = a.defined() ? a.const_data_ptr<float>() + n * channels : nullptr;
@@ -412,7 +383,7 @@ class GroupNormChannelsLastFunction : public torch::autograd::Function<GroupNorm
     const bool bf16 = x.scalar_type() == at::kBFloat16;
     const int64_t sample_elements = pixels * channels;
     at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
-      const int64_t tiles = 9 * rows_per_tile(channels) * channels;  // then dv of one sample with the SiLU
+      const int64_t tiles = kBackwardTiles * rows_per_tile(channels) * channels;  // then dv of one sample with the SiLU
       std::vector<float> work(static_cast<size_t>(tiles + (affine.silu ? sample_elements : 0)));
       for (int64_t n = begin; n < end; ++n) {
         const int64_t offset = n * sample_elements;

@@ -9,6 +9,7 @@
 
 #include "core/error.hpp"
 #include "models/activation_checkpointing.hpp"
+#include "models/attention_kernel.hpp"
 
 namespace lethe::models {
 
@@ -84,6 +85,8 @@ at::Tensor CrossAttentionImpl::forward(const at::Tensor& x, const at::Tensor& co
   at::Tensor q = split_heads(to_q(x));
   at::Tensor k = split_heads(to_k(source));
   at::Tensor v = split_heads(to_v(source));
+  // bf16 inference on a CPU over few keys: Lethe's kernel, already [B, N, h d].
+  if (small_attention_applies(q, k, v)) return to_out(small_attention(q, k, v));
   at::Tensor attended;                                                     // [B, h, N, d]
   if (q.is_cpu() && q.scalar_type() == at::kBFloat16 && q.requires_grad()) {
     // bf16 autocast on a CPU, training: attention in fp32. libtorch's CPU flash-attention
