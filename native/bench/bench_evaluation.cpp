@@ -14,6 +14,7 @@
 #include "io/json_config.hpp"
 #include "io/output_path.hpp"
 #include "io/safetensors.hpp"
+#include "models/attention_kernel.hpp"
 #include "models/unet_memory.hpp"
 
 #include <chrono>
@@ -160,9 +161,10 @@ std::string evaluation_cache_context(const std::string& descriptor_sha256, const
   // bf16 sampling runs a bf16 channels-last copy of the model (DiffusionModel::sampling_copy),
   // not autocast since 2026-12-04: other numbers, so other keys.
   if (precision == Precision::bf16) settings["bf16_sampling"] = "channels-last copy";
-  // bf16 forwards under inference mode attend with Lethe's kernel since 2026-12-07
-  // (models/attention_kernel.hpp): other numbers at bf16 rounding, so other keys.
-  if (precision == Precision::bf16) settings["bf16_attention"] = "small-attention kernel";
+  // bf16 forwards under inference mode attend with Lethe's kernel since 2026-12-07 on CPUs with
+  // AVX-512 (models/attention_kernel.hpp): other numbers at bf16 rounding, so other keys.
+  if (precision == Precision::bf16 && models::small_attention_available())
+    settings["bf16_attention"] = "small-attention kernel";
   // fp32 sampling and evaluation forwards (inference mode) run channels-last since 2026-12-05
   // (DiffusionModel::predict): other numbers at fp32 rounding, so other keys.
   if (precision == Precision::fp32) settings["fp32_inference"] = "channels-last";

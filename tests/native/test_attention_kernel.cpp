@@ -2,7 +2,9 @@
 // computed in fp64 from the same bf16 values: one rounding to bf16 plus fp32 arithmetic; over
 // key counts on both sides of the 16-key blocks, query counts on both sides of the 8-query
 // blocks, head widths that are and are not a multiple of 16, strided views; when it applies; the
-// UNet's attention layer takes it under inference mode and matches its own libtorch path.
+// UNet's attention layer takes it under inference mode and matches its own libtorch path. The
+// kernel runs on CPUs with AVX-512 only: elsewhere its tests skip, and the layer is checked to
+// keep libtorch's attention.
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/InferenceMode.h>
@@ -36,11 +38,15 @@ struct Case {
   int64_t batch, heads, queries, keys, dim;
 };
 
+#define SKIP_WITHOUT_AVX512() \
+  if (!models::small_attention_available()) GTEST_SKIP() << "this CPU lacks AVX-512, which the kernel needs"
+
 }  // namespace
 
 TEST(SmallAttention, IsTheFp64ResultRoundedToBf16) {
   const std::vector<Case> cases = {{3, 2, 49, 49, 32}, {2, 2, 49, 6, 32}, {2, 1, 7, 1, 8},  {1, 3, 9, 16, 40},
                                    {2, 2, 8, 17, 64},  {1, 1, 1, 256, 16}, {2, 4, 33, 31, 24}};
+  SKIP_WITHOUT_AVX512();
   c10::InferenceMode inference;
   for (const Case& c : cases) {
     // Scores of a few units (scaled by up to 3), as trained attention has, and some much larger.
@@ -61,6 +67,7 @@ TEST(SmallAttention, IsTheFp64ResultRoundedToBf16) {
 }
 
 TEST(SmallAttention, LargeScoresDoNotOverflow) {
+  SKIP_WITHOUT_AVX512();
   c10::InferenceMode inference;
   // Scores near +-2000: e^score overflows fp32 without the maximum subtracted.
   const at::Tensor q = heads_of((at::randn({2, 5, 32}) * 40.0).to(at::kBFloat16), 1);
@@ -77,6 +84,11 @@ TEST(SmallAttention, AppliesUnderInferenceModeToFewKeysInBf16) {
   const at::Tensor k = at::randn({1, 2, 6, 8}).to(at::kBFloat16);
   EXPECT_FALSE(models::small_attention_applies(q, k, k));  // no inference mode: training and attacks keep libtorch's
   c10::InferenceMode inference;
+  if (!models::small_attention_available()) {
+    EXPECT_FALSE(models::small_attention_applies(q, k, k));
+    lethe::testing::expect_error([&] { models::small_attention(q, k, k); }, {"small_attention", "AVX-512"});
+    return;
+  }
   EXPECT_TRUE(models::small_attention_applies(q, k, k));
   EXPECT_FALSE(models::small_attention_applies(q.to(at::kFloat), k.to(at::kFloat), k.to(at::kFloat)));
   const at::Tensor long_keys = at::randn({1, 2, models::kSmallAttentionMaxKeys + 1, 8}).to(at::kBFloat16);
@@ -106,6 +118,11 @@ TEST(SmallAttention, TheAttentionLayerTakesItAndMatchesItsLibtorchPath) {
   }
   c10::InferenceMode inference;
   const at::Tensor self = self_attention->forward(x, at::Tensor()), cross = cross_attention->forward(x, context);
+  if (!models::small_attention_available()) {  // libtorch's attention under inference mode too
+    EXPECT_TRUE(at::equal(self, libtorch_self));
+    EXPECT_TRUE(at::equal(cross, libtorch_cross));
+    return;
+  }
   ASSERT_EQ(self.sizes(), libtorch_self.sizes());
   ASSERT_EQ(cross.sizes(), libtorch_cross.sizes());
   // Both round the attention to bf16 and then project: a few bf16 steps apart at most.
