@@ -48,8 +48,8 @@ struct Head {
   float scale;
 };
 
-// kLanes floats as one value (GCC/Clang vector extensions): each clone holds it in one AVX-512
-// register, two AVX2 ones or four SSE ones.
+// kLanes floats as one value (GCC/Clang vector extensions): one AVX-512 register in attend_bf16,
+// the only build of the kernel.
 typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
 typedef int32_t LaneBits __attribute__((vector_size(kLanes * sizeof(int32_t))));
 
