@@ -27,7 +27,7 @@ import sys
 import time
 
 from model_hashes import bench_model_hashes, file_sha256
-from run_bench import last_json, run_with_rss
+from run_bench import run_for_json, run_with_rss
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -52,9 +52,7 @@ def measure(tree, unet, scratch, new):
     os.makedirs(perf_dir, exist_ok=True)
     perf_args = [lethe, "perf", "--unet", unet, "--out", perf_dir, "--profile-steps", "0",
                  "--descriptor", os.path.join(tree, "models", "bench", "descriptor.safetensors")]
-    stdout_path = os.path.join(scratch, f"perf-{name}.stdout")
-    text, _ = run_with_rss(perf_args, cwd=tree, stdout_path=stdout_path)
-    perf = last_json(text, stdout_path)
+    perf, _ = run_for_json(perf_args, os.path.join(scratch, f"perf-{name}.stdout"), cwd=tree)
     if "precisions" in perf:  # a version with the precision setting: its default, `auto`
         used = perf["auto_precision"]["precision"]
         out["precision"] = {"used": used, "reason": perf["auto_precision"]["reason"]}

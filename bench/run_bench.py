@@ -69,6 +69,12 @@ def last_json(text, source="the output"):
                          f"({error.msg}, line {error.lineno})") from None
 
 
+def run_for_json(args, stdout_path, **kwargs):
+    """run_with_rss for a measuring process: (the JSON object its stdout ends with, peak RSS in MiB)."""
+    text, rss = run_with_rss(args, stdout_path=stdout_path, **kwargs)
+    return last_json(text, stdout_path), rss
+
+
 def hold_lock(folder):
     """Takes an exclusive lock on `folder` (the run's scratch) for this process's lifetime, or exits
     naming the run that holds it: two runs in one folder overwrite each other's files and, on one
@@ -363,8 +369,7 @@ def main():
     perf_args = [LETHE, "perf", "--unet", unet, "--out", scratch] + (["--tiny"] if args.tiny else [])
     descriptor = os.path.join(BENCH, "descriptor.safetensors")
     native_args = perf_args + (["--descriptor", descriptor] if os.path.exists(descriptor) and not args.tiny else [])
-    native, _ = run_with_rss(native_args, stdout_path=os.path.join(scratch, "perf.stdout"))
-    native = last_json(native, os.path.join(scratch, "perf.stdout"))
+    native, _ = run_for_json(native_args, os.path.join(scratch, "perf.stdout"))
     if native.get("scoring", {}).get("descriptor"):  # recorded repository-relative, like every path
         native["scoring"]["descriptor"] = os.path.relpath(native["scoring"]["descriptor"], ROOT)
 
@@ -376,9 +381,7 @@ def main():
 
     def run_reference(variant, label):
         ref_args = reference_args(variant)
-        stdout_path = os.path.join(scratch, f"reference-{variant}{label}.stdout")
-        text, rss = run_with_rss(ref_args, stdout_path=stdout_path)
-        return last_json(text, stdout_path), rss
+        return run_for_json(ref_args, os.path.join(scratch, f"reference-{variant}{label}.stdout"))
 
     python_result, python_rss = {}, None
     for variant in PYTHON_VARIANTS if not args.tiny else ("eager_fp32", "eager_bf16"):
@@ -449,9 +452,8 @@ def main():
         for variant, extra in scoring_variants:
             descriptor_args[variant] = [python, os.path.join(HERE, "python_descriptor.py"), "--descriptor", descriptor] + \
                 extra + (["--batch", "2", "--batches", "1"] if args.tiny else [])
-            stdout_path = os.path.join(scratch, f"descriptor-{variant}.stdout")
-            text, _ = run_with_rss(descriptor_args[variant], stdout_path=stdout_path)
-            python_scoring[variant] = last_json(text, stdout_path)
+            python_scoring[variant], _ = run_for_json(descriptor_args[variant],
+                                                      os.path.join(scratch, f"descriptor-{variant}.stdout"))
         if paired:
             speeds = {v: e["images_per_second"] for v, e in python_scoring.items()}
             paired["descriptor"] = paired_entry("descriptor", perf_args + ["--descriptor", descriptor, "--precisions", "fp32"],
