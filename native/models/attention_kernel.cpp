@@ -14,12 +14,8 @@
 #include "core/error.hpp"
 #include "models/cpu_kernel_math.hpp"
 
-// The vector type below never crosses a call boundary (every function taking it is inlined).
-#if defined(__clang__)
-#pragma clang diagnostic ignored "-Wpsabi"
-#elif defined(__GNUC__)
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
+// The vector type below never crosses a call boundary (every function taking it is inlined);
+// CMakeLists.txt compiles this file with -Wno-psabi for that reason.
 
 namespace lethe::models {
 
