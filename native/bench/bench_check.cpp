@@ -170,11 +170,10 @@ json check_bench(const BenchCheckOptions& options, const ProgressCallback& progr
     eval::EvalConfig config = eval_config;
     config.samples_per_forget_caption = options.samples_per_caption;
     config.samples_per_class = options.samples_per_class;
-    eval::Evaluator evaluator(config, bench_eval_data(fashion, config.retain_probes, config.sampling.seed), descriptor,
-                              classifier);
     // The classifier's hash was taken (and checked against its card) by verify_hashes.
-    const std::string context = evaluation_cache_context(
-        descriptor->sha256, report["models"]["classifier"]["sha256"].get<std::string>(), config, fashion.data_sha256);
+    const std::string classifier_sha256 = report["models"]["classifier"]["sha256"].get<std::string>();
+    eval::Evaluator evaluator = bench_evaluator(config, fashion, descriptor, classifier, classifier_sha256);
+    const std::string context = evaluation_cache_context(descriptor->sha256, classifier_sha256, config, fashion.data_sha256);
     const auto base_eval = evaluate_cached(evaluator, *base, "base", context, progress);
     const auto retrained_eval = evaluate_cached(evaluator, *retrained, "retrained", context, progress);
     const int64_t captions = static_cast<int64_t>(fashion.forget.captions.size());

@@ -79,11 +79,13 @@ std::string shipped_model_name(const std::string& sha256) {
 const char* const kCacheVersion = "lethe-eval-cache/2";  // 2: with the attacks
 
 // models/bench/eval-cache, or $LETHE_EVAL_CACHE.
-std::filesystem::path cache_file(const std::string& model_name, const std::string& key) {
+std::filesystem::path cache_dir() {
   const char* override_dir = std::getenv("LETHE_EVAL_CACHE");
-  const std::filesystem::path dir = override_dir && *override_dir ? std::filesystem::path(override_dir)
-                                                                  : bench_model_dir() / "eval-cache";
-  return dir / (model_name + "-" + key.substr(0, 16) + ".safetensors");
+  return override_dir && *override_dir ? std::filesystem::path(override_dir) : bench_model_dir() / "eval-cache";
+}
+
+std::filesystem::path cache_file(const std::string& model_name, const std::string& key) {
+  return cache_dir() / (model_name + "-" + key.substr(0, 16) + ".safetensors");
 }
 
 // The cached evaluation in `file` when it holds this key. An entry that cannot be read (truncated,
@@ -147,7 +149,81 @@ void write_cached(const std::filesystem::path& file, const std::string& key, con
   }
 }
 
+const char* const kReferencesVersion = "lethe-eval-references/1";
+
+// The references' key: the descriptor's and the classifier's file hashes and the bytes of the
+// images they embed (so another way of building the bench data is another key).
+std::string references_key(const std::string& descriptor_sha256, const std::string& classifier_sha256,
+                           const eval::EvalData& data, int64_t real) {
+  io::Sha256 hash;
+  hash.update(std::string_view(kReferencesVersion));
+  hash.update(std::string_view(descriptor_sha256));
+  hash.update(std::string_view(classifier_sha256));
+  hash.update(data.forget_images);
+  hash.update(data.retain_images);
+  hash.update(data.real_images.narrow(0, 0, real));
+  return hash.hex();
+}
+
+const std::map<std::string, at::Tensor eval::EvalReferences::*> kReferenceTensors = {
+    {"forget_descriptors", &eval::EvalReferences::forget_descriptors},
+    {"retain_descriptors", &eval::EvalReferences::retain_descriptors},
+    {"real_features", &eval::EvalReferences::real_features}};
+
+// The references in `file` when it holds this key; an entry that cannot be read is a miss.
+std::optional<eval::EvalReferences> read_references(const std::filesystem::path& file, const std::string& key) {
+  if (!std::filesystem::exists(file)) return std::nullopt;
+  try {
+    const io::SafetensorsFile cached = io::SafetensorsFile::open(file);
+    if (!cached.metadata().count("key") || cached.metadata().at("key") != key) return std::nullopt;
+    eval::EvalReferences references;
+    for (const auto& [name, member] : kReferenceTensors) references.*member = cached.tensor(name).clone();
+    return references;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+void write_references(const std::filesystem::path& file, const std::string& key, const eval::EvalReferences& references) {
+  try {
+    std::filesystem::create_directories(file.parent_path());
+    std::map<std::string, at::Tensor> tensors;
+    for (const auto& [name, member] : kReferenceTensors) tensors[name] = (references.*member).contiguous();
+    io::save_safetensors(file, tensors, {{"key", key}});
+  } catch (const std::exception&) {
+    // A read-only install computes them again next time.
+  }
+}
+
 }  // namespace
+
+eval::Evaluator bench_evaluator(const eval::EvalConfig& config, const FashionBench& fashion,
+                                std::shared_ptr<eval::Descriptor> descriptor,
+                                std::shared_ptr<models::ClassifierImpl> classifier, const std::string& classifier_sha256,
+                                const dist::Group* group, std::string* cached_from) {
+  eval::EvalData data = bench_eval_data(fashion, config.retain_probes, config.sampling.seed);
+  const auto make = [&](std::optional<eval::EvalReferences> references) {
+    eval::Evaluator evaluator(config, data, descriptor, classifier, std::move(references));
+    evaluator.set_group(group);
+    return evaluator;
+  };
+  if (descriptor->sha256.empty() || classifier_sha256.empty()) return make(std::nullopt);
+  const int64_t real = std::min<int64_t>(config.fid_real_images, data.real_images.size(0));
+  const std::string key = references_key(descriptor->sha256, classifier_sha256, data, real);
+  const auto file = cache_dir() / ("references-" + key.substr(0, 16) + ".safetensors");
+  if (auto cached = read_references(file, key)) {
+    try {
+      eval::Evaluator evaluator = make(std::move(cached));
+      if (cached_from) *cached_from = file.filename().string();
+      return evaluator;
+    } catch (const Error&) {
+      // Tensors of other shapes under this key (an edited entry): computed again and replaced.
+    }
+  }
+  eval::Evaluator evaluator = make(std::nullopt);
+  if (dist::writes_files(group)) write_references(file, key, evaluator.references());
+  return evaluator;
+}
 
 std::string evaluation_cache_context(const std::string& descriptor_sha256, const std::string& classifier_sha256,
                                      const eval::EvalConfig& config, const std::string& data_sha256) {
@@ -216,9 +292,9 @@ nlohmann::json evaluate_on_bench(const std::vector<NamedModel>& models, const st
     classifier->eval();
   }
   FashionBench fashion = build_fashion_bench();
-  eval::Evaluator evaluator(config, bench_eval_data(fashion, config.retain_probes, config.sampling.seed), descriptor,
-                            classifier);
-  evaluator.set_group(group);
+  std::string references_from;
+  eval::Evaluator evaluator =
+      bench_evaluator(config, fashion, descriptor, classifier, classifier_sha256, group, &references_from);
   const std::string context = evaluation_cache_context(descriptor->sha256, classifier_sha256, config, fashion.data_sha256);
   // Loading the data, embedding the reference images, the real images' classifier features.
   const double setup_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -245,7 +321,8 @@ nlohmann::json evaluate_on_bench(const std::vector<NamedModel>& models, const st
   std::vector<const eval::ModelEvaluation*> views;
   for (auto& result : results) views.push_back(result.get());
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  const nlohmann::json extra = {{"model_files", files}, {"cached_evaluations", cache_use}, {"setup_seconds", setup_seconds}};
+  nlohmann::json extra = {{"model_files", files}, {"cached_evaluations", cache_use}, {"setup_seconds", setup_seconds}};
+  if (!references_from.empty()) extra["cached_references"] = references_from;
   if (!dist::spans_ranks(group)) return eval::write_report(out, evaluator, views, seconds, extra);
   nlohmann::json report;
   if (group->leader()) report = eval::write_report(out, evaluator, views, seconds, extra);

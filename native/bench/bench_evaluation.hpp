@@ -35,6 +35,17 @@ eval::ModelEvaluation evaluate_cached(eval::Evaluator& evaluator, models::Diffus
                                       const std::string& context, const ProgressCallback& progress = {},
                                       std::string* cached_from = nullptr);
 
+// An Evaluator on the bench's data (bench_eval_data) for `group` (null: one process). Its
+// references (the descriptor's embeddings of the forget and retain images, the classifier's
+// features of the real ones) come from the evaluation cache when an earlier evaluation stored
+// them for the same descriptor, classifier and images (then *cached_from names the file); else
+// they are computed, and rank 0 stores them. An empty descriptor or classifier hash (not from a
+// file) computes them and stores nothing; an entry that cannot be read is computed again.
+eval::Evaluator bench_evaluator(const eval::EvalConfig& config, const FashionBench& fashion,
+                                std::shared_ptr<eval::Descriptor> descriptor,
+                                std::shared_ptr<models::ClassifierImpl> classifier, const std::string& classifier_sha256,
+                                const dist::Group* group = nullptr, std::string* cached_from = nullptr);
+
 struct NamedModel {
   std::string name;  // "evaluated", "baseline", "reference"
   std::shared_ptr<models::DiffusionModel> model;

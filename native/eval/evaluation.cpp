@@ -56,17 +56,36 @@ std::vector<std::string> repeat_each(const std::vector<std::string>& items, int6
 }  // namespace
 
 Evaluator::Evaluator(EvalConfig config, EvalData data, std::shared_ptr<Descriptor> descriptor,
-                     std::shared_ptr<models::ClassifierImpl> classifier)
+                     std::shared_ptr<models::ClassifierImpl> classifier, std::optional<EvalReferences> references)
     : config_(std::move(config)), data_(std::move(data)), descriptor_(std::move(descriptor)),
       classifier_(std::move(classifier)) {
   config_.validate("evaluation");
   check(data_.forget_images.defined() && data_.forget_images.size(0) == static_cast<int64_t>(data_.forget_captions.size()),
         "evaluation: one caption per forget image required");
   check(data_.class_captions.size() == data_.class_labels.size(), "evaluation: one label per class prompt required");
-  forget_descriptors_ = embed_batched(*descriptor_, data_.forget_images);
-  retain_descriptors_ = embed_batched(*descriptor_, data_.retain_images);
   const int64_t real = std::min<int64_t>(config_.fid_real_images, data_.real_images.size(0));
-  real_features_ = classify_all(*classifier_, data_.real_images.narrow(0, 0, real)).first;
+  if (references) {
+    // Rows as the data has them; the widths are the descriptor's and the classifier's (checked
+    // against each other: the forget and retain embeddings come from one descriptor).
+    const auto expect = [](const at::Tensor& t, const char* what, int64_t rows) {
+      check(t.defined() && t.dim() == 2 && t.size(0) == rows && t.scalar_type() == at::kFloat,
+            "evaluation references .", what, ": expected a float32 [", rows, ", width] tensor, got ",
+            t.defined() ? str(t.scalar_type(), " ", t.sizes()) : std::string("none"));
+    };
+    expect(references->forget_descriptors, "forget_descriptors", data_.forget_images.size(0));
+    expect(references->retain_descriptors, "retain_descriptors", data_.retain_images.size(0));
+    expect(references->real_features, "real_features", real);
+    check(references->forget_descriptors.size(1) == references->retain_descriptors.size(1),
+          "evaluation references: expected forget and retain descriptors of one width, got ",
+          references->forget_descriptors.size(1), " and ", references->retain_descriptors.size(1));
+    forget_descriptors_ = std::move(references->forget_descriptors);
+    retain_descriptors_ = std::move(references->retain_descriptors);
+    real_features_ = std::move(references->real_features);
+  } else {
+    forget_descriptors_ = embed_batched(*descriptor_, data_.forget_images);
+    retain_descriptors_ = embed_batched(*descriptor_, data_.retain_images);
+    real_features_ = classify_all(*classifier_, data_.real_images.narrow(0, 0, real)).first;
+  }
   if (data_.real_labels.defined()) {
     check(data_.real_labels.dim() == 1 && data_.real_labels.size(0) == data_.real_images.size(0),
           "evaluation: expected one label per real image, got ", data_.real_labels.sizes(), " for ",

@@ -8,6 +8,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -96,10 +97,20 @@ struct ModelEvaluation {
   std::map<std::string, double> stage_seconds;
 };
 
+// What every model's generations are compared with, computed from the data alone (fp32,
+// inference mode): the same for every model evaluated on that data, so a caller may keep them.
+struct EvalReferences {
+  at::Tensor forget_descriptors;  // [F, D] the descriptor's embeddings of the forget images
+  at::Tensor retain_descriptors;  // [R, D] and of the retain images
+  at::Tensor real_features;       // [min(fid_real_images, N), K] the classifier's features of the first real images
+};
+
 class Evaluator {
  public:
+  // `references`: what an earlier Evaluator on the same data, descriptor and classifier computed
+  // (references()); checked for shape, used instead of computing them again. Without, computed.
   Evaluator(EvalConfig config, EvalData data, std::shared_ptr<Descriptor> descriptor,
-            std::shared_ptr<models::ClassifierImpl> classifier);
+            std::shared_ptr<models::ClassifierImpl> classifier, std::optional<EvalReferences> references = std::nullopt);
   ModelEvaluation evaluate(models::DiffusionModel& model, const std::string& name, const ProgressCallback& progress = {});
   // Adds the cross-model metrics: normalized SSCD (P1, needs baseline and reference) and the
   // direction score (needs baseline) to `evaluated`.
@@ -114,6 +125,7 @@ class Evaluator {
   const EvalData& data() const { return data_; }
   const Descriptor& descriptor() const { return *descriptor_; }
   const models::ClassifierImpl& classifier() const { return *classifier_; }
+  EvalReferences references() const { return {forget_descriptors_, retain_descriptors_, real_features_}; }
 
  private:
   EvalConfig config_;

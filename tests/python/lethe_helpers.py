@@ -1,5 +1,6 @@
 """Helpers the Python tests share: running `lethe`, reading safetensors metadata and checkpoint
-steps, waiting for a file, and checking that a message is clean (no library text)."""
+steps, waiting for a file, checking that a message is clean (no library text), and a bench model
+that is not shipped."""
 import json
 import os
 import signal
@@ -15,6 +16,23 @@ RETRAINED = os.path.join(BENCH, "retrained.safetensors")
 
 # Text that must never reach a user: library exception tags and C++/torch backtraces.
 LEAKS = ("json.exception", "map::at", "basic_string", "Exception raised from", "frame #", "terminate called")
+
+
+def unshipped_model(tmp_path):
+    """The base model with one convolution nudged (1e-3 noise, seeded), in `tmp_path`: not a shipped
+    model, so its evaluation is computed, never read from the evaluation cache."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(BASE)
+    with safe_open(BASE, "pt") as f:
+        meta = f.metadata()
+    key = next(k for k in sorted(tensors) if k.startswith("diffusion_model.") and tensors[k].dim() == 4)
+    tensors[key] = tensors[key] + 1e-3 * torch.randn(tensors[key].shape, generator=torch.Generator().manual_seed(0))
+    model = tmp_path / "model.safetensors"
+    save_file(tensors, str(model), metadata=meta)
+    return model
 
 
 def metadata(path):

@@ -19,7 +19,7 @@ import time
 import pytest
 
 from conftest import LETHE_EXE, ROOT
-from lethe_helpers import api, assert_clean, lethe
+from lethe_helpers import api, assert_clean, lethe, unshipped_model
 
 pytestmark = pytest.mark.usefixtures("bench_models")
 
@@ -273,19 +273,8 @@ def test_a_workflow_under_torchrun_writes_what_one_process_writes(tmp_path):
 
 
 def test_a_sharded_evaluation_reports_what_one_process_reports(tmp_path):
-    import torch
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-
     # A model that is not shipped (shipped ones come from the evaluation cache, not from sampling).
-    base = os.path.join(ROOT, "models", "bench", "base.safetensors")
-    tensors = load_file(base)
-    with safe_open(base, "pt") as f:
-        metadata = f.metadata()
-    key = next(k for k in sorted(tensors) if k.startswith("diffusion_model.") and tensors[k].dim() == 4)
-    tensors[key] = tensors[key] + 1e-3 * torch.randn(tensors[key].shape, generator=torch.Generator().manual_seed(0))
-    model = tmp_path / "model.safetensors"
-    save_file(tensors, str(model), metadata=metadata)
+    model = unshipped_model(tmp_path)
     settings = write_config(tmp_path, {"samples_per_forget_caption": 2, "samples_per_class": 4, "precision": "fp32",
                                        "sampling": {"steps": 5},
                                        "attacks": {"prompt_steps": 2, "prompt_samples": 2, "relearn_max_steps": 4,

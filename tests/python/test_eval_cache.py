@@ -1,11 +1,15 @@
 """Evaluations of the shipped bench models are cached (they are seeded, so they never
 change): a second identical evaluation reads the cache and reports the same numbers; any
-change of settings misses it; an entry that cannot be read is evaluated again and replaced."""
+change of settings misses it; an entry that cannot be read is evaluated again and replaced.
+The references every evaluation compares with (descriptor embeddings of the forget and retain
+images, classifier features of the real images) are cached for any model: the same numbers
+with and without them."""
 import json
 import os
 import subprocess
 
 from conftest import LETHE_EXE, ROOT
+from lethe_helpers import unshipped_model
 
 BASE = os.path.join(ROOT, "models", "bench", "base.safetensors")
 
@@ -16,21 +20,26 @@ SMALL_SETTINGS = {"sampling": {"steps": 5},
                               "relearn_samples": 1}}
 
 
-def evaluate(tmp_path, name, *extra):
+def evaluate(tmp_path, name, *extra, model=BASE):
     env = dict(os.environ, LETHE_EVAL_CACHE=str(tmp_path / "cache"))
     config = tmp_path / "settings.json"
     config.write_text(json.dumps(SMALL_SETTINGS))
-    done = subprocess.run([LETHE_EXE, "eval", "--model", BASE, "--samples-per-caption", "1", "--samples-per-class", "1",
-                           "--config", str(config), "--out", str(tmp_path / name), *extra],
+    done = subprocess.run([LETHE_EXE, "eval", "--model", str(model), "--samples-per-caption", "1", "--samples-per-class",
+                           "1", "--config", str(config), "--out", str(tmp_path / name), *extra],
                           capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr
     return json.loads((tmp_path / name / "report.json").read_text())
 
 
+def model_entries(tmp_path):
+    """The cached model evaluations (not the references)."""
+    return [tmp_path / "cache" / name for name in sorted(os.listdir(tmp_path / "cache")) if not name.startswith("references-")]
+
+
 def test_shipped_model_evaluations_are_cached_exactly(tmp_path):
     first = evaluate(tmp_path, "first")
     assert first["cached_evaluations"] == {}
-    assert len(os.listdir(tmp_path / "cache")) == 1
+    assert len(model_entries(tmp_path)) == 1
     second = evaluate(tmp_path, "second")
     assert list(second["cached_evaluations"]) == ["evaluated"]
     assert second["models"]["evaluated"] == first["models"]["evaluated"]
@@ -51,7 +60,7 @@ def test_an_unreadable_cache_entry_is_evaluated_again_and_replaced(tmp_path):
     from safetensors.torch import save_file
 
     first = evaluate(tmp_path, "first")
-    [entry] = [tmp_path / "cache" / name for name in os.listdir(tmp_path / "cache")]
+    [entry] = model_entries(tmp_path)
     with safe_open(str(entry), "pt") as f:
         tensors = {key: f.get_tensor(key) for key in f.keys()}
         metadata = f.metadata()
@@ -64,3 +73,35 @@ def test_an_unreadable_cache_entry_is_evaluated_again_and_replaced(tmp_path):
     assert truncated["cached_evaluations"] == {} and measured(truncated) == measured(first)
     again = evaluate(tmp_path, "again")  # the entry was replaced by a readable one
     assert list(again["cached_evaluations"]) == ["evaluated"]
+
+
+def test_reference_statistics_are_cached_for_any_model_and_change_no_number(tmp_path):
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    model = unshipped_model(tmp_path)  # its evaluation is computed every time, against the references
+
+    computed = evaluate(tmp_path, "computed", "--no-attacks", model=model)
+    assert "cached_references" not in computed and model_entries(tmp_path) == []
+    [entry] = list((tmp_path / "cache").glob("references-*.safetensors"))
+    with safe_open(str(entry), "pt") as f:
+        stored = {name: f.get_tensor(name) for name in f.keys()}
+        stored_metadata = f.metadata()
+    # 10 forget and 2000 retain images through the 128-wide descriptor, 2000 real images' features
+    assert {name: list(t.shape[:1]) for name, t in stored.items()} == \
+        {"forget_descriptors": [10], "retain_descriptors": [2000], "real_features": [2000]}
+    assert stored["forget_descriptors"].shape[1] == stored["retain_descriptors"].shape[1] == 128
+
+    read = evaluate(tmp_path, "read", "--no-attacks", model=model)
+    assert read["cached_references"] == entry.name and measured(read) == measured(computed)
+    assert read["setup_seconds"] < computed["setup_seconds"]
+
+    # Under its key, tensors of other shapes (an edited entry; a file that cannot be read at all is
+    # the model entries' case above): computed again, the same numbers, the entry replaced.
+    save_file({name: t[:-1].contiguous() for name, t in stored.items()}, str(entry), metadata=stored_metadata)
+    edited = evaluate(tmp_path, "edited", "--no-attacks", model=model)
+    assert "cached_references" not in edited and measured(edited) == measured(computed)
+    with safe_open(str(entry), "pt") as f:
+        assert f.metadata() == stored_metadata
+        assert all(torch.equal(f.get_tensor(name), t) for name, t in stored.items())
