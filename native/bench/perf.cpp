@@ -78,34 +78,36 @@ json machine_facts_json() {
 }
 
 // Convolution GFLOP/s in `dtype`: a 3x3 convolution at each level shape of the bench UNet
-// ({"convs": per shape, "conv_gflops": the fastest}).
-json conv_ceilings(at::ScalarType dtype, const c10::Device& device) {
+// ({"convs": per shape, "conv_gflops": the fastest, "conv_batch": `batch`}).
+json conv_ceilings(int64_t batch, at::ScalarType dtype, const c10::Device& device) {
   c10::InferenceMode inference;
   const auto options = at::TensorOptions().dtype(dtype).device(device);
-  // batch 64, channels x channels, 3x3, padding 1, at the bench UNet's level sizes (28 and 14 pixels).
+  // batch x channels x channels, 3x3, padding 1, at the bench UNet's level sizes (28 and 14 pixels).
   json convs = json::array();
   double best = 0.0;
   for (const auto& [channels, size] : std::vector<std::pair<int64_t, int64_t>>{{32, 28}, {64, 14}}) {
-    at::Tensor x = at::randn({64, channels, size, size}).to(options), w = at::randn({channels, channels, 3, 3}).to(options);
+    at::Tensor x = at::randn({batch, channels, size, size}).to(options);
+    at::Tensor w = at::randn({channels, channels, 3, 3}).to(options);
     const double seconds = time_median([&] { at::conv2d(x, w, {}, 1, 1); }, 10, device);
-    const double gflops = 2.0 * 64 * channels * channels * size * size * 9 / seconds / 1e9;
-    convs.push_back({{"shape", str("x [64, ", channels, ", ", size, ", ", size, "] * w [", channels, ", ", channels,
-                                   ", 3, 3], padding 1")},
+    const double gflops = 2.0 * batch * channels * channels * size * size * 9 / seconds / 1e9;
+    convs.push_back({{"shape", str("x [", batch, ", ", channels, ", ", size, ", ", size, "] * w [", channels, ", ",
+                                   channels, ", 3, 3], padding 1")},
                      {"gflops", gflops}});
     best = std::max(best, gflops);
   }
-  return {{"convs", convs}, {"conv_gflops", best}};  // the ceiling: the fastest of the shapes
+  return {{"convs", convs}, {"conv_gflops", best}, {"conv_batch", batch}};  // the ceiling: the fastest shape
 }
 
 // Matmul and convolution GFLOP/s in `dtype` (what autocast runs the UNet's convolutions and
 // linears in): a square matmul and conv_ceilings().
-json ceilings(int64_t n, at::ScalarType dtype, const c10::Device& device) {
+json ceilings(const PerfOptions& options, at::ScalarType dtype, const c10::Device& device) {
   c10::InferenceMode inference;
-  const auto options = at::TensorOptions().dtype(dtype).device(device);
-  at::Tensor a = at::randn({n, n}).to(options), b = at::randn({n, n}).to(options);
+  const int64_t n = options.ceiling_size;
+  const auto tensor_options = at::TensorOptions().dtype(dtype).device(device);
+  at::Tensor a = at::randn({n, n}).to(tensor_options), b = at::randn({n, n}).to(tensor_options);
   const double matmul = time_median([&] { at::mm(a, b); }, 10, device);
   json out = {{"matmul_size", n}, {"matmul_gflops", 2.0 * n * n * n / matmul / 1e9}};
-  out.update(conv_ceilings(dtype, device));
+  out.update(conv_ceilings(options.ceiling_batch, dtype, device));
   return out;
 }
 
@@ -326,7 +328,7 @@ json paired_bursts(const std::shared_ptr<models::DiffusionModel>& model, const P
       burst.push_back(seconds);
       if (static_cast<int64_t>(burst.size()) < options.burst_steps) return;
       // the ceiling in the same turn, after the burst's timing: the share's two numbers of one minute
-      const json ceiling = conv_ceilings(compute_dtype(precision), model->device());
+      const json ceiling = conv_ceilings(options.ceiling_batch, compute_dtype(precision), model->device());
       burst_done({{"seconds", burst}, {"median_seconds", median(burst)}, {"conv_ceiling_gflops", ceiling["conv_gflops"]}});
       burst.clear();
     };
@@ -422,6 +424,7 @@ json run_perf(const PerfOptions& options) {
   check(options.timed_steps >= 1, "perf --timed-steps: expected at least 1, got ", options.timed_steps);
   check(options.profile_steps >= 0, "perf --profile-steps: expected 0 (no profile) or more, got ", options.profile_steps);
   check(options.ceiling_size >= 1, "perf --ceiling-size: expected at least 1, got ", options.ceiling_size);
+  check(options.ceiling_batch >= 1, "perf: the conv ceiling's batch must be at least 1, got ", options.ceiling_batch);
   check(options.sd15_batch >= 1, "perf --sd15-batch: expected at least 1, got ", options.sd15_batch);
   for (const std::string& name : options.precisions)
     check(parse_precision(name, "perf --precisions") != Precision::automatic,
@@ -487,9 +490,9 @@ json run_perf(const PerfOptions& options) {
     const Precision precision = parse_precision(name, "perf --precisions");
     // The ceiling is measured before and after the precision's work, and the faster of the two
     // kept per shape: a ceiling is what the machine can do, and this one's speed drifts.
-    const json before = ceilings(options.ceiling_size, compute_dtype(precision), device);
+    const json before = ceilings(options, compute_dtype(precision), device);
     json entry = precision_perf(model, run, precision, scratch);
-    entry["ceiling"] = faster_ceiling(before, ceilings(options.ceiling_size, compute_dtype(precision), device));
+    entry["ceiling"] = faster_ceiling(before, ceilings(options, compute_dtype(precision), device));
     if (!best || entry["train_step"]["median_seconds"].get<double>() <
                      precisions[precision_name(*best)]["train_step"]["median_seconds"].get<double>())
       best = precision;

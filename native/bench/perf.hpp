@@ -34,6 +34,7 @@ struct PerfOptions {
   std::vector<int64_t> scaling_sizes = {32, 64};
   int64_t scaling_steps = 8;              // timed steps per scaling point (after warm-up)
   int64_t ceiling_size = 1024;            // square matmul size
+  int64_t ceiling_batch = 64;             // batch of the conv ceiling's 3x3 convolutions
   std::vector<std::string> precisions = {"fp32", "bf16"};  // each measured side by side
   std::string device = "cpu";             // where the UNet runs: cpu or cuda[:index]
   bool sd15_lora = false;                 // also the SD1.5-sized LoRA step (a GPU's job)

@@ -53,6 +53,7 @@ void add_perf_command(CLI::App& app) {
       options->scaling_sizes = {16};
       options->scaling_steps = 1;
       options->ceiling_size = 64;
+      options->ceiling_batch = 4;  // bf16 convolutions run at a few GFLOP/s where the CPU has no bf16 instructions
     }
     options->say = [](const nlohmann::json& line) { std::cout << line.dump() << std::endl; };
     options->await_turn = [] {

@@ -26,6 +26,7 @@ def test_bench_harness_runs_at_tiny_sizes(tmp_path):
     for entry in native["precisions"].values():
         assert entry["train_step"]["median_seconds"] > 0 and entry["sampling"]["images_per_second"] > 0
         assert entry["ceiling"]["conv_gflops"] > 0 and len(entry["ceiling"]["convs"]) == 2
+        assert entry["ceiling"]["conv_batch"] == 4 and entry["ceiling"]["convs"][0]["shape"].startswith("x [4, 32, 28, 28]")
         assert entry["sampling_profile"]["ops"] and entry["sampling_profile"]["op_seconds_per_step"] > 0
     assert native["auto_precision"]["precision"] in ("fp32", "bf16") and any(f in native["auto_precision"]["reason"] for f in ("amx_bf16", "avx512_bf16"))
     assert set(python) == {"eager_fp32", "eager_bf16"}  # the tiny run skips torch.compile's minutes of compiling
@@ -95,7 +96,7 @@ def test_bench_harness_runs_at_tiny_sizes(tmp_path):
     assert all(seconds >= 0 for seconds in stages.values())
     assert sum(stages.values()) <= results["evaluation"]["fp32"]["seconds"]
     assert (tmp_path / "scaling.png").stat().st_size > 1000
-    assert "| SISS training step" in done.stdout
+    assert "| SISS training step" in done.stdout and "Ceilings in the same run (batch-4 3x3 convolutions" in done.stdout
 
 
 def test_doc_tables_are_generated_from_the_measurements():
