@@ -78,24 +78,47 @@ std::string shipped_model_name(const std::string& sha256) {
 
 const char* const kCacheVersion = "lethe-eval-cache/2";  // 2: with the attacks
 
-// models/bench/eval-cache, or $LETHE_EVAL_CACHE.
-std::filesystem::path cache_dir() {
+// models/bench/eval-cache, or $LETHE_EVAL_CACHE: <kind>-<key[:16]>.safetensors, kind a shipped
+// model's name or "references".
+std::filesystem::path cache_file(const std::string& kind, const std::string& key) {
   const char* override_dir = std::getenv("LETHE_EVAL_CACHE");
-  return override_dir && *override_dir ? std::filesystem::path(override_dir) : bench_model_dir() / "eval-cache";
+  const std::filesystem::path dir = override_dir && *override_dir ? std::filesystem::path(override_dir)
+                                                                  : bench_model_dir() / "eval-cache";
+  return dir / (kind + "-" + key.substr(0, 16) + ".safetensors");
 }
 
-std::filesystem::path cache_file(const std::string& model_name, const std::string& key) {
-  return cache_dir() / (model_name + "-" + key.substr(0, 16) + ".safetensors");
+// read(entry) of the cache entry in `file` when it holds this key. An entry that is absent, holds
+// another key or cannot be read (truncated, edited, written by another version) is a miss: the
+// caller computes again and write_keyed replaces the entry.
+template <typename T, typename Read>
+std::optional<T> read_keyed(const std::filesystem::path& file, const std::string& key, Read read) {
+  if (!std::filesystem::exists(file)) return std::nullopt;
+  try {
+    const io::SafetensorsFile cached = io::SafetensorsFile::open(file);
+    if (!cached.metadata().count("key") || cached.metadata().at("key") != key) return std::nullopt;
+    return read(cached);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
 }
 
-// The cached evaluation in `file` when it holds this key. An entry that cannot be read (truncated,
-// edited, written by another version) is a miss like an absent one: the model is evaluated
-// again and write_cached replaces the entry.
-std::optional<eval::ModelEvaluation> read_entry(const std::filesystem::path& file, const std::string& key,
-                                                const std::string& name) {
-  const io::SafetensorsFile cached = io::SafetensorsFile::open(file);
+// Stores tensors and metadata (with the key) as the cache entry `file`; a cache that cannot be
+// written (a read-only install) is skipped: the work is done again next time.
+void write_keyed(const std::filesystem::path& file, const std::string& key, const std::map<std::string, at::Tensor>& tensors,
+                 io::Metadata metadata) {
+  try {
+    std::filesystem::create_directories(file.parent_path());
+    metadata["key"] = key;
+    io::save_safetensors(file, tensors, metadata);
+  } catch (const std::exception&) {
+    // skipped, as said above
+  }
+}
+
+// A model's cached evaluation, read from its entry `cached` (`file`, for messages).
+eval::ModelEvaluation read_entry(const io::SafetensorsFile& cached, const std::filesystem::path& file,
+                                 const std::string& name) {
   const auto& metadata = cached.metadata();
-  if (!metadata.count("key") || metadata.at("key") != key) return std::nullopt;
   eval::ModelEvaluation result;
   result.name = name;
   const nlohmann::json metrics = io::parse_json(metadata.at("metrics"), file.string());  // keep it alive for items()
@@ -117,36 +140,21 @@ std::optional<eval::ModelEvaluation> read_entry(const std::filesystem::path& fil
   return result;
 }
 
-std::optional<eval::ModelEvaluation> read_cached(const std::filesystem::path& file, const std::string& key,
-                                                 const std::string& name) {
-  if (!std::filesystem::exists(file)) return std::nullopt;
-  try {
-    return read_entry(file, key, name);
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-}
-
 void write_cached(const std::filesystem::path& file, const std::string& key, const eval::ModelEvaluation& result) {
-  try {
-    std::filesystem::create_directories(file.parent_path());
-    nlohmann::json metrics = result.metrics;
-    std::map<std::string, at::Tensor> tensors = {{"forget_samples", result.forget_samples.contiguous()},
-                                                 {"forget_scores", result.forget_scores.contiguous()},
-                                                 {"forget_descriptors", result.forget_descriptors.contiguous()},
-                                                 {"class_samples", result.class_samples.contiguous()},
-                                                 {"class_predictions", result.class_predictions.contiguous()}};
-    io::Metadata metadata = {{"key", key}, {"metrics", metrics.dump()}, {"seconds", std::to_string(result.seconds)},
-                             {"stage_seconds", nlohmann::json(result.stage_seconds).dump()}};
-    if (!result.attacks.is_null()) {
-      tensors["attack_samples"] = result.attack_samples.contiguous();
-      tensors["attack_success"] = result.attack_success.to(at::kByte).contiguous();
-      metadata["attacks"] = result.attacks.dump();
-    }
-    io::save_safetensors(file, tensors, metadata);
-  } catch (const std::exception&) {
-    // A read-only install just evaluates again next time.
+  const nlohmann::json metrics = result.metrics;
+  std::map<std::string, at::Tensor> tensors = {{"forget_samples", result.forget_samples.contiguous()},
+                                               {"forget_scores", result.forget_scores.contiguous()},
+                                               {"forget_descriptors", result.forget_descriptors.contiguous()},
+                                               {"class_samples", result.class_samples.contiguous()},
+                                               {"class_predictions", result.class_predictions.contiguous()}};
+  io::Metadata metadata = {{"metrics", metrics.dump()}, {"seconds", std::to_string(result.seconds)},
+                           {"stage_seconds", nlohmann::json(result.stage_seconds).dump()}};
+  if (!result.attacks.is_null()) {
+    tensors["attack_samples"] = result.attack_samples.contiguous();
+    tensors["attack_success"] = result.attack_success.to(at::kByte).contiguous();
+    metadata["attacks"] = result.attacks.dump();
   }
+  write_keyed(file, key, tensors, metadata);
 }
 
 const char* const kReferencesVersion = "lethe-eval-references/1";
@@ -170,29 +178,16 @@ const std::map<std::string, at::Tensor eval::EvalReferences::*> kReferenceTensor
     {"retain_descriptors", &eval::EvalReferences::retain_descriptors},
     {"real_features", &eval::EvalReferences::real_features}};
 
-// The references in `file` when it holds this key; an entry that cannot be read is a miss.
-std::optional<eval::EvalReferences> read_references(const std::filesystem::path& file, const std::string& key) {
-  if (!std::filesystem::exists(file)) return std::nullopt;
-  try {
-    const io::SafetensorsFile cached = io::SafetensorsFile::open(file);
-    if (!cached.metadata().count("key") || cached.metadata().at("key") != key) return std::nullopt;
-    eval::EvalReferences references;
-    for (const auto& [name, member] : kReferenceTensors) references.*member = cached.tensor(name).clone();
-    return references;
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
+eval::EvalReferences read_references(const io::SafetensorsFile& cached) {
+  eval::EvalReferences references;
+  for (const auto& [name, member] : kReferenceTensors) references.*member = cached.tensor(name).clone();
+  return references;
 }
 
 void write_references(const std::filesystem::path& file, const std::string& key, const eval::EvalReferences& references) {
-  try {
-    std::filesystem::create_directories(file.parent_path());
-    std::map<std::string, at::Tensor> tensors;
-    for (const auto& [name, member] : kReferenceTensors) tensors[name] = (references.*member).contiguous();
-    io::save_safetensors(file, tensors, {{"key", key}});
-  } catch (const std::exception&) {
-    // A read-only install computes them again next time.
-  }
+  std::map<std::string, at::Tensor> tensors;
+  for (const auto& [name, member] : kReferenceTensors) tensors[name] = (references.*member).contiguous();
+  write_keyed(file, key, tensors, {});
 }
 
 }  // namespace
@@ -210,8 +205,8 @@ eval::Evaluator bench_evaluator(const eval::EvalConfig& config, const FashionBen
   if (descriptor->sha256.empty() || classifier_sha256.empty()) return make(std::nullopt);
   const int64_t real = std::min<int64_t>(config.fid_real_images, data.real_images.size(0));
   const std::string key = references_key(descriptor->sha256, classifier_sha256, data, real);
-  const auto file = cache_dir() / ("references-" + key.substr(0, 16) + ".safetensors");
-  if (auto cached = read_references(file, key)) {
+  const auto file = cache_file("references", key);
+  if (auto cached = read_keyed<eval::EvalReferences>(file, key, read_references)) {
     try {
       eval::Evaluator evaluator = make(std::move(cached));
       if (cached_from) *cached_from = file.filename().string();
@@ -267,7 +262,8 @@ eval::ModelEvaluation evaluate_cached(eval::Evaluator& evaluator, models::Diffus
   if (shipped.empty()) return evaluator.evaluate(model, name, progress);
   const std::string key = io::sha256_hex(context + model.source_sha256);
   const auto file = cache_file(shipped, key);
-  if (auto cached = read_cached(file, key, name)) {
+  if (auto cached = read_keyed<eval::ModelEvaluation>(
+          file, key, [&](const io::SafetensorsFile& entry) { return read_entry(entry, file, name); })) {
     if (cached_from) *cached_from = file.filename().string();
     return std::move(*cached);
   }
