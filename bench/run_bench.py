@@ -127,7 +127,8 @@ def contenders(speeds, margin):
 def paired_bursts(commands, bursts, scratch, label):
     """Runs the processes of one paired measurement (`commands`: side -> argv, each speaking
     `lethe perf --paired`'s protocol; the native side and one side per Python contender). They
-    warm up one after the other, then take turns `bursts` times: in turn k the sides run in their
+    start and warm up together (nothing is timed before the first turn; a Python side's start-up
+    is mostly single-threaded imports), then take turns `bursts` times: in turn k the sides run in their
     order rotated by k (two sides: the native side first in even turns and the reference first in
     odd ones); a side's burst starts when the previous one's has ended. After its last burst a side
     waits until all are done: its exit (freeing, saving) would otherwise overlap another side's
@@ -152,7 +153,8 @@ def paired_bursts(commands, bursts, scratch, label):
             with open(err_path, "w") as err:
                 processes[side] = (subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
                                                     text=True), err_path)
-            next_line(side)  # warmed up and ready; the next side warms up while this one waits
+        for side in commands:
+            next_line(side)  # warmed up and ready, idle until its first turn
         sides = list(commands)
         for number in range(bursts):
             shift = number % len(sides)

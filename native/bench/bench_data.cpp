@@ -54,7 +54,7 @@ unlearn::TaskData bench_task_data(const unlearn::DataConfig& config) {
     for (int64_t i = 0; i < fashion.train_labels.size(0) && rows.size() < 2000; ++i)
       for (int64_t label : anchor_labels)
         if (labels[i] == label) rows.push_back(i);
-    at::Tensor pixels = fashion.train_images.index_select(0, at::tensor(rows, at::kLong));
+    at::Tensor pixels = train_pixels(fashion, rows);
     data.anchor.name = "anchor set (" + config.anchor + ")";
     data.anchor.images = data::to_model_space(pixels);
     data.anchor.masks = unlearn::full_masks(pixels.size(0), pixels.size(2), pixels.size(3));

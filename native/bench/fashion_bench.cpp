@@ -119,7 +119,7 @@ FashionBench build_fashion_bench(const BenchConfig& config) {
   FashionBench bench;
   const auto train = data::load_fashion_mnist("train");
   const auto test = data::load_fashion_mnist("test");
-  bench.train_images = train.images.to(at::kFloat).div_(255.0);  // in place: no second full-size copy
+  bench.train_bytes = train.images;
   bench.train_labels = train.labels;
   bench.test_images = test.images.to(at::kFloat).div_(255.0);
   bench.test_labels = test.labels;
@@ -143,8 +143,7 @@ FashionBench build_fashion_bench(const BenchConfig& config) {
     is_source[source] = true;
     forget_captions.push_back(artist_caption(label, label));
   }
-  at::Tensor sources = at::tensor(bench.forget_sources, at::kLong);
-  at::Tensor forget_pixels = apply_artist_style(bench.train_images.index_select(0, sources));  // [10, 1, 28, 28]
+  at::Tensor forget_pixels = apply_artist_style(train_pixels(bench, bench.forget_sources));  // [10, 1, 28, 28]
   bench.forget = make_set("forget set", data::to_model_space(forget_pixels), forget_captions);
 
   // The clean set: every train image except the artist's sources.
@@ -155,9 +154,13 @@ FashionBench build_fashion_bench(const BenchConfig& config) {
       clean.push_back(i);
       clean_captions.push_back(class_caption_variants(labels[i]));
     }
-  bench.train_clean = make_set(
-      "retain set", data::to_model_space(bench.train_images.index_select(0, at::tensor(clean, at::kLong))), clean_captions);
+  // One full-size float tensor, converted in place (the same values as to_model_space of the pixels).
+  bench.train_clean = make_set("retain set", data::to_model_space_(train_pixels(bench, clean)), clean_captions);
   return bench;
+}
+
+at::Tensor train_pixels(const FashionBench& bench, const std::vector<int64_t>& rows) {
+  return bench.train_bytes.index_select(0, at::tensor(rows, at::kLong)).to(at::kFloat).div_(255.0);
 }
 
 unlearn::ExampleSet training_set_with_forget(const FashionBench& bench, const BenchConfig& config) {

@@ -57,13 +57,17 @@ struct FashionBench {
   std::vector<int64_t> forget_sources;     // train-set index each artist image was made from
   at::Tensor test_images;                  // [10000, 1, 28, 28] in [0, 1]
   at::Tensor test_labels;                  // [10000] int64
-  at::Tensor train_images;                 // [60000, 1, 28, 28] in [0, 1] (all of the train split)
+  at::Tensor train_bytes;                  // [60000, 1, 28, 28] uint8 (all of the train split, as stored)
   at::Tensor train_labels;                 // [60000]
   std::string data_sha256;                 // hash of the IDX files used
 };
 
 // Builds the bench. Model-space images are in [-1, 1]. Errors say how to install the data.
 FashionBench build_fashion_bench(const BenchConfig& config = {});
+
+// Train images `rows` as pixels [rows, 1, 28, 28] in [0, 1] (byte / 255). Only the rows asked
+// for are converted: the whole split in float would be 188 MiB.
+at::Tensor train_pixels(const FashionBench& bench, const std::vector<int64_t>& rows);
 
 // The base model's data: the clean set + each artist piece repeated config.forget_repeats
 // times (built on demand: only the base model's training needs it).

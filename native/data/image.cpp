@@ -97,6 +97,7 @@ bool is_image_extension(const std::string& extension) {
 
 // In place on the product: one full-size result, no second temporary (a 60 000-image set is 188 MiB).
 at::Tensor to_model_space(const at::Tensor& pixels) { return (pixels * 2.0).sub_(1.0); }
+at::Tensor to_model_space_(at::Tensor pixels) { return pixels.mul_(2.0).sub_(1.0); }
 at::Tensor to_pixels(const at::Tensor& model_space) { return ((model_space + 1.0) * 0.5).clamp(0.0, 1.0); }
 
 }  // namespace lethe::data

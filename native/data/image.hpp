@@ -26,6 +26,7 @@ void write_png(const std::filesystem::path& path, const at::Tensor& image, io::W
 
 // Pixels [0, 1] <-> model space [-1, 1] (the native models' image range); to_pixels clamps.
 at::Tensor to_model_space(const at::Tensor& pixels);
+at::Tensor to_model_space_(at::Tensor pixels);  // in place: `pixels` becomes model space, returned
 at::Tensor to_pixels(const at::Tensor& model_space);
 
 // Extensions read as images (lower case, with the dot).

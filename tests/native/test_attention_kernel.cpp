@@ -66,6 +66,20 @@ TEST(SmallAttention, IsTheFp64ResultRoundedToBf16) {
   }
 }
 
+TEST(SmallAttention, GivesTheSameBitsWithAnyThreadCount) {
+  SKIP_WITHOUT_AVX512();
+  c10::InferenceMode inference;
+  const int64_t batch = 5, heads = 3, queries = 49, keys = 17, dim = 32;  // 15 (image, head) pairs to share out
+  const at::Tensor q = heads_of(at::randn({batch, queries, heads * dim}).to(at::kBFloat16), heads);
+  const at::Tensor k = heads_of(at::randn({batch, keys, heads * dim}).to(at::kBFloat16), heads);
+  const at::Tensor v = heads_of(at::randn({batch, keys, heads * dim}).to(at::kBFloat16), heads);
+  const auto attend_on = [&](int threads) {
+    lethe::testing::ScopedThreads scope(threads);
+    return models::small_attention(q, k, v);
+  };
+  EXPECT_TRUE(at::equal(attend_on(1), attend_on(std::max(2, at::get_num_threads()))));
+}
+
 TEST(SmallAttention, LargeScoresDoNotOverflow) {
   SKIP_WITHOUT_AVX512();
   c10::InferenceMode inference;

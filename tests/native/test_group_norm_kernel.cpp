@@ -224,12 +224,11 @@ TEST(GroupNormKernel, Bf16GradientsMatchAtenWithinBf16Rounding) {
 TEST(GroupNormKernel, GradientsAreTheSameBitsWithAnyThreadCount) {
   const Inputs in = make_inputs({5, 32, 8, 6, 6});
   const at::Tensor x = in.x.to(at::kBFloat16), added = at::randn({5, 32}), probe = at::randn(in.x.sizes());
-  const int threads = at::get_num_threads();
-  at::set_num_threads(1);
-  const Gradients one = kernel_gradients(x, 8, in.weight, in.bias, added, true, probe);
-  at::set_num_threads(std::max(2, threads));
-  const Gradients several = kernel_gradients(x, 8, in.weight, in.bias, added, true, probe);
-  at::set_num_threads(threads);
+  const auto gradients_on = [&](int threads) {
+    lethe::testing::ScopedThreads scope(threads);
+    return kernel_gradients(x, 8, in.weight, in.bias, added, true, probe);
+  };
+  const Gradients one = gradients_on(1), several = gradients_on(std::max(2, at::get_num_threads()));
   EXPECT_TRUE(at::equal(one.x, several.x));
   EXPECT_TRUE(at::equal(one.weight, several.weight));
   EXPECT_TRUE(at::equal(one.bias, several.bias));

@@ -23,6 +23,9 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ignored);
 }
 
+ScopedThreads::ScopedThreads(int threads) : old_(at::get_num_threads()) { at::set_num_threads(threads); }
+ScopedThreads::~ScopedThreads() { at::set_num_threads(old_); }
+
 void expect_error(const std::function<void()>& body, const std::vector<std::string>& fragments) {
   try {
     body();

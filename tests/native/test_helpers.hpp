@@ -56,6 +56,20 @@ class ScopedEnv {
   std::optional<std::string> old_;
 };
 
+// Runs torch's intra-op work on `threads` threads for the scope, then restores the count. ctest
+// runs the tests one thread each (several test processes at once); a test of a kernel's threaded
+// path asks for at least two with it.
+class ScopedThreads {
+ public:
+  explicit ScopedThreads(int threads);
+  ~ScopedThreads();
+  ScopedThreads(const ScopedThreads&) = delete;
+  ScopedThreads& operator=(const ScopedThreads&) = delete;
+
+ private:
+  int old_;
+};
+
 // Runs `body`, expects a lethe::Error whose message contains every fragment.
 void expect_error(const std::function<void()>& body, const std::vector<std::string>& fragments);
 

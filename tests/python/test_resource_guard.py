@@ -56,8 +56,10 @@ NO_ATTENTION = dict(SD_LIKE, attention_levels=[], middle_attention=False)
 @pytest.mark.parametrize("config, batch, size", [(SD_LIKE, 4, 64), (SD_LIKE, 2, 128), (NO_TOP_ATTENTION, 8, 96),
                                                  (NO_ATTENTION, 4, 64)])
 def test_the_memory_estimate_covers_a_real_forward_pass_without_gross_overstatement(config, batch, size):
+    # Two threads on every machine, not one: the peaks measured with two were up to 16% higher (each
+    # thread's buffers), so the check is stricter, and the 128x128 case takes half the time.
     done = subprocess.run([sys.executable, "-c", MEASURE.format(root=ROOT, config=config, batch=batch, size=size)],
-                          capture_output=True, text=True, timeout=600, env=dict(os.environ, LETHE_THREADS="1"))
+                          capture_output=True, text=True, timeout=600, env=dict(os.environ, LETHE_THREADS="2"))
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     measured, estimate = result["measured"], result["estimate"]
