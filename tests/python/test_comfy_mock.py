@@ -164,26 +164,38 @@ def test_load_models_gpu_merges_patches_and_skips_a_shape_mismatch(tmp_path):
                                    for w in out["warnings"])
 
 
-@pytest.mark.parametrize("case", ["tiny_sd", *sorted(CASES)])
-def test_unet_to_diffusers_maps_each_diffusers_key_to_its_ldm_key(tmp_path, case):
-    """Against diffusers' own key names and the LDM names the test converter (ldm_convert.py,
-    validated numerically by the UNet parity tests) gives them. ComfyUI also maps diffusers'
-    class_embedding names onto label_emb (an alias for the same LDM keys)."""
-    spec = {k: v for k, v in (SPEC if case == "tiny_sd" else CASES[case]).items() if k != "heads"}
-    out = comfy(tmp_path, f"""
+KEY_CASES = ["tiny_sd", *sorted(CASES)]
+
+
+@pytest.fixture(scope="module")
+def key_mappings(tmp_path_factory):
+    """Every case's wrong and stray names, from one interpreter (diffusers' import is most of the time)."""
+    specs = {case: {k: v for k, v in (SPEC if case == "tiny_sd" else CASES[case]).items() if k != "heads"}
+             for case in KEY_CASES}
+    configs = {case: comfyui_unet_config(spec) for case, spec in specs.items()}
+    return comfy(tmp_path_factory.mktemp("key-mappings"), f"""
         sys.path.insert(0, {os.path.join(ROOT, "tests", "python")!r})
         from diffusers import UNet2DConditionModel
         from ldm_convert import diffusers_to_ldm
-        spec = {spec!r}
-        names = list(UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, **spec).state_dict())
-        ldm = diffusers_to_ldm({{k: k for k in names}}, spec["layers_per_block"], ["CrossAttn" in t for t in spec["up_block_types"]])
-        expected = {{diffusers: name for name, diffusers in ldm.items()}}
-        mapped = comfy.utils.unet_to_diffusers({comfyui_unet_config(spec)!r})
-        print(json.dumps({{"wrong": sorted(k for k in names if mapped.get(k) != expected[k]),
-                          "stray": sorted(k for k, v in mapped.items()
-                                          if k not in expected and v in ldm and not k.startswith("class_embedding."))}}))
+        results = {{}}
+        for case, spec in {specs!r}.items():
+            names = list(UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, **spec).state_dict())
+            ldm = diffusers_to_ldm({{k: k for k in names}}, spec["layers_per_block"], ["CrossAttn" in t for t in spec["up_block_types"]])
+            expected = {{diffusers: name for name, diffusers in ldm.items()}}
+            mapped = comfy.utils.unet_to_diffusers({configs!r}[case])
+            results[case] = {{"wrong": sorted(k for k in names if mapped.get(k) != expected[k]),
+                              "stray": sorted(k for k, v in mapped.items()
+                                              if k not in expected and v in ldm and not k.startswith("class_embedding."))}}
+        print(json.dumps(results))
     """)
-    assert out == {"wrong": [], "stray": []}
+
+
+@pytest.mark.parametrize("case", KEY_CASES)
+def test_unet_to_diffusers_maps_each_diffusers_key_to_its_ldm_key(key_mappings, case):
+    """Against diffusers' own key names and the LDM names the test converter (ldm_convert.py,
+    validated numerically by the UNet parity tests) gives them. ComfyUI also maps diffusers'
+    class_embedding names onto label_emb (an alias for the same LDM keys)."""
+    assert key_mappings[case] == {"wrong": [], "stray": []}
 
 
 # ---- the model families (SDXL, SD3, Flux): the mock alone, without the pack ----

@@ -6,7 +6,10 @@ images, classifier features of the real images) are cached for any model: the sa
 with and without them."""
 import json
 import os
+import shutil
 import subprocess
+
+import pytest
 
 from conftest import LETHE_EXE, ROOT
 from lethe_helpers import unshipped_model
@@ -36,8 +39,23 @@ def model_entries(tmp_path):
     return [tmp_path / "cache" / name for name in sorted(os.listdir(tmp_path / "cache")) if not name.startswith("references-")]
 
 
-def test_shipped_model_evaluations_are_cached_exactly(tmp_path):
-    first = evaluate(tmp_path, "first")
+@pytest.fixture(scope="module")
+def first_evaluation(tmp_path_factory):
+    """The base model's first evaluation into an empty cache, once for the tests below: its report
+    and the cache it left."""
+    folder = tmp_path_factory.mktemp("first-evaluation")
+    return evaluate(folder, "first"), folder / "cache"
+
+
+def with_first_evaluation(tmp_path, first_evaluation):
+    """This test's cache as the first evaluation left it (a copy); returns that evaluation's report."""
+    report, cache = first_evaluation
+    shutil.copytree(cache, tmp_path / "cache")
+    return report
+
+
+def test_shipped_model_evaluations_are_cached_exactly(tmp_path, first_evaluation):
+    first = with_first_evaluation(tmp_path, first_evaluation)
     assert first["cached_evaluations"] == {}
     assert len(model_entries(tmp_path)) == 1
     second = evaluate(tmp_path, "second")
@@ -55,11 +73,11 @@ def measured(report):
             if isinstance(value, (int, float)) and "seconds" not in name}
 
 
-def test_an_unreadable_cache_entry_is_evaluated_again_and_replaced(tmp_path):
+def test_an_unreadable_cache_entry_is_evaluated_again_and_replaced(tmp_path, first_evaluation):
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    first = evaluate(tmp_path, "first")
+    first = with_first_evaluation(tmp_path, first_evaluation)
     [entry] = model_entries(tmp_path)
     with safe_open(str(entry), "pt") as f:
         tensors = {key: f.get_tensor(key) for key in f.keys()}
