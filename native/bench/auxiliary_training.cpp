@@ -8,6 +8,7 @@
 #include "bench/fashion_bench.hpp"
 #include "core/error.hpp"
 #include "data/idx.hpp"
+#include "data/image.hpp"
 #include "eval/copy_detection.hpp"
 #include "models/classifier.hpp"
 #include "models/copy_descriptor.hpp"
@@ -159,7 +160,7 @@ nlohmann::json train_bench_descriptor(const DescriptorTrainingConfig& config, co
   const auto train = data::load_fashion_mnist("train");
   const auto test = data::load_fashion_mnist("test");
   unlearn::TaskData data;
-  data.retain = labelled_set(train.images.to(at::kFloat).div(255.0), train.labels);
+  data.retain = labelled_set(data::bytes_to_pixels(train.images), train.labels);
 
   models::CopyDescriptorConfig descriptor_config;
   descriptor_config.trunk.widths = config.widths;
@@ -176,7 +177,7 @@ nlohmann::json train_bench_descriptor(const DescriptorTrainingConfig& config, co
 
   // Held-out copy detection: queries are augmented copies of the first test images; the
   // database is the whole test set (the sources plus 10000 - Q distractors).
-  at::Tensor test_pixels = test.images.to(at::kFloat).div(255.0);
+  at::Tensor test_pixels = data::bytes_to_pixels(test.images);
   at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(config.seed + 7);
   const int64_t queries = std::min<int64_t>(config.validation_queries, test_pixels.size(0));
   at::Tensor query_images = copy_augment(test_pixels.narrow(0, 0, queries), generator);
@@ -217,7 +218,7 @@ nlohmann::json train_bench_classifier(const ClassifierTrainingConfig& config, co
   const auto train = data::load_fashion_mnist("train");
   const auto test = data::load_fashion_mnist("test");
   unlearn::TaskData data;
-  data.retain = labelled_set(train.images.to(at::kFloat).div(255.0), train.labels);
+  data.retain = labelled_set(data::bytes_to_pixels(train.images), train.labels);
 
   models::ClassifierConfig classifier_config;
   classifier_config.trunk.widths = config.widths;
@@ -235,7 +236,7 @@ nlohmann::json train_bench_classifier(const ClassifierTrainingConfig& config, co
   double correct = 0;
   {
     c10::InferenceMode inference;
-    at::Tensor pixels = test.images.to(at::kFloat).div(255.0);
+    at::Tensor pixels = data::bytes_to_pixels(test.images);
     for (int64_t first = 0; first < pixels.size(0); first += 500) {
       at::Tensor logits = classifier->classify(pixels.narrow(0, first, 500)).second;
       correct += (logits.argmax(1) == test.labels.narrow(0, first, 500)).sum().item<double>();

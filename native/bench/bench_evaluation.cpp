@@ -203,8 +203,8 @@ eval::Evaluator bench_evaluator(const eval::EvalConfig& config, const FashionBen
     return evaluator;
   };
   if (descriptor->sha256.empty() || classifier_sha256.empty()) return make(std::nullopt);
-  const int64_t real = std::min<int64_t>(config.fid_real_images, data.real_images.size(0));
-  const std::string key = references_key(descriptor->sha256, classifier_sha256, data, real);
+  const std::string key =
+      references_key(descriptor->sha256, classifier_sha256, data, eval::reference_real_images(config, data));
   const auto file = cache_file("references", key);
   if (auto cached = read_keyed<eval::EvalReferences>(file, key, read_references)) {
     try {

@@ -121,7 +121,7 @@ FashionBench build_fashion_bench(const BenchConfig& config) {
   const auto test = data::load_fashion_mnist("test");
   bench.train_bytes = train.images;
   bench.train_labels = train.labels;
-  bench.test_images = test.images.to(at::kFloat).div_(255.0);
+  bench.test_images = data::bytes_to_pixels(test.images);
   bench.test_labels = test.labels;
   const auto dir = data::fashion_mnist_dir();
   bench.data_sha256 = io::sha256_hex(io::sha256_file(dir / "train-images-idx3-ubyte.gz") +
@@ -160,7 +160,7 @@ FashionBench build_fashion_bench(const BenchConfig& config) {
 }
 
 at::Tensor train_pixels(const FashionBench& bench, const std::vector<int64_t>& rows) {
-  return bench.train_bytes.index_select(0, at::tensor(rows, at::kLong)).to(at::kFloat).div_(255.0);
+  return data::bytes_to_pixels(bench.train_bytes.index_select(0, at::tensor(rows, at::kLong)));
 }
 
 unlearn::ExampleSet training_set_with_forget(const FashionBench& bench, const BenchConfig& config) {

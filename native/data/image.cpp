@@ -40,10 +40,7 @@ at::Tensor read_image(const std::filesystem::path& path, int channels) {
                     "; expected a png, jpg or bmp file"));
   }
   // [H, W, C] uint8 -> [C, H, W] float in [0, 1]
-  at::Tensor image = at::from_blob(pixels, {height, width, channels}, at::kByte)
-                         .permute({2, 0, 1})
-                         .to(at::kFloat)
-                         .div_(255.0f)
+  at::Tensor image = bytes_to_pixels(at::from_blob(pixels, {height, width, channels}, at::kByte).permute({2, 0, 1}))
                          .contiguous();
   stbi_image_free(pixels);
   return image;
@@ -94,6 +91,8 @@ bool is_image_extension(const std::string& extension) {
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
   return lower == ".png" || lower == ".jpg" || lower == ".jpeg" || lower == ".bmp";
 }
+
+at::Tensor bytes_to_pixels(const at::Tensor& bytes) { return bytes.to(at::kFloat).div_(255.0); }
 
 // In place on the product: one full-size result, no second temporary (a 60 000-image set is 188 MiB).
 at::Tensor to_model_space(const at::Tensor& pixels) { return (pixels * 2.0).sub_(1.0); }

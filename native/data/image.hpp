@@ -24,6 +24,9 @@ std::string encode_png(const at::Tensor& image);
 // Writes a PNG atomically.
 void write_png(const std::filesystem::path& path, const at::Tensor& image, io::WriteMode mode = io::WriteMode::replace);
 
+// Stored 8-bit values [0, 255] (any shape) -> float pixels [0, 1]: byte / 255.
+at::Tensor bytes_to_pixels(const at::Tensor& bytes);
+
 // Pixels [0, 1] <-> model space [-1, 1] (the native models' image range); to_pixels clamps.
 at::Tensor to_model_space(const at::Tensor& pixels);
 at::Tensor to_model_space_(at::Tensor pixels);  // in place: `pixels` becomes model space, returned

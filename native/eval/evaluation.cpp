@@ -55,6 +55,10 @@ std::vector<std::string> repeat_each(const std::vector<std::string>& items, int6
 
 }  // namespace
 
+int64_t reference_real_images(const EvalConfig& config, const EvalData& data) {
+  return std::min<int64_t>(config.fid_real_images, data.real_images.size(0));
+}
+
 Evaluator::Evaluator(EvalConfig config, EvalData data, std::shared_ptr<Descriptor> descriptor,
                      std::shared_ptr<models::ClassifierImpl> classifier, std::optional<EvalReferences> references)
     : config_(std::move(config)), data_(std::move(data)), descriptor_(std::move(descriptor)),
@@ -63,7 +67,7 @@ Evaluator::Evaluator(EvalConfig config, EvalData data, std::shared_ptr<Descripto
   check(data_.forget_images.defined() && data_.forget_images.size(0) == static_cast<int64_t>(data_.forget_captions.size()),
         "evaluation: one caption per forget image required");
   check(data_.class_captions.size() == data_.class_labels.size(), "evaluation: one label per class prompt required");
-  const int64_t real = std::min<int64_t>(config_.fid_real_images, data_.real_images.size(0));
+  const int64_t real = reference_real_images(config_, data_);
   if (references) {
     // Rows as the data has them; the widths are the descriptor's and the classifier's (checked
     // against each other: the forget and retain embeddings come from one descriptor).

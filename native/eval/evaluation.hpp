@@ -105,6 +105,9 @@ struct EvalReferences {
   at::Tensor real_features;       // [min(fid_real_images, N), K] the classifier's features of the first real images
 };
 
+// How many real images the references hold: the first min(fid_real_images, N).
+int64_t reference_real_images(const EvalConfig& config, const EvalData& data);
+
 class Evaluator {
  public:
   // `references`: what an earlier Evaluator on the same data, descriptor and classifier computed
