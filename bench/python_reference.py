@@ -187,6 +187,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--timed", type=int, default=20)
     parser.add_argument("--sample-batch", type=int, default=64)
+    parser.add_argument("--image-size", type=int, default=28, help="images and latents are this square size")
     parser.add_argument("--sample-steps", type=int, default=25)
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -221,8 +222,8 @@ def main():
     optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
     alphas_cumprod = DDIMScheduler(num_train_timesteps=1000).alphas_cumprod.to(device)
     g = torch.Generator().manual_seed(7)
-    x = (torch.rand(args.batch, 1, 28, 28, generator=g) * 2 - 1).to(device)
-    a = (torch.rand(args.batch, 1, 28, 28, generator=g) * 2 - 1).to(device)
+    x = (torch.rand(args.batch, 1, args.image_size, args.image_size, generator=g) * 2 - 1).to(device)
+    a = (torch.rand(args.batch, 1, args.image_size, args.image_size, generator=g) * 2 - 1).to(device)
     c_x = torch.randn(args.batch, 8, 64, generator=g).to(device)
     c_a = torch.randn(args.batch, 8, 64, generator=g).to(device)
 
@@ -251,7 +252,7 @@ def main():
     uncond = torch.zeros(args.sample_batch, 8, 64, device=device)
 
     def sample(batch, forwards):
-        latents = torch.randn(batch, 1, 28, 28, generator=g).to(device)
+        latents = torch.randn(batch, 1, args.image_size, args.image_size, generator=g).to(device)
         with torch.inference_mode():
             for t in scheduler.timesteps:
                 if forwards == 1:
@@ -281,7 +282,7 @@ def main():
     print(json.dumps({
         "variant": args.variant, "torch": torch.__version__, "threads": torch.get_num_threads(),
         "device": str(device),
-        "train_step": {"batch": args.batch, "timed_steps": args.timed, "median_seconds": median_step,
+        "train_step": {"batch": args.batch, "image_size": args.image_size, "timed_steps": args.timed, "median_seconds": median_step,
                        "first_step_seconds": first_step, "flops": flops},
         "sampling": {"batch": args.sample_batch, "steps": args.sample_steps, "seconds": sample_seconds,
                      "first_run_seconds": first_sample, "images_per_second": args.sample_batch / sample_seconds,

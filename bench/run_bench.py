@@ -378,8 +378,12 @@ def main():
     if native.get("scoring", {}).get("descriptor"):  # recorded repository-relative, like every path
         native["scoring"]["descriptor"] = os.path.relpath(native["scoring"]["descriptor"], ROOT)
 
+    # the reference trains and samples at the image size the native side measured (smaller in the tiny run)
+    image_size = {e["train_step"]["image_size"] for e in native["precisions"].values()}.pop()
+
     def reference_args(variant):
-        ref_args = [python, reference, "--unet-state", unet + ".diffusers.pt", "--variant", variant]
+        ref_args = [python, reference, "--unet-state", unet + ".diffusers.pt", "--variant", variant,
+                    "--image-size", str(image_size)]
         if args.tiny:
             ref_args += ["--batch", "2", "--warmup", "1", "--timed", "2", "--sample-batch", "2", "--sample-steps", "2"]
         return ref_args

@@ -42,6 +42,7 @@ void add_perf_command(CLI::App& app) {
     options->out = *out;
     if (*tiny) {
       options->train_batch = 2;
+      options->image_size = 16;
       options->warmup_steps = 1;
       options->timed_steps = 2;
       options->profile_steps = 1;

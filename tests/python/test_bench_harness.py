@@ -31,6 +31,8 @@ def test_bench_harness_runs_at_tiny_sizes(tmp_path):
     assert native["auto_precision"]["precision"] in ("fp32", "bf16") and any(f in native["auto_precision"]["reason"] for f in ("amx_bf16", "avx512_bf16"))
     assert set(python) == {"eager_fp32", "eager_bf16"}  # the tiny run skips torch.compile's minutes of compiling
     assert all(python[v]["train_step"]["median_seconds"] > 0 for v in python)
+    # both sides train and sample at the native side's image size (16x16 in the tiny run, 28x28 in make bench)
+    assert {e["train_step"]["image_size"] for e in [*native["precisions"].values(), *python.values()]} == {16}
     assert python["eager_fp32"]["train_step"]["flops"] > 0
     for entry in python.values():  # guidance timed in one forward and in two; the faster one counts
         ways = entry["sampling"]["images_per_second_by_forwards"]
