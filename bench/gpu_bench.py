@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 
-from run_bench import last_json
+from run_bench import last_json, native_image_size
 from variants import VARIANT_NAMES
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -163,8 +163,11 @@ def main():
     results["sd15_lora"]["native"] = native.pop("sd15_lora")
     results["native"] = native
     save()
+    # the bench UNet's reference, at the image size the native side measured
+    bench_reference = [python, reference, "--unet-state", unet + ".diffusers.pt", "--image-size",
+                       str(native_image_size(native)), "--device", args.device]
     for variant in ("eager_fp32", "eager_bf16"):
-        text = run([python, reference, "--unet-state", unet + ".diffusers.pt", "--variant", variant, "--device", args.device])
+        text = run(bench_reference + ["--variant", variant])
         results["python"][variant] = last_json(text, f"python_reference.py --variant {variant}'s stdout")
         save()
     text = run([python, reference, "--sd15-lora", "--device", args.device, "--batch", str(args.sd15_batch),
@@ -175,8 +178,7 @@ def main():
         if args.deadline and time.time() > args.deadline:
             print(f"gpu bench: {variant} skipped (deadline)", flush=True)
             continue
-        text = run([python, reference, "--unet-state", unet + ".diffusers.pt", "--variant", variant, "--device", args.device],
-                   deadline=args.deadline or None)
+        text = run(bench_reference + ["--variant", variant], deadline=args.deadline or None)
         if text is not None:
             results["python"][variant] = last_json(text, f"python_reference.py --variant {variant}'s stdout")
             save()

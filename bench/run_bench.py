@@ -58,6 +58,12 @@ def run_with_rss(args, **kwargs):
         return f.read(), usage.ru_maxrss / 1024.0  # KiB -> MiB on Linux
 
 
+def native_image_size(native):
+    """The image size `lethe perf` trained and sampled at (its --tiny run's is smaller): the Python
+    reference is run at it too, so both sides do the same work."""
+    return native["precisions"][native["best_precision"]]["train_step"]["image_size"]
+
+
 def last_json(text, source="the output"):
     """The JSON object that ends a measuring process's stdout (progress lines may come before it).
     `source` names where the text came from, for the error when it is not one JSON object."""
@@ -378,12 +384,9 @@ def main():
     if native.get("scoring", {}).get("descriptor"):  # recorded repository-relative, like every path
         native["scoring"]["descriptor"] = os.path.relpath(native["scoring"]["descriptor"], ROOT)
 
-    # the reference trains and samples at the image size the native side measured (smaller in the tiny run)
-    image_size = {e["train_step"]["image_size"] for e in native["precisions"].values()}.pop()
-
     def reference_args(variant):
         ref_args = [python, reference, "--unet-state", unet + ".diffusers.pt", "--variant", variant,
-                    "--image-size", str(image_size)]
+                    "--image-size", str(native_image_size(native))]
         if args.tiny:
             ref_args += ["--batch", "2", "--warmup", "1", "--timed", "2", "--sample-batch", "2", "--sample-steps", "2"]
         return ref_args
