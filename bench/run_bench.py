@@ -240,6 +240,7 @@ def markdown_table(results):
     # The reference's guidance runs both ways (one forward of 2 x batch rows, or two); the faster counts.
     python_rate = lambda e: rate(e) + (" (two forwards)" if e["sampling"].get("guidance_forwards") == 2 else "")
     first = n["precisions"][precisions[0]]
+    size = "%dx%d" % ((native_image_size(n),) * 2)  # `lethe perf` trains and samples at one size (--tiny: smaller)
     header = ["measurement"] + [f"native {q}" for q in precisions] + [f"Python {VARIANT_NAMES[v]}" for v in variants] + \
              ["native best / fastest Python"]
     paired = results.get("paired")  # results before 2026-12-07 timed rounds of whole processes instead
@@ -258,11 +259,13 @@ def markdown_table(results):
         return names[0] if len(names) == 1 else "the faster in each burst of " + " and ".join(names)
 
     rows = [
-        ["SISS training step, batch %d (median of %d)" % (first["train_step"]["batch"], first["train_step"]["timed_steps"])]
+        ["SISS training step, batch %d, %s images (median of %d)" % (first["train_step"]["batch"], size,
+                                                                    first["train_step"]["timed_steps"])]
         + [step(n["precisions"][q]) for q in precisions] + [step(p[v]) for v in variants]
         + ["%.3fx (%s vs %s%s)" % (r["train_step_speedup"], best, against("step", r["fastest_python_train_step"]),
                                    by_pairs("step"))],
-        ["DDIM sampling, %d steps, batch %d, guidance" % (first["sampling"]["steps"], first["sampling"]["batch"])]
+        ["DDIM sampling, %d steps, batch %d, %s images, guidance" % (first["sampling"]["steps"], first["sampling"]["batch"],
+                                                                     size)]
         + [rate(n["precisions"][q]) for q in precisions] + [python_rate(p[v]) for v in variants]
         + ["%.3fx (%s vs %s%s)" % (r["sampling_speedup"], r["best_sampling_precision"],
                                    against("sampling", r["fastest_python_sampling"]), by_pairs("sampling"))],
